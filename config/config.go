@@ -1,0 +1,433 @@
+// Package config holds the runai-ldap-sync configuration file: its schema,
+// defaults, strict loading and validation.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Modes.
+const (
+	ModeEnforce = "enforce"
+	ModeDryRun  = "dry-run"
+)
+
+// Policies decide which subjects a cycle may remove.
+const (
+	// PolicySync removes only subjects this tool added itself.
+	PolicySync = "sync"
+	// PolicyUpsertOnly never removes anything.
+	PolicyUpsertOnly = "upsert-only"
+	// PolicyAuthoritative removes every User subject that is not desired.
+	PolicyAuthoritative = "authoritative"
+)
+
+// User ID case handling.
+const (
+	CaseLower    = "lower"
+	CasePreserve = "preserve"
+)
+
+// Directory schemas.
+const (
+	SchemaActiveDirectory = "activeDirectory"
+)
+
+// ProjectPlaceholder is replaced by the project name in group name templates.
+const ProjectPlaceholder = "{project}"
+
+// Config is the whole configuration file.
+type Config struct {
+	// Schedule is a robfig/cron spec ("@every 5m", "*/10 * * * *").
+	Schedule string `yaml:"schedule"`
+	// Mode is enforce (write) or dry-run (compute and report only).
+	Mode string `yaml:"mode"`
+	// Policy decides what may be removed: sync, upsert-only, authoritative.
+	Policy string `yaml:"policy"`
+	// Guard limits how much one cycle may remove from one binding.
+	Guard      Guard      `yaml:"guard"`
+	LDAP       LDAP       `yaml:"ldap"`
+	Groups     Groups     `yaml:"groups"`
+	Projects   Projects   `yaml:"projects"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Server     Server     `yaml:"server"`
+}
+
+// Guard holds the removal guard limits. A cycle that would remove more than
+// MaxRemovePercent of a binding's managed subjects, or more than
+// MaxRemoveCount of them, holds the removals until approved.
+type Guard struct {
+	MaxRemovePercent int `yaml:"maxRemovePercent"`
+	MaxRemoveCount   int `yaml:"maxRemoveCount"`
+}
+
+// LDAP holds the directory connection and resolution settings.
+type LDAP struct {
+	URLs               []string      `yaml:"urls"`
+	StartTLS           bool          `yaml:"startTLS"`
+	CAFile             string        `yaml:"caFile"`
+	ServerName         string        `yaml:"serverName"`
+	InsecureSkipVerify bool          `yaml:"insecureSkipVerify"`
+	AllowInsecure      bool          `yaml:"allowInsecure"`
+	BindDN             string        `yaml:"bindDN"`
+	BindPasswordFile   string        `yaml:"bindPasswordFile"`
+	BaseDN             string        `yaml:"baseDN"`
+	GroupBaseDN        string        `yaml:"groupBaseDN"`
+	UserBaseDN         string        `yaml:"userBaseDN"`
+	Schema             string        `yaml:"schema"`
+	GroupNameAttribute string        `yaml:"groupNameAttribute"`
+	UserIDAttribute    string        `yaml:"userIDAttribute"`
+	UserIDCase         string        `yaml:"userIDCase"`
+	UserIDPrefix       string        `yaml:"userIDPrefix"`
+	PageSize           int           `yaml:"pageSize"`
+	Timeout            time.Duration `yaml:"timeout"`
+}
+
+// Groups holds the group name templates; {project} is replaced by the
+// project name.
+type Groups struct {
+	Executors     []string `yaml:"executors"`
+	Viewers       []string `yaml:"viewers"`
+	GlobalViewers []string `yaml:"globalViewers"`
+}
+
+// Projects says where Run:AI projects come from.
+type Projects struct {
+	NamespaceLabel string          `yaml:"namespaceLabel"`
+	Static         []StaticProject `yaml:"static"`
+}
+
+// StaticProject is a project named in the configuration.
+type StaticProject struct {
+	Name      string `yaml:"name"`
+	Namespace string `yaml:"namespace"`
+}
+
+// Kubernetes holds API server settings.
+type Kubernetes struct {
+	RunaiNamespace string  `yaml:"runaiNamespace"`
+	QPS            float32 `yaml:"qps"`
+	Burst          int     `yaml:"burst"`
+}
+
+// Server holds the HTTP listener for /metrics, /healthz and /readyz.
+type Server struct {
+	Address string `yaml:"address"`
+}
+
+// Default returns a configuration with every default filled in; Load
+// decodes the file on top of it.
+func Default() Config {
+	return Config{
+		Schedule: "@every 5m",
+		Mode:     ModeEnforce,
+		Policy:   PolicySync,
+		Guard:    Guard{MaxRemovePercent: 50, MaxRemoveCount: 20},
+		LDAP: LDAP{
+			Schema:             SchemaActiveDirectory,
+			GroupNameAttribute: "cn",
+			UserIDAttribute:    "sAMAccountName",
+			UserIDCase:         CaseLower,
+			PageSize:           500,
+			Timeout:            30 * time.Second,
+		},
+		Projects:   Projects{NamespaceLabel: "runai/queue"},
+		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},
+		Server:     Server{Address: ":9090"},
+	}
+}
+
+// Load reads, strictly decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse strictly decodes data (unknown keys are errors) over the defaults
+// and validates the result.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("file is empty: at least ldap and groups must be set")
+		}
+		return nil, fmt.Errorf("decode YAML: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, errors.New("file holds more than one YAML document; keep the whole configuration in one")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// FieldError is one validation problem, naming the field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ValidationError lists every problem found, so one run shows them all.
+type ValidationError []FieldError
+
+func (v ValidationError) Error() string {
+	msgs := make([]string, len(v))
+	for i, e := range v {
+		msgs[i] = e.Error()
+	}
+	return "invalid configuration:\n  " + strings.Join(msgs, "\n  ")
+}
+
+// projectNameRE is what Run:AI accepts as a project name (a DNS label); it
+// also guarantees that a project name can never inject into an LDAP filter.
+var projectNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ValidProjectName reports whether name can be a Run:AI project name.
+func ValidProjectName(name string) bool {
+	return len(name) <= 63 && projectNameRE.MatchString(name)
+}
+
+// attrRE is an LDAP attribute description (name or OID).
+var attrRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
+
+// Validate checks every field and returns a ValidationError listing all
+// problems, or nil.
+func (c *Config) Validate() error {
+	var errs ValidationError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	if c.Schedule == "" {
+		add("schedule", "must be set, e.g. \"@every 5m\" or \"*/10 * * * *\"")
+	} else if _, err := ParseSchedule(c.Schedule); err != nil {
+		add("schedule", "%v", err)
+	}
+	switch c.Mode {
+	case ModeEnforce, ModeDryRun:
+	default:
+		add("mode", "must be %q or %q, got %q", ModeEnforce, ModeDryRun, c.Mode)
+	}
+	switch c.Policy {
+	case PolicySync, PolicyUpsertOnly, PolicyAuthoritative:
+	default:
+		add("policy", "must be %q, %q or %q, got %q", PolicySync, PolicyUpsertOnly, PolicyAuthoritative, c.Policy)
+	}
+	if c.Guard.MaxRemovePercent < 0 || c.Guard.MaxRemovePercent > 100 {
+		add("guard.maxRemovePercent", "must be between 0 and 100, got %d", c.Guard.MaxRemovePercent)
+	}
+	if c.Guard.MaxRemoveCount < 0 {
+		add("guard.maxRemoveCount", "must not be negative, got %d", c.Guard.MaxRemoveCount)
+	}
+
+	c.LDAP.validate(add)
+
+	templates := 0
+	for _, list := range []struct {
+		field string
+		names []string
+	}{
+		{"groups.executors", c.Groups.Executors},
+		{"groups.viewers", c.Groups.Viewers},
+		{"groups.globalViewers", c.Groups.GlobalViewers},
+	} {
+		templates += len(list.names)
+		for i, name := range list.names {
+			field := fmt.Sprintf("%s[%d]", list.field, i)
+			if err := checkTemplate(name); err != nil {
+				add(field, "%v", err)
+			}
+			if list.field == "groups.globalViewers" && strings.Contains(name, ProjectPlaceholder) {
+				add(field, "global viewer groups apply to every project and cannot contain %s", ProjectPlaceholder)
+			}
+		}
+	}
+	if templates == 0 {
+		add("groups", "name at least one group in executors, viewers or globalViewers")
+	}
+
+	if c.Projects.NamespaceLabel == "" && len(c.Projects.Static) == 0 {
+		add("projects", "set namespaceLabel or list static projects, or no project will ever be found")
+	}
+	if c.Projects.NamespaceLabel != "" && !validLabelKey(c.Projects.NamespaceLabel) {
+		add("projects.namespaceLabel", "%q is not a valid Kubernetes label key", c.Projects.NamespaceLabel)
+	}
+	seen := map[string]int{}
+	for i, p := range c.Projects.Static {
+		field := fmt.Sprintf("projects.static[%d]", i)
+		if !ValidProjectName(p.Name) {
+			add(field+".name", "%q is not a valid project name (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)", p.Name)
+		}
+		if prev, ok := seen[p.Name]; ok {
+			add(field+".name", "project %q is already listed at projects.static[%d]", p.Name, prev)
+		}
+		seen[p.Name] = i
+		if p.Namespace != "" && !validDNSLabel(p.Namespace) {
+			add(field+".namespace", "%q is not a valid namespace name", p.Namespace)
+		}
+	}
+
+	if !validDNSLabel(c.Kubernetes.RunaiNamespace) {
+		add("kubernetes.runaiNamespace", "%q is not a valid namespace name", c.Kubernetes.RunaiNamespace)
+	}
+	if c.Kubernetes.QPS <= 0 {
+		add("kubernetes.qps", "must be positive, got %v", c.Kubernetes.QPS)
+	}
+	if c.Kubernetes.Burst <= 0 {
+		add("kubernetes.burst", "must be positive, got %d", c.Kubernetes.Burst)
+	}
+	if c.Server.Address != "" && !strings.Contains(c.Server.Address, ":") {
+		add("server.address", "must be host:port or :port, got %q", c.Server.Address)
+	}
+
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func (l *LDAP) validate(add func(field, format string, args ...any)) {
+	if len(l.URLs) == 0 {
+		add("ldap.urls", "list at least one server, e.g. [\"ldaps://dc1.example.com:636\"]")
+	}
+	for i, raw := range l.URLs {
+		field := fmt.Sprintf("ldap.urls[%d]", i)
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			add(field, "%q is not a URL like ldaps://host:636", raw)
+			continue
+		}
+		switch u.Scheme {
+		case "ldaps":
+			if l.StartTLS {
+				add(field, "ldaps:// is already TLS; set ldap.startTLS: false or use ldap://")
+			}
+		case "ldap":
+			if !l.StartTLS && !l.AllowInsecure {
+				add(field, "ldap:// without TLS sends the bind password in clear text; use ldaps://, set ldap.startTLS: true, or set ldap.allowInsecure: true")
+			}
+		default:
+			add(field, "scheme must be ldap or ldaps, got %q", u.Scheme)
+		}
+	}
+	if l.CAFile != "" {
+		if _, err := os.Stat(l.CAFile); err != nil {
+			add("ldap.caFile", "cannot read %q: %v", l.CAFile, errors.Unwrap(err))
+		}
+	}
+	if l.BindDN == "" {
+		add("ldap.bindDN", "must be set (the service account to bind as, e.g. svc-runai-sync@EXAMPLE.COM)")
+	}
+	if l.BindPasswordFile == "" {
+		add("ldap.bindPasswordFile", "must be set (a file holding the bind password, e.g. a mounted Secret)")
+	} else if _, err := os.Stat(l.BindPasswordFile); err != nil {
+		add("ldap.bindPasswordFile", "cannot read %q: %v", l.BindPasswordFile, errors.Unwrap(err))
+	}
+	if l.BaseDN == "" {
+		add("ldap.baseDN", "must be set, e.g. \"DC=example,DC=com\"")
+	}
+	for _, dn := range []struct{ field, value string }{
+		{"ldap.baseDN", l.BaseDN}, {"ldap.groupBaseDN", l.GroupBaseDN}, {"ldap.userBaseDN", l.UserBaseDN},
+	} {
+		if dn.value != "" {
+			if _, err := parseDN(dn.value); err != nil {
+				add(dn.field, "%q is not a valid DN: %v", dn.value, err)
+			}
+		}
+	}
+	switch l.Schema {
+	case SchemaActiveDirectory:
+	default:
+		add("ldap.schema", "must be %q, got %q", SchemaActiveDirectory, l.Schema)
+	}
+	if !attrRE.MatchString(l.GroupNameAttribute) {
+		add("ldap.groupNameAttribute", "%q is not an LDAP attribute name", l.GroupNameAttribute)
+	}
+	if !attrRE.MatchString(l.UserIDAttribute) {
+		add("ldap.userIDAttribute", "%q is not an LDAP attribute name", l.UserIDAttribute)
+	}
+	switch l.UserIDCase {
+	case CaseLower, CasePreserve:
+	default:
+		add("ldap.userIDCase", "must be %q or %q, got %q", CaseLower, CasePreserve, l.UserIDCase)
+	}
+	if strings.HasPrefix(l.UserIDPrefix, "system:") {
+		add("ldap.userIDPrefix", "must not start with \"system:\" (reserved by Kubernetes)")
+	}
+	if l.PageSize < 1 || l.PageSize > 10000 {
+		add("ldap.pageSize", "must be between 1 and 10000, got %d", l.PageSize)
+	}
+	if l.Timeout <= 0 {
+		add("ldap.timeout", "must be a positive duration like 30s, got %v", l.Timeout)
+	}
+}
+
+// checkTemplate validates a group name template: non-empty and no
+// placeholder other than {project}.
+func checkTemplate(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return errors.New("group name is empty")
+	}
+	rest := strings.ReplaceAll(name, ProjectPlaceholder, "")
+	if strings.ContainsAny(rest, "{}") {
+		return fmt.Errorf("%q has an unknown placeholder; only %s is replaced", name, ProjectPlaceholder)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%q contains a control character", name)
+		}
+	}
+	return nil
+}
+
+// ExpandGroup returns the group name for project from template.
+func ExpandGroup(template, project string) string {
+	return strings.ReplaceAll(template, ProjectPlaceholder, project)
+}
+
+// ParseSchedule parses a cron spec the way the daemon runs it: five fields
+// or a descriptor such as "@every 5m" or "@hourly".
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a cron spec (five fields like \"*/10 * * * *\", or \"@every 5m\"): %w", spec, err)
+	}
+	if strings.HasPrefix(spec, "@every") {
+		if d, ok := s.(cron.ConstantDelaySchedule); ok && d.Delay < 10*time.Second {
+			return nil, fmt.Errorf("%q runs more often than every 10s; that would load the directory for nothing", spec)
+		}
+	}
+	return s, nil
+}
+
+func validDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
+
+func validLabelKey(k string) bool { return len(validation.IsQualifiedName(k)) == 0 }
+
+func parseDN(s string) (*ldap.DN, error) { return ldap.ParseDN(s) }

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validYAML returns a complete, valid configuration whose password file
+// exists; tests break one field at a time.
+func validYAML(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return `schedule: "@every 5m"
+mode: enforce
+ldap:
+  urls: ["ldaps://dc1.example.test:636"]
+  bindDN: "svc@EXAMPLE.TEST"
+  bindPasswordFile: ` + pw + `
+  baseDN: "DC=example,DC=test"
+groups:
+  executors: ["runai-{project}-executors"]
+  viewers: ["runai-{project}-viewers"]
+  globalViewers: ["runai-viewers"]
+projects:
+  namespaceLabel: runai/queue
+  static:
+  - name: team-a
+    namespace: ml-team-a
+`
+}
+
+func TestParseValidAppliesDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(validYAML(t)))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.LDAP.UserIDAttribute != "sAMAccountName" || cfg.LDAP.UserIDCase != CaseLower ||
+		cfg.LDAP.PageSize != 500 || cfg.LDAP.Timeout != 30*time.Second || cfg.LDAP.GroupNameAttribute != "cn" {
+		t.Errorf("LDAP defaults not applied: %+v", cfg.LDAP)
+	}
+	if cfg.Kubernetes.RunaiNamespace != "runai" || cfg.Server.Address != ":9090" || cfg.Policy != PolicySync {
+		t.Errorf("defaults not applied: %+v %+v %q", cfg.Kubernetes, cfg.Server, cfg.Policy)
+	}
+	if len(cfg.Projects.Static) != 1 || cfg.Projects.Static[0].Namespace != "ml-team-a" {
+		t.Errorf("static projects: %+v", cfg.Projects.Static)
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	tests := []struct {
+		name      string
+		from, to  string // replace in the valid YAML
+		wantField string
+		wantText  string
+	}{
+		{"unknown top-level key", "mode: enforce", "mode: enforce\nmoed: x", "moed", "not found"},
+		{"unknown nested key", "  baseDN:", "  baseDn: x\n  baseDN:", "baseDn", "not found"},
+		{"bad mode", "mode: enforce", "mode: enforcing", "mode", `got "enforcing"`},
+		{"bad policy", "mode: enforce", "mode: enforce\npolicy: yolo", "policy", "yolo"},
+		{"bad schedule", `"@every 5m"`, `"every five minutes"`, "schedule", "not a cron spec"},
+		{"schedule too fast", `"@every 5m"`, `"@every 1s"`, "schedule", "10s"},
+		{"no urls", `  urls: ["ldaps://dc1.example.test:636"]`, `  urls: []`, "ldap.urls", "at least one"},
+		{"bad scheme", `ldaps://dc1`, `http://dc1`, "ldap.urls[0]", "scheme"},
+		{"plain ldap refused", `ldaps://dc1.example.test:636`, `ldap://dc1.example.test:389`, "ldap.urls[0]", "allowInsecure"},
+		{"ldaps with starttls", "  bindDN:", "  startTLS: true\n  bindDN:", "ldap.urls[0]", "already TLS"},
+		{"no bind dn", `  bindDN: "svc@EXAMPLE.TEST"`, ``, "ldap.bindDN", "must be set"},
+		{"missing password file", "  bindPasswordFile: ", "  bindPasswordFile: /nonexistent", "ldap.bindPasswordFile", "cannot read"},
+		{"missing ca file", "  bindDN:", "  caFile: /nonexistent/ca.crt\n  bindDN:", "ldap.caFile", "cannot read"},
+		{"bad base dn", `"DC=example,DC=test"`, `"example.test"`, "ldap.baseDN", "not a valid DN"},
+		{"bad case", "  bindDN:", "  userIDCase: upper\n  bindDN:", "ldap.userIDCase", "upper"},
+		{"bad page size", "  bindDN:", "  pageSize: 0\n  bindDN:", "ldap.pageSize", "between"},
+		{"bad timeout", "  bindDN:", "  timeout: -1s\n  bindDN:", "ldap.timeout", "positive"},
+		{"unparsable timeout", "  bindDN:", "  timeout: soon\n  bindDN:", "", "soon"},
+		{"bad id attribute", "  bindDN:", "  userIDAttribute: \"sam(x)\"\n  bindDN:", "ldap.userIDAttribute", "attribute"},
+		{"unknown placeholder", `runai-{project}-viewers`, `runai-{team}-viewers`, "groups.viewers[0]", "placeholder"},
+		{"empty group", `["runai-viewers"]`, `[""]`, "groups.globalViewers[0]", "empty"},
+		{"global with placeholder", `["runai-viewers"]`, `["runai-{project}"]`, "groups.globalViewers[0]", "every project"},
+		{"bad static name", "  - name: team-a", "  - name: \"Team*)(cn=*\"", "projects.static[0].name", "not a valid project name"},
+		{"duplicate static", "    namespace: ml-team-a", "    namespace: ml-team-a\n  - name: team-a", "projects.static[1].name", "already listed"},
+		{"bad namespace", "namespace: ml-team-a", "namespace: ML_A", "projects.static[0].namespace", "namespace"},
+		{"bad label", "namespaceLabel: runai/queue", "namespaceLabel: \"runai queue\"", "projects.namespaceLabel", "label key"},
+		{"bad runai namespace", "projects:", "kubernetes:\n  runaiNamespace: Run.AI\nprojects:", "kubernetes.runaiNamespace", "namespace"},
+		{"bad guard", "projects:", "guard:\n  maxRemovePercent: 150\nprojects:", "guard.maxRemovePercent", "between"},
+		{"bad address", "projects:", "server:\n  address: \"9090\"\nprojects:", "server.address", "host:port"},
+		{"wrong type", "  bindDN:", "  pageSize: lots\n  bindDN:", "", "lots"},
+	}
+
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := validYAML(t)
+			if !strings.Contains(src, tc.from) {
+				t.Fatalf("test bug: %q not in valid YAML", tc.from)
+			}
+			src = strings.Replace(src, tc.from, tc.to, 1)
+			_, err := Parse([]byte(src))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", src)
+			}
+			if tc.wantField != "" && !strings.Contains(err.Error(), tc.wantField) {
+				t.Errorf("error does not name field %q: %v", tc.wantField, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("error does not say %q: %v", tc.wantText, err)
+			}
+			var verr ValidationError
+			if tc.wantField != "" && errors.As(err, &verr) {
+				found := false
+				for _, fe := range verr {
+					if fe.Field == tc.wantField || strings.Contains(fe.Error(), tc.wantField) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no FieldError for %q in %v", tc.wantField, verr)
+				}
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := Parse([]byte("mode: x\npolicy: y\n"))
+	var verr ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("want ValidationError, got %v", err)
+	}
+	for _, f := range []string{"mode", "policy", "ldap.urls", "ldap.bindDN", "ldap.baseDN", "groups"} {
+		if !strings.Contains(err.Error(), f+":") {
+			t.Errorf("missing %s in %v", f, err)
+		}
+	}
+}
+
+func TestParseEmptyAndMultiDocument(t *testing.T) {
+	if _, err := Parse(nil); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty file: %v", err)
+	}
+	if _, err := Parse([]byte(validYAML(t) + "---\nmode: dry-run\n")); err == nil || !strings.Contains(err.Error(), "more than one") {
+		t.Errorf("two documents: %v", err)
+	}
+}
+
+func TestParseSchedule(t *testing.T) {
+	now := time.Date(2026, 1, 1, 10, 3, 0, 0, time.UTC)
+	tests := []struct {
+		spec string
+		next time.Time
+		ok   bool
+	}{
+		{"@every 5m", now.Add(5 * time.Minute), true},
+		{"*/10 * * * *", time.Date(2026, 1, 1, 10, 10, 0, 0, time.UTC), true},
+		{"@hourly", time.Date(2026, 1, 1, 11, 0, 0, 0, time.UTC), true},
+		{"0 3 * * *", time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC), true},
+		{"@every 2s", time.Time{}, false},
+		{"* * * *", time.Time{}, false},
+		{"61 * * * *", time.Time{}, false},
+		{"@daily extra", time.Time{}, false},
+	}
+	for _, tc := range tests {
+		s, err := ParseSchedule(tc.spec)
+		if tc.ok != (err == nil) {
+			t.Errorf("%q: ok=%v err=%v", tc.spec, tc.ok, err)
+			continue
+		}
+		if tc.ok && !s.Next(now).Equal(tc.next) {
+			t.Errorf("%q: next after %v = %v, want %v", tc.spec, now, s.Next(now), tc.next)
+		}
+	}
+}
+
+func TestExpandGroup(t *testing.T) {
+	if got := ExpandGroup("runai-{project}-executors", "alpha"); got != "runai-alpha-executors" {
+		t.Errorf("got %q", got)
+	}
+	if got := ExpandGroup("all-{project}-{project}", "b"); got != "all-b-b" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -1,0 +1,422 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// listPageSize bounds each LIST response, so thousands of namespaces or
+// bindings never arrive as one huge answer.
+const listPageSize = 500
+
+// Client reads and writes the managed bindings.
+type Client struct {
+	cs    kubernetes.Interface
+	Stats *RequestStats
+}
+
+// RequestStats counts API requests by HTTP verb, for metrics and the
+// benchmark.
+type RequestStats struct {
+	mu     sync.Mutex
+	byVerb map[string]*atomic.Int64
+}
+
+// Count returns a copy of the counts by verb.
+func (s *RequestStats) Count() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.byVerb))
+	for k, v := range s.byVerb {
+		out[k] = v.Load()
+	}
+	return out
+}
+
+func (s *RequestStats) inc(verb string) {
+	s.mu.Lock()
+	c, ok := s.byVerb[verb]
+	if !ok {
+		c = new(atomic.Int64)
+		s.byVerb[verb] = c
+	}
+	s.mu.Unlock()
+	c.Add(1)
+}
+
+type countingTransport struct {
+	next  http.RoundTripper
+	stats *RequestStats
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	verb := req.Method
+	if req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true" {
+		verb = "WATCH"
+	}
+	t.stats.inc(verb)
+	return t.next.RoundTrip(req)
+}
+
+// RestConfig loads the client configuration: the explicit kubeconfig file,
+// else in-cluster, else $KUBECONFIG or ~/.kube/config.
+func RestConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	if cfg, err := rest.InClusterConfig(); err == nil {
+		return cfg, nil
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no Kubernetes configuration: not in a cluster, and $KUBECONFIG / ~/.kube/config did not load (%w); pass --kubeconfig", err)
+	}
+	return cfg, nil
+}
+
+// NewClient builds a client with the given rate limits.
+func NewClient(cfg *rest.Config, qps float32, burst int) (*Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = qps, burst
+	cfg.UserAgent = "runai-ldap-sync"
+	stats := &RequestStats{byVerb: map[string]*atomic.Int64{}}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, stats: stats} })
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build Kubernetes client: %w", err)
+	}
+	return &Client{cs: cs, Stats: stats}, nil
+}
+
+// Clientset exposes the underlying clientset (for informers and tests).
+func (c *Client) Clientset() kubernetes.Interface { return c.cs }
+
+// Namespace is the part of a namespace the sync needs.
+type Namespace struct {
+	Name        string
+	Labels      map[string]string
+	Terminating bool
+}
+
+// Namespaces lists every namespace, page by page.
+func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
+	var out []Namespace
+	opts := metav1.ListOptions{Limit: listPageSize}
+	for {
+		list, err := c.cs.CoreV1().Namespaces().List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list namespaces: %w", err)
+		}
+		for _, ns := range list.Items {
+			out = append(out, Namespace{Name: ns.Name, Labels: ns.Labels, Terminating: ns.Status.Phase == corev1.NamespaceTerminating})
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+// Bindings reads the current state of every managed binding: one LIST for
+// all executor RoleBindings (however many projects there are), one GET each
+// for the viewer and index-map bindings.
+func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
+	out := map[Ref]*Binding{}
+	opts := metav1.ListOptions{Limit: listPageSize, FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String()}
+	for {
+		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
+		}
+		for i := range list.Items {
+			b, err := fromRoleBinding(&list.Items[i])
+			if err != nil {
+				return nil, err
+			}
+			out[b.Ref] = b
+		}
+		if list.Continue == "" {
+			break
+		}
+		opts.Continue = list.Continue
+	}
+	viewer, err := c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ViewerBinding, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("get ClusterRoleBinding %s: %w", ViewerBinding, err)
+	default:
+		b, err := fromClusterRoleBinding(viewer)
+		if err != nil {
+			return nil, err
+		}
+		out[b.Ref] = b
+	}
+	im, err := c.cs.RbacV1().RoleBindings(runaiNS).Get(ctx, IndexMapBinding, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("get RoleBinding %s/%s: %w", runaiNS, IndexMapBinding, err)
+	default:
+		b, err := fromRoleBinding(im)
+		if err != nil {
+			return nil, err
+		}
+		out[b.Ref] = b
+	}
+	return out, nil
+}
+
+// Get reads one binding; a missing one is returned with Exists false.
+func (c *Client) Get(ctx context.Context, ref Ref) (*Binding, error) {
+	var b *Binding
+	var err error
+	if ref.Kind == KindClusterRoleBinding {
+		var crb *rbacv1.ClusterRoleBinding
+		crb, err = c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ref.Name, metav1.GetOptions{})
+		if err == nil {
+			b, err = fromClusterRoleBinding(crb)
+		}
+	} else {
+		var rb *rbacv1.RoleBinding
+		rb, err = c.cs.RbacV1().RoleBindings(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err == nil {
+			b, err = fromRoleBinding(rb)
+		}
+	}
+	if apierrors.IsNotFound(err) {
+		return &Binding{Ref: ref}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", ref, err)
+	}
+	return b, nil
+}
+
+func fromRoleBinding(rb *rbacv1.RoleBinding) (*Binding, error) {
+	return newBinding(Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}, &rb.ObjectMeta, rb.RoleRef, rb.Subjects)
+}
+
+func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) (*Binding, error) {
+	return newBinding(Ref{Kind: KindClusterRoleBinding, Name: crb.Name}, &crb.ObjectMeta, crb.RoleRef, crb.Subjects)
+}
+
+func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) (*Binding, error) {
+	managed, err := DecodeManaged(meta.Annotations[ManagedAnnotation])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w; fix or remove the annotation", ref, err)
+	}
+	return &Binding{
+		Ref: ref, Exists: true, ResourceVersion: meta.ResourceVersion, RoleRef: roleRef,
+		Subjects: subjects, Managed: managed, Annotations: meta.Annotations,
+	}, nil
+}
+
+// Change is one write to make: create the binding, or add and remove users.
+type Change struct {
+	Ref    Ref
+	Create bool
+	Add    []string
+	Remove []string
+	// DropAnnotations are removed in the same write (e.g. a used approval).
+	DropAnnotations []string
+}
+
+// ErrRoleRefChanged means the binding's roleRef no longer is Run:AI's.
+var ErrRoleRefChanged = errors.New("roleRef differs from Run:AI's")
+
+// maxConflictRetries bounds retries when another writer changes the
+// binding between our read and our write.
+const maxConflictRetries = 5
+
+// Apply makes one change. An existing binding is patched, never deleted and
+// recreated, with its resourceVersion as precondition; on a conflict it is
+// read again and the same additions and removals are applied to what is
+// there now, so a concurrent writer's subjects are kept. It returns the
+// binding as written.
+func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+	if ch.Create && (current == nil || !current.Exists) {
+		b, err := c.create(ctx, ch)
+		if err == nil || !apierrors.IsAlreadyExists(err) {
+			return b, err
+		}
+		// Someone created it meanwhile: fall through to a patch.
+		current = nil
+	}
+	for attempt := 0; ; attempt++ {
+		if current == nil || !current.Exists {
+			fresh, err := c.Get(ctx, ch.Ref)
+			if err != nil {
+				return nil, err
+			}
+			if !fresh.Exists {
+				return nil, fmt.Errorf("patch %s: binding disappeared; it will be created next cycle", ch.Ref)
+			}
+			current = fresh
+		}
+		if current.RoleRef != ExpectedRoleRef(ch.Ref.Name) {
+			return nil, fmt.Errorf("%s: %w", ch.Ref, ErrRoleRefChanged)
+		}
+		b, err := c.patch(ctx, ch, current)
+		if err == nil {
+			return b, nil
+		}
+		if !apierrors.IsConflict(err) || attempt >= maxConflictRetries {
+			return nil, fmt.Errorf("patch %s: %w", ch.Ref, err)
+		}
+		current = nil // read again and re-apply to the fresh state
+	}
+}
+
+func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
+	subjects := make([]rbacv1.Subject, 0, len(ch.Add))
+	for _, u := range sortedUnique(ch.Add) {
+		subjects = append(subjects, UserSubject(u))
+	}
+	meta := metav1.ObjectMeta{
+		Name: ch.Ref.Name, Namespace: ch.Ref.Namespace,
+		Labels:      map[string]string{ManagedByLabel: ManagedByValue},
+		Annotations: map[string]string{ManagedAnnotation: EncodeManaged(ch.Add)},
+	}
+	opts := metav1.CreateOptions{FieldManager: FieldManager}
+	roleRef := ExpectedRoleRef(ch.Ref.Name)
+	if ch.Ref.Kind == KindClusterRoleBinding {
+		crb, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: meta, RoleRef: roleRef, Subjects: subjects}, opts)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", ch.Ref, err)
+		}
+		return fromClusterRoleBinding(crb)
+	}
+	rb, err := c.cs.RbacV1().RoleBindings(ch.Ref.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: meta, RoleRef: roleRef, Subjects: subjects}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", ch.Ref, err)
+	}
+	return fromRoleBinding(rb)
+}
+
+// NewSubjects applies a change to a subject list: removals drop User
+// subjects of those names, additions are appended in sorted order, and
+// duplicate User subjects collapse. Other subjects keep their place.
+func NewSubjects(current []rbacv1.Subject, add, remove []string) []rbacv1.Subject {
+	drop := toSet(remove)
+	seen := map[string]struct{}{}
+	out := make([]rbacv1.Subject, 0, len(current)+len(add))
+	for _, s := range current {
+		if IsUser(s) {
+			if _, ok := drop[s.Name]; ok {
+				continue
+			}
+			if _, ok := seen[s.Name]; ok {
+				continue
+			}
+			seen[s.Name] = struct{}{}
+		}
+		out = append(out, s)
+	}
+	for _, u := range sortedUnique(add) {
+		if _, ok := seen[u]; ok {
+			continue
+		}
+		seen[u] = struct{}{}
+		out = append(out, UserSubject(u))
+	}
+	return out
+}
+
+// NewManaged is the ownership record after a change: what we owned and is
+// still there, minus what we removed, plus what we added.
+func NewManaged(current *Binding, add, remove []string) []string {
+	present := toSet(current.Users())
+	drop := toSet(remove)
+	set := map[string]struct{}{}
+	for _, u := range current.Managed {
+		if _, ok := present[u]; !ok {
+			continue
+		}
+		if _, ok := drop[u]; ok {
+			continue
+		}
+		set[u] = struct{}{}
+	}
+	for _, u := range add {
+		if _, ok := present[u]; ok {
+			// Already there, put by someone else: not ours to own.
+			continue
+		}
+		set[u] = struct{}{}
+	}
+	return setToSorted(set)
+}
+
+func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+	subjects := NewSubjects(current.Subjects, ch.Add, ch.Remove)
+	annotations := map[string]any{ManagedAnnotation: EncodeManaged(NewManaged(current, ch.Add, ch.Remove))}
+	for _, a := range ch.DropAnnotations {
+		annotations[a] = nil
+	}
+	// A merge patch that carries the resourceVersion is refused with a
+	// Conflict if the object changed since we read it.
+	patch := map[string]any{
+		"metadata": map[string]any{
+			"resourceVersion": current.ResourceVersion,
+			"annotations":     annotations,
+		},
+		"subjects": subjects,
+	}
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return nil, fmt.Errorf("encode patch: %w", err)
+	}
+	opts := metav1.PatchOptions{FieldManager: FieldManager}
+	if ch.Ref.Kind == KindClusterRoleBinding {
+		crb, err := c.cs.RbacV1().ClusterRoleBindings().Patch(ctx, ch.Ref.Name, types.MergePatchType, body, opts)
+		if err != nil {
+			return nil, err
+		}
+		return fromClusterRoleBinding(crb)
+	}
+	rb, err := c.cs.RbacV1().RoleBindings(ch.Ref.Namespace).Patch(ctx, ch.Ref.Name, types.MergePatchType, body, opts)
+	if err != nil {
+		return nil, err
+	}
+	return fromRoleBinding(rb)
+}
+
+func toSet(in []string) map[string]struct{} {
+	m := make(map[string]struct{}, len(in))
+	for _, s := range in {
+		m[s] = struct{}{}
+	}
+	return m
+}
+
+func setToSorted(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for s := range m {
+		out = append(out, s)
+	}
+	sortStrings(out)
+	return out
+}
+
+func sortedUnique(in []string) []string { return setToSorted(toSet(in)) }

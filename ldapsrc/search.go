@@ -1,0 +1,64 @@
+package ldapsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// pagedSearch runs req with the paged-results control (RFC 2696) and calls
+// fn for every entry, page by page, so memory holds one page at a time.
+// Referrals (continuation references from a search at the domain root) are
+// ignored. Any error — including a size or time limit, or a connection
+// dropped mid-page — is returned: a partial answer is never a short one.
+func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn func(*ldap.Entry) error) error {
+	paging := ldap.NewControlPaging(uint32(r.src.cfg.PageSize))
+	req.Controls = append(req.Controls, paging)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.src.Stats.Searches.Add(1)
+		res, err := r.conn.Search(req)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return fmt.Errorf("%w (search interrupted: %v)", ctxErr, err)
+			}
+			return describeSearchError(err)
+		}
+		r.src.Stats.Entries.Add(int64(len(res.Entries)))
+		for _, e := range res.Entries {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		ctrl := ldap.FindControl(res.Controls, ldap.ControlTypePaging)
+		if ctrl == nil {
+			return nil // server does not page: it returned everything at once
+		}
+		pc, ok := ctrl.(*ldap.ControlPaging)
+		if !ok || len(pc.Cookie) == 0 {
+			return nil
+		}
+		paging.SetCookie(pc.Cookie)
+	}
+}
+
+func describeSearchError(err error) error {
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		switch le.ResultCode {
+		case ldap.LDAPResultSizeLimitExceeded:
+			return fmt.Errorf("search cut short by the server's size limit (raise it, or lower ldap.pageSize so paging applies): %w", err)
+		case ldap.LDAPResultTimeLimitExceeded:
+			return fmt.Errorf("search cut short by the server's time limit: %w", err)
+		case ldap.LDAPResultNoSuchObject:
+			return fmt.Errorf("search base does not exist (check ldap.baseDN): %w", err)
+		case ldap.ErrorNetwork:
+			return fmt.Errorf("connection lost during search: %w", err)
+		}
+	}
+	return fmt.Errorf("search: %w", err)
+}

@@ -1,0 +1,157 @@
+// Package ldapsrc reads the directory: it finds the groups named per
+// project and resolves their members, nested groups included, to user IDs.
+// It is the "source" of desired state; it never writes to the directory.
+package ldapsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"unicode"
+
+	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+)
+
+// Skip reasons: why a member of a group did not become a subject.
+const (
+	SkipDisabled  = "disabled"          // userAccountControl bit 0x2
+	SkipComputer  = "computer"          // computer accounts are not people
+	SkipForeign   = "foreign_principal" // cross-forest member, CN=<SID>,CN=ForeignSecurityPrincipals
+	SkipNoID      = "missing_id"        // entry has no user ID attribute
+	SkipInvalidID = "invalid_id"        // empty, control characters, system: prefix, too long
+	SkipOther     = "not_a_user"        // some other object class (contact, ...)
+)
+
+// SkipReasons lists every reason, so metrics can report zeros too.
+var SkipReasons = []string{SkipDisabled, SkipComputer, SkipForeign, SkipNoID, SkipInvalidID, SkipOther}
+
+// MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
+// subdomain name is the longest name Kubernetes tools handle comfortably.
+const MaxUserIDLength = 253
+
+// Group is what one group name resolved to.
+type Group struct {
+	// Name as requested (after {project} expansion).
+	Name string
+	// DN of the group entry; empty when not found.
+	DN string
+	// Found is false when no group of that name exists. A missing group
+	// contributes no members but is not an error.
+	Found bool
+	// Members are the normalised user IDs, sorted and unique.
+	Members []string
+	// Err is set when the lookup failed; Members must then not be used.
+	Err error
+}
+
+// Result is one resolution of a set of group names.
+type Result struct {
+	Groups map[string]*Group
+	// Skipped counts unique member entries skipped, by reason.
+	Skipped map[string]int
+	// SkippedSamples keeps a few DNs per reason for the log line.
+	SkippedSamples map[string][]string
+}
+
+// Stats counts directory work, for metrics and the benchmark.
+type Stats struct {
+	Searches atomic.Int64
+	Entries  atomic.Int64
+	Binds    atomic.Int64
+}
+
+// Source resolves groups against one directory.
+type Source struct {
+	cfg   config.LDAP
+	log   *zap.Logger
+	Stats Stats
+	// readPassword is swappable for tests; by default it reads the file on
+	// every connection, so a rotated Secret is picked up without a restart.
+	readPassword func() (string, error)
+}
+
+// New returns a Source for cfg.
+func New(cfg config.LDAP, log *zap.Logger) *Source {
+	s := &Source{cfg: cfg, log: log}
+	s.readPassword = func() (string, error) {
+		b, err := os.ReadFile(cfg.BindPasswordFile)
+		if err != nil {
+			// The path is not secret; the content never appears.
+			return "", fmt.Errorf("read bind password file %s: %w (check ldap.bindPasswordFile and the mounted Secret)", cfg.BindPasswordFile, errors.Unwrap(err))
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("bind password file %s is empty; an empty password would be an anonymous bind", cfg.BindPasswordFile)
+		}
+		return pw, nil
+	}
+	return s
+}
+
+// Resolve finds every named group and resolves its members. A failure to
+// connect or bind is returned as an error (nothing could be read); a
+// failure for one group is recorded in that group's Err and the others
+// are still resolved.
+func (s *Source) Resolve(ctx context.Context, names []string) (*Result, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	r := newResolver(s, conn)
+	return r.resolve(ctx, uniqueSorted(names))
+}
+
+// Ping connects and binds, to check configuration and credentials.
+func (s *Source) Ping(ctx context.Context) error {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
+}
+
+// NormalizeID turns a directory value into a Kubernetes user name, or
+// returns why it cannot be one.
+func NormalizeID(raw, idCase, prefix string) (string, error) {
+	id := strings.TrimSpace(raw)
+	if id == "" {
+		return "", errors.New("user ID is empty")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return "", fmt.Errorf("user ID %q contains a control character", id)
+		}
+	}
+	if idCase == config.CaseLower {
+		id = strings.ToLower(id)
+	}
+	id = prefix + id
+	if strings.HasPrefix(strings.ToLower(id), "system:") {
+		return "", fmt.Errorf("user ID %q starts with system:, which Kubernetes reserves for its own identities", id)
+	}
+	if len(id) > MaxUserIDLength {
+		return "", fmt.Errorf("user ID of %d bytes is longer than %d", len(id), MaxUserIDLength)
+	}
+	return id, nil
+}
+
+func uniqueSorted(in []string) []string {
+	seen := make(map[string]struct{}, len(in))
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,62 @@
+package ldapsrc
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+func TestNormalizeID(t *testing.T) {
+	tests := []struct {
+		raw, idCase, prefix, want string
+		ok                        bool
+	}{
+		{"Alice", "lower", "", "alice", true},
+		{"Alice", "preserve", "", "Alice", true},
+		{" bob ", "lower", "oidc:", "oidc:bob", true},
+		{"", "lower", "", "", false},
+		{"   ", "lower", "", "", false},
+		{"bad\x00id", "lower", "", "", false},
+		{"tab\tid", "lower", "", "", false},
+		{"System:Masters", "lower", "", "", false},
+		{"system:admin", "preserve", "", "", false},
+		{"masters", "lower", "system:", "", false},
+		{strings.Repeat("a", MaxUserIDLength+1), "lower", "", "", false},
+		{"Jürgen", "lower", "", "jürgen", true},
+	}
+	for _, tc := range tests {
+		got, err := NormalizeID(tc.raw, tc.idCase, tc.prefix)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("NormalizeID(%q, %s, %q) = %q, %v; want %q ok=%v", tc.raw, tc.idCase, tc.prefix, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestDNCompare(t *testing.T) {
+	if !dnEqual("CN=Alice Smith,OU=Users,DC=Example,DC=Test", "cn=alice smith, ou=users,dc=example, dc=test") {
+		t.Error("DNs differing in case and spacing must be equal")
+	}
+	if dnEqual("CN=a,DC=x", "CN=b,DC=x") {
+		t.Error("different DNs equal")
+	}
+	if normalizeDN("CN=A,  DC=X") != normalizeDN("cn=a,dc=x") {
+		t.Error("normalizeDN")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := map[string][]string{
+		"user":       {"top", "person", "organizationalPerson", "user"},
+		SkipComputer: {"top", "person", "organizationalPerson", "user", "computer"},
+		"group":      {"top", "group"},
+		SkipForeign:  {"top", "foreignSecurityPrincipal"},
+		SkipOther:    {"top", "contact"},
+	}
+	for want, ocs := range tests {
+		e := ldap.NewEntry("CN=x", map[string][]string{"objectClass": ocs})
+		if got := classify(e); got != want {
+			t.Errorf("classify(%v) = %q, want %q", ocs, got, want)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package sync
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+)
+
+var testGroups = config.Groups{
+	Executors:     []string{"runai-{project}-executors"},
+	Viewers:       []string{"runai-{project}-viewers"},
+	GlobalViewers: []string{"runai-viewers"},
+}
+
+func found(name string, members ...string) *ldapsrc.Group {
+	return &ldapsrc.Group{Name: name, Found: true, DN: "CN=" + name, Members: members}
+}
+
+func byRef(ds []Desired) map[kube.Ref]Desired {
+	m := map[kube.Ref]Desired{}
+	for _, d := range ds {
+		m[d.Ref] = d
+	}
+	return m
+}
+
+func TestDesiredState(t *testing.T) {
+	projects := []Project{{"alpha", "runai-alpha"}, {"beta", "ml-beta"}}
+	groups := map[string]*ldapsrc.Group{
+		"runai-alpha-executors": found("runai-alpha-executors", "alice", "bob"),
+		"runai-alpha-viewers":   found("runai-alpha-viewers", "vera"),
+		"runai-beta-executors":  found("runai-beta-executors", "bob", "carol"),
+		"runai-beta-viewers":    {Name: "runai-beta-viewers"}, // does not exist
+		"runai-viewers":         found("runai-viewers", "gina"),
+	}
+	got := byRef(DesiredState(projects, testGroups, "runai", groups, nil))
+	want := map[kube.Ref][]string{
+		kube.ExecutorRef("runai-alpha"): {"alice", "bob"},
+		kube.ExecutorRef("ml-beta"):     {"bob", "carol"},
+		kube.ViewerRef():                {"gina", "vera"},
+		kube.IndexMapRef("runai"):       {"alice", "bob", "carol"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d bindings, want %d: %+v", len(got), len(want), got)
+	}
+	for ref, users := range want {
+		d := got[ref]
+		if !reflect.DeepEqual(d.Users, users) || d.Incomplete || d.Err != nil {
+			t.Errorf("%s: %+v, want users %v, complete, no error", ref, d, users)
+		}
+	}
+}
+
+func TestDesiredStateFailedGroup(t *testing.T) {
+	projects := []Project{{"alpha", "runai-alpha"}, {"beta", "runai-beta"}}
+	fail := errors.New("connection reset")
+	groups := map[string]*ldapsrc.Group{
+		"runai-alpha-executors": {Name: "runai-alpha-executors", Err: fail},
+		"runai-alpha-viewers":   {Name: "runai-alpha-viewers", Err: fail},
+		"runai-beta-executors":  found("runai-beta-executors", "carol"),
+		"runai-beta-viewers":    found("runai-beta-viewers", "vic"),
+		"runai-viewers":         found("runai-viewers"),
+	}
+
+	t.Run("without last known members", func(t *testing.T) {
+		got := byRef(DesiredState(projects, testGroups, "runai", groups, nil))
+		if d := got[kube.ExecutorRef("runai-alpha")]; d.Err == nil || d.Users != nil {
+			t.Errorf("alpha executors must be left untouched: %+v", d)
+		}
+		if d := got[kube.ExecutorRef("runai-beta")]; d.Err != nil || !reflect.DeepEqual(d.Users, []string{"carol"}) {
+			t.Errorf("beta must still sync: %+v", d)
+		}
+		for _, ref := range []kube.Ref{kube.ViewerRef(), kube.IndexMapRef("runai")} {
+			if d := got[ref]; !d.Incomplete {
+				t.Errorf("%s must be incomplete (add-only): %+v", ref, d)
+			}
+		}
+	})
+	t.Run("with last known members", func(t *testing.T) {
+		last := map[string][]string{"runai-alpha-executors": {"alice"}, "runai-alpha-viewers": {"val"}}
+		got := byRef(DesiredState(projects, testGroups, "runai", groups, last))
+		if d := got[kube.ExecutorRef("runai-alpha")]; d.Err == nil {
+			t.Errorf("alpha executors must still be left untouched: %+v", d)
+		}
+		if d := got[kube.IndexMapRef("runai")]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"alice", "carol"}) {
+			t.Errorf("index map keeps alpha's last known executors: %+v", d)
+		}
+		if d := got[kube.ViewerRef()]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"val", "vic"}) {
+			t.Errorf("viewer keeps alpha's last known viewers: %+v", d)
+		}
+	})
+}
+
+func TestDesiredStateOnlyConfiguredBindings(t *testing.T) {
+	g := config.Groups{Executors: []string{"x-{project}"}}
+	got := byRef(DesiredState([]Project{{"a", "runai-a"}}, g, "runai", map[string]*ldapsrc.Group{"x-a": found("x-a", "u")}, nil))
+	if _, ok := got[kube.ViewerRef()]; ok {
+		t.Error("viewer binding managed without viewer groups")
+	}
+	if _, ok := got[kube.IndexMapRef("runai")]; !ok {
+		t.Error("index map not managed")
+	}
+}
+
+func TestFindProjects(t *testing.T) {
+	nss := []kube.Namespace{
+		{Name: "runai-alpha", Labels: map[string]string{"runai/queue": "alpha"}},
+		{Name: "ml-beta", Labels: map[string]string{"runai/queue": "beta"}},
+		{Name: "dup-1", Labels: map[string]string{"runai/queue": "dup"}},
+		{Name: "dup-2", Labels: map[string]string{"runai/queue": "dup"}},
+		{Name: "weird", Labels: map[string]string{"runai/queue": "Not_Valid"}},
+		{Name: "ml-team-a"},
+		{Name: "other", Labels: map[string]string{"runai/queue": "other"}},
+		{Name: "gone", Labels: map[string]string{"runai/queue": "gone"}, Terminating: true},
+		{Name: "kube-system"},
+	}
+	cfg := config.Projects{NamespaceLabel: "runai/queue", Static: []config.StaticProject{
+		{Name: "team-a", Namespace: "ml-team-a"},
+		{Name: "team-b"},                     // runai-team-b does not exist
+		{Name: "team-c", Namespace: "other"}, // labelled for another project
+	}}
+	projects, skipped := FindProjects(nss, cfg)
+	wantP := []Project{{"alpha", "runai-alpha"}, {"beta", "ml-beta"}, {"other", "other"}, {"team-a", "ml-team-a"}}
+	if !reflect.DeepEqual(projects, wantP) {
+		t.Errorf("projects = %+v\nwant %+v", projects, wantP)
+	}
+	wantS := []SkippedProject{
+		{"Not_Valid", "weird", SkipInvalidName},
+		{"dup", "dup-1", SkipDuplicate}, {"dup", "dup-2", SkipDuplicate},
+		{"gone", "gone", SkipTerminating},
+		{"team-b", "runai-team-b", SkipNamespaceMissing},
+		{"team-c", "other", SkipConflict},
+	}
+	if !reflect.DeepEqual(skipped, wantS) {
+		t.Errorf("skipped = %+v\nwant %+v", skipped, wantS)
+	}
+}
+
+func TestFindProjectsCustomLabel(t *testing.T) {
+	nss := []kube.Namespace{
+		{Name: "a", Labels: map[string]string{"kai.scheduler/queue": "qa"}},
+		{Name: "b", Labels: map[string]string{"runai/queue": "qb"}},
+	}
+	projects, _ := FindProjects(nss, config.Projects{NamespaceLabel: "kai.scheduler/queue"})
+	if !reflect.DeepEqual(projects, []Project{{"qa", "a"}}) {
+		t.Errorf("projects = %+v", projects)
+	}
+}

@@ -1,0 +1,147 @@
+package sync
+
+import (
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+)
+
+const ns = "runai_ldap_sync"
+
+// Metrics are the daemon's Prometheus metrics, on their own registry (no
+// global state).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	DriftMissing     *prometheus.GaugeVec
+	DriftUnexpected  *prometheus.GaugeVec
+	DesiredSubjects  *prometheus.GaugeVec
+	HeldRemovals     *prometheus.GaugeVec
+	BindingErrors    *prometheus.GaugeVec
+	CycleDuration    prometheus.Histogram
+	Cycles           *prometheus.CounterVec
+	CyclesSkipped    prometheus.Counter
+	LastSuccess      prometheus.Gauge
+	LastCycle        prometheus.Gauge
+	LDAPErrors       *prometheus.CounterVec
+	KubeErrors       *prometheus.CounterVec
+	Changes          *prometheus.CounterVec
+	Projects         prometheus.Gauge
+	ProjectsSkipped  *prometheus.GaugeVec
+	GroupsMissing    prometheus.Gauge
+	GroupsFailed     prometheus.Gauge
+	MembersSkipped   *prometheus.GaugeVec
+	BuildInfo        *prometheus.GaugeVec
+	bindingLabelKeys []string
+}
+
+// NewMetrics registers every metric.
+func NewMetrics(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bl := []string{"kind", "namespace", "name"}
+	m := &Metrics{
+		Registry: reg,
+		DriftMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_drift_missing_subjects",
+			Help: "Users the directory grants but the binding lacked, before this cycle's writes."}, bl),
+		DriftUnexpected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_drift_unexpected_subjects",
+			Help: "Users in the binding that the policy would remove, before this cycle's writes."}, bl),
+		DesiredSubjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_desired_subjects",
+			Help: "Users the directory says the binding should hold."}, bl),
+		HeldRemovals: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_removals",
+			Help: "Removals the guard is holding until approved, per binding."}, append(bl, "reason")),
+		BindingErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_sync_errors",
+			Help: "1 when the binding was left untouched this cycle because of an error."}, append(bl, "reason")),
+		CycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cycle_duration_seconds",
+			Help: "Duration of sync cycles.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
+		Cycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cycles_total",
+			Help: "Sync cycles run, by result (success, failure)."}, []string{"result"}),
+		CyclesSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "cycles_skipped_total",
+			Help: "Scheduled cycles skipped because the previous one was still running."}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
+			Help: "Unix time of the end of the last fully successful cycle."}),
+		LastCycle: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_cycle_timestamp_seconds",
+			Help: "Unix time of the end of the last cycle, successful or not."}),
+		LDAPErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ldap_errors_total",
+			Help: "Directory errors, by operation (connect, group)."}, []string{"operation"}),
+		KubeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "kube_errors_total",
+			Help: "Kubernetes API errors, by operation (list, get, create, patch)."}, []string{"operation"}),
+		Changes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "changes_total",
+			Help: "Changes applied: users added and removed, bindings created."}, []string{"kind", "action"}),
+		Projects: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects",
+			Help: "Projects found in the last cycle."}),
+		ProjectsSkipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "projects_skipped",
+			Help: "Projects skipped in the last cycle, by reason."}, []string{"reason"}),
+		GroupsMissing: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "groups_missing",
+			Help: "Configured groups that do not exist in the directory (they contribute no members)."}),
+		GroupsFailed: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "groups_failed",
+			Help: "Groups whose lookup failed in the last cycle."}),
+		MembersSkipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "members_skipped",
+			Help: "Group members not bound in the last cycle, by reason."}, []string{"reason"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+			Help: "Build information; always 1."}, []string{"version"}),
+		bindingLabelKeys: bl,
+	}
+	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.BindingErrors,
+		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
+		m.MembersSkipped, m.BuildInfo)
+	m.BuildInfo.WithLabelValues(version).Set(1)
+	// Pre-create label values so alerts see zeros, not absent series.
+	m.Cycles.WithLabelValues("success")
+	m.Cycles.WithLabelValues("failure")
+	for _, op := range []string{"connect", "group"} {
+		m.LDAPErrors.WithLabelValues(op)
+	}
+	for _, r := range ldapsrc.SkipReasons {
+		m.MembersSkipped.WithLabelValues(r)
+	}
+	return m
+}
+
+// WatchStats exports the directory and API request counters kept by the
+// source and the client.
+func (m *Metrics) WatchStats(src *ldapsrc.Stats, kc *kube.RequestStats) {
+	m.Registry.MustRegister(statsCollector{src: src, kube: kc})
+}
+
+var (
+	searchesDesc = prometheus.NewDesc(ns+"_ldap_searches_total", "LDAP search requests sent (one per page).", nil, nil)
+	entriesDesc  = prometheus.NewDesc(ns+"_ldap_entries_total", "LDAP entries received.", nil, nil)
+	bindsDesc    = prometheus.NewDesc(ns+"_ldap_binds_total", "LDAP connections bound.", nil, nil)
+	kubeReqDesc  = prometheus.NewDesc(ns+"_kube_requests_total", "Kubernetes API requests, by HTTP verb (WATCH for watches).", []string{"verb"}, nil)
+)
+
+type statsCollector struct {
+	src  *ldapsrc.Stats
+	kube *kube.RequestStats
+}
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- searchesDesc
+	ch <- entriesDesc
+	ch <- bindsDesc
+	ch <- kubeReqDesc
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.src != nil {
+		ch <- prometheus.MustNewConstMetric(searchesDesc, prometheus.CounterValue, float64(c.src.Searches.Load()))
+		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.CounterValue, float64(c.src.Entries.Load()))
+		ch <- prometheus.MustNewConstMetric(bindsDesc, prometheus.CounterValue, float64(c.src.Binds.Load()))
+	}
+	if c.kube != nil {
+		counts := c.kube.Count()
+		verbs := make([]string, 0, len(counts))
+		for v := range counts {
+			verbs = append(verbs, v)
+		}
+		sort.Strings(verbs)
+		for _, v := range verbs {
+			ch <- prometheus.MustNewConstMetric(kubeReqDesc, prometheus.CounterValue, float64(counts[v]), v)
+		}
+	}
+}

@@ -31,6 +31,9 @@ type resolver struct {
 	// skipped holds the DNs seen per reason, so one disabled user in ten
 	// groups counts once.
 	skipped map[string]map[string]struct{}
+	// direct holds each found group's direct member DNs, to find members
+	// the in-chain search cannot see (outside the base, dangling).
+	direct map[string][]string
 }
 
 func newResolver(s *Source, c *conn) *resolver {
@@ -39,6 +42,7 @@ func newResolver(s *Source, c *conn) *resolver {
 		conn:    c,
 		res:     &Result{Groups: map[string]*Group{}, Skipped: map[string]int{}, SkippedSamples: map[string][]string{}},
 		skipped: map[string]map[string]struct{}{},
+		direct:  map[string][]string{},
 	}
 }
 
@@ -78,7 +82,7 @@ func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error)
 		if g.Err != nil || !g.Found {
 			continue
 		}
-		members, err := r.members(ctx, g.DN)
+		members, err := r.members(ctx, g.DN, r.direct[n])
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -107,7 +111,7 @@ func (r *resolver) findGroups(ctx context.Context, names []string) error {
 	}
 	b.WriteString("))")
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, b.String(), []string{attr}, nil)
+		0, 0, false, b.String(), []string{attr, "member"}, nil)
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
@@ -121,6 +125,11 @@ func (r *resolver) findGroups(ctx context.Context, names []string) error {
 				continue
 			}
 			g.Found, g.DN = true, e.DN
+			direct, err := r.multiValued(ctx, e, "member")
+			if err != nil {
+				return err
+			}
+			r.direct[name] = direct
 		}
 		return nil
 	})
@@ -139,16 +148,32 @@ func (r *resolver) findGroups(ctx context.Context, names []string) error {
 
 // members returns the sorted, unique user IDs of every transitive member of
 // the group, skipping (and counting) what is not an enabled user.
-func (r *resolver) members(ctx context.Context, groupDN string) ([]string, error) {
+func (r *resolver) members(ctx context.Context, groupDN string, direct []string) ([]string, error) {
 	cfg := r.src.cfg
 	filter := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, filter, []string{"objectClass", "userAccountControl", cfg.UserIDAttribute}, nil)
+		0, 0, false, filter, []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute}, nil)
 	seen := map[string]struct{}{}
+	// Every member DN named by the group or a nested group, and every entry
+	// the in-chain search returned: the difference is what it could not see.
+	named := map[string]string{}
+	for _, dn := range direct {
+		named[normalizeDN(dn)] = dn
+	}
+	found := map[string]struct{}{normalizeDN(groupDN): {}}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+		found[normalizeDN(e.DN)] = struct{}{}
 		switch kind := classify(e); kind {
 		case "group":
-			return nil // nested group: its members come in this same search
+			// Nested group: its members come in this same search.
+			nested, err := r.multiValued(ctx, e, "member")
+			if err != nil {
+				return err
+			}
+			for _, dn := range nested {
+				named[normalizeDN(dn)] = dn
+			}
+			return nil
 		case "user":
 		default:
 			r.skip(kind, e.DN)
@@ -178,12 +203,38 @@ func (r *resolver) members(ctx context.Context, groupDN string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
+	for key, dn := range named {
+		if _, ok := found[key]; ok {
+			continue
+		}
+		r.skip(r.unseenReason(dn), dn)
+	}
 	out := make([]string, 0, len(seen))
 	for id := range seen {
 		out = append(out, id)
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// unseenReason says why a member DN named by a group was not returned by
+// the member search.
+func (r *resolver) unseenReason(dn string) string {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return SkipUnresolved
+	}
+	for _, rdn := range parsed.RDNs {
+		for _, av := range rdn.Attributes {
+			if strings.EqualFold(av.Type, "CN") && strings.EqualFold(av.Value, "ForeignSecurityPrincipals") {
+				return SkipForeign
+			}
+		}
+	}
+	if base, err := ldap.ParseDN(r.userBase()); err == nil && !base.AncestorOfFold(parsed) {
+		return SkipOutsideBase
+	}
+	return SkipUnresolved
 }
 
 // classify says what kind of entry a member is, from its objectClass values.

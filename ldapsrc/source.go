@@ -26,10 +26,14 @@ const (
 	SkipNoID      = "missing_id"        // entry has no user ID attribute
 	SkipInvalidID = "invalid_id"        // empty, control characters, system: prefix, too long
 	SkipOther     = "not_a_user"        // some other object class (contact, ...)
+	// SkipOutsideBase: a member DN outside the user base DN.
+	SkipOutsideBase = "outside_base"
+	// SkipUnresolved: a member DN that points to nothing the search can see.
+	SkipUnresolved = "unresolved"
 )
 
 // SkipReasons lists every reason, so metrics can report zeros too.
-var SkipReasons = []string{SkipDisabled, SkipComputer, SkipForeign, SkipNoID, SkipInvalidID, SkipOther}
+var SkipReasons = []string{SkipDisabled, SkipComputer, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
 
 // MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
 // subdomain name is the longest name Kubernetes tools handle comfortably.

@@ -285,4 +285,3 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
-

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -60,6 +61,7 @@ type Samba struct {
 	mu   sync.Mutex
 	proc *process
 	conn *ldap.Conn // admin connection shared by the seeding helpers
+	lock *os.File   // host-wide lock: Samba's ports are fixed
 }
 
 // StartSamba provisions a fresh domain in dir (which should be empty, e.g. t.TempDir()), starts
@@ -79,6 +81,18 @@ func StartSamba(ctx context.Context, dir string) (*Samba, error) {
 	if os.Geteuid() != 0 {
 		return nil, errNotRoot
 	}
+	// Samba's ports are fixed, so test processes (go test runs packages in
+	// parallel) take turns: wait for the host-wide lock instead of failing.
+	lock, err := lockSamba(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = lock.Close()
+		}
+	}()
 	if portOpen("127.0.0.1:389") || portOpen("127.0.0.1:636") {
 		return nil, errors.New("harness: something already listens on 127.0.0.1:389 or :636 — a Samba left by an earlier run, " +
 			"or Samba tests running in parallel processes (keep them in one package or use `go test -p 1`); " +
@@ -159,11 +173,38 @@ func StartSamba(ctx context.Context, dir string) (*Samba, error) {
 	}
 	sid, err := s.domainSID()
 	if err != nil {
-		s.Stop()
+		s.Down()
 		return nil, err
 	}
 	s.DomainSID = sid
+	s.lock, ok = lock, true
 	return s, nil
+}
+
+// sambaLockPath is the host-wide lock file that serialises Samba instances.
+const sambaLockPath = "/tmp/runai-ldap-sync-samba.lock"
+
+func lockSamba(ctx context.Context) (*os.File, error) {
+	f, err := os.OpenFile(sambaLockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("harness: open %s: %w", sambaLockPath, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("harness: lock %s: %w", sambaLockPath, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("harness: waited for another test process's Samba to stop (lock %s): %w", sambaLockPath, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (s *Samba) start(ctx context.Context) error {
@@ -188,8 +229,22 @@ func (s *Samba) start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops samba and waits for it to exit. It is safe to call more than once.
+// Stop stops samba, waits for it to exit and releases the host-wide Samba
+// lock. It is safe to call more than once.
 func (s *Samba) Stop() {
+	s.Down()
+	s.mu.Lock()
+	lock := s.lock
+	s.lock = nil
+	s.mu.Unlock()
+	if lock != nil {
+		_ = lock.Close() // closing the file drops the flock
+	}
+}
+
+// Down stops the samba process but keeps the instance (and the ports'
+// lock), for fault tests: Up starts it again on the same database.
+func (s *Samba) Down() {
 	s.mu.Lock()
 	p, conn := s.proc, s.conn
 	s.proc, s.conn = nil, nil
@@ -203,9 +258,14 @@ func (s *Samba) Stop() {
 // Restart stops samba if it runs and starts it again on the same database, for fault tests.
 // Connections from before the restart are broken.
 func (s *Samba) Restart(ctx context.Context) error {
+	s.Down()
+	return s.Up(ctx)
+}
+
+// Up starts samba again after Down.
+func (s *Samba) Up(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx, time.Minute)
 	defer cancel()
-	s.Stop()
 	return s.start(ctx)
 }
 

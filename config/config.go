@@ -44,6 +44,11 @@ const (
 // Directory schemas.
 const (
 	SchemaActiveDirectory = "activeDirectory"
+	// SchemaGroupOfNames is OpenLDAP/389-DS/FreeIPA groupOfNames or
+	// groupOfUniqueNames with member DNs, nested groups expanded here.
+	SchemaGroupOfNames = "groupOfNames"
+	// SchemaRFC2307 is posixGroup with memberUid values that are user IDs.
+	SchemaRFC2307 = "rfc2307"
 )
 
 // ProjectPlaceholder is replaced by the project name in group name templates.
@@ -94,6 +99,12 @@ type LDAP struct {
 	UserIDPrefix       string        `yaml:"userIDPrefix"`
 	PageSize           int           `yaml:"pageSize"`
 	Timeout            time.Duration `yaml:"timeout"`
+	// UserFilter narrows which entries count as users (groupOfNames and
+	// rfc2307 schemas), e.g. "(objectClass=inetOrgPerson)".
+	UserFilter string `yaml:"userFilter"`
+	// MaxNestingDepth bounds nested group expansion (groupOfNames schema);
+	// a deeper chain is an error for the group, never a shorter list.
+	MaxNestingDepth int `yaml:"maxNestingDepth"`
 }
 
 // Groups holds the group name templates; {project} is replaced by the
@@ -143,6 +154,7 @@ func Default() Config {
 			UserIDCase:         CaseLower,
 			PageSize:           500,
 			Timeout:            30 * time.Second,
+			MaxNestingDepth:    10,
 		},
 		Projects:   Projects{NamespaceLabel: "runai/queue"},
 		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},
@@ -362,9 +374,17 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 		}
 	}
 	switch l.Schema {
-	case SchemaActiveDirectory:
+	case SchemaActiveDirectory, SchemaGroupOfNames, SchemaRFC2307:
 	default:
-		add("ldap.schema", "must be %q, got %q", SchemaActiveDirectory, l.Schema)
+		add("ldap.schema", "must be %q, %q or %q, got %q", SchemaActiveDirectory, SchemaGroupOfNames, SchemaRFC2307, l.Schema)
+	}
+	if l.UserFilter != "" {
+		if _, err := ldap.CompileFilter(l.UserFilter); err != nil {
+			add("ldap.userFilter", "%q is not an LDAP filter: %v", l.UserFilter, err)
+		}
+	}
+	if l.MaxNestingDepth < 1 || l.MaxNestingDepth > 100 {
+		add("ldap.maxNestingDepth", "must be between 1 and 100, got %d", l.MaxNestingDepth)
 	}
 	if !attrRE.MatchString(l.GroupNameAttribute) {
 		add("ldap.groupNameAttribute", "%q is not an LDAP attribute name", l.GroupNameAttribute)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/go-ldap/ldap/v3"
+	"go.uber.org/zap"
 )
 
 // pagedSearch runs req with the paged-results control (RFC 2696) and calls
@@ -14,8 +15,13 @@ import (
 // ignored. Any error — including a size or time limit, or a connection
 // dropped mid-page — is returned: a partial answer is never a short one.
 func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn func(*ldap.Entry) error) error {
-	paging := ldap.NewControlPaging(uint32(r.src.cfg.PageSize))
+	size := r.pageSize
+	if size == 0 {
+		size = r.src.cfg.PageSize
+	}
+	paging := ldap.NewControlPaging(uint32(size))
 	req.Controls = append(req.Controls, paging)
+	first := true
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -26,8 +32,20 @@ func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn 
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return fmt.Errorf("%w (search interrupted: %v)", ctxErr, err)
 			}
+			// Some servers refuse a page larger than their maximum (OpenLDAP
+			// with size.pr) rather than capping it as AD does: retry the
+			// search with smaller pages, and keep that size for the cycle.
+			if first && (res == nil || len(res.Entries) == 0) && size > minPageSize && ldap.IsErrorAnyOf(err, ldap.LDAPResultAdminLimitExceeded, ldap.LDAPResultUnwillingToPerform) {
+				size = max(size/2, minPageSize)
+				r.pageSize = size
+				r.src.log.Info("server refused the page size; using smaller pages", zap.Int("pageSize", size), zap.Error(err))
+				paging.PagingSize = uint32(size)
+				paging.SetCookie(nil)
+				continue
+			}
 			return describeSearchError(err)
 		}
+		first = false
 		r.src.Stats.Entries.Add(int64(len(res.Entries)))
 		for _, e := range res.Entries {
 			if err := fn(e); err != nil {
@@ -46,12 +64,15 @@ func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn 
 	}
 }
 
+// minPageSize is the smallest page the fallback goes down to.
+const minPageSize = 50
+
 func describeSearchError(err error) error {
 	var le *ldap.Error
 	if errors.As(err, &le) {
 		switch le.ResultCode {
 		case ldap.LDAPResultSizeLimitExceeded:
-			return fmt.Errorf("search cut short by the server's size limit (raise it, or lower ldap.pageSize so paging applies): %w", err)
+			return fmt.Errorf("search cut short by the server's size limit; a partial answer is never used: raise the limit for the bind account (AD: MaxPageSize is per page and fine; OpenLDAP: olcLimits size.prtotal=unlimited): %w", err)
 		case ldap.LDAPResultTimeLimitExceeded:
 			return fmt.Errorf("search cut short by the server's time limit: %w", err)
 		case ldap.LDAPResultNoSuchObject:

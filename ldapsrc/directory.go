@@ -1,0 +1,263 @@
+package ldapsrc
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+	"go.uber.org/zap"
+)
+
+// user is what the resolver needs of one user entry.
+type user struct {
+	dn       string
+	id       string // normalised; empty when rejected
+	skip     string // reason it cannot be bound, or ""
+	rawIDKey string // lower-cased raw ID, for memberUid lookups
+}
+
+// userIndex holds every user under the user base, read in one paged
+// search, so that resolving members never costs a search per member.
+type userIndex struct {
+	byDN map[string]*user // normalised DN
+	byID map[string]*user // lower-cased raw ID value
+}
+
+// readUsers reads every user entry under the user base.
+func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
+	cfg := r.src.cfg
+	filter := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute)
+	if cfg.UserFilter != "" {
+		filter = "(&" + filter + cfg.UserFilter + ")"
+	}
+	attrs := []string{cfg.UserIDAttribute, "objectClass", "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
+	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, filter, attrs, nil)
+	idx := &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
+	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+		u := &user{dn: e.DN}
+		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
+		switch kind := classify(e); {
+		case kind == "group":
+			return nil
+		case kind != "user" && kind != SkipOther:
+			u.skip = kind
+		case disabled(e):
+			u.skip = SkipDisabled
+		case len(raw) == 0:
+			u.skip = SkipNoID
+		default:
+			id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
+			if err != nil {
+				u.skip = SkipInvalidID
+				r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
+			}
+			u.id = id
+		}
+		idx.byDN[normalizeDN(e.DN)] = u
+		if len(raw) > 0 {
+			u.rawIDKey = strings.ToLower(strings.TrimSpace(raw[0]))
+			idx.byID[u.rawIDKey] = u
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read users under %s: %w", r.userBase(), err)
+	}
+	return idx, nil
+}
+
+// disabled reads the account-disabled markers of the common directories:
+// AD's userAccountControl bit, 389-DS/FreeIPA's nsAccountLock, and the
+// OpenLDAP password policy lock.
+func disabled(e *ldap.Entry) bool {
+	if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
+		if v, err := strconv.ParseInt(uac, 10, 64); err == nil && v&uacDisabled != 0 {
+			return true
+		}
+	}
+	if strings.EqualFold(e.GetAttributeValue("nsAccountLock"), "true") {
+		return true
+	}
+	return e.GetAttributeValue("pwdAccountLockedTime") != ""
+}
+
+// take adds a user to a member set, or counts why it cannot be one.
+func (r *resolver) take(u *user, into map[string]struct{}) {
+	if u.skip != "" {
+		r.skip(u.skip, u.dn)
+		return
+	}
+	into[u.id] = struct{}{}
+}
+
+// resolveGroupOfNames reads every group under the group base in one paged
+// search and every user under the user base in another, then expands
+// nesting here: two searches (plus paging) however many groups and members
+// there are, with cycle detection and a depth limit.
+func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) error {
+	type gon struct {
+		dn      string
+		members []string
+	}
+	nameAttr := r.src.cfg.GroupNameAttribute
+	byDN := map[string]*gon{}
+	byName := map[string][]*gon{}
+	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", []string{nameAttr, "member", "uniqueMember"}, nil)
+	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+		g := &gon{dn: e.DN}
+		for _, attr := range []string{"member", "uniqueMember"} {
+			vals, err := r.multiValued(ctx, e, attr)
+			if err != nil {
+				return err
+			}
+			for _, v := range vals {
+				if attr == "uniqueMember" {
+					v = stripUID(v)
+				}
+				if v != "" { // an empty group holds one empty placeholder member
+					g.members = append(g.members, v)
+				}
+			}
+		}
+		byDN[normalizeDN(e.DN)] = g
+		for _, n := range e.GetEqualFoldAttributeValues(nameAttr) {
+			byName[strings.ToLower(n)] = append(byName[strings.ToLower(n)], g)
+		}
+		return nil
+	})
+	if err != nil {
+		// Every group depends on this one search.
+		err = fmt.Errorf("read groups under %s: %w", r.groupBase(), err)
+		for _, n := range names {
+			r.res.Groups[n].Err = err
+		}
+		return nil
+	}
+	users, err := r.readUsers(ctx)
+	if err != nil {
+		for _, n := range names {
+			r.res.Groups[n].Err = err
+		}
+		return nil
+	}
+
+	maxDepth := r.src.cfg.MaxNestingDepth
+	for _, n := range names {
+		res := r.res.Groups[n]
+		found := byName[strings.ToLower(n)]
+		switch len(found) {
+		case 0:
+			continue
+		case 1:
+		default:
+			dns := make([]string, len(found))
+			for i, g := range found {
+				dns[i] = g.dn
+			}
+			res.Err = fmt.Errorf("group name %q is ambiguous: %s all match; narrow ldap.groupBaseDN or use a unique ldap.groupNameAttribute", n, strings.Join(dns, ", "))
+			continue
+		}
+		res.Found, res.DN = true, found[0].dn
+		members := map[string]struct{}{}
+		visited := map[string]bool{normalizeDN(found[0].dn): true}
+		type item struct {
+			g     *gon
+			depth int
+		}
+		queue := []item{{found[0], 0}}
+		for len(queue) > 0 && res.Err == nil {
+			it := queue[0]
+			queue = queue[1:]
+			for _, m := range it.g.members {
+				key := normalizeDN(m)
+				if sub, ok := byDN[key]; ok {
+					if visited[key] {
+						continue // a nesting cycle, or a group reached twice
+					}
+					if it.depth+1 >= maxDepth {
+						res.Err = fmt.Errorf("group %q nests deeper than ldap.maxNestingDepth (%d) at %s; raise the limit or flatten the groups", n, maxDepth, sub.dn)
+						break
+					}
+					visited[key] = true
+					queue = append(queue, item{sub, it.depth + 1})
+					continue
+				}
+				if u, ok := users.byDN[key]; ok {
+					r.take(u, members)
+					continue
+				}
+				r.skip(r.unseenReason(m), m)
+			}
+		}
+		if res.Err == nil {
+			res.Members = sortedSet(members)
+		}
+	}
+	return nil
+}
+
+// resolveRFC2307 finds posixGroups by name and validates their memberUid
+// values against the users read in one search.
+func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
+	if err := r.findGroups(ctx, names, groupQuery{classFilter: "(objectClass=posixGroup)", memberAttrs: []string{"memberUid"}}); err != nil {
+		return err
+	}
+	need := false
+	for _, n := range names {
+		if g := r.res.Groups[n]; g.Found && g.Err == nil {
+			need = true
+		}
+	}
+	if !need {
+		return nil
+	}
+	users, err := r.readUsers(ctx)
+	if err != nil {
+		for _, n := range names {
+			if g := r.res.Groups[n]; g.Found && g.Err == nil {
+				g.Err = err
+			}
+		}
+		return nil
+	}
+	for _, n := range names {
+		g := r.res.Groups[n]
+		if !g.Found || g.Err != nil {
+			continue
+		}
+		members := map[string]struct{}{}
+		for _, uid := range r.direct[n] {
+			if u, ok := users.byID[strings.ToLower(strings.TrimSpace(uid))]; ok {
+				r.take(u, members)
+				continue
+			}
+			// A memberUid naming no account: bound, it would grant access to
+			// whoever later gets that name.
+			r.skip(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
+		}
+		g.Members = sortedSet(members)
+	}
+	return nil
+}
+
+// stripUID drops the optional "#'bitstring'B" suffix of a uniqueMember.
+func stripUID(v string) string {
+	if i := strings.LastIndex(v, "#'"); i > 0 && strings.HasSuffix(v, "'B") {
+		return v[:i]
+	}
+	return v
+}
+
+func sortedSet(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,243 @@
+package ldapsrc
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+)
+
+// uacDisabled is the ACCOUNTDISABLE bit of userAccountControl.
+const uacDisabled = 0x2
+
+// groupBatch bounds how many names go into one OR filter.
+const groupBatch = 100
+
+const maxSkipSamples = 5
+
+type resolver struct {
+	src  *Source
+	conn *conn
+	res  *Result
+	// skipped holds the DNs seen per reason, so one disabled user in ten
+	// groups counts once.
+	skipped map[string]map[string]struct{}
+	// direct holds each found group's direct member DNs, to find members
+	// the in-chain search cannot see (outside the base, dangling).
+	direct map[string][]string
+	// pageSize, once set, is the page size the server accepted.
+	pageSize int
+}
+
+func newResolver(s *Source, c *conn) *resolver {
+	return &resolver{
+		src:     s,
+		conn:    c,
+		res:     &Result{Groups: map[string]*Group{}, Skipped: map[string]int{}, SkippedSamples: map[string][]string{}},
+		skipped: map[string]map[string]struct{}{},
+		direct:  map[string][]string{},
+	}
+}
+
+func (r *resolver) groupBase() string {
+	if r.src.cfg.GroupBaseDN != "" {
+		return r.src.cfg.GroupBaseDN
+	}
+	return r.src.cfg.BaseDN
+}
+
+func (r *resolver) userBase() string {
+	if r.src.cfg.UserBaseDN != "" {
+		return r.src.cfg.UserBaseDN
+	}
+	return r.src.cfg.BaseDN
+}
+
+func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error) {
+	for _, n := range names {
+		r.res.Groups[n] = &Group{Name: n}
+	}
+	var err error
+	switch r.src.cfg.Schema {
+	case config.SchemaGroupOfNames:
+		err = r.resolveGroupOfNames(ctx, names)
+	case config.SchemaRFC2307:
+		err = r.resolveRFC2307(ctx, names)
+	default:
+		err = r.resolveAD(ctx, names)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for reason, dns := range r.skipped {
+		r.res.Skipped[reason] = len(dns)
+	}
+	return r.res, nil
+}
+
+// groupQuery says how groups look in a schema.
+type groupQuery struct {
+	classFilter string   // e.g. (objectClass=group)
+	memberAttrs []string // attributes holding members, read completely
+}
+
+// findGroups looks up the named groups, one search per batch of names
+// (never one per group), and records each one's DN and member values.
+// A failed batch marks its groups failed; the others go on.
+func (r *resolver) findGroups(ctx context.Context, names []string, q groupQuery) error {
+	for start := 0; start < len(names); start += groupBatch {
+		end := min(start+groupBatch, len(names))
+		if err := r.findGroupBatch(ctx, names[start:end], q); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, n := range names[start:end] {
+				r.res.Groups[n].Err = err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQuery) error {
+	attr := r.src.cfg.GroupNameAttribute
+	var b strings.Builder
+	b.WriteString("(&" + q.classFilter + "(|")
+	byKey := make(map[string]string, len(names))
+	for _, n := range names {
+		fmt.Fprintf(&b, "(%s=%s)", attr, ldap.EscapeFilter(n))
+		// Directories compare names case-insensitively; so do we.
+		byKey[strings.ToLower(n)] = n
+	}
+	b.WriteString("))")
+	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, b.String(), append([]string{attr}, q.memberAttrs...), nil)
+	dups := map[string][]string{}
+	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+		for _, v := range e.GetEqualFoldAttributeValues(attr) {
+			name, ok := byKey[strings.ToLower(v)]
+			if !ok {
+				continue
+			}
+			g := r.res.Groups[name]
+			if g.Found && !dnEqual(g.DN, e.DN) {
+				dups[name] = append(dups[name], e.DN)
+				continue
+			}
+			g.Found, g.DN = true, e.DN
+			var direct []string
+			for _, ma := range q.memberAttrs {
+				vals, err := r.multiValued(ctx, e, ma)
+				if err != nil {
+					return err
+				}
+				direct = append(direct, vals...)
+			}
+			r.direct[name] = direct
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("find groups under %s: %w", r.groupBase(), err)
+	}
+	for name, others := range dups {
+		g := r.res.Groups[name]
+		// Two groups answer to one name: picking one would be a guess that
+		// could grant or remove access wrongly.
+		g.Err = fmt.Errorf("group name %q is ambiguous: %s and %s both match; narrow ldap.groupBaseDN or use a unique ldap.groupNameAttribute",
+			name, g.DN, strings.Join(others, ", "))
+	}
+	return nil
+}
+
+// unseenReason says why a member DN named by a group was not returned by
+// the member search.
+func (r *resolver) unseenReason(dn string) string {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return SkipUnresolved
+	}
+	for _, rdn := range parsed.RDNs {
+		for _, av := range rdn.Attributes {
+			if strings.EqualFold(av.Type, "CN") && strings.EqualFold(av.Value, "ForeignSecurityPrincipals") {
+				return SkipForeign
+			}
+		}
+	}
+	if base, err := ldap.ParseDN(r.userBase()); err == nil && !base.AncestorOfFold(parsed) {
+		return SkipOutsideBase
+	}
+	return SkipUnresolved
+}
+
+// classify says what kind of entry a member is, from its objectClass values.
+func classify(e *ldap.Entry) string {
+	var isUser, isPerson bool
+	for _, oc := range e.GetEqualFoldAttributeValues("objectClass") {
+		switch strings.ToLower(oc) {
+		case "computer":
+			return SkipComputer
+		case "foreignsecurityprincipal":
+			return SkipForeign
+		case "group":
+			return "group"
+		case "user":
+			isUser = true
+		case "person", "inetorgperson":
+			isPerson = true
+		}
+	}
+	if isUser || isPerson {
+		return "user"
+	}
+	return SkipOther
+}
+
+func (r *resolver) skip(reason, dn string) {
+	m := r.skipped[reason]
+	if m == nil {
+		m = map[string]struct{}{}
+		r.skipped[reason] = m
+	}
+	key := normalizeDN(dn)
+	if _, ok := m[key]; ok {
+		return
+	}
+	m[key] = struct{}{}
+	if len(r.res.SkippedSamples[reason]) < maxSkipSamples {
+		r.res.SkippedSamples[reason] = append(r.res.SkippedSamples[reason], dn)
+	}
+}
+
+// dnEqual compares DNs the way the directory does: case-insensitively and
+// ignoring spacing; unparsable DNs fall back to a case-insensitive compare.
+func dnEqual(a, b string) bool {
+	da, errA := ldap.ParseDN(a)
+	db, errB := ldap.ParseDN(b)
+	if errA != nil || errB != nil {
+		return strings.EqualFold(a, b)
+	}
+	return da.EqualFold(db)
+}
+
+// normalizeDN gives a map key under which equal DNs collide.
+func normalizeDN(s string) string {
+	dn, err := ldap.ParseDN(s)
+	if err != nil {
+		return strings.ToLower(s)
+	}
+	parts := make([]string, 0, len(dn.RDNs))
+	for _, rdn := range dn.RDNs {
+		avs := make([]string, 0, len(rdn.Attributes))
+		for _, av := range rdn.Attributes {
+			avs = append(avs, strings.ToLower(av.Type)+"="+strings.ToLower(av.Value))
+		}
+		sort.Strings(avs)
+		parts = append(parts, strings.Join(avs, "+"))
+	}
+	return strings.Join(parts, ",")
+}

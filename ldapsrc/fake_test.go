@@ -281,4 +281,3 @@ func TestPageSizeAboveServerMaximum(t *testing.T) {
 		t.Errorf("page sizes tried = %v", sizes)
 	}
 }
-

@@ -186,4 +186,3 @@ func attrsWanted(req fakeSearch, name string) (string, bool) {
 	}
 	return "", false
 }
-

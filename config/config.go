@@ -69,6 +69,37 @@ type Config struct {
 	Projects   Projects   `yaml:"projects"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
 	Server     Server     `yaml:"server"`
+	// LeaderElection lets several replicas of `run` stand by while one writes.
+	LeaderElection LeaderElection `yaml:"leaderElection"`
+	// Repair re-applies the desired state to bindings edited by hand.
+	Repair Repair `yaml:"repair"`
+	// Retry spaces the retries of a failed cycle.
+	Retry Retry `yaml:"retry"`
+}
+
+// LeaderElection configures the Lease (in kubernetes.runaiNamespace) that
+// replicas of `run` compete for; only the holder writes. once and diff
+// never take part.
+type LeaderElection struct {
+	Enabled       bool          `yaml:"enabled"`
+	LeaseName     string        `yaml:"leaseName"`
+	LeaseDuration time.Duration `yaml:"leaseDuration"`
+	RenewDeadline time.Duration `yaml:"renewDeadline"`
+	RetryPeriod   time.Duration `yaml:"retryPeriod"`
+}
+
+// Repair configures drift repair between cycles: a managed binding changed
+// or deleted by someone else is repaired from the last cycle's desired
+// state (without reading the directory), at most once per MinInterval.
+type Repair struct {
+	Enabled     bool          `yaml:"enabled"`
+	MinInterval time.Duration `yaml:"minInterval"`
+}
+
+// Retry bounds the exponential backoff between retries of a failed cycle.
+type Retry struct {
+	MinBackoff time.Duration `yaml:"minBackoff"`
+	MaxBackoff time.Duration `yaml:"maxBackoff"`
 }
 
 // Guard holds the removal guard limits. A cycle that would remove more than
@@ -159,6 +190,10 @@ func Default() Config {
 		Projects:   Projects{NamespaceLabel: "runai/queue"},
 		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},
 		Server:     Server{Address: ":9090"},
+		LeaderElection: LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync",
+			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second},
+		Repair: Repair{Enabled: true, MinInterval: 5 * time.Second},
+		Retry:  Retry{MinBackoff: 10 * time.Second, MaxBackoff: 5 * time.Minute},
 	}
 }
 
@@ -317,6 +352,7 @@ func (c *Config) Validate() error {
 	if c.Server.Address != "" && !strings.Contains(c.Server.Address, ":") {
 		add("server.address", "must be host:port or :port, got %q", c.Server.Address)
 	}
+	c.validateDaemon(add)
 
 	if len(errs) > 0 {
 		return errs
@@ -444,6 +480,38 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 		}
 	}
 	return s, nil
+}
+
+// validateDaemon checks the leaderElection, repair and retry settings.
+func (c *Config) validateDaemon(add func(field, format string, args ...any)) {
+	le := c.LeaderElection
+	if msgs := validation.IsDNS1123Subdomain(le.LeaseName); len(msgs) > 0 {
+		add("leaderElection.leaseName", "%q is not a valid Lease name: %s", le.LeaseName, strings.Join(msgs, "; "))
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"leaseDuration", le.LeaseDuration}, {"renewDeadline", le.RenewDeadline}, {"retryPeriod", le.RetryPeriod}} {
+		if d.v <= 0 {
+			add("leaderElection."+d.field, "must be a positive duration like 10s, got %v", d.v)
+		}
+	}
+	if le.RenewDeadline > 0 && le.LeaseDuration > 0 && le.LeaseDuration <= le.RenewDeadline {
+		add("leaderElection.leaseDuration", "must be longer than renewDeadline (%v), got %v", le.RenewDeadline, le.LeaseDuration)
+	}
+	// client-go's leader election retries with a jitter of 1.2.
+	if le.RetryPeriod > 0 && le.RenewDeadline > 0 && le.RenewDeadline <= le.RetryPeriod*12/10 {
+		add("leaderElection.renewDeadline", "must be longer than 1.2 × retryPeriod (%v), got %v", le.RetryPeriod, le.RenewDeadline)
+	}
+	if c.Repair.MinInterval < time.Second {
+		add("repair.minInterval", "must be at least 1s (it bounds how often a binding is rewritten when someone keeps changing it), got %v", c.Repair.MinInterval)
+	}
+	if c.Retry.MinBackoff <= 0 {
+		add("retry.minBackoff", "must be a positive duration like 10s, got %v", c.Retry.MinBackoff)
+	}
+	if c.Retry.MaxBackoff < c.Retry.MinBackoff {
+		add("retry.maxBackoff", "must be at least retry.minBackoff (%v), got %v", c.Retry.MinBackoff, c.Retry.MaxBackoff)
+	}
 }
 
 func validDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }

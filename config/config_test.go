@@ -54,6 +54,38 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	}
 }
 
+func TestParseDaemonDefaultsAndOverrides(t *testing.T) {
+	cfg, err := Parse([]byte(validYAML(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLE := LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+	if cfg.LeaderElection != wantLE || cfg.Repair != (Repair{Enabled: true, MinInterval: 5 * time.Second}) ||
+		cfg.Retry != (Retry{MinBackoff: 10 * time.Second, MaxBackoff: 5 * time.Minute}) {
+		t.Errorf("daemon defaults: %+v %+v %+v", cfg.LeaderElection, cfg.Repair, cfg.Retry)
+	}
+	src := validYAML(t) + `leaderElection:
+  enabled: false
+  leaseName: sync-lock
+  leaseDuration: 4s
+  renewDeadline: 3s
+  retryPeriod: 1s
+repair:
+  enabled: false
+  minInterval: 2s
+retry:
+  minBackoff: 1s
+  maxBackoff: 8s
+`
+	if cfg, err = Parse([]byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	wantLE = LeaderElection{LeaseName: "sync-lock", LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second}
+	if cfg.LeaderElection != wantLE || cfg.Repair != (Repair{MinInterval: 2 * time.Second}) || cfg.Retry != (Retry{MinBackoff: time.Second, MaxBackoff: 8 * time.Second}) {
+		t.Errorf("daemon overrides: %+v %+v %+v", cfg.LeaderElection, cfg.Repair, cfg.Retry)
+	}
+}
+
 func TestParseErrorsNameTheField(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -94,6 +126,14 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad guard", "projects:", "guard:\n  maxRemovePercent: 150\nprojects:", "guard.maxRemovePercent", "between"},
 		{"bad address", "projects:", "server:\n  address: \"9090\"\nprojects:", "server.address", "host:port"},
 		{"wrong type", "  bindDN:", "  pageSize: lots\n  bindDN:", "", "lots"},
+		{"bad lease name", "projects:", "leaderElection:\n  leaseName: Run_AI\nprojects:", "leaderElection.leaseName", "Lease name"},
+		{"lease shorter than renew", "projects:", "leaderElection:\n  leaseDuration: 10s\n  renewDeadline: 10s\nprojects:", "leaderElection.leaseDuration", "longer than renewDeadline"},
+		{"renew too close to retry", "projects:", "leaderElection:\n  renewDeadline: 2s\n  retryPeriod: 2s\nprojects:", "leaderElection.renewDeadline", "1.2"},
+		{"zero retry period", "projects:", "leaderElection:\n  retryPeriod: 0s\nprojects:", "leaderElection.retryPeriod", "positive"},
+		{"repair too often", "projects:", "repair:\n  minInterval: 100ms\nprojects:", "repair.minInterval", "at least 1s"},
+		{"unknown repair key", "projects:", "repair:\n  interval: 5s\nprojects:", "interval", "not found"},
+		{"zero backoff", "projects:", "retry:\n  minBackoff: 0s\nprojects:", "retry.minBackoff", "positive"},
+		{"max below min backoff", "projects:", "retry:\n  minBackoff: 1m\n  maxBackoff: 10s\nprojects:", "retry.maxBackoff", "at least"},
 	}
 
 	for _, tc := range tests {

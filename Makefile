@@ -14,7 +14,7 @@ export RUNAI_LDAP_SYNC_BIN_DIR := $(BIN_DIR)
 
 UNIT_PKGS := ./config/... ./kube/... ./ldapsrc/... ./sync/... ./cmd/...
 
-.PHONY: all build test unit integration lint deps tools demo clean
+.PHONY: all build test unit integration lint deps tools demo bench clean
 
 all: build
 
@@ -55,6 +55,12 @@ test: deps tools lint unit integration
 
 demo: deps tools
 	go run ./hack/demo
+
+## bench: 100,000 users / 5,000 projects against real slapd + kube-apiserver;
+## prints a table and writes docs/performance.md (BENCH_FLAGS=-users 2000 ... for a quick look)
+bench: deps tools
+	go run ./hack/bench $(BENCH_FLAGS)
+	go test -run '^$$' -bench . -benchmem ./sync/
 
 clean:
 	rm -rf bin .cache

@@ -224,8 +224,32 @@ func dnEqual(a, b string) bool {
 	return da.EqualFold(db)
 }
 
-// normalizeDN gives a map key under which equal DNs collide.
+// normalizeDN gives a map key under which equal DNs collide. Most DNs
+// have no escapes, quotes or multi-valued RDNs: those take a fast path
+// (lower-case, spaces around separators dropped) that allocates once,
+// which matters when a cycle normalises hundreds of thousands of them.
 func normalizeDN(s string) string {
+	if !strings.ContainsAny(s, "\\\"+#;<>") {
+		var b strings.Builder
+		b.Grow(len(s))
+		for _, rdn := range strings.Split(s, ",") {
+			typ, val, ok := strings.Cut(rdn, "=")
+			if !ok {
+				return slowNormalizeDN(s)
+			}
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strings.ToLower(strings.TrimSpace(typ)))
+			b.WriteByte('=')
+			b.WriteString(strings.ToLower(strings.TrimSpace(val)))
+		}
+		return b.String()
+	}
+	return slowNormalizeDN(s)
+}
+
+func slowNormalizeDN(s string) string {
 	dn, err := ldap.ParseDN(s)
 	if err != nil {
 		return strings.ToLower(s)

@@ -40,8 +40,18 @@ func TestDNCompare(t *testing.T) {
 	if dnEqual("CN=a,DC=x", "CN=b,DC=x") {
 		t.Error("different DNs equal")
 	}
-	if normalizeDN("CN=A,  DC=X") != normalizeDN("cn=a,dc=x") {
-		t.Error("normalizeDN")
+	for _, pair := range [][2]string{
+		{"CN=A,  DC=X", "cn=a,dc=x"},
+		{"CN = Alice Smith , OU=People,DC=Example", "cn=alice smith,ou=people,dc=example"},
+		{`CN=Smith\, John,DC=x`, `cn=smith\2c john,dc=x`},
+		{"CN=a+UID=b,DC=x", "uid=b+cn=a,dc=x"},
+	} {
+		if normalizeDN(pair[0]) != normalizeDN(pair[1]) {
+			t.Errorf("normalizeDN(%q) = %q != normalizeDN(%q) = %q", pair[0], normalizeDN(pair[0]), pair[1], normalizeDN(pair[1]))
+		}
+	}
+	if normalizeDN("CN=a,DC=x") == normalizeDN("CN=b,DC=x") {
+		t.Error("different DNs collide")
 	}
 }
 

@@ -1,0 +1,507 @@
+// Command bench measures runai-ldap-sync at scale against real servers: an
+// OpenLDAP loaded offline with slapadd, and a kube-apiserver + etcd built
+// from source. It prints a table and writes docs/performance.md. Run it with
+// `make bench`; flags shrink the scale for a quick look.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	gosync "sync"
+	"syscall"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "cycle" {
+		os.Exit(cycleMain(os.Args[2:]))
+	}
+	if err := benchMain(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench failed: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// cycleStats is what one measured cycle reports (printed as JSON by the
+// child process, so its peak RSS is the daemon's alone).
+type cycleStats struct {
+	Seconds      float64          `json:"seconds"`
+	Searches     int64            `json:"searches"`
+	Entries      int64            `json:"entries"`
+	KubeRequests map[string]int64 `json:"kubeRequests"`
+	Written      int              `json:"written"`
+	Changes      int              `json:"changes"`
+	Error        string           `json:"error,omitempty"`
+	MaxRSSKiB    int64            `json:"-"`
+}
+
+// cycleMain runs one cycle exactly as `runai-ldap-sync once` does (same
+// packages, same wiring) and prints its figures.
+func cycleMain(args []string) int {
+	fs := flag.NewFlagSet("cycle", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "")
+	kubeconfig := fs.String("kubeconfig", "", "")
+	dryRun := fs.Bool("dry-run", false, "")
+	_ = fs.Parse(args)
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	rc, err := kube.RestConfig(*kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	kc, err := kube.NewClient(rc, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
+	s := sync.New(cfg, src, kc, zap.NewNop(), nil)
+	rep := s.Cycle(context.Background(), sync.CycleOptions{DryRun: *dryRun})
+	st := cycleStats{Seconds: rep.Duration.Seconds(), Searches: src.Stats.Searches.Load(), Entries: src.Stats.Entries.Load(),
+		KubeRequests: kc.Stats.Count(), Written: rep.Applied, Changes: len(rep.Changes())}
+	if rep.Err != nil {
+		st.Error = firstLine(rep.Err.Error())
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(st)
+	return 0
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+type scale struct {
+	users, projects, groupSize, bigGroup int
+	nestedShare                          float64
+}
+
+func benchMain() error {
+	var sc scale
+	flag.IntVar(&sc.users, "users", 100000, "directory users (1% disabled)")
+	flag.IntVar(&sc.projects, "projects", 5000, "projects, each with an executors and a viewers group and a namespace")
+	flag.IntVar(&sc.groupSize, "group-size", 20, "members per group")
+	flag.IntVar(&sc.bigGroup, "big-group", 20000, "members of the one big executors group")
+	flag.Float64Var(&sc.nestedShare, "nested", 0.10, "share of projects whose executors nest three levels deep")
+	qps := flag.Float64("qps", 500, "client QPS towards the API server")
+	burst := flag.Int("burst", 1000, "client burst")
+	out := flag.String("out", "docs/performance.md", "results file (empty: do not write)")
+	flag.Parse()
+
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "runai-ldap-sync-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("generating the directory: %d users, %d projects, groups of %d, one group of %d\n", sc.users, sc.projects, sc.groupSize, sc.bigGroup)
+	t0 := time.Now()
+	ldif, groupDNs, userDNs := buildLDIF(sc)
+	genTime := time.Since(t0)
+	fmt.Printf("  LDIF: %.1f MiB in %s\n", float64(len(ldif))/(1<<20), genTime.Round(time.Millisecond))
+
+	slapd, err := harness.StartSlapd(ctx, filepath.Join(dir, "slapd"), harness.SlapdOptions{Suffix: suffix, LDIF: ldif, SizeLimit: -1})
+	if err != nil {
+		return err
+	}
+	defer slapd.Stop()
+	fmt.Printf("  slapadd: %s\n", slapd.LoadDuration.Round(time.Millisecond))
+
+	etcd, err := harness.StartEtcd(ctx, filepath.Join(dir, "etcd"))
+	if err != nil {
+		return err
+	}
+	defer etcd.Stop()
+	api, err := harness.StartAPIServer(ctx, etcd, filepath.Join(dir, "apiserver"))
+	if err != nil {
+		return err
+	}
+	defer api.Stop()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	if err := seedCluster(ctx, api, sc.projects); err != nil {
+		return err
+	}
+	fmt.Printf("  %d labelled namespaces created in %s\n", sc.projects, time.Since(t0).Round(time.Millisecond))
+
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte(slapd.ReaderPassword), 0o600); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`ldap:
+  urls: [%q]
+  allowInsecure: true
+  bindDN: %q
+  bindPasswordFile: %s
+  baseDN: %q
+  schema: groupOfNames
+  userIDAttribute: uid
+  pageSize: 1000
+  timeout: 5m
+groups:
+  executors: ["p-{project}-executors"]
+  viewers: ["p-{project}-viewers"]
+projects:
+  namespaceLabel: runai/queue
+kubernetes:
+  qps: %v
+  burst: %d
+`, slapd.URL, slapd.ReaderDN, pw, suffix, *qps, *burst)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+
+	floor, floorEntries, err := measureFloor(ctx, slapd)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  floor (plain paged read of all groups and users): %s, %d entries\n", floor.Round(time.Millisecond), floorEntries)
+
+	run := func(name string, dry bool) (row, error) {
+		args := []string{"cycle", "--config", cfgPath, "--kubeconfig", kubeconfig}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		cmd := exec.CommandContext(ctx, self, args...)
+		var stdout bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return row{}, fmt.Errorf("%s: %w", name, err)
+		}
+		var st cycleStats
+		if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
+			return row{}, fmt.Errorf("%s: %w: %s", name, err, stdout.String())
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			st.MaxRSSKiB = ru.Maxrss
+		}
+		r := row{name: name, stats: st, wall: time.Since(start)}
+		fmt.Printf("  %-22s %s\n", name, r.summary(floor))
+		return r, nil
+	}
+
+	fmt.Println("scenarios:")
+	var rows []row
+	for _, s := range []struct {
+		name string
+		dry  bool
+		pre  func() error
+	}{
+		{"first cycle", false, nil},
+		{"steady state", false, nil},
+		{"one change", false, func() error {
+			// One user leaves one project's executors group.
+			c, err := slapd.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			req := ldap.NewModifyRequest(groupDNs[1], nil)
+			req.Delete("member", []string{userDNs[1]})
+			return c.Modify(req)
+		}},
+		{"diff (steady state)", true, nil},
+	} {
+		if s.pre != nil {
+			if err := s.pre(); err != nil {
+				return err
+			}
+		}
+		r, err := run(s.name, s.dry)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+
+	report := renderReport(sc, rows, floor, floorEntries, genTime, slapd.LoadDuration, *qps, *burst)
+	fmt.Println()
+	fmt.Print(report)
+	if *out != "" {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("\nwritten to %s\n", *out)
+	}
+	return nil
+}
+
+const suffix = "dc=bench,dc=example"
+
+// buildLDIF generates the directory. groupDNs[i] is the executors group of
+// project i; userDNs[1] is a member of groupDNs[1].
+func buildLDIF(sc scale) (ldif []byte, groupDNs, userDNs []string) {
+	b := harness.NewLDIFBuilder(suffix)
+	people := b.AddOU(suffix, "people")
+	groups := b.AddOU(suffix, "groups")
+	userDNs = make([]string, sc.users)
+	for i := range userDNs {
+		userDNs[i] = b.AddUser(people, fmt.Sprintf("u%06d", i), harness.UserOpts{Disabled: i%100 == 99})
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = userDNs[rng.IntN(len(userDNs))]
+		}
+		return out
+	}
+	groupDNs = make([]string, sc.projects)
+	nestedEvery := 0
+	if sc.nestedShare > 0 {
+		nestedEvery = int(1 / sc.nestedShare)
+	}
+	for p := 0; p < sc.projects; p++ {
+		name := fmt.Sprintf("p%04d", p)
+		members := pick(sc.groupSize)
+		switch {
+		case p == 0 && sc.bigGroup > 0:
+			members = userDNs[:min(sc.bigGroup, len(userDNs))]
+		case p == 1:
+			members[0] = userDNs[1]
+		case nestedEvery > 0 && p%nestedEvery == 2:
+			l3 := b.AddGroup(groups, name+"-l3", pick(5)...)
+			l2 := b.AddGroup(groups, name+"-l2", append(pick(5), l3)...)
+			l1 := b.AddGroup(groups, name+"-l1", append(pick(5), l2)...)
+			members = append(members[:sc.groupSize-5], l1)
+		}
+		groupDNs[p] = b.AddGroup(groups, "p-"+name+"-executors", members...)
+		b.AddGroup(groups, "p-"+name+"-viewers", pick(sc.groupSize)...)
+	}
+	return b.Bytes(), groupDNs, userDNs
+}
+
+func seedCluster(ctx context.Context, api *harness.APIServer, projects int) error {
+	rc := api.RestConfig()
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	for _, role := range []string{kube.ViewerRole, kube.ExecutorRole, kube.IndexMapRole} {
+		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}}}}
+		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	work := make(chan int)
+	errs := make(chan error, 8)
+	var wg gosync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				name := fmt.Sprintf("p%04d", p)
+				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-" + name, Labels: map[string]string{"runai/queue": name}}}
+				if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for p := 0; p < projects; p++ {
+		select {
+		case work <- p:
+		case err := <-errs:
+			close(work)
+			return err
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// measureFloor times the least any client must do: a plain paged read of
+// the same group and user entries the sync reads (best of three).
+func measureFloor(ctx context.Context, s *harness.Slapd) (time.Duration, int, error) {
+	best := time.Duration(0)
+	n := 0
+	for i := 0; i < 3; i++ {
+		c, err := s.BindConn(ctx, s.ReaderDN, s.ReaderPassword)
+		if err != nil {
+			return 0, 0, err
+		}
+		start := time.Now()
+		n = 0
+		for _, q := range []struct {
+			filter string
+			attrs  []string
+		}{
+			{"(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", []string{"cn", "member", "uniqueMember"}},
+			{"(uid=*)", []string{"uid", "objectClass", "userAccountControl"}},
+		} {
+			req := ldap.NewSearchRequest(suffix, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, nil)
+			res, err := c.SearchWithPaging(req, 1000)
+			if err != nil {
+				c.Close()
+				return 0, 0, err
+			}
+			n += len(res.Entries)
+		}
+		d := time.Since(start)
+		c.Close()
+		if best == 0 || d < best {
+			best = d
+		}
+	}
+	return best, n, nil
+}
+
+type row struct {
+	name  string
+	stats cycleStats
+	wall  time.Duration
+}
+
+func (r row) reads() int64 {
+	return r.stats.KubeRequests["GET"] + r.stats.KubeRequests["WATCH"]
+}
+
+func (r row) writes() int64 {
+	var n int64
+	for v, c := range r.stats.KubeRequests {
+		if v != "GET" && v != "WATCH" {
+			n += c
+		}
+	}
+	return n
+}
+
+func (r row) summary(floor time.Duration) string {
+	s := fmt.Sprintf("%.2fs (%.1f× floor), %d searches, %d entries, kube %s, %d bindings written, peak RSS %d MiB",
+		r.stats.Seconds, r.stats.Seconds/floor.Seconds(), r.stats.Searches, r.stats.Entries, verbs(r.stats.KubeRequests), r.stats.Written, r.stats.MaxRSSKiB/1024)
+	if r.stats.Error != "" {
+		s += "\n      error: " + r.stats.Error
+	}
+	return s
+}
+
+func verbs(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, gen, load time.Duration, qps float64, burst int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Performance\n\nLatest `make bench` results (%s).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d cores, %s, %s.\n\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version())
+	fmt.Fprintf(&b, "Scale: %d directory users (1%% disabled), %d projects each with an executors and a viewers group of %d members, "+
+		"%.0f%% of projects with nested groups three levels deep, one group of %d members, %d labelled namespaces. "+
+		"OpenLDAP 2.5 (slapd, schema groupOfNames, loaded offline with slapadd in %s; LDIF generated in %s), "+
+		"kube-apiserver v1.37.2 + etcd built from source. Client rate limit: QPS %v, burst %d.\n\n",
+		sc.users, sc.projects, sc.groupSize, sc.nestedShare*100, sc.bigGroup, sc.projects, load.Round(time.Millisecond), gen.Round(time.Millisecond), qps, burst)
+	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s**.\n\n", floorEntries, floor.Seconds())
+	b.WriteString("| scenario | wall | × floor | LDAP searches | LDAP entries | kube reads | kube writes | requests by verb | bindings written | peak RSS |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %.2f s | %.1f | %d | %d | %d | %d | %s | %d | %d MiB |\n", r.name, r.stats.Seconds, r.stats.Seconds/floor.Seconds(),
+			r.stats.Searches, r.stats.Entries, r.reads(), r.writes(), verbs(r.stats.KubeRequests), r.stats.Written, r.stats.MaxRSSKiB/1024)
+	}
+	var errs []string
+	for _, r := range rows {
+		if r.stats.Error != "" {
+			errs = append(errs, fmt.Sprintf("* %s: `%s`", r.name, r.stats.Error))
+		}
+	}
+	if len(errs) > 0 {
+		b.WriteString("\nErrors reported by the cycles:\n\n" + strings.Join(errs, "\n") + "\n")
+	}
+	b.WriteString("\nWall time is the cycle alone (inside the measured process); peak RSS is that process's maximum resident set. " +
+		"Kubernetes reads are LIST/GET requests (one paged LIST of namespaces, one paged LIST of executor bindings, two GETs), " +
+		"independent of the number of projects apart from paging.\n")
+	return b.String()
+}
+
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func memTotal() string {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown memory"
+	}
+	var kb int64
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "MemTotal:") {
+			fmt.Sscanf(strings.TrimPrefix(line, "MemTotal:"), "%d", &kb)
+		}
+	}
+	return fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
+}

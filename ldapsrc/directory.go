@@ -33,18 +33,17 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 	if cfg.UserFilter != "" {
 		filter = "(&" + filter + cfg.UserFilter + ")"
 	}
-	attrs := []string{cfg.UserIDAttribute, "objectClass", "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
+	// No objectClass: with many users its values are most of the bytes
+	// read, and in these directories an entry with the ID attribute that
+	// matches userFilter is a user.
+	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
 	idx := &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		u := &user{dn: e.DN}
 		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
-		switch kind := classify(e); {
-		case kind == "group":
-			return nil
-		case kind != "user" && kind != SkipOther:
-			u.skip = kind
+		switch {
 		case disabled(e):
 			u.skip = SkipDisabled
 		case len(raw) == 0:

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Run:AI's binding and role names (BRIEF §2).
@@ -78,6 +79,7 @@ func ExpectedRoleRef(name string) rbacv1.RoleRef {
 type Binding struct {
 	Ref
 	Exists          bool
+	UID             types.UID
 	ResourceVersion string
 	RoleRef         rbacv1.RoleRef
 	Subjects        []rbacv1.Subject
@@ -166,3 +168,17 @@ func DecodeManaged(v string) ([]string, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// Copy returns a deep copy of b.
+func (b *Binding) Copy() *Binding {
+	c := *b
+	c.Subjects = append([]rbacv1.Subject(nil), b.Subjects...)
+	c.Managed = append([]string(nil), b.Managed...)
+	if b.Annotations != nil {
+		c.Annotations = make(map[string]string, len(b.Annotations))
+		for k, v := range b.Annotations {
+			c.Annotations[k] = v
+		}
+	}
+	return &c
+}

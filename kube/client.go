@@ -227,7 +227,7 @@ func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjec
 		return nil, fmt.Errorf("%s: %w; fix or remove the annotation", ref, err)
 	}
 	return &Binding{
-		Ref: ref, Exists: true, ResourceVersion: meta.ResourceVersion, RoleRef: roleRef,
+		Ref: ref, Exists: true, UID: meta.UID, ResourceVersion: meta.ResourceVersion, RoleRef: roleRef,
 		Subjects: subjects, Managed: managed, Annotations: meta.Annotations,
 	}, nil
 }

@@ -36,6 +36,10 @@ type Metrics struct {
 	GroupsFailed     prometheus.Gauge
 	MembersSkipped   *prometheus.GaugeVec
 	BuildInfo        *prometheus.GaugeVec
+	Repairs          *prometheus.CounterVec
+	DriftEvents      *prometheus.CounterVec
+	Leader           prometheus.Gauge
+	Events           *prometheus.CounterVec
 	bindingLabelKeys []string
 }
 
@@ -84,15 +88,27 @@ func NewMetrics(version string) *Metrics {
 			Help: "Group members not bound in the last cycle, by reason."}, []string{"reason"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Build information; always 1."}, []string{"version"}),
+		Repairs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "repairs_total",
+			Help: "Drift repairs run between cycles (re-applying the last desired state to bindings changed by someone else), by result."}, []string{"result"}),
+		DriftEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drift_events_total",
+			Help: "Changes by someone else to a managed binding that made it differ from the desired state, by kind of change (changed, deleted)."}, []string{"change"}),
+		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
+			Help: "1 while this replica holds the leader lease (or leader election is off) and may write; 0 on standby."}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
+			Help: "Kubernetes Events recorded on managed bindings, by reason."}, []string{"reason"}),
 		bindingLabelKeys: bl,
 	}
 	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
-		m.MembersSkipped, m.BuildInfo)
+		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events)
 	m.BuildInfo.WithLabelValues(version).Set(1)
 	// Pre-create label values so alerts see zeros, not absent series.
 	m.Cycles.WithLabelValues("success")
 	m.Cycles.WithLabelValues("failure")
+	m.Repairs.WithLabelValues("success")
+	m.Repairs.WithLabelValues("failure")
+	m.DriftEvents.WithLabelValues("changed")
+	m.DriftEvents.WithLabelValues("deleted")
 	for _, op := range []string{"connect", "group"} {
 		m.LDAPErrors.WithLabelValues(op)
 	}
@@ -144,4 +160,14 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(kubeReqDesc, prometheus.CounterValue, float64(counts[v]), v)
 		}
 	}
+}
+
+// ResetBindings drops every per-binding series, e.g. when this replica
+// stops leading, so only the leader reports drift and held removals.
+func (m *Metrics) ResetBindings() {
+	m.DriftMissing.Reset()
+	m.DriftUnexpected.Reset()
+	m.DesiredSubjects.Reset()
+	m.HeldRemovals.Reset()
+	m.BindingErrors.Reset()
 }

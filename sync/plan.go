@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -11,6 +12,10 @@ import (
 // ApproveAnnotation on a binding approves, once, the removals the guard
 // holds for it; the cycle that applies them removes the annotation.
 const ApproveAnnotation = "runai-ldap-sync.github.io/approve-removals"
+
+// ErrRoleRefMismatch marks a plan error for a binding whose roleRef is not
+// Run:AI's; such a binding is reported and never written.
+var ErrRoleRefMismatch = errors.New("roleRef mismatch")
 
 // Hold reasons.
 const (
@@ -39,6 +44,8 @@ type BindingPlan struct {
 	Incomplete bool
 	// Err: the binding is left untouched this cycle, for this reason.
 	Err error
+	// Failed lists the groups feeding the binding whose lookup failed.
+	Failed []string
 }
 
 // HasChanges reports whether the plan writes anything.
@@ -70,7 +77,7 @@ func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOption
 }
 
 func planOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
-	p := BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete}
+	p := BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete, Failed: d.Failed}
 	if d.Err != nil {
 		p.Err = d.Err
 		return p
@@ -84,8 +91,8 @@ func planOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
 		return p
 	}
 	if want := kube.ExpectedRoleRef(d.Ref.Name); cur.RoleRef != want {
-		p.Err = fmt.Errorf("%s has roleRef %s/%s, expected ClusterRole/%s; roleRef cannot be changed in place and this tool never deletes a binding: fix it by hand (delete it, and the next cycle recreates it)",
-			d.Ref, cur.RoleRef.Kind, cur.RoleRef.Name, want.Name)
+		p.Err = fmt.Errorf("%s has roleRef %s/%s, expected ClusterRole/%s (%w); roleRef cannot be changed in place and this tool never deletes a binding: fix it by hand (delete it, and the next cycle recreates it)",
+			d.Ref, cur.RoleRef.Kind, cur.RoleRef.Name, want.Name, ErrRoleRefMismatch)
 		return p
 	}
 

@@ -13,10 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
 
 // Runner is the daemon: one cycle at start, then one per schedule tick,
-// with quicker retries after a failed cycle, and the HTTP endpoints.
+// with quicker retries after a failed cycle, and, when RepairInterval is
+// set, drift repairs between cycles driven by the informers. With leader
+// election, one Runner runs per leadership term.
 type Runner struct {
 	Syncer   *Syncer
 	Schedule string
@@ -26,6 +30,12 @@ type Runner struct {
 	// RetryMin and RetryMax bound the backoff between retries of a failed
 	// cycle; the schedule still runs as usual.
 	RetryMin, RetryMax time.Duration
+	// RepairInterval, when positive, runs the watch loop: a binding changed
+	// by someone else is repaired, and a change to the project namespaces
+	// runs a full cycle, at most once per RepairInterval.
+	RepairInterval time.Duration
+	// Status, if set, is told when a cycle succeeds (for /readyz).
+	Status *Status
 
 	ready    atomic.Bool
 	running  atomic.Bool
@@ -33,59 +43,148 @@ type Runner struct {
 	wg       gosync.WaitGroup
 }
 
-// Ready reports whether a cycle has succeeded since start.
+// coalesceDelay lets a burst of informer events (a kubectl apply of many
+// bindings) become one repair.
+const coalesceDelay = 200 * time.Millisecond
+
+// Ready reports whether a cycle has succeeded since this Runner started.
 func (r *Runner) Ready() bool { return r.ready.Load() }
 
-// Run runs until ctx ends, then waits for the cycle in flight (which
-// starts no new write once ctx is done) and returns.
+// Run runs until ctx ends, then waits for the cycle or repair in flight
+// (which starts no new write once ctx is done) and returns.
 func (r *Runner) Run(ctx context.Context) error {
-	if r.RetryMin == 0 {
+	if r.RetryMin <= 0 {
 		r.RetryMin = 10 * time.Second
 	}
-	if r.RetryMax == 0 {
+	if r.RetryMax <= 0 {
 		r.RetryMax = 5 * time.Minute
+	}
+	if r.RetryMax < r.RetryMin {
+		r.RetryMax = r.RetryMin
 	}
 	sched := cron.New()
 	if _, err := sched.AddFunc(r.Schedule, func() { r.tick(ctx, "schedule") }); err != nil {
 		return fmt.Errorf("schedule %q: %w", r.Schedule, err)
+	}
+	// Repairs re-apply the desired state of a cycle of this Runner only.
+	r.Syncer.Forget()
+	defer r.Syncer.Forget()
+	if r.Status != nil {
+		r.Status.ready.Store(false)
 	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		r.tick(ctx, "start")
 	}()
+	if r.RepairInterval > 0 && !r.Options.DryRun {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.watchLoop(ctx)
+		}()
+	}
 	sched.Start()
 	<-ctx.Done()
-	r.Log.Info("shutting down: finishing the cycle in flight")
+	r.Log.Info("shutting down: finishing the write in flight")
 	<-sched.Stop().Done()
 	r.wg.Wait()
 	return nil
 }
 
 // tick runs one cycle unless one is already running, in which case the
-// tick is skipped and counted.
-func (r *Runner) tick(ctx context.Context, trigger string) {
+// tick is skipped and counted. It reports whether the cycle ran.
+func (r *Runner) tick(ctx context.Context, trigger string) bool {
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	if !r.running.CompareAndSwap(false, true) {
 		r.Log.Warn("cycle skipped: the previous one is still running", zap.String("trigger", trigger))
 		if r.Metrics != nil {
 			r.Metrics.CyclesSkipped.Inc()
 		}
-		return
+		return false
 	}
 	rep := r.Syncer.Cycle(ctx, r.Options)
 	r.running.Store(false)
 	r.logReport(rep, trigger)
 	if rep.Err == nil {
 		r.ready.Store(true)
+		if r.Status != nil {
+			r.Status.ready.Store(true)
+		}
 		r.failures.Store(0)
-		return
+		return true
 	}
 	if ctx.Err() == nil {
 		r.scheduleRetry(ctx)
 	}
+	return true
+}
+
+// watchLoop runs what the informers queued: a full cycle when the project
+// namespaces changed, else a repair of the bindings changed by someone
+// else. Runs are at least RepairInterval apart, so a tool fighting us
+// (or a storm of edits) costs one write per binding per interval at most.
+func (r *Runner) watchLoop(ctx context.Context) {
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.Syncer.work.kick:
+		}
+		wait := max(coalesceDelay, time.Until(last.Add(r.RepairInterval)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		refs, cycle := r.Syncer.work.take()
+		last = time.Now()
+		if cycle {
+			if !r.tick(ctx, "namespaces") {
+				// A cycle was already running and may have read the
+				// namespaces before the change: ask again.
+				r.Syncer.work.requestCycle()
+			}
+			continue // a full cycle covers the queued bindings too
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		rep := r.Syncer.Repair(ctx, refs, r.Options)
+		r.logRepair(rep, refs)
+		if rep.Err != nil && ctx.Err() == nil {
+			// Try the bindings that failed again, later; the scheduled
+			// cycle and its retries repair them too.
+			var failed []kube.Ref
+			for ref := range rep.WriteErrors {
+				failed = append(failed, ref)
+			}
+			if len(rep.WriteErrors) == 0 {
+				failed = refs
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				select {
+				case <-ctx.Done():
+				case <-time.After(r.RetryMin):
+					r.Syncer.work.add(failed...)
+				}
+			}()
+		}
+	}
+}
+
+func (r *Runner) logRepair(rep *Report, refs []kube.Ref) {
+	fields := []zap.Field{zap.Int("bindings", len(refs)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
+	if rep.Err != nil {
+		r.Log.Error("repair failed", append(fields, zap.Error(rep.Err))...)
+		return
+	}
+	r.Log.Info("repair done", fields...)
 }
 
 func (r *Runner) scheduleRetry(ctx context.Context) {
@@ -119,17 +218,65 @@ func (r *Runner) logReport(rep *Report, trigger string) {
 	r.Log.Info("cycle done", fields...)
 }
 
-// Handler serves /metrics, /healthz and /readyz.
+// Status is what /readyz reports. With leader election, it outlives the
+// Runners of the leadership terms.
+type Status struct {
+	// LeaderElection is true when replicas elect a leader.
+	LeaderElection bool
+
+	leading atomic.Bool
+	leader  atomic.Pointer[string]
+	ready   atomic.Bool
+}
+
+// SetLeading records whether this replica leads.
+func (s *Status) SetLeading(v bool) { s.leading.Store(v) }
+
+// Leading reports whether this replica leads (always true without leader
+// election).
+func (s *Status) Leading() bool { return !s.LeaderElection || s.leading.Load() }
+
+// SetLeader records the identity of the replica seen leading.
+func (s *Status) SetLeader(id string) { s.leader.Store(&id) }
+
+// Leader is the identity of the replica seen leading, if known.
+func (s *Status) Leader() string {
+	if p := s.leader.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Handler serves /metrics, /healthz and /readyz for the Runner alone
+// (no leader election).
 func (r *Runner) Handler() http.Handler {
+	if r.Status == nil {
+		r.Status = &Status{}
+	}
+	return NewHandler(r.Metrics, r.Status)
+}
+
+// NewHandler serves /metrics, /healthz and /readyz:
+//
+//   - /healthz: 200 while the process runs.
+//   - /readyz: 200 on a standby replica (waiting for the lease is healthy:
+//     it takes over when the leader dies); on the leader, or without
+//     leader election, 200 once a cycle has succeeded in this leadership
+//     term, 503 before.
+func NewHandler(m *Metrics, st *Status) http.Handler {
 	mux := http.NewServeMux()
-	if r.Metrics != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(r.Metrics.Registry, promhttp.HandlerOpts{}))
+	if m != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !r.Ready() {
+		if !st.Leading() {
+			_, _ = fmt.Fprintf(w, "ok: standby, leader is %q\n", st.Leader())
+			return
+		}
+		if !st.ready.Load() {
 			http.Error(w, "no successful sync cycle yet", http.StatusServiceUnavailable)
 			return
 		}

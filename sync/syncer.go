@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
@@ -20,12 +22,35 @@ type Directory interface {
 	Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error)
 }
 
-// Cluster is the provider of current state and the writer (kube.Client).
+// Cluster is the provider of current state and the writer: kube.Client,
+// or kube.Cache, which reads from informers.
 type Cluster interface {
 	Namespaces(ctx context.Context) ([]kube.Namespace, error)
 	Bindings(ctx context.Context, runaiNS string) (map[kube.Ref]*kube.Binding, error)
+	Get(ctx context.Context, ref kube.Ref) (*kube.Binding, error)
 	Apply(ctx context.Context, ch kube.Change, current *kube.Binding) (*kube.Binding, error)
 }
+
+// Recorder records Kubernetes Events on bindings (kube.EventRecorder).
+type Recorder interface {
+	Event(ref kube.Ref, uid types.UID, eventType, reason, message string)
+}
+
+// Event reasons.
+const (
+	ReasonCreated         = "BindingCreated"
+	ReasonChanged         = "SubjectsChanged"
+	ReasonRemovalsHeld    = "RemovalsHeld"
+	ReasonRoleRefMismatch = "RoleRefMismatch"
+	ReasonLeftUntouched   = "LeftUntouched"
+	ReasonWriteFailed     = "WriteFailed"
+)
+
+// Triggers of a write, as logged.
+const (
+	TriggerCycle  = "cycle"
+	TriggerRepair = "repair"
+)
 
 // writeTimeout bounds one write. Writes run detached from the cycle's
 // context, so a shutdown lets the write in flight finish instead of
@@ -40,14 +65,41 @@ type Syncer struct {
 	log     *zap.Logger
 	metrics *Metrics
 
+	events Recorder
+
+	// mu serialises cycles and repairs.
 	mu gosync.Mutex
 	// lastKnown is each group's member list from its last good lookup.
 	lastKnown map[string][]string
+
+	// stateMu guards what the informer handlers read; it is never held
+	// while talking to a server.
+	stateMu gosync.Mutex
+	// desired is the last full cycle's desired state per binding: repairs
+	// re-apply it without reading the directory. nil before the first
+	// cycle (of this leadership term): nothing is repaired then.
+	desired map[kube.Ref]Desired
+	// planOpts are the policy inputs the last cycle planned with.
+	planOpts PlanOptions
+	// written is the resourceVersion of our last write per binding, so the
+	// informer's echo of our own write is not taken for drift.
+	written map[kube.Ref]string
+
+	work workQueue
 }
 
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *Metrics) *Syncer {
-	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics, lastKnown: map[string][]string{}}
+	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics,
+		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, work: newWorkQueue()}
+}
+
+// WithEvents makes the Syncer record a Kubernetes Event on a binding for
+// every change, held removal and binding left untouched. Call it before
+// the first cycle.
+func (s *Syncer) WithEvents(r Recorder) *Syncer {
+	s.events = r
+	return s
 }
 
 // CycleOptions change one cycle.
@@ -58,8 +110,10 @@ type CycleOptions struct {
 	ApproveRemovals bool
 }
 
-// Report is what one cycle found and did.
+// Report is what one cycle or repair found and did.
 type Report struct {
+	// Trigger is TriggerCycle or TriggerRepair.
+	Trigger         string
 	Started         time.Time
 	Duration        time.Duration
 	Projects        []Project
@@ -91,7 +145,7 @@ func (r *Report) Changes() []BindingPlan {
 func (s *Syncer) Cycle(ctx context.Context, opts CycleOptions) *Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rep := &Report{Started: time.Now(), FailedGroups: map[string]error{}, WriteErrors: map[kube.Ref]error{}}
+	rep := newReport(TriggerCycle)
 	rep.Err = s.cycle(ctx, opts, rep)
 	rep.Duration = time.Since(rep.Started)
 	s.record(rep)
@@ -137,7 +191,8 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	}
 
 	desired := DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.lastKnown)
-	rep.Plans = Plan(desired, current, PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, ApproveAll: opts.ApproveRemovals})
+	popts := s.planOptions(opts)
+	rep.Plans = Plan(desired, current, popts)
 	// Remember good answers only after they were used, so this cycle's
 	// failures fall back to the previous cycle's members.
 	for name, g := range res.Groups {
@@ -145,70 +200,114 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 			s.lastKnown[name] = g.Members
 		}
 	}
+	// Repairs from now on re-apply this desired state.
+	byRef := make(map[kube.Ref]Desired, len(desired))
+	for _, d := range desired {
+		byRef[d.Ref] = d
+	}
+	s.stateMu.Lock()
+	s.desired, s.planOpts = byRef, popts
+	s.stateMu.Unlock()
 
 	var errs []error
 	for name, gerr := range rep.FailedGroups {
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
+	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+func newReport(trigger string) *Report {
+	return &Report{Trigger: trigger, Started: time.Now(), FailedGroups: map[string]error{}, WriteErrors: map[kube.Ref]error{}}
+}
+
+func (s *Syncer) planOptions(opts CycleOptions) PlanOptions {
+	return PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, ApproveAll: opts.ApproveRemovals}
+}
+
+// applyPlans reports and, unless dry-run, writes the plans of rep, the
+// same way for a cycle and for a repair. It returns the errors.
+func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report, current map[kube.Ref]*kube.Binding) []error {
+	var errs []error
 	for i := range rep.Plans {
 		p := &rep.Plans[i]
+		cur := current[p.Ref]
 		if p.Err != nil {
-			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.Error(p.Err))
+			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
 			if !errors.Is(p.Err, errGroupFailed) {
 				errs = append(errs, p.Err)
+			}
+			if !opts.DryRun {
+				s.untouchedEvent(p, cur)
 			}
 			continue
 		}
 		if len(p.Held) > 0 {
 			s.log.Warn("removals held by the guard; approve with the annotation "+ApproveAnnotation+"=true on the binding or run once with --approve-removals",
-				zap.String("binding", p.Ref.String()), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held))
+				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held))
+			if !opts.DryRun {
+				s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, s.cfg.Guard))
+			}
 		}
 		if opts.DryRun || !p.HasChanges() {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			// Shutting down: do not start another write.
-			errs = append(errs, fmt.Errorf("cycle interrupted before writing %s: %w", p.Ref, err))
+			errs = append(errs, fmt.Errorf("%s interrupted before writing %s: %w", rep.Trigger, p.Ref, err))
 			break
 		}
-		if err := s.apply(ctx, p, current[p.Ref]); err != nil {
+		if err := s.apply(ctx, p, cur, rep.Trigger); err != nil {
 			rep.WriteErrors[p.Ref] = err
 			errs = append(errs, err)
 			continue
 		}
 		rep.Applied++
 	}
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
+	return errs
 }
 
 // errGroupFailed marks plan errors already counted as failed groups.
 var errGroupFailed = errors.New("group lookup failed")
 
-func (s *Syncer) apply(ctx context.Context, p *BindingPlan, current *kube.Binding) error {
+func (s *Syncer) apply(ctx context.Context, p *BindingPlan, current *kube.Binding, trigger string) error {
+	// Detached from ctx: a shutdown lets the write in flight finish.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	ch := kube.Change{Ref: p.Ref, Create: p.Create, Add: p.Add, Remove: p.Remove}
 	if p.Approved {
 		ch.DropAnnotations = []string{ApproveAnnotation}
 	}
-	_, err := s.cluster.Apply(wctx, ch, current)
+	b, err := s.cluster.Apply(wctx, ch, current)
 	if err != nil {
 		op := "patch"
 		if p.Create {
 			op = "create"
 		}
 		s.kubeError(op)
-		s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.Error(err))
+		s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("trigger", trigger), zap.Error(err))
+		s.event(p.Ref, uidOf(current), corev1.EventTypeWarning, ReasonWriteFailed,
+			fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
 		return fmt.Errorf("write %s: %w", p.Ref, err)
 	}
+	if b != nil {
+		s.stateMu.Lock()
+		s.written[p.Ref] = b.ResourceVersion
+		s.stateMu.Unlock()
+	}
 	fields := []zap.Field{zap.String("binding", p.Ref.String()), zap.String("kind", p.Ref.Kind),
-		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name),
+		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name), zap.String("trigger", trigger),
 		zap.Bool("created", p.Create), zap.Strings("added", nonNil(p.Add)), zap.Strings("removed", nonNil(p.Remove))}
 	if p.Approved {
 		fields = append(fields, zap.Bool("approved", true))
 	}
 	s.log.Info("binding updated", fields...)
+	reason := ReasonChanged
+	if p.Create {
+		reason = ReasonCreated
+	}
+	s.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, s.cfg.Policy, trigger))
 	if s.metrics != nil {
 		if p.Create {
 			s.metrics.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
@@ -278,20 +377,30 @@ func (s *Syncer) record(rep *Report) {
 	m.HeldRemovals.Reset()
 	m.BindingErrors.Reset()
 	for _, p := range rep.Plans {
-		lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
-		if p.Err != nil {
-			m.BindingErrors.WithLabelValues(append(lv, "lookup_or_roleref")...).Set(1)
-			continue
-		}
-		m.DriftMissing.WithLabelValues(lv...).Set(float64(p.Missing))
-		m.DriftUnexpected.WithLabelValues(lv...).Set(float64(p.Unexpected))
-		m.DesiredSubjects.WithLabelValues(lv...).Set(float64(p.Desired))
-		if len(p.Held) > 0 {
-			m.HeldRemovals.WithLabelValues(append(lv, p.HoldReason)...).Set(float64(len(p.Held)))
-		}
-		if _, ok := rep.WriteErrors[p.Ref]; ok {
-			m.BindingErrors.WithLabelValues(append(lv, "write")...).Set(1)
-		}
+		s.recordPlan(p, rep)
+	}
+}
+
+// recordPlan sets one binding's series from its plan, replacing what an
+// earlier cycle or repair set.
+func (s *Syncer) recordPlan(p BindingPlan, rep *Report) {
+	m := s.metrics
+	lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
+	labels := map[string]string{"kind": p.Ref.Kind, "namespace": p.Ref.Namespace, "name": p.Ref.Name}
+	m.HeldRemovals.DeletePartialMatch(labels)
+	m.BindingErrors.DeletePartialMatch(labels)
+	if p.Err != nil {
+		m.BindingErrors.WithLabelValues(append(lv, "lookup_or_roleref")...).Set(1)
+		return
+	}
+	m.DriftMissing.WithLabelValues(lv...).Set(float64(p.Missing))
+	m.DriftUnexpected.WithLabelValues(lv...).Set(float64(p.Unexpected))
+	m.DesiredSubjects.WithLabelValues(lv...).Set(float64(p.Desired))
+	if len(p.Held) > 0 {
+		m.HeldRemovals.WithLabelValues(append(lv, p.HoldReason)...).Set(float64(len(p.Held)))
+	}
+	if _, ok := rep.WriteErrors[p.Ref]; ok {
+		m.BindingErrors.WithLabelValues(append(lv, "write")...).Set(1)
 	}
 }
 

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"reflect"
 	"sort"
+	"strconv"
+	gosync "sync"
 	"testing"
 
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
@@ -17,12 +20,14 @@ import (
 // fakeDir is a directory for unit tests of the cycle's logic; the real
 // directory is exercised by the integration tests.
 type fakeDir struct {
-	members map[string][]string // group -> members; absent means not found
-	failing map[string]bool
-	connErr error
+	members  map[string][]string // group -> members; absent means not found
+	failing  map[string]bool
+	connErr  error
+	resolves int
 }
 
 func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, error) {
+	f.resolves++
 	if f.connErr != nil {
 		return nil, f.connErr
 	}
@@ -39,42 +44,88 @@ func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, e
 	return res, nil
 }
 
-// fakeCluster keeps bindings in memory, applying changes like kube.Client.
+// fakeCluster keeps bindings in memory, applying changes like kube.Client,
+// with a resourceVersion that grows with every write.
 type fakeCluster struct {
+	gosync.Mutex
 	nss      []kube.Namespace
 	bindings map[kube.Ref]*kube.Binding
 	writes   []kube.Ref
 	failOn   map[kube.Ref]bool
+	rv       int
 }
 
-func (f *fakeCluster) Namespaces(context.Context) ([]kube.Namespace, error) { return f.nss, nil }
+func (f *fakeCluster) Namespaces(context.Context) ([]kube.Namespace, error) {
+	f.Lock()
+	defer f.Unlock()
+	return append([]kube.Namespace(nil), f.nss...), nil
+}
 
 func (f *fakeCluster) Bindings(context.Context, string) (map[kube.Ref]*kube.Binding, error) {
+	f.Lock()
+	defer f.Unlock()
 	out := map[kube.Ref]*kube.Binding{}
 	for k, v := range f.bindings {
-		c := *v
-		out[k] = &c
+		out[k] = v.Copy()
 	}
 	return out, nil
 }
 
+func (f *fakeCluster) Get(_ context.Context, ref kube.Ref) (*kube.Binding, error) {
+	f.Lock()
+	defer f.Unlock()
+	if b, ok := f.bindings[ref]; ok {
+		return b.Copy(), nil
+	}
+	return &kube.Binding{Ref: ref}, nil
+}
+
 func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) (*kube.Binding, error) {
+	f.Lock()
+	defer f.Unlock()
 	if f.failOn[ch.Ref] {
 		return nil, errors.New("forbidden")
 	}
 	f.writes = append(f.writes, ch.Ref)
 	cur := f.bindings[ch.Ref]
 	if cur == nil {
-		cur = &kube.Binding{Ref: ch.Ref, Exists: true, RoleRef: kube.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
+		cur = &kube.Binding{Ref: ch.Ref, Exists: true, UID: types.UID("uid-" + ch.Ref.String()), RoleRef: kube.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
 	}
 	managed := kube.NewManaged(cur, ch.Add, ch.Remove)
 	cur.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 	cur.Managed = managed
+	for _, a := range ch.DropAnnotations {
+		delete(cur.Annotations, a)
+	}
+	f.rv++
+	cur.ResourceVersion = strconv.Itoa(f.rv)
 	f.bindings[ch.Ref] = cur
-	return cur, nil
+	return cur.Copy(), nil
+}
+
+// edit changes a binding the way a human would, bumping its version, and
+// returns the new state as an informer would deliver it.
+func (f *fakeCluster) edit(ref kube.Ref, fn func(b *kube.Binding)) *kube.Binding {
+	f.Lock()
+	defer f.Unlock()
+	b := f.bindings[ref]
+	fn(b)
+	f.rv++
+	b.ResourceVersion = strconv.Itoa(f.rv)
+	return b.Copy()
+}
+
+func (f *fakeCluster) remove(ref kube.Ref) string {
+	f.Lock()
+	defer f.Unlock()
+	delete(f.bindings, ref)
+	f.rv++
+	return strconv.Itoa(f.rv)
 }
 
 func (f *fakeCluster) users(ref kube.Ref) []string {
+	f.Lock()
+	defer f.Unlock()
 	b := f.bindings[ref]
 	if b == nil {
 		return nil

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,10 +14,19 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	gosync "sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
@@ -120,11 +131,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
+	// client-go (informers, leader election) logs through klog: make its
+	// lines JSON lines of the same log.
+	klog.SetLogger(newKlogLogger(log.Named("client-go")))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	d, err := newDaemon(cfg, f, log)
+	d, err := newDaemon(cfg, f, log, cmd)
 	if err != nil {
 		log.Error("start-up failed", zap.Error(err))
 		return exitFailed
@@ -132,6 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "once":
 		rep := d.syncer.Cycle(ctx, sync.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
+		d.flushEvents()
 		if rep.Err != nil {
 			log.Error("cycle failed", zap.Error(rep.Err))
 			return exitFailed
@@ -150,17 +165,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	default: // run
-		return d.run(ctx, cfg, f)
+		return d.run(ctx, f)
 	}
 }
 
 type daemon struct {
-	syncer  *sync.Syncer
-	metrics *sync.Metrics
-	log     *zap.Logger
+	cfg      *config.Config
+	rc       *rest.Config
+	kc       *kube.Client
+	cache    *kube.Cache // run only
+	events   *kube.EventRecorder
+	syncer   *sync.Syncer
+	metrics  *sync.Metrics
+	log      *zap.Logger
+	identity string
+	// termMu keeps leadership terms from overlapping.
+	termMu gosync.Mutex
 }
 
-func newDaemon(cfg *config.Config, f flags, log *zap.Logger) (*daemon, error) {
+func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemon, error) {
 	rc, err := kube.RestConfig(f.kubeconfig)
 	if err != nil {
 		return nil, err
@@ -172,37 +195,199 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger) (*daemon, error) {
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	m := sync.NewMetrics(version)
 	m.WatchStats(&src.Stats, kc.Stats)
-	return &daemon{syncer: sync.New(cfg, src, kc, log, m), metrics: m, log: log}, nil
+	d := &daemon{cfg: cfg, rc: rc, kc: kc, metrics: m, log: log, identity: identity()}
+	var cluster sync.Cluster = kc
+	if cmd == "run" {
+		// The daemon reads current state from informers, which also report
+		// hand edits for repair. once and diff read with LIST and GET.
+		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, kube.Handlers{
+			Binding:   func(ref kube.Ref, b *kube.Binding, rv string) { d.syncer.BindingChanged(ref, b, rv) },
+			Namespace: func(old, cur *kube.Namespace) { d.syncer.NamespaceChanged(old, cur) },
+			WatchError: func(what string, err error) {
+				m.KubeErrors.WithLabelValues("watch").Inc()
+				log.Warn("watch failed; the informer retries", zap.String("watch", what), zap.Error(err))
+			},
+		})
+		cluster = d.cache
+	}
+	d.syncer = sync.New(cfg, src, cluster, log, m)
+	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
+		d.events = kube.NewEventRecorder(kc, d.identity)
+		d.syncer.WithEvents(d.events)
+	}
+	return d, nil
 }
 
-func (d *daemon) run(ctx context.Context, cfg *config.Config, f flags) int {
-	r := &sync.Runner{
-		Syncer: d.syncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log,
-		Options: sync.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
+// identity names this replica in the Lease and in Events: the host (the
+// pod's name in Kubernetes) and a random suffix, unique per process.
+func identity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "runai-ldap-sync"
 	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "_" + hex.EncodeToString(b)
+}
+
+// flushEvents gives the Events recorded so far a few seconds to be written.
+func (d *daemon) flushEvents() {
+	if d.events != nil {
+		d.events.Shutdown(context.Background(), 5*time.Second)
+	}
+}
+
+func (d *daemon) run(ctx context.Context, f flags) int {
+	cfg := d.cfg
+	status := &sync.Status{LeaderElection: cfg.LeaderElection.Enabled}
 	d.log.Info("starting", zap.String("version", version), zap.String("mode", cfg.Mode),
-		zap.String("policy", cfg.Policy), zap.String("schedule", cfg.Schedule))
+		zap.String("policy", cfg.Policy), zap.String("schedule", cfg.Schedule),
+		zap.Bool("leader_election", cfg.LeaderElection.Enabled), zap.Bool("repair", cfg.Repair.Enabled),
+		zap.String("identity", d.identity))
 	srvErr := make(chan error, 1)
 	if cfg.Server.Address != "" {
-		go func() { srvErr <- sync.Serve(ctx, cfg.Server.Address, r.Handler(), d.log) }()
+		go func() { srvErr <- sync.Serve(ctx, cfg.Server.Address, sync.NewHandler(d.metrics, status), d.log) }()
+	}
+	// The informers run on standby replicas too, so a new leader starts
+	// with a warm cache.
+	if err := d.cache.Start(ctx); err != nil {
+		d.log.Error("stopping", zap.Error(err))
+		return exitFailed
 	}
 	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run(ctx) }()
+	go func() {
+		if cfg.LeaderElection.Enabled {
+			runErr <- d.elect(ctx, f, status)
+		} else {
+			runErr <- d.lead(ctx, f, status)
+		}
+	}()
+	code := exitOK
 	select {
 	case err := <-srvErr:
 		if err != nil {
 			d.log.Error("stopping", zap.Error(err))
-			return exitFailed
+			code = exitFailed
 		}
 		<-runErr
 	case err := <-runErr:
 		if err != nil {
 			d.log.Error("stopping", zap.Error(err))
-			return exitFailed
+			code = exitFailed
 		}
 	}
+	d.flushEvents()
 	d.log.Info("stopped")
-	return exitOK
+	return code
+}
+
+// lead runs cycles and repairs until ctx ends: for the whole run without
+// leader election, else for one leadership term.
+func (d *daemon) lead(ctx context.Context, f flags, status *sync.Status) error {
+	d.termMu.Lock()
+	defer d.termMu.Unlock()
+	if ctx.Err() != nil {
+		return nil // the term ended before it began
+	}
+	status.SetLeading(true)
+	d.metrics.Leader.Set(1)
+	defer func() {
+		status.SetLeading(false)
+		d.metrics.Leader.Set(0)
+		if d.cfg.LeaderElection.Enabled {
+			// Only the leader reports per-binding drift.
+			d.metrics.ResetBindings()
+		}
+	}()
+	sctx, cancel := context.WithTimeout(ctx, kube.SyncTimeout)
+	if err := d.cache.WaitForSync(sctx); err != nil && ctx.Err() == nil {
+		d.log.Warn("informers not synced; reading with LIST and GET until they are", zap.Error(err))
+	}
+	cancel()
+	cfg := d.cfg
+	r := &sync.Runner{
+		Syncer: d.syncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
+		Options:  sync.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
+		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff,
+	}
+	if cfg.Repair.Enabled {
+		r.RepairInterval = cfg.Repair.MinInterval
+	}
+	return r.Run(ctx)
+}
+
+// elect competes for the Lease until ctx ends; while it holds the lease it
+// leads. On SIGTERM the write in flight finishes before the lease is
+// released, so the next leader can start at once. A leader that fails to
+// renew stops (its write in flight, if any, still finishes: writes carry
+// a resourceVersion precondition, so an overlap with the new leader loses
+// no update) and stands by again.
+func (d *daemon) elect(ctx context.Context, f flags, status *sync.Status) error {
+	le := d.cfg.LeaderElection
+	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(d.rc), "runai-ldap-sync/leader-election"))
+	if err != nil {
+		return fmt.Errorf("leader election client: %w", err)
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: d.cfg.Kubernetes.RunaiNamespace, Name: le.LeaseName},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: d.identity},
+	}
+	for {
+		var started atomic.Bool
+		termDone := make(chan struct{})
+		leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: lock, Name: le.LeaseName, ReleaseOnCancel: true,
+			LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					started.Store(true)
+					defer close(termDone)
+					runCtx, cancel := context.WithCancel(lctx)
+					defer cancel()
+					defer context.AfterFunc(ctx, cancel)()
+					d.log.Info("became leader", zap.String("lease", d.cfg.Kubernetes.RunaiNamespace+"/"+le.LeaseName), zap.String("identity", d.identity))
+					if err := d.lead(runCtx, f, status); err != nil {
+						d.log.Error("leader stopped", zap.Error(err))
+					}
+				},
+				OnStoppedLeading: func() {},
+				OnNewLeader: func(id string) {
+					status.SetLeader(id)
+					if id != d.identity {
+						d.log.Info("standing by", zap.String("leader", id))
+					}
+				},
+			},
+		})
+		if err != nil {
+			leCancel()
+			return fmt.Errorf("leader election: %w", err)
+		}
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-leCtx.Done():
+				return
+			}
+			// Finish the write in flight before releasing the lease.
+			if started.Load() {
+				<-termDone
+			}
+			leCancel()
+		}()
+		elector.Run(leCtx)
+		if started.Load() {
+			<-termDone
+		}
+		leCancel()
+		if ctx.Err() != nil {
+			d.log.Info("leader lease released")
+			return nil
+		}
+		d.log.Warn("lost the leader lease; standing by", zap.String("identity", d.identity))
+	}
 }
 
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {

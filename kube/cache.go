@@ -1,0 +1,369 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	corev1informers "k8s.io/client-go/informers/core/v1"
+	rbacv1informers "k8s.io/client-go/informers/rbac/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Handlers receive changes seen by the Cache's informers after their
+// initial list (the initial list itself is not reported: the first cycle
+// reads it). They run on the informers' goroutines and must not block.
+type Handlers struct {
+	// Binding is called when a managed binding is created, changed or
+	// deleted by anyone, including this process. b is nil for a deletion;
+	// rv is then the resourceVersion of the deleted object, if known.
+	Binding func(ref Ref, b *Binding, rv string)
+	// Namespace is called when a namespace appears, disappears, or changes
+	// its labels or phase.
+	Namespace func(old, cur *Namespace)
+	// WatchError is called when a watch fails (the informer retries).
+	WatchError func(what string, err error)
+}
+
+// Cache keeps the managed bindings and the namespaces in informers, so a
+// cycle reads current state from memory instead of listing it, and a hand
+// edit is seen within a second. It watches only what is managed: the
+// executor RoleBindings (one field selector on the name, in every
+// namespace), the index-map RoleBinding in the Run:AI namespace, and the
+// viewer ClusterRoleBinding.
+//
+// Until the informers have synced, and for everything they do not hold,
+// it falls back to the Client, so it can stand in for the Client anywhere.
+type Cache struct {
+	client  *Client
+	runaiNS string
+	h       Handlers
+
+	exec, indexMap, viewer, ns cache.SharedIndexInformer
+
+	synced atomic.Bool
+
+	mu sync.Mutex
+	// written holds the objects returned by our own writes until the
+	// informer has caught up with them, so a read right after a write
+	// never sees the state from before it.
+	written map[Ref]*Binding
+}
+
+// NewCache returns a Cache for the bindings of runaiNS; Start runs it.
+func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
+	byName := func(name string) func(*metav1.ListOptions) {
+		return func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}
+	}
+	ca := &Cache{client: c, runaiNS: runaiNS, h: h, written: map[Ref]*Binding{}}
+	noIndex := cache.Indexers{}
+	ca.exec = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, byName(ExecutorBinding))
+	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
+	ca.viewer = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, byName(ViewerBinding))
+	ca.ns = corev1informers.NewNamespaceInformer(c.cs, 0, noIndex)
+	return ca
+}
+
+func (c *Cache) informers() map[string]cache.SharedIndexInformer {
+	return map[string]cache.SharedIndexInformer{
+		"RoleBindings " + ExecutorBinding:                  c.exec,
+		"RoleBinding " + c.runaiNS + "/" + IndexMapBinding: c.indexMap,
+		"ClusterRoleBinding " + ViewerBinding:              c.viewer,
+		"namespaces":                                       c.ns,
+	}
+}
+
+// Start registers the handlers and runs the informers until ctx ends. It
+// returns at once; WaitForSync waits for the initial lists.
+func (c *Cache) Start(ctx context.Context) error {
+	for what, inf := range c.informers() {
+		// Managed fields are never read: do not keep them in memory.
+		if err := inf.SetTransform(stripManagedFields); err != nil {
+			return fmt.Errorf("informer for %s: %w", what, err)
+		}
+		if c.h.WatchError != nil {
+			what := what
+			if err := inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+				c.h.WatchError(what, err)
+			}); err != nil {
+				return fmt.Errorf("informer for %s: %w", what, err)
+			}
+		}
+	}
+	for _, inf := range []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer} {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, initial bool) {
+				if !initial {
+					c.bindingEvent(obj, false)
+				}
+			},
+			UpdateFunc: func(_, obj any) { c.bindingEvent(obj, false) },
+			DeleteFunc: func(obj any) { c.bindingEvent(obj, true) },
+		}); err != nil {
+			return fmt.Errorf("register binding handler: %w", err)
+		}
+	}
+	if _, err := c.ns.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			if !initial {
+				c.namespaceEvent(nil, obj)
+			}
+		},
+		UpdateFunc: func(old, obj any) { c.namespaceEvent(old, obj) },
+		DeleteFunc: func(obj any) { c.namespaceEvent(obj, nil) },
+	}); err != nil {
+		return fmt.Errorf("register namespace handler: %w", err)
+	}
+	for _, inf := range c.informers() {
+		go inf.RunWithContext(ctx)
+	}
+	return nil
+}
+
+// WaitForSync waits until every informer has its initial list, or ctx
+// ends. Reads fall back to the API until then.
+func (c *Cache) WaitForSync(ctx context.Context) error {
+	var synced []cache.InformerSynced
+	for _, inf := range c.informers() {
+		synced = append(synced, inf.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("informers did not sync: %w", context.Cause(ctx))
+	}
+	c.Synced()
+	return nil
+}
+
+// Synced reports whether reads come from the informers: once every
+// informer has its initial list.
+func (c *Cache) Synced() bool {
+	if c.synced.Load() {
+		return true
+	}
+	for _, inf := range c.informers() {
+		if !inf.HasSynced() {
+			return false
+		}
+	}
+	c.synced.Store(true)
+	return true
+}
+
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func (c *Cache) bindingEvent(obj any, deleted bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj, deleted = d.Obj, true
+	}
+	var ref Ref
+	var b *Binding
+	var err error
+	var rv string
+	switch o := obj.(type) {
+	case *rbacv1.RoleBinding:
+		ref, rv = Ref{Kind: KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, o.ResourceVersion
+		if !deleted {
+			b, err = fromRoleBinding(o)
+		}
+	case *rbacv1.ClusterRoleBinding:
+		ref, rv = Ref{Kind: KindClusterRoleBinding, Name: o.Name}, o.ResourceVersion
+		if !deleted {
+			b, err = fromClusterRoleBinding(o)
+		}
+	default:
+		return
+	}
+	c.caughtUp(ref, rv)
+	if err != nil || c.h.Binding == nil {
+		// A bad ownership annotation is reported by the next cycle.
+		return
+	}
+	c.h.Binding(ref, b, rv)
+}
+
+// caughtUp forgets our own write once the informer has seen it or a later
+// state of the object.
+func (c *Cache) caughtUp(ref Ref, rv string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.written[ref]
+	if !ok {
+		return
+	}
+	if cmp, err := resourceversion.CompareResourceVersion(w.ResourceVersion, rv); err != nil || cmp <= 0 {
+		delete(c.written, ref)
+	}
+}
+
+func (c *Cache) namespaceEvent(oldObj, obj any) {
+	if c.h.Namespace == nil {
+		return
+	}
+	toNS := func(o any) *Namespace {
+		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if ns, ok := o.(*corev1.Namespace); ok {
+			n := fromNamespace(ns)
+			return &n
+		}
+		return nil
+	}
+	c.h.Namespace(toNS(oldObj), toNS(obj))
+}
+
+func fromNamespace(ns *corev1.Namespace) Namespace {
+	return Namespace{Name: ns.Name, Labels: ns.Labels, Terminating: ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil}
+}
+
+// Namespaces returns every namespace, from the informer once synced.
+func (c *Cache) Namespaces(ctx context.Context) ([]Namespace, error) {
+	if !c.Synced() {
+		return c.client.Namespaces(ctx)
+	}
+	items := c.ns.GetStore().List()
+	out := make([]Namespace, 0, len(items))
+	for _, o := range items {
+		if ns, ok := o.(*corev1.Namespace); ok {
+			out = append(out, fromNamespace(ns))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Bindings returns every managed binding, from the informers once synced
+// (no API request), else from the API.
+func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
+	if !c.Synced() || runaiNS != c.runaiNS {
+		return c.client.Bindings(ctx, runaiNS)
+	}
+	out := map[Ref]*Binding{}
+	for _, inf := range []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer} {
+		for _, o := range inf.GetStore().List() {
+			b, err := toBinding(o)
+			if err != nil {
+				return nil, err
+			}
+			out[b.Ref] = b
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ref, w := range c.written {
+		out[ref] = newer(out[ref], w)
+	}
+	return out, nil
+}
+
+// Get returns one binding, from the informers once synced; a binding the
+// informers do not watch is read from the API.
+func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
+	inf := c.informerFor(ref)
+	if !c.Synced() || inf == nil {
+		return c.client.Get(ctx, ref)
+	}
+	key := ref.Name
+	if ref.Namespace != "" {
+		key = ref.Namespace + "/" + ref.Name
+	}
+	o, exists, err := inf.GetStore().GetByKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from the informer cache: %w", ref, err)
+	}
+	b := &Binding{Ref: ref}
+	if exists {
+		if b, err = toBinding(o); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w, ok := c.written[ref]; ok {
+		return newer(b, w), nil
+	}
+	return b, nil
+}
+
+func (c *Cache) informerFor(ref Ref) cache.SharedIndexInformer {
+	switch {
+	case ref.Kind == KindClusterRoleBinding && ref.Name == ViewerBinding:
+		return c.viewer
+	case ref.Kind == KindRoleBinding && ref.Name == ExecutorBinding:
+		return c.exec
+	case ref.Kind == KindRoleBinding && ref.Name == IndexMapBinding && ref.Namespace == c.runaiNS:
+		return c.indexMap
+	}
+	return nil
+}
+
+// Apply writes through the Client and remembers the result until the
+// informer has seen it.
+func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+	b, err := c.client.Apply(ctx, ch, current)
+	if err != nil {
+		return nil, err
+	}
+	if c.Synced() {
+		c.mu.Lock()
+		c.written[ch.Ref] = b
+		c.mu.Unlock()
+		// The informer may have delivered it already.
+		if inf := c.informerFor(ch.Ref); inf != nil {
+			key := ch.Ref.Name
+			if ch.Ref.Namespace != "" {
+				key = ch.Ref.Namespace + "/" + ch.Ref.Name
+			}
+			if o, ok, _ := inf.GetStore().GetByKey(key); ok {
+				if m, ok := o.(metav1.Object); ok {
+					c.caughtUp(ch.Ref, m.GetResourceVersion())
+				}
+			}
+		}
+	}
+	return b, nil
+}
+
+// newer returns whichever of the cached and the written state is more
+// recent; an unknown order keeps the informer's state.
+func newer(cached, written *Binding) *Binding {
+	if cached == nil || !cached.Exists {
+		// Not seen yet (created by us), or deleted after our write: in the
+		// latter case caughtUp has already dropped the written state.
+		return written
+	}
+	cmp, err := resourceversion.CompareResourceVersion(written.ResourceVersion, cached.ResourceVersion)
+	if err == nil && cmp > 0 {
+		return written
+	}
+	return cached
+}
+
+func toBinding(o any) (*Binding, error) {
+	switch b := o.(type) {
+	case *rbacv1.RoleBinding:
+		return fromRoleBinding(b)
+	case *rbacv1.ClusterRoleBinding:
+		return fromClusterRoleBinding(b)
+	}
+	return nil, fmt.Errorf("unexpected object %T in the binding cache", o)
+}
+
+// SyncTimeout bounds the wait for the informers' initial lists before the
+// first cycle; after it, reads fall back to the API until they sync.
+const SyncTimeout = 2 * time.Minute

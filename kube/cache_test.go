@@ -1,0 +1,166 @@
+package kube
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// The informers are exercised against a real kube-apiserver by the
+// integration tests; this checks the Cache's own logic with client-go's
+// fake clientset (which ignores field selectors, so it holds only managed
+// names here).
+
+type seen struct {
+	mu       sync.Mutex
+	bindings []string
+	ns       []string
+}
+
+func (s *seen) binding(ref Ref, b *Binding, _ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	state := "deleted"
+	if b != nil {
+		state = "users=" + joinUsers(b)
+	}
+	s.bindings = append(s.bindings, ref.String()+" "+state)
+}
+
+func joinUsers(b *Binding) string {
+	out := ""
+	for i, u := range b.Users() {
+		if i > 0 {
+			out += ","
+		}
+		out += u
+	}
+	return out
+}
+
+func (s *seen) get() ([]string, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bindings...), append([]string(nil), s.ns...)
+}
+
+func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ExecutorBinding, Namespace: "runai-a", ResourceVersion: "10"},
+		RoleRef: ExpectedRoleRef(ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ViewerBinding, ResourceVersion: "11"},
+		RoleRef: ExpectedRoleRef(ViewerBinding)}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-a", Labels: map[string]string{"runai/queue": "a"}}}
+	cs := fake.NewClientset(rb, crb, ns)
+	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}}
+	var s seen
+	ca := NewCache(c, "runai", Handlers{Binding: s.binding, Namespace: func(_, cur *Namespace) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if cur != nil {
+			s.ns = append(s.ns, cur.Name)
+		}
+	}})
+	if ca.Synced() {
+		t.Fatal("synced before start")
+	}
+	if err := ca.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := ca.WaitForSync(sctx); err != nil {
+		t.Fatal(err)
+	}
+
+	before := len(cs.Actions())
+	all, err := ca.Bindings(ctx, "runai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss, _ := ca.Namespaces(ctx)
+	a, _ := ca.Get(ctx, ExecutorRef("runai-a"))
+	missing, _ := ca.Get(ctx, IndexMapRef("runai"))
+	if after := len(cs.Actions()); after != before {
+		t.Errorf("reads after sync made %d API requests: %v", after-before, cs.Actions()[before:])
+	}
+	if len(all) != 2 || len(nss) != 1 || !a.Exists || joinUsers(a) != "alice" || missing.Exists {
+		t.Fatalf("bindings=%v namespaces=%v a=%+v missing=%+v", all, nss, a, missing)
+	}
+	if b, _ := s.get(); len(b) != 0 {
+		t.Errorf("initial list reported as changes: %v", b)
+	}
+
+	// A hand edit and a deletion are reported.
+	rb2 := rb.DeepCopy()
+	rb2.ResourceVersion = "12"
+	rb2.Subjects = nil
+	if _, err := cs.RbacV1().RoleBindings("runai-a").Update(ctx, rb2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.RbacV1().ClusterRoleBindings().Delete(ctx, ViewerBinding, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-b"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, n := s.get()
+		if len(b) == 2 && len(n) == 1 {
+			want := map[string]bool{"RoleBinding/runai-a/runai-job-executor-manual users=": true, "ClusterRoleBinding/runai-job-viewer-manual deleted": true}
+			for _, e := range b {
+				if !want[e] {
+					t.Errorf("unexpected change %q", e)
+				}
+			}
+			if n[0] != "runai-b" {
+				t.Errorf("namespace change %v", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes seen: %v %v", b, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNewerPrefersTheLaterWrite(t *testing.T) {
+	cached := &Binding{Exists: true, ResourceVersion: "99"}
+	written := &Binding{Exists: true, ResourceVersion: "100"}
+	if newer(cached, written) != written {
+		t.Error("a write newer than the cache must win")
+	}
+	if newer(&Binding{Exists: true, ResourceVersion: "101"}, written).ResourceVersion != "101" {
+		t.Error("a cache newer than the write must win")
+	}
+	if newer(&Binding{}, written) != written {
+		t.Error("a binding we created and the informer has not seen must be returned")
+	}
+	if newer(&Binding{Exists: true, ResourceVersion: "abc"}, written).ResourceVersion != "abc" {
+		t.Error("an incomparable version keeps the informer's state")
+	}
+}
+
+func TestCacheForgetsWritesOnceSeen(t *testing.T) {
+	ca := &Cache{written: map[Ref]*Binding{}}
+	ref := ExecutorRef("x")
+	ca.written[ref] = &Binding{ResourceVersion: "100"}
+	ca.caughtUp(ref, "99")
+	if _, ok := ca.written[ref]; !ok {
+		t.Fatal("forgot a write on an older event")
+	}
+	ca.caughtUp(ref, "100")
+	if _, ok := ca.written[ref]; ok {
+		t.Fatal("kept a write the informer has seen")
+	}
+}

@@ -1,0 +1,113 @@
+package kube
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+)
+
+// EventComponent is the source component of the Events this tool records.
+const EventComponent = "runai-ldap-sync"
+
+// maxEventMessage keeps a message within what the API accepts (1 KiB for
+// events.k8s.io); longer lists are cut with "and N more".
+const maxEventMessage = 1000
+
+// EventRecorder records Kubernetes Events on the managed bindings, through
+// client-go's record package (which aggregates repeats into a count).
+// Events of the ClusterRoleBinding go to the default namespace, as for
+// every cluster-scoped object.
+type EventRecorder struct {
+	b        record.EventBroadcaster
+	rec      record.EventRecorder
+	sent     atomic.Int64 // handed to the broadcaster
+	finished atomic.Int64 // written, or given up, by the sink
+}
+
+// NewEventRecorder starts a recorder writing through c. host names this
+// replica in the Events' source.
+func NewEventRecorder(c *Client, host string) *EventRecorder {
+	r := &EventRecorder{b: record.NewBroadcaster()}
+	r.b.StartRecordingToSink(&countingSink{next: &typedcorev1.EventSinkImpl{Interface: c.cs.CoreV1().Events("")}, done: &r.finished})
+	r.rec = r.b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: host})
+	return r
+}
+
+// Event records one Event on the binding ref (uid may be empty).
+func (r *EventRecorder) Event(ref Ref, uid types.UID, eventType, reason, message string) {
+	r.sent.Add(1)
+	r.rec.Event(objectReference(ref, uid), eventType, reason, Truncate(message, maxEventMessage))
+}
+
+// Shutdown waits up to timeout for the Events recorded so far to be
+// written, then stops the recorder.
+func (r *EventRecorder) Shutdown(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for r.finished.Load() < r.sent.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.b.Shutdown()
+}
+
+func objectReference(ref Ref, uid types.UID) runtime.Object {
+	return &corev1.ObjectReference{
+		APIVersion: rbacv1.SchemeGroupVersion.String(),
+		Kind:       ref.Kind,
+		Namespace:  ref.Namespace,
+		Name:       ref.Name,
+		UID:        uid,
+	}
+}
+
+// countingSink counts the Events the sink is done with, so Shutdown can
+// wait for them.
+type countingSink struct {
+	next record.EventSink
+	done *atomic.Int64
+}
+
+func (s *countingSink) Create(e *corev1.Event) (*corev1.Event, error) {
+	out, err := s.next.Create(e)
+	s.finish(err)
+	return out, err
+}
+
+func (s *countingSink) Update(e *corev1.Event) (*corev1.Event, error) {
+	out, err := s.next.Update(e)
+	s.finish(err)
+	return out, err
+}
+
+func (s *countingSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
+	out, err := s.next.Patch(e, data)
+	s.finish(err)
+	return out, err
+}
+
+func (s *countingSink) finish(err error) {
+	// A failed write is retried by the broadcaster; count it anyway so a
+	// shutdown with the API server unreachable does not wait for nothing.
+	s.done.Add(1)
+}
+
+// Truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}

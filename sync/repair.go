@@ -1,0 +1,246 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	gosync "sync"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+)
+
+// workQueue collects what the informers saw between two runs of the
+// Runner's watch loop: bindings to repair, and whether the set of projects
+// changed (which needs a full cycle). Repeated events coalesce.
+type workQueue struct {
+	mu      gosync.Mutex
+	pending map[kube.Ref]struct{}
+	cycle   bool
+	kick    chan struct{}
+}
+
+func newWorkQueue() workQueue {
+	return workQueue{pending: map[kube.Ref]struct{}{}, kick: make(chan struct{}, 1)}
+}
+
+func (q *workQueue) add(refs ...kube.Ref) {
+	q.mu.Lock()
+	for _, r := range refs {
+		q.pending[r] = struct{}{}
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *workQueue) requestCycle() {
+	q.mu.Lock()
+	q.cycle = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *workQueue) signal() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take empties the queue.
+func (q *workQueue) take() (refs []kube.Ref, cycle bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for r := range q.pending {
+		refs = append(refs, r)
+	}
+	clear(q.pending)
+	cycle, q.cycle = q.cycle, false
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	return refs, cycle
+}
+
+// Forget drops the desired state and pending work, e.g. when this replica
+// starts or stops leading: repairs resume after the next full cycle.
+func (s *Syncer) Forget() {
+	s.stateMu.Lock()
+	s.desired = nil
+	clear(s.written)
+	s.stateMu.Unlock()
+	s.work.take()
+}
+
+// BindingChanged is the informer handler for managed bindings. It queues a
+// repair when someone else's change makes the binding differ from the
+// last desired state, as the plan sees it under the configured policy and
+// guard; our own writes (by resourceVersion) and changes the plan does not
+// care about (a hand-added user, a Group subject) are ignored. b is nil
+// for a deletion. It never blocks on a server.
+func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
+	s.stateMu.Lock()
+	d, managed := s.desired[ref]
+	opts := s.planOpts
+	written := s.written[ref]
+	s.stateMu.Unlock()
+	if !managed {
+		return
+	}
+	if written != "" && rv != "" {
+		if cmp, err := resourceversion.CompareResourceVersion(rv, written); err == nil && cmp <= 0 {
+			return // our own write, or a state from before it
+		}
+	}
+	cur := b
+	change := "changed"
+	if cur == nil {
+		cur, change = &kube.Binding{Ref: ref}, "deleted"
+	}
+	p := planOne(d, cur, opts)
+	if !p.HasChanges() {
+		return
+	}
+	s.log.Info("drift detected: a managed binding was changed by someone else; repair queued",
+		zap.String("binding", ref.String()), zap.String("change", change),
+		zap.Strings("missing", nonNil(p.Add)), zap.Strings("unexpected", nonNil(p.Remove)))
+	if s.metrics != nil {
+		s.metrics.DriftEvents.WithLabelValues(change).Inc()
+	}
+	s.work.add(ref)
+}
+
+// NamespaceChanged is the informer handler for namespaces: a namespace
+// that gains, loses or changes the project label, or a static project's
+// namespace appearing, disappearing or terminating, changes the set of
+// projects, which needs a full cycle (the new project's groups must be
+// read). Other namespace changes are ignored.
+func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
+	label := s.cfg.Projects.NamespaceLabel
+	value := func(n *kube.Namespace) (string, bool) {
+		if n == nil || label == "" {
+			return "", false
+		}
+		v, ok := n.Labels[label]
+		return v, ok
+	}
+	ov, oHas := value(old)
+	nv, nHas := value(cur)
+	relevant := oHas != nHas || ov != nv
+	if !relevant && (oHas || nHas || s.isStaticNamespace(old, cur)) {
+		// Appeared, disappeared or started terminating.
+		relevant = (old == nil) != (cur == nil) || (old != nil && cur != nil && old.Terminating != cur.Terminating)
+	}
+	if !relevant {
+		return
+	}
+	s.stateMu.Lock()
+	active := s.desired != nil
+	s.stateMu.Unlock()
+	if !active {
+		return
+	}
+	name := ""
+	if cur != nil {
+		name = cur.Name
+	} else if old != nil {
+		name = old.Name
+	}
+	s.log.Info("project namespaces changed; full cycle queued", zap.String("namespace", name))
+	s.work.requestCycle()
+}
+
+func (s *Syncer) isStaticNamespace(nss ...*kube.Namespace) bool {
+	for _, n := range nss {
+		if n == nil {
+			continue
+		}
+		for _, sp := range s.cfg.Projects.Static {
+			ns := sp.Namespace
+			if ns == "" {
+				ns = DefaultNamespace(sp.Name)
+			}
+			if ns == n.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Repair re-applies the last full cycle's desired state to the given
+// bindings, without reading the directory: each is planned against its
+// current state (from the informer cache) with the same policy, guard and
+// approvals as a cycle, then written, logged and recorded as Events the
+// same way. Bindings not in the last desired state are skipped, as are
+// executor bindings whose namespace is gone or terminating (the namespace
+// change queues a full cycle).
+func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions) *Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := newReport(TriggerRepair)
+	rep.Err = s.repair(ctx, refs, opts, rep)
+	rep.Duration = time.Since(rep.Started)
+	s.recordRepair(rep)
+	return rep
+}
+
+func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions, rep *Report) error {
+	s.stateMu.Lock()
+	desired := make([]Desired, 0, len(refs))
+	for _, ref := range refs {
+		if d, ok := s.desired[ref]; ok {
+			desired = append(desired, d)
+		}
+	}
+	s.stateMu.Unlock()
+	if len(desired) == 0 {
+		return nil
+	}
+	nss, err := s.cluster.Namespaces(ctx)
+	if err != nil {
+		s.kubeError("list")
+		return fmt.Errorf("read namespaces: %w", err)
+	}
+	live := map[string]bool{}
+	for _, n := range nss {
+		live[n.Name] = !n.Terminating
+	}
+	var errs []error
+	current := map[kube.Ref]*kube.Binding{}
+	popts := s.planOptions(opts)
+	for _, d := range desired {
+		if d.Ref.Namespace != "" && !live[d.Ref.Namespace] {
+			continue
+		}
+		cur, err := s.cluster.Get(ctx, d.Ref)
+		if err != nil {
+			s.kubeError("get")
+			errs = append(errs, fmt.Errorf("read %s: %w", d.Ref, err))
+			continue
+		}
+		current[d.Ref] = cur
+		rep.Plans = append(rep.Plans, planOne(d, cur, popts))
+	}
+	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	return errors.Join(errs...)
+}
+
+// recordRepair publishes a repair's result; only the repaired bindings'
+// series change.
+func (s *Syncer) recordRepair(rep *Report) {
+	m := s.metrics
+	if m == nil || len(rep.Plans) == 0 && rep.Err == nil {
+		return
+	}
+	if rep.Err == nil {
+		m.Repairs.WithLabelValues("success").Inc()
+	} else {
+		m.Repairs.WithLabelValues("failure").Inc()
+	}
+	for _, p := range rep.Plans {
+		s.recordPlan(p, rep)
+	}
+}

@@ -1,0 +1,477 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+)
+
+type recordedEvent struct {
+	ref                   kube.Ref
+	uid                   types.UID
+	kind, reason, message string
+}
+
+type fakeRecorder struct {
+	gosync.Mutex
+	events []recordedEvent
+}
+
+func (f *fakeRecorder) Event(ref kube.Ref, uid types.UID, eventType, reason, message string) {
+	f.Lock()
+	defer f.Unlock()
+	f.events = append(f.events, recordedEvent{ref, uid, eventType, reason, message})
+}
+
+func (f *fakeRecorder) take() []recordedEvent {
+	f.Lock()
+	defer f.Unlock()
+	out := f.events
+	f.events = nil
+	return out
+}
+
+var alphaRef = kube.ExecutorRef("runai-alpha")
+
+// syncedFixture runs a first cycle, so repairs have a desired state.
+func syncedFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeRecorder) {
+	t.Helper()
+	dir, cl := newFixture()
+	rec := &fakeRecorder{}
+	s := New(testConfig(), dir, cl, zap.NewNop(), NewMetrics("test")).WithEvents(rec)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	return s, dir, cl, rec
+}
+
+func pending(s *Syncer) []kube.Ref {
+	s.work.mu.Lock()
+	defer s.work.mu.Unlock()
+	var out []kube.Ref
+	for r := range s.work.pending {
+		out = append(out, r)
+	}
+	return out
+}
+
+func dropUser(name string) func(*kube.Binding) {
+	return func(b *kube.Binding) {
+		var keep []rbacv1.Subject
+		for _, s := range b.Subjects {
+			if s.Name != name {
+				keep = append(keep, s)
+			}
+		}
+		b.Subjects = keep
+	}
+}
+
+func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
+	s, _, cl, _ := syncedFixture(t)
+	s.work.take()
+
+	// The informer's echo of our own write: same resourceVersion.
+	own, _ := cl.Get(context.Background(), alphaRef)
+	s.BindingChanged(alphaRef, own, own.ResourceVersion)
+	if p := pending(s); len(p) != 0 {
+		t.Fatalf("own write queued a repair: %v", p)
+	}
+	// A hand-added user and a Group: not drift under policy sync.
+	b := cl.edit(alphaRef, func(b *kube.Binding) {
+		b.Subjects = append(b.Subjects, kube.UserSubject("contractor"), rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "admins"})
+	})
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	if p := pending(s); len(p) != 0 {
+		t.Fatalf("a harmless hand edit queued a repair: %v", p)
+	}
+	// An unmanaged binding: ignored.
+	other := kube.ExecutorRef("elsewhere")
+	s.BindingChanged(other, &kube.Binding{Ref: other, Exists: true}, "999")
+	if p := pending(s); len(p) != 0 {
+		t.Fatalf("unmanaged binding queued: %v", p)
+	}
+	// A managed user removed by hand: drift.
+	b = cl.edit(alphaRef, dropUser("alice"))
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	if p := pending(s); !reflect.DeepEqual(p, []kube.Ref{alphaRef}) {
+		t.Fatalf("pending = %v, want alpha", p)
+	}
+	// A deletion: drift.
+	s.work.take()
+	rv := cl.remove(kube.ViewerRef())
+	s.BindingChanged(kube.ViewerRef(), nil, rv)
+	if p := pending(s); !reflect.DeepEqual(p, []kube.Ref{kube.ViewerRef()}) {
+		t.Fatalf("pending = %v, want viewer", p)
+	}
+}
+
+func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
+	s, dir, cl, rec := syncedFixture(t)
+	rec.take()
+	dir.connErr = fmt.Errorf("directory down") // a repair must not need it
+	resolves := dir.resolves
+
+	b := cl.edit(alphaRef, dropUser("alice"))
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	cl.remove(kube.ViewerRef())
+	s.BindingChanged(kube.ViewerRef(), nil, "")
+	refs, _ := s.work.take()
+
+	cl.writes = nil
+	rep := s.Repair(context.Background(), refs, CycleOptions{})
+	if rep.Err != nil {
+		t.Fatalf("repair: %v", rep.Err)
+	}
+	if dir.resolves != resolves {
+		t.Errorf("repair read the directory")
+	}
+	if got := cl.users(alphaRef); !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
+		t.Errorf("alpha after repair = %v", got)
+	}
+	if got := cl.users(kube.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
+		t.Errorf("viewer after repair = %v", got)
+	}
+	if len(cl.writes) != 2 || rep.Applied != 2 || rep.Trigger != TriggerRepair {
+		t.Errorf("writes=%v applied=%d trigger=%s", cl.writes, rep.Applied, rep.Trigger)
+	}
+	evs := rec.take()
+	if len(evs) != 2 {
+		t.Fatalf("events = %+v", evs)
+	}
+	for _, e := range evs {
+		if e.kind != "Normal" || !strings.HasPrefix(e.message, "drift repair after a change by someone else: ") {
+			t.Errorf("event %+v", e)
+		}
+	}
+	// The repair's own writes are not drift.
+	for _, ref := range refs {
+		b, _ := cl.Get(context.Background(), ref)
+		s.BindingChanged(ref, b, b.ResourceVersion)
+	}
+	if p := pending(s); len(p) != 0 {
+		t.Errorf("own repair write queued: %v", p)
+	}
+}
+
+func TestRepairBeforeAnyCycleDoesNothing(t *testing.T) {
+	dir, cl := newFixture()
+	s := New(testConfig(), dir, cl, zap.NewNop(), nil)
+	s.BindingChanged(alphaRef, nil, "5")
+	if p := pending(s); len(p) != 0 {
+		t.Fatalf("queued before the first cycle: %v", p)
+	}
+	rep := s.Repair(context.Background(), []kube.Ref{alphaRef}, CycleOptions{})
+	if rep.Err != nil || len(cl.writes) != 0 || dir.resolves != 0 {
+		t.Errorf("err=%v writes=%v resolves=%d", rep.Err, cl.writes, dir.resolves)
+	}
+	// Forget (a new leadership term) has the same effect after a cycle.
+	s.Cycle(context.Background(), CycleOptions{})
+	s.Forget()
+	cl.writes = nil
+	if rep := s.Repair(context.Background(), []kube.Ref{alphaRef}, CycleOptions{}); rep.Err != nil || len(cl.writes) != 0 {
+		t.Errorf("after Forget: err=%v writes=%v", rep.Err, cl.writes)
+	}
+}
+
+func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
+	dir, cl := newFixture()
+	many := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
+	dir.members["runai-alpha-executors"] = many
+	rec := &fakeRecorder{}
+	m := NewMetrics("test")
+	s := New(testConfig(), dir, cl, zap.NewNop(), m).WithEvents(rec)
+	s.Cycle(context.Background(), CycleOptions{})
+	// Eight of ten leave the group: the cycle holds the removals.
+	dir.members["runai-alpha-executors"] = []string{"u0", "u1"}
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if len(cl.users(alphaRef)) != 10 {
+		t.Fatalf("guard did not hold: %v", cl.users(alphaRef))
+	}
+	held := false
+	for _, e := range rec.take() {
+		if e.ref == alphaRef && e.reason == ReasonRemovalsHeld && e.kind == "Warning" &&
+			strings.Contains(e.message, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%") &&
+			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, ApproveAnnotation+"=true") {
+			held = true
+		}
+	}
+	if !held || rep.Err != nil {
+		t.Fatalf("no RemovalsHeld event (err=%v)", rep.Err)
+	}
+
+	// Someone removes u0 by hand: the repair puts u0 back and still holds.
+	b := cl.edit(alphaRef, dropUser("u0"))
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	refs, _ := s.work.take()
+	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if got := cl.users(alphaRef); len(got) != 10 {
+		t.Fatalf("repair removed held users or did not re-add u0: %v", got)
+	}
+	if got := testCounter(t, m, "runai_ldap_sync_binding_held_removals", `namespace="runai-alpha"`); got != 8 {
+		t.Errorf("held removals gauge = %v", got)
+	}
+
+	// Approval by annotation: the informer sees it, the repair applies the
+	// removals and drops the annotation.
+	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[ApproveAnnotation] = "true" })
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	refs, _ = s.work.take()
+	if len(refs) != 1 {
+		t.Fatalf("approval did not queue a repair")
+	}
+	rec.take()
+	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if got := cl.users(alphaRef); !reflect.DeepEqual(got, []string{"u0", "u1"}) {
+		t.Errorf("after approval = %v", got)
+	}
+	after, _ := cl.Get(context.Background(), alphaRef)
+	if _, ok := after.Annotations[ApproveAnnotation]; ok {
+		t.Error("approval annotation not removed")
+	}
+	evs := rec.take()
+	if len(evs) != 1 || !strings.Contains(evs[0].message, "the guard's hold was approved") || !strings.Contains(evs[0].message, "u2, u3") {
+		t.Errorf("approval events = %+v", evs)
+	}
+	if got := testCounter(t, m, "runai_ldap_sync_binding_held_removals", `namespace="runai-alpha"`); got != 0 {
+		t.Errorf("held removals gauge after approval = %v", got)
+	}
+}
+
+func TestRepairSkipsGoneNamespacesAndFailedGroups(t *testing.T) {
+	s, dir, cl, _ := syncedFixture(t)
+	// alpha's group fails at the next cycle: its binding is left alone, and
+	// a repair must leave it alone too, even when it is deleted.
+	dir.failing["runai-alpha-executors"] = true
+	s.Cycle(context.Background(), CycleOptions{})
+	cl.remove(alphaRef)
+	s.BindingChanged(alphaRef, nil, "")
+	if p := pending(s); len(p) != 0 {
+		t.Errorf("binding of a failed group queued: %v", p)
+	}
+	// beta's namespace is terminating: its binding is not recreated.
+	betaRef := kube.ExecutorRef("runai-beta")
+	cl.nss[1].Terminating = true
+	cl.remove(betaRef)
+	cl.writes = nil
+	if rep := s.Repair(context.Background(), []kube.Ref{alphaRef, betaRef}, CycleOptions{}); rep.Err != nil || len(cl.writes) != 0 {
+		t.Errorf("err=%v writes=%v", rep.Err, cl.writes)
+	}
+}
+
+func TestNamespaceChangedQueuesACycle(t *testing.T) {
+	s, _, _, _ := syncedFixture(t)
+	s.cfg.Projects.Static = []config.StaticProject{{Name: "gamma"}}
+	ns := func(name string, labels map[string]string) *kube.Namespace {
+		return &kube.Namespace{Name: name, Labels: labels}
+	}
+	q := map[string]string{"runai/queue": "delta"}
+	tests := []struct {
+		name     string
+		old, cur *kube.Namespace
+		want     bool
+	}{
+		{"unrelated namespace created", nil, ns("kube-x", nil), false},
+		{"unrelated label changed", ns("a", map[string]string{"x": "1"}), ns("a", map[string]string{"x": "2"}), false},
+		{"labelled namespace created", nil, ns("d", q), true},
+		{"label added", ns("d", nil), ns("d", q), true},
+		{"label value changed", ns("d", map[string]string{"runai/queue": "old"}), ns("d", q), true},
+		{"labelled namespace deleted", ns("d", q), nil, true},
+		{"labelled namespace terminating", ns("d", q), &kube.Namespace{Name: "d", Labels: q, Terminating: true}, true},
+		{"labelled namespace other change", ns("d", q), ns("d", map[string]string{"runai/queue": "delta", "y": "1"}), false},
+		{"static project namespace created", nil, ns("runai-gamma", nil), true},
+	}
+	for _, tc := range tests {
+		s.work.take()
+		s.NamespaceChanged(tc.old, tc.cur)
+		if _, cycle := s.work.take(); cycle != tc.want {
+			t.Errorf("%s: cycle=%v, want %v", tc.name, cycle, tc.want)
+		}
+	}
+}
+
+func TestCycleEvents(t *testing.T) {
+	dir, cl := newFixture()
+	rec := &fakeRecorder{}
+	s := New(testConfig(), dir, cl, zap.NewNop(), NewMetrics("test")).WithEvents(rec)
+	s.Cycle(context.Background(), CycleOptions{})
+	evs := rec.take()
+	byRef := map[kube.Ref]recordedEvent{}
+	for _, e := range evs {
+		byRef[e.ref] = e
+	}
+	if e := byRef[alphaRef]; e.reason != ReasonCreated || e.uid == "" ||
+		e.message != "created by group sync with Run:AI's roleRef and 3 users; added by group sync: alice, bob, dave" {
+		t.Errorf("alpha event %+v", e)
+	}
+	// A user leaves: one removal, explained.
+	dir.members["runai-beta-executors"] = []string{"carol", "erin"}
+	dir.failing["runai-alpha-executors"] = true
+	s.Cycle(context.Background(), CycleOptions{})
+	for _, e := range rec.take() {
+		switch e.ref {
+		case kube.ExecutorRef("runai-beta"):
+			if e.reason != ReasonChanged || e.message != "removed by group sync (no longer in the directory groups; they were added by group sync): frank" {
+				t.Errorf("beta event %+v", e)
+			}
+		case alphaRef:
+			if e.reason != ReasonLeftUntouched || e.kind != "Warning" || !strings.Contains(e.message, "group runai-alpha-executors failed") {
+				t.Errorf("alpha event %+v", e)
+			}
+		}
+	}
+	// roleRef mismatch.
+	cl.edit(alphaRef, func(b *kube.Binding) { b.RoleRef.Name = "cluster-admin" })
+	dir.failing["runai-alpha-executors"] = false
+	s.Cycle(context.Background(), CycleOptions{})
+	found := false
+	for _, e := range rec.take() {
+		if e.ref == alphaRef && e.reason == ReasonRoleRefMismatch && strings.Contains(e.message, "roleRef mismatch: the binding refers to ClusterRole/cluster-admin, expected ClusterRole/runai-job-executor") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no RoleRefMismatch event")
+	}
+	// Dry run: no events.
+	s.Cycle(context.Background(), CycleOptions{DryRun: true})
+	if evs := rec.take(); len(evs) != 0 {
+		t.Errorf("dry run recorded events: %+v", evs)
+	}
+}
+
+func TestEventMessagesAreBounded(t *testing.T) {
+	var many []string
+	for i := range 500 {
+		many = append(many, fmt.Sprintf("user-%03d", i))
+	}
+	msg := changeMessage(&BindingPlan{Add: many}, config.PolicySync, TriggerCycle)
+	if !strings.HasSuffix(msg, "user-029 and 470 more") {
+		t.Errorf("long list not cut: %q", msg)
+	}
+	if got := kube.Truncate(strings.Repeat("é", 600), 1000); len(got) > 1000 || !strings.HasSuffix(got, " …") {
+		t.Errorf("Truncate: %d bytes", len(got))
+	}
+}
+
+func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
+	s, _, cl, _ := syncedFixture(t)
+	m := NewMetrics("test")
+	s.metrics = m
+	r := &Runner{Syncer: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(), RepairInterval: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
+
+	edit := func(user string) time.Time {
+		b := cl.edit(alphaRef, dropUser(user))
+		s.BindingChanged(alphaRef, b, b.ResourceVersion)
+		return time.Now()
+	}
+	start := edit("alice")
+	waitFor(t, 3*time.Second, func() bool { return len(cl.users(alphaRef)) == 3 })
+	first := time.Since(start)
+	// A second edit right away waits for the interval.
+	start = edit("bob")
+	waitFor(t, 3*time.Second, func() bool { return len(cl.users(alphaRef)) == 3 })
+	second := time.Since(start)
+	if first > time.Second || second < 700*time.Millisecond {
+		t.Errorf("first repair after %v (want quick), second after %v (want rate-limited to ~1s)", first, second)
+	}
+	if got := testCounter(t, m, "runai_ldap_sync_repairs_total", `result="success"`); got != 2 {
+		t.Errorf("repairs_total = %v", got)
+	}
+}
+
+func TestReadyzSemantics(t *testing.T) {
+	st := &Status{LeaderElection: true}
+	h := NewHandler(nil, st)
+	get := func() (int, string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return w.Code, w.Body.String()
+	}
+	st.SetLeader("other_1234")
+	if code, body := get(); code != 200 || !strings.Contains(body, "standby") {
+		t.Errorf("standby: %d %q", code, body)
+	}
+	st.SetLeading(true)
+	if code, _ := get(); code != 503 {
+		t.Errorf("leader before a cycle: %d", code)
+	}
+	st.ready.Store(true)
+	if code, _ := get(); code != 200 {
+		t.Errorf("leader after a cycle: %d", code)
+	}
+	noLE := NewHandler(nil, &Status{})
+	w := httptest.NewRecorder()
+	noLE.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if w.Code != 503 {
+		t.Errorf("without leader election, before a cycle: %d", w.Code)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testCounter sums the series of a metric family whose labels, written as
+// name="value", contain match.
+func testCounter(t *testing.T, m *Metrics, name, match string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, metric := range mf.GetMetric() {
+			var labels []string
+			for _, l := range metric.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			if match != "" && !strings.Contains(strings.Join(labels, ","), match) {
+				continue
+			}
+			switch {
+			case metric.Gauge != nil:
+				sum += metric.GetGauge().GetValue()
+			case metric.Counter != nil:
+				sum += metric.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}

@@ -14,7 +14,7 @@ export RUNAI_LDAP_SYNC_BIN_DIR := $(BIN_DIR)
 
 UNIT_PKGS := ./config/... ./kube/... ./ldapsrc/... ./sync/... ./cmd/...
 
-.PHONY: all build test unit integration lint deps tools demo bench clean
+.PHONY: all build test unit integration lint deps tools demo bench clean image promtool test-alerts
 
 all: build
 
@@ -25,8 +25,8 @@ build:
 deps:
 	@hack/install-deps.sh
 
-## tools: etcd, kube-apiserver and kubectl built from source (cached in .cache/bin)
-tools: $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl
+## tools: etcd, kube-apiserver, kubectl and promtool built from source (cached in .cache/bin)
+tools: $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl $(BIN_DIR)/promtool
 
 $(BIN_DIR)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
 	@mkdir -p $(BIN_DIR)
@@ -38,6 +38,23 @@ $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl &: hack/tools/kube/go.mod hack/tool
 	@echo "building kube-apiserver and kubectl $(K8S_VERSION) from source (first time: ~5-10 min, ~3 GB RAM)"
 	cd hack/tools/kube && go build -ldflags '$(K8S_LDFLAGS)' -o $(BIN_DIR)/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
 	@touch $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl
+
+## promtool: Prometheus' rule checker from source, for the alert tests (no service discovery)
+promtool: $(BIN_DIR)/promtool
+
+$(BIN_DIR)/promtool: hack/tools/promtool/go.mod hack/tools/promtool/go.sum
+	@mkdir -p $(BIN_DIR)
+	@echo "building promtool from source (first time: ~2-5 min)"
+	cd hack/tools/promtool && go build -tags remove_all_sd -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+## test-alerts: `promtool test rules` on deploy/alerts_test.yaml, plus the dashboard's queries
+## (also run by `make integration`)
+test-alerts: $(BIN_DIR)/kubectl $(BIN_DIR)/promtool
+	go test -count=1 -run 'TestAlert|TestDashboard|TestEveryMetric' ./integration/deploy/
+
+## image: OCI image tarball in dist/ without Docker (static binary, CA bundle, user 65532)
+image:
+	VERSION=$(VERSION) hack/image.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

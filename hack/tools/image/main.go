@@ -1,0 +1,303 @@
+// Command image builds the runai-ldap-sync container image without a Docker
+// engine: one layer holding a static binary, the CA bundle and a passwd/group
+// naming the non-root user, on an empty base, written as an OCI image layout
+// packed into one tar file (load it with `skopeo copy oci-archive:FILE ...`,
+// `podman load -i FILE` or `crane push FILE.d ...`).
+//
+// The result is reproducible: every timestamp is SOURCE_DATE_EPOCH (default
+// 0), so the same binary and CA bundle give the same image digest.
+//
+//	go run . -binary ../../../bin/linux-amd64/runai-ldap-sync -ca-bundle /etc/ssl/certs/ca-certificates.crt \
+//	    -version v1.2.3 -out ../../../dist/runai-ldap-sync-v1.2.3.oci.tar
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"debug/elf"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Paths and identity inside the image. The Dockerfile uses the same ones.
+const (
+	binaryPath = "/usr/local/bin/runai-ldap-sync"
+	caPath     = "/etc/ssl/certs/ca-certificates.crt"
+	uid        = 65532 // distroless "nonroot"
+	userName   = "nonroot"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.binary, "binary", "", "static runai-ldap-sync binary (CGO_ENABLED=0) for the target platform")
+	flag.StringVar(&o.caBundle, "ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "PEM CA bundle to ship (Debian: package ca-certificates)")
+	flag.StringVar(&o.version, "version", "dev", "version, for the image labels and the layout's ref name")
+	flag.StringVar(&o.source, "source", "", "source repository URL, for the org.opencontainers.image.source label (optional)")
+	flag.StringVar(&o.revision, "revision", "", "VCS revision, for the org.opencontainers.image.revision label (optional)")
+	flag.StringVar(&o.arch, "arch", "amd64", "GOARCH of the binary")
+	flag.StringVar(&o.out, "out", "", "output: OCI image layout packed as a tar file")
+	flag.Parse()
+	if o.binary == "" || o.out == "" {
+		flag.Usage()
+		return errors.New("-binary and -out are required")
+	}
+	epoch := int64(0)
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		var err error
+		if epoch, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", s, err)
+		}
+	}
+	o.created = time.Unix(epoch, 0).UTC()
+	return build(o)
+}
+
+type options struct {
+	binary, caBundle, version, source, revision, arch, out string
+	created                                                time.Time
+}
+
+func build(o options) error {
+	bin, err := os.ReadFile(o.binary)
+	if err != nil {
+		return fmt.Errorf("read binary: %w", err)
+	}
+	if err := checkStatic(o.binary); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(o.caBundle)
+	if err != nil {
+		return fmt.Errorf("read CA bundle (Debian: apt-get install ca-certificates): %w", err)
+	}
+	if !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
+		return fmt.Errorf("CA bundle %s holds no PEM certificate", o.caBundle)
+	}
+
+	layerTar, err := rootfs(o.created, bin, ca)
+	if err != nil {
+		return err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return fmt.Errorf("make layer: %w", err)
+	}
+
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.Append(img, mutate.Addendum{
+		Layer: layer,
+		History: v1.History{
+			Created:   v1.Time{Time: o.created},
+			CreatedBy: "hack/tools/image: " + binaryPath + ", " + caPath + ", /etc/passwd, /etc/group",
+			Comment:   "runai-ldap-sync " + o.version,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("append layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("read image config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: o.created}
+	cf.OS, cf.Architecture = "linux", o.arch
+	labels := map[string]string{
+		"org.opencontainers.image.title":       "runai-ldap-sync",
+		"org.opencontainers.image.description": "Keeps Run:AI project access in Kubernetes in step with Active Directory groups",
+		"org.opencontainers.image.version":     o.version,
+		"org.opencontainers.image.created":     o.created.Format(time.RFC3339),
+	}
+	if o.source != "" {
+		labels["org.opencontainers.image.source"] = o.source
+	}
+	if o.revision != "" {
+		labels["org.opencontainers.image.revision"] = o.revision
+	}
+	cf.Config = v1.Config{
+		Entrypoint:   []string{binaryPath},
+		Cmd:          []string{"run", "--config", "/etc/runai-ldap-sync/config.yaml"},
+		User:         fmt.Sprintf("%d:%d", uid, uid),
+		WorkingDir:   "/",
+		Env:          []string{"PATH=/usr/local/bin", "SSL_CERT_FILE=" + caPath},
+		ExposedPorts: map[string]struct{}{"9090/tcp": {}},
+		Labels:       labels,
+	}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return fmt.Errorf("set image config: %w", err)
+	}
+	return writeLayoutTar(img, o)
+}
+
+// checkStatic refuses a dynamically linked binary: the image has no libc.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("binary %s is not an ELF executable: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("binary %s is dynamically linked (has an ELF interpreter): build it with CGO_ENABLED=0", path)
+		}
+	}
+	return nil
+}
+
+// rootfs returns the uncompressed layer: the binary, the CA bundle, and the
+// user and group files, with fixed owners and times.
+func rootfs(mtime time.Time, bin, ca []byte) ([]byte, error) {
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\n%s:x:%d:%d:%s:/home/%s:/sbin/nologin\n", userName, uid, uid, userName, userName)
+	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", userName, uid)
+	type entry struct {
+		name string
+		mode int64
+		dir  bool
+		data []byte
+		uid  int
+	}
+	entries := []entry{
+		{name: "etc/", mode: 0o755, dir: true},
+		{name: "etc/group", mode: 0o644, data: []byte(group)},
+		{name: "etc/passwd", mode: 0o644, data: []byte(passwd)},
+		{name: "etc/ssl/", mode: 0o755, dir: true},
+		{name: "etc/ssl/certs/", mode: 0o755, dir: true},
+		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, data: ca},
+		{name: "home/", mode: 0o755, dir: true},
+		{name: "home/" + userName + "/", mode: 0o700, dir: true, uid: uid},
+		{name: "tmp/", mode: 0o1777, dir: true},
+		{name: "usr/", mode: 0o755, dir: true},
+		{name: "usr/local/", mode: 0o755, dir: true},
+		{name: "usr/local/bin/", mode: 0o755, dir: true},
+		{name: "usr/local/bin/runai-ldap-sync", mode: 0o755, data: bin},
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: mtime, Uid: e.uid, Gid: e.uid, Format: tar.FormatPAX}
+		if e.dir {
+			h.Typeflag = tar.TypeDir
+		} else {
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("write layer entry %s: %w", e.name, err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return nil, fmt.Errorf("write layer entry %s: %w", e.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("close layer: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// writeLayoutTar writes the image as an OCI image layout into a temporary
+// directory and packs that directory into o.out (an "oci-archive").
+func writeLayoutTar(img v1.Image, o options) error {
+	tmp, err := os.MkdirTemp("", "runai-ldap-sync-image-")
+	if err != nil {
+		return fmt.Errorf("create temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return fmt.Errorf("write OCI layout: %w", err)
+	}
+	err = p.AppendImage(img,
+		layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": o.version}),
+		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: o.arch}))
+	if err != nil {
+		return fmt.Errorf("write image to OCI layout: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return fmt.Errorf("create output directory: %w", err)
+	}
+	partial := o.out + ".partial"
+	f, err := os.Create(partial)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", partial, err)
+	}
+	defer os.Remove(partial)
+	if err := packDir(f, tmp, o.created); err != nil {
+		f.Close()
+		return fmt.Errorf("pack OCI layout into %s: %w", o.out, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", partial, err)
+	}
+	if err := os.Rename(partial, o.out); err != nil {
+		return fmt.Errorf("move image into place: %w", err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return fmt.Errorf("image digest: %w", err)
+	}
+	fmt.Printf("%s: runai-ldap-sync %s linux/%s, manifest %s\n", o.out, o.version, o.arch, digest)
+	return nil
+}
+
+// packDir writes dir as a tar stream in name order with fixed times and
+// owners, so the archive is reproducible.
+func packDir(w io.Writer, dir string, mtime time.Time) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h := &tar.Header{Name: filepath.ToSlash(rel), ModTime: mtime, Format: tar.FormatPAX}
+		if d.IsDir() {
+			h.Typeflag, h.Name, h.Mode = tar.TypeDir, h.Name+"/", 0o755
+			return tw.WriteHeader(h)
+		}
+		h.Typeflag, h.Mode, h.Size = tar.TypeReg, 0o644, info.Size()
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}

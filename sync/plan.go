@@ -82,6 +82,10 @@ func planOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
 		p.Err = d.Err
 		return p
 	}
+	if err := tooLarge(d.Users); err != nil {
+		p.Err = fmt.Errorf("%s left as it is: %w", d.Ref, err)
+		return p
+	}
 	if cur == nil || !cur.Exists {
 		// Run:AI's template creates these bindings with no subjects; create
 		// a missing one even when empty, so Run:AI finds it.

@@ -25,7 +25,11 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 		if g.Err != nil || !g.Found {
 			continue
 		}
-		members, err := r.members(ctx, g.DN, r.direct[n])
+		var t *tracer
+		if r.src.Trace {
+			t = newTracer()
+		}
+		members, err := r.members(ctx, g.DN, r.direct[n], t, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -34,13 +38,16 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 			continue
 		}
 		g.Members = members
+		if t != nil {
+			g.Memberships = t.memberships(g.DN, n)
+		}
 	}
 	return nil
 }
 
 // members returns the sorted, unique user IDs of every transitive member of
 // the group, skipping (and counting) what is not an enabled user.
-func (r *resolver) members(ctx context.Context, groupDN string, direct []string) ([]string, error) {
+func (r *resolver) members(ctx context.Context, groupDN string, direct []string, t *tracer, name string) ([]string, error) {
 	cfg := r.src.cfg
 	filter := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
@@ -53,6 +60,7 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string)
 		named[normalizeDN(dn)] = dn
 	}
 	found := map[string]struct{}{normalizeDN(groupDN): {}}
+	t.group(groupDN, name, direct)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		found[normalizeDN(e.DN)] = struct{}{}
 		switch kind := classify(e); kind {
@@ -65,16 +73,19 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string)
 			for _, dn := range nested {
 				named[normalizeDN(dn)] = dn
 			}
+			t.group(e.DN, "", nested)
 			return nil
 		case "user":
 		default:
 			r.skip(kind, e.DN)
+			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind)
 			return nil
 		}
 		if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
 			v, err := strconv.ParseInt(uac, 10, 64)
 			if err == nil && v&uacDisabled != 0 {
 				r.skip(SkipDisabled, e.DN)
+				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled)
 				return nil
 			}
 		}
@@ -87,9 +98,11 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string)
 		if err != nil {
 			r.skip(SkipInvalidID, e.DN)
 			r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
+			t.entry(e.DN, raw[0], "", SkipInvalidID)
 			return nil
 		}
 		seen[id] = struct{}{}
+		t.entry(e.DN, raw[0], id, "")
 		return nil
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 // user is what the resolver needs of one user entry.
 type user struct {
 	dn       string
+	raw      string // the ID as the directory holds it
 	id       string // normalised; empty when rejected
 	skip     string // reason it cannot be bound, or ""
 	rawIDKey string // lower-cased raw ID, for memberUid lookups
@@ -58,6 +59,7 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 		}
 		idx.byDN[normalizeDN(e.DN)] = u
 		if len(raw) > 0 {
+			u.raw = raw[0]
 			u.rawIDKey = strings.ToLower(strings.TrimSpace(raw[0]))
 			idx.byID[u.rawIDKey] = u
 		}
@@ -162,6 +164,11 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 			continue
 		}
 		res.Found, res.DN = true, found[0].dn
+		var t *tracer
+		if r.src.Trace {
+			t = newTracer()
+			t.group(found[0].dn, n, found[0].members)
+		}
 		members := map[string]struct{}{}
 		visited := map[string]bool{normalizeDN(found[0].dn): true}
 		type item struct {
@@ -183,11 +190,13 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 						break
 					}
 					visited[key] = true
+					t.group(sub.dn, "", sub.members)
 					queue = append(queue, item{sub, it.depth + 1})
 					continue
 				}
 				if u, ok := users.byDN[key]; ok {
 					r.take(u, members)
+					t.entry(u.dn, u.raw, u.id, u.skip)
 					continue
 				}
 				r.skip(r.unseenReason(m), m)
@@ -195,6 +204,9 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 		}
 		if res.Err == nil {
 			res.Members = sortedSet(members)
+			if t != nil {
+				res.Memberships = t.memberships(res.DN, n)
+			}
 		}
 	}
 	return nil
@@ -233,7 +245,13 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 		for _, uid := range r.direct[n] {
 			if u, ok := users.byID[strings.ToLower(strings.TrimSpace(uid))]; ok {
 				r.take(u, members)
+				if r.src.Trace {
+					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip})
+				}
 				continue
+			}
+			if r.src.Trace {
+				g.Memberships = append(g.Memberships, Membership{RawID: uid, Path: []string{n}, Skip: SkipUnresolved})
 			}
 			// A memberUid naming no account: bound, it would grant access to
 			// whoever later gets that name.

@@ -52,6 +52,8 @@ type Group struct {
 	Members []string
 	// Err is set when the lookup failed; Members must then not be used.
 	Err error
+	// Memberships explains every member entry seen (only with Source.Trace).
+	Memberships []Membership
 }
 
 // Result is one resolution of a set of group names.
@@ -75,6 +77,9 @@ type Source struct {
 	cfg   config.LDAP
 	log   *zap.Logger
 	Stats Stats
+	// Trace records how every member is reached (Group.Memberships), for
+	// `explain`; the daemon leaves it off.
+	Trace bool
 	// readPassword is swappable for tests; by default it reads the file on
 	// every connection, so a rotated Secret is picked up without a restart.
 	readPassword func() (string, error)

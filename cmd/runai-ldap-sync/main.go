@@ -44,6 +44,8 @@ Usage:
   runai-ldap-sync once         --config FILE   one cycle, then exit (non-zero if it failed)
   runai-ldap-sync diff         --config FILE [-o text|json]   print the plan, write nothing
   runai-ldap-sync check-config --config FILE   validate the configuration and exit
+  runai-ldap-sync explain      --config FILE --user ID [--project NAME] [-o text|json]
+                                              why a user has or lacks access (read-only)
   runai-ldap-sync version
 
 Flags for run, once and diff:
@@ -82,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	case "explain":
+		return runExplain(rest, stdout, stderr)
 	case "run", "once", "diff", "check-config":
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)

@@ -1,0 +1,107 @@
+package ldapsrc
+
+import "strings"
+
+// Membership explains one member of one resolved group: how it is reached
+// and whether it became a subject. Recorded only when Source.Trace is set
+// (for `explain`), so the daemon's cycles pay nothing for it.
+type Membership struct {
+	// RawID is the user ID as the directory holds it.
+	RawID string `json:"rawID"`
+	// ID is the normalised user ID; empty when rejected.
+	ID string `json:"id,omitempty"`
+	// DN of the member entry.
+	DN string `json:"dn"`
+	// Path lists the groups from the resolved group down to the one that
+	// holds the member directly.
+	Path []string `json:"path"`
+	// Skip is why the member is not bound (disabled, invalid_id, ...), or "".
+	Skip string `json:"skip,omitempty"`
+}
+
+// traced is a member entry seen while resolving, before paths are known.
+type traced struct {
+	dn, rawID, id, skip string
+}
+
+// tracer collects, per group, the nesting graph and the member entries.
+type tracer struct {
+	edges   map[string][]string // normalised group DN -> member DNs
+	names   map[string]string   // normalised group DN -> display name
+	entries []traced
+}
+
+func newTracer() *tracer {
+	return &tracer{edges: map[string][]string{}, names: map[string]string{}}
+}
+
+func (t *tracer) group(dn, name string, members []string) {
+	if t == nil {
+		return
+	}
+	key := normalizeDN(dn)
+	t.edges[key] = append(t.edges[key], members...)
+	if name == "" {
+		name = rdnValue(dn)
+	}
+	t.names[key] = name
+}
+
+func (t *tracer) entry(dn, rawID, id, skip string) {
+	if t == nil {
+		return
+	}
+	t.entries = append(t.entries, traced{dn: dn, rawID: rawID, id: id, skip: skip})
+}
+
+// memberships walks the graph from the top group and returns, per member
+// entry recorded, the shortest path of groups that reaches it.
+func (t *tracer) memberships(topDN, topName string) []Membership {
+	type step struct {
+		key  string
+		path []string
+	}
+	top := normalizeDN(topDN)
+	paths := map[string][]string{}
+	visited := map[string]bool{top: true}
+	queue := []step{{top, []string{topName}}}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for _, m := range t.edges[s.key] {
+			k := normalizeDN(m)
+			if _, ok := paths[k]; !ok {
+				paths[k] = s.path
+			}
+			if _, isGroup := t.edges[k]; isGroup && !visited[k] {
+				visited[k] = true
+				queue = append(queue, step{k, append(append([]string(nil), s.path...), t.names[k])})
+			}
+		}
+	}
+	out := make([]Membership, 0, len(t.entries))
+	done := map[string]bool{}
+	for _, e := range t.entries {
+		if k := normalizeDN(e.dn); done[k] {
+			continue // reached through several groups: the shortest path is enough
+		} else {
+			done[k] = true
+		}
+		p, ok := paths[normalizeDN(e.dn)]
+		if !ok {
+			p = []string{topName} // reached through a group we could not see
+		}
+		out = append(out, Membership{RawID: e.rawID, ID: e.id, DN: e.dn, Path: p, Skip: e.skip})
+	}
+	return out
+}
+
+// rdnValue is the value of a DN's first RDN ("CN=team,OU=x" -> "team").
+func rdnValue(dn string) string {
+	first, _, _ := strings.Cut(dn, ",")
+	_, v, ok := strings.Cut(first, "=")
+	if !ok {
+		return dn
+	}
+	return strings.TrimSpace(v)
+}

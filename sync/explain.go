@@ -1,0 +1,188 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+)
+
+// BindingExplanation says whether one user is in one binding, and why.
+type BindingExplanation struct {
+	Binding kube.Ref `json:"binding"`
+	// Granted: the directory puts the user in this binding.
+	Granted bool `json:"granted"`
+	// Via lists the group paths that grant it, e.g. "alice ← core ← executors".
+	Via []string `json:"via,omitempty"`
+	// Why lists the reasons it is not granted (or partly not): not a member,
+	// disabled, rejected ID, skipped kind, group missing, lookup failed.
+	Why []string `json:"why,omitempty"`
+	// Holds: the binding holds the user now; HandAdded: not added by us.
+	Holds     bool `json:"holds"`
+	HandAdded bool `json:"handAdded,omitempty"`
+	// Pending says what the next cycle would do for this user: add, remove,
+	// removal held by the guard, or nothing.
+	Pending string `json:"pending,omitempty"`
+	// Error: the binding is left untouched this cycle, for this reason.
+	Error string `json:"error,omitempty"`
+}
+
+// ProjectExplanation covers one project.
+type ProjectExplanation struct {
+	Project   string             `json:"project"`
+	Namespace string             `json:"namespace"`
+	Executor  BindingExplanation `json:"executor"`
+}
+
+// Explanation is the answer to `explain`.
+type Explanation struct {
+	User     string               `json:"user"`
+	Projects []ProjectExplanation `json:"projects"`
+	Viewer   *BindingExplanation  `json:"viewer,omitempty"`
+	IndexMap *BindingExplanation  `json:"indexMap,omitempty"`
+}
+
+// Explain says, read-only, whether user is in each binding and why. With
+// project set, only that project's executor binding is listed, and the
+// viewer and index-map reasons are limited to the groups that project
+// (and the global viewers) contribute. The directory must trace members
+// (ldapsrc.Source.Trace).
+func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanation, error) {
+	nss, err := s.cluster.Namespaces(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find projects: %w", err)
+	}
+	projects, _ := FindProjects(nss, s.cfg.Projects)
+	if project != "" && !slices.ContainsFunc(projects, func(p Project) bool { return p.Name == project }) {
+		return nil, fmt.Errorf("project %q not found (no namespace labelled %s=%s and no static project of that name)", project, s.cfg.Projects.NamespaceLabel, project)
+	}
+	res, err := s.dir.Resolve(ctx, AllGroupNames(s.cfg.Groups, projects))
+	if err != nil {
+		return nil, fmt.Errorf("read directory: %w", err)
+	}
+	current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("read current bindings: %w", err)
+	}
+	desired := DesiredState(projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, nil)
+	plans := map[kube.Ref]BindingPlan{}
+	for _, p := range Plan(desired, current, s.planOptions(CycleOptions{})) {
+		plans[p.Ref] = p
+	}
+
+	m := matcher{user: user, cfgCase: s.cfg.LDAP.UserIDCase, prefix: s.cfg.LDAP.UserIDPrefix}
+	out := &Explanation{User: user}
+	var viewerGroups, execGroups []string
+	for _, p := range projects {
+		execNames, viewNames := GroupNames(s.cfg.Groups, p.Name)
+		if project != "" && p.Name != project {
+			continue
+		}
+		viewerGroups = append(viewerGroups, viewNames...)
+		execGroups = append(execGroups, execNames...)
+		ref := kube.ExecutorRef(p.Namespace)
+		out.Projects = append(out.Projects, ProjectExplanation{Project: p.Name, Namespace: p.Namespace,
+			Executor: m.explain(ref, execNames, res.Groups, current[ref], plans[ref])})
+	}
+	viewerGroups = append(viewerGroups, s.cfg.Groups.GlobalViewers...)
+	if len(s.cfg.Groups.Viewers)+len(s.cfg.Groups.GlobalViewers) > 0 {
+		ref := kube.ViewerRef()
+		e := m.explain(ref, viewerGroups, res.Groups, current[ref], plans[ref])
+		out.Viewer = &e
+	}
+	if len(s.cfg.Groups.Executors) > 0 {
+		ref := kube.IndexMapRef(s.cfg.Kubernetes.RunaiNamespace)
+		e := m.explain(ref, execGroups, res.Groups, current[ref], plans[ref])
+		out.IndexMap = &e
+	}
+	return out, nil
+}
+
+type matcher struct {
+	user, cfgCase, prefix string
+}
+
+// is reports whether a traced member is the user asked about: by its
+// normalised ID, or by its raw ID when it was rejected or skipped.
+func (m matcher) is(ms ldapsrc.Membership) bool {
+	if ms.ID != "" && ms.ID == m.user {
+		return true
+	}
+	raw := strings.TrimPrefix(m.user, m.prefix)
+	return ms.RawID != "" && strings.EqualFold(strings.TrimSpace(ms.RawID), raw)
+}
+
+var skipWords = map[string]string{
+	ldapsrc.SkipDisabled:    "the account is disabled",
+	ldapsrc.SkipComputer:    "it is a computer account",
+	ldapsrc.SkipForeign:     "it is a foreign security principal",
+	ldapsrc.SkipNoID:        "the entry has no user ID attribute",
+	ldapsrc.SkipInvalidID:   "the user ID is rejected (empty, control characters, system: prefix or too long)",
+	ldapsrc.SkipOther:       "the entry is not a user",
+	ldapsrc.SkipOutsideBase: "the entry is outside the base DN",
+	ldapsrc.SkipUnresolved:  "the member names no account",
+}
+
+func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*ldapsrc.Group, cur *kube.Binding, plan BindingPlan) BindingExplanation {
+	e := BindingExplanation{Binding: ref}
+	for _, name := range groups {
+		g := resolved[name]
+		switch {
+		case g == nil:
+			continue
+		case g.Err != nil:
+			e.Why = append(e.Why, fmt.Sprintf("lookup of group %s failed: %v", name, g.Err))
+			continue
+		case !g.Found:
+			e.Why = append(e.Why, fmt.Sprintf("group %s does not exist", name))
+			continue
+		}
+		member := false
+		for _, ms := range g.Memberships {
+			if !m.is(ms) {
+				continue
+			}
+			member = true
+			path := append([]string{m.user}, reversed(ms.Path)...)
+			if ms.Skip == "" {
+				e.Granted = true
+				e.Via = append(e.Via, strings.Join(path, " ← "))
+			} else {
+				e.Why = append(e.Why, fmt.Sprintf("member of %s (%s) but %s", name, strings.Join(path, " ← "), skipWords[ms.Skip]))
+			}
+		}
+		if !member {
+			e.Why = append(e.Why, "not a member of "+name)
+		}
+	}
+	if e.Granted {
+		e.Why = nil // one path is enough; the rest is noise
+	}
+	if cur != nil && cur.Exists {
+		e.Holds = slices.Contains(cur.Users(), m.user)
+		e.HandAdded = e.Holds && !slices.Contains(cur.Managed, m.user)
+	}
+	if plan.Err != nil {
+		e.Error = plan.Err.Error()
+	}
+	switch {
+	case slices.Contains(plan.Add, m.user):
+		e.Pending = "add"
+	case slices.Contains(plan.Remove, m.user):
+		e.Pending = "remove"
+	case slices.Contains(plan.Held, m.user):
+		e.Pending = "removal held by the guard (" + plan.HoldReason + ")"
+	}
+	return e
+}
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}

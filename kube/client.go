@@ -35,7 +35,13 @@ type Client struct {
 type RequestStats struct {
 	mu     sync.Mutex
 	byVerb map[string]*atomic.Int64
+	// conflicts counts writes refused because another writer changed the
+	// binding first (each is read again and re-applied).
+	conflicts atomic.Int64
 }
+
+// Conflicts returns how many writes met a concurrent change.
+func (s *RequestStats) Conflicts() int64 { return s.conflicts.Load() }
 
 // Count returns a copy of the counts by verb.
 func (s *RequestStats) Count() map[string]int64 {
@@ -284,6 +290,7 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 		if !apierrors.IsConflict(err) || attempt >= maxConflictRetries {
 			return nil, fmt.Errorf("patch %s: %w", ch.Ref, err)
 		}
+		c.Stats.conflicts.Add(1)
 		current = nil // read again and re-apply to the fresh state
 	}
 }

@@ -129,6 +129,7 @@ var (
 	entriesDesc  = prometheus.NewDesc(ns+"_ldap_entries_total", "LDAP entries received.", nil, nil)
 	bindsDesc    = prometheus.NewDesc(ns+"_ldap_binds_total", "LDAP connections bound.", nil, nil)
 	kubeReqDesc  = prometheus.NewDesc(ns+"_kube_requests_total", "Kubernetes API requests, by HTTP verb (WATCH for watches).", []string{"verb"}, nil)
+	conflictDesc = prometheus.NewDesc(ns+"_kube_conflicts_total", "Binding writes refused because someone else changed the binding first; each is read again and re-applied.", nil, nil)
 )
 
 type statsCollector struct {
@@ -141,6 +142,7 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- entriesDesc
 	ch <- bindsDesc
 	ch <- kubeReqDesc
+	ch <- conflictDesc
 }
 
 func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -159,6 +161,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, v := range verbs {
 			ch <- prometheus.MustNewConstMetric(kubeReqDesc, prometheus.CounterValue, float64(counts[v]), v)
 		}
+		ch <- prometheus.MustNewConstMetric(conflictDesc, prometheus.CounterValue, float64(c.kube.Conflicts()))
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -253,7 +255,14 @@ var ErrRoleRefChanged = errors.New("roleRef differs from Run:AI's")
 
 // maxConflictRetries bounds retries when another writer changes the
 // binding between our read and our write.
-const maxConflictRetries = 5
+const maxConflictRetries = 10
+
+// conflictBackoff is the pause before the n-th retry after a conflict:
+// growing and jittered, so two writers that collided do not collide again.
+func conflictBackoff(n int) time.Duration {
+	d := min(10*time.Millisecond<<n, 500*time.Millisecond)
+	return d/2 + rand.N(d)
+}
 
 // Apply makes one change. An existing binding is patched, never deleted and
 // recreated, with its resourceVersion as precondition; on a conflict it is
@@ -291,6 +300,11 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 			return nil, fmt.Errorf("patch %s: %w", ch.Ref, err)
 		}
 		c.Stats.conflicts.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("patch %s: %w (gave up after a conflict)", ch.Ref, ctx.Err())
+		case <-time.After(conflictBackoff(attempt)):
+		}
 		current = nil // read again and re-apply to the fresh state
 	}
 }

@@ -51,6 +51,12 @@ const (
 	SchemaRFC2307 = "rfc2307"
 )
 
+// Member resolution strategies for Active Directory.
+const (
+	ResolveInChain = "inChain"
+	ResolveExpand  = "expand"
+)
+
 // ProjectPlaceholder is replaced by the project name in group name templates.
 const ProjectPlaceholder = "{project}"
 
@@ -133,6 +139,10 @@ type LDAP struct {
 	// UserFilter narrows which entries count as users (groupOfNames and
 	// rfc2307 schemas), e.g. "(objectClass=inetOrgPerson)".
 	UserFilter string `yaml:"userFilter"`
+	// MemberResolution (activeDirectory): inChain asks the server for each
+	// group's transitive members; expand reads every group and user once
+	// and expands nesting here (fewer, larger searches).
+	MemberResolution string `yaml:"memberResolution"`
 	// MaxNestingDepth bounds nested group expansion (groupOfNames schema);
 	// a deeper chain is an error for the group, never a shorter list.
 	MaxNestingDepth int `yaml:"maxNestingDepth"`
@@ -186,6 +196,7 @@ func Default() Config {
 			PageSize:           500,
 			Timeout:            30 * time.Second,
 			MaxNestingDepth:    10,
+			MemberResolution:   ResolveInChain,
 		},
 		Projects:   Projects{NamespaceLabel: "runai/queue"},
 		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},
@@ -418,6 +429,11 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 		if _, err := ldap.CompileFilter(l.UserFilter); err != nil {
 			add("ldap.userFilter", "%q is not an LDAP filter: %v", l.UserFilter, err)
 		}
+	}
+	switch l.MemberResolution {
+	case ResolveInChain, ResolveExpand:
+	default:
+		add("ldap.memberResolution", "must be %q or %q, got %q", ResolveInChain, ResolveExpand, l.MemberResolution)
 	}
 	if l.MaxNestingDepth < 1 || l.MaxNestingDepth > 100 {
 		add("ldap.maxNestingDepth", "must be between 1 and 100, got %d", l.MaxNestingDepth)

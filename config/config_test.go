@@ -109,6 +109,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad base dn", `"DC=example,DC=test"`, `"example.test"`, "ldap.baseDN", "not a valid DN"},
 		{"bad schema", "  bindDN:", "  schema: novell\n  bindDN:", "ldap.schema", "groupOfNames"},
 		{"bad user filter", "  bindDN:", "  userFilter: \"(objectClass=person\"\n  bindDN:", "ldap.userFilter", "not an LDAP filter"},
+		{"bad member resolution", "  bindDN:", "  memberResolution: recursive\n  bindDN:", "ldap.memberResolution", "inChain"},
 		{"bad nesting depth", "  bindDN:", "  maxNestingDepth: 0\n  bindDN:", "ldap.maxNestingDepth", "between"},
 		{"bad case", "  bindDN:", "  userIDCase: upper\n  bindDN:", "ldap.userIDCase", "upper"},
 		{"bad page size", "  bindDN:", "  pageSize: 0\n  bindDN:", "ldap.pageSize", "between"},

@@ -166,6 +166,28 @@ func TestActiveDirectoryShapes(t *testing.T) {
 		}
 	})
 
+	t.Run("memberResolution expand gives the same answers in two searches", func(t *testing.T) {
+		expand := func(c *config.LDAP) { c.MemberResolution = config.ResolveExpand }
+		res := resolve(t, e.adConfig(expand), "cyc-a", "cyc-b", "mixed", "no-such-group")
+		for _, g := range []string{"cyc-a", "cyc-b"} {
+			wantMembers(t, res, g, "alice", "bob", "carol")
+		}
+		wantMembers(t, res, "mixed", "erin")
+		for reason, n := range map[string]int{ldapsrc.SkipDisabled: 1, ldapsrc.SkipComputer: 1, ldapsrc.SkipForeign: 1} {
+			if res.Skipped[reason] != n {
+				t.Errorf("skipped[%s] = %d, want %d (all: %v)", reason, res.Skipped[reason], n, res.Skipped)
+			}
+		}
+		if g := res.Groups["no-such-group"]; g.Found || g.Err != nil {
+			t.Errorf("missing group: %+v", g)
+		}
+		res = resolve(t, e.adConfig(func(c *config.LDAP) { expand(c); c.BaseDN = e.samba.BaseDN; c.UserBaseDN = e.ou }), "far")
+		wantMembers(t, res, "far", "alice")
+		if res.Skipped[ldapsrc.SkipOutsideBase] != 1 {
+			t.Errorf("skipped = %v, want outside_base 1", res.Skipped)
+		}
+	})
+
 	t.Run("alternative ID attributes, case and prefix", func(t *testing.T) {
 		res := resolve(t, e.adConfig(func(c *config.LDAP) { c.UserIDAttribute = "userPrincipalName"; c.UserIDPrefix = "oidc:" }), "cyc-a")
 		wantMembers(t, res, "cyc-a", "oidc:alice@example.test", "oidc:bob@example.test", "oidc:carol@example.test")

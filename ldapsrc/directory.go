@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
 
 // user is what the resolver needs of one user entry.
@@ -34,17 +36,29 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 	if cfg.UserFilter != "" {
 		filter = "(&" + filter + cfg.UserFilter + ")"
 	}
-	// No objectClass: with many users its values are most of the bytes
-	// read, and in these directories an entry with the ID attribute that
-	// matches userFilter is a user.
+	// No objectClass outside AD: with many users its values are most of
+	// the bytes read, and there an entry with the ID attribute that matches
+	// userFilter is a user. AD needs it to tell computers from people.
+	ad := cfg.Schema == config.SchemaActiveDirectory
 	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
+	if ad {
+		attrs = append(attrs, "objectClass")
+	}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
 	idx := &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		u := &user{dn: e.DN}
 		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
+		kind := "user"
+		if ad {
+			kind = classify(e)
+		}
 		switch {
+		case kind == "group":
+			return nil
+		case kind != "user":
+			u.skip = kind
 		case disabled(e):
 			u.skip = SkipDisabled
 		case len(raw) == 0:
@@ -107,8 +121,12 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 	nameAttr := r.src.cfg.GroupNameAttribute
 	byDN := map[string]*gon{}
 	byName := map[string][]*gon{}
+	groupFilter := "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+	if r.src.cfg.Schema == config.SchemaActiveDirectory {
+		groupFilter = "(objectClass=group)" // memberResolution: expand
+	}
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", []string{nameAttr, "member", "uniqueMember"}, nil)
+		groupFilter, []string{nameAttr, "member", "uniqueMember"}, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		g := &gon{dn: e.DN}
 		for _, attr := range []string{"member", "uniqueMember"} {

@@ -67,6 +67,14 @@ func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error)
 		err = r.resolveGroupOfNames(ctx, names)
 	case config.SchemaRFC2307:
 		err = r.resolveRFC2307(ctx, names)
+	case config.SchemaActiveDirectory:
+		if r.src.cfg.MemberResolution == config.ResolveExpand {
+			// Every group and user in two paged searches, nesting expanded
+			// here: far fewer searches than one in-chain search per group.
+			err = r.resolveGroupOfNames(ctx, names)
+		} else {
+			err = r.resolveAD(ctx, names)
+		}
 	default:
 		err = r.resolveAD(ctx, names)
 	}

@@ -7,6 +7,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -41,6 +43,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "floor-ad" {
+		os.Exit(floorADMain(os.Args[2:]))
 	}
 	if err := benchMain(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench failed: %v\n", err)
@@ -146,6 +151,8 @@ func benchMain() error {
 	qps := flag.Float64("qps", 500, "client QPS towards the API server")
 	burst := flag.Int("burst", 1000, "client burst")
 	out := flag.String("out", "docs/performance.md", "results file (empty: do not write)")
+	adUsers := flag.Int("ad-users", 5000, "users of the Active Directory (Samba) case; 0 skips it")
+	adProjects := flag.Int("ad-projects", 250, "projects of the Active Directory case")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -239,61 +246,32 @@ kubernetes:
 	fmt.Printf("  floor (plain paged read of all groups and users): %s, %d entries\n", floor.Round(time.Millisecond), floorEntries)
 
 	run := func(name string, dry bool) (row, error) {
-		args := []string{"cycle", "--config", cfgPath, "--kubeconfig", kubeconfig}
-		if dry {
-			args = append(args, "--dry-run")
-		}
-		cmd := exec.CommandContext(ctx, self, args...)
-		var stdout bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return row{}, fmt.Errorf("%s: %w", name, err)
-		}
-		var st cycleStats
-		if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
-			return row{}, fmt.Errorf("%s: %w: %s", name, err, stdout.String())
-		}
-		r := row{name: name, stats: st, wall: time.Since(start)}
-		fmt.Printf("  %-22s %s\n", name, r.summary(floor))
-		return r, nil
+		return runCycle(ctx, self, name, cfgPath, kubeconfig, dry, floor)
 	}
-
 	fmt.Println("scenarios:")
-	var rows []row
-	for _, s := range []struct {
-		name string
-		dry  bool
-		pre  func() error
-	}{
-		{"first cycle", false, nil},
-		{"steady state", false, nil},
-		{"one change", false, func() error {
-			// One user leaves one project's executors group.
-			c, err := slapd.Conn(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			req := ldap.NewModifyRequest(groupDNs[1], nil)
-			req.Delete("member", []string{userDNs[1]})
-			return c.Modify(req)
-		}},
-		{"diff (steady state)", true, nil},
-	} {
-		if s.pre != nil {
-			if err := s.pre(); err != nil {
-				return err
-			}
-		}
-		r, err := run(s.name, s.dry)
+	rows, err := scenarios(run, func() error {
+		// One user leaves one project's executors group.
+		c, err := slapd.Conn(ctx)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, r)
+		defer c.Close()
+		req := ldap.NewModifyRequest(groupDNs[1], nil)
+		req.Delete("member", []string{userDNs[1]})
+		return c.Modify(req)
+	})
+	if err != nil {
+		return err
 	}
-
 	report := renderReport(sc, rows, floor, floorEntries, genTime, slapd.LoadDuration, *qps, *burst)
+	if *adUsers > 0 {
+		slapd.Stop()
+		adReport, err := benchAD(ctx, self, etcd, dir, *adUsers, *adProjects, *qps, *burst)
+		if err != nil {
+			return err
+		}
+		report += "\n" + adReport
+	}
 	fmt.Println()
 	fmt.Print(report)
 	if *out != "" {
@@ -306,6 +284,54 @@ kubernetes:
 		fmt.Printf("\nwritten to %s\n", *out)
 	}
 	return nil
+}
+
+func runCycle(ctx context.Context, self, name, cfgPath, kubeconfig string, dry bool, floor time.Duration) (row, error) {
+	args := []string{"cycle", "--config", cfgPath, "--kubeconfig", kubeconfig}
+	if dry {
+		args = append(args, "--dry-run")
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return row{}, fmt.Errorf("%s: %w", name, err)
+	}
+	var st cycleStats
+	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
+		return row{}, fmt.Errorf("%s: %w: %s", name, err, stdout.String())
+	}
+	r := row{name: name, stats: st, wall: time.Since(start)}
+	fmt.Printf("  %-22s %s\n", name, r.summary(floor))
+	return r, nil
+}
+
+// scenarios runs first, steady-state, one-change and diff cycles.
+func scenarios(run func(string, bool) (row, error), change func() error) ([]row, error) {
+	var rows []row
+	for _, s := range []struct {
+		name string
+		dry  bool
+		pre  func() error
+	}{
+		{"first cycle", false, nil},
+		{"steady state", false, nil},
+		{"one change", false, change},
+		{"diff (steady state)", true, nil},
+	} {
+		if s.pre != nil {
+			if err := s.pre(); err != nil {
+				return nil, err
+			}
+		}
+		r, err := run(s.name, s.dry)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 const suffix = "dc=bench,dc=example"
@@ -519,10 +545,18 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 		"kube-apiserver v1.37.2 + etcd built from source. Client rate limit: QPS %v, burst %d.\n\n",
 		sc.users, sc.projects, sc.groupSize, sc.nestedShare*100, sc.bigGroup, sc.projects, load.Round(time.Millisecond), gen.Round(time.Millisecond), qps, burst)
 	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s**.\n\n", floorEntries, floor.Seconds())
+	writeTable(&b, rows, floor)
+	b.WriteString("\nWall time is the cycle alone (inside the measured process); peak RSS is that process's maximum resident set. " +
+		"Kubernetes reads are LIST/GET requests (one paged LIST of namespaces, one paged LIST of executor bindings, two GETs), " +
+		"independent of the number of projects apart from paging.\n")
+	return b.String()
+}
+
+func writeTable(b *strings.Builder, rows []row, floor time.Duration) {
 	b.WriteString("| scenario | wall | × floor | LDAP searches | LDAP entries | kube reads | kube writes | requests by verb | bindings written | peak RSS |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %.2f s | %.1f | %d | %d | %d | %d | %s | %d | %d MiB |\n", r.name, r.stats.Seconds, r.stats.Seconds/floor.Seconds(),
+		fmt.Fprintf(b, "| %s | %.2f s | %.1f | %d | %d | %d | %d | %s | %d | %d MiB |\n", r.name, r.stats.Seconds, r.stats.Seconds/floor.Seconds(),
 			r.stats.Searches, r.stats.Entries, r.reads(), r.writes(), verbs(r.stats.KubeRequests), r.stats.Written, r.stats.MaxRSSKiB/1024)
 	}
 	var errs []string
@@ -534,10 +568,6 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 	if len(errs) > 0 {
 		b.WriteString("\nErrors reported by the cycles:\n\n" + strings.Join(errs, "\n") + "\n")
 	}
-	b.WriteString("\nWall time is the cycle alone (inside the measured process); peak RSS is that process's maximum resident set. " +
-		"Kubernetes reads are LIST/GET requests (one paged LIST of namespaces, one paged LIST of executor bindings, two GETs), " +
-		"independent of the number of projects apart from paging.\n")
-	return b.String()
 }
 
 // Markers around the generated part of the results file; the text around
@@ -585,4 +615,209 @@ func memTotal() string {
 		}
 	}
 	return fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
+}
+
+// benchAD runs the same scenarios against a real Samba AD DC (schema
+// activeDirectory, in-chain rule), as large as Samba loads in a few
+// minutes over LDAP, on a fresh API server.
+func benchAD(ctx context.Context, self string, etcd *harness.Etcd, dir string, users, projects int, qps float64, burst int) (string, error) {
+	fmt.Printf("\nActive Directory case: %d users, %d projects (Samba over LDAPS)\n", users, projects)
+	samba, err := harness.StartSamba(ctx, filepath.Join(dir, "samba"))
+	if err != nil {
+		return "", err
+	}
+	defer samba.Stop()
+	start := time.Now()
+	ou, err := samba.AddOU("Bench")
+	if err != nil {
+		return "", err
+	}
+	sams := make([]string, users)
+	for i := range sams {
+		sams[i] = fmt.Sprintf("ad%06d", i)
+	}
+	dns, err := samba.AddUsers(ou, sams, true)
+	if err != nil {
+		return "", err
+	}
+	for i := 99; i < users; i += 100 {
+		if err := samba.SetEnabled(dns[i], false); err != nil {
+			return "", err
+		}
+	}
+	svc, err := samba.AddUser(ou, "svc-bench", true)
+	if err != nil {
+		return "", err
+	}
+	if err := samba.SetPassword(svc, "Bench-Pa55word"); err != nil {
+		return "", err
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = dns[rng.IntN(len(dns))]
+		}
+		return out
+	}
+	groupDNs := make([]string, projects)
+	for p := 0; p < projects; p++ {
+		name := fmt.Sprintf("p%04d", p)
+		members := pick(20)
+		if p == 1 {
+			members[0] = dns[1]
+		}
+		if p%10 == 2 {
+			l3, err := samba.AddGroup(ou, name+"-l3")
+			if err == nil {
+				err = samba.AddMembers(l3, pick(5)...)
+			}
+			l2, err2 := samba.AddGroup(ou, name+"-l2")
+			if err == nil && err2 == nil {
+				err = samba.AddMembers(l2, append(pick(5), l3)...)
+			}
+			if err != nil || err2 != nil {
+				return "", fmt.Errorf("nested groups: %v %v", err, err2)
+			}
+			members = append(members[:15], l2)
+		}
+		for _, kind := range []string{"executors", "viewers"} {
+			g, err := samba.AddGroup(ou, "p-"+name+"-"+kind)
+			if err != nil {
+				return "", err
+			}
+			if kind == "viewers" {
+				members = pick(20)
+			} else {
+				groupDNs[p] = g
+			}
+			if err := samba.AddMembers(g, members...); err != nil {
+				return "", err
+			}
+		}
+	}
+	seed := time.Since(start)
+	fmt.Printf("  seeded in %s\n", seed.Round(time.Millisecond))
+
+	api, err := harness.StartAPIServer(ctx, etcd, filepath.Join(dir, "apiserver-ad"))
+	if err != nil {
+		return "", err
+	}
+	defer api.Stop()
+	kubeconfig := filepath.Join(dir, "kubeconfig-ad")
+	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
+		return "", err
+	}
+	if err := seedCluster(ctx, api, projects); err != nil {
+		return "", err
+	}
+	pw := filepath.Join(dir, "pw-ad")
+	if err := os.WriteFile(pw, []byte("Bench-Pa55word"), 0o600); err != nil {
+		return "", err
+	}
+	cfgPath := filepath.Join(dir, "config-ad.yaml")
+	cfg := fmt.Sprintf(`ldap:
+  urls: [%q]
+  caFile: %s
+  bindDN: svc-bench@example.test
+  bindPasswordFile: %s
+  baseDN: %q
+  pageSize: 1000
+  timeout: 5m
+  memberResolution: expand
+groups:
+  executors: ["p-{project}-executors"]
+  viewers: ["p-{project}-viewers"]
+projects:
+  namespaceLabel: runai/queue
+kubernetes:
+  qps: %v
+  burst: %d
+`, samba.LDAPSURL, samba.CAFile, pw, ou, qps, burst)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return "", err
+	}
+	inChainPath := filepath.Join(dir, "config-ad-inchain.yaml")
+	if err := os.WriteFile(inChainPath, []byte(strings.Replace(cfg, "memberResolution: expand", "memberResolution: inChain", 1)), 0o600); err != nil {
+		return "", err
+	}
+	floorCmd := exec.CommandContext(ctx, self, "floor-ad", samba.LDAPSURL, samba.CAFile, "svc-bench@example.test", "Bench-Pa55word", ou)
+	floorCmd.Stderr = os.Stderr
+	floorOut, err := floorCmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("AD floor: %w", err)
+	}
+	var fl struct {
+		Seconds float64 `json:"seconds"`
+		Entries int     `json:"entries"`
+	}
+	if err := json.Unmarshal(floorOut, &fl); err != nil {
+		return "", err
+	}
+	floor := time.Duration(fl.Seconds * float64(time.Second))
+	fmt.Printf("  floor: %s, %d entries\n", floor.Round(time.Millisecond), fl.Entries)
+	rows, err := scenarios(func(name string, dry bool) (row, error) {
+		return runCycle(ctx, self, name, cfgPath, kubeconfig, dry, floor)
+	}, func() error { return samba.RemoveMembers(groupDNs[1], dns[1]) })
+	if err != nil {
+		return "", err
+	}
+	inChain, err := runCycle(ctx, self, "diff, memberResolution inChain", inChainPath, kubeconfig, true, floor)
+	if err != nil {
+		return "", err
+	}
+	rows = append(rows, inChain)
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Active Directory (Samba 4 AD DC, schema activeDirectory, memberResolution expand; last row inChain)\n\n")
+	fmt.Fprintf(&b, "%d users (1%% disabled), %d projects with an executors and a viewers group of 20, 10%% nested two levels below the executors group, "+
+		"%d labelled namespaces; seeded over LDAPS in %s. Floor: a plain paged read of the OU's groups and users (%d entries): **%.2f s**.\n\n",
+		users, projects, projects, seed.Round(time.Second), fl.Entries, floor.Seconds())
+	writeTable(&b, rows, floor)
+	return b.String(), nil
+}
+
+// floorADMain reads every group and user of the bench OU over LDAPS.
+func floorADMain(args []string) int {
+	url, caFile, bindDN, password, base := args[0], args[1], args[2], args[3], args[4]
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	best, n := time.Duration(0), 0
+	for i := 0; i < 3; i++ {
+		c, err := ldap.DialURL(url, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := c.Bind(bindDN, password); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		start := time.Now()
+		n = 0
+		for _, q := range []struct {
+			filter string
+			attrs  []string
+		}{
+			{"(objectClass=group)", []string{"cn", "member"}},
+			{"(objectClass=user)", []string{"sAMAccountName", "userAccountControl", "objectClass"}},
+		} {
+			res, err := c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, nil), 1000)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			n += len(res.Entries)
+		}
+		if d := time.Since(start); best == 0 || d < best {
+			best = d
+		}
+		c.Close()
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"seconds": best.Seconds(), "entries": n})
+	return 0
 }

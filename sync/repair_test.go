@@ -475,3 +475,25 @@ func testCounter(t *testing.T, m *Metrics, name, match string) float64 {
 	}
 	return sum
 }
+
+func TestRunnerRunsACycleWhenProjectsChange(t *testing.T) {
+	dir, cl := newFixture()
+	s := New(testConfig(), dir, cl, zap.NewNop(), nil)
+	r := &Runner{Syncer: s, Schedule: "@every 1h", Log: zap.NewNop(), RepairInterval: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
+	// gamma appears: a full cycle (which reads the directory) creates its binding.
+	dir.members["runai-gamma-executors"] = []string{"zed"}
+	gamma := kube.Namespace{Name: "runai-gamma", Labels: map[string]string{"runai/queue": "gamma"}}
+	cl.Lock()
+	cl.nss = append(cl.nss, gamma)
+	cl.Unlock()
+	s.NamespaceChanged(nil, &gamma)
+	waitFor(t, 5*time.Second, func() bool { return len(cl.users(kube.ExecutorRef("runai-gamma"))) == 1 })
+}

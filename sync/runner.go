@@ -143,6 +143,12 @@ func (r *Runner) watchLoop(ctx context.Context) {
 		refs, cycle := r.Syncer.work.take()
 		last = time.Now()
 		if cycle {
+			if r.running.Load() {
+				// A cycle is running and may have read the namespaces
+				// before the change: run another once it is done.
+				r.Syncer.work.requestCycle()
+				continue
+			}
 			if !r.tick(ctx, "namespaces") {
 				// A cycle was already running and may have read the
 				// namespaces before the change: ask again.

@@ -266,7 +266,9 @@ func TestDaemonServesMetricsAndStopsCleanly(t *testing.T) {
 	base := "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if body, code := get(base + "/readyz"); code == http.StatusOK && strings.HasPrefix(body, "ok") {
+		// A lone replica leads: ready means its first cycle succeeded, never
+		// "standby".
+		if body, code := get(base + "/readyz"); code == http.StatusOK && strings.TrimSpace(body) == "ok" {
 			break
 		}
 		if time.Now().After(deadline) {

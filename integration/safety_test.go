@@ -250,8 +250,10 @@ func TestAPIServerRestartDuringCycle(t *testing.T) {
 	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), kube.ViewerBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// After a long outage the informers re-list within their backoff (up
+	// to a minute); the re-list reports the deletion, which is repaired.
 	start := time.Now()
-	e.waitUsers(viewer, 20*time.Second, "gina", "vera")
+	e.waitUsers(viewer, 90*time.Second, "gina", "vera")
 	t.Logf("deleted binding repaired in %v after the restart", time.Since(start).Round(time.Millisecond))
 	if code := d.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("exit status %d after SIGTERM", code)
@@ -752,5 +754,114 @@ func TestApplyUnderConflictsLosesNothing(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("%d tool writes gave up after %s", failed, "repeated conflicts (the daemon would retry them, but the backoff should make this rare)")
+	}
+}
+
+// TestDriftRepairedWithinSecondsWithoutTheDirectory: a hand edit or
+// deletion of a managed binding is repaired by the running daemon within
+// seconds, from the last desired state (the directory may be down), while
+// edits the plan does not care about and the daemon's own writes cause no
+// write at all; cycles read the bindings from the informers, not the API.
+func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
+	e := newEnv(t)
+	seedSample(e)
+	ctx := context.Background()
+	addr := freeAddr(t)
+	cfg := e.config(groupsYAML + sampleProjects + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(t, cfg, e.kubeconfig(), addr)
+	d.waitReady(60 * time.Second)
+	expectSampleSynced(e, 10*time.Second)
+	time.Sleep(2 * time.Second)
+	// The first cycle's own writes were not taken for drift.
+	if v := d.metric("runai_ldap_sync_drift_events_total", ""); v != 0 {
+		t.Errorf("own writes counted as drift: drift_events_total = %v", v)
+	}
+	if v := d.metric("runai_ldap_sync_repairs_total", ""); v != 0 {
+		t.Errorf("own writes repaired: repairs_total = %v", v)
+	}
+
+	// A full cycle reads the bindings from the informers: no GET or LIST.
+	gets := d.metric("runai_ldap_sync_kube_requests_total", `verb="GET"`)
+	e.bumpProjects(1)
+	d.waitLog("cycle done", 2, 20*time.Second)
+	if v := d.metric("runai_ldap_sync_kube_requests_total", `verb="GET"`); v != gets {
+		t.Errorf("a cycle with synced informers made %v GET/LIST requests", v-gets)
+	}
+
+	// From here on the directory is down: repairs must not need it.
+	e.samba.Down()
+	searches := d.metric("runai_ldap_sync_ldap_searches_total", "")
+
+	// A hand-added user and a Group: nothing to repair, nothing written.
+	rb, err := e.cs.RbacV1().RoleBindings("ml-beta").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.Subjects = append(rb.Subjects, kube.UserSubject("contractor"), rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "oidc:ml-admins"})
+	rb, err = e.cs.RbacV1().RoleBindings("ml-beta").Update(ctx, rb, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if b := e.binding(betaExec); b.ResourceVersion != rb.ResourceVersion {
+		t.Errorf("a harmless hand edit was rewritten")
+	}
+
+	// A managed user removed by hand is put back within seconds.
+	rb.Subjects = []rbacv1.Subject{kube.UserSubject("contractor"), {APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "oidc:ml-admins"}}
+	if _, err := e.cs.RbacV1().RoleBindings("ml-beta").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	e.waitUsers(betaExec, 10*time.Second, "bob", "contractor", "frank")
+	t.Logf("hand removal repaired in %v", time.Since(start).Round(time.Millisecond))
+	e.waitEvent(betaExec, syncer.ReasonChanged, 10*time.Second, "drift repair after a change by someone else", "added by group sync: bob, frank")
+
+	// A deleted binding is recreated within seconds.
+	if err := e.cs.RbacV1().RoleBindings("runai").Delete(ctx, kube.IndexMapBinding, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	e.waitUsers(indexMap, 10*time.Second, "alice", "bob", "carol", "erin", "frank")
+	t.Logf("deleted binding recreated in %v", time.Since(start).Round(time.Millisecond))
+
+	// A burst of edits coalesces: at most one repair per repair.minInterval.
+	repairs := d.metric("runai_ldap_sync_repairs_total", `result="success"`)
+	burst := time.Now()
+	for i := range 10 {
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			var keep []rbacv1.Subject
+			for _, s := range rb.Subjects {
+				if s.Name != "alice" {
+					keep = append(keep, s)
+				}
+			}
+			rb.Subjects = append(keep, kube.UserSubject(fmt.Sprintf("burst-%d", i)))
+			_, err = e.cs.RbacV1().RoleBindings("runai-alpha").Update(ctx, rb, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.waitUsers(alphaExec, 10*time.Second, "alice", "bob", "carol", "erin", "hand-added",
+		"burst-0", "burst-1", "burst-2", "burst-3", "burst-4", "burst-5", "burst-6", "burst-7", "burst-8", "burst-9")
+	time.Sleep(1500 * time.Millisecond)
+	n := d.metric("runai_ldap_sync_repairs_total", `result="success"`) - repairs
+	window := time.Since(burst).Seconds()
+	t.Logf("10 edits in %.1fs caused %v repairs (repair.minInterval 1s)", window, n)
+	if n < 1 || n > window+1 {
+		t.Errorf("%v repairs for a burst over %.1fs: not rate-limited to one per second", n, window)
+	}
+	if v := d.metric("runai_ldap_sync_ldap_searches_total", ""); v != searches {
+		t.Errorf("repairs read the directory (%v searches)", v-searches)
+	}
+	if err := e.samba.Up(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

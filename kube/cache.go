@@ -56,7 +56,14 @@ type Cache struct {
 	// informer has caught up with them, so a read right after a write
 	// never sees the state from before it.
 	written map[Ref]*Binding
+	// gone counts the sweeps that found a written binding missing from an
+	// informer that is past it (see sweep).
+	gone map[Ref]int
 }
+
+// sweepInterval is how often written states are checked against the
+// informers (see sweep).
+const sweepInterval = 2 * time.Second
 
 // NewCache returns a Cache for the bindings of runaiNS; Start runs it.
 func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
@@ -65,7 +72,7 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		}
 	}
-	ca := &Cache{client: c, runaiNS: runaiNS, h: h, written: map[Ref]*Binding{}}
+	ca := &Cache{client: c, runaiNS: runaiNS, h: h, written: map[Ref]*Binding{}, gone: map[Ref]int{}}
 	noIndex := cache.Indexers{}
 	ca.exec = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, byName(ExecutorBinding))
 	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
@@ -127,7 +134,83 @@ func (c *Cache) Start(ctx context.Context) error {
 	for _, inf := range c.informers() {
 		go inf.RunWithContext(ctx)
 	}
+	go c.sweepLoop(ctx)
 	return nil
+}
+
+func (c *Cache) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.sweep()
+		}
+	}
+}
+
+// sweep drops written states the informers are past, and reports as a
+// deletion a binding we wrote that the informer, now past our write, does
+// not hold: when its watch was down (an API server outage), the binding
+// was deleted before the informer ever saw it, so no event will come. The
+// condition must hold on two sweeps in a row, as the informer's store may
+// lag its sync point by a moment.
+func (c *Cache) sweep() {
+	var deleted []Ref
+	c.mu.Lock()
+	for ref, w := range c.written {
+		inf := c.informerFor(ref)
+		if inf == nil || !past(inf, w.ResourceVersion) {
+			delete(c.gone, ref)
+			continue
+		}
+		if _, exists, _ := inf.GetStore().GetByKey(storeKey(ref)); exists {
+			delete(c.written, ref)
+			delete(c.gone, ref)
+			continue
+		}
+		c.gone[ref]++
+		if c.gone[ref] >= 2 {
+			delete(c.written, ref)
+			delete(c.gone, ref)
+			deleted = append(deleted, ref)
+		}
+	}
+	c.mu.Unlock()
+	for _, ref := range deleted {
+		if c.h.Binding != nil {
+			c.h.Binding(ref, nil, "")
+		}
+	}
+}
+
+// past reports whether the informer has synced to rv or later.
+func past(inf cache.SharedIndexInformer, rv string) bool {
+	cmp, err := resourceversion.CompareResourceVersion(inf.LastSyncResourceVersion(), rv)
+	return err == nil && cmp >= 0
+}
+
+func storeKey(ref Ref) string {
+	if ref.Namespace != "" {
+		return ref.Namespace + "/" + ref.Name
+	}
+	return ref.Name
+}
+
+// overlay returns our written state of ref if the informer has not caught
+// up with it yet. Call with c.mu held.
+func (c *Cache) overlay(ref Ref, inf cache.SharedIndexInformer) (*Binding, bool) {
+	w, ok := c.written[ref]
+	if !ok {
+		return nil, false
+	}
+	if inf != nil && past(inf, w.ResourceVersion) {
+		// The store reflects a state at least as new as our write.
+		return nil, false
+	}
+	return w, true
 }
 
 // WaitForSync waits until every informer has its initial list, or ctx
@@ -265,8 +348,10 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for ref, w := range c.written {
-		out[ref] = newer(out[ref], w)
+	for ref := range c.written {
+		if w, ok := c.overlay(ref, c.informerFor(ref)); ok {
+			out[ref] = newer(out[ref], w)
+		}
 	}
 	return out, nil
 }
@@ -278,11 +363,7 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	if !c.Synced() || inf == nil {
 		return c.client.Get(ctx, ref)
 	}
-	key := ref.Name
-	if ref.Namespace != "" {
-		key = ref.Namespace + "/" + ref.Name
-	}
-	o, exists, err := inf.GetStore().GetByKey(key)
+	o, exists, err := inf.GetStore().GetByKey(storeKey(ref))
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the informer cache: %w", ref, err)
 	}
@@ -294,7 +375,7 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if w, ok := c.written[ref]; ok {
+	if w, ok := c.overlay(ref, inf); ok {
 		return newer(b, w), nil
 	}
 	return b, nil
@@ -319,20 +400,15 @@ func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Bindin
 	if err != nil {
 		return nil, err
 	}
-	if c.Synced() {
+	if inf := c.informerFor(ch.Ref); inf != nil && c.Synced() {
 		c.mu.Lock()
 		c.written[ch.Ref] = b
+		delete(c.gone, ch.Ref)
 		c.mu.Unlock()
 		// The informer may have delivered it already.
-		if inf := c.informerFor(ch.Ref); inf != nil {
-			key := ch.Ref.Name
-			if ch.Ref.Namespace != "" {
-				key = ch.Ref.Namespace + "/" + ch.Ref.Name
-			}
-			if o, ok, _ := inf.GetStore().GetByKey(key); ok {
-				if m, ok := o.(metav1.Object); ok {
-					c.caughtUp(ch.Ref, m.GetResourceVersion())
-				}
+		if o, ok, _ := inf.GetStore().GetByKey(storeKey(ch.Ref)); ok {
+			if m, ok := o.(metav1.Object); ok {
+				c.caughtUp(ch.Ref, m.GetResourceVersion())
 			}
 		}
 	}

@@ -89,9 +89,11 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	if !managed {
 		return
 	}
-	if written != "" && rv != "" {
+	// Our own write, or a state from before it. A deletion is never ours,
+	// and one found by a re-list carries the last state's version.
+	if b != nil && written != "" && rv != "" {
 		if cmp, err := resourceversion.CompareResourceVersion(rv, written); err == nil && cmp <= 0 {
-			return // our own write, or a state from before it
+			return
 		}
 	}
 	cur := b

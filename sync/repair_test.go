@@ -406,12 +406,19 @@ func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 }
 
 func TestReadyzSemantics(t *testing.T) {
-	st := &Status{LeaderElection: true}
+	st := &Status{LeaderElection: true, Identity: "me_5678"}
 	h := NewHandler(nil, st)
 	get := func() (int, string) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		return w.Code, w.Body.String()
+	}
+	if code, _ := get(); code != 503 {
+		t.Errorf("no leader known yet: %d, want 503", code)
+	}
+	st.SetLeader("me_5678")
+	if code, _ := get(); code != 503 {
+		t.Errorf("just acquired, not leading yet: %d, want 503", code)
 	}
 	st.SetLeader("other_1234")
 	if code, body := get(); code != 200 || !strings.Contains(body, "standby") {
@@ -496,4 +503,17 @@ func TestRunnerRunsACycleWhenProjectsChange(t *testing.T) {
 	cl.Unlock()
 	s.NamespaceChanged(nil, &gamma)
 	waitFor(t, 5*time.Second, func() bool { return len(cl.users(kube.ExecutorRef("runai-gamma"))) == 1 })
+}
+
+func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
+	s, _, cl, _ := syncedFixture(t)
+	s.work.take()
+	// The informer saw our write, then missed the deletion while its watch
+	// was down; the re-list reports it with our write's version.
+	own, _ := cl.Get(context.Background(), kube.ViewerRef())
+	cl.remove(kube.ViewerRef())
+	s.BindingChanged(kube.ViewerRef(), nil, own.ResourceVersion)
+	if p := pending(s); len(p) != 1 {
+		t.Fatalf("deletion ignored: pending = %v", p)
+	}
 }

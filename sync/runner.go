@@ -229,6 +229,8 @@ func (r *Runner) logReport(rep *Report, trigger string) {
 type Status struct {
 	// LeaderElection is true when replicas elect a leader.
 	LeaderElection bool
+	// Identity is this replica's identity in the Lease.
+	Identity string
 
 	leading atomic.Bool
 	leader  atomic.Pointer[string]
@@ -253,6 +255,15 @@ func (s *Status) Leader() string {
 	return ""
 }
 
+// Standby reports whether another replica is seen holding the lease.
+func (s *Status) Standby() bool {
+	if !s.LeaderElection || s.leading.Load() {
+		return false
+	}
+	l := s.Leader()
+	return l != "" && l != s.Identity
+}
+
 // Handler serves /metrics, /healthz and /readyz for the Runner alone
 // (no leader election).
 func (r *Runner) Handler() http.Handler {
@@ -265,10 +276,11 @@ func (r *Runner) Handler() http.Handler {
 // NewHandler serves /metrics, /healthz and /readyz:
 //
 //   - /healthz: 200 while the process runs.
-//   - /readyz: 200 on a standby replica (waiting for the lease is healthy:
-//     it takes over when the leader dies); on the leader, or without
-//     leader election, 200 once a cycle has succeeded in this leadership
-//     term, 503 before.
+//   - /readyz: 200 on a standby replica, one that sees another replica
+//     holding the lease (standing by is healthy: it takes over when the
+//     leader dies); on the leader, or without leader election, 200 once a
+//     cycle has succeeded in this leadership term; 503 before, and while
+//     no leader is known yet.
 func NewHandler(m *Metrics, st *Status) http.Handler {
 	mux := http.NewServeMux()
 	if m != nil {
@@ -278,15 +290,16 @@ func NewHandler(m *Metrics, st *Status) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !st.Leading() {
+		switch {
+		case st.Standby():
 			_, _ = fmt.Fprintf(w, "ok: standby, leader is %q\n", st.Leader())
-			return
-		}
-		if !st.ready.Load() {
+		case !st.Leading():
+			http.Error(w, "waiting for the leader lease", http.StatusServiceUnavailable)
+		case !st.ready.Load():
 			http.Error(w, "no successful sync cycle yet", http.StatusServiceUnavailable)
-			return
+		default:
+			_, _ = w.Write([]byte("ok\n"))
 		}
-		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
 }

@@ -243,7 +243,7 @@ func (d *daemon) flushEvents() {
 
 func (d *daemon) run(ctx context.Context, f flags) int {
 	cfg := d.cfg
-	status := &sync.Status{LeaderElection: cfg.LeaderElection.Enabled}
+	status := &sync.Status{LeaderElection: cfg.LeaderElection.Enabled, Identity: d.identity}
 	d.log.Info("starting", zap.String("version", version), zap.String("mode", cfg.Mode),
 		zap.String("policy", cfg.Policy), zap.String("schedule", cfg.Schedule),
 		zap.Bool("leader_election", cfg.LeaderElection.Enabled), zap.Bool("repair", cfg.Repair.Enabled),

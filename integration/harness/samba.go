@@ -71,7 +71,7 @@ type Samba struct {
 // <repo>/.cache/samba and later calls copy it: every instance is a fresh, identical domain
 // (same domain SID). Call Stop when done; the kernel also kills samba if this process dies.
 func StartSamba(ctx context.Context, dir string) (*Samba, error) {
-	ctx, cancel := withDefaultTimeout(ctx, 3*time.Minute)
+	ctx, cancel := withDefaultTimeout(ctx, 10*time.Minute) // includes waiting for another process's Samba
 	defer cancel()
 
 	sambaBin, toolBin, err := sambaBinaries()

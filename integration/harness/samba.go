@@ -284,32 +284,11 @@ func (s *Samba) BindConn(ctx context.Context, bindDN, password string) (*ldap.Co
 	if err != nil {
 		return nil, fmt.Errorf("harness: dial %s: %w", s.LDAPSURL, err)
 	}
-	c := ldap.NewConn(raw, true)
-	c.Start()
-	c.SetTimeout(time.Minute)
-	if err := c.Bind(bindDN, password); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("harness: bind to %s as %s: %w", s.LDAPSURL, bindDN, err)
-	}
-	return c, nil
+	return bindOn(raw, true, s.LDAPSURL, bindDN, password)
 }
 
 // admin returns the shared Administrator connection, reconnecting if it broke.
-func (s *Samba) admin() (*ldap.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil && !s.conn.IsClosing() {
-		return s.conn, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := s.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.conn = c
-	return c, nil
-}
+func (s *Samba) admin() (*ldap.Conn, error) { return sharedConn(&s.mu, &s.conn, s.Conn) }
 
 func (s *Samba) domainSID() (string, error) {
 	c, err := s.admin()

@@ -2,11 +2,9 @@ package harness
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
@@ -213,65 +211,13 @@ func (s *Samba) Rename(dn, newRDN, newParentDN string) error {
 // Modify applies an arbitrary modify request over the admin connection.
 func (s *Samba) Modify(req *ldap.ModifyRequest) error { return s.modify(req) }
 
-func (s *Samba) add(req *ldap.AddRequest) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.Add(req); err != nil {
-		return fmt.Errorf("harness: add %s: %w", req.DN, err)
-	}
-	return nil
-}
+func (s *Samba) add(req *ldap.AddRequest) error { return addEntry(s.admin, req) }
 
-func (s *Samba) modify(req *ldap.ModifyRequest) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.Modify(req); err != nil {
-		return fmt.Errorf("harness: modify %s: %w", req.DN, err)
-	}
-	return nil
-}
+func (s *Samba) modify(req *ldap.ModifyRequest) error { return modifyEntry(s.admin, req) }
 
-// pipelineDepth is how many requests are in flight on the one connection: enough to keep
-// samba busy while responses travel back.
-const pipelineDepth = 8
-
-// pipeline runs op(0..n-1) with pipelineDepth requests in flight on the admin connection
-// (go-ldap multiplexes concurrent requests on one connection by message ID).
+// pipeline runs op(0..n-1) with several requests in flight on the admin connection.
 func (s *Samba) pipeline(n int, op func(c *ldap.Conn, i int) error) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan int)
-	)
-	for range min(pipelineDepth, n) {
-		wg.Go(func() {
-			for i := range next {
-				if err := op(c, i); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if len(errs) > 10 {
-		errs = append(errs[:10], fmt.Errorf("… and %d more failures", len(errs)-10))
-	}
-	return errors.Join(errs...)
+	return pipeline(s.admin, n, op)
 }
 
 // SIDString renders a binary objectSid as S-1-…

@@ -439,32 +439,11 @@ func (s *Slapd) BindConn(ctx context.Context, bindDN, password string) (*ldap.Co
 	if err != nil {
 		return nil, fmt.Errorf("harness: dial %s: %w", s.URL, err)
 	}
-	c := ldap.NewConn(raw, false)
-	c.Start()
-	c.SetTimeout(time.Minute)
-	if err := c.Bind(bindDN, password); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("harness: bind to %s as %s: %w", s.URL, bindDN, err)
-	}
-	return c, nil
+	return bindOn(raw, false, s.URL, bindDN, password)
 }
 
 // admin returns the shared admin connection, reconnecting if it broke.
-func (s *Slapd) admin() (*ldap.Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil && !s.conn.IsClosing() {
-		return s.conn, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := s.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.conn = c
-	return c, nil
-}
+func (s *Slapd) admin() (*ldap.Conn, error) { return sharedConn(&s.mu, &s.conn, s.Conn) }
 
 // runSlapdTool runs an OpenLDAP tool to completion, with its output in logPath.
 func runSlapdTool(ctx context.Context, logPath, path string, stdin io.Reader, args ...string) error {
@@ -1061,63 +1040,13 @@ func (s *Slapd) SetEnabled(userDN string, enabled bool) error {
 	return s.modify(req)
 }
 
-func (s *Slapd) add(req *ldap.AddRequest) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.Add(req); err != nil {
-		return fmt.Errorf("harness: add %s: %w", req.DN, err)
-	}
-	return nil
-}
+func (s *Slapd) add(req *ldap.AddRequest) error { return addEntry(s.admin, req) }
 
-func (s *Slapd) modify(req *ldap.ModifyRequest) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.Modify(req); err != nil {
-		return fmt.Errorf("harness: modify %s: %w", req.DN, err)
-	}
-	return nil
-}
+func (s *Slapd) modify(req *ldap.ModifyRequest) error { return modifyEntry(s.admin, req) }
 
-// slapdPipelineDepth is how many requests AddUsers keeps in flight on the one connection.
-const slapdPipelineDepth = 8
-
-// pipeline runs op(0..n-1) with slapdPipelineDepth requests in flight on the admin connection.
+// pipeline runs op(0..n-1) with several requests in flight on the admin connection.
 func (s *Slapd) pipeline(n int, op func(c *ldap.Conn, i int) error) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan int)
-	)
-	for range min(slapdPipelineDepth, n) {
-		wg.Go(func() {
-			for i := range next {
-				if err := op(c, i); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if len(errs) > 10 {
-		errs = append(errs[:10], fmt.Errorf("… and %d more failures", len(errs)-10))
-	}
-	return errors.Join(errs...)
+	return pipeline(s.admin, n, op)
 }
 
 // --- LDIF ----------------------------------------------------------------------------------

@@ -11,11 +11,14 @@ import (
 
 // validYAML returns a complete, valid configuration whose password file
 // exists; tests break one field at a time.
-func validYAML(t *testing.T) string {
+func validYAML(t *testing.T) string { return validYAMLWithPassword(t, "s3cret") }
+
+// validYAMLWithPassword is validYAML with a password file holding password.
+func validYAMLWithPassword(t testing.TB, password string) string {
 	t.Helper()
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return `schedule: "@every 5m"

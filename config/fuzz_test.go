@@ -1,8 +1,6 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,28 +11,8 @@ import (
 // relies on. `go test` runs the seed corpus; `go test -fuzz FuzzParse
 // ./config` explores further.
 func FuzzParse(f *testing.F) {
-	dir := f.TempDir()
-	pw := filepath.Join(dir, "pw")
 	const secret = "fuzz-s3cret-Pa55"
-	if err := os.WriteFile(pw, []byte(secret+"\n"), 0o600); err != nil {
-		f.Fatal(err)
-	}
-	valid := `schedule: "@every 5m"
-ldap:
-  urls: ["ldaps://dc1.example.test:636"]
-  bindDN: "svc@EXAMPLE.TEST"
-  bindPasswordFile: ` + pw + `
-  baseDN: "DC=example,DC=test"
-groups:
-  executors: ["runai-{project}-executors"]
-  viewers: ["runai-{project}-viewers"]
-  globalViewers: ["runai-viewers"]
-projects:
-  namespaceLabel: runai/queue
-  static:
-  - name: team-a
-    namespace: ml-team-a
-`
+	valid := validYAMLWithPassword(f, secret)
 	for _, seed := range []string{
 		valid,
 		"",

@@ -44,9 +44,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
 	}
-	if len(os.Args) > 1 && os.Args[1] == "floor-ad" {
-		os.Exit(floorADMain(os.Args[2:]))
-	}
 	if err := benchMain(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench failed: %v\n", err)
 		os.Exit(1)
@@ -229,7 +226,7 @@ kubernetes:
 
 	// The floor runs in a fresh process too, so the generator's heap does
 	// not slow it down.
-	floorCmd := exec.CommandContext(ctx, self, "floor", slapd.URL, slapd.ReaderDN, slapd.ReaderPassword)
+	floorCmd := exec.CommandContext(ctx, self, "floor", "openldap", slapd.URL, "", slapd.ReaderDN, slapd.ReaderPassword, suffix)
 	floorCmd.Stderr = os.Stderr
 	floorOut, err := floorCmd.Output()
 	if err != nil {
@@ -431,7 +428,7 @@ func seedCluster(ctx context.Context, api *harness.APIServer, projects int) erro
 }
 
 func floorMain(args []string) int {
-	d, n, err := measureFloor(args[0], args[1], args[2])
+	d, n, err := measureFloor(args[0], args[1], args[2], args[3], args[4], args[5])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -440,14 +437,44 @@ func floorMain(args []string) int {
 	return 0
 }
 
+// floorQueries are the plain reads of the same group and user entries the
+// sync reads, per directory kind.
+var floorQueries = map[string][]struct {
+	filter string
+	attrs  []string
+}{
+	"openldap": {
+		{"(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", []string{"cn", "member", "uniqueMember"}},
+		{"(uid=*)", []string{"uid", "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}},
+	},
+	"ad": {
+		{"(objectClass=group)", []string{"cn", "member"}},
+		{"(objectClass=user)", []string{"sAMAccountName", "userAccountControl", "objectClass"}},
+	},
+}
+
 // measureFloor times the least any client must do: a plain paged read of
 // the same group and user entries the sync reads, entries counted and
-// dropped page by page (best of three).
-func measureFloor(url, bindDN, password string) (time.Duration, int, error) {
+// dropped page by page (best of three). caFile empty: plain LDAP.
+func measureFloor(kind, url, caFile, bindDN, password, base string) (time.Duration, int, error) {
+	queries, ok := floorQueries[kind]
+	if !ok {
+		return 0, 0, fmt.Errorf("unknown directory kind %q", kind)
+	}
+	var opts []ldap.DialOpt
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return 0, 0, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		opts = append(opts, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}))
+	}
 	best := time.Duration(0)
 	n := 0
 	for i := 0; i < 3; i++ {
-		c, err := ldap.DialURL(url)
+		c, err := ldap.DialURL(url, opts...)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -457,14 +484,8 @@ func measureFloor(url, bindDN, password string) (time.Duration, int, error) {
 		}
 		start := time.Now()
 		n = 0
-		for _, q := range []struct {
-			filter string
-			attrs  []string
-		}{
-			{"(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))", []string{"cn", "member", "uniqueMember"}},
-			{"(uid=*)", []string{"uid", "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}},
-		} {
-			req := ldap.NewSearchRequest(suffix, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, nil)
+		for _, q := range queries {
+			req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, nil)
 			paging := ldap.NewControlPaging(1000)
 			req.Controls = []ldap.Control{paging}
 			for {
@@ -750,7 +771,7 @@ kubernetes:
 	if err := os.WriteFile(inChainPath, []byte(inChainCfg), 0o600); err != nil {
 		return "", err
 	}
-	floorCmd := exec.CommandContext(ctx, self, "floor-ad", samba.LDAPSURL, samba.CAFile, "svc-bench@example.test", "Bench-Pa55word", ou)
+	floorCmd := exec.CommandContext(ctx, self, "floor", "ad", samba.LDAPSURL, samba.CAFile, "svc-bench@example.test", "Bench-Pa55word", ou)
 	floorCmd.Stderr = os.Stderr
 	floorOut, err := floorCmd.Output()
 	if err != nil {
@@ -783,50 +804,4 @@ kubernetes:
 		users, projects, projects, seed.Round(time.Second), fl.Entries, floor.Seconds())
 	writeTable(&b, rows, floor)
 	return b.String(), nil
-}
-
-// floorADMain reads every group and user of the bench OU over LDAPS.
-func floorADMain(args []string) int {
-	url, caFile, bindDN, password, base := args[0], args[1], args[2], args[3], args[4]
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	best, n := time.Duration(0), 0
-	for i := 0; i < 3; i++ {
-		c, err := ldap.DialURL(url, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if err := c.Bind(bindDN, password); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		start := time.Now()
-		n = 0
-		for _, q := range []struct {
-			filter string
-			attrs  []string
-		}{
-			{"(objectClass=group)", []string{"cn", "member"}},
-			{"(objectClass=user)", []string{"sAMAccountName", "userAccountControl", "objectClass"}},
-		} {
-			res, err := c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, nil), 1000)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			n += len(res.Entries)
-		}
-		if d := time.Since(start); best == 0 || d < best {
-			best = d
-		}
-		c.Close()
-	}
-	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"seconds": best.Seconds(), "entries": n})
-	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -103,4 +104,47 @@ func pipeline(admin func() (*ldap.Conn, error), n int, op func(c *ldap.Conn, i i
 		errs = append(errs[:10], fmt.Errorf("… and %d more failures", len(errs)-10))
 	}
 	return errors.Join(errs...)
+}
+
+func deleteEntry(admin func() (*ldap.Conn, error), dn string) error {
+	c, err := admin()
+	if err != nil {
+		return err
+	}
+	if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
+		return fmt.Errorf("harness: delete %s: %w", dn, err)
+	}
+	return nil
+}
+
+func renameEntry(admin func() (*ldap.Conn, error), dn, newRDN, newParentDN string) error {
+	c, err := admin()
+	if err != nil {
+		return err
+	}
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(dn, newRDN, true, newParentDN)); err != nil {
+		return fmt.Errorf("harness: rename %s to %s under %q: %w", dn, newRDN, newParentDN, err)
+	}
+	return nil
+}
+
+// startServer starts spec and waits until a connection from conn works;
+// on failure the process is stopped with stopSig (nil: the spec's own way).
+func startServer(ctx context.Context, spec processSpec, conn func(context.Context) (*ldap.Conn, error), stopSig os.Signal) (*process, error) {
+	p, err := spec.start()
+	if err != nil {
+		return nil, err
+	}
+	err = p.waitReady(ctx, func(ctx context.Context) error {
+		c, err := conn(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if err != nil {
+		p.stop(stopSig, 5*time.Second)
+		return nil, err
+	}
+	return p, nil
 }

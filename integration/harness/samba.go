@@ -208,19 +208,8 @@ func lockSamba(ctx context.Context) (*os.File, error) {
 }
 
 func (s *Samba) start(ctx context.Context) error {
-	p, err := s.spec.start()
+	p, err := startServer(ctx, s.spec, s.Conn, nil)
 	if err != nil {
-		return err
-	}
-	err = p.waitReady(ctx, func(ctx context.Context) error {
-		c, err := s.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	if err != nil {
-		p.stop(nil, 5*time.Second)
 		return err
 	}
 	s.mu.Lock()

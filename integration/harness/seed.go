@@ -185,27 +185,11 @@ func (s *Samba) AddComputer(parentDN, name string) (dn string, err error) {
 }
 
 // Delete removes an entry (not a subtree).
-func (s *Samba) Delete(dn string) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
-		return fmt.Errorf("harness: delete %s: %w", dn, err)
-	}
-	return nil
-}
+func (s *Samba) Delete(dn string) error { return deleteEntry(s.admin, dn) }
 
 // Rename moves or renames an entry: newRDN like "CN=new", newParentDN "" to stay in place.
 func (s *Samba) Rename(dn, newRDN, newParentDN string) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.ModifyDN(ldap.NewModifyDNRequest(dn, newRDN, true, newParentDN)); err != nil {
-		return fmt.Errorf("harness: rename %s to %s under %q: %w", dn, newRDN, newParentDN, err)
-	}
-	return nil
+	return renameEntry(s.admin, dn, newRDN, newParentDN)
 }
 
 // Modify applies an arbitrary modify request over the admin connection.

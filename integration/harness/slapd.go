@@ -368,19 +368,8 @@ func StartSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 }
 
 func (s *Slapd) start(ctx context.Context) error {
-	p, err := s.spec.start()
+	p, err := startServer(ctx, s.spec, s.Conn, syscall.SIGKILL)
 	if err != nil {
-		return err
-	}
-	err = p.waitReady(ctx, func(ctx context.Context) error {
-		c, err := s.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	if err != nil {
-		p.stop(syscall.SIGKILL, 5*time.Second)
 		return err
 	}
 	s.mu.Lock()
@@ -999,28 +988,12 @@ func (s *Slapd) RemoveMembers(groupDN, attr string, values ...string) error {
 
 // Delete removes an entry (not a subtree). refint removes it from groups; memberof removes the
 // memberOf values pointing at a deleted group.
-func (s *Slapd) Delete(dn string) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
-		return fmt.Errorf("harness: delete %s: %w", dn, err)
-	}
-	return nil
-}
+func (s *Slapd) Delete(dn string) error { return deleteEntry(s.admin, dn) }
 
 // Rename moves or renames an entry: newRDN like "uid=new", newParentDN "" to stay in place.
 // refint and memberof rewrite member and memberOf values to the new DN.
 func (s *Slapd) Rename(dn, newRDN, newParentDN string) error {
-	c, err := s.admin()
-	if err != nil {
-		return err
-	}
-	if err := c.ModifyDN(ldap.NewModifyDNRequest(dn, newRDN, true, newParentDN)); err != nil {
-		return fmt.Errorf("harness: rename %s to %s under %q: %w", dn, newRDN, newParentDN, err)
-	}
-	return nil
+	return renameEntry(s.admin, dn, newRDN, newParentDN)
 }
 
 // Modify applies an arbitrary modify request over the admin connection.

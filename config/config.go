@@ -81,6 +81,17 @@ type Config struct {
 	Repair Repair `yaml:"repair"`
 	// Retry spaces the retries of a failed cycle.
 	Retry Retry `yaml:"retry"`
+	// Incremental polls the directory for changes between full cycles.
+	Incremental Incremental `yaml:"incremental"`
+}
+
+// Incremental configures change detection between full cycles: every
+// PollInterval the directory is asked what changed (AD: highestCommittedUSN
+// and uSNChanged; OpenLDAP: entryCSN), and only the bindings fed by a
+// changed group or user are re-synced. The schedule stays the safety net.
+type Incremental struct {
+	Enabled      bool          `yaml:"enabled"`
+	PollInterval time.Duration `yaml:"pollInterval"`
 }
 
 // LeaderElection configures the Lease (in kubernetes.runaiNamespace) that
@@ -203,8 +214,9 @@ func Default() Config {
 		Server:     Server{Address: ":9090"},
 		LeaderElection: LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync",
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second},
-		Repair: Repair{Enabled: true, MinInterval: 5 * time.Second},
-		Retry:  Retry{MinBackoff: 10 * time.Second, MaxBackoff: 5 * time.Minute},
+		Repair:      Repair{Enabled: true, MinInterval: 5 * time.Second},
+		Retry:       Retry{MinBackoff: 10 * time.Second, MaxBackoff: 5 * time.Minute},
+		Incremental: Incremental{Enabled: true, PollInterval: 5 * time.Second},
 	}
 }
 
@@ -498,7 +510,7 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	return s, nil
 }
 
-// validateDaemon checks the leaderElection, repair and retry settings.
+// validateDaemon checks the leaderElection, repair, incremental and retry settings.
 func (c *Config) validateDaemon(add func(field, format string, args ...any)) {
 	le := c.LeaderElection
 	if msgs := validation.IsDNS1123Subdomain(le.LeaseName); len(msgs) > 0 {
@@ -521,6 +533,9 @@ func (c *Config) validateDaemon(add func(field, format string, args ...any)) {
 	}
 	if c.Repair.MinInterval < time.Second {
 		add("repair.minInterval", "must be at least 1s (it bounds how often a binding is rewritten when someone keeps changing it), got %v", c.Repair.MinInterval)
+	}
+	if c.Incremental.Enabled && c.Incremental.PollInterval < time.Second {
+		add("incremental.pollInterval", "must be at least 1s (each poll is a directory search), got %v", c.Incremental.PollInterval)
 	}
 	if c.Retry.MinBackoff <= 0 {
 		add("retry.minBackoff", "must be a positive duration like 10s, got %v", c.Retry.MinBackoff)

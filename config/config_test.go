@@ -64,8 +64,9 @@ func TestParseDaemonDefaultsAndOverrides(t *testing.T) {
 	}
 	wantLE := LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync", LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 	if cfg.LeaderElection != wantLE || cfg.Repair != (Repair{Enabled: true, MinInterval: 5 * time.Second}) ||
-		cfg.Retry != (Retry{MinBackoff: 10 * time.Second, MaxBackoff: 5 * time.Minute}) {
-		t.Errorf("daemon defaults: %+v %+v %+v", cfg.LeaderElection, cfg.Repair, cfg.Retry)
+		cfg.Retry != (Retry{MinBackoff: 10 * time.Second, MaxBackoff: 5 * time.Minute}) ||
+		cfg.Incremental != (Incremental{Enabled: true, PollInterval: 5 * time.Second}) {
+		t.Errorf("daemon defaults: %+v %+v %+v %+v", cfg.LeaderElection, cfg.Repair, cfg.Retry, cfg.Incremental)
 	}
 	src := validYAML(t) + `leaderElection:
   enabled: false
@@ -79,12 +80,16 @@ repair:
 retry:
   minBackoff: 1s
   maxBackoff: 8s
+incremental:
+  enabled: false
+  pollInterval: 2s
 `
 	if cfg, err = Parse([]byte(src)); err != nil {
 		t.Fatal(err)
 	}
 	wantLE = LeaderElection{LeaseName: "sync-lock", LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second}
-	if cfg.LeaderElection != wantLE || cfg.Repair != (Repair{MinInterval: 2 * time.Second}) || cfg.Retry != (Retry{MinBackoff: time.Second, MaxBackoff: 8 * time.Second}) {
+	if cfg.LeaderElection != wantLE || cfg.Repair != (Repair{MinInterval: 2 * time.Second}) || cfg.Retry != (Retry{MinBackoff: time.Second, MaxBackoff: 8 * time.Second}) ||
+		cfg.Incremental != (Incremental{PollInterval: 2 * time.Second}) {
 		t.Errorf("daemon overrides: %+v %+v %+v", cfg.LeaderElection, cfg.Repair, cfg.Retry)
 	}
 }
@@ -135,6 +140,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"renew too close to retry", "projects:", "leaderElection:\n  renewDeadline: 2s\n  retryPeriod: 2s\nprojects:", "leaderElection.renewDeadline", "1.2"},
 		{"zero retry period", "projects:", "leaderElection:\n  retryPeriod: 0s\nprojects:", "leaderElection.retryPeriod", "positive"},
 		{"repair too often", "projects:", "repair:\n  minInterval: 100ms\nprojects:", "repair.minInterval", "at least 1s"},
+		{"poll too often", "projects:", "incremental:\n  pollInterval: 200ms\nprojects:", "incremental.pollInterval", "at least 1s"},
 		{"unknown repair key", "projects:", "repair:\n  interval: 5s\nprojects:", "interval", "not found"},
 		{"zero backoff", "projects:", "retry:\n  minBackoff: 0s\nprojects:", "retry.minBackoff", "positive"},
 		{"max below min backoff", "projects:", "retry:\n  minBackoff: 1m\n  maxBackoff: 10s\nprojects:", "retry.maxBackoff", "at least"},

@@ -47,6 +47,8 @@ type proxy struct {
 const (
 	proxyPass int32 = iota
 	proxyBlackhole
+	// proxyRefuse closes every new connection at once: a server gone.
+	proxyRefuse
 )
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -97,6 +99,10 @@ func (p *proxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.mode.Load() == proxyRefuse {
+			_ = c.Close()
+			continue
 		}
 		p.track(c)
 		if p.mode.Load() == proxyBlackhole {

@@ -29,7 +29,7 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 		if r.src.Trace {
 			t = newTracer()
 		}
-		members, err := r.members(ctx, g.DN, r.direct[n], t, n)
+		members, reached, err := r.members(ctx, g.DN, r.direct[n], t, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -37,7 +37,7 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 			g.Err = fmt.Errorf("resolve members of group %q (%s): %w", n, g.DN, err)
 			continue
 		}
-		g.Members = members
+		g.Members, g.Reached = members, reached
 		if t != nil {
 			g.Memberships = t.memberships(g.DN, n)
 		}
@@ -46,8 +46,9 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 }
 
 // members returns the sorted, unique user IDs of every transitive member of
-// the group, skipping (and counting) what is not an enabled user.
-func (r *resolver) members(ctx context.Context, groupDN string, direct []string, t *tracer, name string) ([]string, error) {
+// the group, skipping (and counting) what is not an enabled user, and, with
+// Source.Reach, every entry reached (see Group.Reached).
+func (r *resolver) members(ctx context.Context, groupDN string, direct []string, t *tracer, name string) ([]string, []string, error) {
 	cfg := r.src.cfg
 	filter := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
@@ -106,18 +107,29 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var reached []string
+	if r.src.Reach {
+		reached = make([]string, 0, len(found)+len(named))
+		for key := range found {
+			reached = append(reached, key)
+		}
 	}
 	for key, dn := range named {
 		if _, ok := found[key]; ok {
 			continue
 		}
 		r.skip(r.unseenReason(dn), dn)
+		if r.src.Reach {
+			// A dangling member may come into existence.
+			reached = append(reached, key)
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for id := range seen {
 		out = append(out, id)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, reached, nil
 }

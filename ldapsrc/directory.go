@@ -189,6 +189,10 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 		}
 		members := map[string]struct{}{}
 		visited := map[string]bool{normalizeDN(found[0].dn): true}
+		var reached []string
+		if r.src.Reach {
+			reached = append(reached, normalizeDN(found[0].dn))
+		}
 		type item struct {
 			g     *gon
 			depth int
@@ -199,6 +203,9 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 			queue = queue[1:]
 			for _, m := range it.g.members {
 				key := normalizeDN(m)
+				if r.src.Reach {
+					reached = append(reached, key)
+				}
 				if sub, ok := byDN[key]; ok {
 					if visited[key] {
 						continue // a nesting cycle, or a group reached twice
@@ -221,7 +228,7 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 			}
 		}
 		if res.Err == nil {
-			res.Members = sortedSet(members)
+			res.Members, res.Reached = sortedSet(members), reached
 			if t != nil {
 				res.Memberships = t.memberships(res.DN, n)
 			}
@@ -260,8 +267,18 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 			continue
 		}
 		members := map[string]struct{}{}
+		if r.src.Reach {
+			g.Reached = append(g.Reached, normalizeDN(g.DN))
+		}
 		for _, uid := range r.direct[n] {
+			if r.src.Reach {
+				// By ID: an account created or renamed to this uid later.
+				g.Reached = append(g.Reached, UIDKey(uid))
+			}
 			if u, ok := users.byID[strings.ToLower(strings.TrimSpace(uid))]; ok {
+				if r.src.Reach {
+					g.Reached = append(g.Reached, normalizeDN(u.dn))
+				}
 				r.take(u, members)
 				if r.src.Trace {
 					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip})

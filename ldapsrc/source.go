@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode"
 
@@ -54,6 +55,10 @@ type Group struct {
 	Err error
 	// Memberships explains every member entry seen (only with Source.Trace).
 	Memberships []Membership
+	// Reached holds the normalised DNs of the group, every nested group and
+	// every member entry it names, bound or skipped (only with
+	// Source.Reach): a change to any of them may change Members.
+	Reached []string
 }
 
 // Result is one resolution of a set of group names.
@@ -80,9 +85,15 @@ type Source struct {
 	// Trace records how every member is reached (Group.Memberships), for
 	// `explain`; the daemon leaves it off.
 	Trace bool
+	// Reach records Group.Reached, for incremental change detection.
+	Reach bool
 	// readPassword is swappable for tests; by default it reads the file on
 	// every connection, so a rotated Secret is picked up without a restart.
 	readPassword func() (string, error)
+
+	// pollMu guards poll, the connection change polls keep open.
+	pollMu sync.Mutex
+	poll   *conn
 }
 
 // New returns a Source for cfg.

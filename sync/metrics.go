@@ -40,6 +40,11 @@ type Metrics struct {
 	DriftEvents      *prometheus.CounterVec
 	Leader           prometheus.Gauge
 	Events           *prometheus.CounterVec
+	Polls            *prometheus.CounterVec
+	DirChanges       *prometheus.CounterVec
+	Incremental      *prometheus.CounterVec
+	Propagation      prometheus.Histogram
+	ForcedCycles     *prometheus.CounterVec
 	bindingLabelKeys []string
 }
 
@@ -96,11 +101,22 @@ func NewMetrics(version string) *Metrics {
 			Help: "1 while this replica holds the leader lease (or leader election is off) and may write; 0 on standby."}),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
 			Help: "Kubernetes Events recorded on managed bindings, by reason."}, []string{"reason"}),
+		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "directory_polls_total",
+			Help: "Change polls of the directory between full cycles, by result (idle, changes, error, server_changed)."}, []string{"result"}),
+		DirChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "directory_changes_total",
+			Help: "Changed directory entries seen by polls, by kind (group, user) and whether they feed a managed binding (relevant: true, false)."}, []string{"kind", "relevant"}),
+		Incremental: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "incremental_syncs_total",
+			Help: "Incremental syncs of the bindings fed by changed groups, by result (success, failure)."}, []string{"result"}),
+		Propagation: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "propagation_seconds",
+			Help: "Time from a poll seeing a directory change to the binding written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		ForcedCycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
+			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed)."}, []string{"reason"}),
 		bindingLabelKeys: bl,
 	}
 	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
-		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events)
+		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events,
+		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles)
 	m.BuildInfo.WithLabelValues(version).Set(1)
 	// Pre-create label values so alerts see zeros, not absent series.
 	m.Cycles.WithLabelValues("success")
@@ -109,6 +125,12 @@ func NewMetrics(version string) *Metrics {
 	m.Repairs.WithLabelValues("failure")
 	m.DriftEvents.WithLabelValues("changed")
 	m.DriftEvents.WithLabelValues("deleted")
+	for _, r := range []string{PollIdle, PollChanges, PollError, PollServerChanged} {
+		m.Polls.WithLabelValues(r)
+	}
+	m.Incremental.WithLabelValues("success")
+	m.Incremental.WithLabelValues("failure")
+	m.ForcedCycles.WithLabelValues(PollServerChanged)
 	for _, op := range []string{"connect", "group"} {
 		m.LDAPErrors.WithLabelValues(op)
 	}

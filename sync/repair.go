@@ -70,6 +70,7 @@ func (s *Syncer) Forget() {
 	s.stateMu.Lock()
 	s.desired = nil
 	clear(s.written)
+	s.inc = incState{gen: s.inc.gen + 1}
 	s.stateMu.Unlock()
 	s.work.take()
 }

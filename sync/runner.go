@@ -36,6 +36,9 @@ type Runner struct {
 	RepairInterval time.Duration
 	// Status, if set, is told when a cycle succeeds (for /readyz).
 	Status *Status
+	// PollInterval, when positive and the Syncer has a ChangeSource, polls
+	// the directory for changes between cycles (see Syncer.Poll).
+	PollInterval time.Duration
 
 	ready    atomic.Bool
 	running  atomic.Bool
@@ -82,6 +85,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		go func() {
 			defer r.wg.Done()
 			r.watchLoop(ctx)
+		}()
+	}
+	if r.PollInterval > 0 && r.Syncer.changes != nil && !r.Options.DryRun {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.pollLoop(ctx)
 		}()
 	}
 	sched.Start()
@@ -180,6 +190,42 @@ func (r *Runner) watchLoop(ctx context.Context) {
 					r.Syncer.work.add(failed...)
 				}
 			}()
+		}
+	}
+}
+
+// pollLoop asks the directory every PollInterval what changed, and has
+// the Syncer re-sync what those changes feed. Polls pause while a full
+// cycle runs: the cycle marks the change history itself.
+func (r *Runner) pollLoop(ctx context.Context) {
+	t := time.NewTicker(r.PollInterval)
+	defer t.Stop()
+	if c, ok := r.Syncer.changes.(interface{ ClosePolls() }); ok {
+		defer c.ClosePolls()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.running.Load() {
+			continue
+		}
+		result, rep := r.Syncer.Poll(ctx, r.Options)
+		if rep != nil && (len(rep.Plans) > 0 || rep.Err != nil) {
+			fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
+			if rep.Err != nil {
+				r.Log.Error("incremental sync failed; the next poll tries again", append(fields, zap.Error(rep.Err))...)
+			} else {
+				r.Log.Info("incremental sync done", fields...)
+			}
+		}
+		if result == PollServerChanged {
+			if r.Metrics != nil {
+				r.Metrics.ForcedCycles.WithLabelValues(PollServerChanged).Inc()
+			}
+			r.tick(ctx, "directory-server-changed")
 		}
 	}
 }

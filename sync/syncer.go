@@ -86,6 +86,11 @@ type Syncer struct {
 	written map[kube.Ref]string
 
 	work workQueue
+
+	// changes, when set, is polled between cycles (WithChanges); inc is
+	// what the polls need from the last cycle (guarded by stateMu).
+	changes ChangeSource
+	inc     incState
 }
 
 // New returns a Syncer. metrics may be nil.
@@ -164,6 +169,8 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	}
 
 	names := AllGroupNames(s.cfg.Groups, rep.Projects)
+	// Before the read: a change made during it is seen by the next poll.
+	mark := s.markChanges(ctx, opts)
 	res, err := s.dir.Resolve(ctx, names)
 	if err != nil {
 		if s.metrics != nil {
@@ -208,6 +215,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	s.stateMu.Lock()
 	s.desired, s.planOpts = byRef, popts
 	s.stateMu.Unlock()
+	s.rememberCycle(mark, rep.Projects, res)
 
 	var errs []error
 	for name, gerr := range rep.FailedGroups {

@@ -215,6 +215,10 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 		cluster = d.cache
 	}
 	d.syncer = sync.New(cfg, src, cluster, log, m)
+	if cmd == "run" && cfg.Mode == config.ModeEnforce && cfg.Incremental.Enabled {
+		src.Reach = true
+		d.syncer.WithChanges(src)
+	}
 	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
 		d.events = kube.NewEventRecorder(kc, d.identity)
 		d.syncer.WithEvents(d.events)
@@ -247,6 +251,7 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 	d.log.Info("starting", zap.String("version", version), zap.String("mode", cfg.Mode),
 		zap.String("policy", cfg.Policy), zap.String("schedule", cfg.Schedule),
 		zap.Bool("leader_election", cfg.LeaderElection.Enabled), zap.Bool("repair", cfg.Repair.Enabled),
+		zap.Bool("incremental", cfg.Incremental.Enabled && cfg.Mode == config.ModeEnforce),
 		zap.String("identity", d.identity))
 	srvErr := make(chan error, 1)
 	if cfg.Server.Address != "" {
@@ -316,6 +321,9 @@ func (d *daemon) lead(ctx context.Context, f flags, status *sync.Status) error {
 	}
 	if cfg.Repair.Enabled {
 		r.RepairInterval = cfg.Repair.MinInterval
+	}
+	if cfg.Incremental.Enabled {
+		r.PollInterval = cfg.Incremental.PollInterval
 	}
 	return r.Run(ctx)
 }

@@ -1,0 +1,379 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+)
+
+// ChangeSource tells what changed in the directory since a cursor
+// (ldapsrc.Source).
+type ChangeSource interface {
+	Mark(ctx context.Context) (ldapsrc.Cursor, error)
+	Changes(ctx context.Context, since ldapsrc.Cursor) (*ldapsrc.ChangeSet, error)
+}
+
+// Poll results, as counted in runai_ldap_sync_directory_polls_total.
+const (
+	PollIdle          = "idle"
+	PollChanges       = "changes"
+	PollError         = "error"
+	PollServerChanged = "server_changed"
+	// PollNoCursor: no full cycle has marked the change history yet.
+	PollNoCursor = "no_cursor"
+)
+
+// TriggerChange marks writes made because a poll saw a directory change.
+const TriggerChange = "directory-change"
+
+// errNotReread stands in for a group whose last lookup failed and which an
+// incremental sync does not read again: its bindings stay as the last
+// cycle left them.
+var errNotReread = errors.New("lookup failed in the last cycle; the next cycle reads it again")
+
+// incState is what incremental syncs need from the last full cycle.
+type incState struct {
+	// cursor is where the last full cycle (or applied poll) left the
+	// change history; nil when unknown (no cycle yet, server switched).
+	cursor *ldapsrc.Cursor
+	// gen changes with every full cycle, so a poll taken before a cycle
+	// does not overwrite the cycle's newer state.
+	gen uint64
+	// projects of the last full cycle.
+	projects []Project
+	// reached is, per group name, every entry a change to which may
+	// change the group's members (ldapsrc.Group.Reached).
+	reached map[string][]string
+	// failed are the groups whose last lookup failed, with the error.
+	failed map[string]error
+}
+
+// WithChanges turns on incremental change detection: every full cycle
+// marks the directory's change history, and Poll re-syncs what changed
+// since. Call it before the first cycle.
+func (s *Syncer) WithChanges(cs ChangeSource) *Syncer {
+	s.changes = cs
+	return s
+}
+
+// markChanges is called by a cycle before it reads the directory.
+func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) *ldapsrc.Cursor {
+	if s.changes == nil || opts.DryRun {
+		return nil
+	}
+	c, err := s.changes.Mark(ctx)
+	if err != nil {
+		if errors.Is(err, ldapsrc.ErrNoChangeTracking) {
+			s.log.Warn("incremental change detection is unavailable with this directory; changes reach the bindings at the next full cycle", zap.Error(err))
+			s.changes = nil
+			return nil
+		}
+		s.log.Warn("could not mark the directory's change history; changes made now reach the bindings at the next full cycle", zap.Error(err))
+		return nil
+	}
+	return &c
+}
+
+// rememberCycle keeps what the next polls need; called with s.mu held.
+func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, projects []Project, res *ldapsrc.Result) {
+	if s.changes == nil {
+		return
+	}
+	reached := make(map[string][]string, len(res.Groups))
+	failed := map[string]error{}
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	for name, g := range res.Groups {
+		if g.Err != nil {
+			failed[name] = g.Err
+			reached[name] = s.inc.reached[name]
+			continue
+		}
+		reached[name] = g.Reached
+	}
+	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, projects: projects, reached: reached, failed: failed}
+}
+
+// Poll asks the directory what changed since the last cycle or poll and
+// re-syncs exactly the bindings those changes feed. An idle poll costs one
+// small directory search and no Kubernetes request. It returns the poll's
+// result and, when bindings were re-synced, the report.
+func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
+	if s.changes == nil {
+		return PollNoCursor, nil
+	}
+	s.stateMu.Lock()
+	cur, gen := s.inc.cursor, s.inc.gen
+	s.stateMu.Unlock()
+	if cur == nil {
+		return PollNoCursor, nil
+	}
+	seen := time.Now()
+	cs, err := s.changes.Changes(ctx, *cur)
+	switch {
+	case err != nil:
+		s.countPoll(PollError)
+		if ctx.Err() == nil {
+			s.log.Warn("directory change poll failed; the next poll or cycle tries again", zap.Error(err))
+		}
+		return PollError, nil
+	case cs.ServerChanged:
+		s.countPoll(PollServerChanged)
+		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",
+			zap.String("was", cur.Server), zap.String("now", cs.Next.Server))
+		s.advance(gen, nil)
+		return PollServerChanged, nil
+	case len(cs.Entries) == 0:
+		s.countPoll(PollIdle)
+		s.advance(gen, &cs.Next)
+		return PollIdle, nil
+	}
+	s.countPoll(PollChanges)
+	rep := s.applyChanges(ctx, cs, gen, seen, opts)
+	return PollChanges, rep
+}
+
+func (s *Syncer) countPoll(result string) {
+	if s.metrics != nil {
+		s.metrics.Polls.WithLabelValues(result).Inc()
+	}
+}
+
+// advance moves the cursor, unless a full cycle replaced it meanwhile.
+func (s *Syncer) advance(gen uint64, next *ldapsrc.Cursor) {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if s.inc.gen == gen {
+		s.inc.cursor = next
+	}
+}
+
+// applyChanges re-resolves the groups a change set touches and writes the
+// bindings whose desired state changed, through the same plan, guard and
+// policy as a full cycle.
+func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions) *Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := newReport(TriggerChange)
+	s.stateMu.Lock()
+	inc := s.inc
+	prevDesired := s.desired
+	popts := s.planOpts
+	s.stateMu.Unlock()
+	if inc.gen != gen || prevDesired == nil {
+		return nil // a full cycle ran meanwhile and read the directory itself
+	}
+	all := uniqueSorted(AllGroupNames(s.cfg.Groups, inc.projects))
+	affected := affectedGroups(cs, all, inc.reached, s.metrics)
+	rep.Projects = inc.projects
+	if len(affected) == 0 {
+		s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
+		s.advance(gen, &cs.Next)
+		return rep
+	}
+	s.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
+		zap.Int("entries", len(cs.Entries)), zap.Strings("groups", sample(affected, 20)), zap.Int("groupCount", len(affected)))
+
+	rep.Err = s.incremental(ctx, cs, gen, seen, opts, rep, inc, prevDesired, popts, all, affected)
+	rep.Duration = time.Since(rep.Started)
+	if s.metrics != nil {
+		result := "success"
+		if rep.Err != nil {
+			result = "failure"
+		}
+		s.metrics.Incremental.WithLabelValues(result).Inc()
+		for _, p := range rep.Plans {
+			s.recordPlan(p, rep)
+		}
+	}
+	return rep
+}
+
+func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions,
+	rep *Report, inc incState, prevDesired map[kube.Ref]Desired, popts PlanOptions, all, affected []string) error {
+	res, err := s.dir.Resolve(ctx, affected)
+	if err != nil {
+		if s.metrics != nil {
+			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
+		}
+		// Nothing written; the cursor stays, so the next poll tries again.
+		return fmt.Errorf("read changed groups: %w", err)
+	}
+	rep.Skipped = res.Skipped
+	groups := make(map[string]*ldapsrc.Group, len(all))
+	for _, name := range all {
+		if g, ok := res.Groups[name]; ok {
+			groups[name] = g
+			if g.Err != nil {
+				rep.FailedGroups[name] = g.Err
+			}
+			continue
+		}
+		if ferr, failed := inc.failed[name]; failed {
+			groups[name] = &ldapsrc.Group{Name: name, Err: fmt.Errorf("%w: %w", errNotReread, ferr)}
+			continue
+		}
+		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: s.lastKnown[name]}
+	}
+	desired := DesiredState(inc.projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, s.lastKnown)
+
+	// Exactly the bindings whose desired state moved; the others are as
+	// the last cycle (and the repairs since) left them.
+	var changed []Desired
+	for _, d := range desired {
+		if old, ok := prevDesired[d.Ref]; !ok || !sameDesired(old, d) {
+			changed = append(changed, d)
+		}
+	}
+	var errs []error
+	current := map[kube.Ref]*kube.Binding{}
+	if len(changed) > 0 {
+		live, err := s.liveNamespaces(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range changed {
+			if d.Ref.Namespace != "" && !live[d.Ref.Namespace] {
+				continue // the namespace change queues a full cycle
+			}
+			cur, err := s.cluster.Get(ctx, d.Ref)
+			if err != nil {
+				s.kubeError("get")
+				errs = append(errs, fmt.Errorf("read %s: %w", d.Ref, err))
+				continue
+			}
+			current[d.Ref] = cur
+			rep.Plans = append(rep.Plans, planOne(d, cur, popts))
+		}
+	}
+	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	if s.metrics != nil {
+		for _, p := range rep.Plans {
+			if _, failed := rep.WriteErrors[p.Ref]; p.HasChanges() && p.Err == nil && !failed && !opts.DryRun {
+				s.metrics.Propagation.Observe(time.Since(seen).Seconds())
+			}
+		}
+	}
+
+	// What was read is the new last known state, as after a cycle.
+	s.stateMu.Lock()
+	for _, d := range changed {
+		// A binding not written stays "changed", so the poll that retries
+		// (the cursor stays) writes it.
+		if _, failed := rep.WriteErrors[d.Ref]; current[d.Ref] != nil && !failed {
+			s.desired[d.Ref] = d
+		}
+	}
+	for name, g := range res.Groups {
+		if g.Err != nil {
+			s.inc.failed[name] = g.Err
+			continue
+		}
+		delete(s.inc.failed, name)
+		s.inc.reached[name] = g.Reached
+	}
+	s.stateMu.Unlock()
+	for name, g := range res.Groups {
+		if g.Err == nil {
+			s.lastKnown[name] = g.Members
+		}
+	}
+	for name, gerr := range rep.FailedGroups {
+		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
+	}
+	if len(errs) == 0 {
+		s.advance(gen, &cs.Next)
+	}
+	return errors.Join(errs...)
+}
+
+// affectedGroups returns the configured group names a change set may
+// change: a changed group of that name (created, renamed to it, members
+// changed), or a changed entry the group reached last time (a nested
+// group, a member disabled or renamed).
+func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]string, m *Metrics) []string {
+	keys := make(map[string]struct{}, len(cs.Entries))
+	names := map[string]struct{}{}
+	for _, e := range cs.Entries {
+		keys[e.Key] = struct{}{}
+		for _, k := range e.IDKeys {
+			keys[k] = struct{}{}
+		}
+		for _, n := range e.Names {
+			names[strings.ToLower(n)] = struct{}{}
+		}
+	}
+	hit := map[string]struct{}{} // changed entry keys that feed something
+	var out []string
+	for _, name := range all {
+		affected := false
+		if _, ok := names[strings.ToLower(name)]; ok {
+			affected = true
+		}
+		for _, k := range reached[name] {
+			if _, ok := keys[k]; ok {
+				affected = true
+				hit[k] = struct{}{}
+			}
+		}
+		if affected {
+			out = append(out, name)
+		}
+	}
+	if m != nil {
+		lower := make(map[string]struct{}, len(all))
+		for _, n := range all {
+			lower[strings.ToLower(n)] = struct{}{}
+		}
+		for _, e := range cs.Entries {
+			kind := "user"
+			if e.Group {
+				kind = "group"
+			}
+			_, relevant := hit[e.Key]
+			for _, k := range e.IDKeys {
+				if _, ok := hit[k]; ok {
+					relevant = true
+				}
+			}
+			for _, n := range e.Names {
+				if _, ok := lower[strings.ToLower(n)]; ok {
+					relevant = true
+				}
+			}
+			m.DirChanges.WithLabelValues(kind, fmt.Sprint(relevant)).Inc()
+		}
+	}
+	return out
+}
+
+func (s *Syncer) liveNamespaces(ctx context.Context) (map[string]bool, error) {
+	nss, err := s.cluster.Namespaces(ctx)
+	if err != nil {
+		s.kubeError("list")
+		return nil, fmt.Errorf("read namespaces: %w", err)
+	}
+	live := make(map[string]bool, len(nss))
+	for _, n := range nss {
+		live[n.Name] = !n.Terminating
+	}
+	return live, nil
+}
+
+func sameDesired(a, b Desired) bool {
+	return a.Ref == b.Ref && a.Incomplete == b.Incomplete && (a.Err == nil) == (b.Err == nil) && slices.Equal(a.Users, b.Users)
+}
+
+func uniqueSorted(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

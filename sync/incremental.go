@@ -241,8 +241,8 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 			return err
 		}
 		for _, d := range changed {
-			if d.Ref.Namespace != "" && !live[d.Ref.Namespace] {
-				continue // the namespace change queues a full cycle
+			if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
+				continue // a project namespace going away queues a full cycle
 			}
 			cur, err := s.cluster.Get(ctx, d.Ref)
 			if err != nil {

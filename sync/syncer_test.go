@@ -24,10 +24,16 @@ type fakeDir struct {
 	failing  map[string]bool
 	connErr  error
 	resolves int
+	// asked records the names of every Resolve.
+	asked [][]string
 }
+
+// dnOf is the fake directory's normalised DN of a group or user.
+func dnOf(name string) string { return "cn=" + name }
 
 func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, error) {
 	f.resolves++
+	f.asked = append(f.asked, append([]string(nil), names...))
 	if f.connErr != nil {
 		return nil, f.connErr
 	}
@@ -38,6 +44,10 @@ func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, e
 			g.Err = errors.New("timeout")
 		} else if m, ok := f.members[n]; ok {
 			g.Found, g.Members = true, m
+			g.Reached = []string{dnOf(n)}
+			for _, u := range m {
+				g.Reached = append(g.Reached, dnOf(u))
+			}
 		}
 		res.Groups[n] = g
 	}
@@ -53,17 +63,20 @@ type fakeCluster struct {
 	writes   []kube.Ref
 	failOn   map[kube.Ref]bool
 	rv       int
+	reads    int
 }
 
 func (f *fakeCluster) Namespaces(context.Context) ([]kube.Namespace, error) {
 	f.Lock()
 	defer f.Unlock()
+	f.reads++
 	return append([]kube.Namespace(nil), f.nss...), nil
 }
 
 func (f *fakeCluster) Bindings(context.Context, string) (map[kube.Ref]*kube.Binding, error) {
 	f.Lock()
 	defer f.Unlock()
+	f.reads++
 	out := map[kube.Ref]*kube.Binding{}
 	for k, v := range f.bindings {
 		out[k] = v.Copy()
@@ -74,6 +87,7 @@ func (f *fakeCluster) Bindings(context.Context, string) (map[kube.Ref]*kube.Bind
 func (f *fakeCluster) Get(_ context.Context, ref kube.Ref) (*kube.Binding, error) {
 	f.Lock()
 	defer f.Unlock()
+	f.reads++
 	if b, ok := f.bindings[ref]; ok {
 		return b.Copy(), nil
 	}

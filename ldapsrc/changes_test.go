@@ -1,0 +1,177 @@
+package ldapsrc
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+)
+
+// fakeDC answers like an AD domain controller: a rootDSE with its identity
+// and highest USN, and uSNChanged searches. (Samba proves the real
+// behaviour in the integration tests; a second DC is what it cannot give.)
+type fakeDC struct {
+	mu      gosync.Mutex
+	service string
+	usn     int64
+}
+
+func (d *fakeDC) handle(req fakeSearch) fakeAnswer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if req.BaseDN == "" && req.Scope == ldap.ScopeBaseObject {
+		return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("", map[string][]string{
+			"dsServiceName": {d.service}, "highestCommittedUSN": {strconv.FormatInt(d.usn, 10)}})}}
+	}
+	if strings.Contains(req.Filter, "uSNChanged") {
+		return fakeAnswer{Entries: []*ldap.Entry{
+			ldap.NewEntry("CN=runai-a-executors,OU=Groups,"+fakeBase, map[string][]string{"objectClass": {"top", "group"}, "cn": {"runai-a-executors"}}),
+			userEntry(7),
+		}}
+	}
+	return fakeAnswer{Code: ldap.LDAPResultUnwillingToPerform}
+}
+
+func TestChangesActiveDirectory(t *testing.T) {
+	dc := &fakeDC{service: "CN=NTDS Settings,CN=DC1", usn: 100}
+	srv := newFakeLDAP(t, dc.handle)
+	s := fakeSource(t, srv.URL(), config.SchemaActiveDirectory, 500)
+	defer s.ClosePolls()
+	ctx := context.Background()
+	mark, err := s.Mark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mark.USN != 100 || mark.Server != dc.service {
+		t.Fatalf("mark = %+v", mark)
+	}
+
+	// Idle: one rootDSE read, no change search, no new bind.
+	binds := s.Stats.Binds.Load()
+	before := len(srv.Searches())
+	cs, err := s.Changes(ctx, mark)
+	if err != nil || cs.ServerChanged || len(cs.Entries) != 0 || cs.Searches != 1 {
+		t.Fatalf("idle poll: %+v, %v", cs, err)
+	}
+	if n := len(srv.Searches()) - before; n != 1 || s.Stats.Binds.Load() != binds {
+		t.Errorf("idle poll sent %d searches and %d binds, want 1 and 0", n, s.Stats.Binds.Load()-binds)
+	}
+
+	// Changes: the search asks for exactly the USNs after the cursor.
+	dc.mu.Lock()
+	dc.usn = 105
+	dc.mu.Unlock()
+	cs, err = s.Changes(ctx, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := srv.Searches()[len(srv.Searches())-1]
+	if !strings.Contains(last.Filter, "uSNChanged>=101") || !strings.Contains(last.Filter, "uSNChanged<=105") {
+		t.Errorf("change filter %q", last.Filter)
+	}
+	if cs.Next.USN != 105 || len(cs.Entries) != 2 {
+		t.Fatalf("change poll: %+v", cs)
+	}
+	g, u := cs.Entries[0], cs.Entries[1]
+	if !g.Group || len(g.Names) != 1 || g.Names[0] != "runai-a-executors" || g.Key != normalizeDN(g.DN) {
+		t.Errorf("group entry %+v", g)
+	}
+	if u.Group || len(u.IDKeys) != 1 || u.IDKeys[0] != UIDKey("U0007") {
+		t.Errorf("user entry %+v", u)
+	}
+
+	// Another DC: the cursor means nothing there.
+	dc.mu.Lock()
+	dc.service = "CN=NTDS Settings,CN=DC2"
+	dc.mu.Unlock()
+	cs, err = s.Changes(ctx, cs.Next)
+	if err != nil || !cs.ServerChanged || len(cs.Entries) != 0 {
+		t.Errorf("server switch: %+v, %v", cs, err)
+	}
+}
+
+func TestChangesFailoverReconnects(t *testing.T) {
+	dc := &fakeDC{service: "CN=DC1", usn: 1}
+	srv := newFakeLDAP(t, dc.handle)
+	s := fakeSource(t, srv.URL(), config.SchemaActiveDirectory, 500)
+	defer s.ClosePolls()
+	mark, err := s.Mark(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kept connection dies (idle timeout, DC restart): the poll fails,
+	// and the next one dials again.
+	s.pollMu.Lock()
+	_ = s.poll.Conn.Close()
+	s.pollMu.Unlock()
+	time.Sleep(10 * time.Millisecond)
+	if _, err := s.Changes(context.Background(), mark); err != nil {
+		t.Logf("first poll after the drop: %v", err)
+	}
+	if cs, err := s.Changes(context.Background(), mark); err != nil || cs.ServerChanged {
+		t.Errorf("poll after reconnecting: %+v, %v", cs, err)
+	}
+}
+
+func TestChangesWithoutChangeTracking(t *testing.T) {
+	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"objectClass": {"top"}})}}
+	})
+	for _, schema := range []string{config.SchemaActiveDirectory, config.SchemaGroupOfNames} {
+		s := fakeSource(t, srv.URL(), schema, 500)
+		_, err := s.Mark(context.Background())
+		if !errors.Is(err, ErrNoChangeTracking) {
+			t.Errorf("%s: Mark = %v, want ErrNoChangeTracking", schema, err)
+		}
+		s.ClosePolls()
+	}
+}
+
+func TestChangesEntryCSN(t *testing.T) {
+	const csn1 = "20261129100000.000001Z#000000#000#000000"
+	const csn2 = "20261129100005.000002Z#000000#000#000000"
+	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		if req.Scope == ldap.ScopeBaseObject {
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"entryCSN": {csn1}, "contextCSN": {csn1}})}}
+		}
+		if strings.Contains(req.Filter, csn2) {
+			return fakeAnswer{} // nothing after csn2
+		}
+		return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("cn=g,"+fakeBase, map[string][]string{
+			"objectClass": {"groupOfNames"}, "cn": {"g"}, "entryCSN": {csn2}})}}
+	})
+	s := fakeSource(t, srv.URL(), config.SchemaGroupOfNames, 500)
+	defer s.ClosePolls()
+	mark, err := s.Mark(context.Background())
+	if err != nil || mark.CSN != csn1 {
+		t.Fatalf("mark = %+v, %v (want the contextCSN)", mark, err)
+	}
+	cs, err := s.Changes(context.Background(), mark)
+	if err != nil || len(cs.Entries) != 1 || cs.Next.CSN != csn2 || !cs.Entries[0].Group {
+		t.Fatalf("poll: %+v, %v", cs, err)
+	}
+	last := srv.Searches()[len(srv.Searches())-1]
+	if want := "(&(entryCSN>=" + csn1 + ")(!(entryCSN=" + csn1 + ")))"; last.Filter != want {
+		t.Errorf("filter %q, want %q (strictly after the cursor)", last.Filter, want)
+	}
+	if cs, err = s.Changes(context.Background(), cs.Next); err != nil || len(cs.Entries) != 0 || cs.Next.CSN != csn2 {
+		t.Errorf("idle poll: %+v, %v", cs, err)
+	}
+}
+
+func TestClockCSNOrdersBeforeLaterCSNs(t *testing.T) {
+	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	if got := clockCSN(at); got != "20261129100000.000000Z#000000#000#000000" {
+		t.Errorf("clockCSN = %q", got)
+	}
+	if !(clockCSN(at) < "20261129100000.000001Z#000000#001#000000") {
+		t.Error("a CSN a microsecond later must sort after")
+	}
+}

@@ -29,12 +29,23 @@ type userIndex struct {
 	byID map[string]*user // lower-cased raw ID value
 }
 
+func newUserIndex() *userIndex {
+	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
+}
+
 // readUsers reads every user entry under the user base.
 func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
+	idx := newUserIndex()
+	return idx, r.readUsersInto(ctx, "", idx)
+}
+
+// readUsersInto reads the user entries under the user base that also match
+// extra (a filter, or "" for all) into idx.
+func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userIndex) error {
 	cfg := r.src.cfg
-	filter := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute)
-	if cfg.UserFilter != "" {
-		filter = "(&" + filter + cfg.UserFilter + ")"
+	filter := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) + cfg.UserFilter + extra
+	if filter != fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) {
+		filter = "(&" + filter + ")"
 	}
 	// No objectClass outside AD: with many users its values are most of
 	// the bytes read, and there an entry with the ID attribute that matches
@@ -46,7 +57,6 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 	}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
-	idx := &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		u := &user{dn: e.DN}
 		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
@@ -80,9 +90,9 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read users under %s: %w", r.userBase(), err)
+		return fmt.Errorf("read users under %s: %w", r.userBase(), err)
 	}
-	return idx, nil
+	return nil
 }
 
 // disabled reads the account-disabled markers of the common directories:
@@ -109,25 +119,45 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 	into[u.id] = struct{}{}
 }
 
-// resolveGroupOfNames reads every group under the group base in one paged
-// search and every user under the user base in another, then expands
-// nesting here: two searches (plus paging) however many groups and members
-// there are, with cycle detection and a depth limit.
-func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) error {
-	type gon struct {
-		dn      string
-		members []string
-	}
-	nameAttr := r.src.cfg.GroupNameAttribute
-	byDN := map[string]*gon{}
-	byName := map[string][]*gon{}
-	groupFilter := "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+// gon is a group entry of the groupOfNames kind (or an AD group with
+// memberResolution expand): its DN and member DNs.
+type gon struct {
+	dn      string
+	members []string
+}
+
+// groupIndex holds group entries by normalised DN and by lower-cased name.
+type groupIndex struct {
+	byDN   map[string]*gon
+	byName map[string][]*gon
+}
+
+func newGroupIndex() *groupIndex {
+	return &groupIndex{byDN: map[string]*gon{}, byName: map[string][]*gon{}}
+}
+
+func (r *resolver) groupClassFilter() string {
 	if r.src.cfg.Schema == config.SchemaActiveDirectory {
-		groupFilter = "(objectClass=group)" // memberResolution: expand
+		return "(objectClass=group)" // memberResolution: expand
+	}
+	return "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+}
+
+// readGroupsInto reads the group entries under the group base that also
+// match extra (a filter, or "" for all) into idx, members read completely.
+func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupIndex) error {
+	nameAttr := r.src.cfg.GroupNameAttribute
+	filter := r.groupClassFilter()
+	if extra != "" {
+		filter = "(&" + filter + extra + ")"
 	}
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		groupFilter, []string{nameAttr, "member", "uniqueMember"}, nil)
+		filter, []string{nameAttr, "member", "uniqueMember"}, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+		key := normalizeDN(e.DN)
+		if _, dup := idx.byDN[key]; dup {
+			return nil
+		}
 		g := &gon{dn: e.DN}
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
@@ -143,28 +173,132 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 				}
 			}
 		}
-		byDN[normalizeDN(e.DN)] = g
+		idx.byDN[key] = g
 		for _, n := range e.GetEqualFoldAttributeValues(nameAttr) {
-			byName[strings.ToLower(n)] = append(byName[strings.ToLower(n)], g)
+			idx.byName[strings.ToLower(n)] = append(idx.byName[strings.ToLower(n)], g)
 		}
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("read groups under %s: %w", r.groupBase(), err)
+	}
+	return nil
+}
+
+// resolveGroupOfNames reads every group under the group base in one paged
+// search and every user under the user base in another, then expands
+// nesting here: two searches (plus paging) however many groups and members
+// there are, with cycle detection and a depth limit.
+func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) error {
+	groups := newGroupIndex()
+	if err := r.readGroupsInto(ctx, "", groups); err != nil {
 		// Every group depends on this one search.
-		err = fmt.Errorf("read groups under %s: %w", r.groupBase(), err)
-		for _, n := range names {
-			r.res.Groups[n].Err = err
-		}
+		r.failAll(names, err)
 		return nil
 	}
 	users, err := r.readUsers(ctx)
 	if err != nil {
-		for _, n := range names {
-			r.res.Groups[n].Err = err
-		}
+		r.failAll(names, err)
 		return nil
 	}
+	r.expand(names, groups, users)
+	return nil
+}
 
+// targetedBatch bounds the DNs or names in one OR filter of a targeted read.
+const targetedBatch = 100
+
+// resolveGroupOfNamesTargeted resolves a few groups without reading the
+// whole directory: the named groups, then, level by level, exactly the
+// entries their members name (groups and users, by DN in batches), then
+// the same expansion as a full read. For incremental syncs, where a change
+// touches a handful of groups out of thousands.
+func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []string) error {
+	groups, users := newGroupIndex(), newUserIndex()
+	nameAttr := r.src.cfg.GroupNameAttribute
+	if err := r.inBatches(names, func(batch []string) error {
+		return r.readGroupsInto(ctx, orFilter(nameAttr, batch), groups)
+	}); err != nil {
+		r.failAll(names, err)
+		return nil
+	}
+	dnAttr := "entryDN" // OpenLDAP, 389-DS
+	if r.src.cfg.Schema == config.SchemaActiveDirectory {
+		dnAttr = "distinguishedName"
+	}
+	known := map[string]bool{}
+	frontier := make([]*gon, 0, len(groups.byDN))
+	for key, g := range groups.byDN {
+		known[key] = true
+		frontier = append(frontier, g)
+	}
+	// One level more than the depth limit, so that a chain too deep is
+	// still seen, and reported, as one.
+	for level := 0; level <= r.src.cfg.MaxNestingDepth && len(frontier) > 0; level++ {
+		var need []string
+		for _, g := range frontier {
+			for _, m := range g.members {
+				if key := normalizeDN(m); !known[key] {
+					known[key] = true
+					need = append(need, m)
+				}
+			}
+		}
+		before := len(groups.byDN)
+		err := r.inBatches(need, func(batch []string) error {
+			f := orFilter(dnAttr, batch)
+			if err := r.readGroupsInto(ctx, f, groups); err != nil {
+				return err
+			}
+			return r.readUsersInto(ctx, f, users)
+		})
+		if err != nil {
+			r.failAll(names, err)
+			return nil
+		}
+		frontier = frontier[:0]
+		if len(groups.byDN) > before {
+			for _, m := range need {
+				if g, ok := groups.byDN[normalizeDN(m)]; ok {
+					frontier = append(frontier, g)
+				}
+			}
+		}
+	}
+	r.expand(names, groups, users)
+	return nil
+}
+
+func (r *resolver) inBatches(values []string, fn func([]string) error) error {
+	for start := 0; start < len(values); start += targetedBatch {
+		if err := fn(values[start:min(start+targetedBatch, len(values))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orFilter matches entries whose attr equals one of values.
+func orFilter(attr string, values []string) string {
+	var b strings.Builder
+	b.WriteString("(|")
+	for _, v := range values {
+		fmt.Fprintf(&b, "(%s=%s)", attr, ldap.EscapeFilter(v))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func (r *resolver) failAll(names []string, err error) {
+	for _, n := range names {
+		r.res.Groups[n].Err = err
+	}
+}
+
+// expand resolves each named group from the groups and users read: nesting
+// expanded breadth-first with cycle detection and the depth limit.
+func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) {
+	byDN, byName := groups.byDN, groups.byName
 	maxDepth := r.src.cfg.MaxNestingDepth
 	for _, n := range names {
 		res := r.res.Groups[n]
@@ -234,7 +368,6 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 			}
 		}
 	}
-	return nil
 }
 
 // resolveRFC2307 finds posixGroups by name and validates their memberUid
@@ -252,7 +385,22 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 	if !need {
 		return nil
 	}
-	users, err := r.readUsers(ctx)
+	users := newUserIndex()
+	var err error
+	if r.targeted {
+		// Only the accounts the groups name.
+		var uids []string
+		for _, n := range names {
+			if g := r.res.Groups[n]; g.Found && g.Err == nil {
+				uids = append(uids, r.direct[n]...)
+			}
+		}
+		err = r.inBatches(uniqueSorted(uids), func(batch []string) error {
+			return r.readUsersInto(ctx, orFilter(r.src.cfg.UserIDAttribute, batch), users)
+		})
+	} else {
+		err = r.readUsersInto(ctx, "", users)
+	}
 	if err != nil {
 		for _, n := range names {
 			if g := r.res.Groups[n]; g.Found && g.Err == nil {

@@ -31,6 +31,9 @@ type resolver struct {
 	direct map[string][]string
 	// pageSize, once set, is the page size the server accepted.
 	pageSize int
+	// targeted reads only the entries the named groups lead to, instead
+	// of every group and user (Source.ResolveTargeted).
+	targeted bool
 }
 
 func newResolver(s *Source, c *conn) *resolver {
@@ -64,14 +67,22 @@ func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error)
 	var err error
 	switch r.src.cfg.Schema {
 	case config.SchemaGroupOfNames:
-		err = r.resolveGroupOfNames(ctx, names)
+		if r.targeted {
+			err = r.resolveGroupOfNamesTargeted(ctx, names)
+		} else {
+			err = r.resolveGroupOfNames(ctx, names)
+		}
 	case config.SchemaRFC2307:
 		err = r.resolveRFC2307(ctx, names)
 	case config.SchemaActiveDirectory:
 		if r.src.cfg.MemberResolution == config.ResolveExpand {
 			// Every group and user in two paged searches, nesting expanded
 			// here: far fewer searches than one in-chain search per group.
-			err = r.resolveGroupOfNames(ctx, names)
+			if r.targeted {
+				err = r.resolveGroupOfNamesTargeted(ctx, names)
+			} else {
+				err = r.resolveGroupOfNames(ctx, names)
+			}
 		} else {
 			err = r.resolveAD(ctx, names)
 		}

@@ -128,6 +128,22 @@ func (s *Source) Resolve(ctx context.Context, names []string) (*Result, error) {
 	return r.resolve(ctx, uniqueSorted(names))
 }
 
+// ResolveTargeted resolves like Resolve, but reads only the entries the
+// named groups lead to (the groups by name, then their members by DN or ID,
+// level by level) instead of every group and user: for a handful of groups
+// (an incremental sync) that is a few small searches rather than a read of
+// the whole directory. With activeDirectory inChain it is Resolve.
+func (s *Source) ResolveTargeted(ctx context.Context, names []string) (*Result, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	r := newResolver(s, conn)
+	r.targeted = true
+	return r.resolve(ctx, uniqueSorted(names))
+}
+
 // Ping connects and binds, to check configuration and credentials.
 func (s *Source) Ping(ctx context.Context) error {
 	conn, err := s.connect(ctx)

@@ -21,6 +21,12 @@ type ChangeSource interface {
 	Changes(ctx context.Context, since ldapsrc.Cursor) (*ldapsrc.ChangeSet, error)
 }
 
+// TargetedResolver resolves a few groups without reading the whole
+// directory (ldapsrc.Source); incremental syncs use it when available.
+type TargetedResolver interface {
+	ResolveTargeted(ctx context.Context, names []string) (*ldapsrc.Result, error)
+}
+
 // Poll results, as counted in runai_ldap_sync_directory_polls_total.
 const (
 	PollIdle          = "idle"
@@ -199,7 +205,11 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 
 func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions,
 	rep *Report, inc incState, prevDesired map[kube.Ref]Desired, popts PlanOptions, all, affected []string) error {
-	res, err := s.dir.Resolve(ctx, affected)
+	resolve := s.dir.Resolve
+	if t, ok := s.dir.(TargetedResolver); ok {
+		resolve = t.ResolveTargeted
+	}
+	res, err := resolve(ctx, affected)
 	if err != nil {
 		if s.metrics != nil {
 			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()

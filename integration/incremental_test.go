@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -138,6 +139,23 @@ func TestIncrementalActiveDirectory(t *testing.T) {
 	if v := d.metric("runai_ldap_sync_directory_changes_total", `relevant="true"`); v < 5 {
 		t.Errorf("directory_changes_total{relevant=true} = %v, want >= 5", v)
 	}
+
+	// The directory goes down: polls fail, nothing is removed; once it is
+	// back, polls resume by themselves and changes flow again.
+	before := e.snapshot(sampleRefs...)
+	errs := d.metric("runai_ldap_sync_directory_polls_total", `result="error"`)
+	e.samba.Down()
+	d.waitMetric("runai_ldap_sync_directory_polls_total", `result="error"`, errs+2, 30*time.Second)
+	e.expectNoneLost(before, "directory down during polls")
+	if err := e.samba.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	e.waitUsers(alphaExec, 30*time.Second, "alice", "bob", "erin", "hand-added", "henry", "ivy")
+	t.Logf("after the outage: change propagated %v after the directory change", time.Since(start).Round(10*time.Millisecond))
 	if code := d.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("exit status %d after SIGTERM", code)
 	}

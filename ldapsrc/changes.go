@@ -158,6 +158,7 @@ func (s *Source) readUSN(c *conn) (server string, usn int64, err error) {
 	if err != nil {
 		return "", 0, fmt.Errorf("read rootDSE highestCommittedUSN from %s: %w", c.url, describeSearchError(err))
 	}
+	s.Stats.Entries.Add(int64(len(res.Entries)))
 	if len(res.Entries) != 1 {
 		return "", 0, fmt.Errorf("read rootDSE of %s: %d entries: %w", c.url, len(res.Entries), ErrNoChangeTracking)
 	}
@@ -209,6 +210,7 @@ func (s *Source) readContextCSN(c *conn) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read entryCSN of %s on %s: %w", s.cfg.BaseDN, c.url, describeSearchError(err))
 	}
+	s.Stats.Entries.Add(int64(len(res.Entries)))
 	if len(res.Entries) != 1 || res.Entries[0].GetAttributeValue("entryCSN") == "" {
 		return "", fmt.Errorf("%s on %s has no entryCSN: %w", s.cfg.BaseDN, c.url, ErrNoChangeTracking)
 	}

@@ -41,6 +41,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "cycle" {
 		os.Exit(cycleMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "polls" {
+		os.Exit(pollsMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
 	}
@@ -260,7 +263,14 @@ kubernetes:
 	if err != nil {
 		return err
 	}
+	// The one-change scenario removed userDNs[1] from groupDNs[1]: the
+	// polls put it back.
+	polls, err := runPollsChild(ctx, self, cfgPath, kubeconfig, slapd.AdminDN, slapd.AdminPassword, groupDNs[1], userDNs[1])
+	if err != nil {
+		return err
+	}
 	report := renderReport(sc, rows, floor, floorEntries, genTime, slapd.LoadDuration, *qps, *burst)
+	writePollTableTo(&report, polls)
 	if *adUsers > 0 {
 		slapd.Stop()
 		adReport, err := benchAD(ctx, self, etcd, dir, *adUsers, *adProjects, *qps, *burst)
@@ -797,11 +807,16 @@ kubernetes:
 		return "", err
 	}
 	rows = append(rows, inChain)
+	polls, err := runPollsChild(ctx, self, cfgPath, kubeconfig, samba.AdminDN, samba.AdminPassword, groupDNs[1], dns[1])
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Active Directory (Samba 4 AD DC, schema activeDirectory, memberResolution expand; last row: inChain on 25 of the projects)\n\n")
 	fmt.Fprintf(&b, "%d users (1%% disabled), %d projects with an executors and a viewers group of 20, 10%% nested two levels below the executors group, "+
 		"%d labelled namespaces; seeded over LDAPS in %s. Floor: a plain paged read of the OU's groups and users (%d entries): **%.2f s**.\n\n",
 		users, projects, projects, seed.Round(time.Second), fl.Entries, floor.Seconds())
 	writeTable(&b, rows, floor)
+	writePollTable(&b, polls)
 	return b.String(), nil
 }

@@ -35,6 +35,11 @@ const (
 	PollServerChanged = "server_changed"
 	// PollNoCursor: no full cycle has marked the change history yet.
 	PollNoCursor = "no_cursor"
+	// PollCursorLost: a cycle ran but could not mark the change history,
+	// so a full cycle is due.
+	PollCursorLost = "cursor_lost"
+	// PollOff: change detection is off or the directory cannot do it.
+	PollOff = "off"
 )
 
 // TriggerChange marks writes made because a poll saw a directory change.
@@ -79,7 +84,7 @@ func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) *ldapsrc.Cu
 	if err != nil {
 		if errors.Is(err, ldapsrc.ErrNoChangeTracking) {
 			s.log.Warn("incremental change detection is unavailable with this directory; changes reach the bindings at the next full cycle", zap.Error(err))
-			s.changes = nil
+			s.changesOff.Store(true)
 			return nil
 		}
 		s.log.Warn("could not mark the directory's change history; changes made now reach the bindings at the next full cycle", zap.Error(err))
@@ -90,7 +95,7 @@ func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) *ldapsrc.Cu
 
 // rememberCycle keeps what the next polls need; called with s.mu held.
 func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, projects []Project, res *ldapsrc.Result) {
-	if s.changes == nil {
+	if s.changes == nil || s.changesOff.Load() {
 		return
 	}
 	reached := make(map[string][]string, len(res.Groups))
@@ -113,13 +118,18 @@ func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, projects []Project, res *ld
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
 func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
-	if s.changes == nil {
-		return PollNoCursor, nil
+	if s.changes == nil || s.changesOff.Load() {
+		return PollOff, nil
 	}
 	s.stateMu.Lock()
 	cur, gen := s.inc.cursor, s.inc.gen
 	s.stateMu.Unlock()
 	if cur == nil {
+		if gen > 0 {
+			// A cycle ran but could not mark the history (or the server
+			// changed): only a full cycle can set a cursor that loses nothing.
+			return PollCursorLost, nil
+		}
 		return PollNoCursor, nil
 	}
 	seen := time.Now()

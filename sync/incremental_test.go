@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	gosync "sync"
 	"testing"
@@ -221,8 +222,8 @@ func TestServerSwitchDropsTheCursor(t *testing.T) {
 	if res, _ := s.Poll(context.Background(), CycleOptions{}); res != PollServerChanged {
 		t.Fatalf("poll = %s, want server_changed", res)
 	}
-	if res, _ := s.Poll(context.Background(), CycleOptions{}); res != PollNoCursor {
-		t.Errorf("after a switch, poll = %s, want no_cursor until a full cycle", res)
+	if res, _ := s.Poll(context.Background(), CycleOptions{}); res != PollCursorLost {
+		t.Errorf("after a switch, poll = %s, want cursor_lost until a full cycle", res)
 	}
 	ch.server = "dc2"
 	s.Cycle(context.Background(), CycleOptions{})
@@ -260,5 +261,55 @@ func TestRunnerRunsAFullCycleOnServerSwitch(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMarkFailureForcesAFullCycleOnce(t *testing.T) {
+	dir, cl := newFixture()
+	ch := &fakeChanges{server: "dc1", usn: 1, markErr: errors.New("rootDSE: busy")}
+	m := NewMetrics("test")
+	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
+		Metrics: m, Log: zap.NewNop(), PollInterval: 10 * time.Millisecond, RetryMin: 200 * time.Millisecond, RetryMax: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	// The first cycle could not mark the history: a forced cycle follows,
+	// which can, and polls go idle.
+	for counter(t, m.ForcedCycles.WithLabelValues(PollCursorLost)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no forced cycle after a failed mark")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ch.Lock()
+	ch.markErr = nil
+	ch.Unlock()
+	for counter(t, m.Polls.WithLabelValues(PollIdle)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("polls did not resume after a successful mark")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	// Forced cycles are spaced by RetryMin, never one per poll.
+	if n := counter(t, m.ForcedCycles.WithLabelValues(PollCursorLost)); n > 3 {
+		t.Errorf("%v forced cycles in well under a second; want them spaced by RetryMin", n)
+	}
+}
+
+func TestDirectoryWithoutChangeMarkersStopsPolls(t *testing.T) {
+	dir, cl := newFixture()
+	ch := &fakeChanges{markErr: fmt.Errorf("no entryCSN: %w", ldapsrc.ErrNoChangeTracking)}
+	s := New(testConfig(), dir, cl, zap.NewNop(), nil).WithChanges(ch)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if res, _ := s.Poll(context.Background(), CycleOptions{}); res != PollOff {
+		t.Errorf("poll = %s, want off", res)
+	}
+	if len(ch.polled) != 0 {
+		t.Error("polled a directory without change markers")
 	}
 }

@@ -110,7 +110,7 @@ func NewMetrics(version string) *Metrics {
 		Propagation: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "propagation_seconds",
 			Help: "Time from a poll seeing a directory change to the binding written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		ForcedCycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
-			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed)."}, []string{"reason"}),
+			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed, cursor_lost)."}, []string{"reason"}),
 		bindingLabelKeys: bl,
 	}
 	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.BindingErrors,
@@ -131,6 +131,7 @@ func NewMetrics(version string) *Metrics {
 	m.Incremental.WithLabelValues("success")
 	m.Incremental.WithLabelValues("failure")
 	m.ForcedCycles.WithLabelValues(PollServerChanged)
+	m.ForcedCycles.WithLabelValues(PollCursorLost)
 	for _, op := range []string{"connect", "group"} {
 		m.LDAPErrors.WithLabelValues(op)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,7 @@ func (r *Runner) pollLoop(ctx context.Context) {
 	if c, ok := r.Syncer.changes.(interface{ ClosePolls() }); ok {
 		defer c.ClosePolls()
 	}
+	var lastForced time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -213,6 +215,9 @@ func (r *Runner) pollLoop(ctx context.Context) {
 			continue
 		}
 		result, rep := r.Syncer.Poll(ctx, r.Options)
+		if result == PollOff {
+			return
+		}
 		if rep != nil && (len(rep.Plans) > 0 || rep.Err != nil) {
 			fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
 			if rep.Err != nil {
@@ -221,11 +226,15 @@ func (r *Runner) pollLoop(ctx context.Context) {
 				r.Log.Info("incremental sync done", fields...)
 			}
 		}
-		if result == PollServerChanged {
+		// A lost cursor (the cycle could not mark the history) costs a full
+		// cycle, at most once per RetryMin, rather than hours of waiting
+		// for the schedule.
+		if result == PollServerChanged || result == PollCursorLost && time.Since(lastForced) >= r.RetryMin {
+			lastForced = time.Now()
 			if r.Metrics != nil {
-				r.Metrics.ForcedCycles.WithLabelValues(PollServerChanged).Inc()
+				r.Metrics.ForcedCycles.WithLabelValues(result).Inc()
 			}
-			r.tick(ctx, "directory-server-changed")
+			r.tick(ctx, "directory-"+strings.ReplaceAll(result, "_", "-"))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,6 +92,9 @@ type Syncer struct {
 	// what the polls need from the last cycle (guarded by stateMu).
 	changes ChangeSource
 	inc     incState
+	// changesOff is set when the directory turns out to keep no change
+	// markers; polls stop.
+	changesOff atomic.Bool
 }
 
 // New returns a Syncer. metrics may be nil.

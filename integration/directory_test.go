@@ -478,11 +478,21 @@ func TestOpenLDAPEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
+	cfg := e.slapdDaemonConfig(s, "")
+	e.mustRun("once", "--config", cfg)
+	e.expectUsers(kube.ExecutorRef("runai-alpha"), "alice", "bob")
+	e.expectUsers(kube.IndexMapRef("runai"), "alice", "bob")
+}
+
+// slapdDaemonConfig writes a daemon configuration for s (schema
+// groupOfNames, executors runai-{project}-executors) plus extra YAML.
+func (e *env) slapdDaemonConfig(s *harness.Slapd, extra string) string {
+	e.t.Helper()
 	pw := filepath.Join(e.dir, "slapd-pw")
 	if err := os.WriteFile(pw, []byte(s.ReaderPassword), 0o600); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	cfg := filepath.Join(e.dir, "slapd.yaml")
+	cfg := filepath.Join(e.dir, fmt.Sprintf("slapd-%d.yaml", time.Now().UnixNano()))
 	body := fmt.Sprintf(`ldap:
   urls: [%q]
   caFile: %s
@@ -493,11 +503,9 @@ func TestOpenLDAPEndToEnd(t *testing.T) {
   userIDAttribute: uid
 groups:
   executors: ["runai-{project}-executors"]
-`, s.LDAPSURL, s.CAFile, s.ReaderDN, pw, s.Suffix)
+`, s.LDAPSURL, s.CAFile, s.ReaderDN, pw, s.Suffix) + extra
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	e.mustRun("once", "--config", cfg)
-	e.expectUsers(kube.ExecutorRef("runai-alpha"), "alice", "bob")
-	e.expectUsers(kube.IndexMapRef("runai"), "alice", "bob")
+	return cfg
 }

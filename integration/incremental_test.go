@@ -268,22 +268,9 @@ func newRenamingProxy(t *testing.T, s *harness.Samba, from, to string) *proxy {
 			}
 			p.track(up)
 			go p.pipe(c, up, &p.delayUp, &p.upChunks)
-			go func() {
-				defer c.Close()
-				defer up.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := up.Read(buf)
-					if n > 0 {
-						if _, werr := c.Write(bytes.ReplaceAll(buf[:n], []byte(from), []byte(to))); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
+			go p.pipeThrough(up, c, &p.delayDown, &p.downChunks, func(b []byte) []byte {
+				return bytes.ReplaceAll(b, []byte(from), []byte(to))
+			})
 		}
 	}()
 	return p
@@ -315,26 +302,8 @@ func TestIncrementalOpenLDAP(t *testing.T) {
 	}
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	e.namespace("runai-beta", map[string]string{"runai/queue": "beta"})
-	pw := filepath.Join(e.dir, "slapd-pw")
-	if err := os.WriteFile(pw, []byte(s.ReaderPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
-	cfg := filepath.Join(e.dir, "slapd.yaml")
-	body := fmt.Sprintf(`ldap:
-  urls: [%q]
-  caFile: %s
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-  schema: groupOfNames
-  userIDAttribute: uid
-groups:
-  executors: ["runai-{project}-executors"]
-`, s.LDAPSURL, s.CAFile, s.ReaderDN, pw, s.Suffix) + incrementalYAML + fmt.Sprintf("server: {address: %q}\n", addr)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.slapdDaemonConfig(s, incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr))
 	alpha, beta := kube.ExecutorRef("runai-alpha"), kube.ExecutorRef("runai-beta")
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)

@@ -122,6 +122,12 @@ func (p *proxy) accept() {
 }
 
 func (p *proxy) pipe(from, to net.Conn, delay, count *atomic.Int64) {
+	p.pipeThrough(from, to, delay, count, nil)
+}
+
+// pipeThrough copies from to to, passing each chunk through transform
+// (nil: as it is).
+func (p *proxy) pipeThrough(from, to net.Conn, delay, count *atomic.Int64, transform func([]byte) []byte) {
 	defer from.Close()
 	defer to.Close()
 	buf := make([]byte, 32<<10)
@@ -131,7 +137,11 @@ func (p *proxy) pipe(from, to net.Conn, delay, count *atomic.Int64) {
 			if d := time.Duration(delay.Load()); d > 0 {
 				time.Sleep(d)
 			}
-			if _, werr := to.Write(buf[:n]); werr != nil {
+			chunk := buf[:n]
+			if transform != nil {
+				chunk = transform(chunk)
+			}
+			if _, werr := to.Write(chunk); werr != nil {
 				return
 			}
 			count.Add(1)

@@ -202,14 +202,9 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 	if len(desired) == 0 {
 		return nil
 	}
-	nss, err := s.cluster.Namespaces(ctx)
+	live, err := s.liveNamespaces(ctx)
 	if err != nil {
-		s.kubeError("list")
-		return fmt.Errorf("read namespaces: %w", err)
-	}
-	live := map[string]bool{}
-	for _, n := range nss {
-		live[n.Name] = !n.Terminating
+		return err
 	}
 	var errs []error
 	current := map[kube.Ref]*kube.Binding{}

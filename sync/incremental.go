@@ -256,22 +256,8 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 	var errs []error
 	current := map[kube.Ref]*kube.Binding{}
 	if len(changed) > 0 {
-		live, err := s.liveNamespaces(ctx)
-		if err != nil {
-			return err
-		}
-		for _, d := range changed {
-			if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
-				continue // a project namespace going away queues a full cycle
-			}
-			cur, err := s.cluster.Get(ctx, d.Ref)
-			if err != nil {
-				s.kubeError("get")
-				errs = append(errs, fmt.Errorf("read %s: %w", d.Ref, err))
-				continue
-			}
-			current[d.Ref] = cur
-			rep.Plans = append(rep.Plans, planOne(d, cur, popts))
+		if current, errs = s.planEach(ctx, changed, popts, rep); current == nil {
+			return errors.Join(errs...)
 		}
 	}
 	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)

@@ -202,15 +202,27 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 	if len(desired) == 0 {
 		return nil
 	}
+	current, errs := s.planEach(ctx, desired, s.planOptions(opts), rep)
+	if current == nil {
+		return errors.Join(errs...)
+	}
+	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	return errors.Join(errs...)
+}
+
+// planEach reads each binding's current state (the informer cache, in the
+// daemon) and plans it into rep, skipping executor bindings whose
+// namespace is gone or terminating (that change queues a full cycle). A nil
+// map means nothing could be planned.
+func (s *Syncer) planEach(ctx context.Context, desired []Desired, popts PlanOptions, rep *Report) (map[kube.Ref]*kube.Binding, []error) {
 	live, err := s.liveNamespaces(ctx)
 	if err != nil {
-		return err
+		return nil, []error{err}
 	}
 	var errs []error
 	current := map[kube.Ref]*kube.Binding{}
-	popts := s.planOptions(opts)
 	for _, d := range desired {
-		if d.Ref.Namespace != "" && !live[d.Ref.Namespace] {
+		if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
 			continue
 		}
 		cur, err := s.cluster.Get(ctx, d.Ref)
@@ -222,8 +234,7 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 		current[d.Ref] = cur
 		rep.Plans = append(rep.Plans, planOne(d, cur, popts))
 	}
-	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
-	return errors.Join(errs...)
+	return current, errs
 }
 
 // recordRepair publishes a repair's result; only the repaired bindings'

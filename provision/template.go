@@ -50,6 +50,9 @@ var Kinds = []Kind{
 	{GVK: corev1.SchemeGroupVersion.WithKind("ConfigMap"), Resource: "configmaps"},
 }
 
+// KindOf returns the supported kind of an object, if it is one.
+func KindOf(u *unstructured.Unstructured) (Kind, bool) { return kindOf(u.GroupVersionKind()) }
+
 func kindOf(gvk schema.GroupVersionKind) (Kind, bool) {
 	for _, k := range Kinds {
 		if k.GVK == gvk {

@@ -19,7 +19,7 @@ const (
 )
 
 // ProjectSkipReasons lists every reason, so metrics can report zeros.
-var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating}
+var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating, SkipCreateFailed}
 
 // SkippedProject is a project that will not be synced this cycle.
 type SkippedProject struct {

@@ -156,7 +156,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		log.Info("cycle done", zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
-			zap.Int("namespaces_provisioned", len(rep.Provision.Namespaces)), zap.Int("template_objects_applied", len(rep.Provision.Templates)),
+			zap.Int("namespaces_provisioned", len(rep.Provision.Namespaces)-len(rep.Provision.NamespaceErrors)),
+			zap.Int("template_objects_applied", len(rep.Provision.Templates)-len(rep.Provision.TemplateErrors)),
 			zap.Duration("duration", rep.Duration))
 		return exitOK
 	case "diff":

@@ -187,9 +187,11 @@ func (s *Syncer) writeNamespace(ctx context.Context, a NamespaceAction) error {
 	return nil
 }
 
-// templateSelector marks the template objects this tool applied, so one
-// LIST per kind reads them all.
-var templateSelector = kube.ManagedByLabel + "=" + kube.ManagedByValue
+// TemplateLabel marks the template objects this tool applied, so one LIST
+// per kind reads them all (and nothing else).
+const TemplateLabel = "runai-ldap-sync.github.io/template"
+
+var templateSelector = TemplateLabel + "=true"
 
 // applyTemplate compares every project's template objects with the
 // cluster and applies only those missing or changed: one LIST per kind
@@ -213,7 +215,7 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 			creating[a.Namespace] = true
 		}
 	}
-	labels := map[string]string{kube.ManagedByLabel: kube.ManagedByValue}
+	labels := map[string]string{kube.ManagedByLabel: kube.ManagedByValue, TemplateLabel: "true"}
 	var errs []error
 	for _, p := range rep.Projects {
 		for _, obj := range t.Render(p.Name, p.Namespace, labels) {

@@ -339,3 +339,21 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.GetCounter().GetValue()
 }
+
+func TestCycleAdoptsTemplateObjectsMadeBeforeIt(t *testing.T) {
+	s, _, _, prov, _ := provisioningFixture(t)
+	// Run:AI's template applied by hand before: same content, none of our
+	// labels, so the LIST by label misses it and a GET finds it.
+	for _, obj := range s.cfg.Projects.ParsedTemplate.Render("alpha", "runai-alpha", nil) {
+		prov.objects[provision.KeyOf(obj)] = obj
+	}
+	rep := s.Cycle(context.Background(), CycleOptions{DryRun: true})
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	for _, ch := range rep.Provision.Templates {
+		if ch.Namespace == "runai-alpha" && (ch.Create || ch.Field != "metadata.labels") {
+			t.Errorf("an existing object is planned as %+v, want an update of its labels", ch)
+		}
+	}
+}

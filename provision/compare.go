@@ -3,7 +3,6 @@ package provision
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -122,9 +121,4 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// Describe is a one-line summary of an object for logs: kind/namespace/name.
-func Describe(u *unstructured.Unstructured) string {
-	return strings.Join([]string{u.GetKind(), u.GetNamespace(), u.GetName()}, "/")
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
 )
 
 // Modes.
@@ -167,10 +170,56 @@ type Groups struct {
 	GlobalViewers []string `yaml:"globalViewers"`
 }
 
-// Projects says where Run:AI projects come from.
+// Projects says where Run:AI projects come from, and (opt-in) how their
+// namespaces are provisioned.
 type Projects struct {
 	NamespaceLabel string          `yaml:"namespaceLabel"`
 	Static         []StaticProject `yaml:"static"`
+	// CreateNamespaces creates the missing namespace of a static or
+	// discovered project, labelled <namespaceLabel>=<project>.
+	CreateNamespaces bool `yaml:"createNamespaces"`
+	// LabelExistingNamespaces labels an existing, unlabelled namespace named
+	// for a static or discovered project. A namespace labelled for another
+	// project is never changed.
+	LabelExistingNamespaces bool `yaml:"labelExistingNamespaces"`
+	// NamespaceLabels are added to a namespace when it is created or
+	// labelled (never overwriting a label it already has).
+	NamespaceLabels map[string]string `yaml:"namespaceLabels"`
+	// FromGroups discovers projects from directory group names.
+	FromGroups *FromGroups `yaml:"fromGroups"`
+	// Template is a file of objects (Run:AI's project template) kept present
+	// in every project namespace.
+	Template string `yaml:"template"`
+
+	// ParsedTemplate is Template, read and parsed by Validate.
+	ParsedTemplate *provision.Template `yaml:"-"`
+}
+
+// FromGroups turns every directory group whose name matches Pattern into a
+// project: "runai-{project}-executors" makes group runai-vision-executors
+// the project vision.
+type FromGroups struct {
+	Pattern string `yaml:"pattern"`
+	// BaseDN is where the groups are searched; default ldap.groupBaseDN,
+	// then ldap.baseDN.
+	BaseDN string `yaml:"baseDN"`
+}
+
+// SplitPattern returns the text before and after {project} in a
+// fromGroups pattern.
+func SplitPattern(pattern string) (prefix, suffix string) {
+	prefix, suffix, _ = strings.Cut(pattern, ProjectPlaceholder)
+	return prefix, suffix
+}
+
+// ProvisionedLabel marks a namespace this tool created or labelled, so a
+// project that is no longer configured or discovered can be reported
+// (its namespace is never deleted or unlabelled).
+const ProvisionedLabel = "runai-ldap-sync.github.io/provisioned"
+
+// Provisioning reports whether any opt-in provisioning feature is on.
+func (p *Projects) Provisioning() bool {
+	return p.CreateNamespaces || p.LabelExistingNamespaces || p.FromGroups != nil || p.Template != ""
 }
 
 // StaticProject is a project named in the configuration.
@@ -361,7 +410,11 @@ func (c *Config) Validate() error {
 		if p.Namespace != "" && !validDNSLabel(p.Namespace) {
 			add(field+".namespace", "%q is not a valid namespace name", p.Namespace)
 		}
+		if p.Namespace == "" && ValidProjectName(p.Name) && !validDNSLabel("runai-"+p.Name) && c.Projects.CreateNamespaces {
+			add(field+".namespace", "the default namespace runai-%s is longer than 63 characters; set a namespace", p.Name)
+		}
 	}
+	c.Projects.validateProvisioning(add)
 
 	if !validDNSLabel(c.Kubernetes.RunaiNamespace) {
 		add("kubernetes.runaiNamespace", "%q is not a valid namespace name", c.Kubernetes.RunaiNamespace)
@@ -381,6 +434,74 @@ func (c *Config) Validate() error {
 		return errs
 	}
 	return nil
+}
+
+// validateProvisioning checks the opt-in provisioning keys, and reads and
+// parses the template file.
+func (p *Projects) validateProvisioning(add func(field, format string, args ...any)) {
+	if (p.CreateNamespaces || p.LabelExistingNamespaces) && p.NamespaceLabel == "" {
+		for _, k := range []struct {
+			field string
+			on    bool
+		}{{"createNamespaces", p.CreateNamespaces}, {"labelExistingNamespaces", p.LabelExistingNamespaces}} {
+			if k.on {
+				add("projects."+k.field, "needs projects.namespaceLabel: it is the label that makes a namespace a project")
+			}
+		}
+	}
+	if len(p.NamespaceLabels) > 0 && !p.CreateNamespaces && !p.LabelExistingNamespaces {
+		add("projects.namespaceLabels", "has no effect unless projects.createNamespaces or projects.labelExistingNamespaces is true")
+	}
+	keys := make([]string, 0, len(p.NamespaceLabels))
+	for k := range p.NamespaceLabels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		field := "projects.namespaceLabels." + k
+		switch {
+		case !validLabelKey(k):
+			add(field, "%q is not a valid Kubernetes label key", k)
+		case k == p.NamespaceLabel:
+			add(field, "is projects.namespaceLabel, whose value is always the project name")
+		case k == ProvisionedLabel:
+			add(field, "is reserved: it marks the namespaces this tool provisioned")
+		}
+		if msgs := validation.IsValidLabelValue(p.NamespaceLabels[k]); len(msgs) > 0 {
+			add(field, "%q is not a valid label value: %s", p.NamespaceLabels[k], strings.Join(msgs, "; "))
+		}
+	}
+	if fg := p.FromGroups; fg != nil {
+		switch n := strings.Count(fg.Pattern, ProjectPlaceholder); {
+		case n != 1:
+			add("projects.fromGroups.pattern", "must contain %s exactly once, e.g. \"runai-{project}-executors\", got %q", ProjectPlaceholder, fg.Pattern)
+		case fg.Pattern == ProjectPlaceholder:
+			add("projects.fromGroups.pattern", "must have text around %s, or every group in the directory would become a project", ProjectPlaceholder)
+		default:
+			if err := checkTemplate(fg.Pattern); err != nil {
+				add("projects.fromGroups.pattern", "%v", err)
+			}
+		}
+		if fg.BaseDN != "" {
+			if _, err := parseDN(fg.BaseDN); err != nil {
+				add("projects.fromGroups.baseDN", "%q is not a valid DN: %v", fg.BaseDN, err)
+			}
+		}
+	}
+	p.ParsedTemplate = nil
+	if p.Template != "" {
+		data, err := os.ReadFile(p.Template)
+		if err != nil {
+			add("projects.template", "cannot read %q: %v", p.Template, errors.Unwrap(err))
+			return
+		}
+		t, err := provision.Parse(data)
+		if err != nil {
+			add("projects.template", "%s: %v", p.Template, err)
+			return
+		}
+		p.ParsedTemplate = t
+	}
 }
 
 func (l *LDAP) validate(add func(field, format string, args ...any)) {

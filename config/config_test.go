@@ -144,6 +144,21 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown repair key", "projects:", "repair:\n  interval: 5s\nprojects:", "interval", "not found"},
 		{"zero backoff", "projects:", "retry:\n  minBackoff: 0s\nprojects:", "retry.minBackoff", "positive"},
 		{"max below min backoff", "projects:", "retry:\n  minBackoff: 1m\n  maxBackoff: 10s\nprojects:", "retry.maxBackoff", "at least"},
+		{"create without label", "namespaceLabel: runai/queue", "namespaceLabel: \"\"\n  createNamespaces: true", "projects.createNamespaces", "needs projects.namespaceLabel"},
+		{"label existing without label", "namespaceLabel: runai/queue", "namespaceLabel: \"\"\n  labelExistingNamespaces: true", "projects.labelExistingNamespaces", "needs projects.namespaceLabel"},
+		{"extra labels unused", "  static:", "  namespaceLabels: {team: ml}\n  static:", "projects.namespaceLabels", "no effect"},
+		{"bad extra label key", "  static:", "  createNamespaces: true\n  namespaceLabels: {\"bad key\": x}\n  static:", "projects.namespaceLabels.bad key", "label key"},
+		{"bad extra label value", "  static:", "  createNamespaces: true\n  namespaceLabels: {team: \"a b\"}\n  static:", "projects.namespaceLabels.team", "label value"},
+		{"extra label is the project label", "  static:", "  createNamespaces: true\n  namespaceLabels: {runai/queue: x}\n  static:", "projects.namespaceLabels.runai/queue", "always the project name"},
+		{"extra label reserved", "  static:", "  createNamespaces: true\n  namespaceLabels: {runai-ldap-sync.github.io/provisioned: x}\n  static:", "projects.namespaceLabels.runai-ldap-sync.github.io/provisioned", "reserved"},
+		{"pattern without placeholder", "  static:", "  fromGroups: {pattern: runai-executors}\n  static:", "projects.fromGroups.pattern", "exactly once"},
+		{"pattern with two placeholders", "  static:", "  fromGroups: {pattern: \"{project}-{project}\"}\n  static:", "projects.fromGroups.pattern", "exactly once"},
+		{"pattern is only the placeholder", "  static:", "  fromGroups: {pattern: \"{project}\"}\n  static:", "projects.fromGroups.pattern", "every group"},
+		{"pattern with unknown placeholder", "  static:", "  fromGroups: {pattern: \"runai-{project}-{role}\"}\n  static:", "projects.fromGroups.pattern", "placeholder"},
+		{"pattern bad base", "  static:", "  fromGroups: {pattern: \"runai-{project}-executors\", baseDN: \"not a dn\"}\n  static:", "projects.fromGroups.baseDN", "not a valid DN"},
+		{"unknown fromGroups key", "  static:", "  fromGroups: {patern: x}\n  static:", "patern", "not found"},
+		{"missing template", "  static:", "  template: /nonexistent/template.yaml\n  static:", "projects.template", "cannot read"},
+		{"default namespace too long", "    namespace: ml-team-a", "    namespace: ml-team-a\n  - name: " + strings.Repeat("a", 60) + "\n  createNamespaces: true", "projects.static[1].namespace", "longer than 63"},
 	}
 
 	for _, tc := range tests {
@@ -176,6 +191,59 @@ func TestParseErrorsNameTheField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestProvisioningKeys(t *testing.T) {
+	cfg, err := Parse([]byte(validYAML(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Projects
+	if p.CreateNamespaces || p.LabelExistingNamespaces || p.FromGroups != nil || p.Template != "" || p.ParsedTemplate != nil || p.Provisioning() {
+		t.Errorf("provisioning is on by default: %+v", p)
+	}
+	tmpl := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(tmpl, []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: runai-scheduler-rw, namespace: <NAMESPACE>}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: runai-scheduler-rw}
+subjects: [{kind: ServiceAccount, name: runai-scheduler, namespace: runai}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := validYAML(t) + `  createNamespaces: true
+  labelExistingNamespaces: true
+  namespaceLabels: {runai/namespace-version: v2}
+  fromGroups: {pattern: "runai-{project}-executors", baseDN: "OU=Groups,DC=example,DC=test"}
+  template: ` + tmpl + "\n"
+	if cfg, err = Parse([]byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	p = cfg.Projects
+	if !p.CreateNamespaces || !p.LabelExistingNamespaces || p.NamespaceLabels["runai/namespace-version"] != "v2" ||
+		p.FromGroups == nil || p.FromGroups.Pattern != "runai-{project}-executors" || p.FromGroups.BaseDN == "" || !p.Provisioning() {
+		t.Errorf("provisioning keys: %+v", p)
+	}
+	if p.ParsedTemplate == nil || len(p.ParsedTemplate.Objects) != 1 {
+		t.Fatalf("template not parsed: %+v", p.ParsedTemplate)
+	}
+	if pre, suf := SplitPattern(p.FromGroups.Pattern); pre != "runai-" || suf != "-executors" {
+		t.Errorf("SplitPattern = %q, %q", pre, suf)
+	}
+
+	// A bad template stops the load, naming the field, the file and the document.
+	if err := os.WriteFile(tmpl, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse([]byte(src))
+	if err == nil {
+		t.Fatal("a template with a Deployment was accepted")
+	}
+	for _, want := range []string{"projects.template: ", tmpl, "document 2 (line 5)", "Deployment is not supported"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }
 

@@ -35,6 +35,10 @@ func FuzzParse(f *testing.F) {
 		strings.Replace(valid, "ldaps://", "ldap://", 1),
 		valid + "guard: {maxRemovePercent: -1, maxRemoveCount: 99999999999999999999}\n",
 		valid + "---\nmode: dry-run\n",
+		valid + "  createNamespaces: true\n  labelExistingNamespaces: true\n  namespaceLabels: {runai/namespace-version: v2}\n  fromGroups: {pattern: \"runai-{project}-executors\"}\n",
+		valid + "  fromGroups: {pattern: \"{project}\"}\n",
+		valid + "  fromGroups: {pattern: \"a*)(cn={project}\"}\n",
+		valid + "  template: /nonexistent\n",
 		valid + "unknown: 1\n",
 		// An alias bomb must be refused quickly, not expanded.
 		"a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
@@ -74,6 +78,14 @@ func FuzzParse(f *testing.F) {
 		}
 		if cfg.Repair.MinInterval < time.Second || cfg.Retry.MinBackoff <= 0 || cfg.Retry.MaxBackoff < cfg.Retry.MinBackoff {
 			t.Fatalf("accepted repair %+v / retry %+v", cfg.Repair, cfg.Retry)
+		}
+		if fg := cfg.Projects.FromGroups; fg != nil {
+			if strings.Count(fg.Pattern, ProjectPlaceholder) != 1 || fg.Pattern == ProjectPlaceholder {
+				t.Fatalf("accepted fromGroups pattern %q", fg.Pattern)
+			}
+		}
+		if (cfg.Projects.Template != "") != (cfg.Projects.ParsedTemplate != nil) {
+			t.Fatalf("template %q accepted without being parsed", cfg.Projects.Template)
 		}
 		if cfg.Guard.MaxRemovePercent < 0 || cfg.Guard.MaxRemovePercent > 100 || cfg.Guard.MaxRemoveCount < 0 {
 			t.Fatalf("accepted guard %+v", cfg.Guard)

@@ -311,7 +311,8 @@ func (c *Cache) namespaceEvent(oldObj, obj any) {
 }
 
 func fromNamespace(ns *corev1.Namespace) Namespace {
-	return Namespace{Name: ns.Name, Labels: ns.Labels, Terminating: ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil}
+	return Namespace{Name: ns.Name, Labels: ns.Labels, ResourceVersion: ns.ResourceVersion,
+		Terminating: ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil}
 }
 
 // Namespaces returns every namespace, from the informer once synced.

@@ -11,12 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -26,9 +26,11 @@ import (
 // bindings never arrive as one huge answer.
 const listPageSize = 500
 
-// Client reads and writes the managed bindings.
+// Client reads and writes the managed bindings (and, with provisioning
+// on, namespaces and template objects).
 type Client struct {
 	cs    kubernetes.Interface
+	dyn   dynamic.Interface
 	Stats *RequestStats
 }
 
@@ -113,7 +115,11 @@ func NewClient(cfg *rest.Config, qps float32, burst int) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build Kubernetes client: %w", err)
 	}
-	return &Client{cs: cs, Stats: stats}, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build Kubernetes client: %w", err)
+	}
+	return &Client{cs: cs, dyn: dyn, Stats: stats}, nil
 }
 
 // Clientset exposes the underlying clientset (for informers and tests).
@@ -124,6 +130,8 @@ type Namespace struct {
 	Name        string
 	Labels      map[string]string
 	Terminating bool
+	// ResourceVersion is the precondition of a label write.
+	ResourceVersion string
 }
 
 // Namespaces lists every namespace, page by page.
@@ -136,7 +144,7 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 			return nil, fmt.Errorf("list namespaces: %w", err)
 		}
 		for _, ns := range list.Items {
-			out = append(out, Namespace{Name: ns.Name, Labels: ns.Labels, Terminating: ns.Status.Phase == corev1.NamespaceTerminating})
+			out = append(out, fromNamespace(&ns))
 		}
 		if list.Continue == "" {
 			return out, nil

@@ -17,29 +17,36 @@ const ns = "runai_ldap_sync"
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	DriftMissing     *prometheus.GaugeVec
-	DriftUnexpected  *prometheus.GaugeVec
-	DesiredSubjects  *prometheus.GaugeVec
-	HeldRemovals     *prometheus.GaugeVec
-	BindingErrors    *prometheus.GaugeVec
-	CycleDuration    prometheus.Histogram
-	Cycles           *prometheus.CounterVec
-	CyclesSkipped    prometheus.Counter
-	LastSuccess      prometheus.Gauge
-	LastCycle        prometheus.Gauge
-	LDAPErrors       *prometheus.CounterVec
-	KubeErrors       *prometheus.CounterVec
-	Changes          *prometheus.CounterVec
-	Projects         prometheus.Gauge
-	ProjectsSkipped  *prometheus.GaugeVec
-	GroupsMissing    prometheus.Gauge
-	GroupsFailed     prometheus.Gauge
-	MembersSkipped   *prometheus.GaugeVec
-	BuildInfo        *prometheus.GaugeVec
-	Repairs          *prometheus.CounterVec
-	DriftEvents      *prometheus.CounterVec
-	Leader           prometheus.Gauge
-	Events           *prometheus.CounterVec
+	DriftMissing    *prometheus.GaugeVec
+	DriftUnexpected *prometheus.GaugeVec
+	DesiredSubjects *prometheus.GaugeVec
+	HeldRemovals    *prometheus.GaugeVec
+	BindingErrors   *prometheus.GaugeVec
+	CycleDuration   prometheus.Histogram
+	Cycles          *prometheus.CounterVec
+	CyclesSkipped   prometheus.Counter
+	LastSuccess     prometheus.Gauge
+	LastCycle       prometheus.Gauge
+	LDAPErrors      *prometheus.CounterVec
+	KubeErrors      *prometheus.CounterVec
+	Changes         *prometheus.CounterVec
+	Projects        prometheus.Gauge
+	ProjectsSkipped *prometheus.GaugeVec
+	GroupsMissing   prometheus.Gauge
+	GroupsFailed    prometheus.Gauge
+	MembersSkipped  *prometheus.GaugeVec
+	BuildInfo       *prometheus.GaugeVec
+	Repairs         *prometheus.CounterVec
+	DriftEvents     *prometheus.CounterVec
+	Leader          prometheus.Gauge
+	Events          *prometheus.CounterVec
+	// Provisioning (projects.*).
+	NamespacesProvisioned *prometheus.CounterVec
+	TemplateApplied       *prometheus.CounterVec
+	TemplateDrift         *prometheus.GaugeVec
+	ProjectsDiscovered    prometheus.Gauge
+	ProjectsOrphaned      prometheus.Gauge
+	// Incremental change detection (incremental.*).
 	Polls            *prometheus.CounterVec
 	DirChanges       *prometheus.CounterVec
 	Incremental      *prometheus.CounterVec
@@ -111,12 +118,23 @@ func NewMetrics(version string) *Metrics {
 			Help: "Time from a poll seeing a directory change to the binding written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		ForcedCycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
 			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed, cursor_lost)."}, []string{"reason"}),
+		NamespacesProvisioned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "namespaces_provisioned_total",
+			Help: "Project namespaces created or labelled (projects.createNamespaces, labelExistingNamespaces), by action (create, label)."}, []string{"action"}),
+		TemplateApplied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_objects_applied_total",
+			Help: "Project template objects applied, by action (create: was missing; update: was changed by hand)."}, []string{"action"}),
+		TemplateDrift: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "template_objects_drift",
+			Help: "Project template objects that were missing or changed before the last cycle's writes, by change (missing, changed)."}, []string{"change"}),
+		ProjectsDiscovered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects_discovered",
+			Help: "Projects named by directory groups (projects.fromGroups) in the last cycle."}),
+		ProjectsOrphaned: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects_orphaned",
+			Help: "Projects whose namespace this tool provisioned but that are no longer static or discovered (kept, never deleted)."}),
 		bindingLabelKeys: bl,
 	}
 	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
 		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events,
-		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles)
+		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles,
+		m.NamespacesProvisioned, m.TemplateApplied, m.TemplateDrift, m.ProjectsDiscovered, m.ProjectsOrphaned)
 	m.BuildInfo.WithLabelValues(version).Set(1)
 	// Pre-create label values so alerts see zeros, not absent series.
 	m.Cycles.WithLabelValues("success")
@@ -132,6 +150,15 @@ func NewMetrics(version string) *Metrics {
 	m.Incremental.WithLabelValues("failure")
 	m.ForcedCycles.WithLabelValues(PollServerChanged)
 	m.ForcedCycles.WithLabelValues(PollCursorLost)
+	for _, a := range []string{"create", "label"} {
+		m.NamespacesProvisioned.WithLabelValues(a)
+	}
+	for _, a := range []string{"create", "update"} {
+		m.TemplateApplied.WithLabelValues(a)
+	}
+	for _, c := range []string{"missing", "changed"} {
+		m.TemplateDrift.WithLabelValues(c)
+	}
 	for _, op := range []string{"connect", "group"} {
 		m.LDAPErrors.WithLabelValues(op)
 	}

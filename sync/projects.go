@@ -3,6 +3,8 @@ package sync
 import (
 	"sort"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
@@ -17,7 +19,7 @@ const (
 )
 
 // ProjectSkipReasons lists every reason, so metrics can report zeros.
-var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating}
+var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating, SkipCreateFailed}
 
 // SkippedProject is a project that will not be synced this cycle.
 type SkippedProject struct {
@@ -33,7 +35,52 @@ func DefaultNamespace(project string) string { return "runai-" + project }
 // <namespaceLabel>=<project>) and the static list. It is pure: everything
 // odd is returned as a skipped project rather than guessed at.
 func FindProjects(namespaces []kube.Namespace, cfg config.Projects) ([]Project, []SkippedProject) {
-	var skipped []SkippedProject
+	f := FindProjectsWith(namespaces, cfg, Discovered{})
+	return f.Projects, f.Skipped
+}
+
+// Discovered are the projects named by directory groups (projects.fromGroups).
+type Discovered struct {
+	Names []string
+	// Failed: discovery is configured but its search failed, so which
+	// projects it names is unknown this cycle.
+	Failed bool
+}
+
+// NamespaceAction is a namespace to create, or an existing one to label.
+type NamespaceAction struct {
+	Project   string `json:"project"`
+	Namespace string `json:"namespace"`
+	// Create: the namespace does not exist; otherwise it is labelled.
+	Create bool `json:"create"`
+	// Labels are the labels to add (on a label action, only those the
+	// namespace lacks).
+	Labels map[string]string `json:"labels"`
+	// ResourceVersion is the label write's precondition.
+	ResourceVersion string `json:"-"`
+}
+
+// Found is what FindProjectsWith derived.
+type Found struct {
+	// Projects include those whose namespace an action creates.
+	Projects []Project
+	Skipped  []SkippedProject
+	// Actions are empty unless projects.createNamespaces or
+	// projects.labelExistingNamespaces is on.
+	Actions []NamespaceAction
+	// Orphaned are labelled projects whose namespace this tool provisioned
+	// but which are no longer static or discovered. They keep their
+	// namespace and stay projects (the label says so): reported only.
+	Orphaned []Project
+}
+
+// FindProjectsWith is FindProjects with provisioning: discovered projects
+// count like static ones with the default namespace, and, when enabled, a
+// missing namespace is to be created and an unlabelled one labelled. It
+// never plans to change a namespace labelled for another project, to give
+// a project a second namespace, or to delete or unlabel anything.
+func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Discovered) Found {
+	var f Found
 	exists := map[string]kube.Namespace{}
 	labelled := map[string][]string{} // project -> namespaces
 	for _, ns := range namespaces {
@@ -46,7 +93,7 @@ func FindProjects(namespaces []kube.Namespace, cfg config.Projects) ([]Project, 
 			continue
 		}
 		if !config.ValidProjectName(v) {
-			skipped = append(skipped, SkippedProject{Name: v, Namespace: ns.Name, Reason: SkipInvalidName})
+			f.Skipped = append(f.Skipped, SkippedProject{Name: v, Namespace: ns.Name, Reason: SkipInvalidName})
 			continue
 		}
 		labelled[v] = append(labelled[v], ns.Name)
@@ -58,50 +105,121 @@ func FindProjects(namespaces []kube.Namespace, cfg config.Projects) ([]Project, 
 			// Two namespaces claim one project: either could be wrong.
 			sort.Strings(nss)
 			for _, n := range nss {
-				skipped = append(skipped, SkippedProject{Name: name, Namespace: n, Reason: SkipDuplicate})
+				f.Skipped = append(f.Skipped, SkippedProject{Name: name, Namespace: n, Reason: SkipDuplicate})
 			}
 			continue
 		}
 		projects[name] = Project{Name: name, Namespace: nss[0]}
 	}
 
+	// Named projects: static first (explicit), then discovered ones not
+	// already known by a label or the static list.
+	type named struct {
+		Project
+		static bool
+	}
+	var want []named
+	isStatic := map[string]bool{}
 	for _, sp := range cfg.Static {
 		nsName := sp.Namespace
 		if nsName == "" {
 			nsName = DefaultNamespace(sp.Name)
 		}
+		want = append(want, named{Project{sp.Name, nsName}, true})
+		isStatic[sp.Name] = true
+	}
+	isDiscovered := map[string]bool{}
+	for _, name := range disc.Names {
+		if isStatic[name] || isDiscovered[name] || len(labelled[name]) > 0 {
+			isDiscovered[name] = true
+			continue
+		}
+		isDiscovered[name] = true
+		want = append(want, named{Project{name, DefaultNamespace(name)}, false})
+	}
+
+	provisioned := map[string]string{config.ProvisionedLabel: "true"}
+	for _, w := range want {
+		nsName := w.Namespace
+		// Another namespace already labelled for this project: creating or
+		// labelling this one would make two.
+		claimedElsewhere := false
+		for _, n := range labelled[w.Name] {
+			if n != nsName {
+				claimedElsewhere = true
+			}
+		}
 		ns, ok := exists[nsName]
 		if !ok {
-			skipped = append(skipped, SkippedProject{Name: sp.Name, Namespace: nsName, Reason: SkipNamespaceMissing})
+			if cfg.CreateNamespaces && cfg.NamespaceLabel != "" && !claimedElsewhere {
+				if !validDNSLabel(nsName) {
+					f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipInvalidName})
+					continue
+				}
+				labels := merge(cfg.NamespaceLabels, provisioned, map[string]string{cfg.NamespaceLabel: w.Name})
+				f.Actions = append(f.Actions, NamespaceAction{Project: w.Name, Namespace: nsName, Create: true, Labels: labels})
+				projects[w.Name] = w.Project
+				continue
+			}
+			f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipNamespaceMissing})
 			continue
 		}
 		if cfg.NamespaceLabel != "" {
-			if v, ok := ns.Labels[cfg.NamespaceLabel]; ok && v != sp.Name {
-				skipped = append(skipped, SkippedProject{Name: sp.Name, Namespace: nsName, Reason: SkipConflict})
+			v, has := ns.Labels[cfg.NamespaceLabel]
+			if has && v != w.Name {
+				f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipConflict})
 				continue
 			}
+			if !has && cfg.LabelExistingNamespaces && !ns.Terminating && !claimedElsewhere {
+				labels := map[string]string{}
+				for k, v := range merge(cfg.NamespaceLabels, provisioned) {
+					if _, set := ns.Labels[k]; !set {
+						labels[k] = v // never overwrite a label someone set
+					}
+				}
+				labels[cfg.NamespaceLabel] = w.Name
+				f.Actions = append(f.Actions, NamespaceAction{Project: w.Name, Namespace: nsName, Labels: labels, ResourceVersion: ns.ResourceVersion})
+			}
 		}
-		if prev, ok := projects[sp.Name]; ok && prev.Namespace != nsName {
+		if prev, ok := projects[w.Name]; ok && prev.Namespace != nsName {
 			// The static entry is explicit; the labelled namespace loses.
-			skipped = append(skipped, SkippedProject{Name: sp.Name, Namespace: prev.Namespace, Reason: SkipConflict})
+			f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: prev.Namespace, Reason: SkipConflict})
 		}
-		projects[sp.Name] = Project{Name: sp.Name, Namespace: nsName}
+		projects[w.Name] = w.Project
 	}
 
-	out := make([]Project, 0, len(projects))
 	for _, p := range projects {
 		if exists[p.Namespace].Terminating {
-			skipped = append(skipped, SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: SkipTerminating})
+			f.Skipped = append(f.Skipped, SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: SkipTerminating})
 			continue
 		}
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	sort.Slice(skipped, func(i, j int) bool {
-		if skipped[i].Name != skipped[j].Name {
-			return skipped[i].Name < skipped[j].Name
+		f.Projects = append(f.Projects, p)
+		ns, ok := exists[p.Namespace]
+		if ok && ns.Labels[config.ProvisionedLabel] == "true" && !isStatic[p.Name] && !disc.Failed && !isDiscovered[p.Name] {
+			f.Orphaned = append(f.Orphaned, p)
 		}
-		return skipped[i].Namespace < skipped[j].Namespace
+	}
+	sort.Slice(f.Projects, func(i, j int) bool { return f.Projects[i].Name < f.Projects[j].Name })
+	sort.Slice(f.Orphaned, func(i, j int) bool { return f.Orphaned[i].Name < f.Orphaned[j].Name })
+	sort.Slice(f.Actions, func(i, j int) bool { return f.Actions[i].Namespace < f.Actions[j].Namespace })
+	sort.Slice(f.Skipped, func(i, j int) bool {
+		if f.Skipped[i].Name != f.Skipped[j].Name {
+			return f.Skipped[i].Name < f.Skipped[j].Name
+		}
+		return f.Skipped[i].Namespace < f.Skipped[j].Namespace
 	})
-	return out, skipped
+	return f
 }
+
+// merge returns the union of label maps; later maps win.
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func validDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }

@@ -16,6 +16,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
 )
 
 // Directory is the source of desired state (ldapsrc.Source).
@@ -67,6 +68,9 @@ type Syncer struct {
 	metrics *Metrics
 
 	events Recorder
+	// discoverer and prov serve the opt-in projects.* provisioning.
+	discoverer Discoverer
+	prov       Provisioner
 
 	// mu serialises cycles and repairs.
 	mu gosync.Mutex
@@ -134,6 +138,8 @@ type Report struct {
 	// Applied counts bindings written.
 	Applied     int
 	WriteErrors map[kube.Ref]error
+	// Provision is what the projects.* provisioning found and did.
+	Provision ProvisionReport
 	// Err is the cycle's overall error; nil means fully successful.
 	Err error
 }
@@ -167,10 +173,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		s.kubeError("list")
 		return fmt.Errorf("find projects: %w", err)
 	}
-	rep.Projects, rep.SkippedProjects = FindProjects(nss, s.cfg.Projects)
-	for _, sp := range rep.SkippedProjects {
-		s.log.Warn("project skipped", zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason))
-	}
+	discoverErr := s.findProjects(ctx, nss, rep)
 
 	names := AllGroupNames(s.cfg.Groups, rep.Projects)
 	// Before the read: a change made during it is seen by the next poll.
@@ -194,6 +197,9 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		}
 	}
 	s.logDirectory(rep, res)
+	// Namespaces and template objects, once the directory answered (if it
+	// cannot be reached, nothing at all is written).
+	provisionErrs := s.provision(ctx, opts, rep)
 
 	current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
 	if err != nil {
@@ -221,7 +227,10 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	s.stateMu.Unlock()
 	s.rememberCycle(mark, rep.Projects, res)
 
-	var errs []error
+	errs := provisionErrs
+	if discoverErr != nil {
+		errs = append(errs, discoverErr)
+	}
 	for name, gerr := range rep.FailedGroups {
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
@@ -231,7 +240,8 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 }
 
 func newReport(trigger string) *Report {
-	return &Report{Trigger: trigger, Started: time.Now(), FailedGroups: map[string]error{}, WriteErrors: map[kube.Ref]error{}}
+	return &Report{Trigger: trigger, Started: time.Now(), FailedGroups: map[string]error{}, WriteErrors: map[kube.Ref]error{},
+		Provision: ProvisionReport{NamespaceErrors: map[string]error{}, TemplateErrors: map[provision.Key]error{}}}
 }
 
 func (s *Syncer) planOptions(opts CycleOptions) PlanOptions {
@@ -370,6 +380,7 @@ func (s *Syncer) record(rep *Report) {
 		return
 	}
 	m.Projects.Set(float64(len(rep.Projects)))
+	s.recordProvision(rep)
 	counts := map[string]int{}
 	for _, sp := range rep.SkippedProjects {
 		counts[sp.Reason]++

@@ -155,7 +155,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Error("cycle failed", zap.Error(rep.Err))
 			return exitFailed
 		}
-		log.Info("cycle done", zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration))
+		log.Info("cycle done", zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
+			zap.Int("namespaces_provisioned", len(rep.Provision.Namespaces)-len(rep.Provision.NamespaceErrors)),
+			zap.Int("template_objects_applied", len(rep.Provision.Templates)-len(rep.Provision.TemplateErrors)),
+			zap.Duration("duration", rep.Duration))
 		return exitOK
 	case "diff":
 		rep := d.syncer.Cycle(ctx, sync.CycleOptions{DryRun: true})
@@ -218,6 +221,11 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 	if cmd == "run" && cfg.Mode == config.ModeEnforce && cfg.Incremental.Enabled {
 		src.Reach = true
 		d.syncer.WithChanges(src)
+	}
+	if cfg.Projects.Provisioning() {
+		// Namespaces and template objects are written through the Client:
+		// the informers watch only the managed bindings.
+		d.syncer.WithProvisioning(src, kc)
 	}
 	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
 		d.events = kube.NewEventRecorder(kc, d.identity)
@@ -414,7 +422,9 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
-// planJSON is one binding's change in `diff -o json`.
+// planJSON is one change in `diff -o json`: a binding's users, or (with
+// the projects.* provisioning on) a namespace to create or label, or a
+// template object to create or bring back.
 type planJSON struct {
 	Kind      string   `json:"kind"`
 	Namespace string   `json:"namespace"`
@@ -423,10 +433,23 @@ type planJSON struct {
 	Remove    []string `json:"remove"`
 	Create    bool     `json:"create"`
 	Held      []string `json:"held,omitempty"`
+	// Labels a namespace gets.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Template: a project template object; Field is the first field that
+	// differs from the template, for one changed by hand.
+	Template bool   `json:"template,omitempty"`
+	Field    string `json:"field,omitempty"`
 }
 
 func printPlan(w io.Writer, rep *sync.Report, format string) error {
 	var out []planJSON
+	for _, a := range rep.Provision.Namespaces {
+		out = append(out, planJSON{Kind: "Namespace", Name: a.Namespace, Add: []string{}, Remove: []string{}, Create: a.Create, Labels: a.Labels})
+	}
+	for _, t := range rep.Provision.Templates {
+		out = append(out, planJSON{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name, Add: []string{}, Remove: []string{},
+			Create: t.Create, Template: true, Field: t.Field})
+	}
 	for _, p := range rep.Plans {
 		if !p.HasChanges() && len(p.Held) == 0 {
 			continue
@@ -434,8 +457,12 @@ func printPlan(w io.Writer, rep *sync.Report, format string) error {
 		out = append(out, planJSON{Kind: p.Ref.Kind, Namespace: p.Ref.Namespace, Name: p.Ref.Name,
 			Add: nonNil(p.Add), Remove: nonNil(p.Remove), Create: p.Create, Held: p.Held})
 	}
+	// Namespaces first, then template objects, then bindings, each sorted.
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
+		if ga, gb := group(a), group(b); ga != gb {
+			return ga < gb
+		}
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
@@ -459,10 +486,27 @@ func printPlan(w io.Writer, rep *sync.Report, format string) error {
 	for _, p := range out {
 		ref := kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
 		suffix := ""
-		if p.Create {
+		switch {
+		case p.Kind == "Namespace" && p.Create:
+			suffix = " (create)"
+		case p.Kind == "Namespace":
+			suffix = " (label)"
+		case p.Template && p.Create:
+			suffix = " (create from the project template)"
+		case p.Template:
+			suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
+		case p.Create:
 			suffix = " (create)"
 		}
 		fmt.Fprintf(w, "%s%s\n", ref, suffix)
+		keys := make([]string, 0, len(p.Labels))
+		for k := range p.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "+ label %s=%s\n", k, p.Labels[k])
+		}
 		for _, u := range p.Add {
 			fmt.Fprintf(w, "+ %s\n", u)
 		}
@@ -474,6 +518,17 @@ func printPlan(w io.Writer, rep *sync.Report, format string) error {
 		}
 	}
 	return nil
+}
+
+// group orders diff entries: namespaces, template objects, bindings.
+func group(p planJSON) int {
+	switch {
+	case p.Kind == "Namespace":
+		return 0
+	case p.Template:
+		return 1
+	}
+	return 2
 }
 
 func nonNil(s []string) []string {

@@ -1,0 +1,183 @@
+package deploy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+)
+
+// buildWith copies deploy/ and adds components to its kustomization, as
+// the README tells operators to, then builds it.
+func buildWith(t *testing.T, components ...string) []object {
+	t.Helper()
+	kubectl := tool(t, "kubectl", "tools")
+	dir, err := harness.DeployWithComponents(t.TempDir(), components...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize with %v: %v: %s", components, err, stderrOf(err))
+	}
+	var objs []object
+	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		var o object
+		if err := yaml.Unmarshal(doc, &o); err != nil {
+			t.Fatal(err)
+		}
+		o.raw = doc
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// TestProvisioningComponents checks the opt-in components against the
+// example template they ship: exactly the permissions provisioning needs
+// (bind on the template's ClusterRoles, patch on its binding names, create
+// namespaces; patch namespaces only with label-namespaces), and the
+// template mounted where the configuration can name it.
+func TestProvisioningComponents(t *testing.T) {
+	root := repoRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "deploy/components/provisioning/project-template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := provision.Parse(data)
+	if err != nil {
+		t.Fatalf("the example template does not parse: %v", err)
+	}
+	var bindRoles, bindingNames []string
+	for _, r := range tmpl.ClusterRoles() {
+		if r != kube.ExecutorRole { // the base binds it already
+			bindRoles = append(bindRoles, r)
+		}
+	}
+	for _, o := range tmpl.Objects {
+		if o.Kind.GVK.Kind != "RoleBinding" {
+			t.Errorf("the example template holds a %s; the component grants RoleBindings only", o.Kind.GVK.Kind)
+		}
+		bindingNames = append(bindingNames, o.Name)
+	}
+	sort.Strings(bindingNames)
+
+	objs := buildWith(t, "components/provisioning")
+	for _, o := range objs {
+		if o.Metadata.Labels["app.kubernetes.io/part-of"] != name {
+			t.Errorf("%s lacks the label app.kubernetes.io/part-of=%s", o.id(), name)
+		}
+		if (o.Kind == "ConfigMap") && o.Metadata.Namespace != namespace {
+			t.Errorf("%s is in namespace %q", o.id(), o.Metadata.Namespace)
+		}
+	}
+	var cr rbacv1.ClusterRole
+	find(t, objs, "ClusterRole", name+"-provisioning").decode(t, &cr)
+	rules := cr.Rules
+	for i := range rules {
+		sort.Strings(rules[i].ResourceNames)
+	}
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, ResourceNames: bindingNames, Verbs: []string{"patch"}},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: bindRoles, Verbs: []string{"bind"}},
+	}
+	if !reflect.DeepEqual(rules, want) {
+		t.Errorf("provisioning ClusterRole rules:\n%s\nwant (from the example template):\n%s", dump(rules), dump(want))
+	}
+	var crb rbacv1.ClusterRoleBinding
+	find(t, objs, "ClusterRoleBinding", name+"-provisioning").decode(t, &crb)
+	sa := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}
+	if crb.RoleRef.Name != name+"-provisioning" || !reflect.DeepEqual(crb.Subjects, []rbacv1.Subject{sa}) {
+		t.Errorf("provisioning ClusterRoleBinding = %+v %+v", crb.RoleRef, crb.Subjects)
+	}
+	for _, o := range objs {
+		if o.Kind != "ClusterRole" {
+			continue
+		}
+		var c rbacv1.ClusterRole
+		o.decode(t, &c)
+		for _, r := range c.Rules {
+			if contains(r.Resources, "namespaces") && (contains(r.Verbs, "patch") || contains(r.Verbs, "update") || contains(r.Verbs, "delete")) {
+				t.Errorf("%s may change or delete namespaces without the label-namespaces component: %+v", o.id(), r)
+			}
+		}
+	}
+
+	// The template is mounted next to config.yaml, from a generated
+	// ConfigMap holding exactly the shipped file.
+	var d appsv1.Deployment
+	find(t, objs, "Deployment", name).decode(t, &d)
+	var cm corev1.ConfigMap
+	find(t, objs, "ConfigMap", name+"-project-template-").decode(t, &cm)
+	if cm.Data["project-template.yaml"] != string(data) {
+		t.Error("the generated ConfigMap does not hold project-template.yaml")
+	}
+	mounted := false
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ConfigMap != nil && s.ConfigMap.Name == cm.Name && len(s.ConfigMap.Items) == 1 && s.ConfigMap.Items[0].Path == "project-template.yaml" {
+				mounted = true
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("the Deployment does not mount ConfigMap %s as %s/project-template.yaml", cm.Name, configDir)
+	}
+
+	// The configuration the component's comment shows is valid.
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	tf := filepath.Join(dir, "project-template.yaml")
+	if err := os.WriteFile(pw, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tf, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`ldap: {urls: ["ldaps://dc:636"], bindDN: x, bindPasswordFile: %s, baseDN: "DC=x"}
+groups: {executors: ["runai-{project}-executors"]}
+projects:
+  createNamespaces: true
+  template: %s
+`, pw, tf)
+	if _, err := config.Parse([]byte(cfg)); err != nil {
+		t.Errorf("the component's configuration example is invalid: %v", err)
+	}
+
+	// label-namespaces adds patch on namespaces, and nothing else.
+	objs = buildWith(t, "components/provisioning", "components/label-namespaces")
+	var lr rbacv1.ClusterRole
+	find(t, objs, "ClusterRole", name+"-label-namespaces").decode(t, &lr)
+	if want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"patch"}}}; !reflect.DeepEqual(lr.Rules, want) {
+		t.Errorf("label-namespaces rules:\n%s", dump(lr.Rules))
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,302 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+)
+
+// Discoverer finds projects named by directory groups (ldapsrc.Source).
+type Discoverer interface {
+	DiscoverProjects(ctx context.Context, fg config.FromGroups) (*ldapsrc.Discovery, error)
+}
+
+// Provisioner creates and labels namespaces and applies template objects
+// (kube.Client). It has no delete.
+type Provisioner interface {
+	CreateNamespace(ctx context.Context, name string, labels map[string]string) error
+	LabelNamespace(ctx context.Context, name, resourceVersion string, labels map[string]string) error
+	ListObjects(ctx context.Context, gvr schema.GroupVersionResource, selector string) ([]unstructured.Unstructured, error)
+	GetObject(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error)
+	ApplyObject(ctx context.Context, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (*unstructured.Unstructured, error)
+}
+
+// WithProvisioning gives the Syncer what the opt-in projects.* features
+// need: the directory's project discovery and the namespace and template
+// writer. Call it before the first cycle.
+func (s *Syncer) WithProvisioning(d Discoverer, p Provisioner) *Syncer {
+	s.discoverer, s.prov = d, p
+	return s
+}
+
+// SkipCreateFailed: the project's namespace was to be created, and the
+// write failed (or it appeared meanwhile); it is tried again next cycle.
+const SkipCreateFailed = "namespace_create_failed"
+
+// TemplateChange is one template object a cycle creates or brings back.
+type TemplateChange struct {
+	provision.Key
+	Project string `json:"project"`
+	// Create: the object is missing; otherwise it differs at Field.
+	Create bool   `json:"create"`
+	Field  string `json:"field,omitempty"`
+
+	gvr schema.GroupVersionResource
+	obj *unstructured.Unstructured
+}
+
+// ProvisionReport is what a cycle found and did for the projects.*
+// provisioning features; empty when they are off.
+type ProvisionReport struct {
+	// Discovered are the projects named by directory groups.
+	Discovered []string
+	// Namespaces are the namespaces created or labelled (planned, in a dry run).
+	Namespaces      []NamespaceAction
+	NamespaceErrors map[string]error
+	// Orphaned projects are no longer static or discovered but keep the
+	// namespace this tool provisioned: reported, never torn down.
+	Orphaned []Project
+	// TemplateObjects counts the template objects that should exist.
+	TemplateObjects int
+	// Templates are the objects created or brought back (planned, in a dry run).
+	Templates      []TemplateChange
+	TemplateErrors map[provision.Key]error
+}
+
+// findProjects discovers projects (if configured) and derives the cycle's
+// projects and namespace actions. A failed discovery is returned, and the
+// cycle goes on with the projects it knows.
+func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Report) error {
+	var disc Discovered
+	var derr error
+	var invalid []SkippedProject
+	if fg := s.cfg.Projects.FromGroups; fg != nil {
+		var d *ldapsrc.Discovery
+		err := errors.New("project discovery is not available (no directory wired for it)")
+		if s.discoverer != nil {
+			d, err = s.discoverer.DiscoverProjects(ctx, *fg)
+		}
+		if err != nil {
+			disc.Failed = true
+			derr = fmt.Errorf("discover projects from directory groups: %w", err)
+			if s.metrics != nil {
+				s.metrics.LDAPErrors.WithLabelValues("discover").Inc()
+			}
+			s.log.Error("project discovery failed; no project is created from groups and none reported gone this cycle", zap.Error(err))
+		} else {
+			disc.Names = d.Names()
+			rep.Provision.Discovered = disc.Names
+			for _, p := range d.Invalid {
+				invalid = append(invalid, SkippedProject{Name: p.Name, Reason: SkipInvalidName})
+				s.log.Warn("group matches projects.fromGroups but does not name a valid project (lower-case letters, digits and '-'); skipped",
+					zap.String("group", p.Group), zap.String("dn", p.DN))
+			}
+		}
+	}
+	f := FindProjectsWith(nss, s.cfg.Projects, disc)
+	rep.Projects, rep.SkippedProjects = f.Projects, append(f.Skipped, invalid...)
+	rep.Provision.Namespaces, rep.Provision.Orphaned = f.Actions, f.Orphaned
+	for _, sp := range f.Skipped {
+		s.log.Warn("project skipped", zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason))
+	}
+	for _, p := range f.Orphaned {
+		s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",
+			zap.String("project", p.Name), zap.String("namespace", p.Namespace))
+	}
+	return derr
+}
+
+// provision creates and labels the namespaces found, then keeps the
+// template objects present in every project namespace. Nothing happens in
+// a dry run but the report. A project whose namespace could not be created
+// is dropped from this cycle.
+func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) []error {
+	if len(rep.Provision.Namespaces) == 0 && s.cfg.Projects.ParsedTemplate == nil {
+		return nil
+	}
+	if s.prov == nil {
+		return []error{errors.New("projects.createNamespaces, labelExistingNamespaces or template is set, but no Kubernetes writer is wired for them")}
+	}
+	var errs []error
+	failed := map[string]bool{}
+	for _, a := range rep.Provision.Namespaces {
+		if opts.DryRun {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("%s interrupted before provisioning namespace %s: %w", rep.Trigger, a.Namespace, err))
+			failed[a.Namespace] = a.Create
+			continue
+		}
+		if err := s.writeNamespace(ctx, a); err != nil {
+			rep.Provision.NamespaceErrors[a.Namespace] = err
+			errs = append(errs, err)
+			if a.Create {
+				failed[a.Namespace] = true
+			}
+		}
+	}
+	if len(failed) > 0 {
+		kept := rep.Projects[:0:0]
+		for _, p := range rep.Projects {
+			if failed[p.Namespace] {
+				rep.SkippedProjects = append(rep.SkippedProjects, SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: SkipCreateFailed})
+				continue
+			}
+			kept = append(kept, p)
+		}
+		rep.Projects = kept
+	}
+	if t := s.cfg.Projects.ParsedTemplate; t != nil {
+		errs = append(errs, s.applyTemplate(ctx, opts, rep, t)...)
+	}
+	return errs
+}
+
+func (s *Syncer) writeNamespace(ctx context.Context, a NamespaceAction) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	action, op := "label", "label_namespace"
+	var err error
+	if a.Create {
+		action, op = "create", "create_namespace"
+		err = s.prov.CreateNamespace(wctx, a.Namespace, a.Labels)
+	} else {
+		err = s.prov.LabelNamespace(wctx, a.Namespace, a.ResourceVersion, a.Labels)
+	}
+	if err != nil {
+		s.kubeError(op)
+		s.log.Error("namespace not provisioned; tried again next cycle", zap.String("namespace", a.Namespace),
+			zap.String("project", a.Project), zap.String("action", action), zap.Error(err))
+		return fmt.Errorf("%s namespace %s for project %s: %w", action, a.Namespace, a.Project, err)
+	}
+	s.log.Info("namespace provisioned", zap.String("namespace", a.Namespace), zap.String("project", a.Project),
+		zap.String("action", action), zap.Any("labels", a.Labels))
+	if s.metrics != nil {
+		s.metrics.NamespacesProvisioned.WithLabelValues(action).Inc()
+	}
+	return nil
+}
+
+// TemplateLabel marks the template objects this tool applied, so one LIST
+// per kind reads them all (and nothing else).
+const TemplateLabel = "runai-ldap-sync.github.io/template"
+
+var templateSelector = TemplateLabel + "=true"
+
+// applyTemplate compares every project's template objects with the
+// cluster and applies only those missing or changed: one LIST per kind
+// per cycle, a GET for an object the LIST did not return (made before us,
+// or its label removed), and one apply per object that needs it.
+func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Report, t *provision.Template) []error {
+	live := map[provision.Key]*unstructured.Unstructured{}
+	for _, k := range t.Kinds() {
+		items, err := s.prov.ListObjects(ctx, k.GVR(), templateSelector)
+		if err != nil {
+			s.kubeError("list")
+			return []error{fmt.Errorf("read template objects: %w", err)}
+		}
+		for i := range items {
+			live[provision.KeyOf(&items[i])] = &items[i]
+		}
+	}
+	creating := map[string]bool{}
+	for _, a := range rep.Provision.Namespaces {
+		if a.Create && opts.DryRun {
+			creating[a.Namespace] = true
+		}
+	}
+	labels := map[string]string{kube.ManagedByLabel: kube.ManagedByValue, TemplateLabel: "true"}
+	var errs []error
+	for _, p := range rep.Projects {
+		for _, obj := range t.Render(p.Name, p.Namespace, labels) {
+			key := provision.KeyOf(obj)
+			kind, _ := provision.KindOf(obj)
+			rep.Provision.TemplateObjects++
+			cur := live[key]
+			if cur == nil && !creating[p.Namespace] {
+				var err error
+				if cur, err = s.prov.GetObject(ctx, kind.GVR(), key.Namespace, key.Name); err != nil {
+					s.kubeError("get")
+					rep.Provision.TemplateErrors[key] = err
+					errs = append(errs, err)
+					continue
+				}
+			}
+			differs, field := provision.Differs(obj, cur)
+			if !differs {
+				continue
+			}
+			ch := TemplateChange{Key: key, Project: p.Name, Create: cur == nil, gvr: kind.GVR(), obj: obj}
+			if !ch.Create {
+				ch.Field = field
+			}
+			rep.Provision.Templates = append(rep.Provision.Templates, ch)
+		}
+	}
+	if opts.DryRun {
+		return errs
+	}
+	for _, ch := range rep.Provision.Templates {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("%s interrupted before applying %s: %w", rep.Trigger, ch.Key, err))
+			break
+		}
+		if err := s.applyObject(ctx, ch); err != nil {
+			rep.Provision.TemplateErrors[ch.Key] = err
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func (s *Syncer) applyObject(ctx context.Context, ch TemplateChange) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	action := "update"
+	if ch.Create {
+		action = "create"
+	}
+	if _, err := s.prov.ApplyObject(wctx, ch.gvr, ch.obj); err != nil {
+		s.kubeError("apply")
+		s.log.Error("template object not applied; tried again next cycle", zap.String("object", ch.Key.String()),
+			zap.String("project", ch.Project), zap.String("action", action), zap.Error(err))
+		return fmt.Errorf("apply template object %s: %w", ch.Key, err)
+	}
+	fields := []zap.Field{zap.String("object", ch.Key.String()), zap.String("kind", ch.Kind), zap.String("namespace", ch.Namespace),
+		zap.String("name", ch.Name), zap.String("project", ch.Project), zap.String("action", action)}
+	if ch.Field != "" {
+		fields = append(fields, zap.String("changed_field", ch.Field))
+	}
+	s.log.Info("template object applied", fields...)
+	if s.metrics != nil {
+		s.metrics.TemplateApplied.WithLabelValues(action).Inc()
+	}
+	return nil
+}
+
+// recordProvision publishes the provisioning part of a cycle's report.
+func (s *Syncer) recordProvision(rep *Report) {
+	m := s.metrics
+	m.ProjectsDiscovered.Set(float64(len(rep.Provision.Discovered)))
+	m.ProjectsOrphaned.Set(float64(len(rep.Provision.Orphaned)))
+	missing, changed := 0, 0
+	for _, ch := range rep.Provision.Templates {
+		if ch.Create {
+			missing++
+		} else {
+			changed++
+		}
+	}
+	m.TemplateDrift.WithLabelValues("missing").Set(float64(missing))
+	m.TemplateDrift.WithLabelValues("changed").Set(float64(changed))
+}

@@ -359,3 +359,35 @@ func TestIncrementalOpenLDAP(t *testing.T) {
 		t.Errorf("beta's binding was written though no change touched it")
 	}
 }
+
+// TestIncrementalNewDirectoryProject: with projects.fromGroups, a group
+// created for a new project is seen by a poll, and a full cycle gives the
+// project its namespace and its users within seconds.
+func TestIncrementalNewDirectoryProject(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", true)
+	e.user("gus", true)
+	e.group("runai-alpha-executors", "alice")
+	addr := freeAddr(t)
+	cfg := e.config(`groups:
+  executors: ["runai-{project}-executors"]
+projects:
+  namespaceLabel: runai/queue
+  createNamespaces: true
+  fromGroups:
+    pattern: "runai-{project}-executors"
+` + incrementalYAML + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(t, cfg, e.kubeconfig(), addr)
+	d.waitReady(60 * time.Second)
+	e.waitUsers(kube.ExecutorRef("runai-alpha"), 10*time.Second, "alice")
+
+	start := time.Now()
+	e.group("runai-gamma-executors", "gus")
+	expectPropagated(e, "new directory project", kube.ExecutorRef("runai-gamma"), start, "gus")
+	if labels, _, ok := e.nsLabels("runai-gamma"); !ok || labels["runai/queue"] != "gamma" {
+		t.Errorf("namespace runai-gamma: exists %v, labels %v", ok, labels)
+	}
+	if v := d.metric("runai_ldap_sync_full_cycles_forced_total", `reason="new_project"`); v < 1 {
+		t.Errorf("full_cycles_forced_total{new_project} = %v", v)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 )
@@ -41,6 +42,9 @@ const (
 	// PollOff: change detection is off or the directory cannot do it.
 	PollOff = "off"
 )
+
+// ForcedNewProject: a poll saw a group that makes a new project.
+const ForcedNewProject = "new_project"
 
 // TriggerChange marks writes made because a poll saw a directory change.
 const TriggerChange = "directory-change"
@@ -190,6 +194,12 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 	all := uniqueSorted(AllGroupNames(s.cfg.Groups, inc.projects))
 	affected := affectedGroups(cs, all, inc.reached, s.metrics)
 	rep.Projects = inc.projects
+	if p := s.newDiscoveredProject(cs, inc.projects); p != "" {
+		// A group that makes a new project (projects.fromGroups): only a
+		// full cycle provisions and syncs a project.
+		s.log.Info("directory group for a new project; full cycle", zap.String("project", p))
+		s.cycleWanted.Store(true)
+	}
 	if len(affected) == 0 {
 		s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
 		s.advance(gen, &cs.Next)
@@ -383,3 +393,32 @@ func uniqueSorted(in []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// newDiscoveredProject returns a project named by a changed group through
+// projects.fromGroups that the last cycle did not know, or "".
+func (s *Syncer) newDiscoveredProject(cs *ldapsrc.ChangeSet, projects []Project) string {
+	fg := s.cfg.Projects.FromGroups
+	if fg == nil {
+		return ""
+	}
+	_, re := ldapsrc.PatternFilter(s.cfg.LDAP.GroupNameAttribute, fg.Pattern)
+	known := make(map[string]bool, len(projects))
+	for _, p := range projects {
+		known[p.Name] = true
+	}
+	for _, e := range cs.Entries {
+		if !e.Group {
+			continue
+		}
+		for _, n := range e.Names {
+			if m := re.FindStringSubmatch(n); m != nil && !known[m[1]] && config.ValidProjectName(m[1]) {
+				return m[1]
+			}
+		}
+	}
+	return ""
+}
+
+// TakeCycleWanted reports, once, that an incremental sync found something
+// only a full cycle can handle (a new project).
+func (s *Syncer) TakeCycleWanted() bool { return s.cycleWanted.Swap(false) }

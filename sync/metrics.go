@@ -117,7 +117,7 @@ func NewMetrics(version string) *Metrics {
 		Propagation: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "propagation_seconds",
 			Help: "Time from a poll seeing a directory change to the binding written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		ForcedCycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
-			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed, cursor_lost)."}, []string{"reason"}),
+			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed, cursor_lost, new_project)."}, []string{"reason"}),
 		NamespacesProvisioned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "namespaces_provisioned_total",
 			Help: "Project namespaces created or labelled (projects.createNamespaces, labelExistingNamespaces), by action (create, label)."}, []string{"action"}),
 		TemplateApplied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_objects_applied_total",
@@ -150,6 +150,7 @@ func NewMetrics(version string) *Metrics {
 	m.Incremental.WithLabelValues("failure")
 	m.ForcedCycles.WithLabelValues(PollServerChanged)
 	m.ForcedCycles.WithLabelValues(PollCursorLost)
+	m.ForcedCycles.WithLabelValues(ForcedNewProject)
 	for _, a := range []string{"create", "label"} {
 		m.NamespacesProvisioned.WithLabelValues(a)
 	}

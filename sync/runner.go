@@ -229,6 +229,13 @@ func (r *Runner) pollLoop(ctx context.Context) {
 		// A lost cursor (the cycle could not mark the history) costs a full
 		// cycle, at most once per RetryMin, rather than hours of waiting
 		// for the schedule.
+		if r.Syncer.TakeCycleWanted() {
+			if r.Metrics != nil {
+				r.Metrics.ForcedCycles.WithLabelValues(ForcedNewProject).Inc()
+			}
+			r.tick(ctx, "directory-new-project")
+			continue
+		}
 		if result == PollServerChanged || result == PollCursorLost && time.Since(lastForced) >= r.RetryMin {
 			lastForced = time.Now()
 			if r.Metrics != nil {

@@ -99,6 +99,8 @@ type Syncer struct {
 	// changesOff is set when the directory turns out to keep no change
 	// markers; polls stop.
 	changesOff atomic.Bool
+	// cycleWanted is set when a poll saw what only a full cycle handles.
+	cycleWanted atomic.Bool
 }
 
 // New returns a Syncer. metrics may be nil.

@@ -134,6 +134,8 @@ groups:
   globalViewers: ["runai-viewers"]
 projects:
   namespaceLabel: runai/queue
+incremental:
+  pollInterval: 1s
 server:
   address: %q
 `, samba.LDAPSURL, samba.CAFile, pw, metricsAddr)
@@ -166,7 +168,25 @@ server:
 	}
 
 	step("runai-ldap-sync run  (the daemon; its first cycle repairs the drift, /metrics shows what it found)")
-	if err := daemonOnce(ctx, bin, cfgPath, kubeconfig, metricsAddr); err != nil {
+	// While it runs, an AD admin adds frank to vision: a change poll carries
+	// it to the binding in seconds, though the schedule is hourly.
+	addFrank := func() error {
+		step("while the daemon runs, an AD admin adds frank to runai-vision-executors (the schedule is hourly)")
+		start := time.Now()
+		if err := samba.AddMembers(d.dns["runai-vision-executors"], d.dns["frank"]); err != nil {
+			return err
+		}
+		for time.Since(start) < 30*time.Second {
+			rb, err := cs.RbacV1().RoleBindings("runai-vision").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+			if err == nil && hasUser(rb.Subjects, "frank") {
+				fmt.Printf("  frank is in RoleBinding/runai-vision/%s %.1f s later (a change poll, not a cycle)\n", kube.ExecutorBinding, time.Since(start).Seconds())
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return fmt.Errorf("frank did not reach the binding within 30s")
+	}
+	if err := daemonOnce(ctx, bin, cfgPath, kubeconfig, metricsAddr, addFrank); err != nil {
 		return err
 	}
 
@@ -284,8 +304,8 @@ func printBindings(ctx context.Context, cs kubernetes.Interface) error {
 }
 
 // daemonOnce starts the daemon, waits for its first cycle, prints the drift
-// metrics, and stops it with SIGTERM.
-func daemonOnce(ctx context.Context, bin, cfg, kubeconfig, addr string) error {
+// metrics, runs meanwhile, and stops it with SIGTERM.
+func daemonOnce(ctx context.Context, bin, cfg, kubeconfig, addr string, meanwhile func() error) error {
 	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfg, "--kubeconfig", kubeconfig)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -315,6 +335,9 @@ func daemonOnce(ctx context.Context, bin, cfg, kubeconfig, addr string) error {
 			strings.HasPrefix(line, "runai_ldap_sync_members_skipped{reason=\"disabled\"}") {
 			fmt.Println("  " + line)
 		}
+	}
+	if err := meanwhile(); err != nil {
+		return err
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -355,4 +378,13 @@ func sh(ctx context.Context, stdout io.Writer, name string, args ...string) erro
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func hasUser(subjects []rbacv1.Subject, name string) bool {
+	for _, s := range subjects {
+		if s.Kind == rbacv1.UserKind && s.Name == name {
+			return true
+		}
+	}
+	return false
 }

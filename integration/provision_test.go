@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -369,4 +370,52 @@ func mergeLabels(want, got map[string]string) map[string]string {
 		out[corev1.LabelMetadataName] = v
 	}
 	return out
+}
+
+// TestProvisionDaemonRepairsTemplateWithinSeconds: in `run`, a template
+// binding deleted or edited by hand is brought back within
+// repair.minInterval, without waiting for the (hourly) schedule.
+func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
+	e := newEnv(t)
+	seedProvisioning(e)
+	ctx := context.Background()
+	tmplPath, tmpl := exampleTemplate(t)
+	addr := freeAddr(t)
+	cfg := e.config(groupsYAML + fmt.Sprintf(provisionProjects, tmplPath) + incrementalYAML + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(t, cfg, e.kubeconfig(), addr)
+	d.waitReady(60 * time.Second)
+	e.waitUsers(kube.ExecutorRef("runai-gamma"), 10*time.Second, "gus")
+	e.expectTemplate(tmpl, "gamma", "runai-gamma")
+
+	start := time.Now()
+	if err := e.cs.RbacV1().RoleBindings("runai-gamma").Delete(ctx, "runai-scheduler-rw", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "researcher-service-rw", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.Subjects = append(rb.Subjects, kube.UserSubject("mallory"))
+	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, errDel := e.cs.RbacV1().RoleBindings("runai-gamma").Get(ctx, "runai-scheduler-rw", metav1.GetOptions{})
+		got, errEd := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "researcher-service-rw", metav1.GetOptions{})
+		if errDel == nil && errEd == nil && len(got.Subjects) == len(templateBindings(tmpl, "alpha", "runai-alpha")["researcher-service-rw"].Subjects) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("template bindings not restored within 10s (deleted: %v, edited: %+v)", errDel, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("template bindings restored %v after the hand changes", time.Since(start).Round(10*time.Millisecond))
+	e.expectTemplate(tmpl, "gamma", "runai-gamma")
+	e.expectTemplate(tmpl, "alpha", "runai-alpha")
+	// Restored by the template repair, not by a full cycle.
+	if lines := d.logLines("template objects checked after a change by someone else"); len(lines) == 0 {
+		t.Error("no template repair logged")
+	}
 }

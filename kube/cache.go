@@ -31,6 +31,11 @@ type Handlers struct {
 	Namespace func(old, cur *Namespace)
 	// WatchError is called when a watch fails (the informer retries).
 	WatchError func(what string, err error)
+	// TemplateSelector, when set, also watches the RoleBindings matching
+	// it in every namespace (the project template's), and Template is
+	// called when one is changed or deleted.
+	TemplateSelector string
+	Template         func()
 }
 
 // Cache keeps the managed bindings and the namespaces in informers, so a
@@ -48,6 +53,8 @@ type Cache struct {
 	h       Handlers
 
 	exec, indexMap, viewer, ns cache.SharedIndexInformer
+	// tmpl watches the template's RoleBindings; nil without a template.
+	tmpl cache.SharedIndexInformer
 
 	synced atomic.Bool
 
@@ -78,16 +85,25 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
 	ca.viewer = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, byName(ViewerBinding))
 	ca.ns = corev1informers.NewNamespaceInformer(c.cs, 0, noIndex)
+	if h.TemplateSelector != "" {
+		ca.tmpl = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, func(o *metav1.ListOptions) {
+			o.LabelSelector = h.TemplateSelector
+		})
+	}
 	return ca
 }
 
 func (c *Cache) informers() map[string]cache.SharedIndexInformer {
-	return map[string]cache.SharedIndexInformer{
+	m := map[string]cache.SharedIndexInformer{
 		"RoleBindings " + ExecutorBinding:                  c.exec,
 		"RoleBinding " + c.runaiNS + "/" + IndexMapBinding: c.indexMap,
 		"ClusterRoleBinding " + ViewerBinding:              c.viewer,
 		"namespaces":                                       c.ns,
 	}
+	if c.tmpl != nil {
+		m["template RoleBindings"] = c.tmpl
+	}
+	return m
 }
 
 // Start registers the handlers and runs the informers until ctx ends. It
@@ -130,6 +146,16 @@ func (c *Cache) Start(ctx context.Context) error {
 		DeleteFunc: func(obj any) { c.namespaceEvent(obj, nil) },
 	}); err != nil {
 		return fmt.Errorf("register namespace handler: %w", err)
+	}
+	if c.tmpl != nil && c.h.Template != nil {
+		// Our own applies come back as updates too; the handler coalesces
+		// them, and a check that finds nothing to apply writes nothing.
+		if _, err := c.tmpl.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, _ any) { c.h.Template() },
+			DeleteFunc: func(_ any) { c.h.Template() },
+		}); err != nil {
+			return fmt.Errorf("register template handler: %w", err)
+		}
 	}
 	for _, inf := range c.informers() {
 		go inf.RunWithContext(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -299,4 +300,39 @@ func (s *Syncer) recordProvision(rep *Report) {
 	}
 	m.TemplateDrift.WithLabelValues("missing").Set(float64(missing))
 	m.TemplateDrift.WithLabelValues("changed").Set(float64(changed))
+}
+
+// TemplateSelector selects the template objects this tool applied.
+func TemplateSelector() string { return templateSelector }
+
+// TemplateChanged is the informer handler for the template's RoleBindings:
+// one was changed or deleted (by anyone), so the template is checked again
+// (RepairTemplate) within repair.minInterval. It never blocks.
+func (s *Syncer) TemplateChanged() {
+	if s.cfg.Projects.ParsedTemplate == nil {
+		return
+	}
+	s.stateMu.Lock()
+	active := s.desired != nil
+	s.stateMu.Unlock()
+	if active {
+		s.work.requestTemplate()
+	}
+}
+
+// RepairTemplate brings back the template objects of the last cycle's
+// projects, without reading the directory: the same comparison and apply
+// as a cycle's, so an object that matches is not written.
+func (s *Syncer) RepairTemplate(ctx context.Context, opts CycleOptions) *Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := newReport(TriggerRepair)
+	t := s.cfg.Projects.ParsedTemplate
+	if t == nil || s.prov == nil || s.lastProjects == nil {
+		return rep
+	}
+	rep.Projects = s.lastProjects
+	rep.Err = errors.Join(s.applyTemplate(ctx, opts, rep, t)...)
+	rep.Duration = time.Since(rep.Started)
+	return rep
 }

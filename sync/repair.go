@@ -21,7 +21,9 @@ type workQueue struct {
 	mu      gosync.Mutex
 	pending map[kube.Ref]struct{}
 	cycle   bool
-	kick    chan struct{}
+	// template: a template object was changed or deleted.
+	template bool
+	kick     chan struct{}
 }
 
 func newWorkQueue() workQueue {
@@ -42,6 +44,22 @@ func (q *workQueue) requestCycle() {
 	q.cycle = true
 	q.mu.Unlock()
 	q.signal()
+}
+
+func (q *workQueue) requestTemplate() {
+	q.mu.Lock()
+	q.template = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// takeTemplate reports, once, whether a template check was requested.
+func (q *workQueue) takeTemplate() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := q.template
+	q.template = false
+	return t
 }
 
 func (q *workQueue) signal() {

@@ -152,6 +152,7 @@ func (r *Runner) watchLoop(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		refs, cycle := r.Syncer.work.take()
+		template := r.Syncer.work.takeTemplate()
 		last = time.Now()
 		if cycle {
 			if r.running.Load() {
@@ -165,7 +166,13 @@ func (r *Runner) watchLoop(ctx context.Context) {
 				// namespaces before the change: ask again.
 				r.Syncer.work.requestCycle()
 			}
-			continue // a full cycle covers the queued bindings too
+			continue // a full cycle covers the queued bindings and the template too
+		}
+		if template {
+			rep := r.Syncer.RepairTemplate(ctx, r.Options)
+			if n := len(rep.Provision.Templates); n > 0 || rep.Err != nil {
+				r.Log.Info("template objects checked after a change by someone else", zap.Int("applied", n), zap.Error(rep.Err))
+			}
 		}
 		if len(refs) == 0 {
 			continue

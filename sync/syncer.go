@@ -101,6 +101,9 @@ type Syncer struct {
 	changesOff atomic.Bool
 	// cycleWanted is set when a poll saw what only a full cycle handles.
 	cycleWanted atomic.Bool
+	// lastProjects are the last cycle's projects, for template repairs
+	// (guarded by mu).
+	lastProjects []Project
 }
 
 // New returns a Syncer. metrics may be nil.
@@ -228,6 +231,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	s.desired, s.planOpts = byRef, popts
 	s.stateMu.Unlock()
 	s.rememberCycle(mark, rep.Projects, res)
+	s.lastProjects = rep.Projects
 
 	errs := provisionErrs
 	if discoverErr != nil {

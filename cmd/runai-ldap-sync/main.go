@@ -207,14 +207,18 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 	if cmd == "run" {
 		// The daemon reads current state from informers, which also report
 		// hand edits for repair. once and diff read with LIST and GET.
-		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, kube.Handlers{
+		h := kube.Handlers{
 			Binding:   func(ref kube.Ref, b *kube.Binding, rv string) { d.syncer.BindingChanged(ref, b, rv) },
 			Namespace: func(old, cur *kube.Namespace) { d.syncer.NamespaceChanged(old, cur) },
 			WatchError: func(what string, err error) {
 				m.KubeErrors.WithLabelValues("watch").Inc()
 				log.Warn("watch failed; the informer retries", zap.String("watch", what), zap.Error(err))
 			},
-		})
+		}
+		if cfg.Projects.ParsedTemplate != nil {
+			h.TemplateSelector, h.Template = sync.TemplateSelector(), func() { d.syncer.TemplateChanged() }
+		}
+		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, h)
 		cluster = d.cache
 	}
 	d.syncer = sync.New(cfg, src, cluster, log, m)

@@ -270,7 +270,12 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 			return errors.Join(errs...)
 		}
 	}
+	// What a later poll could fix: a read or a write that failed. A binding
+	// left untouched by the plan (roleRef not Run:AI's, too large) fails
+	// the same way every time, so it does not hold the cursor back.
+	retry := len(errs) > 0
 	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
 	if s.metrics != nil {
 		for _, p := range rep.Plans {
 			if _, failed := rep.WriteErrors[p.Ref]; p.HasChanges() && p.Err == nil && !failed && !opts.DryRun {
@@ -305,7 +310,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 	for name, gerr := range rep.FailedGroups {
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
-	if len(errs) == 0 {
+	if !retry {
 		s.advance(gen, &cs.Next)
 	}
 	return errors.Join(errs...)

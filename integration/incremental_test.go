@@ -276,9 +276,18 @@ func newRenamingProxy(t *testing.T, s *harness.Samba, from, to string) *proxy {
 	return p
 }
 
+// TestIncrementalOpenLDAP runs against slapd as installed (polls search by
+// entryCSN) and with the syncprov overlay of replicated set-ups (idle
+// polls read only the suffix's contextCSN).
 func TestIncrementalOpenLDAP(t *testing.T) {
+	for _, syncProv := range []bool{false, true} {
+		t.Run(fmt.Sprintf("syncprov=%v", syncProv), func(t *testing.T) { incrementalOpenLDAP(t, syncProv) })
+	}
+}
+
+func incrementalOpenLDAP(t *testing.T, syncProv bool) {
 	e := newEnv(t)
-	s := startSlapd(t, harness.SlapdOptions{})
+	s := startSlapd(t, harness.SlapdOptions{SyncProv: syncProv})
 	people, err := s.AddOU("people")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,11 @@ type Cursor struct {
 	// fixed-width UTC timestamp, so they order as strings and are
 	// comparable across replicas.
 	CSN string `json:"csn,omitempty"`
+	// ContextDN is the naming context whose contextCSN (kept by the
+	// syncprov overlay) tells at a glance whether anything changed, and
+	// ContextCSN its value at the cursor; empty without syncprov.
+	ContextDN  string `json:"contextDN,omitempty"`
+	ContextCSN string `json:"contextCSN,omitempty"`
 }
 
 // Changed is one group or user entry changed after a cursor.
@@ -87,11 +93,7 @@ func (s *Source) mark(c *conn) (Cursor, int, error) {
 		srv, usn, err := s.readUSN(c)
 		return Cursor{Server: srv, USN: usn}, 1, err
 	}
-	csn, err := s.readContextCSN(c)
-	if err != nil {
-		return Cursor{}, 1, err
-	}
-	return Cursor{CSN: csn}, 1, nil
+	return s.markCSN(c)
 }
 
 // Changes returns the group and user entries under the configured bases
@@ -198,27 +200,77 @@ func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeS
 	return cs, err
 }
 
-// readContextCSN returns where the directory's change history stands: the
+// markCSN returns where the directory's change history stands: the
 // contextCSN of the naming context holding the base DN when the server
-// keeps one (syncprov), else the base entry's entryCSN stepped back from
-// our clock, so the first poll may see a few already-read changes again
-// but never misses one.
-func (s *Source) readContextCSN(c *conn) (string, error) {
-	s.Stats.Searches.Add(1)
-	res, err := c.Search(ldap.NewSearchRequest(s.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", []string{"entryCSN", "contextCSN"}, nil))
+// keeps one (syncprov; then idle polls read only that), else a CSN stepped
+// back from our clock, so the first poll may see a few already-read
+// changes again but never misses one.
+func (s *Source) markCSN(c *conn) (Cursor, int, error) {
+	searches := 1
+	e, err := s.readBase(c, s.cfg.BaseDN, "entryCSN", "contextCSN")
 	if err != nil {
-		return "", fmt.Errorf("read entryCSN of %s on %s: %w", s.cfg.BaseDN, c.url, describeSearchError(err))
+		return Cursor{}, searches, err
+	}
+	if e == nil || e.GetAttributeValue("entryCSN") == "" {
+		return Cursor{}, searches, fmt.Errorf("%s on %s has no entryCSN: %w", s.cfg.BaseDN, c.url, ErrNoChangeTracking)
+	}
+	ctxDN, ctxCSN := s.cfg.BaseDN, joinCSNs(e.GetAttributeValues("contextCSN"))
+	if ctxCSN == "" {
+		// The base may lie below the naming context that holds contextCSN.
+		searches += 2
+		ctxDN = ""
+		if root, err := s.readBase(c, "", "namingContexts"); err == nil && root != nil {
+			for _, nc := range root.GetAttributeValues("namingContexts") {
+				if isAncestorOrSelf(nc, s.cfg.BaseDN) {
+					if ne, err := s.readBase(c, nc, "contextCSN"); err == nil && ne != nil {
+						if v := joinCSNs(ne.GetAttributeValues("contextCSN")); v != "" {
+							ctxDN, ctxCSN = nc, v
+						}
+					}
+					break
+				}
+			}
+		}
+	}
+	if ctxDN != "" {
+		return Cursor{CSN: maxString(strings.Split(ctxCSN, " ")), ContextDN: ctxDN, ContextCSN: ctxCSN}, searches, nil
+	}
+	return Cursor{CSN: clockCSN(time.Now().Add(-csnClockMargin))}, searches, nil
+}
+
+// readBase reads one entry's attributes; nil when it does not exist.
+func (s *Source) readBase(c *conn, dn string, attrs ...string) (*ldap.Entry, error) {
+	s.Stats.Searches.Add(1)
+	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", attrs, nil))
+	if err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read %v of %q on %s: %w", attrs, dn, c.url, describeSearchError(err))
 	}
 	s.Stats.Entries.Add(int64(len(res.Entries)))
-	if len(res.Entries) != 1 || res.Entries[0].GetAttributeValue("entryCSN") == "" {
-		return "", fmt.Errorf("%s on %s has no entryCSN: %w", s.cfg.BaseDN, c.url, ErrNoChangeTracking)
+	if len(res.Entries) != 1 {
+		return nil, nil
 	}
-	e := res.Entries[0]
-	if ctx := maxString(e.GetAttributeValues("contextCSN")); ctx != "" {
-		return ctx, nil
+	return res.Entries[0], nil
+}
+
+// joinCSNs is a comparable form of a multi-valued contextCSN (one value
+// per replica): sorted, space-separated.
+func joinCSNs(vs []string) string {
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	return strings.Join(vs, " ")
+}
+
+func isAncestorOrSelf(ancestor, dn string) bool {
+	a, errA := ldap.ParseDN(ancestor)
+	d, errD := ldap.ParseDN(dn)
+	if errA != nil || errD != nil {
+		return false
 	}
-	return clockCSN(time.Now().Add(-csnClockMargin)), nil
+	return a.EqualFold(d) || a.AncestorOfFold(d)
 }
 
 func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*ChangeSet, error) {
@@ -226,6 +278,23 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 		return nil, fmt.Errorf("poll without a cursor: %w", ErrNoChangeTracking)
 	}
 	cs := &ChangeSet{Next: since}
+	if since.ContextDN != "" {
+		// syncprov keeps the highest CSN on the naming context: one base
+		// read tells whether anything changed at all.
+		e, err := s.readBase(c, since.ContextDN, "contextCSN")
+		cs.Searches++
+		if err != nil {
+			return nil, err
+		}
+		now := ""
+		if e != nil {
+			now = joinCSNs(e.GetAttributeValues("contextCSN"))
+		}
+		if now != "" && now == since.ContextCSN {
+			return cs, nil
+		}
+		cs.Next.ContextCSN = now
+	}
 	// Strictly after the cursor: the entry at the cursor was seen already.
 	csn := ldap.EscapeFilter(since.CSN)
 	filter := fmt.Sprintf("(&(entryCSN>=%s)(!(entryCSN=%s)))", csn, csn)

@@ -137,9 +137,13 @@ func TestChangesWithoutChangeTracking(t *testing.T) {
 func TestChangesEntryCSN(t *testing.T) {
 	const csn1 = "20261129100000.000001Z#000000#000#000000"
 	const csn2 = "20261129100005.000002Z#000000#000#000000"
+	var mu gosync.Mutex
+	contextCSN := csn1
 	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		mu.Lock()
+		defer mu.Unlock()
 		if req.Scope == ldap.ScopeBaseObject {
-			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"entryCSN": {csn1}, "contextCSN": {csn1}})}}
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"entryCSN": {csn1}, "contextCSN": {contextCSN}})}}
 		}
 		if strings.Contains(req.Filter, csn2) {
 			return fakeAnswer{} // nothing after csn2
@@ -150,19 +154,56 @@ func TestChangesEntryCSN(t *testing.T) {
 	s := fakeSource(t, srv.URL(), config.SchemaGroupOfNames, 500)
 	defer s.ClosePolls()
 	mark, err := s.Mark(context.Background())
-	if err != nil || mark.CSN != csn1 {
+	if err != nil || mark.CSN != csn1 || mark.ContextDN != fakeBase || mark.ContextCSN != csn1 {
 		t.Fatalf("mark = %+v, %v (want the contextCSN)", mark, err)
 	}
+	// Nothing changed: one base read of contextCSN, no subtree search.
+	before := len(srv.Searches())
 	cs, err := s.Changes(context.Background(), mark)
-	if err != nil || len(cs.Entries) != 1 || cs.Next.CSN != csn2 || !cs.Entries[0].Group {
+	if err != nil || len(cs.Entries) != 0 || cs.Searches != 1 || len(srv.Searches())-before != 1 {
+		t.Fatalf("idle poll: %+v, %v, %d searches", cs, err, len(srv.Searches())-before)
+	}
+	// contextCSN moved: the entries strictly after the cursor.
+	mu.Lock()
+	contextCSN = csn2
+	mu.Unlock()
+	cs, err = s.Changes(context.Background(), mark)
+	if err != nil || len(cs.Entries) != 1 || cs.Next.CSN != csn2 || cs.Next.ContextCSN != csn2 || !cs.Entries[0].Group {
 		t.Fatalf("poll: %+v, %v", cs, err)
 	}
 	last := srv.Searches()[len(srv.Searches())-1]
 	if want := "(&(entryCSN>=" + csn1 + ")(!(entryCSN=" + csn1 + ")))"; last.Filter != want {
 		t.Errorf("filter %q, want %q (strictly after the cursor)", last.Filter, want)
 	}
-	if cs, err = s.Changes(context.Background(), cs.Next); err != nil || len(cs.Entries) != 0 || cs.Next.CSN != csn2 {
-		t.Errorf("idle poll: %+v, %v", cs, err)
+	if cs, err = s.Changes(context.Background(), cs.Next); err != nil || len(cs.Entries) != 0 || cs.Searches != 1 {
+		t.Errorf("idle poll after the change: %+v, %v", cs, err)
+	}
+}
+
+func TestChangesEntryCSNWithoutSyncProv(t *testing.T) {
+	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		if req.Scope == ldap.ScopeBaseObject && req.BaseDN == fakeBase {
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"entryCSN": {"20261129100000.000001Z#000000#000#000000"}})}}
+		}
+		if req.Scope == ldap.ScopeBaseObject {
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"namingContexts": {fakeBase}})}}
+		}
+		return fakeAnswer{}
+	})
+	s := fakeSource(t, srv.URL(), config.SchemaGroupOfNames, 500)
+	defer s.ClosePolls()
+	before := time.Now()
+	mark, err := s.Mark(context.Background())
+	if err != nil || mark.ContextDN != "" {
+		t.Fatalf("mark = %+v, %v", mark, err)
+	}
+	// No contextCSN: the cursor starts a few minutes back on our clock.
+	if lo, hi := clockCSN(before.Add(-csnClockMargin-time.Second)), clockCSN(time.Now()); mark.CSN < lo || mark.CSN > hi {
+		t.Errorf("mark CSN %s not within [%s, %s]", mark.CSN, lo, hi)
+	}
+	cs, err := s.Changes(context.Background(), mark)
+	if err != nil || len(cs.Entries) != 0 || cs.Searches != 1 {
+		t.Errorf("idle poll: %+v, %v (one subtree search)", cs, err)
 	}
 }
 

@@ -172,7 +172,7 @@ func benchMain() error {
 	genTime := time.Since(t0)
 	fmt.Printf("  LDIF: %.1f MiB in %s\n", float64(len(ldif))/(1<<20), genTime.Round(time.Millisecond))
 
-	slapd, err := harness.StartSlapd(ctx, filepath.Join(dir, "slapd"), harness.SlapdOptions{Suffix: suffix, LDIF: ldif, SizeLimit: -1})
+	slapd, err := harness.StartSlapd(ctx, filepath.Join(dir, "slapd"), harness.SlapdOptions{Suffix: suffix, LDIF: ldif, SizeLimit: -1, SyncProv: true})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -84,6 +86,13 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	if err := cache.Start(ctx); err != nil {
 		return err
 	}
+	// As the daemon: the first cycle reads from synced informers.
+	sctx, cancel := context.WithTimeout(ctx, kube.SyncTimeout)
+	err = cache.WaitForSync(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
 	src.Reach = true
 	s := sync.New(cfg, src, cache, zap.NewNop(), nil).WithChanges(src)
@@ -93,6 +102,13 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	// to store (see the table above); the polls work all the same.
 	rep := s.Cycle(ctx, sync.CycleOptions{})
 	st.CycleSeconds = rep.Duration.Seconds()
+	if path := os.Getenv("BENCH_POLLS_HEAPPROFILE"); path != "" {
+		runtime.GC()
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	// The first polls may see the seeding again (an entryCSN cursor starts a
 	// few minutes back when the server keeps no contextCSN).
 	for range 10 {

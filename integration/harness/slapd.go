@@ -119,6 +119,10 @@ type SlapdOptions struct {
 	// ExtraConfig is appended to the cn=config LDIF as is (more config entries, e.g. overlays).
 	ExtraConfig string
 
+	// SyncProv adds the syncprov overlay (what replicated OpenLDAP runs), which keeps the
+	// suffix entry's contextCSN: the highest change sequence number of the database.
+	SyncProv bool
+
 	// LogLevel is passed to slapd -d; default "none" (only messages logged at every level).
 	// "stats" logs every operation to Dir/slapd.log.
 	LogLevel string
@@ -305,6 +309,7 @@ func StartSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 		extraConf:  opts.ExtraConfig,
 		readerDN:   s.ReaderDN,
 		configPass: s.AdminPassword,
+		syncProv:   opts.SyncProv,
 	})
 	configFile := filepath.Join(dir, "config.ldif")
 	if err := os.WriteFile(configFile, config, 0o600); err != nil {
@@ -513,6 +518,7 @@ type slapdConfig struct {
 	extraConf                          string
 	readerDN                           string
 	configPass                         string
+	syncProv                           bool
 }
 
 // slapdDBIndexes are the mdb equality indexes: everything clients and the overlays search by.
@@ -555,6 +561,9 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 	raw("olcModuleLoad: {0}back_mdb")
 	raw("olcModuleLoad: {1}memberof")
 	raw("olcModuleLoad: {2}refint")
+	if c.syncProv {
+		raw("olcModuleLoad: {3}syncprov")
+	}
 	raw("")
 
 	raw("dn: cn=schema,cn=config")
@@ -598,6 +607,9 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 	for _, idx := range slapdDBIndexes {
 		line("olcDbIndex", idx)
 	}
+	if c.syncProv {
+		line("olcDbIndex", "entryCSN eq")
+	}
 	if c.sizeLimit != "" {
 		line("olcSizeLimit", c.sizeLimit)
 	}
@@ -633,6 +645,15 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 	// empty-DN placeholder in instead (without this it silently leaves the dangling DN).
 	raw("olcRefintNothing:")
 	raw("")
+
+	if c.syncProv {
+		raw("dn: olcOverlay={2}syncprov," + SlapdDatabaseConfigDN)
+		raw("objectClass: olcOverlayConfig")
+		raw("objectClass: olcSyncProvConfig")
+		raw("olcOverlay: {2}syncprov")
+		raw("olcSpCheckpoint: 100 1")
+		raw("")
+	}
 
 	if c.extraConf != "" {
 		b.WriteString(c.extraConf)

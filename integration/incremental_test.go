@@ -326,12 +326,19 @@ func incrementalOpenLDAP(t *testing.T, syncProv bool) {
 	kube0 := nonWatchRequests(d)
 	idle0 := d.metric("runai_ldap_sync_directory_polls_total", `result="idle"`)
 	searches0 := d.metric("runai_ldap_sync_ldap_searches_total", "")
+	entries0 := d.metric("runai_ldap_sync_ldap_entries_total", "")
 	time.Sleep(3 * time.Second)
 	idle := d.metric("runai_ldap_sync_directory_polls_total", `result="idle"`) - idle0
 	searches := d.metric("runai_ldap_sync_ldap_searches_total", "") - searches0
-	t.Logf("idle: %v polls, %v searches in 3s", idle, searches)
+	entries := d.metric("runai_ldap_sync_ldap_entries_total", "") - entries0
+	t.Logf("idle: %v polls, %v searches, %v entries in 3s", idle, searches, entries)
 	if idle < 2 || searches != idle {
 		t.Errorf("idle polls: %v polls cost %v searches, want one each", idle, searches)
+	}
+	// With syncprov each idle poll reads the suffix's contextCSN (one
+	// entry); without, it is a subtree search by entryCSN that finds none.
+	if want := map[bool]float64{true: idle, false: 0}[syncProv]; entries != want {
+		t.Errorf("idle polls read %v entries, want %v", entries, want)
 	}
 	if v := nonWatchRequests(d) - kube0; v != 0 {
 		t.Errorf("idle polls made %v Kubernetes requests", v)

@@ -104,10 +104,7 @@ func TestDeployProvisioning(t *testing.T) {
 	}
 	clusterAdmin := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"}
 	addHacker := []byte(`{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hacker"}]}`)
-	refused := []struct {
-		what string
-		do   func() error
-	}{
+	refused := []refusal{
 		{"delete a namespace it created", func() error {
 			return sa.CoreV1().Namespaces().Delete(ctx, "runai-gamma", metav1.DeleteOptions{})
 		}},
@@ -133,15 +130,7 @@ func TestDeployProvisioning(t *testing.T) {
 			return err
 		}},
 	}
-	for _, c := range refused {
-		err := c.do()
-		switch {
-		case err == nil:
-			t.Errorf("%s as %s: allowed, want Forbidden", c.what, saUser)
-		case !apierrors.IsForbidden(err):
-			t.Errorf("%s as %s: %v, want Forbidden", c.what, saUser, err)
-		}
-	}
+	expectForbidden(t, saUser, refused)
 	if labels, _, _ := e.nsLabels("runai-other"); labels["runai/queue"] != "other" {
 		t.Errorf("runai-other labels changed: %v", labels)
 	}

@@ -290,10 +290,7 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	bindTo := func(role string) rbacv1.RoleRef {
 		return rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}
 	}
-	refused := []struct {
-		what string
-		do   func() error
-	}{
+	refused := []refusal{
 		{"patch another RoleBinding", func() error {
 			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, "team-admins", types.MergePatchType, addHacker, metav1.PatchOptions{})
 			return err
@@ -370,17 +367,7 @@ func TestDeployLeastPrivilege(t *testing.T) {
 			return err
 		}},
 	}
-	for _, c := range refused {
-		err := c.do()
-		switch {
-		case err == nil:
-			t.Errorf("%s as %s: allowed, want Forbidden", c.what, saUser)
-		case !apierrors.IsForbidden(err):
-			t.Errorf("%s as %s: %v, want Forbidden", c.what, saUser, err)
-		default:
-			t.Logf("refused as expected: %s", c.what)
-		}
-	}
+	expectForbidden(t, saUser, refused)
 	// Nothing refused above happened.
 	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "team-admins", metav1.GetOptions{})
 	if err != nil || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "someone" {
@@ -476,4 +463,27 @@ func containsAll(have []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// refusal is an action a ServiceAccount must not be allowed.
+type refusal struct {
+	what string
+	do   func() error
+}
+
+// expectForbidden runs each action and fails unless the API server
+// refused it with Forbidden.
+func expectForbidden(t *testing.T, user string, refused []refusal) {
+	t.Helper()
+	for _, c := range refused {
+		err := c.do()
+		switch {
+		case err == nil:
+			t.Errorf("%s as %s: allowed, want Forbidden", c.what, user)
+		case !apierrors.IsForbidden(err):
+			t.Errorf("%s as %s: %v, want Forbidden", c.what, user, err)
+		default:
+			t.Logf("refused as expected: %s", c.what)
+		}
+	}
 }

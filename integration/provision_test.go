@@ -253,17 +253,7 @@ func TestProvisionNewProjectsInOneCycle(t *testing.T) {
 
 	// A template binding deleted by hand, and one edited by hand, are brought
 	// back by the next cycle; a subject someone added goes.
-	if err := e.cs.RbacV1().RoleBindings("runai-gamma").Delete(ctx, "runai-scheduler-rw", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "researcher-service-rw", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb.Subjects = append(rb.Subjects, kube.UserSubject("mallory"))
-	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.handChangeTemplate()
 	text = e.mustRun("diff", "--config", cfg).stdout
 	for _, want := range []string{"RoleBinding/runai-gamma/runai-scheduler-rw (create from the project template)",
 		"RoleBinding/runai-alpha/researcher-service-rw (bring back to the project template: subjects differs)"} {
@@ -388,17 +378,7 @@ func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 	e.expectTemplate(tmpl, "gamma", "runai-gamma")
 
 	start := time.Now()
-	if err := e.cs.RbacV1().RoleBindings("runai-gamma").Delete(ctx, "runai-scheduler-rw", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "researcher-service-rw", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb.Subjects = append(rb.Subjects, kube.UserSubject("mallory"))
-	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.handChangeTemplate()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, errDel := e.cs.RbacV1().RoleBindings("runai-gamma").Get(ctx, "runai-scheduler-rw", metav1.GetOptions{})
@@ -417,5 +397,23 @@ func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 	// Restored by the template repair, not by a full cycle.
 	if lines := d.logLines("template objects checked after a change by someone else"); len(lines) == 0 {
 		t.Error("no template repair logged")
+	}
+}
+
+// handChangeTemplate deletes gamma's runai-scheduler-rw and adds a user to
+// alpha's researcher-service-rw, as a human might.
+func (e *env) handChangeTemplate() {
+	e.t.Helper()
+	ctx := context.Background()
+	if err := e.cs.RbacV1().RoleBindings("runai-gamma").Delete(ctx, "runai-scheduler-rw", metav1.DeleteOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "researcher-service-rw", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rb.Subjects = append(rb.Subjects, kube.UserSubject("mallory"))
+	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
 	}
 }

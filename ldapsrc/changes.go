@@ -80,6 +80,7 @@ func (s *Source) Mark(ctx context.Context) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, err
 	}
+	defer interruptOnDone(ctx, c)()
 	cur, _, err := s.mark(c)
 	if err != nil {
 		s.dropPollConnection()
@@ -105,6 +106,7 @@ func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer interruptOnDone(ctx, c)()
 	var cs *ChangeSet
 	if s.cfg.Schema == config.SchemaActiveDirectory {
 		cs, err = s.changesAD(ctx, c, since)
@@ -141,6 +143,13 @@ func (s *Source) pollConnection(ctx context.Context) (*conn, error) {
 	}
 	s.poll = c
 	return c, nil
+}
+
+// interruptOnDone closes the kept connection if ctx ends during a poll (a
+// shutdown must not wait for a server that does not answer); the poll then
+// fails and the next one dials again. Call the returned func when done.
+func interruptOnDone(ctx context.Context, c *conn) func() bool {
+	return context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
 }
 
 func (s *Source) dropPollConnection() {

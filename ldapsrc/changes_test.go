@@ -216,3 +216,39 @@ func TestClockCSNOrdersBeforeLaterCSNs(t *testing.T) {
 		t.Error("a CSN a microsecond later must sort after")
 	}
 }
+
+func TestPollInterruptedByShutdown(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	var mu gosync.Mutex
+	hanging := false
+	dc := &fakeDC{service: "CN=DC1", usn: 1}
+	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		mu.Lock()
+		h := hanging
+		mu.Unlock()
+		if h {
+			<-hang // a DC that stopped answering
+		}
+		return dc.handle(req)
+	})
+	s := fakeSource(t, srv.URL(), config.SchemaActiveDirectory, 500)
+	s.cfg.Timeout = time.Minute
+	defer s.ClosePolls()
+	mark, err := s.Mark(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	hanging = true
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.Changes(ctx, mark); err == nil {
+		t.Fatal("a poll of a server that does not answer must fail")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the poll took %v after its context ended; a shutdown must not wait for ldap.timeout", d)
+	}
+}

@@ -62,8 +62,6 @@ type incState struct {
 	// gen changes with every full cycle, so a poll taken before a cycle
 	// does not overwrite the cycle's newer state.
 	gen uint64
-	// projects of the last full cycle.
-	projects []Project
 	// reached is, per group name, every entry a change to which may
 	// change the group's members (ldapsrc.Group.Reached).
 	reached map[string][]string
@@ -98,7 +96,7 @@ func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) *ldapsrc.Cu
 }
 
 // rememberCycle keeps what the next polls need; called with s.mu held.
-func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, projects []Project, res *ldapsrc.Result) {
+func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
 	if s.changes == nil || s.changesOff.Load() {
 		return
 	}
@@ -114,7 +112,7 @@ func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, projects []Project, res *ld
 		}
 		reached[name] = g.Reached
 	}
-	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, projects: projects, reached: reached, failed: failed}
+	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, reached: reached, failed: failed}
 }
 
 // Poll asks the directory what changed since the last cycle or poll and
@@ -191,10 +189,12 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 	if inc.gen != gen || prevDesired == nil {
 		return nil // a full cycle ran meanwhile and read the directory itself
 	}
-	all := uniqueSorted(AllGroupNames(s.cfg.Groups, inc.projects))
+	// The last cycle's projects (s.mu is held): a new project needs a cycle.
+	projects := s.lastProjects
+	all := uniqueSorted(AllGroupNames(s.cfg.Groups, projects))
 	affected := affectedGroups(cs, all, inc.reached, s.metrics)
-	rep.Projects = inc.projects
-	if p := s.newDiscoveredProject(cs, inc.projects); p != "" {
+	rep.Projects = projects
+	if p := s.newDiscoveredProject(cs, projects); p != "" {
 		// A group that makes a new project (projects.fromGroups): only a
 		// full cycle provisions and syncs a project.
 		s.log.Info("directory group for a new project; full cycle", zap.String("project", p))
@@ -253,7 +253,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 		}
 		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: s.lastKnown[name]}
 	}
-	desired := DesiredState(inc.projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, s.lastKnown)
+	desired := DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, s.lastKnown)
 
 	// Exactly the bindings whose desired state moved; the others are as
 	// the last cycle (and the repairs since) left them.

@@ -101,8 +101,8 @@ type Syncer struct {
 	changesOff atomic.Bool
 	// cycleWanted is set when a poll saw what only a full cycle handles.
 	cycleWanted atomic.Bool
-	// lastProjects are the last cycle's projects, for template repairs
-	// (guarded by mu).
+	// lastProjects are the last cycle's projects, for incremental syncs and
+	// template repairs (guarded by mu).
 	lastProjects []Project
 }
 
@@ -230,8 +230,8 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	s.stateMu.Lock()
 	s.desired, s.planOpts = byRef, popts
 	s.stateMu.Unlock()
-	s.rememberCycle(mark, rep.Projects, res)
 	s.lastProjects = rep.Projects
+	s.rememberCycle(mark, res)
 
 	errs := provisionErrs
 	if discoverErr != nil {

@@ -168,7 +168,12 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 	// search is sent, every answer takes longer than ldap.timeout.
 	var slowDone chan struct{}
 	fault("answers slower than the timeout after the bind", "group", "group",
-		func() { slowDone = searching(func() { px.setDelay(0, 4*time.Second) }) },
+		func() {
+			// Slow answers first keep the cycle in its directory phase, so
+			// the switch to answers beyond the timeout lands inside it.
+			px.setDelay(0, 150*time.Millisecond)
+			slowDone = searching(func() { px.setDelay(0, 4*time.Second) })
+		},
 		func() { <-slowDone; px.setDelay(0, 0); px.cut() })
 
 	// Samba stopped in the middle of a cycle: slow answers keep the cycle

@@ -384,6 +384,9 @@ func TestIncrementalNewDirectoryProject(t *testing.T) {
 	e.user("alice", true)
 	e.user("gus", true)
 	e.group("runai-alpha-executors", "alice")
+	// alpha's namespace exists, so the first cycle creates none (a created
+	// namespace queues another cycle, which would find gamma by itself).
+	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	addr := freeAddr(t)
 	cfg := e.config(`groups:
   executors: ["runai-{project}-executors"]
@@ -396,6 +399,9 @@ projects:
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 	e.waitUsers(kube.ExecutorRef("runai-alpha"), 10*time.Second, "alice")
+	if v := d.metric("runai_ldap_sync_cycles_total", ""); v != 1 {
+		t.Fatalf("cycles_total = %v before the change, want 1", v)
+	}
 
 	start := time.Now()
 	e.group("runai-gamma-executors", "gus")

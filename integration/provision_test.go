@@ -368,6 +368,11 @@ func mergeLabels(want, got map[string]string) map[string]string {
 func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 	e := newEnv(t)
 	seedProvisioning(e)
+	// Every project namespace exists already: the first cycle creates none
+	// (a created namespace queues another full cycle, which would restore
+	// the template by itself), so only the template repair can.
+	e.namespace("runai-gamma", map[string]string{"runai/queue": "gamma"})
+	e.namespace("runai-delta", map[string]string{"runai/queue": "delta"})
 	ctx := context.Background()
 	tmplPath, tmpl := exampleTemplate(t)
 	addr := freeAddr(t)
@@ -397,6 +402,9 @@ func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 	// Restored by the template repair, not by a full cycle.
 	if lines := d.logLines("template objects checked after a change by someone else"); len(lines) == 0 {
 		t.Error("no template repair logged")
+	}
+	if v := d.metric("runai_ldap_sync_cycles_total", ""); v != 1 {
+		t.Errorf("cycles_total = %v, want 1: the restore must not wait for or need a full cycle", v)
 	}
 }
 

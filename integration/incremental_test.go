@@ -412,4 +412,10 @@ projects:
 	if v := d.metric("runai_ldap_sync_full_cycles_forced_total", `reason="new_project"`); v < 1 {
 		t.Errorf("full_cycles_forced_total{new_project} = %v", v)
 	}
+	// The namespace the cycle created comes back through the namespace
+	// watch; being our own write, it queues no further cycle.
+	time.Sleep(3 * time.Second)
+	if v := d.metric("runai_ldap_sync_cycles_total", ""); v != 2 {
+		t.Errorf("cycles_total = %v, want 2 (start, and the one the new group forced)", v)
+	}
 }

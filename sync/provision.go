@@ -167,6 +167,12 @@ func (s *Syncer) writeNamespace(ctx context.Context, a NamespaceAction) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	action, op := "label", "label_namespace"
+	// The informer's echo of this write needs no cycle: this one handles
+	// the project already. Recorded before the write, as the echo can
+	// arrive before the write returns.
+	s.stateMu.Lock()
+	s.provisioned[a.Namespace] = a.Project
+	s.stateMu.Unlock()
 	var err error
 	if a.Create {
 		action, op = "create", "create_namespace"
@@ -175,6 +181,9 @@ func (s *Syncer) writeNamespace(ctx context.Context, a NamespaceAction) error {
 		err = s.prov.LabelNamespace(wctx, a.Namespace, a.ResourceVersion, a.Labels)
 	}
 	if err != nil {
+		s.stateMu.Lock()
+		delete(s.provisioned, a.Namespace)
+		s.stateMu.Unlock()
 		s.kubeError(op)
 		s.log.Error("namespace not provisioned; tried again next cycle", zap.String("namespace", a.Namespace),
 			zap.String("project", a.Project), zap.String("action", action), zap.Error(err))

@@ -88,6 +88,7 @@ func (s *Syncer) Forget() {
 	s.stateMu.Lock()
 	s.desired = nil
 	clear(s.written)
+	clear(s.provisioned)
 	s.inc = incState{gen: s.inc.gen + 1}
 	s.stateMu.Unlock()
 	s.work.take()
@@ -159,6 +160,14 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 	}
 	s.stateMu.Lock()
 	active := s.desired != nil
+	if cur != nil && label != "" {
+		if p, ok := s.provisioned[cur.Name]; ok && cur.Labels[label] == p && !cur.Terminating {
+			// The echo of our own create or label: the cycle that wrote
+			// it handled the project.
+			delete(s.provisioned, cur.Name)
+			active = false
+		}
+	}
 	s.stateMu.Unlock()
 	if !active {
 		return

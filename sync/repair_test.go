@@ -305,6 +305,20 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 			t.Errorf("%s: cycle=%v, want %v", tc.name, cycle, tc.want)
 		}
 	}
+	// The echo of a namespace this process provisioned queues nothing,
+	// once; a later change to it does.
+	s.stateMu.Lock()
+	s.provisioned["runai-omega"] = "omega"
+	s.stateMu.Unlock()
+	omega := ns("runai-omega", map[string]string{"runai/queue": "omega"})
+	s.NamespaceChanged(nil, omega)
+	if _, cycle := s.work.take(); cycle {
+		t.Error("our own namespace creation queued a cycle")
+	}
+	s.NamespaceChanged(omega, nil)
+	if _, cycle := s.work.take(); !cycle {
+		t.Error("a provisioned namespace deleted afterwards must queue a cycle")
+	}
 }
 
 func TestCycleEvents(t *testing.T) {

@@ -101,6 +101,9 @@ type Syncer struct {
 	changesOff atomic.Bool
 	// cycleWanted is set when a poll saw what only a full cycle handles.
 	cycleWanted atomic.Bool
+	// provisioned maps the namespaces this process created or labelled to
+	// their project, until the informer reports the write (stateMu).
+	provisioned map[string]string
 	// lastProjects are the last cycle's projects, for incremental syncs and
 	// template repairs (guarded by mu).
 	lastProjects []Project
@@ -109,7 +112,7 @@ type Syncer struct {
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *Metrics) *Syncer {
 	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics,
-		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, work: newWorkQueue()}
+		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, work: newWorkQueue(), provisioned: map[string]string{}}
 }
 
 // WithEvents makes the Syncer record a Kubernetes Event on a binding for

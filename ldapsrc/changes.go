@@ -195,7 +195,9 @@ func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeS
 		return nil, err
 	}
 	cs := &ChangeSet{Next: Cursor{Server: server, USN: usn}, Searches: 1}
-	if !strings.EqualFold(server, since.Server) {
+	// Another DC, or the same one with its USN gone back (restored from a
+	// backup): the cursor says nothing about what changed.
+	if !strings.EqualFold(server, since.Server) || usn < since.USN {
 		cs.ServerChanged = true
 		return cs, nil
 	}

@@ -87,6 +87,17 @@ func TestChangesActiveDirectory(t *testing.T) {
 		t.Errorf("user entry %+v", u)
 	}
 
+	// The same DC with its USN gone back (restored from a backup).
+	dc.mu.Lock()
+	dc.usn = 50
+	dc.mu.Unlock()
+	if cs, err := s.Changes(ctx, atUSN(mark, 105)); err != nil || !cs.ServerChanged {
+		t.Errorf("USN gone back: %+v, %v; want a full cycle", cs, err)
+	}
+	dc.mu.Lock()
+	dc.usn = 105
+	dc.mu.Unlock()
+
 	// Another DC: the cursor means nothing there.
 	dc.mu.Lock()
 	dc.service = "CN=NTDS Settings,CN=DC2"
@@ -251,4 +262,10 @@ func TestPollInterruptedByShutdown(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the poll took %v after its context ended; a shutdown must not wait for ldap.timeout", d)
 	}
+}
+
+// atUSN is c moved to usn.
+func atUSN(c Cursor, usn int64) Cursor {
+	c.USN = usn
+	return c
 }

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -150,22 +148,11 @@ func (e *env) namespace(name string, labels map[string]string) {
 	}
 }
 
-// config writes a configuration file; extra is appended YAML.
+// config writes a configuration file for this env's Samba; body is
+// appended YAML.
 func (e *env) config(body string) string {
 	e.t.Helper()
-	base := fmt.Sprintf(`ldap:
-  urls: [%q]
-  caFile: %s
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-  timeout: 10s
-`, e.samba.LDAPSURL, e.samba.CAFile, e.bindUPN, e.pwFile, e.ou)
-	path := filepath.Join(e.dir, fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(path, []byte(base+body), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	return path
+	return e.configVia(e.samba.LDAPSURL, e.samba.CAFile, "10s", body)
 }
 
 func (e *env) kubeconfig() string {
@@ -183,23 +170,10 @@ type result struct {
 	stdout, stderr string
 }
 
-// run runs the binary under test against this env's cluster.
+// run runs the binary under test against this env's cluster, as admin.
 func (e *env) run(args ...string) result {
 	e.t.Helper()
-	args = append(args, "--kubeconfig", e.kubeconfig())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("run %v: %v", args, err)
-	}
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
+	return e.runAs(e.kubeconfig(), args...)
 }
 
 func (e *env) mustRun(args ...string) result {

@@ -119,13 +119,7 @@ func New(cfg config.LDAP, log *zap.Logger) *Source {
 // failure for one group is recorded in that group's Err and the others
 // are still resolved.
 func (s *Source) Resolve(ctx context.Context, names []string) (*Result, error) {
-	conn, err := s.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	r := newResolver(s, conn)
-	return r.resolve(ctx, uniqueSorted(names))
+	return s.resolveWith(ctx, names, false)
 }
 
 // ResolveTargeted resolves like Resolve, but reads only the entries the
@@ -134,13 +128,17 @@ func (s *Source) Resolve(ctx context.Context, names []string) (*Result, error) {
 // (an incremental sync) that is a few small searches rather than a read of
 // the whole directory. With activeDirectory inChain it is Resolve.
 func (s *Source) ResolveTargeted(ctx context.Context, names []string) (*Result, error) {
+	return s.resolveWith(ctx, names, true)
+}
+
+func (s *Source) resolveWith(ctx context.Context, names []string, targeted bool) (*Result, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	r := newResolver(s, conn)
-	r.targeted = true
+	r.targeted = targeted
 	return r.resolve(ctx, uniqueSorted(names))
 }
 

@@ -238,30 +238,15 @@ func TestRunnerRunsAFullCycleOnServerSwitch(t *testing.T) {
 	m := NewMetrics("test")
 	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
 		Metrics: m, Log: zap.NewNop(), PollInterval: 20 * time.Millisecond, RetryMin: time.Hour, RetryMax: time.Hour}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for counter(t, m.Polls.WithLabelValues(PollIdle)) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no idle poll")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	startRunner(t, r)
+	waitFor(t, 10*time.Second, func() bool { return counter(t, m.Polls.WithLabelValues(PollIdle)) >= 1 })
 	ch.Lock()
 	ch.next = append(ch.next, &ldapsrc.ChangeSet{Next: ldapsrc.Cursor{Server: "dc2"}, ServerChanged: true})
 	ch.server = "dc2"
 	ch.Unlock()
-	for counter(t, m.ForcedCycles.WithLabelValues(PollServerChanged)) < 1 || counter(t, m.Cycles.WithLabelValues("success")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no forced full cycle: forced=%v cycles=%v", counter(t, m.ForcedCycles.WithLabelValues(PollServerChanged)), counter(t, m.Cycles.WithLabelValues("success")))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, 10*time.Second, func() bool {
+		return counter(t, m.ForcedCycles.WithLabelValues(PollServerChanged)) >= 1 && counter(t, m.Cycles.WithLabelValues("success")) >= 2
+	})
 }
 
 func TestMarkFailureForcesAFullCycleOnce(t *testing.T) {
@@ -270,29 +255,14 @@ func TestMarkFailureForcesAFullCycleOnce(t *testing.T) {
 	m := NewMetrics("test")
 	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
 		Metrics: m, Log: zap.NewNop(), PollInterval: 10 * time.Millisecond, RetryMin: 200 * time.Millisecond, RetryMax: time.Hour}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
+	startRunner(t, r)
 	// The first cycle could not mark the history: a forced cycle follows,
 	// which can, and polls go idle.
-	for counter(t, m.ForcedCycles.WithLabelValues(PollCursorLost)) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no forced cycle after a failed mark")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, func() bool { return counter(t, m.ForcedCycles.WithLabelValues(PollCursorLost)) >= 1 })
 	ch.Lock()
 	ch.markErr = nil
 	ch.Unlock()
-	for counter(t, m.Polls.WithLabelValues(PollIdle)) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("polls did not resume after a successful mark")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	waitFor(t, 10*time.Second, func() bool { return counter(t, m.Polls.WithLabelValues(PollIdle)) >= 3 })
 	// Forced cycles are spaced by RetryMin, never one per poll.
 	if n := counter(t, m.ForcedCycles.WithLabelValues(PollCursorLost)); n > 3 {
 		t.Errorf("%v forced cycles in well under a second; want them spaced by RetryMin", n)

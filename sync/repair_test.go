@@ -390,13 +390,7 @@ func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 	m := NewMetrics("test")
 	s.metrics = m
 	r := &Runner{Syncer: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(), RepairInterval: time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	startRunner(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 
 	edit := func(user string) time.Time {
@@ -501,13 +495,7 @@ func TestRunnerRunsACycleWhenProjectsChange(t *testing.T) {
 	dir, cl := newFixture()
 	s := New(testConfig(), dir, cl, zap.NewNop(), nil)
 	r := &Runner{Syncer: s, Schedule: "@every 1h", Log: zap.NewNop(), RepairInterval: time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	startRunner(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 	// gamma appears: a full cycle (which reads the directory) creates its binding.
 	dir.members["runai-gamma-executors"] = []string{"zed"}
@@ -530,4 +518,18 @@ func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
 	if p := pending(s); len(p) != 1 {
 		t.Fatalf("deletion ignored: pending = %v", p)
 	}
+}
+
+// startRunner runs r until the test ends, then stops it and waits.
+func startRunner(t *testing.T, r *Runner) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 }

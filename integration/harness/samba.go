@@ -71,6 +71,14 @@ type Samba struct {
 // <repo>/.cache/samba and later calls copy it: every instance is a fresh, identical domain
 // (same domain SID). Call Stop when done; the kernel also kills samba if this process dies.
 func StartSamba(ctx context.Context, dir string) (*Samba, error) {
+	s, err := startSamba(ctx, dir)
+	if err != nil {
+		return nil, withPrereqs(err)
+	}
+	return s, nil
+}
+
+func startSamba(ctx context.Context, dir string) (*Samba, error) {
 	ctx, cancel := withDefaultTimeout(ctx, 10*time.Minute) // includes waiting for another process's Samba
 	defer cancel()
 

@@ -215,6 +215,14 @@ func findSlapdBins() (slapdBins, error) {
 // loads opts.LDIF offline if given, starts slapd on free loopback ports and returns once the
 // admin can bind. Call Stop when done; the kernel also kills slapd if this process dies.
 func StartSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, error) {
+	s, err := startSlapd(ctx, dir, opts)
+	if err != nil {
+		return nil, withPrereqs(err)
+	}
+	return s, nil
+}
+
+func startSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, error) {
 	ctx, cancel := withDefaultTimeout(ctx, 2*time.Minute)
 	defer cancel()
 

@@ -20,7 +20,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 )
 
 // exampleTemplate is the template shipped in deploy/, parsed.
@@ -68,8 +68,8 @@ func (e *env) expectTemplate(tmpl *provision.Template, project, ns string) {
 		if got.RoleRef != want.RoleRef || !reflect.DeepEqual(got.Subjects, want.Subjects) {
 			e.t.Errorf("template binding %s/%s = %+v %+v, want %+v %+v", ns, name, got.RoleRef, got.Subjects, want.RoleRef, want.Subjects)
 		}
-		if got.Labels[kube.ManagedByLabel] != kube.ManagedByValue || got.Labels[sync.TemplateLabel] != "true" {
-			e.t.Errorf("template binding %s/%s labels %v, want %s=%s and %s=true", ns, name, got.Labels, kube.ManagedByLabel, kube.ManagedByValue, sync.TemplateLabel)
+		if got.Labels[kube.ManagedByLabel] != kube.ManagedByValue || got.Labels[controller.TemplateLabel] != "true" {
+			e.t.Errorf("template binding %s/%s labels %v, want %s=%s and %s=true", ns, name, got.Labels, kube.ManagedByLabel, kube.ManagedByValue, controller.TemplateLabel)
 		}
 		applied := false
 		for _, mf := range got.ManagedFields {

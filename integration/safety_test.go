@@ -22,7 +22,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	syncer "github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // Fault tests: each injects a fault into the real Samba AD DC or
@@ -434,7 +435,7 @@ func TestTwoReplicasExactlyOneWrites(t *testing.T) {
 	if n := b.count("binding updated") + b.count("cycle done") + b.count("cycle failed") + b.count("repair"); n != 0 {
 		t.Errorf("the standby ran %d cycles, repairs or writes", n)
 	}
-	ev := e.waitEvent(viewer, syncer.ReasonCreated, 10*time.Second, "drift repair")
+	ev := e.waitEvent(viewer, controller.ReasonCreated, 10*time.Second, "drift repair")
 	if ev.Source.Host != idA {
 		t.Errorf("repair Event from %q, want the leader %q", ev.Source.Host, idA)
 	}
@@ -454,7 +455,7 @@ func TestTwoReplicasExactlyOneWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitUsers(indexMap, 20*time.Second, "alice", "bob", "carol", "erin", "frank")
-	if ev := e.waitEvent(indexMap, syncer.ReasonCreated, 10*time.Second, "drift repair"); ev.Source.Host != idB {
+	if ev := e.waitEvent(indexMap, controller.ReasonCreated, 10*time.Second, "drift repair"); ev.Source.Host != idB {
 		t.Errorf("repair Event from %q, want the new leader %q", ev.Source.Host, idB)
 	}
 
@@ -580,20 +581,20 @@ projects:
 	if !found {
 		t.Errorf("no held-removal log line for alpha: %v", held)
 	}
-	e.waitEvent(alphaExec, syncer.ReasonRemovalsHeld, 10*time.Second, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%", "g2, g3", syncer.ApproveAnnotation)
+	e.waitEvent(alphaExec, controller.ReasonRemovalsHeld, 10*time.Second, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%", "g2, g3", plan.ApproveAnnotation)
 	d.waitMetric("runai_ldap_sync_binding_held_removals", `namespace="runai-alpha",reason="too_large"`, 8, 10*time.Second)
 	e.expectUsers(alphaExec, names...)
 
 	// Approve with the annotation: repaired within seconds, annotation gone.
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, syncer.ApproveAnnotation)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, plan.ApproveAnnotation)
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitUsers(alphaExec, 15*time.Second, "g0", "g1")
-	if _, ok := e.binding(alphaExec).Annotations[syncer.ApproveAnnotation]; ok {
+	if _, ok := e.binding(alphaExec).Annotations[plan.ApproveAnnotation]; ok {
 		t.Error("approval annotation left on the binding")
 	}
-	e.waitEvent(alphaExec, syncer.ReasonChanged, 10*time.Second, "removed by group sync", "the guard's hold was approved", "g2, g3, g4, g5, g6, g7, g8, g9")
+	e.waitEvent(alphaExec, controller.ReasonChanged, 10*time.Second, "removed by group sync", "the guard's hold was approved", "g2, g3, g4, g5, g6, g7, g8, g9")
 	if v := d.metric("runai_ldap_sync_binding_held_removals", `namespace="runai-alpha"`); v != 0 {
 		t.Errorf("held removals still reported for alpha: %v", v)
 	}
@@ -823,7 +824,7 @@ func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
 	start := time.Now()
 	e.waitUsers(betaExec, 10*time.Second, "bob", "contractor", "frank")
 	t.Logf("hand removal repaired in %v", time.Since(start).Round(time.Millisecond))
-	e.waitEvent(betaExec, syncer.ReasonChanged, 10*time.Second, "drift repair after a change by someone else", "added by group sync: bob, frank")
+	e.waitEvent(betaExec, controller.ReasonChanged, 10*time.Second, "drift repair after a change by someone else", "added by group sync: bob, frank")
 
 	// A deleted binding is recreated within seconds.
 	if err := e.cs.RbacV1().RoleBindings("runai").Delete(ctx, kube.IndexMapBinding, metav1.DeleteOptions{}); err != nil {

@@ -8,18 +8,19 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 func TestDiffShowsNamespacesAndTemplateObjects(t *testing.T) {
-	rep := &sync.Report{
-		Plans: []sync.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}},
-		Provision: sync.ProvisionReport{
-			Namespaces: []sync.NamespaceAction{
+	rep := &controller.Report{
+		Plans: []plan.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}},
+		Provision: controller.ProvisionReport{
+			Namespaces: []plan.NamespaceAction{
 				{Project: "gamma", Namespace: "runai-gamma", Create: true, Labels: map[string]string{"runai/queue": "gamma"}},
 				{Project: "bare", Namespace: "runai-bare", Labels: map[string]string{"runai/queue": "bare"}},
 			},
-			Templates: []sync.TemplateChange{
+			Templates: []controller.TemplateChange{
 				{Key: provision.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"}, Project: "gamma", Create: true},
 				{Key: provision.Key{Kind: "RoleBinding", Namespace: "runai-alpha", Name: "runai-scheduler-rw"}, Project: "alpha", Field: "subjects"},
 			},

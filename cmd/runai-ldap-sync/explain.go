@@ -12,7 +12,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 )
 
 // runExplain answers `explain --user ID [--project NAME] [-o text|json]`:
@@ -68,7 +68,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	src.Trace = true
-	ex, err := sync.New(cfg, src, kc, log, nil).Explain(ctx, *user, *project)
+	ex, err := controller.New(cfg, src, kc, log, nil).Explain(ctx, *user, *project)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
@@ -85,7 +85,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printExplanation(w io.Writer, ex *sync.Explanation) {
+func printExplanation(w io.Writer, ex *controller.Explanation) {
 	fmt.Fprintf(w, "user %s\n", ex.User)
 	for _, p := range ex.Projects {
 		fmt.Fprintf(w, "\nproject %s (namespace %s)\n", p.Project, p.Namespace)
@@ -102,7 +102,7 @@ func printExplanation(w io.Writer, ex *sync.Explanation) {
 	}
 }
 
-func printBinding(w io.Writer, role string, e sync.BindingExplanation) {
+func printBinding(w io.Writer, role string, e controller.BindingExplanation) {
 	state := "not granted"
 	if e.Granted {
 		state = "granted"

@@ -31,7 +31,9 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -149,7 +151,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "once":
-		rep := d.syncer.Cycle(ctx, sync.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
+		rep := d.syncer.Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
 		d.flushEvents()
 		if rep.Err != nil {
 			log.Error("cycle failed", zap.Error(rep.Err))
@@ -161,7 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			zap.Duration("duration", rep.Duration))
 		return exitOK
 	case "diff":
-		rep := d.syncer.Cycle(ctx, sync.CycleOptions{DryRun: true})
+		rep := d.syncer.Cycle(ctx, controller.CycleOptions{DryRun: true})
 		if err := printPlan(stdout, rep, f.output); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
@@ -182,8 +184,8 @@ type daemon struct {
 	kc       *kube.Client
 	cache    *kube.Cache // run only
 	events   *kube.EventRecorder
-	syncer   *sync.Syncer
-	metrics  *sync.Metrics
+	syncer   *controller.Syncer
+	metrics  *metrics.Metrics
 	log      *zap.Logger
 	identity string
 	// termMu keeps leadership terms from overlapping.
@@ -200,10 +202,10 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 		return nil, err
 	}
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
-	m := sync.NewMetrics(version)
+	m := metrics.NewMetrics(version)
 	m.WatchStats(&src.Stats, kc.Stats)
 	d := &daemon{cfg: cfg, rc: rc, kc: kc, metrics: m, log: log, identity: identity()}
-	var cluster sync.Cluster = kc
+	var cluster controller.Cluster = kc
 	if cmd == "run" {
 		// The daemon reads current state from informers, which also report
 		// hand edits for repair. once and diff read with LIST and GET.
@@ -216,12 +218,12 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 			},
 		}
 		if cfg.Projects.ParsedTemplate != nil {
-			h.TemplateSelector, h.Template = sync.TemplateSelector(), func() { d.syncer.TemplateChanged() }
+			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.syncer.TemplateChanged() }
 		}
 		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, h)
 		cluster = d.cache
 	}
-	d.syncer = sync.New(cfg, src, cluster, log, m)
+	d.syncer = controller.New(cfg, src, cluster, log, m)
 	if cmd == "run" && cfg.Mode == config.ModeEnforce && cfg.Incremental.Enabled {
 		src.Reach = true
 		d.syncer.WithChanges(src)
@@ -259,7 +261,7 @@ func (d *daemon) flushEvents() {
 
 func (d *daemon) run(ctx context.Context, f flags) int {
 	cfg := d.cfg
-	status := &sync.Status{LeaderElection: cfg.LeaderElection.Enabled, Identity: d.identity}
+	status := &health.Status{LeaderElection: cfg.LeaderElection.Enabled, Identity: d.identity}
 	d.log.Info("starting", zap.String("version", version), zap.String("mode", cfg.Mode),
 		zap.String("policy", cfg.Policy), zap.String("schedule", cfg.Schedule),
 		zap.Bool("leader_election", cfg.LeaderElection.Enabled), zap.Bool("repair", cfg.Repair.Enabled),
@@ -267,7 +269,7 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 		zap.String("identity", d.identity))
 	srvErr := make(chan error, 1)
 	if cfg.Server.Address != "" {
-		go func() { srvErr <- sync.Serve(ctx, cfg.Server.Address, sync.NewHandler(d.metrics, status), d.log) }()
+		go func() { srvErr <- health.Serve(ctx, cfg.Server.Address, health.NewHandler(d.metrics, status), d.log) }()
 	}
 	// The informers run on standby replicas too, so a new leader starts
 	// with a warm cache.
@@ -304,7 +306,7 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 
 // lead runs cycles and repairs until ctx ends: for the whole run without
 // leader election, else for one leadership term.
-func (d *daemon) lead(ctx context.Context, f flags, status *sync.Status) error {
+func (d *daemon) lead(ctx context.Context, f flags, status *health.Status) error {
 	d.termMu.Lock()
 	defer d.termMu.Unlock()
 	if ctx.Err() != nil {
@@ -326,9 +328,9 @@ func (d *daemon) lead(ctx context.Context, f flags, status *sync.Status) error {
 	}
 	cancel()
 	cfg := d.cfg
-	r := &sync.Runner{
+	r := &controller.Runner{
 		Syncer: d.syncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
-		Options:  sync.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
+		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
 		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff,
 	}
 	if cfg.Repair.Enabled {
@@ -346,7 +348,7 @@ func (d *daemon) lead(ctx context.Context, f flags, status *sync.Status) error {
 // renew stops (its write in flight, if any, still finishes: writes carry
 // a resourceVersion precondition, so an overlap with the new leader loses
 // no update) and stands by again.
-func (d *daemon) elect(ctx context.Context, f flags, status *sync.Status) error {
+func (d *daemon) elect(ctx context.Context, f flags, status *health.Status) error {
 	le := d.cfg.LeaderElection
 	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(d.rc), "runai-ldap-sync/leader-election"))
 	if err != nil {
@@ -445,7 +447,7 @@ type planJSON struct {
 	Field    string `json:"field,omitempty"`
 }
 
-func printPlan(w io.Writer, rep *sync.Report, format string) error {
+func printPlan(w io.Writer, rep *controller.Report, format string) error {
 	var out []planJSON
 	for _, a := range rep.Provision.Namespaces {
 		out = append(out, planJSON{Kind: "Namespace", Name: a.Namespace, Add: []string{}, Remove: []string{}, Create: a.Create, Labels: a.Labels})

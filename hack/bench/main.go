@@ -34,7 +34,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 )
 
 func main() {
@@ -92,8 +92,8 @@ func cycleMain(args []string) int {
 		return 2
 	}
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
-	s := sync.New(cfg, src, kc, zap.NewNop(), nil)
-	rep := s.Cycle(context.Background(), sync.CycleOptions{DryRun: *dryRun})
+	s := controller.New(cfg, src, kc, zap.NewNop(), nil)
+	rep := s.Cycle(context.Background(), controller.CycleOptions{DryRun: *dryRun})
 	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err == nil {

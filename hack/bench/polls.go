@@ -20,7 +20,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 )
 
 // pollStats is what the polls child measures: idle polls and one directory
@@ -95,12 +95,12 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	}
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
 	src.Reach = true
-	s := sync.New(cfg, src, cache, zap.NewNop(), nil).WithChanges(src)
+	s := controller.New(cfg, src, cache, zap.NewNop(), nil).WithChanges(src)
 	defer src.ClosePolls()
 	var st pollStats
 	// At the large scale the cycle reports the union bindings too large
 	// to store (see the table above); the polls work all the same.
-	rep := s.Cycle(ctx, sync.CycleOptions{})
+	rep := s.Cycle(ctx, controller.CycleOptions{})
 	st.CycleSeconds = rep.Duration.Seconds()
 	if path := os.Getenv("BENCH_POLLS_HEAPPROFILE"); path != "" {
 		runtime.GC()
@@ -112,7 +112,7 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	// The first polls may see the seeding again (an entryCSN cursor starts a
 	// few minutes back when the server keeps no contextCSN).
 	for range 10 {
-		if res, _ := s.Poll(ctx, sync.CycleOptions{}); res == sync.PollIdle {
+		if res, _ := s.Poll(ctx, controller.CycleOptions{}); res == controller.PollIdle {
 			break
 		}
 	}
@@ -120,7 +120,7 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	kube0, searches0, entries0, binds0 := kc.Stats.Count(), src.Stats.Searches.Load(), src.Stats.Entries.Load(), src.Stats.Binds.Load()
 	start := time.Now()
 	for range idle {
-		if res, _ := s.Poll(ctx, sync.CycleOptions{}); res != sync.PollIdle {
+		if res, _ := s.Poll(ctx, controller.CycleOptions{}); res != controller.PollIdle {
 			return fmt.Errorf("an idle poll answered %s", res)
 		}
 	}
@@ -138,14 +138,14 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	start = time.Now()
 	for st.Change.Written == 0 && st.Change.Polls < 20 {
 		st.Change.Polls++
-		res, rep := s.Poll(ctx, sync.CycleOptions{})
+		res, rep := s.Poll(ctx, controller.CycleOptions{})
 		if rep != nil {
 			st.Change.Written += rep.Applied
 			if rep.Err != nil {
 				st.Change.Error = firstLine(rep.Err.Error())
 			}
 		}
-		if res == sync.PollIdle {
+		if res == controller.PollIdle {
 			time.Sleep(20 * time.Millisecond) // not visible yet
 		}
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 const runbookBase = "https://github.com/runai-ldap-sync/runai-ldap-sync/blob/main/docs/operations.md#"
@@ -200,10 +200,10 @@ var (
 )
 
 // exportedMetrics lists the names the daemon registers, from the real
-// sync.NewMetrics (histogram names are listed with their series suffixes).
+// metrics.NewMetrics (histogram names are listed with their series suffixes).
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	m := sync.NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	m.WatchStats(&ldapsrc.Stats{}, &kube.RequestStats{})
 	ch := make(chan *prometheus.Desc, 256)
 	go func() { m.Registry.Describe(ch); close(ch) }()

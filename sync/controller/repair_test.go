@@ -1,10 +1,8 @@
-package sync
+package controller
 
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	gosync "sync"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 type recordedEvent struct {
@@ -51,7 +51,7 @@ func syncedFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeRecorder
 	t.Helper()
 	dir, cl := newFixture()
 	rec := &fakeRecorder{}
-	s := New(testConfig(), dir, cl, zap.NewNop(), NewMetrics("test")).WithEvents(rec)
+	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithEvents(rec)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
@@ -192,7 +192,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	many := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
 	dir.members["runai-alpha-executors"] = many
 	rec := &fakeRecorder{}
-	m := NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	s := New(testConfig(), dir, cl, zap.NewNop(), m).WithEvents(rec)
 	s.Cycle(context.Background(), CycleOptions{})
 	// Eight of ten leave the group: the cycle holds the removals.
@@ -205,7 +205,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	for _, e := range rec.take() {
 		if e.ref == alphaRef && e.reason == ReasonRemovalsHeld && e.kind == "Warning" &&
 			strings.Contains(e.message, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%") &&
-			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, ApproveAnnotation+"=true") {
+			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, plan.ApproveAnnotation+"=true") {
 			held = true
 		}
 	}
@@ -229,7 +229,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 
 	// Approval by annotation: the informer sees it, the repair applies the
 	// removals and drops the annotation.
-	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[ApproveAnnotation] = "true" })
+	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[plan.ApproveAnnotation] = "true" })
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	refs, _ = s.work.take()
 	if len(refs) != 1 {
@@ -243,7 +243,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 		t.Errorf("after approval = %v", got)
 	}
 	after, _ := cl.Get(context.Background(), alphaRef)
-	if _, ok := after.Annotations[ApproveAnnotation]; ok {
+	if _, ok := after.Annotations[plan.ApproveAnnotation]; ok {
 		t.Error("approval annotation not removed")
 	}
 	evs := rec.take()
@@ -324,7 +324,7 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 func TestCycleEvents(t *testing.T) {
 	dir, cl := newFixture()
 	rec := &fakeRecorder{}
-	s := New(testConfig(), dir, cl, zap.NewNop(), NewMetrics("test")).WithEvents(rec)
+	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithEvents(rec)
 	s.Cycle(context.Background(), CycleOptions{})
 	evs := rec.take()
 	byRef := map[kube.Ref]recordedEvent{}
@@ -376,7 +376,7 @@ func TestEventMessagesAreBounded(t *testing.T) {
 	for i := range 500 {
 		many = append(many, fmt.Sprintf("user-%03d", i))
 	}
-	msg := changeMessage(&BindingPlan{Add: many}, config.PolicySync, TriggerCycle)
+	msg := changeMessage(&plan.BindingPlan{Add: many}, config.PolicySync, TriggerCycle)
 	if !strings.HasSuffix(msg, "user-029 and 470 more") {
 		t.Errorf("long list not cut: %q", msg)
 	}
@@ -387,7 +387,7 @@ func TestEventMessagesAreBounded(t *testing.T) {
 
 func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 	s, _, cl, _ := syncedFixture(t)
-	m := NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	s.metrics = m
 	r := &Runner{Syncer: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(), RepairInterval: time.Second}
 	startRunner(t, r)
@@ -413,41 +413,6 @@ func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 	}
 }
 
-func TestReadyzSemantics(t *testing.T) {
-	st := &Status{LeaderElection: true, Identity: "me_5678"}
-	h := NewHandler(nil, st)
-	get := func() (int, string) {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-		return w.Code, w.Body.String()
-	}
-	if code, _ := get(); code != 503 {
-		t.Errorf("no leader known yet: %d, want 503", code)
-	}
-	st.SetLeader("me_5678")
-	if code, _ := get(); code != 503 {
-		t.Errorf("just acquired, not leading yet: %d, want 503", code)
-	}
-	st.SetLeader("other_1234")
-	if code, body := get(); code != 200 || !strings.Contains(body, "standby") {
-		t.Errorf("standby: %d %q", code, body)
-	}
-	st.SetLeading(true)
-	if code, _ := get(); code != 503 {
-		t.Errorf("leader before a cycle: %d", code)
-	}
-	st.ready.Store(true)
-	if code, _ := get(); code != 200 {
-		t.Errorf("leader after a cycle: %d", code)
-	}
-	noLE := NewHandler(nil, &Status{})
-	w := httptest.NewRecorder()
-	noLE.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-	if w.Code != 503 {
-		t.Errorf("without leader election, before a cycle: %d", w.Code)
-	}
-}
-
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -461,7 +426,7 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 
 // testCounter sums the series of a metric family whose labels, written as
 // name="value", contain match.
-func testCounter(t *testing.T, m *Metrics, name, match string) float64 {
+func testCounter(t *testing.T, m *metrics.Metrics, name, match string) float64 {
 	t.Helper()
 	mfs, err := m.Registry.Gather()
 	if err != nil {

@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // workQueue collects what the informers saw between two runs of the
@@ -121,7 +122,7 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	if cur == nil {
 		cur, change = &kube.Binding{Ref: ref}, "deleted"
 	}
-	p := planOne(d, cur, opts)
+	p := plan.PlanOne(d, cur, opts)
 	if !p.HasChanges() {
 		return
 	}
@@ -190,7 +191,7 @@ func (s *Syncer) isStaticNamespace(nss ...*kube.Namespace) bool {
 		for _, sp := range s.cfg.Projects.Static {
 			ns := sp.Namespace
 			if ns == "" {
-				ns = DefaultNamespace(sp.Name)
+				ns = plan.DefaultNamespace(sp.Name)
 			}
 			if ns == n.Name {
 				return true
@@ -219,7 +220,7 @@ func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions)
 
 func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions, rep *Report) error {
 	s.stateMu.Lock()
-	desired := make([]Desired, 0, len(refs))
+	desired := make([]plan.Desired, 0, len(refs))
 	for _, ref := range refs {
 		if d, ok := s.desired[ref]; ok {
 			desired = append(desired, d)
@@ -241,7 +242,7 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 // daemon) and plans it into rep, skipping executor bindings whose
 // namespace is gone or terminating (that change queues a full cycle). A nil
 // map means nothing could be planned.
-func (s *Syncer) planEach(ctx context.Context, desired []Desired, popts PlanOptions, rep *Report) (map[kube.Ref]*kube.Binding, []error) {
+func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions, rep *Report) (map[kube.Ref]*kube.Binding, []error) {
 	live, err := s.liveNamespaces(ctx)
 	if err != nil {
 		return nil, []error{err}
@@ -259,7 +260,7 @@ func (s *Syncer) planEach(ctx context.Context, desired []Desired, popts PlanOpti
 			continue
 		}
 		current[d.Ref] = cur
-		rep.Plans = append(rep.Plans, planOne(d, cur, popts))
+		rep.Plans = append(rep.Plans, plan.PlanOne(d, cur, popts))
 	}
 	return current, errs
 }

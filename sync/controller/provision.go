@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // Discoverer finds projects named by directory groups (ldapsrc.Source).
@@ -39,10 +40,6 @@ func (s *Syncer) WithProvisioning(d Discoverer, p Provisioner) *Syncer {
 	return s
 }
 
-// SkipCreateFailed: the project's namespace was to be created, and the
-// write failed (or it appeared meanwhile); it is tried again next cycle.
-const SkipCreateFailed = "namespace_create_failed"
-
 // TemplateChange is one template object a cycle creates or brings back.
 type TemplateChange struct {
 	provision.Key
@@ -61,11 +58,11 @@ type ProvisionReport struct {
 	// Discovered are the projects named by directory groups.
 	Discovered []string
 	// Namespaces are the namespaces created or labelled (planned, in a dry run).
-	Namespaces      []NamespaceAction
+	Namespaces      []plan.NamespaceAction
 	NamespaceErrors map[string]error
 	// Orphaned projects are no longer static or discovered but keep the
 	// namespace this tool provisioned: reported, never torn down.
-	Orphaned []Project
+	Orphaned []plan.Project
 	// TemplateObjects counts the template objects that should exist.
 	TemplateObjects int
 	// Templates are the objects created or brought back (planned, in a dry run).
@@ -77,9 +74,9 @@ type ProvisionReport struct {
 // projects and namespace actions. A failed discovery is returned, and the
 // cycle goes on with the projects it knows.
 func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Report) error {
-	var disc Discovered
+	var disc plan.Discovered
 	var derr error
-	var invalid []SkippedProject
+	var invalid []plan.SkippedProject
 	if fg := s.cfg.Projects.FromGroups; fg != nil {
 		var d *ldapsrc.Discovery
 		err := errors.New("project discovery is not available (no directory wired for it)")
@@ -97,13 +94,13 @@ func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Re
 			disc.Names = d.Names()
 			rep.Provision.Discovered = disc.Names
 			for _, p := range d.Invalid {
-				invalid = append(invalid, SkippedProject{Name: p.Name, Reason: SkipInvalidName})
+				invalid = append(invalid, plan.SkippedProject{Name: p.Name, Reason: plan.SkipInvalidName})
 				s.log.Warn("group matches projects.fromGroups but does not name a valid project (lower-case letters, digits and '-'); skipped",
 					zap.String("group", p.Group), zap.String("dn", p.DN))
 			}
 		}
 	}
-	f := FindProjectsWith(nss, s.cfg.Projects, disc)
+	f := plan.FindProjectsWith(nss, s.cfg.Projects, disc)
 	rep.Projects, rep.SkippedProjects = f.Projects, append(f.Skipped, invalid...)
 	rep.Provision.Namespaces, rep.Provision.Orphaned = f.Actions, f.Orphaned
 	for _, sp := range f.Skipped {
@@ -150,7 +147,7 @@ func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) 
 		kept := rep.Projects[:0:0]
 		for _, p := range rep.Projects {
 			if failed[p.Namespace] {
-				rep.SkippedProjects = append(rep.SkippedProjects, SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: SkipCreateFailed})
+				rep.SkippedProjects = append(rep.SkippedProjects, plan.SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: plan.SkipCreateFailed})
 				continue
 			}
 			kept = append(kept, p)
@@ -163,7 +160,7 @@ func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) 
 	return errs
 }
 
-func (s *Syncer) writeNamespace(ctx context.Context, a NamespaceAction) error {
+func (s *Syncer) writeNamespace(ctx context.Context, a plan.NamespaceAction) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	action, op := "label", "label_namespace"

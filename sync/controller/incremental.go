@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // ChangeSource tells what changed in the directory since a cursor
@@ -30,21 +32,21 @@ type TargetedResolver interface {
 
 // Poll results, as counted in runai_ldap_sync_directory_polls_total.
 const (
-	PollIdle          = "idle"
-	PollChanges       = "changes"
-	PollError         = "error"
-	PollServerChanged = "server_changed"
+	PollIdle          = metrics.PollIdle
+	PollChanges       = metrics.PollChanges
+	PollError         = metrics.PollError
+	PollServerChanged = metrics.PollServerChanged
 	// PollNoCursor: no full cycle has marked the change history yet.
 	PollNoCursor = "no_cursor"
 	// PollCursorLost: a cycle ran but could not mark the change history,
 	// so a full cycle is due.
-	PollCursorLost = "cursor_lost"
+	PollCursorLost = metrics.PollCursorLost
 	// PollOff: change detection is off or the directory cannot do it.
 	PollOff = "off"
 )
 
 // ForcedNewProject: a poll saw a group that makes a new project.
-const ForcedNewProject = "new_project"
+const ForcedNewProject = metrics.ForcedNewProject
 
 // TriggerChange marks writes made because a poll saw a directory change.
 const TriggerChange = "directory-change"
@@ -191,7 +193,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 	}
 	// The last cycle's projects (s.mu is held): a new project needs a cycle.
 	projects := s.lastProjects
-	all := uniqueSorted(AllGroupNames(s.cfg.Groups, projects))
+	all := uniqueSorted(plan.AllGroupNames(s.cfg.Groups, projects))
 	affected := affectedGroups(cs, all, inc.reached, s.metrics)
 	rep.Projects = projects
 	if p := s.newDiscoveredProject(cs, projects); p != "" {
@@ -224,7 +226,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 }
 
 func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions,
-	rep *Report, inc incState, prevDesired map[kube.Ref]Desired, popts PlanOptions, all, affected []string) error {
+	rep *Report, inc incState, prevDesired map[kube.Ref]plan.Desired, popts plan.PlanOptions, all, affected []string) error {
 	resolve := s.dir.Resolve
 	if t, ok := s.dir.(TargetedResolver); ok {
 		resolve = t.ResolveTargeted
@@ -253,11 +255,11 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 		}
 		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: s.lastKnown[name]}
 	}
-	desired := DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, s.lastKnown)
+	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, s.lastKnown)
 
 	// Exactly the bindings whose desired state moved; the others are as
 	// the last cycle (and the repairs since) left them.
-	var changed []Desired
+	var changed []plan.Desired
 	for _, d := range desired {
 		if old, ok := prevDesired[d.Ref]; !ok || !sameDesired(old, d) {
 			changed = append(changed, d)
@@ -320,7 +322,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 // change: a changed group of that name (created, renamed to it, members
 // changed), or a changed entry the group reached last time (a nested
 // group, a member disabled or renamed).
-func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]string, m *Metrics) []string {
+func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]string, m *metrics.Metrics) []string {
 	keys := make(map[string]struct{}, len(cs.Entries))
 	names := map[string]struct{}{}
 	for _, e := range cs.Entries {
@@ -389,7 +391,7 @@ func (s *Syncer) liveNamespaces(ctx context.Context) (map[string]bool, error) {
 	return live, nil
 }
 
-func sameDesired(a, b Desired) bool {
+func sameDesired(a, b plan.Desired) bool {
 	return a.Ref == b.Ref && a.Incomplete == b.Incomplete && (a.Err == nil) == (b.Err == nil) && slices.Equal(a.Users, b.Users)
 }
 
@@ -401,7 +403,7 @@ func uniqueSorted(in []string) []string {
 
 // newDiscoveredProject returns a project named by a changed group through
 // projects.fromGroups that the last cycle did not know, or "".
-func (s *Syncer) newDiscoveredProject(cs *ldapsrc.ChangeSet, projects []Project) string {
+func (s *Syncer) newDiscoveredProject(cs *ldapsrc.ChangeSet, projects []plan.Project) string {
 	fg := s.cfg.Projects.FromGroups
 	if fg == nil {
 		return ""

@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 // fakeDir is a directory for unit tests of the cycle's logic; the real
@@ -149,6 +150,12 @@ func (f *fakeCluster) users(ref kube.Ref) []string {
 	return u
 }
 
+var testGroups = config.Groups{
+	Executors:     []string{"runai-{project}-executors"},
+	Viewers:       []string{"runai-{project}-viewers"},
+	GlobalViewers: []string{"runai-viewers"},
+}
+
 func testConfig() *config.Config {
 	cfg := config.Default()
 	cfg.Groups = testGroups
@@ -175,7 +182,7 @@ func newFixture() (*fakeDir, *fakeCluster) {
 
 func TestCycleCreatesThenIsIdle(t *testing.T) {
 	dir, cl := newFixture()
-	s := New(testConfig(), dir, cl, zap.NewNop(), NewMetrics("test"))
+	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test"))
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if rep.Err != nil {
 		t.Fatalf("cycle: %v", rep.Err)

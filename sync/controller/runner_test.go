@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 // blockingDir holds every Resolve until released, to keep a cycle running.
@@ -27,7 +28,7 @@ func (b *blockingDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Res
 func TestTickSkipsWhileACycleRuns(t *testing.T) {
 	dir, cl := newFixture()
 	bd := &blockingDir{fakeDir: *dir, started: make(chan struct{}, 1), release: make(chan struct{})}
-	m := NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	r := &Runner{Syncer: New(testConfig(), bd, cl, zap.NewNop(), m), Metrics: m, Log: zap.NewNop(),
 		RetryMin: time.Hour, RetryMax: time.Hour}
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 // fakeChanges is a ChangeSource whose answers the test queues; the real
@@ -66,7 +67,7 @@ func incFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeChanges) {
 	t.Helper()
 	dir, cl := newFixture()
 	ch := &fakeChanges{server: "dc1", usn: 100}
-	s := New(testConfig(), dir, cl, zap.NewNop(), NewMetrics("test")).WithChanges(ch)
+	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithChanges(ch)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
@@ -164,7 +165,7 @@ func TestPollAppliesTheGuardAndPolicy(t *testing.T) {
 	cfg := testConfig()
 	cfg.Guard.MaxRemoveCount = 1
 	ch := &fakeChanges{server: "dc1", usn: 1}
-	s := New(cfg, dir, cl, zap.NewNop(), NewMetrics("test")).WithChanges(ch)
+	s := New(cfg, dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithChanges(ch)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
@@ -235,7 +236,7 @@ func TestServerSwitchDropsTheCursor(t *testing.T) {
 func TestRunnerRunsAFullCycleOnServerSwitch(t *testing.T) {
 	dir, cl := newFixture()
 	ch := &fakeChanges{server: "dc1", usn: 1}
-	m := NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
 		Metrics: m, Log: zap.NewNop(), PollInterval: 20 * time.Millisecond, RetryMin: time.Hour, RetryMax: time.Hour}
 	startRunner(t, r)
@@ -252,7 +253,7 @@ func TestRunnerRunsAFullCycleOnServerSwitch(t *testing.T) {
 func TestMarkFailureForcesAFullCycleOnce(t *testing.T) {
 	dir, cl := newFixture()
 	ch := &fakeChanges{server: "dc1", usn: 1, markErr: errors.New("rootDSE: busy")}
-	m := NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
 		Metrics: m, Log: zap.NewNop(), PollInterval: 10 * time.Millisecond, RetryMin: 200 * time.Millisecond, RetryMax: time.Hour}
 	startRunner(t, r)

@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // Directory is the source of desired state (ldapsrc.Source).
@@ -65,7 +67,7 @@ type Syncer struct {
 	dir     Directory
 	cluster Cluster
 	log     *zap.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 
 	events Recorder
 	// discoverer and prov serve the opt-in projects.* provisioning.
@@ -83,9 +85,9 @@ type Syncer struct {
 	// desired is the last full cycle's desired state per binding: repairs
 	// re-apply it without reading the directory. nil before the first
 	// cycle (of this leadership term): nothing is repaired then.
-	desired map[kube.Ref]Desired
+	desired map[kube.Ref]plan.Desired
 	// planOpts are the policy inputs the last cycle planned with.
-	planOpts PlanOptions
+	planOpts plan.PlanOptions
 	// written is the resourceVersion of our last write per binding, so the
 	// informer's echo of our own write is not taken for drift.
 	written map[kube.Ref]string
@@ -106,11 +108,11 @@ type Syncer struct {
 	provisioned map[string]string
 	// lastProjects are the last cycle's projects, for incremental syncs and
 	// template repairs (guarded by mu).
-	lastProjects []Project
+	lastProjects []plan.Project
 }
 
 // New returns a Syncer. metrics may be nil.
-func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *Metrics) *Syncer {
+func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
 	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics,
 		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, work: newWorkQueue(), provisioned: map[string]string{}}
 }
@@ -137,12 +139,12 @@ type Report struct {
 	Trigger         string
 	Started         time.Time
 	Duration        time.Duration
-	Projects        []Project
-	SkippedProjects []SkippedProject
+	Projects        []plan.Project
+	SkippedProjects []plan.SkippedProject
 	MissingGroups   []string
 	FailedGroups    map[string]error
 	Skipped         map[string]int
-	Plans           []BindingPlan
+	Plans           []plan.BindingPlan
 	// Applied counts bindings written.
 	Applied     int
 	WriteErrors map[kube.Ref]error
@@ -153,8 +155,8 @@ type Report struct {
 }
 
 // Changes returns the plans that write something.
-func (r *Report) Changes() []BindingPlan {
-	var out []BindingPlan
+func (r *Report) Changes() []plan.BindingPlan {
+	var out []plan.BindingPlan
 	for _, p := range r.Plans {
 		if p.HasChanges() {
 			out = append(out, p)
@@ -183,7 +185,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	}
 	discoverErr := s.findProjects(ctx, nss, rep)
 
-	names := AllGroupNames(s.cfg.Groups, rep.Projects)
+	names := plan.AllGroupNames(s.cfg.Groups, rep.Projects)
 	// Before the read: a change made during it is seen by the next poll.
 	mark := s.markChanges(ctx, opts)
 	res, err := s.dir.Resolve(ctx, names)
@@ -215,9 +217,9 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		return fmt.Errorf("read current bindings: %w", err)
 	}
 
-	desired := DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.lastKnown)
+	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.lastKnown)
 	popts := s.planOptions(opts)
-	rep.Plans = Plan(desired, current, popts)
+	rep.Plans = plan.Plan(desired, current, popts)
 	// Remember good answers only after they were used, so this cycle's
 	// failures fall back to the previous cycle's members.
 	for name, g := range res.Groups {
@@ -226,7 +228,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		}
 	}
 	// Repairs from now on re-apply this desired state.
-	byRef := make(map[kube.Ref]Desired, len(desired))
+	byRef := make(map[kube.Ref]plan.Desired, len(desired))
 	for _, d := range desired {
 		byRef[d.Ref] = d
 	}
@@ -253,8 +255,8 @@ func newReport(trigger string) *Report {
 		Provision: ProvisionReport{NamespaceErrors: map[string]error{}, TemplateErrors: map[provision.Key]error{}}}
 }
 
-func (s *Syncer) planOptions(opts CycleOptions) PlanOptions {
-	return PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, ApproveAll: opts.ApproveRemovals}
+func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {
+	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, ApproveAll: opts.ApproveRemovals}
 }
 
 // applyPlans reports and, unless dry-run, writes the plans of rep, the
@@ -266,7 +268,7 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 		cur := current[p.Ref]
 		if p.Err != nil {
 			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
-			if !errors.Is(p.Err, errGroupFailed) {
+			if !errors.Is(p.Err, plan.ErrGroupFailed) {
 				errs = append(errs, p.Err)
 			}
 			if !opts.DryRun {
@@ -275,7 +277,7 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 			continue
 		}
 		if len(p.Held) > 0 {
-			s.log.Warn("removals held by the guard; approve with the annotation "+ApproveAnnotation+"=true on the binding or run once with --approve-removals",
+			s.log.Warn("removals held by the guard; approve with the annotation "+plan.ApproveAnnotation+"=true on the binding or run once with --approve-removals",
 				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held))
 			if !opts.DryRun {
 				s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, s.cfg.Guard))
@@ -299,16 +301,13 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 	return errs
 }
 
-// errGroupFailed marks plan errors already counted as failed groups.
-var errGroupFailed = errors.New("group lookup failed")
-
-func (s *Syncer) apply(ctx context.Context, p *BindingPlan, current *kube.Binding, trigger string) error {
+func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current *kube.Binding, trigger string) error {
 	// Detached from ctx: a shutdown lets the write in flight finish.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	ch := kube.Change{Ref: p.Ref, Create: p.Create, Add: p.Add, Remove: p.Remove}
 	if p.Approved {
-		ch.DropAnnotations = []string{ApproveAnnotation}
+		ch.DropAnnotations = []string{plan.ApproveAnnotation}
 	}
 	b, err := s.cluster.Apply(wctx, ch, current)
 	if err != nil {
@@ -394,7 +393,7 @@ func (s *Syncer) record(rep *Report) {
 	for _, sp := range rep.SkippedProjects {
 		counts[sp.Reason]++
 	}
-	for _, r := range ProjectSkipReasons {
+	for _, r := range plan.ProjectSkipReasons {
 		m.ProjectsSkipped.WithLabelValues(r).Set(float64(counts[r]))
 	}
 	m.GroupsMissing.Set(float64(len(rep.MissingGroups)))
@@ -415,7 +414,7 @@ func (s *Syncer) record(rep *Report) {
 
 // recordPlan sets one binding's series from its plan, replacing what an
 // earlier cycle or repair set.
-func (s *Syncer) recordPlan(p BindingPlan, rep *Report) {
+func (s *Syncer) recordPlan(p plan.BindingPlan, rep *Report) {
 	m := s.metrics
 	lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
 	labels := map[string]string{"kind": p.Ref.Kind, "namespace": p.Ref.Namespace, "name": p.Ref.Name}

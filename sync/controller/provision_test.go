@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -21,6 +21,8 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // fakeProv writes namespaces into a fakeCluster and keeps template objects
@@ -120,7 +122,7 @@ metadata: {name: runai-job-executor-manual, namespace: <NAMESPACE>}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: runai-job-executor}
 `
 
-func provisioningFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeProv, *Metrics) {
+func provisioningFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeProv, *metrics.Metrics) {
 	t.Helper()
 	dir, cl := newFixture()
 	dir.members["runai-gamma-executors"] = []string{"gus"}
@@ -136,7 +138,7 @@ func provisioningFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakePr
 	cfg.Projects.ParsedTemplate = tmpl
 	prov := newFakeProv(cl)
 	disc := fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "alpha"}, {Name: "beta"}, {Name: "delta"}}}}
-	m := NewMetrics("test")
+	m := metrics.NewMetrics("test")
 	s := New(cfg, dir, cl, zap.NewNop(), m).WithProvisioning(disc, prov)
 	return s, dir, cl, prov, m
 }
@@ -236,7 +238,7 @@ func TestCycleProvisionsNewProjectsInOneCycle(t *testing.T) {
 	}
 }
 
-func namespaceNames(as []NamespaceAction) []string {
+func namespaceNames(as []plan.NamespaceAction) []string {
 	var out []string
 	for _, a := range as {
 		out = append(out, a.Namespace)
@@ -275,14 +277,14 @@ func TestCycleProvisioningFailures(t *testing.T) {
 			t.Error("a project without a namespace was synced")
 		}
 	}
-	if !containsSkip(rep.SkippedProjects, "gamma", SkipCreateFailed) {
+	if !containsSkip(rep.SkippedProjects, "gamma", plan.SkipCreateFailed) {
 		t.Errorf("skipped %+v", rep.SkippedProjects)
 	}
 	if got := cl.users(kube.ExecutorRef("runai-delta")); !reflect.DeepEqual(got, []string{"dora"}) {
 		t.Errorf("delta's executors = %v", got)
 	}
-	if v := value(m.ProjectsSkipped.WithLabelValues(SkipCreateFailed)); v != 1 {
-		t.Errorf("projects_skipped{%s} = %v", SkipCreateFailed, v)
+	if v := value(m.ProjectsSkipped.WithLabelValues(plan.SkipCreateFailed)); v != 1 {
+		t.Errorf("projects_skipped{%s} = %v", plan.SkipCreateFailed, v)
 	}
 
 	// Discovery fails: the static project is still provisioned, discovered
@@ -301,7 +303,7 @@ func TestCycleProvisioningFailures(t *testing.T) {
 	}
 }
 
-func containsSkip(s []SkippedProject, name, reason string) bool {
+func containsSkip(s []plan.SkippedProject, name, reason string) bool {
 	for _, sp := range s {
 		if sp.Name == name && sp.Reason == reason {
 			return true
@@ -323,7 +325,7 @@ func TestCycleWithProvisioningOffNeverCallsTheProvisioner(t *testing.T) {
 	if len(prov.calls) != 0 || len(rep.Provision.Namespaces) != 0 || len(cl.nss) != 2 {
 		t.Errorf("provisioning off, yet: calls %v actions %+v namespaces %d", prov.calls, rep.Provision.Namespaces, len(cl.nss))
 	}
-	if !containsSkip(rep.SkippedProjects, "gamma", SkipNamespaceMissing) {
+	if !containsSkip(rep.SkippedProjects, "gamma", plan.SkipNamespaceMissing) {
 		t.Errorf("skipped %+v", rep.SkippedProjects)
 	}
 }
@@ -356,4 +358,15 @@ func TestCycleAdoptsTemplateObjectsMadeBeforeIt(t *testing.T) {
 			t.Errorf("an existing object is planned as %+v, want an update of its labels", ch)
 		}
 	}
+}
+
+// merge returns the union of label maps; later maps win.
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }

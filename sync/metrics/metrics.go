@@ -1,4 +1,5 @@
-package sync
+// Package metrics holds the daemon's Prometheus metrics.
+package metrics
 
 import (
 	"sort"
@@ -11,6 +12,20 @@ import (
 )
 
 const ns = "runai_ldap_sync"
+
+// Poll results, as counted in runai_ldap_sync_directory_polls_total, and
+// reasons for a forced full cycle (full_cycles_forced_total).
+const (
+	PollIdle          = "idle"
+	PollChanges       = "changes"
+	PollError         = "error"
+	PollServerChanged = "server_changed"
+	// PollCursorLost: a cycle ran but could not mark the change history,
+	// so a full cycle is due.
+	PollCursorLost = "cursor_lost"
+	// ForcedNewProject: a poll saw a group that makes a new project.
+	ForcedNewProject = "new_project"
+)
 
 // Metrics are the daemon's Prometheus metrics, on their own registry (no
 // global state).

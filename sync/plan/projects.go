@@ -1,4 +1,4 @@
-package sync
+package plan
 
 import (
 	"sort"
@@ -16,6 +16,9 @@ const (
 	SkipDuplicate        = "duplicate_namespace"
 	SkipConflict         = "label_conflict"
 	SkipTerminating      = "namespace_terminating"
+	// SkipCreateFailed: the project's namespace was to be created, and the
+	// write failed (or it appeared meanwhile); it is tried again next cycle.
+	SkipCreateFailed = "namespace_create_failed"
 )
 
 // ProjectSkipReasons lists every reason, so metrics can report zeros.

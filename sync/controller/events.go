@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // maxListed bounds how many user IDs one Event message names.
@@ -26,15 +27,15 @@ func (s *Syncer) event(ref kube.Ref, uid types.UID, eventType, reason, message s
 }
 
 // untouchedEvent explains why a binding was not written.
-func (s *Syncer) untouchedEvent(p *BindingPlan, cur *kube.Binding) {
-	if errors.Is(p.Err, ErrRoleRefMismatch) && cur != nil {
+func (s *Syncer) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
+	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil {
 		want := kube.ExpectedRoleRef(p.Ref.Name)
 		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, fmt.Sprintf(
 			"roleRef mismatch: the binding refers to %s/%s, expected ClusterRole/%s; left untouched: roleRef cannot change in place and group sync never deletes a binding (delete it by hand and it is recreated)",
 			cur.RoleRef.Kind, cur.RoleRef.Name, want.Name))
 		return
 	}
-	if errors.Is(p.Err, errGroupFailed) {
+	if errors.Is(p.Err, plan.ErrGroupFailed) {
 		s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, fmt.Sprintf(
 			"left untouched: the directory lookup of %s failed; no one is added or removed until it succeeds",
 			listOf("group", p.Failed)))
@@ -51,7 +52,7 @@ func uidOf(b *kube.Binding) types.UID {
 }
 
 // changeMessage says who was added and removed, and why.
-func changeMessage(p *BindingPlan, policy, trigger string) string {
+func changeMessage(p *plan.BindingPlan, policy, trigger string) string {
 	var parts []string
 	if p.Create {
 		parts = append(parts, fmt.Sprintf("created by group sync with Run:AI's roleRef and %d users", len(p.Add)))
@@ -77,20 +78,20 @@ func changeMessage(p *BindingPlan, policy, trigger string) string {
 }
 
 // heldMessage says which removals the guard holds, why, and how to approve.
-func heldMessage(p *BindingPlan, g config.Guard) string {
+func heldMessage(p *plan.BindingPlan, g config.Guard) string {
 	var why string
 	switch p.HoldReason {
-	case HoldRemovesAll:
+	case plan.HoldRemovesAll:
 		why = "it would remove every user group sync manages in this binding"
-	case HoldTooMany:
+	case plan.HoldTooMany:
 		why = fmt.Sprintf("%d removals, more than guard.maxRemoveCount=%d", len(p.Held), g.MaxRemoveCount)
-	case HoldTooLarge:
+	case plan.HoldTooLarge:
 		why = fmt.Sprintf("%d removals, more than guard.maxRemovePercent=%d%% of the users group sync manages", len(p.Held), g.MaxRemovePercent)
 	default:
 		why = p.HoldReason
 	}
 	return fmt.Sprintf("removal held by guard (%s): %s; approve once with the annotation %s=true on this binding, or run once --approve-removals",
-		why, userList(p.Held), ApproveAnnotation)
+		why, userList(p.Held), plan.ApproveAnnotation)
 }
 
 func userList(ids []string) string { return listOf("", ids) }

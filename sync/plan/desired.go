@@ -1,7 +1,8 @@
-// Package sync holds the core of runai-ldap-sync: which projects exist,
-// who should be in each binding (desired state), what to change (the plan,
-// a pure function), and the loop that applies it on a schedule.
-package sync
+// Package plan is the pure core of runai-ldap-sync: which projects exist,
+// who should be in each binding (desired state) and what to change (the
+// plan). It has no I/O, no clock, no logging and no metrics: the same
+// inputs always give the same answer.
+package plan
 
 import (
 	"fmt"
@@ -136,9 +137,9 @@ func membersOf(groups map[string]*ldapsrc.Group, lastKnown map[string][]string, 
 
 func groupErr(groups map[string]*ldapsrc.Group, name string) error {
 	if gr := groups[name]; gr != nil && gr.Err != nil {
-		return fmt.Errorf("%w: group %q: %w", errGroupFailed, name, gr.Err)
+		return fmt.Errorf("%w: group %q: %w", ErrGroupFailed, name, gr.Err)
 	}
-	return fmt.Errorf("%w: group %q was not resolved", errGroupFailed, name)
+	return fmt.Errorf("%w: group %q was not resolved", ErrGroupFailed, name)
 }
 
 type union struct {

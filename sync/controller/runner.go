@@ -1,21 +1,20 @@
-package sync
+package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 // Runner is the daemon: one cycle at start, then one per schedule tick,
@@ -25,7 +24,7 @@ import (
 type Runner struct {
 	Syncer   *Syncer
 	Schedule string
-	Metrics  *Metrics
+	Metrics  *metrics.Metrics
 	Log      *zap.Logger
 	Options  CycleOptions
 	// RetryMin and RetryMax bound the backoff between retries of a failed
@@ -36,7 +35,7 @@ type Runner struct {
 	// runs a full cycle, at most once per RepairInterval.
 	RepairInterval time.Duration
 	// Status, if set, is told when a cycle succeeds (for /readyz).
-	Status *Status
+	Status *health.Status
 	// PollInterval, when positive and the Syncer has a ChangeSource, polls
 	// the directory for changes between cycles (see Syncer.Poll).
 	PollInterval time.Duration
@@ -74,7 +73,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.Syncer.Forget()
 	defer r.Syncer.Forget()
 	if r.Status != nil {
-		r.Status.ready.Store(false)
+		r.Status.SetReady(false)
 	}
 	r.wg.Add(1)
 	go func() {
@@ -122,7 +121,7 @@ func (r *Runner) tick(ctx context.Context, trigger string) bool {
 	if rep.Err == nil {
 		r.ready.Store(true)
 		if r.Status != nil {
-			r.Status.ready.Store(true)
+			r.Status.SetReady(true)
 		}
 		r.failures.Store(0)
 		return true
@@ -293,102 +292,11 @@ func (r *Runner) logReport(rep *Report, trigger string) {
 	r.Log.Info("cycle done", fields...)
 }
 
-// Status is what /readyz reports. With leader election, it outlives the
-// Runners of the leadership terms.
-type Status struct {
-	// LeaderElection is true when replicas elect a leader.
-	LeaderElection bool
-	// Identity is this replica's identity in the Lease.
-	Identity string
-
-	leading atomic.Bool
-	leader  atomic.Pointer[string]
-	ready   atomic.Bool
-}
-
-// SetLeading records whether this replica leads.
-func (s *Status) SetLeading(v bool) { s.leading.Store(v) }
-
-// Leading reports whether this replica leads (always true without leader
-// election).
-func (s *Status) Leading() bool { return !s.LeaderElection || s.leading.Load() }
-
-// SetLeader records the identity of the replica seen leading.
-func (s *Status) SetLeader(id string) { s.leader.Store(&id) }
-
-// Leader is the identity of the replica seen leading, if known.
-func (s *Status) Leader() string {
-	if p := s.leader.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// Standby reports whether another replica is seen holding the lease.
-func (s *Status) Standby() bool {
-	if !s.LeaderElection || s.leading.Load() {
-		return false
-	}
-	l := s.Leader()
-	return l != "" && l != s.Identity
-}
-
 // Handler serves /metrics, /healthz and /readyz for the Runner alone
 // (no leader election).
 func (r *Runner) Handler() http.Handler {
 	if r.Status == nil {
-		r.Status = &Status{}
+		r.Status = &health.Status{}
 	}
-	return NewHandler(r.Metrics, r.Status)
-}
-
-// NewHandler serves /metrics, /healthz and /readyz:
-//
-//   - /healthz: 200 while the process runs.
-//   - /readyz: 200 on a standby replica, one that sees another replica
-//     holding the lease (standing by is healthy: it takes over when the
-//     leader dies); on the leader, or without leader election, 200 once a
-//     cycle has succeeded in this leadership term; 503 before, and while
-//     no leader is known yet.
-func NewHandler(m *Metrics, st *Status) http.Handler {
-	mux := http.NewServeMux()
-	if m != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case st.Standby():
-			_, _ = fmt.Fprintf(w, "ok: standby, leader is %q\n", st.Leader())
-		case !st.Leading():
-			http.Error(w, "waiting for the leader lease", http.StatusServiceUnavailable)
-		case !st.ready.Load():
-			http.Error(w, "no successful sync cycle yet", http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("ok\n"))
-		}
-	})
-	return mux
-}
-
-// Serve listens on addr until ctx ends.
-func Serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (server.address): %w", addr, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	log.Info("serving metrics and health", zap.String("address", ln.Addr().String()))
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("HTTP server: %w", err)
-	}
-	return nil
+	return health.NewHandler(r.Metrics, r.Status)
 }

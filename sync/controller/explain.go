@@ -1,4 +1,4 @@
-package sync
+package controller
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // BindingExplanation says whether one user is in one binding, and why.
@@ -55,11 +56,11 @@ func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanatio
 	if err != nil {
 		return nil, fmt.Errorf("find projects: %w", err)
 	}
-	projects, _ := FindProjects(nss, s.cfg.Projects)
-	if project != "" && !slices.ContainsFunc(projects, func(p Project) bool { return p.Name == project }) {
+	projects, _ := plan.FindProjects(nss, s.cfg.Projects)
+	if project != "" && !slices.ContainsFunc(projects, func(p plan.Project) bool { return p.Name == project }) {
 		return nil, fmt.Errorf("project %q not found (no namespace labelled %s=%s and no static project of that name)", project, s.cfg.Projects.NamespaceLabel, project)
 	}
-	res, err := s.dir.Resolve(ctx, AllGroupNames(s.cfg.Groups, projects))
+	res, err := s.dir.Resolve(ctx, plan.AllGroupNames(s.cfg.Groups, projects))
 	if err != nil {
 		return nil, fmt.Errorf("read directory: %w", err)
 	}
@@ -67,9 +68,9 @@ func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanatio
 	if err != nil {
 		return nil, fmt.Errorf("read current bindings: %w", err)
 	}
-	desired := DesiredState(projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, nil)
-	plans := map[kube.Ref]BindingPlan{}
-	for _, p := range Plan(desired, current, s.planOptions(CycleOptions{})) {
+	desired := plan.DesiredState(projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, nil)
+	plans := map[kube.Ref]plan.BindingPlan{}
+	for _, p := range plan.Plan(desired, current, s.planOptions(CycleOptions{})) {
 		plans[p.Ref] = p
 	}
 
@@ -77,7 +78,7 @@ func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanatio
 	out := &Explanation{User: user}
 	var viewerGroups, execGroups []string
 	for _, p := range projects {
-		execNames, viewNames := GroupNames(s.cfg.Groups, p.Name)
+		execNames, viewNames := plan.GroupNames(s.cfg.Groups, p.Name)
 		if project != "" && p.Name != project {
 			continue
 		}
@@ -126,7 +127,7 @@ var skipWords = map[string]string{
 	ldapsrc.SkipUnresolved:  "the member names no account",
 }
 
-func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*ldapsrc.Group, cur *kube.Binding, plan BindingPlan) BindingExplanation {
+func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*ldapsrc.Group, cur *kube.Binding, bp plan.BindingPlan) BindingExplanation {
 	e := BindingExplanation{Binding: ref}
 	for _, name := range groups {
 		g := resolved[name]
@@ -165,16 +166,16 @@ func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*lda
 		e.Holds = slices.Contains(cur.Users(), m.user)
 		e.HandAdded = e.Holds && !slices.Contains(cur.Managed, m.user)
 	}
-	if plan.Err != nil {
-		e.Error = plan.Err.Error()
+	if bp.Err != nil {
+		e.Error = bp.Err.Error()
 	}
 	switch {
-	case slices.Contains(plan.Add, m.user):
+	case slices.Contains(bp.Add, m.user):
 		e.Pending = "add"
-	case slices.Contains(plan.Remove, m.user):
+	case slices.Contains(bp.Remove, m.user):
 		e.Pending = "remove"
-	case slices.Contains(plan.Held, m.user):
-		e.Pending = "removal held by the guard (" + plan.HoldReason + ")"
+	case slices.Contains(bp.Held, m.user):
+		e.Pending = "removal held by the guard (" + bp.HoldReason + ")"
 	}
 	return e
 }

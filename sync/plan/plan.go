@@ -1,4 +1,4 @@
-package sync
+package plan
 
 import (
 	"errors"
@@ -12,6 +12,11 @@ import (
 // ApproveAnnotation on a binding approves, once, the removals the guard
 // holds for it; the cycle that applies them removes the annotation.
 const ApproveAnnotation = "runai-ldap-sync.github.io/approve-removals"
+
+// ErrGroupFailed marks plan errors of a binding left untouched because a
+// group feeding it failed; they are counted as failed groups, not again as
+// binding errors.
+var ErrGroupFailed = errors.New("group lookup failed")
 
 // ErrRoleRefMismatch marks a plan error for a binding whose roleRef is not
 // Run:AI's; such a binding is reported and never written.
@@ -71,12 +76,14 @@ type PlanOptions struct {
 func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOptions) []BindingPlan {
 	out := make([]BindingPlan, 0, len(desired))
 	for _, d := range desired {
-		out = append(out, planOne(d, current[d.Ref], opts))
+		out = append(out, PlanOne(d, current[d.Ref], opts))
 	}
 	return out
 }
 
-func planOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
+// PlanOne plans one binding: Plan for a single desired state and its
+// current binding (nil when it does not exist).
+func PlanOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
 	p := BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete, Failed: d.Failed}
 	if d.Err != nil {
 		p.Err = d.Err

@@ -315,7 +315,7 @@ func sambaBinaries() (sambaBin, toolBin string, err error) {
 				return p, nil
 			}
 		}
-		return "", fmt.Errorf("harness: %s not found: apt-get install samba samba-ad-dc winbind ldap-utils (run make deps)", name)
+		return "", fmt.Errorf("harness: %s not found: apt-get install --no-install-recommends samba samba-common-bin samba-ad-dc samba-ad-provision (run make deps)", name)
 	}
 	if sambaBin, err = find("samba"); err != nil {
 		return "", "", err

@@ -179,7 +179,8 @@ type daemon struct {
 	events *kube.EventRecorder
 	// newSyncer builds a Syncer with fresh state (one per leadership term).
 	newSyncer func() *controller.Syncer
-	// runner is the controller loop (run only).
+	// runner is the controller loop (run only; set before the informers
+	// start, whose handlers post events to it).
 	runner   *controller.Runner
 	metrics  *metrics.Metrics
 	log      *zap.Logger
@@ -198,7 +199,7 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	m := metrics.NewMetrics(version)
 	m.WatchStats(&src.Stats, kc.Stats)
-	d := &daemon{cfg: cfg, rc: rc, kc: kc, metrics: m, log: log, identity: identity(), runner: &controller.Runner{}}
+	d := &daemon{cfg: cfg, rc: rc, kc: kc, metrics: m, log: log, identity: identity()}
 	var cluster controller.Cluster = kc
 	if cmd == "run" {
 		// The daemon reads current state from informers, which also report
@@ -261,6 +262,8 @@ func (d *daemon) flushEvents() {
 }
 
 func (d *daemon) run(ctx context.Context, f flags) int {
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	cfg := d.cfg
 	status := &health.Status{LeaderElection: cfg.LeaderElection.Enabled, Identity: d.identity}
 	d.log.Info("starting", zap.String("version", version), zap.String("mode", cfg.Mode),
@@ -272,14 +275,7 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 	if cfg.Server.Address != "" {
 		go func() { srvErr <- health.Serve(ctx, cfg.Server.Address, health.NewHandler(d.metrics, status), d.log) }()
 	}
-	// The informers run on standby replicas too, so a new leader starts
-	// with a warm cache.
-	if err := d.cache.Start(ctx); err != nil {
-		d.log.Error("stopping", zap.Error(err))
-		return exitFailed
-	}
-	r := d.runner
-	*r = controller.Runner{
+	r := &controller.Runner{
 		NewSyncer: d.newSyncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
 		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
 		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff, Elected: true,
@@ -289,6 +285,14 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 	}
 	if cfg.Incremental.Enabled {
 		r.PollInterval = cfg.Incremental.PollInterval
+	}
+	// Set before the informers start: their handlers post to it.
+	d.runner = r
+	// The informers run on standby replicas too, so a new leader starts
+	// with a warm cache.
+	if err := d.cache.Start(ctx); err != nil {
+		d.log.Error("stopping", zap.Error(err))
+		return exitFailed
 	}
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- r.Run(ctx) }()
@@ -311,6 +315,7 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 			d.log.Error("stopping", zap.Error(err))
 			code = exitFailed
 		}
+		stopRun() // without /metrics and /readyz, do not go on unseen
 		<-runErr
 	case err := <-runErr:
 		if err != nil {

@@ -340,6 +340,7 @@ func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
 	if t.s.work.cycle && t.cycle == "" && r.repairDue(t, now) {
 		t.s.work.cycle = false
 		t.cycle = "namespaces"
+		t.lastRepair = now // runs of the watch are RepairInterval apart
 	}
 	if t.cycle != "" && open && !now.Before(t.cycleAt) {
 		trigger := t.cycle
@@ -403,6 +404,7 @@ func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
 	t.lastCycleEnd = time.Now()
 	// A full cycle covers whatever repairs and template checks were queued.
 	t.s.work.take()
+	t.s.work.template = false
 	t.workSince = time.Time{}
 	t.nextPoll = t.lastCycleEnd.Add(r.PollInterval)
 	r.logReport(rep, trigger)

@@ -48,17 +48,28 @@ repair: {minInterval: 1s}
 leaderElection: {leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 1s}
 `
 
-func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
+// TestDirectoryFaultsRemoveNoOneAndRecover injects the connection-level
+// faults with the default configuration (change polls and repairs on).
+func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) { directoryFaults(t, true) }
+
+// TestDirectoryFaultsMidCycle adds the faults injected in the middle of a
+// cycle's reads. Change polls are off there: the fault is injected at the
+// first search after a cycle starts, which must be the cycle's own (polls
+// and their faults are covered by the incremental tests).
+func TestDirectoryFaultsMidCycle(t *testing.T) { directoryFaults(t, false) }
+
+func directoryFaults(t *testing.T, defaults bool) {
 	e := newEnv(t)
 	seedSample(e)
 	px := newProxy(t, "127.0.0.1:636")
 	ca := e.caCopy()
 	addr := freeAddr(t)
-	// Change polls off: the mid-cycle faults are injected at the first
-	// search after a cycle starts, which must be the cycle's own (polls
-	// and their faults are covered by the incremental tests).
+	extra := ""
+	if !defaults {
+		extra = "incremental: {enabled: false}\n"
+	}
 	cfg := e.configVia("ldaps://127.0.0.1:"+px.port(), ca, "2s", groupsYAML+sampleProjects+daemonYAML+
-		"incremental: {enabled: false}\n"+fmt.Sprintf("server: {address: %q}\n", addr))
+		extra+fmt.Sprintf("server: {address: %q}\n", addr))
 	ctx := context.Background()
 
 	// Unreachable at start: the daemon starts anyway, writes nothing,
@@ -152,6 +163,45 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 		func() { px.mode.Store(proxyBlackhole) },
 		func() { px.mode.Store(proxyPass); px.cut() })
 
+	if !defaults {
+		midCycleFaults(t, e, d, px, fault)
+	}
+
+	// Still syncing real changes after all that.
+	e.removeMembers("runai-alpha-executors", "bob")
+	trigger++
+	e.bumpProjects(trigger)
+	e.waitUsers(alphaExec, 30*time.Second, "alice", "carol", "erin", "hand-added")
+	if !d.alive() {
+		t.Fatal("daemon died")
+	}
+
+	// No output of any kind carries the bind password, right or wrong.
+	metrics, _ := d.get("/metrics")
+	events, err := e.cs.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evJSON, _ := json.Marshal(events)
+	if len(events.Items) == 0 {
+		t.Error("no Events recorded")
+	}
+	for name, out := range map[string]string{"logs": d.logs.String(), "metrics": metrics, "events": string(evJSON)} {
+		for _, pw := range []string{e.password, wrongPassword} {
+			if strings.Contains(out, pw) {
+				t.Errorf("a bind password appears in the %s", name)
+			}
+		}
+	}
+	if code := d.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM", code)
+	}
+}
+
+// midCycleFaults makes the directory fail in the middle of a cycle's reads:
+// the cycle is partial (its groups failed), removes no one, and recovers.
+func midCycleFaults(t *testing.T, e *env, d *daemon, px *proxy, fault func(name, result, wantErr, ldapOp string, inject, heal func())) {
+	ctx := context.Background()
 	// searching waits until the daemon has sent a search (so it is bound,
 	// and in the middle of reading the directory), then runs fn.
 	searching := func(fn func()) chan struct{} {
@@ -194,36 +244,6 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-
-	// Still syncing real changes after all that.
-	e.removeMembers("runai-alpha-executors", "bob")
-	trigger++
-	e.bumpProjects(trigger)
-	e.waitUsers(alphaExec, 30*time.Second, "alice", "carol", "erin", "hand-added")
-	if !d.alive() {
-		t.Fatal("daemon died")
-	}
-
-	// No output of any kind carries the bind password, right or wrong.
-	metrics, _ := d.get("/metrics")
-	events, err := e.cs.CoreV1().Events("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	evJSON, _ := json.Marshal(events)
-	if len(events.Items) == 0 {
-		t.Error("no Events recorded")
-	}
-	for name, out := range map[string]string{"logs": d.logs.String(), "metrics": metrics, "events": string(evJSON)} {
-		for _, pw := range []string{e.password, wrongPassword} {
-			if strings.Contains(out, pw) {
-				t.Errorf("a bind password appears in the %s", name)
-			}
-		}
-	}
-	if code := d.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
-		t.Errorf("exit status %d after SIGTERM", code)
-	}
 }
 
 func TestAPIServerRestartDuringCycle(t *testing.T) {

@@ -237,6 +237,11 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		s.kubeError("list")
 		return fmt.Errorf("find projects: %w", err)
 	}
+	// A full cycle starts a new directory connection: it picks up a
+	// rotated password or CA, and returns to the first server of
+	// ldap.urls after a failover. Its discovery, mark and read, and the
+	// polls until the next cycle, then share that one connection.
+	s.Close()
 	discoverErr := s.findProjects(ctx, nss, rep)
 	if unreachable(discoverErr) {
 		// The directory cannot be used at all: do not bind again for the

@@ -559,6 +559,7 @@ func (r *Runner) checkPassword(t *term, now time.Time) {
 	r.Log.Info("the bind password file changed; trying it once")
 	t.cred = ""
 	r.directoryOK(t)
+	t.cycle = "" // whatever was due waits for this one
 	r.want(t, "password-changed")
 }
 

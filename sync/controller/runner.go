@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -60,6 +61,9 @@ type Runner struct {
 	initOnce gosync.Once
 	inbox    inbox
 	leads    chan lead
+	// wakes counts the loop's turns, so a test can tell waiting from
+	// spinning.
+	wakes atomic.Int64
 }
 
 // coalesceDelay lets a burst of informer events (a kubectl apply of many
@@ -258,6 +262,7 @@ func (r *Runner) term(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		r.wakes.Add(1)
 		r.handle(t, r.inbox.take())
 		now := time.Now()
 		if r.step(ctx, t, now) {
@@ -336,11 +341,16 @@ func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
 	}
 	open := t.directoryOpen(now)
 	// Informer-queued full cycle (project namespaces changed), rate-limited
-	// like repairs.
-	if t.s.work.cycle && t.cycle == "" && r.repairDue(t, now) {
+	// like repairs; a cycle already due covers it.
+	if t.s.work.cycle && r.repairDue(t, now) {
 		t.s.work.cycle = false
-		t.cycle = "namespaces"
+		if t.cycle == "" {
+			r.want(t, "namespaces")
+		}
 		t.lastRepair = now // runs of the watch are RepairInterval apart
+	}
+	if !t.s.work.pending() {
+		t.workSince = time.Time{}
 	}
 	if t.cycle != "" && open && !now.Before(t.cycleAt) {
 		trigger := t.cycle
@@ -360,7 +370,8 @@ func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
 		}
 		return true
 	}
-	if r.polls(t) && open && t.cycle == "" && !now.Before(t.nextPoll) {
+	// Polls go on while a retry waits for its time (not for a cycle due now).
+	if r.polls(t) && open && (t.cycle == "" || now.Before(t.cycleAt)) && !now.Before(t.nextPoll) {
 		r.runPoll(ctx, t, now)
 		return true
 	}
@@ -379,19 +390,20 @@ func (r *Runner) nextWake(t *term, now time.Time) time.Time {
 			wake = at
 		}
 	}
+	// When the directory may be contacted again.
+	open := t.backoffUntil
 	if t.cred != "" {
 		earlier(t.credNextCheck)
-	} else if t.cycle != "" {
-		earlier(later(t.cycleAt, t.backoffUntil))
-	} else if r.polls(t) {
-		earlier(t.backoffUntil)
+		open = wake // not before the next password check
+	}
+	if t.cycle != "" {
+		earlier(later(t.cycleAt, open))
 	}
 	if r.polls(t) {
-		earlier(t.nextPoll)
+		earlier(later(t.nextPoll, open))
 	}
 	if !t.workSince.IsZero() {
-		earlier(t.workSince.Add(coalesceDelay))
-		earlier(t.lastRepair.Add(r.RepairInterval))
+		earlier(later(t.workSince.Add(coalesceDelay), t.lastRepair.Add(r.RepairInterval)))
 	}
 	if len(t.retryRefs) > 0 {
 		earlier(t.retryRefsAt)

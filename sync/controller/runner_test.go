@@ -144,6 +144,10 @@ func TestOneBackoffForAllDirectoryContact(t *testing.T) {
 	if r.Ready() {
 		t.Error("ready without a cycle that read the directory")
 	}
+	// 1.5s of backoff and 10ms polls held back: a few dozen loop turns.
+	if w := r.wakes.Load(); w > 100 {
+		t.Errorf("%d loop turns in 1.5s of backoff: the loop spins", w)
+	}
 	// Recovery: the next contact succeeds, and the backoff ends.
 	fd.set(nil, "old")
 	waitFor(t, 2*time.Second, func() bool { return r.Ready() })
@@ -158,6 +162,11 @@ func TestRefusedPasswordWaitsForANewPassword(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	if n := fd.count(); n != 1 {
 		t.Fatalf("the refused password was tried %d times; want once until the file changes", n)
+	}
+	// Waiting is waiting: a handful of loop turns (a check every 50ms),
+	// not a spin.
+	if w := r.wakes.Load(); w > 60 {
+		t.Errorf("%d loop turns in 0.7s while waiting for a new password", w)
 	}
 	if v := testCounter(t, m, "runai_ldap_sync_ldap_errors_total", `operation="credentials"`); v != 1 {
 		t.Errorf("ldap_errors_total{operation=credentials} = %v", v)

@@ -213,7 +213,7 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 			},
 		}
 		if cfg.Projects.ParsedTemplate != nil {
-			h.TemplateSelector, h.Template = controller.TemplateSelector(), d.runner.TemplateChanged
+			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.runner.TemplateChanged() }
 		}
 		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, h)
 		cluster = d.cache

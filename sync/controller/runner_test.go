@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
@@ -228,18 +229,36 @@ func TestNewTermStartsFromNothing(t *testing.T) {
 			return s
 		}}
 	startRunner(t, r)
-	for term := 1; term <= 2; term++ {
+	term := func(between func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { r.Lead(ctx); close(done) }()
 		waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 		cancel()
 		<-done
+		if between != nil {
+			between()
+		}
 	}
+	// Term 1 grants vera through runai-alpha-viewers.
+	term(func() {
+		// Meanwhile (another replica led): vera left the group and lost the
+		// binding; now the group's lookup fails.
+		dir.members["runai-alpha-viewers"] = nil
+		dir.failing["runai-alpha-viewers"] = true
+		cl.Lock()
+		dropUser("vera")(cl.bindings[kube.ViewerRef()])
+		cl.Unlock()
+	})
+	// Term 2 must not fall back on term 1's members for the failed group:
+	// that would give vera her access back.
+	term(nil)
 	if len(built) != 2 || built[0] == built[1] {
 		t.Fatalf("%d Syncers for two terms; each term needs its own", len(built))
 	}
-	if built[1].lastKnown["runai-alpha-executors"] == nil || len(built[1].lastKnown) != len(built[0].lastKnown) {
-		t.Errorf("second term's members should come from its own cycle only")
+	for _, u := range cl.users(kube.ViewerRef()) {
+		if u == "vera" {
+			t.Fatal("a new term re-added a user from an earlier term's members")
+		}
 	}
 }

@@ -48,17 +48,28 @@ repair: {minInterval: 1s}
 leaderElection: {leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 1s}
 `
 
-func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
+// TestDirectoryFaultsRemoveNoOneAndRecover injects the connection-level
+// faults with the default configuration (change polls and repairs on).
+func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) { directoryFaults(t, true) }
+
+// TestDirectoryFaultsMidCycle adds the faults injected in the middle of a
+// cycle's reads. Change polls are off there: the fault is injected at the
+// first search after a cycle starts, which must be the cycle's own (polls
+// and their faults are covered by the incremental tests).
+func TestDirectoryFaultsMidCycle(t *testing.T) { directoryFaults(t, false) }
+
+func directoryFaults(t *testing.T, defaults bool) {
 	e := newEnv(t)
 	seedSample(e)
 	px := newProxy(t, "127.0.0.1:636")
 	ca := e.caCopy()
 	addr := freeAddr(t)
-	// Change polls off: the mid-cycle faults are injected at the first
-	// search after a cycle starts, which must be the cycle's own (polls
-	// and their faults are covered by the incremental tests).
+	extra := ""
+	if !defaults {
+		extra = "incremental: {enabled: false}\n"
+	}
 	cfg := e.configVia("ldaps://127.0.0.1:"+px.port(), ca, "2s", groupsYAML+sampleProjects+daemonYAML+
-		"incremental: {enabled: false}\n"+fmt.Sprintf("server: {address: %q}\n", addr))
+		extra+fmt.Sprintf("server: {address: %q}\n", addr))
 	ctx := context.Background()
 
 	// Unreachable at start: the daemon starts anyway, writes nothing,
@@ -66,7 +77,7 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 	before := e.snapshot(sampleRefs...)
 	e.samba.Down()
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	retries := d.waitLog("retrying failed cycle", 3, 60*time.Second)
+	retries := d.waitLog("directory contact backs off after a failure", 3, 60*time.Second)
 	if a, b := fmt.Sprint(retries[0]["in"]), fmt.Sprint(retries[2]["in"]); a == b {
 		t.Errorf("backoff does not grow: %v then %v", a, b)
 	}
@@ -94,22 +105,24 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 
 	trigger := 0
 	// fault injects a fault, makes the daemon run a cycle, checks that the
-	// cycle failed for the right reason and removed no one, then heals the
-	// fault and waits for the daemon's own retry to succeed.
-	fault := func(name, wantErr, ldapOp string, inject, heal func()) {
+	// cycle failed (nothing could be read) or was partial (groups failed)
+	// for the right reason and removed no one, then heals the fault and
+	// waits for the daemon's own retry to succeed.
+	fault := func(name, result, wantErr, ldapOp string, inject, heal func()) {
 		t.Helper()
 		t.Logf("fault: %s", name)
 		before := e.snapshot(sampleRefs...)
-		fails := d.metric("runai_ldap_sync_cycles_total", `result="failure"`)
+		logMsg := map[string]string{"failure": "cycle failed", "partial": "cycle partial"}[result]
+		fails := d.metric("runai_ldap_sync_cycles_total", `result="`+result+`"`)
 		ok := d.metric("runai_ldap_sync_cycles_total", `result="success"`)
 		ldapErrs := d.metric("runai_ldap_sync_ldap_errors_total", `operation="`+ldapOp+`"`)
 		lastOK := d.metric("runai_ldap_sync_last_success_timestamp_seconds", "")
-		failedLines := d.count("cycle failed")
+		failedLines := d.count(logMsg)
 		inject()
 		trigger++
 		e.bumpProjects(trigger)
-		d.waitMetric("runai_ldap_sync_cycles_total", `result="failure"`, fails+1, 60*time.Second)
-		lines := d.waitLog("cycle failed", failedLines+1, 10*time.Second)
+		d.waitMetric("runai_ldap_sync_cycles_total", `result="`+result+`"`, fails+1, 60*time.Second)
+		lines := d.waitLog(logMsg, failedLines+1, 10*time.Second)
 		if msg := strings.ToLower(fmt.Sprint(lines[failedLines]["error"])); !strings.Contains(msg, strings.ToLower(wantErr)) {
 			t.Errorf("%s: cycle error does not say %q: %s", name, wantErr, msg)
 		}
@@ -130,7 +143,7 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 	}
 
 	const wrongPassword = "Wrong-Pa55-not-the-one"
-	fault("wrong bind password", "refused", "connect",
+	fault("wrong bind password", "failure", "refused", "connect",
 		func() { writeFile(t, e.pwFile, []byte(wrongPassword+"\n")) },
 		func() { writeFile(t, e.pwFile, []byte(e.password+"\n")) })
 
@@ -142,56 +155,17 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fault("certificate that does not verify", "unknown authority", "connect",
+	fault("certificate that does not verify", "failure", "unknown authority", "connect",
 		func() { writeFile(t, ca, otherCA.CertPEM) },
 		func() { writeFile(t, ca, goodCA) })
 
-	fault("server accepts connections but never answers", "deadline exceeded", "connect",
+	fault("server accepts connections but never answers", "failure", "deadline exceeded", "connect",
 		func() { px.mode.Store(proxyBlackhole) },
 		func() { px.mode.Store(proxyPass); px.cut() })
 
-	// searching waits until the daemon has sent a search (so it is bound,
-	// and in the middle of reading the directory), then runs fn.
-	searching := func(fn func()) chan struct{} {
-		base := d.metric("runai_ldap_sync_ldap_searches_total", "")
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for d.metric("runai_ldap_sync_ldap_searches_total", "") <= base {
-				time.Sleep(2 * time.Millisecond)
-			}
-			fn()
-		}()
-		return done
+	if !defaults {
+		midCycleFaults(t, e, d, px, fault)
 	}
-
-	// Slow beyond the timeout in the middle of the cycle: once the first
-	// search is sent, every answer takes longer than ldap.timeout.
-	var slowDone chan struct{}
-	fault("answers slower than the timeout after the bind", "group", "group",
-		func() {
-			// Slow answers first keep the cycle in its directory phase, so
-			// the switch to answers beyond the timeout lands inside it.
-			px.setDelay(0, 150*time.Millisecond)
-			slowDone = searching(func() { px.setDelay(0, 4*time.Second) })
-		},
-		func() { <-slowDone; px.setDelay(0, 0); px.cut() })
-
-	// Samba stopped in the middle of a cycle: slow answers keep the cycle
-	// in the directory phase; Samba stops once the searches have begun.
-	var downDone chan struct{}
-	fault("directory stopped mid-cycle", "group", "group",
-		func() {
-			px.setDelay(0, 150*time.Millisecond)
-			downDone = searching(e.samba.Down)
-		},
-		func() {
-			<-downDone
-			px.setDelay(0, 0)
-			if err := e.samba.Up(ctx); err != nil {
-				t.Fatal(err)
-			}
-		})
 
 	// Still syncing real changes after all that.
 	e.removeMembers("runai-alpha-executors", "bob")
@@ -224,6 +198,54 @@ func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) {
 	}
 }
 
+// midCycleFaults makes the directory fail in the middle of a cycle's reads:
+// the cycle is partial (its groups failed), removes no one, and recovers.
+func midCycleFaults(t *testing.T, e *env, d *daemon, px *proxy, fault func(name, result, wantErr, ldapOp string, inject, heal func())) {
+	ctx := context.Background()
+	// searching waits until the daemon has sent a search (so it is bound,
+	// and in the middle of reading the directory), then runs fn.
+	searching := func(fn func()) chan struct{} {
+		base := d.metric("runai_ldap_sync_ldap_searches_total", "")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for d.metric("runai_ldap_sync_ldap_searches_total", "") <= base {
+				time.Sleep(2 * time.Millisecond)
+			}
+			fn()
+		}()
+		return done
+	}
+
+	// Slow beyond the timeout in the middle of the cycle: once the first
+	// search is sent, every answer takes longer than ldap.timeout.
+	var slowDone chan struct{}
+	fault("answers slower than the timeout after the bind", "partial", "group", "group",
+		func() {
+			// Slow answers first keep the cycle in its directory phase, so
+			// the switch to answers beyond the timeout lands inside it.
+			px.setDelay(0, 150*time.Millisecond)
+			slowDone = searching(func() { px.setDelay(0, 4*time.Second) })
+		},
+		func() { <-slowDone; px.setDelay(0, 0); px.cut() })
+
+	// Samba stopped in the middle of a cycle: slow answers keep the cycle
+	// in the directory phase; Samba stops once the searches have begun.
+	var downDone chan struct{}
+	fault("directory stopped mid-cycle", "partial", "group", "group",
+		func() {
+			px.setDelay(0, 150*time.Millisecond)
+			downDone = searching(e.samba.Down)
+		},
+		func() {
+			<-downDone
+			px.setDelay(0, 0)
+			if err := e.samba.Up(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+}
+
 func TestAPIServerRestartDuringCycle(t *testing.T) {
 	e := newEnv(t)
 	seedSample(e)
@@ -240,7 +262,8 @@ func TestAPIServerRestartDuringCycle(t *testing.T) {
 	d.waitMetric("runai_ldap_sync_ldap_searches_total", "", 1, 60*time.Second)
 	e.api.Stop()
 	t.Log("kube-apiserver stopped during the cycle's directory phase")
-	d.waitLog("cycle failed", 1, 60*time.Second)
+	// The writes fail (a partial cycle: the directory was read).
+	d.waitLog("binding write failed", 1, 60*time.Second)
 	if d.count("binding updated") != 0 {
 		t.Error("a write succeeded with the API server down?")
 	}

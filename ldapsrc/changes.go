@@ -76,14 +76,14 @@ const csnClockMargin = 5 * time.Minute
 // Mark returns a cursor for "now": take it before a full cycle reads the
 // directory, so a change made during the read is seen by the next poll.
 func (s *Source) Mark(ctx context.Context) (Cursor, error) {
-	c, err := s.pollConnection(ctx)
+	c, done, err := s.session(ctx)
 	if err != nil {
 		return Cursor{}, err
 	}
-	defer interruptOnDone(ctx, c)()
+	defer done()
 	cur, _, err := s.mark(c)
 	if err != nil {
-		s.dropPollConnection()
+		s.dropSession(c)
 		return Cursor{}, err
 	}
 	return cur, nil
@@ -102,11 +102,11 @@ func (s *Source) mark(c *conn) (Cursor, int, error) {
 // an already-open connection: the rootDSE (AD) or the change search itself
 // (OpenLDAP), which then returns no entry.
 func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) {
-	c, err := s.pollConnection(ctx)
+	c, done, err := s.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer interruptOnDone(ctx, c)()
+	defer done()
 	var cs *ChangeSet
 	if s.cfg.Schema == config.SchemaActiveDirectory {
 		cs, err = s.changesAD(ctx, c, since)
@@ -115,51 +115,15 @@ func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) 
 	}
 	if err != nil {
 		// The connection may be what failed (idle timeout, DC gone): the
-		// next poll dials again, possibly another server.
-		s.dropPollConnection()
+		// next read dials again, possibly another server.
+		s.dropSession(c)
 		return nil, err
 	}
 	return cs, nil
 }
 
-// ClosePolls closes the connection polls keep open.
-func (s *Source) ClosePolls() { s.dropPollConnection() }
-
-func (s *Source) pollConnection(ctx context.Context) (*conn, error) {
-	s.pollMu.Lock()
-	defer s.pollMu.Unlock()
-	if s.poll != nil && !s.poll.IsClosing() {
-		return s.poll, nil
-	}
-	if s.poll != nil {
-		s.poll.Close()
-		s.poll = nil
-	}
-	// The connection outlives this poll; it is closed by ClosePolls or
-	// when a poll fails, not when ctx (one poll's deadline) ends.
-	c, err := s.connect(context.WithoutCancel(ctx))
-	if err != nil {
-		return nil, err
-	}
-	s.poll = c
-	return c, nil
-}
-
-// interruptOnDone closes the kept connection if ctx ends during a poll (a
-// shutdown must not wait for a server that does not answer); the poll then
-// fails and the next one dials again. Call the returned func when done.
-func interruptOnDone(ctx context.Context, c *conn) func() bool {
-	return context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
-}
-
-func (s *Source) dropPollConnection() {
-	s.pollMu.Lock()
-	defer s.pollMu.Unlock()
-	if s.poll != nil {
-		s.poll.Close()
-		s.poll = nil
-	}
-}
+// ClosePolls closes the shared connection (Close).
+func (s *Source) ClosePolls() { s.Close() }
 
 // readUSN reads the DC's identity and highest committed USN from its rootDSE.
 func (s *Source) readUSN(c *conn) (server string, usn int64, err error) {

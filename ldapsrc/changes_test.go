@@ -119,9 +119,9 @@ func TestChangesFailoverReconnects(t *testing.T) {
 	}
 	// The kept connection dies (idle timeout, DC restart): the poll fails,
 	// and the next one dials again.
-	s.pollMu.Lock()
-	_ = s.poll.Conn.Close()
-	s.pollMu.Unlock()
+	s.pinMu.Lock()
+	_ = s.pinned.Conn.Close()
+	s.pinMu.Unlock()
 	time.Sleep(10 * time.Millisecond)
 	if _, err := s.Changes(context.Background(), mark); err != nil {
 		t.Logf("first poll after the drop: %v", err)

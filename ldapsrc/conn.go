@@ -2,8 +2,11 @@ package ldapsrc
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -14,7 +17,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// conn is one bound directory connection, used for a whole cycle.
+// conn is one bound directory connection.
 type conn struct {
 	*ldap.Conn
 	url  string
@@ -26,9 +29,108 @@ func (c *conn) Close() {
 	_ = c.Conn.Close()
 }
 
+// session returns the connection every read of the daemon shares, dialling
+// (bounded by ctx) when there is none or it broke. One connection means one
+// server: a poll and the reads it triggers, and a cycle's mark and its
+// resolve, see the same domain controller, so a change seen on one DC is
+// never re-read from another that has not replicated it yet. When the
+// connection breaks, the next use dials in URL order again, possibly
+// reaching another server; the cursor's Server then says so (ServerChanged)
+// and a full cycle runs. ctx ending during the use closes the connection
+// (a shutdown never waits for a server that does not answer). Call done
+// when finished.
+func (s *Source) session(ctx context.Context) (c *conn, done func(), err error) {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	if s.pinned != nil && s.pinned.IsClosing() {
+		s.pinned.Close()
+		s.pinned = nil
+	}
+	if s.pinned == nil {
+		c, err := s.connect(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The connection outlives this use: only the use's ctx may close it.
+		c.stop()
+		c.stop = func() bool { return false }
+		s.pinned = c
+	}
+	c = s.pinned
+	stop := context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
+	return c, func() { stop() }, nil
+}
+
+// dropSession closes the shared connection if it is still c, after a
+// failure that may be the connection's: the next read dials again.
+func (s *Source) dropSession(c *conn) {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	if s.pinned == c && c != nil {
+		s.pinned.Close()
+		s.pinned = nil
+	}
+}
+
+// Close closes the shared connection (at the end of a leadership term or
+// of the process). The Source stays usable: the next read dials again.
+func (s *Source) Close() {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	if s.pinned != nil {
+		s.pinned.Close()
+		s.pinned = nil
+	}
+}
+
+// ErrInvalidCredentials matches (errors.Is) a bind the directory refused
+// for its credentials (LDAP result 49; AD's data 52e and friends). The same
+// password will be refused again, and every try counts toward the
+// account's lockout: wait for the password file to change
+// (PasswordFingerprint) before trying again.
+var ErrInvalidCredentials = errors.New("the directory refused the bind credentials")
+
+// CredentialsError is a bind refused for its credentials.
+type CredentialsError struct {
+	// Fingerprint identifies the refused password (PasswordFingerprint);
+	// it is a keyed hash that never leaves the process.
+	Fingerprint string
+	// Locked: the account is locked out (AD data 775); the password may be
+	// right, and the lockout ends on its own.
+	Locked bool
+	err    error
+}
+
+func (e *CredentialsError) Error() string {
+	if e.err == nil {
+		return ErrInvalidCredentials.Error()
+	}
+	return e.err.Error()
+}
+func (e *CredentialsError) Unwrap() error        { return e.err }
+func (e *CredentialsError) Is(target error) bool { return target == ErrInvalidCredentials }
+
+// PasswordFingerprint returns a keyed hash of the bind password file's
+// content, to notice cheaply that it changed. The key is random per
+// Source, so the value says nothing about the password outside this
+// process; it is never logged.
+func (s *Source) PasswordFingerprint() (string, error) {
+	pw, err := s.readPassword()
+	if err != nil {
+		return "", err
+	}
+	return s.fingerprint(pw), nil
+}
+
+func (s *Source) fingerprint(pw string) string {
+	m := hmac.New(sha256.New, s.fpKey[:])
+	m.Write([]byte(pw))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // connect tries each URL in order and returns the first connection that
 // binds. Errors from every URL are reported, so an operator sees why each
-// one failed.
+// one failed. Every step (dial, TLS, bind) ends when ctx does.
 func (s *Source) connect(ctx context.Context) (*conn, error) {
 	tlsCfg, err := s.tlsConfig()
 	if err != nil {
@@ -51,13 +153,15 @@ func (s *Source) connect(ctx context.Context) (*conn, error) {
 		s.Stats.Binds.Add(1)
 		if err := c.Bind(s.cfg.BindDN, password); err != nil {
 			c.Close()
-			errs = append(errs, fmt.Errorf("%s: %w", raw, describeBindError(s.cfg.BindDN, err)))
+			werr := fmt.Errorf("%s: %w", raw, describeBindError(s.cfg.BindDN, err))
 			// A wrong password is wrong on every DC; trying the others only
 			// risks locking the account out faster.
 			var le *ldap.Error
 			if errors.As(err, &le) && le.ResultCode == ldap.LDAPResultInvalidCredentials {
+				errs = append(errs, &CredentialsError{Fingerprint: s.fingerprint(password), Locked: strings.Contains(le.Err.Error(), "data 775"), err: werr})
 				break
 			}
+			errs = append(errs, werr)
 			continue
 		}
 		return c, nil
@@ -88,11 +192,31 @@ func (s *Source) dial(ctx context.Context, raw string, tlsCfg *tls.Config) (*con
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
-	dialer := &net.Dialer{Timeout: s.cfg.Timeout}
-	lc, err := ldap.DialURL(raw, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(cfg))
+	port := u.Port()
+	if port == "" {
+		port = ldap.DefaultLdapPort
+		if u.Scheme == "ldaps" {
+			port = ldap.DefaultLdapsPort
+		}
+	}
+	// Dial and handshake here rather than in ldap.DialURL, which cannot be
+	// interrupted: a shutdown must not wait ldap.timeout per server.
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", raw, describeDialError(err, cfg.ServerName))
 	}
+	if u.Scheme == "ldaps" {
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("%s: %w", raw, describeDialError(err, cfg.ServerName))
+		}
+		nc = tc
+	}
+	lc := ldap.NewConn(nc, u.Scheme == "ldaps")
+	lc.Start()
 	lc.SetTimeout(s.cfg.Timeout)
 	// Closing the connection is the only way to interrupt a request in
 	// flight when the context ends (shutdown, cycle deadline).

@@ -66,11 +66,16 @@ func groupClassFilter(schema string) string {
 // paged search, and returns the projects they name. An error means nothing
 // is known (never: no projects).
 func (s *Source) DiscoverProjects(ctx context.Context, fg config.FromGroups) (*Discovery, error) {
-	conn, err := s.connect(ctx)
+	conn, done, err := s.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer done()
+	defer func() {
+		if conn.IsClosing() {
+			s.dropSession(conn)
+		}
+	}()
 	r := newResolver(s, conn)
 	base := fg.BaseDN
 	if base == "" {

@@ -18,6 +18,8 @@ type fakeLDAP struct {
 	t      *testing.T
 	ln     net.Listener
 	handle func(req fakeSearch) fakeAnswer
+	// refuseBind answers every bind with invalidCredentials (result 49).
+	refuseBind bool
 
 	mu       sync.Mutex
 	searches []fakeSearch
@@ -80,7 +82,11 @@ func (f *fakeLDAP) conn(c net.Conn) {
 		op := p.Children[1]
 		switch op.Tag {
 		case ldap.ApplicationBindRequest:
-			write(c, envelope(id, result(ldap.ApplicationBindResponse, 0), nil))
+			code := uint16(0)
+			if f.refuseBind {
+				code = ldap.LDAPResultInvalidCredentials
+			}
+			write(c, envelope(id, result(ldap.ApplicationBindResponse, code), nil))
 		case ldap.ApplicationUnbindRequest:
 			return
 		case ldap.ApplicationSearchRequest:

@@ -5,6 +5,7 @@ package ldapsrc
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -91,14 +92,17 @@ type Source struct {
 	// every connection, so a rotated Secret is picked up without a restart.
 	readPassword func() (string, error)
 
-	// pollMu guards poll, the connection change polls keep open.
-	pollMu sync.Mutex
-	poll   *conn
+	// pinMu guards pinned, the connection every read shares (session).
+	pinMu  sync.Mutex
+	pinned *conn
+	// fpKey keys PasswordFingerprint.
+	fpKey [32]byte
 }
 
 // New returns a Source for cfg.
 func New(cfg config.LDAP, log *zap.Logger) *Source {
 	s := &Source{cfg: cfg, log: log}
+	_, _ = rand.Read(s.fpKey[:])
 	s.readPassword = func() (string, error) {
 		b, err := os.ReadFile(cfg.BindPasswordFile)
 		if err != nil {
@@ -132,14 +136,18 @@ func (s *Source) ResolveTargeted(ctx context.Context, names []string) (*Result, 
 }
 
 func (s *Source) resolveWith(ctx context.Context, names []string, targeted bool) (*Result, error) {
-	conn, err := s.connect(ctx)
+	conn, done, err := s.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer done()
 	r := newResolver(s, conn)
 	r.targeted = targeted
-	return r.resolve(ctx, uniqueSorted(names))
+	res, err := r.resolve(ctx, uniqueSorted(names))
+	if err != nil || conn.IsClosing() {
+		s.dropSession(conn)
+	}
+	return res, err
 }
 
 // Ping connects and binds, to check configuration and credentials.

@@ -6,26 +6,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime"
-	"sort"
-	gosync "sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -33,6 +25,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/leader"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
@@ -151,7 +144,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "once":
-		rep := d.syncer.Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
+		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
 		d.flushEvents()
 		if rep.Err != nil {
 			log.Error("cycle failed", zap.Error(rep.Err))
@@ -163,8 +156,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			zap.Duration("duration", rep.Duration))
 		return exitOK
 	case "diff":
-		rep := d.syncer.Cycle(ctx, controller.CycleOptions{DryRun: true})
-		if err := printPlan(stdout, rep, f.output); err != nil {
+		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: true})
+		if err := controller.PrintPlan(stdout, rep, f.output); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
 		}
@@ -179,17 +172,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 type daemon struct {
-	cfg      *config.Config
-	rc       *rest.Config
-	kc       *kube.Client
-	cache    *kube.Cache // run only
-	events   *kube.EventRecorder
-	syncer   *controller.Syncer
+	cfg    *config.Config
+	rc     *rest.Config
+	kc     *kube.Client
+	cache  *kube.Cache // run only
+	events *kube.EventRecorder
+	// newSyncer builds a Syncer with fresh state (one per leadership term).
+	newSyncer func() *controller.Syncer
+	// runner is the controller loop (run only; set before the informers
+	// start, whose handlers post events to it).
+	runner   *controller.Runner
 	metrics  *metrics.Metrics
 	log      *zap.Logger
 	identity string
-	// termMu keeps leadership terms from overlapping.
-	termMu gosync.Mutex
 }
 
 func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemon, error) {
@@ -210,32 +205,39 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 		// The daemon reads current state from informers, which also report
 		// hand edits for repair. once and diff read with LIST and GET.
 		h := kube.Handlers{
-			Binding:   func(ref kube.Ref, b *kube.Binding, rv string) { d.syncer.BindingChanged(ref, b, rv) },
-			Namespace: func(old, cur *kube.Namespace) { d.syncer.NamespaceChanged(old, cur) },
+			Binding:   func(ref kube.Ref, b *kube.Binding, rv string) { d.runner.BindingChanged(ref, b, rv) },
+			Namespace: func(old, cur *kube.Namespace) { d.runner.NamespaceChanged(old, cur) },
 			WatchError: func(what string, err error) {
 				m.KubeErrors.WithLabelValues("watch").Inc()
 				log.Warn("watch failed; the informer retries", zap.String("watch", what), zap.Error(err))
 			},
 		}
 		if cfg.Projects.ParsedTemplate != nil {
-			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.syncer.TemplateChanged() }
+			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.runner.TemplateChanged() }
 		}
 		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, h)
 		cluster = d.cache
 	}
-	d.syncer = controller.New(cfg, src, cluster, log, m)
 	if cmd == "run" && cfg.Mode == config.ModeEnforce && cfg.Incremental.Enabled {
 		src.Reach = true
-		d.syncer.WithChanges(src)
-	}
-	if cfg.Projects.Provisioning() {
-		// Namespaces and template objects are written through the Client:
-		// the informers watch only the managed bindings.
-		d.syncer.WithProvisioning(src, kc)
 	}
 	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
 		d.events = kube.NewEventRecorder(kc, d.identity)
-		d.syncer.WithEvents(d.events)
+	}
+	d.newSyncer = func() *controller.Syncer {
+		s := controller.New(cfg, src, cluster, log, m)
+		if src.Reach {
+			s.WithChanges(src)
+		}
+		if cfg.Projects.Provisioning() {
+			// Namespaces and template objects are written through the
+			// Client: the informers watch only the managed bindings.
+			s.WithProvisioning(src, kc)
+		}
+		if d.events != nil {
+			s.WithEvents(d.events)
+		}
+		return s
 	}
 	return d, nil
 }
@@ -260,6 +262,8 @@ func (d *daemon) flushEvents() {
 }
 
 func (d *daemon) run(ctx context.Context, f flags) int {
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	cfg := d.cfg
 	status := &health.Status{LeaderElection: cfg.LeaderElection.Enabled, Identity: d.identity}
 	d.log.Info("starting", zap.String("version", version), zap.String("mode", cfg.Mode),
@@ -271,18 +275,37 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 	if cfg.Server.Address != "" {
 		go func() { srvErr <- health.Serve(ctx, cfg.Server.Address, health.NewHandler(d.metrics, status), d.log) }()
 	}
+	r := &controller.Runner{
+		NewSyncer: d.newSyncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
+		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
+		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff, Elected: true,
+	}
+	if cfg.Repair.Enabled {
+		r.RepairInterval = cfg.Repair.MinInterval
+	}
+	if cfg.Incremental.Enabled {
+		r.PollInterval = cfg.Incremental.PollInterval
+	}
+	// Set before the informers start: their handlers post to it.
+	d.runner = r
 	// The informers run on standby replicas too, so a new leader starts
 	// with a warm cache.
 	if err := d.cache.Start(ctx); err != nil {
 		d.log.Error("stopping", zap.Error(err))
 		return exitFailed
 	}
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- r.Run(ctx) }()
 	runErr := make(chan error, 1)
 	go func() {
 		if cfg.LeaderElection.Enabled {
-			runErr <- d.elect(ctx, f, status)
+			e := &leader.Elector{Config: d.rc, Namespace: cfg.Kubernetes.RunaiNamespace, Name: cfg.LeaderElection.LeaseName,
+				Identity: d.identity, LeaseDuration: cfg.LeaderElection.LeaseDuration, RenewDeadline: cfg.LeaderElection.RenewDeadline,
+				RetryPeriod: cfg.LeaderElection.RetryPeriod, Log: d.log, OnNewLeader: status.SetLeader}
+			runErr <- e.Run(ctx, func(tctx context.Context) { d.lead(tctx, status) })
 		} else {
-			runErr <- d.lead(ctx, f, status)
+			d.lead(ctx, status)
+			runErr <- nil
 		}
 	}()
 	code := exitOK
@@ -292,6 +315,7 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 			d.log.Error("stopping", zap.Error(err))
 			code = exitFailed
 		}
+		stopRun() // without /metrics and /readyz, do not go on unseen
 		<-runErr
 	case err := <-runErr:
 		if err != nil {
@@ -299,18 +323,20 @@ func (d *daemon) run(ctx context.Context, f flags) int {
 			code = exitFailed
 		}
 	}
+	if err := <-loopDone; err != nil {
+		d.log.Error("stopping", zap.Error(err))
+		code = exitFailed
+	}
 	d.flushEvents()
 	d.log.Info("stopped")
 	return code
 }
 
-// lead runs cycles and repairs until ctx ends: for the whole run without
-// leader election, else for one leadership term.
-func (d *daemon) lead(ctx context.Context, f flags, status *health.Status) error {
-	d.termMu.Lock()
-	defer d.termMu.Unlock()
+// lead runs one leadership term (the whole run without leader election)
+// in the controller loop, until ctx ends and the write in flight finished.
+func (d *daemon) lead(ctx context.Context, status *health.Status) {
 	if ctx.Err() != nil {
-		return nil // the term ended before it began
+		return // the term ended before it began
 	}
 	status.SetLeading(true)
 	d.metrics.Leader.Set(1)
@@ -327,93 +353,7 @@ func (d *daemon) lead(ctx context.Context, f flags, status *health.Status) error
 		d.log.Warn("informers not synced; reading with LIST and GET until they are", zap.Error(err))
 	}
 	cancel()
-	cfg := d.cfg
-	r := &controller.Runner{
-		Syncer: d.syncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
-		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
-		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff,
-	}
-	if cfg.Repair.Enabled {
-		r.RepairInterval = cfg.Repair.MinInterval
-	}
-	if cfg.Incremental.Enabled {
-		r.PollInterval = cfg.Incremental.PollInterval
-	}
-	return r.Run(ctx)
-}
-
-// elect competes for the Lease until ctx ends; while it holds the lease it
-// leads. On SIGTERM the write in flight finishes before the lease is
-// released, so the next leader can start at once. A leader that fails to
-// renew stops (its write in flight, if any, still finishes: writes carry
-// a resourceVersion precondition, so an overlap with the new leader loses
-// no update) and stands by again.
-func (d *daemon) elect(ctx context.Context, f flags, status *health.Status) error {
-	le := d.cfg.LeaderElection
-	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(d.rc), "runai-ldap-sync/leader-election"))
-	if err != nil {
-		return fmt.Errorf("leader election client: %w", err)
-	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: d.cfg.Kubernetes.RunaiNamespace, Name: le.LeaseName},
-		Client:     cs.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: d.identity},
-	}
-	for {
-		var started atomic.Bool
-		termDone := make(chan struct{})
-		leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
-		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock: lock, Name: le.LeaseName, ReleaseOnCancel: true,
-			LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(lctx context.Context) {
-					started.Store(true)
-					defer close(termDone)
-					runCtx, cancel := context.WithCancel(lctx)
-					defer cancel()
-					defer context.AfterFunc(ctx, cancel)()
-					d.log.Info("became leader", zap.String("lease", d.cfg.Kubernetes.RunaiNamespace+"/"+le.LeaseName), zap.String("identity", d.identity))
-					if err := d.lead(runCtx, f, status); err != nil {
-						d.log.Error("leader stopped", zap.Error(err))
-					}
-				},
-				OnStoppedLeading: func() {},
-				OnNewLeader: func(id string) {
-					status.SetLeader(id)
-					if id != d.identity {
-						d.log.Info("standing by", zap.String("leader", id))
-					}
-				},
-			},
-		})
-		if err != nil {
-			leCancel()
-			return fmt.Errorf("leader election: %w", err)
-		}
-		go func() {
-			select {
-			case <-ctx.Done():
-			case <-leCtx.Done():
-				return
-			}
-			// Finish the write in flight before releasing the lease.
-			if started.Load() {
-				<-termDone
-			}
-			leCancel()
-		}()
-		elector.Run(leCtx)
-		if started.Load() {
-			<-termDone
-		}
-		leCancel()
-		if ctx.Err() != nil {
-			d.log.Info("leader lease released")
-			return nil
-		}
-		d.log.Warn("lost the leader lease; standing by", zap.String("identity", d.identity))
-	}
+	d.runner.Lead(ctx)
 }
 
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
@@ -426,120 +366,4 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
-}
-
-// planJSON is one change in `diff -o json`: a binding's users, or (with
-// the projects.* provisioning on) a namespace to create or label, or a
-// template object to create or bring back.
-type planJSON struct {
-	Kind      string   `json:"kind"`
-	Namespace string   `json:"namespace"`
-	Name      string   `json:"name"`
-	Add       []string `json:"add"`
-	Remove    []string `json:"remove"`
-	Create    bool     `json:"create"`
-	Held      []string `json:"held,omitempty"`
-	// Labels a namespace gets.
-	Labels map[string]string `json:"labels,omitempty"`
-	// Template: a project template object; Field is the first field that
-	// differs from the template, for one changed by hand.
-	Template bool   `json:"template,omitempty"`
-	Field    string `json:"field,omitempty"`
-}
-
-func printPlan(w io.Writer, rep *controller.Report, format string) error {
-	var out []planJSON
-	for _, a := range rep.Provision.Namespaces {
-		out = append(out, planJSON{Kind: "Namespace", Name: a.Namespace, Add: []string{}, Remove: []string{}, Create: a.Create, Labels: a.Labels})
-	}
-	for _, t := range rep.Provision.Templates {
-		out = append(out, planJSON{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name, Add: []string{}, Remove: []string{},
-			Create: t.Create, Template: true, Field: t.Field})
-	}
-	for _, p := range rep.Plans {
-		if !p.HasChanges() && len(p.Held) == 0 {
-			continue
-		}
-		out = append(out, planJSON{Kind: p.Ref.Kind, Namespace: p.Ref.Namespace, Name: p.Ref.Name,
-			Add: nonNil(p.Add), Remove: nonNil(p.Remove), Create: p.Create, Held: p.Held})
-	}
-	// Namespaces first, then template objects, then bindings, each sorted.
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if ga, gb := group(a), group(b); ga != gb {
-			return ga < gb
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
-	})
-	if format == "json" {
-		if out == nil {
-			out = []planJSON{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	if len(out) == 0 {
-		_, err := fmt.Fprintln(w, "no changes")
-		return err
-	}
-	for _, p := range out {
-		ref := kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
-		suffix := ""
-		switch {
-		case p.Kind == "Namespace" && p.Create:
-			suffix = " (create)"
-		case p.Kind == "Namespace":
-			suffix = " (label)"
-		case p.Template && p.Create:
-			suffix = " (create from the project template)"
-		case p.Template:
-			suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
-		case p.Create:
-			suffix = " (create)"
-		}
-		fmt.Fprintf(w, "%s%s\n", ref, suffix)
-		keys := make([]string, 0, len(p.Labels))
-		for k := range p.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "+ label %s=%s\n", k, p.Labels[k])
-		}
-		for _, u := range p.Add {
-			fmt.Fprintf(w, "+ %s\n", u)
-		}
-		for _, u := range p.Remove {
-			fmt.Fprintf(w, "- %s\n", u)
-		}
-		for _, u := range p.Held {
-			fmt.Fprintf(w, "! %s (removal held by the guard)\n", u)
-		}
-	}
-	return nil
-}
-
-// group orders diff entries: namespaces, template objects, bindings.
-func group(p planJSON) int {
-	switch {
-	case p.Kind == "Namespace":
-		return 0
-	case p.Template:
-		return 1
-	}
-	return 2
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }

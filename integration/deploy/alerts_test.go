@@ -150,6 +150,7 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 	want := []string{
 		"RunaiLdapSyncDriftPersists", "RunaiLdapSyncNoSuccessfulCycle", "RunaiLdapSyncLDAPUnreachable",
 		"RunaiLdapSyncRemovalsHeld", "RunaiLdapSyncKubernetesWriteErrors", "RunaiLdapSyncInvalidMembersSkipped",
+		"RunaiLdapSyncPartialCycles",
 	}
 	got := map[string]bool{}
 	for _, g := range rules.Groups {

@@ -79,33 +79,35 @@ func (s *Syncer) WithChanges(cs ChangeSource) *Syncer {
 	return s
 }
 
-// markChanges is called by a cycle before it reads the directory.
-func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) *ldapsrc.Cursor {
+// markChanges is called by a cycle before it reads the directory. It
+// returns the error too, so the cycle can tell a directory it cannot use
+// at all (then it reads nothing) from a mark that failed alone.
+func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) (*ldapsrc.Cursor, error) {
 	if s.changes == nil || opts.DryRun {
-		return nil
+		return nil, nil
 	}
 	c, err := s.changes.Mark(ctx)
 	if err != nil {
 		if errors.Is(err, ldapsrc.ErrNoChangeTracking) {
 			s.log.Warn("incremental change detection is unavailable with this directory; changes reach the bindings at the next full cycle", zap.Error(err))
-			s.changesOff.Store(true)
-			return nil
+			s.changesOff = true
+			return nil, nil
 		}
-		s.log.Warn("could not mark the directory's change history; changes made now reach the bindings at the next full cycle", zap.Error(err))
-		return nil
+		if !unreachable(err) {
+			s.log.Warn("could not mark the directory's change history; changes made now reach the bindings at the next full cycle", zap.Error(err))
+		}
+		return nil, err
 	}
-	return &c
+	return &c, nil
 }
 
 // rememberCycle keeps what the next polls need; called with s.mu held.
 func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
-	if s.changes == nil || s.changesOff.Load() {
+	if s.changes == nil || s.changesOff {
 		return
 	}
 	reached := make(map[string][]string, len(res.Groups))
 	failed := map[string]error{}
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
 	for name, g := range res.Groups {
 		if g.Err != nil {
 			failed[name] = g.Err
@@ -122,12 +124,10 @@ func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
 func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
-	if s.changes == nil || s.changesOff.Load() {
+	if s.changes == nil || s.changesOff {
 		return PollOff, nil
 	}
-	s.stateMu.Lock()
 	cur, gen := s.inc.cursor, s.inc.gen
-	s.stateMu.Unlock()
 	if cur == nil {
 		if gen > 0 {
 			// A cycle ran but could not mark the history (or the server
@@ -144,7 +144,9 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 		if ctx.Err() == nil {
 			s.log.Warn("directory change poll failed; the next poll or cycle tries again", zap.Error(err))
 		}
-		return PollError, nil
+		rep := newReport(TriggerChange)
+		rep.Err, rep.DirErr = err, err
+		return PollError, rep
 	case cs.ServerChanged:
 		s.countPoll(PollServerChanged)
 		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",
@@ -169,8 +171,6 @@ func (s *Syncer) countPoll(result string) {
 
 // advance moves the cursor, unless a full cycle replaced it meanwhile.
 func (s *Syncer) advance(gen uint64, next *ldapsrc.Cursor) {
-	s.stateMu.Lock()
-	defer s.stateMu.Unlock()
 	if s.inc.gen == gen {
 		s.inc.cursor = next
 	}
@@ -180,14 +180,10 @@ func (s *Syncer) advance(gen uint64, next *ldapsrc.Cursor) {
 // bindings whose desired state changed, through the same plan, guard and
 // policy as a full cycle.
 func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions) *Report {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rep := newReport(TriggerChange)
-	s.stateMu.Lock()
 	inc := s.inc
 	prevDesired := s.desired
 	popts := s.planOpts
-	s.stateMu.Unlock()
 	if inc.gen != gen || prevDesired == nil {
 		return nil // a full cycle ran meanwhile and read the directory itself
 	}
@@ -200,7 +196,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 		// A group that makes a new project (projects.fromGroups): only a
 		// full cycle provisions and syncs a project.
 		s.log.Info("directory group for a new project; full cycle", zap.String("project", p))
-		s.cycleWanted.Store(true)
+		s.cycleWanted = true
 	}
 	if len(affected) == 0 {
 		s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
@@ -237,6 +233,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
 		}
 		// Nothing written; the cursor stays, so the next poll tries again.
+		rep.DirErr = err
 		return fmt.Errorf("read changed groups: %w", err)
 	}
 	rep.Skipped = res.Skipped
@@ -287,7 +284,6 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 	}
 
 	// What was read is the new last known state, as after a cycle.
-	s.stateMu.Lock()
 	for _, d := range changed {
 		// A binding not written stays "changed", so the poll that retries
 		// (the cursor stays) writes it.
@@ -303,7 +299,6 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 		delete(s.inc.failed, name)
 		s.inc.reached[name] = g.Reached
 	}
-	s.stateMu.Unlock()
 	for name, g := range res.Groups {
 		if g.Err == nil {
 			s.lastKnown[name] = g.Members
@@ -428,4 +423,8 @@ func (s *Syncer) newDiscoveredProject(cs *ldapsrc.ChangeSet, projects []plan.Pro
 
 // TakeCycleWanted reports, once, that an incremental sync found something
 // only a full cycle can handle (a new project).
-func (s *Syncer) TakeCycleWanted() bool { return s.cycleWanted.Swap(false) }
+func (s *Syncer) TakeCycleWanted() bool {
+	w := s.cycleWanted
+	s.cycleWanted = false
+	return w
+}

@@ -84,14 +84,18 @@ func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Re
 			d, err = s.discoverer.DiscoverProjects(ctx, *fg)
 		}
 		if err != nil {
-			disc.Failed = true
+			// Keep the projects of the last successful discovery (this
+			// term): a failed search must not drop them from the cycle.
+			disc.Failed, disc.Names = true, s.discovered
 			derr = fmt.Errorf("discover projects from directory groups: %w", err)
 			if s.metrics != nil {
 				s.metrics.LDAPErrors.WithLabelValues("discover").Inc()
 			}
-			s.log.Error("project discovery failed; no project is created from groups and none reported gone this cycle", zap.Error(err))
+			s.log.Error("project discovery failed; the projects of the last successful discovery are kept and none is reported gone this cycle",
+				zap.Int("kept", len(s.discovered)), zap.Error(err))
 		} else {
 			disc.Names = d.Names()
+			s.discovered = disc.Names
 			rep.Provision.Discovered = disc.Names
 			for _, p := range d.Invalid {
 				invalid = append(invalid, plan.SkippedProject{Name: p.Name, Reason: plan.SkipInvalidName})
@@ -167,9 +171,7 @@ func (s *Syncer) writeNamespace(ctx context.Context, a plan.NamespaceAction) err
 	// The informer's echo of this write needs no cycle: this one handles
 	// the project already. Recorded before the write, as the echo can
 	// arrive before the write returns.
-	s.stateMu.Lock()
 	s.provisioned[a.Namespace] = a.Project
-	s.stateMu.Unlock()
 	var err error
 	if a.Create {
 		action, op = "create", "create_namespace"
@@ -178,9 +180,7 @@ func (s *Syncer) writeNamespace(ctx context.Context, a plan.NamespaceAction) err
 		err = s.prov.LabelNamespace(wctx, a.Namespace, a.ResourceVersion, a.Labels)
 	}
 	if err != nil {
-		s.stateMu.Lock()
 		delete(s.provisioned, a.Namespace)
-		s.stateMu.Unlock()
 		s.kubeError(op)
 		s.log.Error("namespace not provisioned; tried again next cycle", zap.String("namespace", a.Namespace),
 			zap.String("project", a.Project), zap.String("action", action), zap.Error(err))
@@ -318,9 +318,7 @@ func (s *Syncer) TemplateChanged() {
 	if s.cfg.Projects.ParsedTemplate == nil {
 		return
 	}
-	s.stateMu.Lock()
 	active := s.desired != nil
-	s.stateMu.Unlock()
 	if active {
 		s.work.requestTemplate()
 	}
@@ -330,8 +328,6 @@ func (s *Syncer) TemplateChanged() {
 // projects, without reading the directory: the same comparison and apply
 // as a cycle's, so an object that matches is not written.
 func (s *Syncer) RepairTemplate(ctx context.Context, opts CycleOptions) *Report {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rep := newReport(TriggerRepair)
 	t := s.cfg.Projects.ParsedTemplate
 	if t == nil || s.prov == nil || s.lastProjects == nil {

@@ -370,3 +370,42 @@ func merge(maps ...map[string]string) map[string]string {
 	}
 	return out
 }
+
+func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
+	s, dir, cl, _, m := provisioningFixture(t)
+	// epsilon's namespace exists without the project label: only the
+	// discovery makes it a project.
+	cl.nss = append(cl.nss, kube.Namespace{Name: "runai-epsilon"})
+	dir.members["runai-epsilon-executors"] = []string{"eve"}
+	s.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "epsilon"}}}}
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	epsilon := kube.ExecutorRef("runai-epsilon")
+	if got := cl.users(epsilon); !reflect.DeepEqual(got, []string{"eve"}) {
+		t.Fatalf("epsilon's executors = %v", got)
+	}
+	// The group search fails: epsilon, found by the last discovery, stays a
+	// project of this cycle (its binding is still planned and synced).
+	s.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
+	dir.members["runai-epsilon-executors"] = []string{"eve", "ezra"}
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Result() != ResultPartial {
+		t.Errorf("result %s (%v), want partial", rep.Result(), rep.Err)
+	}
+	if !hasPlan(rep, epsilon, false) {
+		t.Errorf("epsilon dropped after a failed discovery: projects %v", rep.Projects)
+	}
+	if got := cl.users(epsilon); !reflect.DeepEqual(got, []string{"eve", "ezra"}) {
+		t.Errorf("epsilon's executors = %v, want it still synced", got)
+	}
+	if len(rep.Provision.Orphaned) != 0 || value(m.ProjectsOrphaned) != 0 {
+		t.Errorf("orphaned %v after a failed discovery", rep.Provision.Orphaned)
+	}
+	// A new term knows no discovery: a failure then keeps nothing.
+	s2, _, _, _, _ := provisioningFixture(t)
+	s2.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
+	if rep := s2.Cycle(context.Background(), CycleOptions{}); hasPlan(rep, epsilon, false) || hasPlan(rep, epsilon, true) {
+		t.Error("a fresh Syncer invented discovered projects")
+	}
+}

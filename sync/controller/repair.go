@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	gosync "sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,83 +15,39 @@ import (
 )
 
 // workQueue collects what the informers saw between two runs of the
-// Runner's watch loop: bindings to repair, and whether the set of projects
-// changed (which needs a full cycle). Repeated events coalesce.
+// controller loop's repairs: bindings to repair, whether the set of
+// projects changed (which needs a full cycle), and whether a template
+// object changed. Repeated events coalesce. Owned by the loop.
 type workQueue struct {
-	mu      gosync.Mutex
-	pending map[kube.Ref]struct{}
-	cycle   bool
+	refs  map[kube.Ref]struct{}
+	cycle bool
 	// template: a template object was changed or deleted.
 	template bool
-	kick     chan struct{}
 }
 
-func newWorkQueue() workQueue {
-	return workQueue{pending: map[kube.Ref]struct{}{}, kick: make(chan struct{}, 1)}
-}
+func newWorkQueue() workQueue { return workQueue{refs: map[kube.Ref]struct{}{}} }
 
 func (q *workQueue) add(refs ...kube.Ref) {
-	q.mu.Lock()
 	for _, r := range refs {
-		q.pending[r] = struct{}{}
-	}
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *workQueue) requestCycle() {
-	q.mu.Lock()
-	q.cycle = true
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *workQueue) requestTemplate() {
-	q.mu.Lock()
-	q.template = true
-	q.mu.Unlock()
-	q.signal()
-}
-
-// takeTemplate reports, once, whether a template check was requested.
-func (q *workQueue) takeTemplate() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	t := q.template
-	q.template = false
-	return t
-}
-
-func (q *workQueue) signal() {
-	select {
-	case q.kick <- struct{}{}:
-	default:
+		q.refs[r] = struct{}{}
 	}
 }
 
-// take empties the queue.
+func (q *workQueue) requestCycle()    { q.cycle = true }
+func (q *workQueue) requestTemplate() { q.template = true }
+
+// pending reports whether anything is queued.
+func (q *workQueue) pending() bool { return len(q.refs) > 0 || q.cycle || q.template }
+
+// take empties the queue of bindings and the cycle request.
 func (q *workQueue) take() (refs []kube.Ref, cycle bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for r := range q.pending {
+	for r := range q.refs {
 		refs = append(refs, r)
 	}
-	clear(q.pending)
+	clear(q.refs)
 	cycle, q.cycle = q.cycle, false
 	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
 	return refs, cycle
-}
-
-// Forget drops the desired state and pending work, e.g. when this replica
-// starts or stops leading: repairs resume after the next full cycle.
-func (s *Syncer) Forget() {
-	s.stateMu.Lock()
-	s.desired = nil
-	clear(s.written)
-	clear(s.provisioned)
-	s.inc = incState{gen: s.inc.gen + 1}
-	s.stateMu.Unlock()
-	s.work.take()
 }
 
 // BindingChanged is the informer handler for managed bindings. It queues a
@@ -102,11 +57,9 @@ func (s *Syncer) Forget() {
 // care about (a hand-added user, a Group subject) are ignored. b is nil
 // for a deletion. It never blocks on a server.
 func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
-	s.stateMu.Lock()
 	d, managed := s.desired[ref]
 	opts := s.planOpts
 	written := s.written[ref]
-	s.stateMu.Unlock()
 	if !managed {
 		return
 	}
@@ -159,7 +112,6 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 	if !relevant {
 		return
 	}
-	s.stateMu.Lock()
 	active := s.desired != nil
 	if cur != nil && label != "" {
 		if p, ok := s.provisioned[cur.Name]; ok && cur.Labels[label] == p && !cur.Terminating {
@@ -169,7 +121,6 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 			active = false
 		}
 	}
-	s.stateMu.Unlock()
 	if !active {
 		return
 	}
@@ -209,8 +160,6 @@ func (s *Syncer) isStaticNamespace(nss ...*kube.Namespace) bool {
 // executor bindings whose namespace is gone or terminating (the namespace
 // change queues a full cycle).
 func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions) *Report {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rep := newReport(TriggerRepair)
 	rep.Err = s.repair(ctx, refs, opts, rep)
 	rep.Duration = time.Since(rep.Started)
@@ -219,14 +168,12 @@ func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions)
 }
 
 func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions, rep *Report) error {
-	s.stateMu.Lock()
 	desired := make([]plan.Desired, 0, len(refs))
 	for _, ref := range refs {
 		if d, ok := s.desired[ref]; ok {
 			desired = append(desired, d)
 		}
 	}
-	s.stateMu.Unlock()
 	if len(desired) == 0 {
 		return nil
 	}

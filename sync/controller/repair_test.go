@@ -59,10 +59,8 @@ func syncedFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeRecorder
 }
 
 func pending(s *Syncer) []kube.Ref {
-	s.work.mu.Lock()
-	defer s.work.mu.Unlock()
 	var out []kube.Ref
-	for r := range s.work.pending {
+	for r := range s.work.refs {
 		out = append(out, r)
 	}
 	return out
@@ -177,13 +175,6 @@ func TestRepairBeforeAnyCycleDoesNothing(t *testing.T) {
 	rep := s.Repair(context.Background(), []kube.Ref{alphaRef}, CycleOptions{})
 	if rep.Err != nil || len(cl.writes) != 0 || dir.resolves != 0 {
 		t.Errorf("err=%v writes=%v resolves=%d", rep.Err, cl.writes, dir.resolves)
-	}
-	// Forget (a new leadership term) has the same effect after a cycle.
-	s.Cycle(context.Background(), CycleOptions{})
-	s.Forget()
-	cl.writes = nil
-	if rep := s.Repair(context.Background(), []kube.Ref{alphaRef}, CycleOptions{}); rep.Err != nil || len(cl.writes) != 0 {
-		t.Errorf("after Forget: err=%v writes=%v", rep.Err, cl.writes)
 	}
 }
 
@@ -307,9 +298,7 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 	}
 	// The echo of a namespace this process provisioned queues nothing,
 	// once; a later change to it does.
-	s.stateMu.Lock()
 	s.provisioned["runai-omega"] = "omega"
-	s.stateMu.Unlock()
 	omega := ns("runai-omega", map[string]string{"runai/queue": "omega"})
 	s.NamespaceChanged(nil, omega)
 	if _, cycle := s.work.take(); cycle {
@@ -395,7 +384,7 @@ func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 
 	edit := func(user string) time.Time {
 		b := cl.edit(alphaRef, dropUser(user))
-		s.BindingChanged(alphaRef, b, b.ResourceVersion)
+		r.BindingChanged(alphaRef, b, b.ResourceVersion)
 		return time.Now()
 	}
 	start := edit("alice")
@@ -468,7 +457,7 @@ func TestRunnerRunsACycleWhenProjectsChange(t *testing.T) {
 	cl.Lock()
 	cl.nss = append(cl.nss, gamma)
 	cl.Unlock()
-	s.NamespaceChanged(nil, &gamma)
+	r.NamespaceChanged(nil, &gamma)
 	waitFor(t, 5*time.Second, func() bool { return len(cl.users(kube.ExecutorRef("runai-gamma"))) == 1 })
 }
 

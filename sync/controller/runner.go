@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,243 +14,565 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
-// Runner is the daemon: one cycle at start, then one per schedule tick,
-// with quicker retries after a failed cycle, and, when RepairInterval is
-// set, drift repairs between cycles driven by the informers. With leader
-// election, one Runner runs per leadership term.
+// Runner is the daemon's controller loop. One goroutine (Run) owns all
+// sync state: the Syncer of the current leadership term (last desired
+// state, last known members, poll cursor and its server, projects),
+// the pending work and the backoff. Schedule ticks, informer events and
+// leadership changes reach it as events in its inbox; it runs cycles,
+// polls and repairs itself, one at a time, so nothing is shared behind a
+// lock. A leadership term starts from a fresh Syncer: nothing learnt in an
+// earlier term (members, projects, cursor) is trusted.
 type Runner struct {
-	Syncer   *Syncer
-	Schedule string
-	Metrics  *metrics.Metrics
-	Log      *zap.Logger
-	Options  CycleOptions
-	// RetryMin and RetryMax bound the backoff between retries of a failed
-	// cycle; the schedule still runs as usual.
+	// NewSyncer builds the fresh Syncer of a term. Syncer, if set, is used
+	// for the first term instead (tests).
+	NewSyncer func() *Syncer
+	Syncer    *Syncer
+	Schedule  string
+	Metrics   *metrics.Metrics
+	Log       *zap.Logger
+	Options   CycleOptions
+	// RetryMin and RetryMax bound the one backoff of all directory contact
+	// (cycles, polls, forced cycles) after a failure: it doubles from
+	// RetryMin to RetryMax, and any success ends it.
 	RetryMin, RetryMax time.Duration
-	// RepairInterval, when positive, runs the watch loop: a binding changed
-	// by someone else is repaired, and a change to the project namespaces
-	// runs a full cycle, at most once per RepairInterval.
+	// CredentialCheck is how often, after the directory refused the bind
+	// password, the password file is checked for new content (default 10s).
+	// Until it changes, the directory is not contacted at all.
+	CredentialCheck time.Duration
+	// RepairInterval, when positive, repairs bindings changed by someone
+	// else and runs a full cycle when the project namespaces change, at
+	// most once per RepairInterval.
 	RepairInterval time.Duration
-	// Status, if set, is told when a cycle succeeds (for /readyz).
+	// Status, if set, is told when a cycle has run without failure (for
+	// /readyz).
 	Status *health.Status
 	// PollInterval, when positive and the Syncer has a ChangeSource, polls
 	// the directory for changes between cycles (see Syncer.Poll).
 	PollInterval time.Duration
+	// Elected: terms start only through Lead (leader election); otherwise
+	// one term lasts the whole Run.
+	Elected bool
 
-	ready    atomic.Bool
-	running  atomic.Bool
-	failures atomic.Int64
-	wg       gosync.WaitGroup
+	initOnce gosync.Once
+	inbox    inbox
+	leads    chan lead
+	// wakes counts the loop's turns, so a test can tell waiting from
+	// spinning.
+	wakes atomic.Int64
 }
 
 // coalesceDelay lets a burst of informer events (a kubectl apply of many
 // bindings) become one repair.
 const coalesceDelay = 200 * time.Millisecond
 
-// Ready reports whether a cycle has succeeded since this Runner started.
-func (r *Runner) Ready() bool { return r.ready.Load() }
+// defaultCredentialCheck is how often a refused password file is re-read.
+const defaultCredentialCheck = 10 * time.Second
 
-// Run runs until ctx ends, then waits for the cycle or repair in flight
-// (which starts no new write once ctx is done) and returns.
+// Events into the loop.
+type (
+	evTick    struct{ at time.Time }
+	evBinding struct {
+		ref kube.Ref
+		b   *kube.Binding
+		rv  string
+	}
+	evNamespace struct{ old, cur *kube.Namespace }
+	evTemplate  struct{}
+)
+
+type lead struct {
+	ctx  context.Context
+	done chan struct{}
+}
+
+// inbox is the loop's event queue: posting never blocks (informer handlers
+// and the cron goroutine must not wait for a cycle), the loop drains it.
+type inbox struct {
+	mu     gosync.Mutex
+	events []any
+	kick   chan struct{}
+}
+
+func (q *inbox) post(ev any) {
+	q.mu.Lock()
+	q.events = append(q.events, ev)
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (q *inbox) take() []any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.events
+	q.events = nil
+	return evs
+}
+
+func (r *Runner) init() {
+	r.initOnce.Do(func() {
+		r.inbox.kick = make(chan struct{}, 1)
+		r.leads = make(chan lead)
+		if r.RetryMin <= 0 {
+			r.RetryMin = 10 * time.Second
+		}
+		if r.RetryMax <= 0 {
+			r.RetryMax = 5 * time.Minute
+		}
+		if r.RetryMax < r.RetryMin {
+			r.RetryMax = r.RetryMin
+		}
+		if r.CredentialCheck <= 0 {
+			r.CredentialCheck = defaultCredentialCheck
+		}
+		if r.Status == nil {
+			r.Status = &health.Status{}
+		}
+	})
+}
+
+// BindingChanged is the informer handler for managed bindings (b is nil
+// for a deletion). It never blocks.
+func (r *Runner) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
+	r.init()
+	r.inbox.post(evBinding{ref, b, rv})
+}
+
+// NamespaceChanged is the informer handler for namespaces. It never blocks.
+func (r *Runner) NamespaceChanged(old, cur *kube.Namespace) {
+	r.init()
+	r.inbox.post(evNamespace{old, cur})
+}
+
+// TemplateChanged is the informer handler for template objects. It never
+// blocks.
+func (r *Runner) TemplateChanged() {
+	r.init()
+	r.inbox.post(evTemplate{})
+}
+
+// Lead runs one leadership term until ctx ends, and returns once the term
+// is over: the write in flight finished, nothing else started. The term
+// starts from a fresh Syncer.
+func (r *Runner) Lead(ctx context.Context) {
+	r.init()
+	l := lead{ctx: ctx, done: make(chan struct{})}
+	select {
+	case r.leads <- l:
+		<-l.done
+	case <-ctx.Done():
+	}
+}
+
+// Run runs the loop until ctx ends, then finishes the write in flight and
+// returns.
 func (r *Runner) Run(ctx context.Context) error {
-	if r.RetryMin <= 0 {
-		r.RetryMin = 10 * time.Second
-	}
-	if r.RetryMax <= 0 {
-		r.RetryMax = 5 * time.Minute
-	}
-	if r.RetryMax < r.RetryMin {
-		r.RetryMax = r.RetryMin
-	}
-	sched := cron.New()
-	if _, err := sched.AddFunc(r.Schedule, func() { r.tick(ctx, "schedule") }); err != nil {
+	r.init()
+	if _, err := cron.ParseStandard(r.Schedule); err != nil {
 		return fmt.Errorf("schedule %q: %w", r.Schedule, err)
 	}
-	// Repairs re-apply the desired state of a cycle of this Runner only.
-	r.Syncer.Forget()
-	defer r.Syncer.Forget()
-	if r.Status != nil {
-		r.Status.SetReady(false)
+	if !r.Elected {
+		r.term(ctx)
+		r.Log.Info("shutting down: the write in flight finished")
+		return nil
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.tick(ctx, "start")
-	}()
-	if r.RepairInterval > 0 && !r.Options.DryRun {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.watchLoop(ctx)
-		}()
-	}
-	if r.PollInterval > 0 && r.Syncer.changes != nil && !r.Options.DryRun {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.pollLoop(ctx)
-		}()
-	}
-	sched.Start()
-	<-ctx.Done()
-	r.Log.Info("shutting down: finishing the write in flight")
-	<-sched.Stop().Done()
-	r.wg.Wait()
-	return nil
-}
-
-// tick runs one cycle unless one is already running, in which case the
-// tick is skipped and counted. It reports whether the cycle ran.
-func (r *Runner) tick(ctx context.Context, trigger string) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	if !r.running.CompareAndSwap(false, true) {
-		r.Log.Warn("cycle skipped: the previous one is still running", zap.String("trigger", trigger))
-		if r.Metrics != nil {
-			r.Metrics.CyclesSkipped.Inc()
-		}
-		return false
-	}
-	rep := r.Syncer.Cycle(ctx, r.Options)
-	r.running.Store(false)
-	r.logReport(rep, trigger)
-	if rep.Err == nil {
-		r.ready.Store(true)
-		if r.Status != nil {
-			r.Status.SetReady(true)
-		}
-		r.failures.Store(0)
-		return true
-	}
-	if ctx.Err() == nil {
-		r.scheduleRetry(ctx)
-	}
-	return true
-}
-
-// watchLoop runs what the informers queued: a full cycle when the project
-// namespaces changed, else a repair of the bindings changed by someone
-// else. Runs are at least RepairInterval apart, so a tool fighting us
-// (or a storm of edits) costs one write per binding per interval at most.
-func (r *Runner) watchLoop(ctx context.Context) {
-	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-r.Syncer.work.kick:
+			return nil
+		case l := <-r.leads:
+			tctx, cancel := context.WithCancel(l.ctx)
+			stop := context.AfterFunc(ctx, cancel)
+			r.term(tctx)
+			stop()
+			cancel()
+			close(l.done)
+		case <-r.inbox.kick:
+			// Standing by: nothing to keep. The next term starts afresh.
+			r.inbox.take()
 		}
-		wait := max(coalesceDelay, time.Until(last.Add(r.RepairInterval)))
+	}
+}
+
+// term is one leadership term's state, owned by the loop goroutine.
+type term struct {
+	s *Syncer
+	// cycle is the trigger of a full cycle due, "" for none, due at
+	// cycleAt (and once the directory backoff allows).
+	cycle   string
+	cycleAt time.Time
+	// partials counts partial cycles in a row: each is retried, later and
+	// later, in the one pending-cycle slot.
+	partials int
+	// lastCycleEnd: a tick stamped before it arrived while a cycle ran.
+	lastCycleEnd time.Time
+	// Backoff of all directory contact: failures in a row and the time
+	// before which the directory is not contacted.
+	failures     int
+	backoffUntil time.Time
+	// cred, when set, is the fingerprint of the password the directory
+	// refused: nothing contacts the directory until the file differs.
+	cred          string
+	credNextCheck time.Time
+	nextPoll      time.Time
+	pollsOff      bool
+	lastForced    time.Time
+	// Repairs: when work was first queued, and when the last ran.
+	workSince   time.Time
+	lastRepair  time.Time
+	retryRefs   []kube.Ref
+	retryRefsAt time.Time
+}
+
+func (r *Runner) syncer() *Syncer {
+	if s := r.Syncer; s != nil {
+		r.Syncer = nil
+		return s
+	}
+	return r.NewSyncer()
+}
+
+// term runs one leadership term until ctx ends.
+func (r *Runner) term(ctx context.Context) {
+	t := &term{s: r.syncer(), cycle: "start"}
+	defer t.s.Close()
+	r.Status.SetReady(false)
+	defer r.Status.SetReady(false)
+	sched := cron.New()
+	if _, err := sched.AddFunc(r.Schedule, func() { r.inbox.post(evTick{at: time.Now()}) }); err != nil {
+		r.Log.Error("schedule", zap.Error(err))
+		return
+	}
+	sched.Start()
+	defer func() { <-sched.Stop().Done() }()
+	// Events posted before the term are from before it: the first cycle
+	// reads everything anyway.
+	r.inbox.take()
+	t.nextPoll = time.Now().Add(r.PollInterval)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		r.wakes.Add(1)
+		r.handle(t, r.inbox.take())
+		now := time.Now()
+		if r.step(ctx, t, now) {
+			continue
+		}
+		wake := r.nextWake(t, now)
+		timer.Reset(max(wake.Sub(now), time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-r.inbox.kick:
+		case <-timer.C:
 		}
-		refs, cycle := r.Syncer.work.take()
-		template := r.Syncer.work.takeTemplate()
-		last = time.Now()
-		if cycle {
-			if r.running.Load() {
-				// A cycle is running and may have read the namespaces
-				// before the change: run another once it is done.
-				r.Syncer.work.requestCycle()
+	}
+}
+
+// handle applies the events in order.
+func (r *Runner) handle(t *term, evs []any) {
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case evTick:
+			if e.at.Before(t.lastCycleEnd) {
+				r.Log.Warn("cycle skipped: the previous one was still running", zap.String("trigger", "schedule"))
+				if r.Metrics != nil {
+					r.Metrics.CyclesSkipped.Inc()
+				}
 				continue
 			}
-			if !r.tick(ctx, "namespaces") {
-				// A cycle was already running and may have read the
-				// namespaces before the change: ask again.
-				r.Syncer.work.requestCycle()
+			r.want(t, "schedule")
+		case evBinding:
+			if !r.repairs() {
+				continue
 			}
-			continue // a full cycle covers the queued bindings and the template too
-		}
-		if template {
-			rep := r.Syncer.RepairTemplate(ctx, r.Options)
-			if n := len(rep.Provision.Templates); n > 0 || rep.Err != nil {
-				r.Log.Info("template objects checked after a change by someone else", zap.Int("applied", n), zap.Error(rep.Err))
+			t.s.BindingChanged(e.ref, e.b, e.rv)
+		case evNamespace:
+			if !r.repairs() {
+				continue
 			}
+			t.s.NamespaceChanged(e.old, e.cur)
+		case evTemplate:
+			if !r.repairs() {
+				continue
+			}
+			t.s.TemplateChanged()
 		}
-		if len(refs) == 0 {
-			continue
+	}
+	if t.workSince.IsZero() && t.s.work.pending() {
+		t.workSince = time.Now()
+	}
+}
+
+func (r *Runner) repairs() bool { return r.RepairInterval > 0 && !r.Options.DryRun }
+
+func (r *Runner) polls(t *term) bool {
+	return r.PollInterval > 0 && t.s.changes != nil && !r.Options.DryRun && !t.pollsOff
+}
+
+// want queues a full cycle, due now; a queued one keeps its trigger.
+func (r *Runner) want(t *term, trigger string) {
+	if t.cycle == "" {
+		t.cycle = trigger
+	}
+	t.cycleAt = time.Time{}
+}
+
+// directoryOpen reports whether the directory may be contacted now.
+func (t *term) directoryOpen(now time.Time) bool {
+	return t.cred == "" && !now.Before(t.backoffUntil)
+}
+
+// step does the first thing due, if any, and reports whether it did.
+func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
+	if t.cred != "" && !now.Before(t.credNextCheck) {
+		r.checkPassword(t, now)
+		return true
+	}
+	open := t.directoryOpen(now)
+	// Informer-queued full cycle (project namespaces changed), rate-limited
+	// like repairs; a cycle already due covers it.
+	if t.s.work.cycle && r.repairDue(t, now) {
+		t.s.work.cycle = false
+		if t.cycle == "" {
+			r.want(t, "namespaces")
 		}
-		rep := r.Syncer.Repair(ctx, refs, r.Options)
-		r.logRepair(rep, refs)
-		if rep.Err != nil && ctx.Err() == nil {
-			// Try the bindings that failed again, later; the scheduled
-			// cycle and its retries repair them too.
-			var failed []kube.Ref
+		t.lastRepair = now // runs of the watch are RepairInterval apart
+	}
+	if !t.s.work.pending() {
+		t.workSince = time.Time{}
+	}
+	if t.cycle != "" && open && !now.Before(t.cycleAt) {
+		trigger := t.cycle
+		t.cycle, t.cycleAt = "", time.Time{}
+		r.runCycle(ctx, t, trigger)
+		return true
+	}
+	if r.repairs() && (len(t.s.work.refs) > 0 || t.s.work.template) && r.repairDue(t, now) {
+		r.runRepair(ctx, t, now)
+		return true
+	}
+	if len(t.retryRefs) > 0 && !now.Before(t.retryRefsAt) {
+		t.s.work.add(t.retryRefs...)
+		t.retryRefs = nil
+		if t.workSince.IsZero() {
+			t.workSince = now
+		}
+		return true
+	}
+	// Polls go on while a retry waits for its time (not for a cycle due now).
+	if r.polls(t) && open && (t.cycle == "" || now.Before(t.cycleAt)) && !now.Before(t.nextPoll) {
+		r.runPoll(ctx, t, now)
+		return true
+	}
+	return false
+}
+
+func (r *Runner) repairDue(t *term, now time.Time) bool {
+	return !t.workSince.IsZero() && !now.Before(t.workSince.Add(coalesceDelay)) && !now.Before(t.lastRepair.Add(r.RepairInterval))
+}
+
+// nextWake is when something may become due without a new event.
+func (r *Runner) nextWake(t *term, now time.Time) time.Time {
+	wake := now.Add(time.Hour)
+	earlier := func(at time.Time) {
+		if at.Before(wake) {
+			wake = at
+		}
+	}
+	// When the directory may be contacted again.
+	open := t.backoffUntil
+	if t.cred != "" {
+		earlier(t.credNextCheck)
+		open = wake // not before the next password check
+	}
+	if t.cycle != "" {
+		earlier(later(t.cycleAt, open))
+	}
+	if r.polls(t) {
+		earlier(later(t.nextPoll, open))
+	}
+	if !t.workSince.IsZero() {
+		earlier(later(t.workSince.Add(coalesceDelay), t.lastRepair.Add(r.RepairInterval)))
+	}
+	if len(t.retryRefs) > 0 {
+		earlier(t.retryRefsAt)
+	}
+	return wake
+}
+
+func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
+	rep := t.s.Cycle(ctx, r.Options)
+	t.lastCycleEnd = time.Now()
+	// A full cycle covers whatever repairs and template checks were queued.
+	t.s.work.take()
+	t.s.work.template = false
+	t.workSince = time.Time{}
+	t.nextPoll = t.lastCycleEnd.Add(r.PollInterval)
+	r.logReport(rep, trigger)
+	switch rep.Result() {
+	case ResultSuccess:
+		r.Status.SetReady(true)
+		r.directoryOK(t)
+		t.partials = 0
+	case ResultPartial:
+		// The directory answered and everything safe was applied: ready.
+		// What was skipped is read again later and later (RetryMin
+		// doubling to RetryMax), in the one pending-cycle slot.
+		r.Status.SetReady(true)
+		r.directoryOK(t)
+		t.partials++
+		if t.cycle == "" {
+			t.cycle = "retry-partial"
+			t.cycleAt = t.lastCycleEnd.Add(backoff(r.RetryMin, r.RetryMax, t.partials))
+		}
+	default:
+		if ctx.Err() != nil {
+			return
+		}
+		r.directoryFailed(t, rep.Err, t.lastCycleEnd)
+		// The same cycle again once the backoff allows.
+		r.want(t, "retry")
+	}
+	if t.s.changesOff {
+		t.pollsOff = true
+	}
+}
+
+func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
+	refs, _ := t.s.work.take()
+	template := t.s.work.template
+	t.s.work.template = false
+	t.workSince = time.Time{}
+	t.lastRepair = now
+	if template {
+		rep := t.s.RepairTemplate(ctx, r.Options)
+		if n := len(rep.Provision.Templates); n > 0 || rep.Err != nil {
+			r.Log.Info("template objects checked after a change by someone else", zap.Int("applied", n), zap.Error(rep.Err))
+		}
+	}
+	if len(refs) == 0 {
+		return
+	}
+	rep := t.s.Repair(ctx, refs, r.Options)
+	r.logRepair(rep, refs)
+	if rep.Err != nil && ctx.Err() == nil {
+		// Try the bindings that failed again after RetryMin; the scheduled
+		// cycle repairs them too. Repairs do not read the directory, so the
+		// directory's backoff does not apply.
+		failed := refs
+		if len(rep.WriteErrors) > 0 {
+			failed = failed[:0:0]
 			for ref := range rep.WriteErrors {
 				failed = append(failed, ref)
 			}
-			if len(rep.WriteErrors) == 0 {
-				failed = refs
-			}
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				select {
-				case <-ctx.Done():
-				case <-time.After(r.RetryMin):
-					r.Syncer.work.add(failed...)
-				}
-			}()
 		}
+		t.retryRefs = append(t.retryRefs, failed...)
+		t.retryRefsAt = time.Now().Add(r.RetryMin)
 	}
 }
 
-// pollLoop asks the directory every PollInterval what changed, and has
-// the Syncer re-sync what those changes feed. Polls pause while a full
-// cycle runs: the cycle marks the change history itself.
-func (r *Runner) pollLoop(ctx context.Context) {
-	t := time.NewTicker(r.PollInterval)
-	defer t.Stop()
-	if c, ok := r.Syncer.changes.(interface{ ClosePolls() }); ok {
-		defer c.ClosePolls()
+func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
+	result, rep := t.s.Poll(ctx, r.Options)
+	t.nextPoll = time.Now().Add(r.PollInterval)
+	if result == PollOff {
+		t.pollsOff = true
+		return
 	}
-	var lastForced time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	if rep != nil && rep.DirErr != nil {
+		if ctx.Err() == nil {
+			r.directoryFailed(t, rep.DirErr, time.Now())
 		}
-		if r.running.Load() {
-			continue
-		}
-		result, rep := r.Syncer.Poll(ctx, r.Options)
-		if result == PollOff {
-			return
-		}
-		if rep != nil && (len(rep.Plans) > 0 || rep.Err != nil) {
-			fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
-			if rep.Err != nil {
-				r.Log.Error("incremental sync failed; the next poll tries again", append(fields, zap.Error(rep.Err))...)
-			} else {
-				r.Log.Info("incremental sync done", fields...)
-			}
-		}
-		// A lost cursor (the cycle could not mark the history) costs a full
-		// cycle, at most once per RetryMin, rather than hours of waiting
-		// for the schedule.
-		if r.Syncer.TakeCycleWanted() {
-			if r.Metrics != nil {
-				r.Metrics.ForcedCycles.WithLabelValues(ForcedNewProject).Inc()
-			}
-			r.tick(ctx, "directory-new-project")
-			continue
-		}
-		if result == PollServerChanged || result == PollCursorLost && time.Since(lastForced) >= r.RetryMin {
-			lastForced = time.Now()
-			if r.Metrics != nil {
-				r.Metrics.ForcedCycles.WithLabelValues(result).Inc()
-			}
-			r.tick(ctx, "directory-"+strings.ReplaceAll(result, "_", "-"))
+		return
+	}
+	if result == PollIdle || result == PollChanges {
+		r.directoryOK(t)
+	}
+	if rep != nil && (len(rep.Plans) > 0 || rep.Err != nil) {
+		fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
+		if rep.Err != nil {
+			r.Log.Error("incremental sync failed; the next poll tries again", append(fields, zap.Error(rep.Err))...)
+		} else {
+			r.Log.Info("incremental sync done", fields...)
 		}
 	}
+	if t.s.cycleWanted {
+		t.s.cycleWanted = false
+		if r.Metrics != nil {
+			r.Metrics.ForcedCycles.WithLabelValues(ForcedNewProject).Inc()
+		}
+		r.want(t, "directory-new-project")
+		return
+	}
+	// A lost cursor (the cycle could not mark the history) costs a full
+	// cycle, at most once per RetryMin, rather than hours of waiting for
+	// the schedule.
+	if result == PollServerChanged || result == PollCursorLost && now.Sub(t.lastForced) >= r.RetryMin {
+		t.lastForced = now
+		if r.Metrics != nil {
+			r.Metrics.ForcedCycles.WithLabelValues(result).Inc()
+		}
+		r.want(t, "directory-"+strings.ReplaceAll(result, "_", "-"))
+	}
+}
+
+// directoryOK ends the backoff.
+func (r *Runner) directoryOK(t *term) {
+	t.failures = 0
+	t.backoffUntil = time.Time{}
+}
+
+// directoryFailed starts or extends the one backoff of directory contact.
+// A refused password is not tried again until the password file changes.
+func (r *Runner) directoryFailed(t *term, err error, now time.Time) {
+	var ce *ldapsrc.CredentialsError
+	if errors.As(err, &ce) && !ce.Locked && ce.Fingerprint != "" {
+		t.cred = ce.Fingerprint
+		t.credNextCheck = now.Add(r.CredentialCheck)
+		if r.Metrics != nil {
+			r.Metrics.LDAPErrors.WithLabelValues("credentials").Inc()
+		}
+		r.Log.Error("the directory refused the bind password; it is not tried again until the password file (ldap.bindPasswordFile) changes, so the account is not locked out",
+			zap.Duration("check_every", r.CredentialCheck))
+		return
+	}
+	t.failures++
+	delay := backoff(r.RetryMin, r.RetryMax, t.failures)
+	if ce != nil {
+		// A locked account stays locked for a while: wait the longest.
+		delay = r.RetryMax
+	}
+	t.backoffUntil = now.Add(delay)
+	r.Log.Info("directory contact backs off after a failure", zap.Duration("in", delay), zap.Int("attempt", t.failures))
+}
+
+// checkPassword reads the password file's fingerprint; new content is
+// tried once, with a full cycle.
+func (r *Runner) checkPassword(t *term, now time.Time) {
+	t.credNextCheck = now.Add(r.CredentialCheck)
+	fp, err := t.s.passwordFingerprint()
+	if err != nil {
+		r.Log.Warn("cannot read the bind password file; checking again", zap.Error(err))
+		return
+	}
+	if fp == t.cred {
+		return
+	}
+	r.Log.Info("the bind password file changed; trying it once")
+	t.cred = ""
+	r.directoryOK(t)
+	t.cycle = "" // whatever was due waits for this one
+	r.want(t, "password-changed")
 }
 
 func (r *Runner) logRepair(rep *Report, refs []kube.Ref) {
@@ -261,42 +584,48 @@ func (r *Runner) logRepair(rep *Report, refs []kube.Ref) {
 	r.Log.Info("repair done", fields...)
 }
 
-func (r *Runner) scheduleRetry(ctx context.Context) {
-	n := r.failures.Add(1)
-	delay := r.RetryMin << min(n-1, 16)
-	if delay > r.RetryMax || delay <= 0 {
-		delay = r.RetryMax
-	}
-	r.Log.Info("retrying failed cycle", zap.Duration("in", delay), zap.Int64("attempt", n))
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-			r.tick(ctx, "retry")
-		}
-	}()
-}
-
 func (r *Runner) logReport(rep *Report, trigger string) {
 	fields := []zap.Field{
-		zap.String("trigger", trigger), zap.Duration("duration", rep.Duration),
+		zap.String("trigger", trigger), zap.String("result", rep.Result()), zap.Duration("duration", rep.Duration),
 		zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
 		zap.Int("groups_missing", len(rep.MissingGroups)), zap.Int("groups_failed", len(rep.FailedGroups)),
 	}
-	if rep.Err != nil {
+	switch rep.Result() {
+	case ResultFailure:
 		r.Log.Error("cycle failed", append(fields, zap.Error(rep.Err))...)
-		return
+	case ResultPartial:
+		r.Log.Warn("cycle partial: applied what it safely could and skipped the rest",
+			append(fields, zap.Strings("failed_groups", sortedKeys(rep.FailedGroups)), zap.Error(rep.Err))...)
+	default:
+		r.Log.Info("cycle done", fields...)
 	}
-	r.Log.Info("cycle done", fields...)
+}
+
+// Ready reports whether a cycle has run without failure in this term.
+func (r *Runner) Ready() bool {
+	r.init()
+	return r.Status.Ready()
 }
 
 // Handler serves /metrics, /healthz and /readyz for the Runner alone
 // (no leader election).
 func (r *Runner) Handler() http.Handler {
-	if r.Status == nil {
-		r.Status = &health.Status{}
-	}
+	r.init()
 	return health.NewHandler(r.Metrics, r.Status)
+}
+
+// backoff is the delay after n failures in a row: lo doubling up to hi.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := lo << min(n-1, 16)
+	if d > hi || d <= 0 {
+		return hi
+	}
+	return d
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

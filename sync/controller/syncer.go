@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	gosync "sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -74,17 +72,15 @@ type Syncer struct {
 	discoverer Discoverer
 	prov       Provisioner
 
-	// mu serialises cycles and repairs.
-	mu gosync.Mutex
+	// Everything below is the state of one leadership term, owned by the
+	// controller loop (Runner): a Syncer is not safe for concurrent use,
+	// and a new term starts with a new Syncer.
+
 	// lastKnown is each group's member list from its last good lookup.
 	lastKnown map[string][]string
-
-	// stateMu guards what the informer handlers read; it is never held
-	// while talking to a server.
-	stateMu gosync.Mutex
 	// desired is the last full cycle's desired state per binding: repairs
 	// re-apply it without reading the directory. nil before the first
-	// cycle (of this leadership term): nothing is repaired then.
+	// cycle: nothing is repaired then.
 	desired map[kube.Ref]plan.Desired
 	// planOpts are the policy inputs the last cycle planned with.
 	planOpts plan.PlanOptions
@@ -95,20 +91,48 @@ type Syncer struct {
 	work workQueue
 
 	// changes, when set, is polled between cycles (WithChanges); inc is
-	// what the polls need from the last cycle (guarded by stateMu).
+	// what the polls need from the last cycle.
 	changes ChangeSource
 	inc     incState
 	// changesOff is set when the directory turns out to keep no change
 	// markers; polls stop.
-	changesOff atomic.Bool
+	changesOff bool
 	// cycleWanted is set when a poll saw what only a full cycle handles.
-	cycleWanted atomic.Bool
+	cycleWanted bool
 	// provisioned maps the namespaces this process created or labelled to
-	// their project, until the informer reports the write (stateMu).
+	// their project, until the informer reports the write.
 	provisioned map[string]string
 	// lastProjects are the last cycle's projects, for incremental syncs and
-	// template repairs (guarded by mu).
+	// template repairs.
 	lastProjects []plan.Project
+	// discovered are the project names of the last successful discovery
+	// (projects.fromGroups): a failed discovery keeps them.
+	discovered []string
+}
+
+// unreachable reports whether err means the directory could not be used at
+// all (no server reachable and bound, or the credentials refused), as
+// opposed to one search failing.
+func unreachable(err error) bool {
+	var ce *ldapsrc.ConnectError
+	return err != nil && (errors.As(err, &ce) || errors.Is(err, ldapsrc.ErrInvalidCredentials))
+}
+
+// Close ends the term's use of the directory: the connection its reads
+// shared is closed (the next term dials afresh).
+func (s *Syncer) Close() {
+	if c, ok := s.dir.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
+// passwordFingerprint identifies the bind password file's content, when
+// the directory can tell (ldapsrc.Source.PasswordFingerprint).
+func (s *Syncer) passwordFingerprint() (string, error) {
+	if p, ok := s.dir.(interface{ PasswordFingerprint() (string, error) }); ok {
+		return p.PasswordFingerprint()
+	}
+	return "", errors.New("the directory cannot tell whether its password changed")
 }
 
 // New returns a Syncer. metrics may be nil.
@@ -152,6 +176,33 @@ type Report struct {
 	Provision ProvisionReport
 	// Err is the cycle's overall error; nil means fully successful.
 	Err error
+	// Fatal: nothing could be read (namespaces, the directory, the current
+	// bindings), so nothing was written: the cycle failed. Otherwise an
+	// Err means a partial cycle: what was safe was applied, and the failed
+	// groups, bindings or objects were skipped.
+	Fatal bool
+	// DirErr is the error of a failed contact with the directory as a
+	// whole (connect, bind, a read of everything): the controller backs
+	// off on it.
+	DirErr error
+}
+
+// Cycle results, as counted in runai_ldap_sync_cycles_total.
+const (
+	ResultSuccess = "success"
+	ResultPartial = "partial"
+	ResultFailure = "failure"
+)
+
+// Result says whether the cycle succeeded, was partial or failed.
+func (r *Report) Result() string {
+	switch {
+	case r.Err == nil:
+		return ResultSuccess
+	case r.Fatal:
+		return ResultFailure
+	}
+	return ResultPartial
 }
 
 // Changes returns the plans that write something.
@@ -168,10 +219,13 @@ func (r *Report) Changes() []plan.BindingPlan {
 // Cycle runs one sync cycle: projects, directory, desired state, plan and,
 // unless dry-run, the writes.
 func (s *Syncer) Cycle(ctx context.Context, opts CycleOptions) *Report {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rep := newReport(TriggerCycle)
 	rep.Err = s.cycle(ctx, opts, rep)
+	if rep.Err != nil && (rep.Plans == nil || ctx.Err() != nil) {
+		// Stopped before planning (nothing could be read, nothing written),
+		// or interrupted by a shutdown.
+		rep.Fatal = true
+	}
 	rep.Duration = time.Since(rep.Started)
 	s.record(rep)
 	return rep
@@ -183,17 +237,37 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		s.kubeError("list")
 		return fmt.Errorf("find projects: %w", err)
 	}
+	// A full cycle starts a new directory connection: it picks up a
+	// rotated password or CA, and returns to the first server of
+	// ldap.urls after a failover. Its discovery, mark and read, and the
+	// polls until the next cycle, then share that one connection.
+	s.Close()
 	discoverErr := s.findProjects(ctx, nss, rep)
+	if unreachable(discoverErr) {
+		// The directory cannot be used at all: do not bind again for the
+		// mark and the read (a refused password would count three times).
+		rep.DirErr = discoverErr
+		return fmt.Errorf("read directory: %w", discoverErr)
+	}
 
 	names := plan.AllGroupNames(s.cfg.Groups, rep.Projects)
 	// Before the read: a change made during it is seen by the next poll.
-	mark := s.markChanges(ctx, opts)
+	// The mark and the read share one connection, so one server.
+	mark, markErr := s.markChanges(ctx, opts)
+	if unreachable(markErr) {
+		rep.DirErr = markErr
+		if s.metrics != nil {
+			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
+		}
+		return fmt.Errorf("read directory: %w", markErr)
+	}
 	res, err := s.dir.Resolve(ctx, names)
 	if err != nil {
 		if s.metrics != nil {
 			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
 		}
 		// Nothing could be read: write nothing at all.
+		rep.DirErr = err
 		return fmt.Errorf("read directory: %w", err)
 	}
 	rep.Skipped = res.Skipped
@@ -232,9 +306,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	for _, d := range desired {
 		byRef[d.Ref] = d
 	}
-	s.stateMu.Lock()
 	s.desired, s.planOpts = byRef, popts
-	s.stateMu.Unlock()
 	s.lastProjects = rep.Projects
 	s.rememberCycle(mark, res)
 
@@ -322,9 +394,7 @@ func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current *kube.B
 		return fmt.Errorf("write %s: %w", p.Ref, err)
 	}
 	if b != nil {
-		s.stateMu.Lock()
 		s.written[p.Ref] = b.ResourceVersion
-		s.stateMu.Unlock()
 	}
 	fields := []zap.Field{zap.String("binding", p.Ref.String()), zap.String("kind", p.Ref.Kind),
 		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name), zap.String("trigger", trigger),
@@ -376,11 +446,12 @@ func (s *Syncer) record(rep *Report) {
 	m.CycleDuration.Observe(rep.Duration.Seconds())
 	now := float64(time.Now().Unix())
 	m.LastCycle.Set(now)
-	if rep.Err == nil {
-		m.Cycles.WithLabelValues("success").Inc()
+	result := rep.Result()
+	m.Cycles.WithLabelValues(result).Inc()
+	if result != ResultFailure {
+		// A partial cycle applied everything it could read: the sync is
+		// working, and the partial count and its alert say what it skipped.
 		m.LastSuccess.Set(now)
-	} else {
-		m.Cycles.WithLabelValues("failure").Inc()
 	}
 	if rep.Plans == nil {
 		// The cycle stopped before planning: keep the last drift figures
@@ -436,6 +507,15 @@ func (s *Syncer) recordPlan(p plan.BindingPlan, rep *Report) {
 }
 
 func sortedGroupNames(m map[string]*ldapsrc.Group) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

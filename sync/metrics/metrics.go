@@ -90,7 +90,7 @@ func NewMetrics(version string) *Metrics {
 		CycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cycle_duration_seconds",
 			Help: "Duration of sync cycles.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
 		Cycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cycles_total",
-			Help: "Sync cycles run, by result (success, failure)."}, []string{"result"}),
+			Help: "Sync cycles run, by result: success; partial (some groups, bindings or objects skipped, everything else applied); failure (nothing could be read, nothing written)."}, []string{"result"}),
 		CyclesSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "cycles_skipped_total",
 			Help: "Scheduled cycles skipped because the previous one was still running."}),
 		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
@@ -153,6 +153,7 @@ func NewMetrics(version string) *Metrics {
 	m.BuildInfo.WithLabelValues(version).Set(1)
 	// Pre-create label values so alerts see zeros, not absent series.
 	m.Cycles.WithLabelValues("success")
+	m.Cycles.WithLabelValues("partial")
 	m.Cycles.WithLabelValues("failure")
 	m.Repairs.WithLabelValues("success")
 	m.Repairs.WithLabelValues("failure")
@@ -175,7 +176,7 @@ func NewMetrics(version string) *Metrics {
 	for _, c := range []string{"missing", "changed"} {
 		m.TemplateDrift.WithLabelValues(c)
 	}
-	for _, op := range []string{"connect", "group"} {
+	for _, op := range []string{"connect", "group", "credentials"} {
 		m.LDAPErrors.WithLabelValues(op)
 	}
 	for _, r := range ldapsrc.SkipReasons {

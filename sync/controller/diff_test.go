@@ -1,4 +1,4 @@
-package main
+package controller
 
 import (
 	"bytes"
@@ -8,26 +8,25 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 func TestDiffShowsNamespacesAndTemplateObjects(t *testing.T) {
-	rep := &controller.Report{
+	rep := &Report{
 		Plans: []plan.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}},
-		Provision: controller.ProvisionReport{
+		Provision: ProvisionReport{
 			Namespaces: []plan.NamespaceAction{
 				{Project: "gamma", Namespace: "runai-gamma", Create: true, Labels: map[string]string{"runai/queue": "gamma"}},
 				{Project: "bare", Namespace: "runai-bare", Labels: map[string]string{"runai/queue": "bare"}},
 			},
-			Templates: []controller.TemplateChange{
+			Templates: []TemplateChange{
 				{Key: provision.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"}, Project: "gamma", Create: true},
 				{Key: provision.Key{Kind: "RoleBinding", Namespace: "runai-alpha", Name: "runai-scheduler-rw"}, Project: "alpha", Field: "subjects"},
 			},
 		},
 	}
 	var text bytes.Buffer
-	if err := printPlan(&text, rep, "text"); err != nil {
+	if err := PrintPlan(&text, rep, "text"); err != nil {
 		t.Fatal(err)
 	}
 	want := `Namespace/runai-bare (label)
@@ -44,7 +43,7 @@ RoleBinding/runai-gamma/runai-job-executor-manual (create)
 	}
 
 	var js bytes.Buffer
-	if err := printPlan(&js, rep, "json"); err != nil {
+	if err := PrintPlan(&js, rep, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var out []planJSON

@@ -1,0 +1,121 @@
+package controller
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+)
+
+// planJSON is one change in `diff -o json`: a binding's users, or (with
+// the projects.* provisioning on) a namespace to create or label, or a
+// template object to create or bring back.
+type planJSON struct {
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Add       []string `json:"add"`
+	Remove    []string `json:"remove"`
+	Create    bool     `json:"create"`
+	Held      []string `json:"held,omitempty"`
+	// Labels a namespace gets.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Template: a project template object; Field is the first field that
+	// differs from the template, for one changed by hand.
+	Template bool   `json:"template,omitempty"`
+	Field    string `json:"field,omitempty"`
+}
+
+// PrintPlan writes what a dry-run cycle would change (`diff`), as text
+// or, with format "json", as a JSON list.
+func PrintPlan(w io.Writer, rep *Report, format string) error {
+	var out []planJSON
+	for _, a := range rep.Provision.Namespaces {
+		out = append(out, planJSON{Kind: "Namespace", Name: a.Namespace, Add: []string{}, Remove: []string{}, Create: a.Create, Labels: a.Labels})
+	}
+	for _, t := range rep.Provision.Templates {
+		out = append(out, planJSON{Kind: t.Kind, Namespace: t.Namespace, Name: t.Name, Add: []string{}, Remove: []string{},
+			Create: t.Create, Template: true, Field: t.Field})
+	}
+	for _, p := range rep.Plans {
+		if !p.HasChanges() && len(p.Held) == 0 {
+			continue
+		}
+		out = append(out, planJSON{Kind: p.Ref.Kind, Namespace: p.Ref.Namespace, Name: p.Ref.Name,
+			Add: nonNil(p.Add), Remove: nonNil(p.Remove), Create: p.Create, Held: p.Held})
+	}
+	// Namespaces first, then template objects, then bindings, each sorted.
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ga, gb := group(a), group(b); ga != gb {
+			return ga < gb
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	if format == "json" {
+		if out == nil {
+			out = []planJSON{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(out) == 0 {
+		_, err := fmt.Fprintln(w, "no changes")
+		return err
+	}
+	for _, p := range out {
+		ref := kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
+		suffix := ""
+		switch {
+		case p.Kind == "Namespace" && p.Create:
+			suffix = " (create)"
+		case p.Kind == "Namespace":
+			suffix = " (label)"
+		case p.Template && p.Create:
+			suffix = " (create from the project template)"
+		case p.Template:
+			suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
+		case p.Create:
+			suffix = " (create)"
+		}
+		fmt.Fprintf(w, "%s%s\n", ref, suffix)
+		keys := make([]string, 0, len(p.Labels))
+		for k := range p.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "+ label %s=%s\n", k, p.Labels[k])
+		}
+		for _, u := range p.Add {
+			fmt.Fprintf(w, "+ %s\n", u)
+		}
+		for _, u := range p.Remove {
+			fmt.Fprintf(w, "- %s\n", u)
+		}
+		for _, u := range p.Held {
+			fmt.Fprintf(w, "! %s (removal held by the guard)\n", u)
+		}
+	}
+	return nil
+}
+
+// group orders diff entries: namespaces, template objects, bindings.
+func group(p planJSON) int {
+	switch {
+	case p.Kind == "Namespace":
+		return 0
+	case p.Template:
+		return 1
+	}
+	return 2
+}

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -639,4 +641,138 @@ func configSchema(ty reflect.Type, path string) map[string]any {
 		return map[string]any{"type": "number"}
 	}
 	panic(fmt.Sprintf("config schema: no JSON type for %s (%s)", ty, path))
+}
+
+// TestChartDerivesProvisioningRBAC: with a template of your own, the
+// provisioning ClusterRole may patch exactly its RoleBindings and bind
+// exactly the ClusterRoles they refer to (the executor binding and role are
+// the base's); other kinds need provisioning.extraRules.
+func TestChartDerivesProvisioningRBAC(t *testing.T) {
+	dir := t.TempDir()
+	values := filepath.Join(dir, "values.yaml")
+	tmpl := `provisioning:
+  enabled: true
+  template: |
+    # a comment-only document first
+    ---
+    apiVersion: rbac.authorization.k8s.io/v1
+    kind: RoleBinding
+    metadata: {name: team-tools, namespace: <NAMESPACE>}
+    roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: tools-user}
+    subjects: [{kind: ServiceAccount, name: tools, namespace: runai}]
+    ---
+    apiVersion: rbac.authorization.k8s.io/v1
+    kind: RoleBinding
+    metadata: {name: runai-job-executor-manual, namespace: <NAMESPACE>}
+    roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: runai-job-executor}
+    subjects: []
+  bindingNames: [extra-binding]
+  clusterRoles: [extra-role]
+`
+	if err := os.WriteFile(values, []byte(tmpl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range helms {
+		var cr rbacv1.ClusterRole
+		find(t, render(t, bin, "-f", values), "ClusterRole", name+"-provisioning").decode(t, &cr)
+		want := []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}},
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, ResourceNames: []string{"team-tools", "extra-binding"}, Verbs: []string{"patch"}},
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: []string{"tools-user", "extra-role"}, Verbs: []string{"bind"}},
+		}
+		if !reflect.DeepEqual(cr.Rules, want) {
+			t.Errorf("%s: provisioning rules\n%s\nwant\n%s", bin, dump(cr.Rules), dump(want))
+		}
+		// A Role in the template needs rules the chart cannot guess.
+		withRole := tmpl + "  extraRules: []\n"
+		withRole = strings.Replace(withRole, "    ---\n    apiVersion: rbac.authorization.k8s.io/v1\n    kind: RoleBinding\n    metadata: {name: runai-job-executor-manual",
+			"    ---\n    apiVersion: rbac.authorization.k8s.io/v1\n    kind: Role\n    metadata: {name: tools, namespace: <NAMESPACE>}\n    rules: []\n    ---\n    apiVersion: rbac.authorization.k8s.io/v1\n    kind: RoleBinding\n    metadata: {name: runai-job-executor-manual", 1)
+		if err := os.WriteFile(values, []byte(withRole), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := helm(t, bin, "template", name, chartDir(t), "-n", namespace, "-f", values); err == nil || !strings.Contains(err.Error(), "provisioning.extraRules") {
+			t.Errorf("%s: a template with a Role and no extraRules: want an error naming provisioning.extraRules, got %v", bin, err)
+		}
+		if err := os.WriteFile(values, []byte(tmpl), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestChartValuesReachTheObjects: the values for labels, annotations, the
+// image, scheduling and the Secret's keys end up where Kubernetes reads them.
+func TestChartValuesReachTheObjects(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("a", 64)
+	for _, bin := range helms {
+		objs := render(t, bin, "--set", "commonLabels.team=ml", "--set", "commonAnnotations.owner=sre",
+			"--set", "image.digest="+digest, "--set", "imagePullSecrets[0].name=reg",
+			"--set", "tolerations[0].key=gpu", "--set", "nodeSelector.pool=cpu", "--set", "priorityClassName=high",
+			"--set", "podLabels.tier=sync", "--set", "podAnnotations.note=x", "--set", "replicaCount=3",
+			"--set", "goMemLimit=800MiB", "--set", "resources.limits.memory=1Gi",
+			"--set", "existingSecret=ad-bind", "--set", "existingSecretPasswordKey=password", "--set", "existingSecretCAKey=ca",
+			"--set", "podDisruptionBudget.enabled=true", "--set", "config.server.address=:8443",
+			"--set", "config.leaderElection.leaseName=ldap-sync-lease", "--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+			"--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=zone")
+		for _, o := range objs {
+			var m struct {
+				Metadata struct {
+					Labels      map[string]string `json:"labels"`
+					Annotations map[string]string `json:"annotations"`
+				} `json:"metadata"`
+			}
+			if err := yaml.Unmarshal(o.raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Metadata.Labels["team"] != "ml" || m.Metadata.Annotations["owner"] != "sre" {
+				t.Errorf("%s: %s lacks commonLabels/commonAnnotations: %v %v", bin, o.id(), m.Metadata.Labels, m.Metadata.Annotations)
+			}
+		}
+		d := find(t, objs, "Deployment", name)
+		var dep appsv1.Deployment
+		d.decode(t, &dep)
+		pod := dep.Spec.Template
+		c := pod.Spec.Containers[0]
+		checks := map[string]bool{
+			"image by digest":   c.Image == "registry.example.com/runai-ldap-sync@"+digest,
+			"pull secret":       len(pod.Spec.ImagePullSecrets) == 1 && pod.Spec.ImagePullSecrets[0].Name == "reg",
+			"tolerations":       len(pod.Spec.Tolerations) == 1 && pod.Spec.Tolerations[0].Key == "gpu",
+			"nodeSelector":      pod.Spec.NodeSelector["pool"] == "cpu",
+			"priorityClassName": pod.Spec.PriorityClassName == "high",
+			"affinity replaced": pod.Spec.Affinity != nil && pod.Spec.Affinity.PodAntiAffinity == nil && pod.Spec.Affinity.PodAffinity != nil,
+			"pod labels":        pod.Labels["tier"] == "sync" && pod.Labels["app.kubernetes.io/name"] == name,
+			"pod annotations":   pod.Annotations["note"] == "x",
+			"replicas":          dep.Spec.Replicas != nil && *dep.Spec.Replicas == 3,
+			"memory limit":      c.Resources.Limits.Memory().String() == "1Gi",
+			"port from config":  len(c.Ports) == 1 && c.Ports[0].ContainerPort == 8443,
+		}
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				checks["GOMEMLIMIT"] = e.Value == "800MiB"
+			}
+		}
+		for _, v := range pod.Spec.Volumes {
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					checks["Secret keys"] = s.Secret.Name == "ad-bind" && len(s.Secret.Items) == 2 &&
+						s.Secret.Items[0] == corev1.KeyToPath{Key: "password", Path: "bind-password"} &&
+						s.Secret.Items[1] == corev1.KeyToPath{Key: "ca", Path: "ca.crt"}
+				}
+			}
+		}
+		var svc corev1.Service
+		find(t, objs, "Service", name).decode(t, &svc)
+		checks["Service port from config"] = svc.Spec.Ports[0].Port == 8443
+		var role rbacv1.Role
+		find(t, objs, "Role", name).decode(t, &role)
+		checks["Role allows the configured Lease"] = reflect.DeepEqual(role.Rules[1].ResourceNames, []string{"ldap-sync-lease"})
+		find(t, objs, "PodDisruptionBudget", name)
+		for what, ok := range checks {
+			if !ok {
+				t.Errorf("%s: %s not applied:\n%s", bin, what, d.raw)
+			}
+		}
+		if len(checks) != 15 {
+			t.Errorf("%s: %d checks ran, want 15 (GOMEMLIMIT or the Secret source missing)", bin, len(checks))
+		}
+	}
 }

@@ -86,7 +86,7 @@ CHART_VERSION = $(shell v='$(patsubst v%,%,$(VERSION))'; if [[ "$$v" =~ ^[0-9]+\
 
 chart: $(BIN_DIR)/helm
 	@mkdir -p $(DIST_DIR)
-	$(BIN_DIR)/helm lint --strict $(CHART_DIR)
+	$(BIN_DIR)/helm lint --strict -n runai $(CHART_DIR)
 	$(BIN_DIR)/helm package $(CHART_DIR) --version '$(CHART_VERSION)' --app-version '$(VERSION)' -d $(DIST_DIR)
 
 ## chart-files: refresh the chart's copies of the base's alert rules, dashboard and example
@@ -98,7 +98,7 @@ chart-files:
 
 ## test-chart: the chart with Helm 3 and 4 (lint, schema, equality with deploy/, alerts), then
 ## installed on a real kube-apiserver with the daemon syncing Samba through its ServiceAccount
-test-chart: $(BIN_DIR)/kubectl $(BIN_DIR)/promtool $(BIN_DIR)/helm $(BIN_DIR)/helm4
+test-chart: deps tools
 	go test -count=1 -run 'TestChart' ./integration/deploy/
 	go test -race -count=1 -p 1 -run 'TestChart' ./integration/
 

@@ -15,11 +15,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
@@ -498,4 +500,63 @@ func runtimeFrom(u *unstructured.Unstructured, into any) error {
 		return fmt.Errorf("object missing")
 	}
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into)
+}
+
+// TestChartProvisioning: with provisioning.enabled the chart mounts its
+// example template where the configuration it writes names it, and grants
+// what provisioning needs: one cycle as the ServiceAccount creates a static
+// project's namespace, applies the template and binds its users; deleting a
+// namespace is still refused.
+func TestChartProvisioning(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	seedProvisioning(e)
+	_, tmpl := exampleTemplate(t)
+	for _, role := range tmpl.ClusterRoles() {
+		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}}}}
+		if _, err := e.cs.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := filepath.Join(e.dir, "provisioning-values.yaml")
+	writeFile(t, values, []byte(fmt.Sprintf(`config:
+  ldap: {urls: [%q], bindDN: %q, baseDN: %q, timeout: 10s}
+  projects:
+    namespaceLabel: runai/queue
+    createNamespaces: true
+    static:
+    - name: gamma
+provisioning:
+  enabled: true
+`, e.samba.LDAPSURL, e.bindUPN, e.ou)))
+	e.kubectl("", "-n", "runai", "create", "secret", "generic", ldapSecret,
+		"--from-file=bind-password="+e.pwFile, "--from-file=ca.crt="+e.samba.CAFile)
+	e.mustHelm("helm", "install", "runai-ldap-sync", filepath.Join(root, harness.ChartPath), "-n", "runai", "-f", values)
+
+	kc, sa := e.saKubeconfig()
+	args, _ := e.pod("runai-ldap-sync")
+	r := e.runAs(kc, append([]string{"once"}, args[1:]...)...)
+	if r.code != 0 || strings.Contains(strings.ToLower(r.stderr), "forbidden") {
+		t.Fatalf("once with provisioning as %s: exit %d\n%s", saUser, r.code, r.stderr)
+	}
+	if labels, _, ok := e.nsLabels("runai-gamma"); !ok || labels["runai/queue"] != "gamma" {
+		t.Fatalf("runai-gamma: exists %v, labels %v", ok, labels)
+	}
+	e.expectTemplate(tmpl, "gamma", "runai-gamma")
+	e.expectTemplate(tmpl, "alpha", "runai-alpha")
+	e.expectUsers(kube.ExecutorRef("runai-gamma"), "gus")
+	expectForbidden(t, saUser, []refusal{
+		{"delete a namespace it created", func() error {
+			return sa.CoreV1().Namespaces().Delete(ctx, "runai-gamma", metav1.DeleteOptions{})
+		}},
+		{"label a namespace (labelNamespaces is off)", func() error {
+			_, err := sa.CoreV1().Namespaces().Patch(ctx, "runai-alpha", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+			return err
+		}},
+	})
 }

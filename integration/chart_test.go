@@ -183,7 +183,10 @@ func (e *env) pod(deployment string) (args []string, dir string) {
 	for name, data := range files {
 		if name == "config.yaml" {
 			s := strings.ReplaceAll(string(data), mount.MountPath+"/", dir+"/")
-			s = strings.Replace(s, "address: :9090", "address: "+addr, 1)
+			if !strings.Contains(s, "\n  address: :9090\n") {
+				e.t.Fatalf("config.yaml has no server.address :9090 to move to a free port:\n%s", s)
+			}
+			s = strings.Replace(s, "\n  address: :9090\n", "\n  address: "+addr+"\n", 1)
 			data = []byte(s)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

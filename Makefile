@@ -14,7 +14,7 @@ export RUNAI_LDAP_SYNC_BIN_DIR := $(BIN_DIR)
 
 UNIT_PKGS := ./config/... ./kube/... ./ldapsrc/... ./provision/... ./sync/... ./cmd/...
 
-.PHONY: all build test unit integration lint deps check-fresh tools demo bench clean image promtool test-alerts
+.PHONY: all build test unit integration lint deps check-fresh tools demo bench clean image promtool test-alerts helm chart chart-files test-chart
 
 all: build
 
@@ -31,8 +31,8 @@ deps:
 check-fresh:
 	hack/fresh-machine-check.sh
 
-## tools: etcd, kube-apiserver, kubectl and promtool built from source (cached in .cache/bin)
-tools: $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl $(BIN_DIR)/promtool
+## tools: etcd, kube-apiserver, kubectl, promtool and helm (3 and 4) built from source (cached in .cache/bin)
+tools: $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl $(BIN_DIR)/promtool $(BIN_DIR)/helm $(BIN_DIR)/helm4
 
 $(BIN_DIR)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
 	@mkdir -p $(BIN_DIR)
@@ -58,6 +58,49 @@ $(BIN_DIR)/promtool: hack/tools/promtool/go.mod hack/tools/promtool/go.sum
 	@mkdir -p $(BIN_DIR)
 	@echo "building promtool from source (first time: ~2-5 min)"
 	cd hack/tools/promtool && go build -tags remove_all_sd -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+## helm: Helm 3 (.cache/bin/helm) and Helm 4 (.cache/bin/helm4) from source, for the chart tests
+helm: $(BIN_DIR)/helm $(BIN_DIR)/helm4
+
+HELM3_VERSION := $(shell awk '$$1 == "helm.sh/helm/v3" {print $$2}' hack/tools/helm/go.mod)
+HELM4_VERSION := $(shell awk '$$1 == "helm.sh/helm/v4" {print $$2}' hack/tools/helm4/go.mod)
+
+# Helm 3 learns its own version and the Kubernetes version it assumes for `helm template`
+# (.Capabilities.KubeVersion) from ldflags, as its own Makefile sets them.
+$(BIN_DIR)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
+	@mkdir -p $(BIN_DIR)
+	@echo "building helm $(HELM3_VERSION) from source (first time: ~2-4 min)"
+	cd hack/tools/helm && go build -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$(HELM3_VERSION) -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37' -o $@ helm.sh/helm/v3/cmd/helm
+
+$(BIN_DIR)/helm4: hack/tools/helm4/go.mod hack/tools/helm4/go.sum
+	@mkdir -p $(BIN_DIR)
+	@echo "building helm $(HELM4_VERSION) from source (first time: ~2-4 min)"
+	cd hack/tools/helm4 && go build -ldflags '-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM4_VERSION)' -o $@ helm.sh/helm/v4/cmd/helm
+
+## chart: dist/runai-ldap-sync-<version>.tgz, the Helm chart with version and appVersion set from
+## VERSION (a tag v1.2.3 gives chart 1.2.3 and appVersion v1.2.3, the image tag; an untagged
+## commit gives 0.0.0-g<describe>), after `helm lint --strict`
+DIST_DIR ?= $(CURDIR)/dist
+CHART_DIR := deploy/chart/runai-ldap-sync
+CHART_VERSION = $(shell v='$(patsubst v%,%,$(VERSION))'; if [[ "$$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]]; then echo "$$v"; else echo "0.0.0-g$$v"; fi)
+
+chart: $(BIN_DIR)/helm
+	@mkdir -p $(DIST_DIR)
+	$(BIN_DIR)/helm lint --strict -n runai $(CHART_DIR)
+	$(BIN_DIR)/helm package $(CHART_DIR) --version '$(CHART_VERSION)' --app-version '$(VERSION)' -d $(DIST_DIR)
+
+## chart-files: refresh the chart's copies of the base's alert rules, dashboard and example
+## project template (the chart cannot read files outside its directory; a test keeps them equal)
+chart-files:
+	cp deploy/prometheusrule.yaml $(CHART_DIR)/files/prometheusrule.yaml
+	cp deploy/dashboards/runai-ldap-sync.json $(CHART_DIR)/files/dashboard.json
+	cp deploy/components/provisioning/project-template.yaml $(CHART_DIR)/files/project-template.yaml
+
+## test-chart: the chart with Helm 3 and 4 (lint, schema, equality with deploy/, alerts), then
+## installed on a real kube-apiserver with the daemon syncing Samba through its ServiceAccount
+test-chart: deps tools
+	go test -count=1 -run 'TestChart' ./integration/deploy/
+	go test -race -count=1 -p 1 -run 'TestChart' ./integration/
 
 ## test-alerts: `promtool test rules` on deploy/alerts_test.yaml, plus the dashboard's queries
 ## (also run by `make integration`)

@@ -272,19 +272,32 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	}
 
 	// Everything else is refused.
+	e.expectLeastPrivilege(sa)
+	e.expectUsers(alphaExec, "alice", "bob", "carol", "erin", "hand-added")
+}
+
+// expectLeastPrivilege checks that sa, the daemon's ServiceAccount as
+// deploy/ (or the chart) binds it, is refused everything the daemon does
+// not need: other bindings, escalation, deleting managed bindings, Secrets,
+// Pods, tokens, namespace labels and other Leases. Needs seedSample's
+// runai-alpha and ml-beta, and the managed bindings of a first cycle.
+func (e *env) expectLeastPrivilege(sa kubernetes.Interface) {
+	e.t.Helper()
+	ctx := context.Background()
+	holder := "test"
 	other := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "team-admins", Namespace: "runai-alpha"},
 		RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("someone")}}
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(ctx, other, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	adminRole := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "admin-standin"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "pods"}, Verbs: []string{"get", "list", "create", "delete"}}}}
 	if _, err := e.cs.RbacV1().ClusterRoles().Create(ctx, adminRole, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	otherLease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "kube-scheduler", Namespace: "runai"}}
 	if _, err := e.cs.CoordinationV1().Leases("runai").Create(ctx, otherLease, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	addHacker := []byte(`{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hacker"}]}`)
 	bindTo := func(role string) rbacv1.RoleRef {
@@ -367,13 +380,12 @@ func TestDeployLeastPrivilege(t *testing.T) {
 			return err
 		}},
 	}
-	expectForbidden(t, saUser, refused)
+	expectForbidden(e.t, saUser, refused)
 	// Nothing refused above happened.
 	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "team-admins", metav1.GetOptions{})
 	if err != nil || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "someone" {
-		t.Errorf("team-admins changed: %+v %v", rb, err)
+		e.t.Errorf("team-admins changed: %+v %v", rb, err)
 	}
-	e.expectUsers(alphaExec, "alice", "bob", "carol", "erin", "hand-added")
 }
 
 // replica is a `run` process with the ServiceAccount's kubeconfig.

@@ -76,7 +76,13 @@ func promtool(t *testing.T, dir string, args ...string) string {
 // TestAlertRules extracts the rules from the PrometheusRule into the plain
 // rule file promtool reads and runs deploy/alerts_test.yaml against them.
 func TestAlertRules(t *testing.T) {
-	rules := alertRules(t)
+	testAlertRules(t, alertRules(t))
+}
+
+// testAlertRules runs promtool's checks and deploy/alerts_test.yaml on rules
+// (the base's, or the chart's).
+func testAlertRules(t *testing.T, rules ruleFile) {
+	t.Helper()
 	dir := t.TempDir()
 	data, err := yaml.Marshal(rules)
 	if err != nil {

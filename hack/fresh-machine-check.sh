@@ -22,6 +22,7 @@ fail() { echo "fresh-machine-check: FAIL: $*" >&2; exit 1; }
 [[ "$(id -u)" -eq 0 ]] || fail "needs root (chroot and mounts); run as root, as CI does"
 if ! command -v debootstrap >/dev/null; then
 	say "installing debootstrap"
+	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 fi
 grep -qE "^$omit([[:space:]]|\$)" "$root/hack/deps.txt" || fail "FRESH_OMIT=$omit is not in hack/deps.txt"

@@ -340,7 +340,9 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 		cur := current[p.Ref]
 		if p.Err != nil {
 			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
-			if !errors.Is(p.Err, plan.ErrGroupFailed) {
+			// A failed group is counted as such; an unreadable record is
+			// that binding's error (Event, metric), not the cycle's.
+			if !errors.Is(p.Err, plan.ErrGroupFailed) && !errors.Is(p.Err, plan.ErrRecordUnreadable) {
 				errs = append(errs, p.Err)
 			}
 			if !opts.DryRun {
@@ -492,7 +494,11 @@ func (s *Syncer) recordPlan(p plan.BindingPlan, rep *Report) {
 	m.HeldRemovals.DeletePartialMatch(labels)
 	m.BindingErrors.DeletePartialMatch(labels)
 	if p.Err != nil {
-		m.BindingErrors.WithLabelValues(append(lv, "lookup_or_roleref")...).Set(1)
+		reason := "lookup_or_roleref"
+		if errors.Is(p.Err, plan.ErrRecordUnreadable) {
+			reason = "ownership_record"
+		}
+		m.BindingErrors.WithLabelValues(append(lv, reason)...).Set(1)
 		return
 	}
 	m.DriftMissing.WithLabelValues(lv...).Set(float64(p.Missing))

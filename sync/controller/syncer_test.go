@@ -106,9 +106,12 @@ func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) 
 	if cur == nil {
 		cur = &kube.Binding{Ref: ch.Ref, Exists: true, UID: types.UID("uid-" + ch.Ref.String()), RoleRef: kube.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
 	}
-	managed := kube.NewManaged(cur, ch.Add, ch.Remove)
+	managed := kube.NewManaged(cur, ch)
 	cur.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 	cur.Managed = managed
+	for k, v := range ch.SetAnnotations {
+		cur.Annotations[k] = v
+	}
 	for _, a := range ch.DropAnnotations {
 		delete(cur.Annotations, a)
 	}

@@ -22,6 +22,10 @@ var ErrGroupFailed = errors.New("group lookup failed")
 // Run:AI's; such a binding is reported and never written.
 var ErrRoleRefMismatch = errors.New("roleRef mismatch")
 
+// ErrRecordUnreadable marks a plan error for a binding whose ownership
+// record cannot be read; it is left untouched until the record is fixed.
+var ErrRecordUnreadable = errors.New("ownership record unreadable")
+
 // Hold reasons.
 const (
 	HoldTooMany    = "too_many"    // over guard.maxRemoveCount
@@ -99,6 +103,10 @@ func PlanOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
 		p.Create = true
 		p.Add = append([]string(nil), d.Users...)
 		p.Missing = len(d.Users)
+		return p
+	}
+	if cur.ManagedErr != nil {
+		p.Err = fmt.Errorf("%w: %w", ErrRecordUnreadable, cur.ManagedErr)
 		return p
 	}
 	if want := kube.ExpectedRoleRef(d.Ref.Name); cur.RoleRef != want {

@@ -35,6 +35,8 @@ func TestPlan(t *testing.T) {
 	withApproval.Annotations[ApproveAnnotation] = "true"
 	wrongRole := binding(users("a"))
 	wrongRole.RoleRef.Name = "cluster-admin"
+	badRecord := binding(users("a", "b"))
+	badRecord.ManagedErr = errors.New("annotation: not a JSON list")
 
 	tests := []struct {
 		name        string
@@ -51,6 +53,8 @@ func TestPlan(t *testing.T) {
 		wantMissing int
 		wantUnexp   int
 	}{
+		{name: "unreadable ownership record: left untouched", desired: Desired{Ref: execRef},
+			current: badRecord, wantErr: true},
 		{name: "missing binding is created", desired: Desired{Ref: execRef, Users: []string{"a", "b"}},
 			wantCreate: true, wantAdd: []string{"a", "b"}, wantMissing: 2},
 		{name: "missing binding is created even when empty", desired: Desired{Ref: execRef},

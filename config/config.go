@@ -71,8 +71,11 @@ type Config struct {
 	Mode string `yaml:"mode"`
 	// Policy decides what may be removed: sync, upsert-only, authoritative.
 	Policy string `yaml:"policy"`
-	// Guard limits how much one cycle may remove from one binding.
-	Guard      Guard      `yaml:"guard"`
+	// Guard limits how much may be removed from (or added to) one binding
+	// within a rolling window.
+	Guard Guard `yaml:"guard"`
+	// Ownership decides which users present in a binding are the tool's.
+	Ownership  Ownership  `yaml:"ownership"`
 	LDAP       LDAP       `yaml:"ldap"`
 	Groups     Groups     `yaml:"groups"`
 	Projects   Projects   `yaml:"projects"`
@@ -122,12 +125,33 @@ type Retry struct {
 	MaxBackoff time.Duration `yaml:"maxBackoff"`
 }
 
-// Guard holds the removal guard limits. A cycle that would remove more than
-// MaxRemovePercent of a binding's managed subjects, or more than
-// MaxRemoveCount of them, holds the removals until approved.
+// Guard holds the removal guard limits. Removals from one binding are
+// counted over a rolling Window (across cycles, polls and repairs): when
+// the window's total would exceed MaxRemovePercent of the users the tool
+// manages there, or MaxRemoveCount, or empty the binding, the removals are
+// held until approved.
 type Guard struct {
 	MaxRemovePercent int `yaml:"maxRemovePercent"`
 	MaxRemoveCount   int `yaml:"maxRemoveCount"`
+	// Window is how far back removals (and additions) are counted; 0
+	// counts each write alone.
+	Window time.Duration `yaml:"window"`
+	// MaxAddCount holds additions to an existing binding beyond this many
+	// in the window; 0 is off.
+	MaxAddCount int `yaml:"maxAddCount"`
+	// AllowEmptyBelow lets a binding that manages fewer than this many
+	// users lose any of them, or all, without approval; 0 guards every
+	// binding.
+	AllowEmptyBelow int `yaml:"allowEmptyBelow"`
+}
+
+// Ownership decides which users present in a binding are the tool's
+// (policy sync removes only those).
+type Ownership struct {
+	// Adopt makes a user already in a binding (put there by hand) the
+	// tool's once the directory grants them, so they are removed when they
+	// leave the group. Off: only users the tool added are its own.
+	Adopt bool `yaml:"adopt"`
 }
 
 // LDAP holds the directory connection and resolution settings.
@@ -244,10 +268,11 @@ type Server struct {
 // decodes the file on top of it.
 func Default() Config {
 	return Config{
-		Schedule: "@every 5m",
-		Mode:     ModeEnforce,
-		Policy:   PolicySync,
-		Guard:    Guard{MaxRemovePercent: 50, MaxRemoveCount: 20},
+		Schedule:  "@every 5m",
+		Mode:      ModeEnforce,
+		Policy:    PolicySync,
+		Guard:     Guard{MaxRemovePercent: 50, MaxRemoveCount: 20, Window: time.Hour},
+		Ownership: Ownership{Adopt: true},
 		LDAP: LDAP{
 			Schema:             SchemaActiveDirectory,
 			GroupNameAttribute: "cn",
@@ -364,6 +389,15 @@ func (c *Config) Validate() error {
 	if c.Guard.MaxRemoveCount < 0 {
 		add("guard.maxRemoveCount", "must not be negative, got %d", c.Guard.MaxRemoveCount)
 	}
+	if c.Guard.Window < 0 {
+		add("guard.window", "must not be negative (0 counts each write alone), got %s", c.Guard.Window)
+	}
+	if c.Guard.MaxAddCount < 0 {
+		add("guard.maxAddCount", "must not be negative (0 is off), got %d", c.Guard.MaxAddCount)
+	}
+	if c.Guard.AllowEmptyBelow < 0 {
+		add("guard.allowEmptyBelow", "must not be negative (0 guards every binding), got %d", c.Guard.AllowEmptyBelow)
+	}
 
 	c.LDAP.validate(add)
 
@@ -384,6 +418,10 @@ func (c *Config) Validate() error {
 			}
 			if list.field == "groups.globalViewers" && strings.Contains(name, ProjectPlaceholder) {
 				add(field, "global viewer groups apply to every project and cannot contain %s", ProjectPlaceholder)
+			}
+			if list.field != "groups.globalViewers" && !strings.Contains(name, ProjectPlaceholder) {
+				// Without it one group would be every project's.
+				add(field, "%q must contain %s (one group per project, e.g. \"runai-%s-executors\"); to grant every project, use groups.globalViewers", name, ProjectPlaceholder, ProjectPlaceholder)
 			}
 		}
 	}

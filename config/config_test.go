@@ -55,6 +55,9 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if len(cfg.Projects.Static) != 1 || cfg.Projects.Static[0].Namespace != "ml-team-a" {
 		t.Errorf("static projects: %+v", cfg.Projects.Static)
 	}
+	if g := cfg.Guard; g.Window != time.Hour || g.MaxAddCount != 0 || g.AllowEmptyBelow != 0 || !cfg.Ownership.Adopt {
+		t.Errorf("guard and ownership defaults not applied: %+v %+v", g, cfg.Ownership)
+	}
 }
 
 func TestParseDaemonDefaultsAndOverrides(t *testing.T) {
@@ -127,12 +130,18 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"unknown placeholder", `runai-{project}-viewers`, `runai-{team}-viewers`, "groups.viewers[0]", "placeholder"},
 		{"empty group", `["runai-viewers"]`, `[""]`, "groups.globalViewers[0]", "empty"},
 		{"global with placeholder", `["runai-viewers"]`, `["runai-{project}"]`, "groups.globalViewers[0]", "every project"},
+		{"executors without placeholder", `["runai-{project}-executors"]`, `["runai-project-executors"]`, "groups.executors[0]", "must contain {project}"},
+		{"viewers without placeholder", `["runai-{project}-viewers"]`, `["runai-all-viewers"]`, "groups.viewers[0]", "globalViewers"},
 		{"bad static name", "  - name: team-a", "  - name: \"Team*)(cn=*\"", "projects.static[0].name", "not a valid project name"},
 		{"duplicate static", "    namespace: ml-team-a", "    namespace: ml-team-a\n  - name: team-a", "projects.static[1].name", "already listed"},
 		{"bad namespace", "namespace: ml-team-a", "namespace: ML_A", "projects.static[0].namespace", "namespace"},
 		{"bad label", "namespaceLabel: runai/queue", "namespaceLabel: \"runai queue\"", "projects.namespaceLabel", "label key"},
 		{"bad runai namespace", "projects:", "kubernetes:\n  runaiNamespace: Run.AI\nprojects:", "kubernetes.runaiNamespace", "namespace"},
 		{"bad guard", "projects:", "guard:\n  maxRemovePercent: 150\nprojects:", "guard.maxRemovePercent", "between"},
+		{"negative window", "projects:", "guard:\n  window: -1h\nprojects:", "guard.window", "negative"},
+		{"negative add count", "projects:", "guard:\n  maxAddCount: -1\nprojects:", "guard.maxAddCount", "negative"},
+		{"negative allow empty", "projects:", "guard:\n  allowEmptyBelow: -2\nprojects:", "guard.allowEmptyBelow", "negative"},
+		{"unknown ownership key", "projects:", "ownership:\n  adoptAll: true\nprojects:", "adoptAll", "not found"},
 		{"bad address", "projects:", "server:\n  address: \"9090\"\nprojects:", "server.address", "host:port"},
 		{"wrong type", "  bindDN:", "  pageSize: lots\n  bindDN:", "", "lots"},
 		{"bad lease name", "projects:", "leaderElection:\n  leaseName: Run_AI\nprojects:", "leaderElection.leaseName", "Lease name"},

@@ -87,7 +87,7 @@ func FuzzParse(f *testing.F) {
 		if (cfg.Projects.Template != "") != (cfg.Projects.ParsedTemplate != nil) {
 			t.Fatalf("template %q accepted without being parsed", cfg.Projects.Template)
 		}
-		if cfg.Guard.MaxRemovePercent < 0 || cfg.Guard.MaxRemovePercent > 100 || cfg.Guard.MaxRemoveCount < 0 {
+		if g := cfg.Guard; g.MaxRemovePercent < 0 || g.MaxRemovePercent > 100 || g.MaxRemoveCount < 0 || g.Window < 0 || g.MaxAddCount < 0 || g.AllowEmptyBelow < 0 {
 			t.Fatalf("accepted guard %+v", cfg.Guard)
 		}
 	})

@@ -231,6 +231,11 @@ type jsonPlan struct {
 	Remove    []string `json:"remove"`
 	Create    bool     `json:"create"`
 	Held      []string `json:"held"`
+	Adopt     []string `json:"adopt"`
+	Disown    []string `json:"disown"`
+	Leftovers []string `json:"leftovers"`
+	// ApprovalKey approves exactly what is held.
+	ApprovalKey string `json:"approvalKey"`
 }
 
 func decodePlan(t *testing.T, out string) map[string]jsonPlan {

@@ -594,7 +594,7 @@ projects:
 	// Eight of ten leave the group (a botched group edit): held.
 	e.removeMembers("runai-alpha-executors", names[2:]...)
 	e.bumpProjects(1)
-	held := d.waitLog("removals held by the guard", 2, 30*time.Second) // alpha and the index map
+	held := d.waitLog("changes held by the guard", 2, 30*time.Second) // alpha and the index map
 	found := false
 	for _, l := range held {
 		if l["binding"] == alphaExec.String() && l["reason"] == "too_large" && fmt.Sprint(l["held"]) == fmt.Sprint(toAny(names[2:])) {
@@ -608,8 +608,13 @@ projects:
 	d.waitMetric("runai_ldap_sync_binding_held_removals", `namespace="runai-alpha",reason="too_large"`, 8, 10*time.Second)
 	e.expectUsers(alphaExec, names...)
 
-	// Approve with the annotation: repaired within seconds, annotation gone.
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, plan.ApproveAnnotation)
+	// Approve with the annotation, set to the key diff prints for exactly
+	// these removals: repaired within seconds, annotation gone.
+	key := decodePlan(t, e.mustRun("diff", "--config", cfg, "-o", "json").stdout)[alphaExec.String()].ApprovalKey
+	if !strings.HasPrefix(key, "sha256:") {
+		t.Fatalf("diff prints no approval key: %q", key)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, key)
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -83,8 +84,11 @@ type Binding struct {
 	ResourceVersion string
 	RoleRef         rbacv1.RoleRef
 	Subjects        []rbacv1.Subject
-	// Managed are the users this tool added (from ManagedAnnotation).
+	// Managed are the users this tool owns (from ManagedAnnotation).
 	Managed []string
+	// ManagedErr is set when ManagedAnnotation cannot be read: the binding
+	// is then that binding's error (left untouched), never the cycle's.
+	ManagedErr error
 	// Annotations are kept for approval and other operator signals.
 	Annotations map[string]string
 }
@@ -120,24 +124,28 @@ const compressAbove = 8 << 10
 
 const gzipPrefix = "gzip+base64:"
 
-// EncodeManaged stores a user list in the annotation value.
+// EncodeManaged stores a user list in the annotation value: a JSON array of
+// strings, so any Kubernetes user name round-trips (commas, spaces,
+// quotes, non-ASCII); gzipped when large.
 func EncodeManaged(users []string) string {
-	sorted := append([]string(nil), users...)
-	sort.Strings(sorted)
-	plain := strings.Join(sorted, ",")
+	sorted := sortedUnique(users)
+	raw, _ := json.Marshal(sorted) // a []string always encodes
+	plain := string(raw)
 	if len(plain) <= compressAbove {
 		return plain
 	}
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	_, _ = zw.Write([]byte(plain))
+	_, _ = zw.Write(raw)
 	_ = zw.Close()
 	return gzipPrefix + base64.StdEncoding.EncodeToString(buf.Bytes())
 }
 
-// DecodeManaged reads the annotation value. A value that cannot be read is
-// an error: treating it as empty would forget what we own, and treating it
-// as anything else would be a guess.
+// DecodeManaged reads the annotation value: a JSON array (what this
+// version writes) or, from earlier versions, names joined with commas
+// (those never start with '[', as no written name did). A value that
+// cannot be read is an error: treating it as empty would forget what we
+// own, and treating it as anything else would be a guess.
 func DecodeManaged(v string) ([]string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -156,8 +164,22 @@ func DecodeManaged(v string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("annotation %s: bad gzip: %w", ManagedAnnotation, err)
 		}
-		v = string(plain)
+		v = strings.TrimSpace(string(plain))
 	}
+	if strings.HasPrefix(v, "[") {
+		var out []string
+		if err := json.Unmarshal([]byte(v), &out); err != nil {
+			return nil, fmt.Errorf("annotation %s: not a JSON list of user names: %w", ManagedAnnotation, err)
+		}
+		var kept []string
+		for _, s := range out {
+			if s != "" {
+				kept = append(kept, s)
+			}
+		}
+		return kept, nil
+	}
+	// The comma-joined record of earlier versions.
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

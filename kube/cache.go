@@ -281,25 +281,23 @@ func (c *Cache) bindingEvent(obj any, deleted bool) {
 	}
 	var ref Ref
 	var b *Binding
-	var err error
 	var rv string
 	switch o := obj.(type) {
 	case *rbacv1.RoleBinding:
 		ref, rv = Ref{Kind: KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, o.ResourceVersion
 		if !deleted {
-			b, err = fromRoleBinding(o)
+			b = fromRoleBinding(o)
 		}
 	case *rbacv1.ClusterRoleBinding:
 		ref, rv = Ref{Kind: KindClusterRoleBinding, Name: o.Name}, o.ResourceVersion
 		if !deleted {
-			b, err = fromClusterRoleBinding(o)
+			b = fromClusterRoleBinding(o)
 		}
 	default:
 		return
 	}
 	c.caughtUp(ref, rv)
-	if err != nil || c.h.Binding == nil {
-		// A bad ownership annotation is reported by the next cycle.
+	if c.h.Binding == nil {
 		return
 	}
 	c.h.Binding(ref, b, rv)
@@ -366,11 +364,9 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 	out := map[Ref]*Binding{}
 	for _, inf := range []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer} {
 		for _, o := range inf.GetStore().List() {
-			b, err := toBinding(o)
-			if err != nil {
-				return nil, err
+			if b := toBinding(o); b != nil {
+				out[b.Ref] = b
 			}
-			out[b.Ref] = b
 		}
 	}
 	c.mu.Lock()
@@ -396,8 +392,8 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	}
 	b := &Binding{Ref: ref}
 	if exists {
-		if b, err = toBinding(o); err != nil {
-			return nil, err
+		if b = toBinding(o); b == nil {
+			return nil, fmt.Errorf("read %s from the informer cache: unexpected object %T", ref, o)
 		}
 	}
 	c.mu.Lock()
@@ -457,14 +453,15 @@ func newer(cached, written *Binding) *Binding {
 	return cached
 }
 
-func toBinding(o any) (*Binding, error) {
+// toBinding converts an informer's object; nil for anything else.
+func toBinding(o any) *Binding {
 	switch b := o.(type) {
 	case *rbacv1.RoleBinding:
 		return fromRoleBinding(b)
 	case *rbacv1.ClusterRoleBinding:
 		return fromClusterRoleBinding(b)
 	}
-	return nil, fmt.Errorf("unexpected object %T in the binding cache", o)
+	return nil
 }
 
 // SyncTimeout bounds the wait for the informers' initial lists before the

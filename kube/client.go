@@ -165,10 +165,7 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 			return nil, fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
 		}
 		for i := range list.Items {
-			b, err := fromRoleBinding(&list.Items[i])
-			if err != nil {
-				return nil, err
-			}
+			b := fromRoleBinding(&list.Items[i])
 			out[b.Ref] = b
 		}
 		if list.Continue == "" {
@@ -182,10 +179,7 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 	case err != nil:
 		return nil, fmt.Errorf("get ClusterRoleBinding %s: %w", ViewerBinding, err)
 	default:
-		b, err := fromClusterRoleBinding(viewer)
-		if err != nil {
-			return nil, err
-		}
+		b := fromClusterRoleBinding(viewer)
 		out[b.Ref] = b
 	}
 	im, err := c.cs.RbacV1().RoleBindings(runaiNS).Get(ctx, IndexMapBinding, metav1.GetOptions{})
@@ -194,10 +188,7 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 	case err != nil:
 		return nil, fmt.Errorf("get RoleBinding %s/%s: %w", runaiNS, IndexMapBinding, err)
 	default:
-		b, err := fromRoleBinding(im)
-		if err != nil {
-			return nil, err
-		}
+		b := fromRoleBinding(im)
 		out[b.Ref] = b
 	}
 	return out, nil
@@ -211,13 +202,13 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*Binding, error) {
 		var crb *rbacv1.ClusterRoleBinding
 		crb, err = c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ref.Name, metav1.GetOptions{})
 		if err == nil {
-			b, err = fromClusterRoleBinding(crb)
+			b = fromClusterRoleBinding(crb)
 		}
 	} else {
 		var rb *rbacv1.RoleBinding
 		rb, err = c.cs.RbacV1().RoleBindings(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err == nil {
-			b, err = fromRoleBinding(rb)
+			b = fromRoleBinding(rb)
 		}
 	}
 	if apierrors.IsNotFound(err) {
@@ -229,23 +220,30 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	return b, nil
 }
 
-func fromRoleBinding(rb *rbacv1.RoleBinding) (*Binding, error) {
+func fromRoleBinding(rb *rbacv1.RoleBinding) *Binding {
 	return newBinding(Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}, &rb.ObjectMeta, rb.RoleRef, rb.Subjects)
 }
 
-func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) (*Binding, error) {
+func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *Binding {
 	return newBinding(Ref{Kind: KindClusterRoleBinding, Name: crb.Name}, &crb.ObjectMeta, crb.RoleRef, crb.Subjects)
 }
 
-func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) (*Binding, error) {
+// newBinding never fails: an ownership record that cannot be read is kept
+// in ManagedErr, so it is an error of that binding only when the binding
+// is planned, and nothing at all for a binding of a managed name that is
+// not (one in a namespace that is no project).
+func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *Binding {
+	b := &Binding{
+		Ref: ref, Exists: true, UID: meta.UID, ResourceVersion: meta.ResourceVersion, RoleRef: roleRef,
+		Subjects: subjects, Annotations: meta.Annotations,
+	}
 	managed, err := DecodeManaged(meta.Annotations[ManagedAnnotation])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w; fix or remove the annotation", ref, err)
+		b.ManagedErr = fmt.Errorf("%s: %w; fix or remove the annotation (the binding is left untouched until then)", ref, err)
+	} else {
+		b.Managed = managed
 	}
-	return &Binding{
-		Ref: ref, Exists: true, UID: meta.UID, ResourceVersion: meta.ResourceVersion, RoleRef: roleRef,
-		Subjects: subjects, Managed: managed, Annotations: meta.Annotations,
-	}, nil
+	return b
 }
 
 // Change is one write to make: create the binding, or add and remove users.
@@ -254,9 +252,19 @@ type Change struct {
 	Create bool
 	Add    []string
 	Remove []string
-	// DropAnnotations are removed in the same write (e.g. a used approval).
+	// Own are users that become the tool's in this write (adopted, or
+	// added): recorded in the ownership record if the binding holds them
+	// after the write.
+	Own []string
+	// SetAnnotations are set and DropAnnotations removed in the same write
+	// (the guard's history, a used or stale approval).
+	SetAnnotations  map[string]string
 	DropAnnotations []string
 }
+
+// ErrManagedUnreadable means the binding's ownership record cannot be
+// read; it is not written until the record is fixed or removed.
+var ErrManagedUnreadable = errors.New("ownership record cannot be read")
 
 // ErrRoleRefChanged means the binding's roleRef no longer is Run:AI's.
 var ErrRoleRefChanged = errors.New("roleRef differs from Run:AI's")
@@ -300,6 +308,9 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 		if current.RoleRef != ExpectedRoleRef(ch.Ref.Name) {
 			return nil, fmt.Errorf("%s: %w", ch.Ref, ErrRoleRefChanged)
 		}
+		if current.ManagedErr != nil {
+			return nil, fmt.Errorf("%w: %w", ErrManagedUnreadable, current.ManagedErr)
+		}
 		b, err := c.patch(ctx, ch, current)
 		if err == nil {
 			return b, nil
@@ -322,10 +333,14 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	for _, u := range sortedUnique(ch.Add) {
 		subjects = append(subjects, UserSubject(u))
 	}
+	annotations := map[string]string{ManagedAnnotation: EncodeManaged(ch.Add)}
+	for k, v := range ch.SetAnnotations {
+		annotations[k] = v
+	}
 	meta := metav1.ObjectMeta{
 		Name: ch.Ref.Name, Namespace: ch.Ref.Namespace,
 		Labels:      map[string]string{ManagedByLabel: ManagedByValue},
-		Annotations: map[string]string{ManagedAnnotation: EncodeManaged(ch.Add)},
+		Annotations: annotations,
 	}
 	opts := metav1.CreateOptions{FieldManager: FieldManager}
 	roleRef := ExpectedRoleRef(ch.Ref.Name)
@@ -334,13 +349,13 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", ch.Ref, err)
 		}
-		return fromClusterRoleBinding(crb)
+		return fromClusterRoleBinding(crb), nil
 	}
 	rb, err := c.cs.RbacV1().RoleBindings(ch.Ref.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: meta, RoleRef: roleRef, Subjects: subjects}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", ch.Ref, err)
 	}
-	return fromRoleBinding(rb)
+	return fromRoleBinding(rb), nil
 }
 
 // NewSubjects applies a change to a subject list: removals drop User
@@ -372,45 +387,59 @@ func NewSubjects(current []rbacv1.Subject, add, remove []string) []rbacv1.Subjec
 	return out
 }
 
-// NewManaged is the ownership record after a change: what we owned and is
-// still there, minus what we removed, plus what we added.
-func NewManaged(current *Binding, add, remove []string) []string {
+// NewManaged is the ownership record after a change: the users we owned,
+// those the change makes ours (Own, and additions nobody had put there
+// before), kept only if the binding still holds them after the write, so
+// ownership of a user ends when the user is gone from the binding.
+func NewManaged(current *Binding, ch Change) []string {
 	present := toSet(current.Users())
-	drop := toSet(remove)
-	set := map[string]struct{}{}
-	for _, u := range current.Managed {
-		if _, ok := present[u]; !ok {
-			continue
+	after := map[string]struct{}{}
+	for _, s := range NewSubjects(current.Subjects, ch.Add, ch.Remove) {
+		if IsUser(s) {
+			after[s.Name] = struct{}{}
 		}
-		if _, ok := drop[u]; ok {
-			continue
-		}
-		set[u] = struct{}{}
 	}
-	for _, u := range add {
-		if _, ok := present[u]; ok {
-			// Already there, put by someone else: not ours to own.
-			continue
+	set := map[string]struct{}{}
+	claim := func(u string) {
+		if _, ok := after[u]; ok {
+			set[u] = struct{}{}
 		}
-		set[u] = struct{}{}
+	}
+	for _, u := range current.Managed {
+		claim(u)
+	}
+	for _, u := range ch.Own {
+		claim(u)
+	}
+	for _, u := range ch.Add {
+		if _, ok := present[u]; !ok {
+			claim(u)
+		}
 	}
 	return setToSorted(set)
 }
 
 func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
-	subjects := NewSubjects(current.Subjects, ch.Add, ch.Remove)
-	annotations := map[string]any{ManagedAnnotation: EncodeManaged(NewManaged(current, ch.Add, ch.Remove))}
+	annotations := map[string]any{}
+	for k, v := range ch.SetAnnotations {
+		annotations[k] = v
+	}
 	for _, a := range ch.DropAnnotations {
 		annotations[a] = nil
 	}
+	record := NewManaged(current, ch)
+	if len(record) > 0 || current.Annotations[ManagedAnnotation] != "" {
+		annotations[ManagedAnnotation] = EncodeManaged(record)
+	}
 	// A merge patch that carries the resourceVersion is refused with a
 	// Conflict if the object changed since we read it.
-	patch := map[string]any{
-		"metadata": map[string]any{
-			"resourceVersion": current.ResourceVersion,
-			"annotations":     annotations,
-		},
-		"subjects": subjects,
+	meta := map[string]any{
+		"resourceVersion": current.ResourceVersion,
+		"annotations":     annotations,
+	}
+	patch := map[string]any{"metadata": meta}
+	if len(ch.Add) > 0 || len(ch.Remove) > 0 {
+		patch["subjects"] = NewSubjects(current.Subjects, ch.Add, ch.Remove)
 	}
 	body, err := json.Marshal(patch)
 	if err != nil {
@@ -422,13 +451,13 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 		if err != nil {
 			return nil, err
 		}
-		return fromClusterRoleBinding(crb)
+		return fromClusterRoleBinding(crb), nil
 	}
 	rb, err := c.cs.RbacV1().RoleBindings(ch.Ref.Namespace).Patch(ctx, ch.Ref.Name, types.MergePatchType, body, opts)
 	if err != nil {
 		return nil, err
 	}
-	return fromRoleBinding(rb)
+	return fromRoleBinding(rb), nil
 }
 
 func toSet(in []string) map[string]struct{} {

@@ -47,7 +47,7 @@ Flags for run, once and diff:
   --config FILE       configuration file (required)
   --kubeconfig FILE   kubeconfig (default: in-cluster, then $KUBECONFIG)
   --log-level LEVEL   debug, info, warn or error (default info)
-  --approve-removals  approve, for this run, removals the guard would hold (run, once)
+  --approve-removals  approve the changes the guard would hold, for this one cycle (once only)
 `
 
 func main() {
@@ -96,8 +96,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == "diff" {
 		fs.StringVar(&f.output, "o", "text", "output format: text or json")
 	}
-	if cmd == "run" || cmd == "once" {
-		fs.BoolVar(&f.approve, "approve-removals", false, "approve removals held by the guard, for this run")
+	if cmd == "once" {
+		// Not for run: it would switch the guard off for the life of the pod.
+		fs.BoolVar(&f.approve, "approve-removals", false, "approve the changes held by the guard, for this one cycle")
 	}
 	if err := fs.Parse(rest); err != nil {
 		return exitUsage

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // planJSON is one change in `diff -o json`: a binding's users, or (with
@@ -20,6 +21,18 @@ type planJSON struct {
 	Remove    []string `json:"remove"`
 	Create    bool     `json:"create"`
 	Held      []string `json:"held,omitempty"`
+	// HeldAdd are additions the guard holds; ApprovalKey approves exactly
+	// what is held, with ApproveCommand.
+	HeldAdd        []string `json:"heldAdd,omitempty"`
+	ApprovalKey    string   `json:"approvalKey,omitempty"`
+	ApproveCommand string   `json:"approveCommand,omitempty"`
+	// Adopt become the tool's; Disown are forgotten by the ownership
+	// record; Leftovers are kept, neither granted nor owned.
+	Adopt     []string `json:"adopt,omitempty"`
+	Disown    []string `json:"disown,omitempty"`
+	Leftovers []string `json:"leftovers,omitempty"`
+	// ApprovalRemoved is a stale approval the write removes.
+	ApprovalRemoved string `json:"approvalRemoved,omitempty"`
 	// Labels a namespace gets.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Template: a project template object; Field is the first field that
@@ -40,11 +53,16 @@ func PrintPlan(w io.Writer, rep *Report, format string) error {
 			Create: t.Create, Template: true, Field: t.Field})
 	}
 	for _, p := range rep.Plans {
-		if !p.HasChanges() && len(p.Held) == 0 {
+		if !p.HasChanges() && len(p.Held)+len(p.HeldAdd)+len(p.Leftovers) == 0 {
 			continue
 		}
-		out = append(out, planJSON{Kind: p.Ref.Kind, Namespace: p.Ref.Namespace, Name: p.Ref.Name,
-			Add: nonNil(p.Add), Remove: nonNil(p.Remove), Create: p.Create, Held: p.Held})
+		pj := planJSON{Kind: p.Ref.Kind, Namespace: p.Ref.Namespace, Name: p.Ref.Name,
+			Add: nonNil(p.Add), Remove: nonNil(p.Remove), Create: p.Create, Held: p.Held, HeldAdd: p.HeldAdd,
+			Adopt: p.Adopt, Disown: p.Disown, Leftovers: p.Leftovers, ApprovalRemoved: p.StaleApproval}
+		if p.ApprovalKey != "" {
+			pj.ApprovalKey, pj.ApproveCommand = p.ApprovalKey, plan.ApproveCommand(p.Ref, p.ApprovalKey)
+		}
+		out = append(out, pj)
 	}
 	// Namespaces first, then template objects, then bindings, each sorted.
 	sort.SliceStable(out, func(i, j int) bool {
@@ -104,6 +122,24 @@ func PrintPlan(w io.Writer, rep *Report, format string) error {
 		}
 		for _, u := range p.Held {
 			fmt.Fprintf(w, "! %s (removal held by the guard)\n", u)
+		}
+		for _, u := range p.HeldAdd {
+			fmt.Fprintf(w, "! +%s (addition held by the guard)\n", u)
+		}
+		for _, u := range p.Adopt {
+			fmt.Fprintf(w, "= %s (granted by the directory, already here: now managed)\n", u)
+		}
+		for _, u := range p.Disown {
+			fmt.Fprintf(w, "~ %s (gone from the binding: dropped from the ownership record)\n", u)
+		}
+		for _, u := range p.Leftovers {
+			fmt.Fprintf(w, "? %s (leftover: not granted by the directory, not managed; kept)\n", u)
+		}
+		if p.ApprovalRemoved != "" {
+			fmt.Fprintf(w, "~ approval %q removed: it matches nothing held\n", p.ApprovalRemoved)
+		}
+		if p.ApproveCommand != "" {
+			fmt.Fprintf(w, "  approve exactly the held changes with: %s\n", p.ApproveCommand)
 		}
 	}
 	return nil

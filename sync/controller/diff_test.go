@@ -59,3 +59,48 @@ RoleBinding/runai-gamma/runai-job-executor-manual (create)
 		t.Errorf("namespace entries lack add: []:\n%s", js.String())
 	}
 }
+
+// diff shows what the ownership rules and the guard will do to a binding:
+// adopted, forgotten and leftover users, held additions, a stale approval,
+// and the command that approves exactly what is held.
+func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
+	ref := kube.ExecutorRef("runai-alpha")
+	rep := &Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"bob"}, Held: []string{"carol"}, HeldAdd: []string{"dan"},
+		Adopt: []string{"alice"}, Disown: []string{"old"}, Leftovers: []string{"zed"}, StaleApproval: "true", ApprovalKey: "sha256:0123456789abcdef"}}}
+	var text bytes.Buffer
+	if err := PrintPlan(&text, rep, "text"); err != nil {
+		t.Fatal(err)
+	}
+	want := `RoleBinding/runai-alpha/runai-job-executor-manual
++ bob
+! carol (removal held by the guard)
+! +dan (addition held by the guard)
+= alice (granted by the directory, already here: now managed)
+~ old (gone from the binding: dropped from the ownership record)
+? zed (leftover: not granted by the directory, not managed; kept)
+~ approval "true" removed: it matches nothing held
+  approve exactly the held changes with: kubectl -n runai-alpha annotate --overwrite rolebinding runai-job-executor-manual runai-ldap-sync.github.io/approve-removals=sha256:0123456789abcdef
+`
+	if text.String() != want {
+		t.Errorf("diff text:\n%s\nwant:\n%s", text.String(), want)
+	}
+	var js bytes.Buffer
+	if err := PrintPlan(&js, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var out []planJSON
+	if err := json.Unmarshal(js.Bytes(), &out); err != nil || len(out) != 1 {
+		t.Fatalf("diff -o json: %v\n%s", err, js.String())
+	}
+	if p := out[0]; p.ApprovalKey != "sha256:0123456789abcdef" || !strings.HasPrefix(p.ApproveCommand, "kubectl -n runai-alpha annotate") ||
+		strings.Join(p.Adopt, ",") != "alice" || strings.Join(p.Leftovers, ",") != "zed" || strings.Join(p.HeldAdd, ",") != "dan" ||
+		strings.Join(p.Disown, ",") != "old" || p.ApprovalRemoved != "true" {
+		t.Errorf("diff -o json: %+v", p)
+	}
+	// A binding with only a leftover to report is listed.
+	rep.Plans = []plan.BindingPlan{{Ref: ref, Leftovers: []string{"zed"}}}
+	text.Reset()
+	if err := PrintPlan(&text, rep, "text"); err != nil || !strings.Contains(text.String(), "? zed") {
+		t.Errorf("leftover-only binding: %q, %v", text.String(), err)
+	}
+}

@@ -70,6 +70,12 @@ func changeMessage(p *plan.BindingPlan, policy, trigger string) string {
 		}
 		parts = append(parts, fmt.Sprintf("removed by group sync (%s): %s", why, userList(p.Remove)))
 	}
+	if len(p.Adopt) > 0 {
+		parts = append(parts, "now managed by group sync (granted by the directory, already in the binding): "+userList(p.Adopt))
+	}
+	if len(p.Disown) > 0 {
+		parts = append(parts, "no longer managed by group sync (gone from the binding; if put back by hand, they stay): "+userList(p.Disown))
+	}
 	msg := strings.Join(parts, "; ")
 	if trigger == TriggerRepair {
 		msg = "drift repair after a change by someone else: " + msg
@@ -77,21 +83,41 @@ func changeMessage(p *plan.BindingPlan, policy, trigger string) string {
 	return msg
 }
 
-// heldMessage says which removals the guard holds, why, and how to approve.
+// heldMessage says what the guard holds, why, and the command that
+// approves exactly that, ready to paste.
 func heldMessage(p *plan.BindingPlan, g config.Guard) string {
-	var why string
-	switch p.HoldReason {
-	case plan.HoldRemovesAll:
-		why = "it would remove every user group sync manages in this binding"
-	case plan.HoldTooMany:
-		why = fmt.Sprintf("%d removals, more than guard.maxRemoveCount=%d", len(p.Held), g.MaxRemoveCount)
-	case plan.HoldTooLarge:
-		why = fmt.Sprintf("%d removals, more than guard.maxRemovePercent=%d%% of the users group sync manages", len(p.Held), g.MaxRemovePercent)
-	default:
-		why = p.HoldReason
+	var parts []string
+	if len(p.Held) > 0 {
+		var why string
+		switch p.HoldReason {
+		case plan.HoldRemovesAll:
+			why = "it would remove every user group sync manages in this binding"
+		case plan.HoldTooMany:
+			why = fmt.Sprintf("%d removals, more than guard.maxRemoveCount=%d", len(p.Held)+p.WindowRemoved, g.MaxRemoveCount)
+		case plan.HoldTooLarge:
+			why = fmt.Sprintf("%d removals, more than guard.maxRemovePercent=%d%% of the users group sync manages", len(p.Held)+p.WindowRemoved, g.MaxRemovePercent)
+		default:
+			why = p.HoldReason
+		}
+		if p.WindowRemoved > 0 {
+			why += fmt.Sprintf(", counting %d removed in the last guard.window=%s", p.WindowRemoved, g.Window)
+		}
+		parts = append(parts, fmt.Sprintf("removal held by guard (%s): %s", why, userList(p.Held)))
 	}
-	return fmt.Sprintf("removal held by guard (%s): %s; approve once with the annotation %s=true on this binding, or run once --approve-removals",
-		why, userList(p.Held), plan.ApproveAnnotation)
+	if len(p.HeldAdd) > 0 {
+		parts = append(parts, fmt.Sprintf("addition held by guard (%d additions in guard.window=%s, more than guard.maxAddCount=%d): %s",
+			len(p.HeldAdd)+p.WindowAdded, g.Window, g.MaxAddCount, userList(p.HeldAdd)))
+	}
+	return fmt.Sprintf("%s; approve exactly these with: %s", strings.Join(parts, "; "), plan.ApproveCommand(p.Ref, p.ApprovalKey))
+}
+
+// staleApprovalMessage says why an approval was removed.
+func staleApprovalMessage(p *plan.BindingPlan) string {
+	msg := fmt.Sprintf("approval %s=%q removed: it matches nothing the guard holds now, and an approval never waits for a later removal", plan.ApproveAnnotation, p.StaleApproval)
+	if p.ApprovalKey != "" {
+		msg += "; what is held now is approved with: " + plan.ApproveCommand(p.Ref, p.ApprovalKey)
+	}
+	return msg
 }
 
 func userList(ids []string) string { return listOf("", ids) }

@@ -25,6 +25,9 @@ type BindingExplanation struct {
 	// Holds: the binding holds the user now; HandAdded: not added by us.
 	Holds     bool `json:"holds"`
 	HandAdded bool `json:"handAdded,omitempty"`
+	// Leftover: held by hand, not granted by the directory, not managed:
+	// kept under policy sync, for an admin to clean up.
+	Leftover bool `json:"leftover,omitempty"`
 	// Pending says what the next cycle would do for this user: add, remove,
 	// removal held by the guard, or nothing.
 	Pending string `json:"pending,omitempty"`
@@ -170,7 +173,12 @@ func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*lda
 	if bp.Err != nil {
 		e.Error = bp.Err.Error()
 	}
+	e.Leftover = slices.Contains(bp.Leftovers, m.user)
 	switch {
+	case slices.Contains(bp.Adopt, m.user):
+		e.Pending = "adopt (granted by the directory: managed from now on, removed when they leave the groups)"
+	case slices.Contains(bp.HeldAdd, m.user):
+		e.Pending = "addition held by the guard (" + bp.AddHoldReason + ")"
 	case slices.Contains(bp.Add, m.user):
 		e.Pending = "add"
 	case slices.Contains(bp.Remove, m.user):
@@ -221,6 +229,8 @@ func printBinding(w io.Writer, role string, e BindingExplanation) {
 	}
 	holds := "the binding does not hold them"
 	switch {
+	case e.Leftover:
+		holds = "the binding holds them (a leftover: put there by hand and not granted by the directory; kept, remove by hand if unwanted)"
 	case e.HandAdded:
 		holds = "the binding holds them (added by hand, never removed by runai-ldap-sync)"
 	case e.Holds:

@@ -184,6 +184,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 	inc := s.inc
 	prevDesired := s.desired
 	popts := s.planOpts
+	popts.Now = time.Now()
 	if inc.gen != gen || prevDesired == nil {
 		return nil // a full cycle ran meanwhile and read the directory itself
 	}

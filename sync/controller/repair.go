@@ -59,6 +59,7 @@ func (q *workQueue) take() (refs []kube.Ref, cycle bool) {
 func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	d, managed := s.desired[ref]
 	opts := s.planOpts
+	opts.Now = time.Now()
 	written := s.written[ref]
 	if !managed {
 		return

@@ -196,7 +196,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	for _, e := range rec.take() {
 		if e.ref == alphaRef && e.reason == ReasonRemovalsHeld && e.kind == "Warning" &&
 			strings.Contains(e.message, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%") &&
-			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, plan.ApproveAnnotation+"=true") {
+			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, plan.ApproveAnnotation+"=sha256:") {
 			held = true
 		}
 	}
@@ -220,7 +220,8 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 
 	// Approval by annotation: the informer sees it, the repair applies the
 	// removals and drops the annotation.
-	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[plan.ApproveAnnotation] = "true" })
+	key := plan.ApprovalKey(alphaRef, []string{"u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}, nil)
+	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	refs, _ = s.work.take()
 	if len(refs) != 1 {

@@ -46,6 +46,9 @@ const (
 	ReasonRoleRefMismatch = "RoleRefMismatch"
 	ReasonLeftUntouched   = "LeftUntouched"
 	ReasonWriteFailed     = "WriteFailed"
+	// ReasonApprovalRemoved: an approval that matched nothing held was
+	// removed.
+	ReasonApprovalRemoved = "ApprovalRemoved"
 )
 
 // Triggers of a write, as logged.
@@ -317,6 +320,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	for name, gerr := range rep.FailedGroups {
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
+	s.logLeftovers(rep)
 	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
@@ -328,7 +332,7 @@ func newReport(trigger string) *Report {
 }
 
 func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {
-	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, ApproveAll: opts.ApproveRemovals}
+	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, Adopt: s.cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now()}
 }
 
 // applyPlans reports and, unless dry-run, writes the plans of rep, the
@@ -340,7 +344,9 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 		cur := current[p.Ref]
 		if p.Err != nil {
 			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
-			if !errors.Is(p.Err, plan.ErrGroupFailed) {
+			// A failed group is counted as such; an unreadable record is
+			// that binding's error (Event, metric), not the cycle's.
+			if !errors.Is(p.Err, plan.ErrGroupFailed) && !errors.Is(p.Err, plan.ErrRecordUnreadable) {
 				errs = append(errs, p.Err)
 			}
 			if !opts.DryRun {
@@ -348,9 +354,11 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 			}
 			continue
 		}
-		if len(p.Held) > 0 {
-			s.log.Warn("removals held by the guard; approve with the annotation "+plan.ApproveAnnotation+"=true on the binding or run once with --approve-removals",
-				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held))
+		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
+			s.log.Warn("changes held by the guard; approve exactly these with the annotation "+plan.ApproveAnnotation+" set to the key, or run once with --approve-removals",
+				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
+				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
+				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
 			if !opts.DryRun {
 				s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, s.cfg.Guard))
 			}
@@ -377,11 +385,7 @@ func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current *kube.B
 	// Detached from ctx: a shutdown lets the write in flight finish.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	ch := kube.Change{Ref: p.Ref, Create: p.Create, Add: p.Add, Remove: p.Remove}
-	if p.Approved {
-		ch.DropAnnotations = []string{plan.ApproveAnnotation}
-	}
-	b, err := s.cluster.Apply(wctx, ch, current)
+	b, err := s.cluster.Apply(wctx, p.Change(), current)
 	if err != nil {
 		op := "patch"
 		if p.Create {
@@ -402,12 +406,21 @@ func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current *kube.B
 	if p.Approved {
 		fields = append(fields, zap.Bool("approved", true))
 	}
+	if len(p.Adopt) > 0 || len(p.Disown) > 0 {
+		fields = append(fields, zap.Strings("adopted", p.Adopt), zap.Strings("disowned", p.Disown))
+	}
+	if p.StaleApproval != "" {
+		fields = append(fields, zap.String("approvalRemoved", p.StaleApproval))
+		s.event(p.Ref, uidOf(b), corev1.EventTypeWarning, ReasonApprovalRemoved, staleApprovalMessage(p))
+	}
 	s.log.Info("binding updated", fields...)
 	reason := ReasonChanged
 	if p.Create {
 		reason = ReasonCreated
 	}
-	s.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, s.cfg.Policy, trigger))
+	if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
+		s.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, s.cfg.Policy, trigger))
+	}
 	if s.metrics != nil {
 		if p.Create {
 			s.metrics.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
@@ -416,6 +429,30 @@ func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current *kube.B
 		s.metrics.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
 	}
 	return nil
+}
+
+// logLeftovers says once per cycle which users are kept although the
+// directory does not grant them and group sync does not own them.
+func (s *Syncer) logLeftovers(rep *Report) {
+	var bindings, users int
+	var examples []string
+	for _, p := range rep.Plans {
+		if p.Err != nil || len(p.Leftovers) == 0 {
+			continue
+		}
+		bindings++
+		users += len(p.Leftovers)
+		for _, u := range p.Leftovers {
+			if len(examples) < 20 {
+				examples = append(examples, p.Ref.String()+": "+u)
+			}
+		}
+	}
+	if users == 0 {
+		return
+	}
+	s.log.Info("leftovers: users in bindings that the directory does not grant and group sync does not own are kept; remove them by hand (runai-ldap-sync diff lists them) or use policy authoritative",
+		zap.Int("bindings", bindings), zap.Int("users", users), zap.Strings("examples", examples))
 }
 
 func (s *Syncer) logDirectory(rep *Report, res *ldapsrc.Result) {
@@ -477,6 +514,8 @@ func (s *Syncer) record(rep *Report) {
 	m.DriftUnexpected.Reset()
 	m.DesiredSubjects.Reset()
 	m.HeldRemovals.Reset()
+	m.HeldAdditions.Reset()
+	m.Leftovers.Reset()
 	m.BindingErrors.Reset()
 	for _, p := range rep.Plans {
 		s.recordPlan(p, rep)
@@ -490,16 +529,25 @@ func (s *Syncer) recordPlan(p plan.BindingPlan, rep *Report) {
 	lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
 	labels := map[string]string{"kind": p.Ref.Kind, "namespace": p.Ref.Namespace, "name": p.Ref.Name}
 	m.HeldRemovals.DeletePartialMatch(labels)
+	m.HeldAdditions.DeletePartialMatch(labels)
 	m.BindingErrors.DeletePartialMatch(labels)
 	if p.Err != nil {
-		m.BindingErrors.WithLabelValues(append(lv, "lookup_or_roleref")...).Set(1)
+		reason := "lookup_or_roleref"
+		if errors.Is(p.Err, plan.ErrRecordUnreadable) {
+			reason = "ownership_record"
+		}
+		m.BindingErrors.WithLabelValues(append(lv, reason)...).Set(1)
 		return
 	}
 	m.DriftMissing.WithLabelValues(lv...).Set(float64(p.Missing))
 	m.DriftUnexpected.WithLabelValues(lv...).Set(float64(p.Unexpected))
 	m.DesiredSubjects.WithLabelValues(lv...).Set(float64(p.Desired))
+	m.Leftovers.WithLabelValues(lv...).Set(float64(len(p.Leftovers)))
 	if len(p.Held) > 0 {
 		m.HeldRemovals.WithLabelValues(append(lv, p.HoldReason)...).Set(float64(len(p.Held)))
+	}
+	if len(p.HeldAdd) > 0 {
+		m.HeldAdditions.WithLabelValues(append(lv, p.AddHoldReason)...).Set(float64(len(p.HeldAdd)))
 	}
 	if _, ok := rep.WriteErrors[p.Ref]; ok {
 		m.BindingErrors.WithLabelValues(append(lv, "write")...).Set(1)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -106,9 +107,12 @@ func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) 
 	if cur == nil {
 		cur = &kube.Binding{Ref: ch.Ref, Exists: true, UID: types.UID("uid-" + ch.Ref.String()), RoleRef: kube.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
 	}
-	managed := kube.NewManaged(cur, ch.Add, ch.Remove)
+	managed := kube.NewManaged(cur, ch)
 	cur.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 	cur.Managed = managed
+	for k, v := range ch.SetAnnotations {
+		cur.Annotations[k] = v
+	}
 	for _, a := range ch.DropAnnotations {
 		delete(cur.Annotations, a)
 	}
@@ -268,5 +272,36 @@ func TestCycleCancelledStartsNoWrite(t *testing.T) {
 	rep := s.Cycle(ctx, CycleOptions{})
 	if rep.Err == nil || len(cl.writes) != 0 {
 		t.Errorf("err=%v writes=%v", rep.Err, cl.writes)
+	}
+}
+
+// Leftovers are reported per binding and adopted users recorded by a
+// metadata-only write; an unreadable ownership record is that binding's
+// error only: the cycle succeeds and the metric names the reason.
+func TestCycleOwnershipReporting(t *testing.T) {
+	dir, cl := newFixture()
+	betaRef := kube.ExecutorRef("runai-beta")
+	cl.bindings[alphaRef] = &kube.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "1", RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
+		Subjects: []rbacv1.Subject{kube.UserSubject("alice"), kube.UserSubject("bob"), kube.UserSubject("dave"), kube.UserSubject("zed")}, Annotations: map[string]string{}}
+	cl.bindings[betaRef] = &kube.Binding{Ref: betaRef, Exists: true, ResourceVersion: "1", RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
+		Subjects: []rbacv1.Subject{kube.UserSubject("carol")}, ManagedErr: errors.New("bad record"),
+		Annotations: map[string]string{kube.ManagedAnnotation: "[\"carol"}}
+	m := metrics.NewMetrics("test")
+	s := New(testConfig(), dir, cl, zap.NewNop(), m)
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Err != nil {
+		t.Fatalf("an unreadable record failed the cycle: %v", rep.Err)
+	}
+	if got := testCounter(t, m, "runai_ldap_sync_binding_leftover_subjects", `namespace="runai-alpha"`); got != 1 {
+		t.Errorf("leftover gauge = %v, want 1 (zed)", got)
+	}
+	if got := testCounter(t, m, "runai_ldap_sync_binding_sync_errors", `reason="ownership_record"`); got != 1 {
+		t.Errorf("ownership_record error gauge = %v", got)
+	}
+	if got := cl.bindings[alphaRef].Managed; !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
+		t.Errorf("alpha record = %v: granted users adopted, zed not", got)
+	}
+	if got := cl.users(betaRef); !reflect.DeepEqual(got, []string{"carol"}) {
+		t.Errorf("beta, with an unreadable record, was written: %v", got)
 	}
 }

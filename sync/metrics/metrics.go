@@ -36,6 +36,8 @@ type Metrics struct {
 	DriftUnexpected *prometheus.GaugeVec
 	DesiredSubjects *prometheus.GaugeVec
 	HeldRemovals    *prometheus.GaugeVec
+	HeldAdditions   *prometheus.GaugeVec
+	Leftovers       *prometheus.GaugeVec
 	BindingErrors   *prometheus.GaugeVec
 	CycleDuration   prometheus.Histogram
 	Cycles          *prometheus.CounterVec
@@ -85,6 +87,10 @@ func NewMetrics(version string) *Metrics {
 			Help: "Users the directory says the binding should hold."}, bl),
 		HeldRemovals: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_removals",
 			Help: "Removals the guard is holding until approved, per binding."}, append(bl, "reason")),
+		HeldAdditions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_additions",
+			Help: "Additions the guard is holding until approved (guard.maxAddCount), per binding."}, append(bl, "reason")),
+		Leftovers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_leftover_subjects",
+			Help: "Users in the binding that the directory does not grant and group sync does not own: kept under policy sync, for an admin to clean up."}, bl),
 		BindingErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_sync_errors",
 			Help: "1 when the binding was left untouched this cycle because of an error."}, append(bl, "reason")),
 		CycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cycle_duration_seconds",
@@ -145,7 +151,7 @@ func NewMetrics(version string) *Metrics {
 			Help: "Projects whose namespace this tool provisioned but that are no longer static or discovered (kept, never deleted)."}),
 		bindingLabelKeys: bl,
 	}
-	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.BindingErrors,
+	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
 		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events,
 		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles,
@@ -239,5 +245,7 @@ func (m *Metrics) ResetBindings() {
 	m.DriftUnexpected.Reset()
 	m.DesiredSubjects.Reset()
 	m.HeldRemovals.Reset()
+	m.HeldAdditions.Reset()
+	m.Leftovers.Reset()
 	m.BindingErrors.Reset()
 }

@@ -93,7 +93,10 @@ func DesiredState(projects []Project, g config.Groups, runaiNS string, groups ma
 		if d.Err == nil {
 			d.Users = sortedKeys(users)
 		}
-		out = append(out, d)
+		if len(execNames) > 0 {
+			// No executors groups: executor bindings are not managed.
+			out = append(out, d)
+		}
 		for _, name := range viewNames {
 			members, ok, _ := membersOf(groups, lastKnown, name)
 			if !ok {

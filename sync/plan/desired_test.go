@@ -104,6 +104,13 @@ func TestDesiredStateOnlyConfiguredBindings(t *testing.T) {
 	if _, ok := got[kube.IndexMapRef("runai")]; !ok {
 		t.Error("index map not managed")
 	}
+	// No executors groups: neither the executor bindings nor the index map
+	// are managed (created empty, or emptied).
+	g = config.Groups{Viewers: []string{"v-{project}"}}
+	got = byRef(DesiredState([]Project{{"a", "runai-a"}}, g, "runai", map[string]*ldapsrc.Group{"v-a": found("v-a", "u")}, nil))
+	if len(got) != 1 || got[kube.ViewerRef()].Users == nil {
+		t.Errorf("without executors groups only the viewer binding is managed, got %v", got)
+	}
 }
 
 func TestFindProjects(t *testing.T) {

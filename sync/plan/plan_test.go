@@ -32,9 +32,11 @@ func TestPlan(t *testing.T) {
 	group := rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "admins"}
 	sa := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "runner", Namespace: "runai-alpha"}
 	withApproval := binding(users("a", "b", "c"), "a", "b", "c")
-	withApproval.Annotations[ApproveAnnotation] = "true"
+	withApproval.Annotations[ApproveAnnotation] = ApprovalKey(execRef, []string{"b", "c"}, nil)
 	wrongRole := binding(users("a"))
 	wrongRole.RoleRef.Name = "cluster-admin"
+	badRecord := binding(users("a", "b"))
+	badRecord.ManagedErr = errors.New("annotation: not a JSON list")
 
 	tests := []struct {
 		name        string
@@ -51,6 +53,8 @@ func TestPlan(t *testing.T) {
 		wantMissing int
 		wantUnexp   int
 	}{
+		{name: "unreadable ownership record: left untouched", desired: Desired{Ref: execRef},
+			current: badRecord, wantErr: true},
 		{name: "missing binding is created", desired: Desired{Ref: execRef, Users: []string{"a", "b"}},
 			wantCreate: true, wantAdd: []string{"a", "b"}, wantMissing: 2},
 		{name: "missing binding is created even when empty", desired: Desired{Ref: execRef},
@@ -134,22 +138,32 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func TestGuardReason(t *testing.T) {
+func TestRemovalHold(t *testing.T) {
 	g := config.Guard{MaxRemovePercent: 50, MaxRemoveCount: 20}
 	tests := []struct {
-		n, base int
-		want    string
+		n, base, window int
+		want            string
 	}{
-		{1, 10, ""}, {5, 10, ""}, {6, 10, HoldTooLarge}, {10, 10, HoldRemovesAll},
-		{1, 1, HoldRemovesAll}, {1, 2, ""}, {21, 100, HoldTooMany}, {20, 100, ""},
+		{1, 10, 0, ""}, {5, 10, 0, ""}, {6, 10, 0, HoldTooLarge}, {10, 10, 0, HoldRemovesAll},
+		{1, 1, 0, HoldRemovesAll}, {1, 2, 0, ""}, {21, 100, 0, HoldTooMany}, {20, 100, 0, ""},
+		// The window's earlier removals count: the 6th of 10 removed one
+		// at a time is over half, the 21st of 100 over the count.
+		{1, 6, 4, ""}, {1, 5, 5, HoldTooLarge}, {1, 80, 20, HoldTooMany}, {1, 81, 19, ""},
 	}
 	for _, tc := range tests {
-		if got := guardReason(tc.n, tc.base, g); got != tc.want {
-			t.Errorf("guardReason(%d, %d) = %q, want %q", tc.n, tc.base, got, tc.want)
+		if got := removalHold(tc.n, tc.base, tc.window, g); got != tc.want {
+			t.Errorf("removalHold(%d, %d, %d) = %q, want %q", tc.n, tc.base, tc.window, got, tc.want)
 		}
 	}
-	if got := guardReason(9, 10, config.Guard{MaxRemovePercent: 100, MaxRemoveCount: 1000}); got != "" {
+	if got := removalHold(9, 10, 0, config.Guard{MaxRemovePercent: 100, MaxRemoveCount: 1000}); got != "" {
 		t.Errorf("percent 100 disables the share rule, got %q", got)
+	}
+	small := config.Guard{MaxRemovePercent: 50, MaxRemoveCount: 20, AllowEmptyBelow: 3}
+	if got := removalHold(2, 2, 0, small); got != "" {
+		t.Errorf("allowEmptyBelow 3 lets a binding of 2 be emptied, got %q", got)
+	}
+	if got := removalHold(1, 1, 2, small); got != HoldRemovesAll {
+		t.Errorf("allowEmptyBelow counts the window's removals too (3 managed when it began), got %q", got)
 	}
 }
 

@@ -124,6 +124,9 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 type gon struct {
 	dn      string
 	members []string
+	// err: the members could not be read completely (a bad range); every
+	// group that reaches this one fails with it.
+	err error
 }
 
 // groupIndex holds group entries by normalised DN and by lower-cased name.
@@ -162,7 +165,11 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				g.err = fmt.Errorf("read members of group %s: %w", e.DN, err)
+				break
 			}
 			for _, v := range vals {
 				if attr == "uniqueMember" {
@@ -316,6 +323,10 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			continue
 		}
 		res.Found, res.DN = true, found[0].dn
+		if found[0].err != nil {
+			res.Err = found[0].err
+			continue
+		}
 		var t *tracer
 		if r.src.Trace {
 			t = newTracer()
@@ -343,6 +354,10 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				if sub, ok := byDN[key]; ok {
 					if visited[key] {
 						continue // a nesting cycle, or a group reached twice
+					}
+					if sub.err != nil {
+						res.Err = sub.err
+						break
 					}
 					if it.depth+1 >= maxDepth {
 						res.Err = fmt.Errorf("group %q nests deeper than ldap.maxNestingDepth (%d) at %s; raise the limit or flatten the groups", n, maxDepth, sub.dn)

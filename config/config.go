@@ -210,6 +210,12 @@ type Projects struct {
 
 	// ParsedTemplate is Template, read and parsed by Validate.
 	ParsedTemplate *provision.Template `yaml:"-"`
+	// OwnNamespace is the namespace the daemon runs in (never a project);
+	// set at start from the environment, not from the file.
+	OwnNamespace string `yaml:"-"`
+	// runaiNamespace is kubernetes.runaiNamespace, copied by Validate so
+	// that Fenced needs only the projects settings.
+	runaiNamespace string
 }
 
 // FromGroups turns every directory group whose name matches Pattern into a
@@ -434,6 +440,7 @@ func (c *Config) Validate() error {
 	}
 	c.Projects.validateProvisioning(add)
 	c.Projects.validateFence(add)
+	c.Projects.runaiNamespace = c.Kubernetes.RunaiNamespace
 	c.validateStaticFence(add)
 
 	if !validDNSLabel(c.Kubernetes.RunaiNamespace) {

@@ -29,24 +29,33 @@ const DefaultMaxNewPerCycle = 10
 // be one. Pure: ownNamespace is the namespace the daemon runs in ("" when
 // unknown).
 func (c *Config) Fenced(ns, ownNamespace string) string {
+	p := c.Projects
+	p.runaiNamespace, p.OwnNamespace = c.Kubernetes.RunaiNamespace, ownNamespace
+	return p.Fenced(ns)
+}
+
+// Fenced says why namespace ns can never be a project, or "" when it may
+// be one: the built-in list, kubernetes.runaiNamespace (once Validate has
+// run), OwnNamespace, excludeNamespaces and namespacePattern.
+func (p *Projects) Fenced(ns string) string {
 	for _, g := range builtinFence {
 		if ok, _ := path.Match(g, ns); ok {
 			return FenceBuiltin
 		}
 	}
-	if ns == c.Kubernetes.RunaiNamespace {
+	if p.runaiNamespace != "" && ns == p.runaiNamespace {
 		return FenceBuiltin
 	}
-	if ownNamespace != "" && ns == ownNamespace {
+	if p.OwnNamespace != "" && ns == p.OwnNamespace {
 		return FenceOwn
 	}
-	for _, g := range c.Projects.ExcludeNamespaces {
+	for _, g := range p.ExcludeNamespaces {
 		if ok, _ := path.Match(g, ns); ok {
 			return FenceExcluded
 		}
 	}
-	if p := c.Projects.NamespacePattern; p != "" {
-		if ok, _ := path.Match(p, ns); !ok {
+	if p.NamespacePattern != "" {
+		if ok, _ := path.Match(p.NamespacePattern, ns); !ok {
 			return FencePattern
 		}
 	}

@@ -136,6 +136,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// client-go (informers, leader election) logs through klog: make its
 	// lines JSON lines of the same log.
 	klog.SetLogger(newKlogLogger(log.Named("client-go")))
+	// The daemon's own namespace is never a project (the Deployment sets
+	// POD_NAMESPACE from the downward API).
+	cfg.Projects.OwnNamespace = os.Getenv("POD_NAMESPACE")
 	for _, o := range cfg.OptOuts() {
 		log.Warn("safety opt-out in the configuration", zap.String("key", o.Key), zap.String("risk", o.Risk))
 	}

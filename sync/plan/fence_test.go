@@ -158,6 +158,25 @@ func TestMaxNewPerCycle(t *testing.T) {
 	if len(f.Actions) != 10 || f.Actions[0].Namespace != "runai-p10" || len(f.Projects) != 21 {
 		t.Errorf("second cycle: actions %v, %d projects", f.Actions, len(f.Projects))
 	}
+
+	// A static project's existing namespace stays its project when the
+	// label write waits (it was one without the label before).
+	cfg.LabelExistingNamespaces = true
+	cfg.Static = []config.StaticProject{{Name: "zz"}}
+	nss = []kube.Namespace{{Name: "runai-zz"}}
+	f = FindProjectsWith(nss, cfg, Discovered{Names: names})
+	found := false
+	for _, p := range f.Projects {
+		found = found || p.Name == "zz"
+	}
+	for _, s := range f.Skipped {
+		if s.Name == "zz" {
+			t.Errorf("static zz reported skipped: %+v", s)
+		}
+	}
+	if !found || len(f.Actions) != 10 {
+		t.Errorf("static zz with its label deferred: projects %v, %d actions", f.Projects, len(f.Actions))
+	}
 }
 
 // TestDuplicateLabelRule: a copy of a project's label on another

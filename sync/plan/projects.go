@@ -231,7 +231,9 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 		projects[w.Name] = w.Project
 	}
 
-	deferred := capNew(&f, cfg.MaxNewPerCycle)
+	// A static project's existing namespace is its project with or without
+	// the label: deferring the label write does not defer the project.
+	deferred := capNew(&f, cfg.MaxNewPerCycle, func(a NamespaceAction) bool { return !a.Create && isStatic[a.Project] })
 	for _, p := range projects {
 		if deferred[p.Namespace] {
 			continue
@@ -286,14 +288,18 @@ func duplicateWinner(project string, nss []string, exists map[string]kube.Namesp
 // capNew keeps the first max namespace actions (by namespace name, so the
 // same ones are kept from cycle to cycle) and defers the rest: whoever can
 // create directory groups cannot make one cycle create or label thousands
-// of namespaces. It returns the deferred namespaces.
-func capNew(f *Found, max int) map[string]bool {
+// of namespaces. It returns the namespaces whose project waits too; when
+// keepsProject says so, only the write waits and the project stays.
+func capNew(f *Found, max int, keepsProject func(NamespaceAction) bool) map[string]bool {
 	if max <= 0 || len(f.Actions) <= max {
 		return nil
 	}
 	sort.Slice(f.Actions, func(i, j int) bool { return f.Actions[i].Namespace < f.Actions[j].Namespace })
 	deferred := map[string]bool{}
 	for _, a := range f.Actions[max:] {
+		if keepsProject(a) {
+			continue
+		}
 		deferred[a.Namespace] = true
 		f.Skipped = append(f.Skipped, SkippedProject{Name: a.Project, Namespace: a.Namespace, Reason: SkipDeferred})
 	}

@@ -43,14 +43,20 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 // extra (a filter, or "" for all) into idx.
 func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userIndex) error {
 	cfg := r.src.cfg
-	filter := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) + cfg.UserFilter + extra
-	if filter != fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) {
+	ad := cfg.Schema == config.SchemaActiveDirectory
+	base := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute)
+	if ad {
+		// AD contacts have no sAMAccountName: read them too, so that one
+		// in a group is counted as a contact, not as an unresolved DN.
+		base = fmt.Sprintf("(|(%s=*)(objectClass=contact))", cfg.UserIDAttribute)
+	}
+	filter := base + cfg.UserFilter + extra
+	if filter != base {
 		filter = "(&" + filter + ")"
 	}
 	// No objectClass outside AD: with many users its values are most of
 	// the bytes read, and there an entry with the ID attribute that matches
 	// userFilter is a user. AD needs it to tell computers from people.
-	ad := cfg.Schema == config.SchemaActiveDirectory
 	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
 	if ad {
 		attrs = append(attrs, "objectClass")

@@ -95,6 +95,7 @@ chart-files:
 	cp deploy/prometheusrule.yaml $(CHART_DIR)/files/prometheusrule.yaml
 	cp deploy/dashboards/runai-ldap-sync.json $(CHART_DIR)/files/dashboard.json
 	cp deploy/components/provisioning/project-template.yaml $(CHART_DIR)/files/project-template.yaml
+	cp deploy/admission-policy.yaml $(CHART_DIR)/files/admission-policy.yaml
 
 ## test-chart: the chart with Helm 3 and 4 (lint, schema, equality with deploy/, alerts), then
 ## installed on a real kube-apiserver with the daemon syncing Samba through its ServiceAccount

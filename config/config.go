@@ -174,6 +174,11 @@ type LDAP struct {
 	UserIDPrefix       string        `yaml:"userIDPrefix"`
 	PageSize           int           `yaml:"pageSize"`
 	Timeout            time.Duration `yaml:"timeout"`
+	// CycleTimeout bounds each of a cycle's directory reads as a whole
+	// (project discovery; member resolution, all its searches and pages),
+	// where Timeout bounds one request: a server that answers slowly but
+	// forever cannot hold a cycle, and its bindings, indefinitely.
+	CycleTimeout time.Duration `yaml:"cycleTimeout"`
 	// UserFilter narrows which entries count as users (groupOfNames and
 	// rfc2307 schemas), e.g. "(objectClass=inetOrgPerson)".
 	UserFilter string `yaml:"userFilter"`
@@ -214,9 +219,27 @@ type Projects struct {
 	// Template is a file of objects (Run:AI's project template) kept present
 	// in every project namespace.
 	Template string `yaml:"template"`
+	// ExcludeNamespaces are namespaces (names or globs like "team-*-infra")
+	// that are never projects, whatever their labels, in addition to the
+	// built-in ones (kube-*, openshift-*, default, runai, runai-backend,
+	// runai-reservation, the daemon's own).
+	ExcludeNamespaces []string `yaml:"excludeNamespaces"`
+	// NamespacePattern, if set, is a glob every project namespace must
+	// match (e.g. "runai-*").
+	NamespacePattern string `yaml:"namespacePattern"`
+	// MaxNewPerCycle caps how many projects one cycle adds (whoever can
+	// create directory groups or label namespaces must not be able to add
+	// thousands at once); the rest wait for the next cycles, reported.
+	MaxNewPerCycle int `yaml:"maxNewPerCycle"`
 
 	// ParsedTemplate is Template, read and parsed by Validate.
 	ParsedTemplate *provision.Template `yaml:"-"`
+	// OwnNamespace is the namespace the daemon runs in (never a project);
+	// set at start from the environment, not from the file.
+	OwnNamespace string `yaml:"-"`
+	// runaiNamespace is kubernetes.runaiNamespace, copied by Validate so
+	// that Fenced needs only the projects settings.
+	runaiNamespace string
 }
 
 // FromGroups turns every directory group whose name matches Pattern into a
@@ -280,10 +303,11 @@ func Default() Config {
 			UserIDCase:         CaseLower,
 			PageSize:           500,
 			Timeout:            30 * time.Second,
+			CycleTimeout:       10 * time.Minute,
 			MaxNestingDepth:    10,
 			MemberResolution:   ResolveInChain,
 		},
-		Projects:   Projects{NamespaceLabel: "runai/queue"},
+		Projects:   Projects{NamespaceLabel: "runai/queue", MaxNewPerCycle: DefaultMaxNewPerCycle},
 		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},
 		Server:     Server{Address: ":9090"},
 		LeaderElection: LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync",
@@ -453,6 +477,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Projects.validateProvisioning(add)
+	c.Projects.validateFence(add)
+	c.Projects.runaiNamespace = c.Kubernetes.RunaiNamespace
+	c.validateStaticFence(add)
 
 	if !validDNSLabel(c.Kubernetes.RunaiNamespace) {
 		add("kubernetes.runaiNamespace", "%q is not a valid namespace name", c.Kubernetes.RunaiNamespace)
@@ -628,6 +655,9 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 	}
 	if l.Timeout <= 0 {
 		add("ldap.timeout", "must be a positive duration like 30s, got %v", l.Timeout)
+	}
+	if l.CycleTimeout < l.Timeout {
+		add("ldap.cycleTimeout", "must be at least ldap.timeout (%v), got %v: it bounds a whole cycle's directory reads, of which one request is a part", l.Timeout, l.CycleTimeout)
 	}
 }
 

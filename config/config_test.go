@@ -314,3 +314,89 @@ func TestExpandGroup(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestOptOuts(t *testing.T) {
+	safe := Default()
+	safe.LDAP.URLs = []string{"ldaps://dc1.example.com:636"}
+	if got := safe.OptOuts(); len(got) != 0 {
+		t.Errorf("defaults turn off no protection, got %v", got)
+	}
+	c := Default()
+	c.LDAP.URLs = []string{"ldaps://dc1.example.com:636", "ldap://dc2.example.com:389"}
+	c.LDAP.InsecureSkipVerify = true
+	c.LDAP.AllowInsecure = true
+	c.Policy = PolicyAuthoritative
+	c.Guard.MaxRemovePercent = 100
+	c.Projects.LabelExistingNamespaces = true
+	c.Projects.FromGroups = &FromGroups{Pattern: "runai-{project}-executors"}
+	var keys []string
+	for _, o := range c.OptOuts() {
+		if o.Risk == "" {
+			t.Errorf("%s: no risk stated", o.Key)
+		}
+		keys = append(keys, o.Key)
+	}
+	want := "ldap.insecureSkipVerify ldap.allowInsecure policy guard.maxRemovePercent projects.labelExistingNamespaces"
+	if strings.Join(keys, " ") != want {
+		t.Errorf("opt-outs = %v, want %s", keys, want)
+	}
+	// allowInsecure with StartTLS on every ldap:// URL sends nothing in clear.
+	c.LDAP.StartTLS = true
+	for _, o := range c.OptOuts() {
+		if o.Key == "ldap.allowInsecure" {
+			t.Errorf("allowInsecure with startTLS reported: %v", o)
+		}
+	}
+}
+
+func TestFenced(t *testing.T) {
+	c := Default()
+	c.Projects.ExcludeNamespaces = []string{"team-*-infra", "legacy"}
+	for ns, want := range map[string]string{
+		"kube-system": FenceBuiltin, "kube-public": FenceBuiltin, "openshift-monitoring": FenceBuiltin,
+		"default": FenceBuiltin, "runai": FenceBuiltin, "runai-backend": FenceBuiltin, "runai-reservation": FenceBuiltin,
+		"ops": FenceOwn, "team-a-infra": FenceExcluded, "legacy": FenceExcluded,
+		"runai-alpha": "", "ml-beta": "", "kubeflow": "", "legacy-2": "",
+	} {
+		if got := c.Fenced(ns, "ops"); got != want {
+			t.Errorf("Fenced(%q) = %q, want %q", ns, got, want)
+		}
+	}
+	c.Projects.NamespacePattern = "runai-*"
+	if got := c.Fenced("ml-beta", "ops"); got != FencePattern {
+		t.Errorf("ml-beta outside runai-*: %q", got)
+	}
+	if got := c.Fenced("runai-alpha", "ops"); got != "" {
+		t.Errorf("runai-alpha inside runai-*: %q", got)
+	}
+	// The Run:AI namespace is fenced whatever it is called.
+	c.Kubernetes.RunaiNamespace = "runai-ctl"
+	if got := c.Fenced("runai-ctl", ""); got != FenceBuiltin {
+		t.Errorf("kubernetes.runaiNamespace: %q", got)
+	}
+}
+
+func TestFenceKeysValidated(t *testing.T) {
+	c := Default()
+	c.Projects.ExcludeNamespaces = []string{"ok-*", "[bad", ""}
+	c.Projects.NamespacePattern = "[x"
+	c.Projects.MaxNewPerCycle = 0
+	c.Projects.Static = []StaticProject{{Name: "backend", Namespace: "runai-backend"}, {Name: "sys", Namespace: "kube-system"}, {Name: "fine"}}
+	err := c.Validate()
+	for _, field := range []string{"projects.excludeNamespaces[1]", "projects.excludeNamespaces[2]", "projects.namespacePattern",
+		"projects.maxNewPerCycle", "projects.static[0]", "projects.static[1]"} {
+		if err == nil || !strings.Contains(err.Error(), field+":") {
+			t.Errorf("no error for %s in %v", field, err)
+		}
+	}
+	if strings.Contains(err.Error(), "excludeNamespaces[0]") {
+		t.Errorf("valid entries reported: %v", err)
+	}
+	c.Projects.NamespacePattern = "runai-*"
+	if err := c.Validate(); strings.Contains(err.Error(), "projects.static[2]") {
+		t.Errorf("static project fine (runai-fine) is inside runai-*: %v", err)
+	}
+	if Default().Projects.MaxNewPerCycle != 10 {
+		t.Errorf("maxNewPerCycle default = %d, want 10", Default().Projects.MaxNewPerCycle)
+	}
+}

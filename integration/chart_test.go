@@ -87,6 +87,9 @@ config:
     static:
     - name: beta
       namespace: ml-beta
+# ml-beta is a static project's namespace without the project label.
+admissionPolicy:
+  staticNamespaces: [ml-beta]
 serviceMonitor:
   enabled: true
 prometheusRule:

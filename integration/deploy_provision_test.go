@@ -75,6 +75,16 @@ func TestDeployProvisioning(t *testing.T) {
 	if !strings.Contains(out, "clusterrole.rbac.authorization.k8s.io/runai-ldap-sync-provisioning") {
 		t.Errorf("kubectl apply -k with the component did not apply its ClusterRole:\n%s", out)
 	}
+	// The admission policy is in force, with the component's templateRoles.
+	waitForFence(t, ctx, sa)
+	waitUntil(t, "admission sees the component's templateRoles", func() error {
+		_, err := sa.RbacV1().RoleBindings("runai-alpha").Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "runai-scheduler-rw", Labels: map[string]string{"runai-ldap-sync.github.io/template": "true"}},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "runai-scheduler-rw"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "runai-scheduler-rw", Namespace: "runai"}}},
+			metav1.CreateOptions{DryRun: dry(true)})
+		return err
+	})
 	r = e.runAs(kc, "once", "--config", cfg)
 	if r.code != 0 || strings.Contains(strings.ToLower(r.stderr), "forbidden") {
 		t.Fatalf("once with the provisioning component as %s: exit %d\n%s", saUser, r.code, r.stderr)

@@ -159,12 +159,24 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	out := e.kubectl("", "apply", "-k", filepath.Join(root, "deploy"))
 	t.Logf("kubectl apply -k deploy/:\n%s", out)
 	for _, want := range []string{"serviceaccount/runai-ldap-sync", "clusterrole.rbac.authorization.k8s.io/runai-ldap-sync",
+		"validatingadmissionpolicy.admissionregistration.k8s.io/" + fencePolicy,
+		"validatingadmissionpolicybinding.admissionregistration.k8s.io/" + fencePolicy,
 		"deployment.apps/runai-ldap-sync", "servicemonitor.monitoring.coreos.com/runai-ldap-sync",
 		"prometheusrule.monitoring.coreos.com/runai-ldap-sync", "configmap/runai-ldap-sync-dashboard"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl apply -k deploy/ did not apply %s", want)
 		}
 	}
+
+	// The admission policy is in force; ml-beta is a static project whose
+	// namespace is not labelled, so the operator lists it in its parameters.
+	waitForFence(t, ctx, sa)
+	e.setFenceParam("staticNamespaces", "ml-beta", func() error {
+		_, err := sa.RbacV1().RoleBindings("ml-beta").Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding)},
+			metav1.CreateOptions{DryRun: dry(true)})
+		return err
+	})
 
 	// The token authenticates as the ServiceAccount, in its groups.
 	ssr, err := sa.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})

@@ -43,14 +43,20 @@ func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
 // extra (a filter, or "" for all) into idx.
 func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userIndex) error {
 	cfg := r.src.cfg
-	filter := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) + cfg.UserFilter + extra
-	if filter != fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) {
+	ad := cfg.Schema == config.SchemaActiveDirectory
+	base := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute)
+	if ad {
+		// AD contacts have no sAMAccountName: read them too, so that one
+		// in a group is counted as a contact, not as an unresolved DN.
+		base = fmt.Sprintf("(|(%s=*)(objectClass=contact))", cfg.UserIDAttribute)
+	}
+	filter := base + cfg.UserFilter + extra
+	if filter != base {
 		filter = "(&" + filter + ")"
 	}
 	// No objectClass outside AD: with many users its values are most of
 	// the bytes read, and there an entry with the ID attribute that matches
 	// userFilter is a user. AD needs it to tell computers from people.
-	ad := cfg.Schema == config.SchemaActiveDirectory
 	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
 	if ad {
 		attrs = append(attrs, "objectClass")
@@ -124,6 +130,9 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 type gon struct {
 	dn      string
 	members []string
+	// err: the members could not be read completely (a bad range); every
+	// group that reaches this one fails with it.
+	err error
 }
 
 // groupIndex holds group entries by normalised DN and by lower-cased name.
@@ -162,7 +171,11 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				g.err = fmt.Errorf("read members of group %s: %w", e.DN, err)
+				break
 			}
 			for _, v := range vals {
 				if attr == "uniqueMember" {
@@ -316,6 +329,10 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			continue
 		}
 		res.Found, res.DN = true, found[0].dn
+		if found[0].err != nil {
+			res.Err = found[0].err
+			continue
+		}
 		var t *tracer
 		if r.src.Trace {
 			t = newTracer()
@@ -343,6 +360,10 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				if sub, ok := byDN[key]; ok {
 					if visited[key] {
 						continue // a nesting cycle, or a group reached twice
+					}
+					if sub.err != nil {
+						res.Err = sub.err
+						break
 					}
 					if it.depth+1 >= maxDepth {
 						res.Err = fmt.Errorf("group %q nests deeper than ldap.maxNestingDepth (%d) at %s; raise the limit or flatten the groups", n, maxDepth, sub.dn)

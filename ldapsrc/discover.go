@@ -66,9 +66,11 @@ func groupClassFilter(schema string) string {
 // paged search, and returns the projects they name. An error means nothing
 // is known (never: no projects).
 func (s *Source) DiscoverProjects(ctx context.Context, fg config.FromGroups) (*Discovery, error) {
+	ctx, cancel := s.cycleContext(ctx, "discovering projects")
+	defer cancel()
 	conn, done, err := s.session(ctx)
 	if err != nil {
-		return nil, err
+		return nil, s.overran(ctx, err)
 	}
 	defer done()
 	defer func() {
@@ -105,7 +107,7 @@ func (s *Source) DiscoverProjects(ctx context.Context, fg config.FromGroups) (*D
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("discover projects from groups matching %q under %s: %w", fg.Pattern, base, err)
+		return nil, fmt.Errorf("discover projects from groups matching %q under %s: %w", fg.Pattern, base, s.overran(ctx, err))
 	}
 	d := &Discovery{}
 	for _, p := range valid {

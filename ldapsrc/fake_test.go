@@ -281,3 +281,63 @@ func TestPageSizeAboveServerMaximum(t *testing.T) {
 		t.Errorf("page sizes tried = %v", sizes)
 	}
 }
+
+// endlessPages serves one user per page with a cookie that never ends,
+// as a broken or hostile server could.
+func endlessPages(t *testing.T, delay time.Duration) *fakeLDAP {
+	return newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		if strings.Contains(req.Filter, "(cn=big)") {
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(groupDN, map[string][]string{"cn": {"big"}})}}
+		}
+		time.Sleep(delay) // the server's slowness, not a wait for a condition
+		n, _ := strconv.Atoi(req.Cookie)
+		return fakeAnswer{Entries: []*ldap.Entry{userEntry(n)}, Cookie: strconv.Itoa(n + 1)}
+	})
+}
+
+func TestPagedSearchStopsAtThePageCap(t *testing.T) {
+	f := endlessPages(t, 0)
+	src := fakeSource(t, f.URL(), config.SchemaActiveDirectory, 100)
+	src.maxPages = 20
+	res, err := src.Resolve(context.Background(), []string{"big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Groups["big"]
+	if g.Err == nil || g.Members != nil || !strings.Contains(g.Err.Error(), "after 20 pages") {
+		t.Fatalf("endless pages must fail the group at the cap, got members %d err %v", len(g.Members), g.Err)
+	}
+	var pages int
+	for _, s := range f.Searches() {
+		if strings.Contains(s.Filter, inChainRule) {
+			pages++
+		}
+	}
+	if pages != 20 {
+		t.Errorf("member search asked for %d pages, want 20", pages)
+	}
+}
+
+func TestCycleTimeoutBoundsAWholeRead(t *testing.T) {
+	// Each page is answered well within ldap.timeout, but the answers never
+	// end: only the cycle's deadline stops the read.
+	f := endlessPages(t, 20*time.Millisecond)
+	src := fakeSource(t, f.URL(), config.SchemaActiveDirectory, 100)
+	src.cfg.CycleTimeout = 300 * time.Millisecond
+	start := time.Now()
+	res, err := src.Resolve(context.Background(), []string{"big"})
+	if res != nil || err == nil {
+		t.Fatalf("a read past ldap.cycleTimeout must fail as a whole, got %+v, %v", res, err)
+	}
+	if !strings.Contains(err.Error(), "ldap.cycleTimeout (300ms)") {
+		t.Errorf("error does not name ldap.cycleTimeout: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("read stopped after %v, want about 300ms", d)
+	}
+
+	d, err := src.DiscoverProjects(context.Background(), config.FromGroups{Pattern: "runai-{project}-x"})
+	if d != nil || err == nil || !strings.Contains(err.Error(), "ldap.cycleTimeout") {
+		t.Fatalf("discovery past ldap.cycleTimeout: %v, %v", d, err)
+	}
+}

@@ -152,7 +152,13 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 			for _, ma := range q.memberAttrs {
 				vals, err := r.multiValued(ctx, e, ma)
 				if err != nil {
-					return err
+					if ctx.Err() != nil {
+						return err
+					}
+					// This group's members cannot be read completely: its
+					// error, not its batch's.
+					g.Err = fmt.Errorf("read members of group %q: %w", name, err)
+					break
 				}
 				direct = append(direct, vals...)
 			}
@@ -200,6 +206,10 @@ func classify(e *ldap.Entry) string {
 		switch strings.ToLower(oc) {
 		case "computer":
 			return SkipComputer
+		case "contact":
+			// An AD contact is a person (top, person, organizationalPerson,
+			// contact) but no account: nobody can log in as it.
+			return SkipContact
 		case "foreignsecurityprincipal":
 			return SkipForeign
 		case "group":

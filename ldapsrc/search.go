@@ -22,9 +22,18 @@ func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn 
 	paging := ldap.NewControlPaging(uint32(size))
 	req.Controls = append(req.Controls, paging)
 	first := true
-	for {
+	limit := r.src.maxPages
+	if limit == 0 {
+		limit = maxPages
+	}
+	for page := 0; ; page++ {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if page >= limit {
+			// A server that keeps handing out cookies (broken, or hostile)
+			// would otherwise hold the cycle and its memory forever.
+			return fmt.Errorf("search under %s still returned more pages after %d pages of up to %d entries; a partial answer is never used (check the server, or narrow ldap.baseDN)", req.BaseDN, page, size)
 		}
 		r.src.Stats.Searches.Add(1)
 		res, err := r.conn.Search(req)
@@ -63,6 +72,11 @@ func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn 
 		paging.SetCookie(pc.Cookie)
 	}
 }
+
+// maxPages bounds the pages of one paged search: 100,000 pages of the
+// smallest page size are five million entries, far more than any directory
+// this tool serves, yet finite.
+const maxPages = 100_000
 
 // minPageSize is the smallest page the fallback goes down to.
 const minPageSize = 50

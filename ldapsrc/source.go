@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 
 	"go.uber.org/zap"
@@ -24,10 +25,11 @@ import (
 const (
 	SkipDisabled  = "disabled"          // userAccountControl bit 0x2
 	SkipComputer  = "computer"          // computer accounts are not people
+	SkipContact   = "contact"           // AD contact objects: no account to log in with
 	SkipForeign   = "foreign_principal" // cross-forest member, CN=<SID>,CN=ForeignSecurityPrincipals
 	SkipNoID      = "missing_id"        // entry has no user ID attribute
-	SkipInvalidID = "invalid_id"        // empty, control characters, system: prefix, too long
-	SkipOther     = "not_a_user"        // some other object class (contact, ...)
+	SkipInvalidID = "invalid_id"        // empty, control/format/bidi characters, system: prefix, too long
+	SkipOther     = "not_a_user"        // some other object class
 	// SkipOutsideBase: a member DN outside the user base DN.
 	SkipOutsideBase = "outside_base"
 	// SkipUnresolved: a member DN that points to nothing the search can see.
@@ -35,7 +37,7 @@ const (
 )
 
 // SkipReasons lists every reason, so metrics can report zeros too.
-var SkipReasons = []string{SkipDisabled, SkipComputer, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
+var SkipReasons = []string{SkipDisabled, SkipComputer, SkipContact, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
 
 // MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
 // subdomain name is the longest name Kubernetes tools handle comfortably.
@@ -97,6 +99,9 @@ type Source struct {
 	pinned *conn
 	// fpKey keys PasswordFingerprint.
 	fpKey [32]byte
+
+	// maxPages overrides the page cap of one paged search (tests).
+	maxPages int
 }
 
 // New returns a Source for cfg.
@@ -136,9 +141,11 @@ func (s *Source) ResolveTargeted(ctx context.Context, names []string) (*Result, 
 }
 
 func (s *Source) resolveWith(ctx context.Context, names []string, targeted bool) (*Result, error) {
+	ctx, cancel := s.cycleContext(ctx, "resolving group members")
+	defer cancel()
 	conn, done, err := s.session(ctx)
 	if err != nil {
-		return nil, err
+		return nil, s.overran(ctx, err)
 	}
 	defer done()
 	r := newResolver(s, conn)
@@ -147,7 +154,52 @@ func (s *Source) resolveWith(ctx context.Context, names []string, targeted bool)
 	if err != nil || conn.IsClosing() {
 		s.dropSession(conn)
 	}
-	return res, err
+	if err != nil {
+		return nil, s.overran(ctx, err)
+	}
+	if cause := overrun(ctx); cause != nil {
+		// Groups resolved before the deadline are complete, but a cycle
+		// that overran is failed as a whole: its result is not what the
+		// directory holds at one time, and the next cycle tries again.
+		return nil, cause
+	}
+	return res, nil
+}
+
+// errCycleTimeout marks a directory read stopped by ldap.cycleTimeout.
+type errCycleTimeout struct {
+	what    string
+	timeout time.Duration
+}
+
+func (e *errCycleTimeout) Error() string {
+	return fmt.Sprintf("%s took longer than ldap.cycleTimeout (%v); nothing read is used: check the directory's response times, or raise ldap.cycleTimeout", e.what, e.timeout)
+}
+
+// cycleContext bounds one whole directory read by ldap.cycleTimeout.
+func (s *Source) cycleContext(ctx context.Context, what string) (context.Context, context.CancelFunc) {
+	if s.cfg.CycleTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, s.cfg.CycleTimeout, &errCycleTimeout{what: what, timeout: s.cfg.CycleTimeout})
+}
+
+// overrun returns the cycle-timeout error if ctx ended by it.
+func overrun(ctx context.Context) error {
+	var e *errCycleTimeout
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &e) {
+		return e
+	}
+	return nil
+}
+
+// overran puts the cycle-timeout error in front of err when that is why
+// err happened.
+func (s *Source) overran(ctx context.Context, err error) error {
+	if cause := overrun(ctx); cause != nil {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }
 
 // Ping connects and binds, to check configuration and credentials.
@@ -171,6 +223,12 @@ func NormalizeID(raw, idCase, prefix string) (string, error) {
 		if unicode.IsControl(r) {
 			return "", fmt.Errorf("user ID %q contains a control character", id)
 		}
+		if hidden(r) {
+			// Zero-width, bidi and other invisible characters make one name
+			// look like another in diff, Events and logs (and in the binding
+			// a reviewer reads): "alice\u200b" is not alice.
+			return "", fmt.Errorf("user ID %+q contains the invisible or reordering character %U", id, r)
+		}
 	}
 	if idCase == config.CaseLower {
 		id = strings.ToLower(id)
@@ -183,6 +241,15 @@ func NormalizeID(raw, idCase, prefix string) (string, error) {
 		return "", fmt.Errorf("user ID of %d bytes is longer than %d", len(id), MaxUserIDLength)
 	}
 	return id, nil
+}
+
+// hidden reports whether r changes how text displays without showing
+// itself: Unicode format characters (zero-width spaces and joiners, bidi
+// embeddings, overrides and isolates, the byte-order mark, soft hyphen),
+// line and paragraph separators, private-use and surrogate code points,
+// and the replacement character of a value that was not valid UTF-8.
+func hidden(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Cs) || r == unicode.ReplacementChar
 }
 
 func uniqueSorted(in []string) []string {

@@ -24,6 +24,17 @@ func TestNormalizeID(t *testing.T) {
 		{"masters", "lower", "system:", "", false},
 		{strings.Repeat("a", MaxUserIDLength+1), "lower", "", "", false},
 		{"Jürgen", "lower", "", "jürgen", true},
+		{"José", "preserve", "", "José", true},
+		// Invisible and reordering characters: a look-alike of another name.
+		{"alice\u200b", "lower", "", "", false},        // zero-width space
+		{"al\u200dice", "lower", "", "", false},        // zero-width joiner
+		{"\u202eecila", "lower", "", "", false},        // right-to-left override
+		{"alice\u2066x\u2069", "lower", "", "", false}, // bidi isolate
+		{"\ufeffalice", "lower", "", "", false},        // byte-order mark
+		{"ali\u00adce", "lower", "", "", false},        // soft hyphen
+		{"ali\u2028ce", "lower", "", "", false},        // line separator
+		{"alice\ue000", "lower", "", "", false},        // private use
+		{"alice\xff", "lower", "", "", false},          // not UTF-8
 	}
 	for _, tc := range tests {
 		got, err := NormalizeID(tc.raw, tc.idCase, tc.prefix)
@@ -61,7 +72,9 @@ func TestClassify(t *testing.T) {
 		SkipComputer: {"top", "person", "organizationalPerson", "user", "computer"},
 		"group":      {"top", "group"},
 		SkipForeign:  {"top", "foreignSecurityPrincipal"},
-		SkipOther:    {"top", "contact"},
+		// AD contacts are persons too, but no account.
+		SkipContact: {"top", "person", "organizationalPerson", "contact"},
+		SkipOther:   {"top", "device"},
 	}
 	for want, ocs := range tests {
 		e := ldap.NewEntry("CN=x", map[string][]string{"objectClass": ocs})

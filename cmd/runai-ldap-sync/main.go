@@ -121,6 +121,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if cmd == "check-config" {
+		for _, o := range cfg.OptOuts() {
+			fmt.Fprintf(stderr, "warning: %s turns off a protection: %s\n", o.Key, o.Risk)
+		}
 		fmt.Fprintf(stdout, "%s: configuration is valid\n", f.config)
 		return exitOK
 	}
@@ -134,6 +137,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// client-go (informers, leader election) logs through klog: make its
 	// lines JSON lines of the same log.
 	klog.SetLogger(newKlogLogger(log.Named("client-go")))
+	// The daemon's own namespace is never a project (the Deployment sets
+	// POD_NAMESPACE from the downward API).
+	cfg.Projects.OwnNamespace = os.Getenv("POD_NAMESPACE")
+	for _, o := range cfg.OptOuts() {
+		log.Warn("safety opt-out in the configuration", zap.String("key", o.Key), zap.String("risk", o.Risk))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

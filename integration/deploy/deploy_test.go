@@ -21,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -155,7 +156,7 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 		}
 		got = append(got, o.Kind+"/"+n)
 		switch o.Kind {
-		case "ClusterRole", "ClusterRoleBinding":
+		case "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 			if o.Metadata.Namespace != "" {
 				t.Errorf("%s has a namespace", o.id())
 			}
@@ -175,10 +176,11 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 	sort.Strings(got)
 	want := []string{
 		"ClusterRole/runai-ldap-sync", "ClusterRoleBinding/runai-ldap-sync",
-		"ConfigMap/runai-ldap-sync-config", "ConfigMap/runai-ldap-sync-dashboard",
+		"ConfigMap/runai-ldap-sync-config", "ConfigMap/runai-ldap-sync-dashboard", "ConfigMap/runai-ldap-sync-fence",
 		"Deployment/runai-ldap-sync", "PrometheusRule/runai-ldap-sync",
 		"Role/runai-ldap-sync", "RoleBinding/runai-ldap-sync",
 		"Service/runai-ldap-sync", "ServiceAccount/runai-ldap-sync", "ServiceMonitor/runai-ldap-sync",
+		"ValidatingAdmissionPolicy/runai-ldap-sync-fence", "ValidatingAdmissionPolicyBinding/runai-ldap-sync-fence",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("kustomize builds\n  %v\nwant\n  %v", got, want)
@@ -203,6 +205,10 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 			v = &rbacv1.Role{}
 		case "RoleBinding":
 			v = &rbacv1.RoleBinding{}
+		case "ValidatingAdmissionPolicy":
+			v = &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		case "ValidatingAdmissionPolicyBinding":
+			v = &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
 		default:
 			continue // CRDs: decoded in their own tests
 		}

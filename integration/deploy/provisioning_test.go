@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -180,4 +181,68 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestFenceParamsAgree: the admission policy's parameters match what the
+// daemon is configured with (the label key of config.yaml, the Run:AI
+// namespace), the policy's ServiceAccount is the one deploy/ creates, and
+// the provisioning component lists exactly the ClusterRoles the example
+// template binds (the same list as its `bind` rule).
+func TestFenceParamsAgree(t *testing.T) {
+	root := repoRoot(t)
+	objs := build(t)
+	var params corev1.ConfigMap
+	find(t, objs, "ConfigMap", "runai-ldap-sync-fence").decode(t, &params)
+	var cfgMap corev1.ConfigMap
+	find(t, objs, "ConfigMap", "runai-ldap-sync-config").decode(t, &cfgMap)
+	var raw struct {
+		Projects struct {
+			NamespaceLabel string `json:"namespaceLabel"`
+		} `json:"projects"`
+		Kubernetes struct {
+			RunaiNamespace string `json:"runaiNamespace"`
+		} `json:"kubernetes"`
+	}
+	if err := yaml.Unmarshal([]byte(cfgMap.Data["config.yaml"]), &raw); err != nil {
+		t.Fatal(err)
+	}
+	label, runaiNS := raw.Projects.NamespaceLabel, raw.Kubernetes.RunaiNamespace
+	if label == "" {
+		label = config.Default().Projects.NamespaceLabel
+	}
+	if runaiNS == "" {
+		runaiNS = config.Default().Kubernetes.RunaiNamespace
+	}
+	if params.Data["namespaceLabel"] != label || params.Data["runaiNamespace"] != runaiNS {
+		t.Errorf("fence parameters %v disagree with config.yaml (namespaceLabel %s, runaiNamespace %s)", params.Data, label, runaiNS)
+	}
+	if params.Data["templateRoles"] != "" {
+		t.Errorf("the base allows template RoleBindings: templateRoles=%q", params.Data["templateRoles"])
+	}
+	policy := find(t, objs, "ValidatingAdmissionPolicy", "runai-ldap-sync-fence")
+	if sa := "system:serviceaccount:" + namespace + ":" + name; !bytes.Contains(policy.raw, []byte("'"+sa+"'")) {
+		t.Errorf("the policy does not match requests of %s", sa)
+	}
+
+	data, err := os.ReadFile(filepath.Join(root, "deploy/components/provisioning/project-template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := provision.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, r := range tmpl.ClusterRoles() {
+		if r != kube.ExecutorRole {
+			roles = append(roles, r)
+		}
+	}
+	sort.Strings(roles)
+	find(t, buildWith(t, "components/provisioning"), "ConfigMap", "runai-ldap-sync-fence").decode(t, &params)
+	got := strings.Split(params.Data["templateRoles"], ",")
+	sort.Strings(got)
+	if !reflect.DeepEqual(got, roles) {
+		t.Errorf("provisioning templateRoles = %v, want the template's ClusterRoles %v", got, roles)
+	}
 }

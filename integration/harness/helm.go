@@ -17,6 +17,7 @@ var ChartFiles = map[string]string{
 	"files/prometheusrule.yaml":   "deploy/prometheusrule.yaml",
 	"files/dashboard.json":        "deploy/dashboards/runai-ldap-sync.json",
 	"files/project-template.yaml": "deploy/components/provisioning/project-template.yaml",
+	"files/admission-policy.yaml": "deploy/admission-policy.yaml",
 }
 
 // HelmEnv keeps Helm's cache, configuration and data under dir, so tests

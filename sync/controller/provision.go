@@ -108,7 +108,11 @@ func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Re
 	rep.Projects, rep.SkippedProjects = f.Projects, append(f.Skipped, invalid...)
 	rep.Provision.Namespaces, rep.Provision.Orphaned = f.Actions, f.Orphaned
 	for _, sp := range f.Skipped {
-		s.log.Warn("project skipped", zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason))
+		fields := []zap.Field{zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason)}
+		if sp.Reason == plan.SkipFenced {
+			fields = append(fields, zap.String("fence", s.cfg.Projects.Fenced(sp.Namespace)))
+		}
+		s.log.Warn("project skipped", fields...)
 	}
 	for _, p := range f.Orphaned {
 		s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",

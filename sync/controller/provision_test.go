@@ -374,7 +374,9 @@ func merge(maps ...map[string]string) map[string]string {
 func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
 	s, dir, cl, _, m := provisioningFixture(t)
 	// epsilon's namespace exists without the project label: only the
-	// discovery makes it a project.
+	// discovery makes it a project, by labelling it (a discovered project
+	// never uses an unlabelled namespace as it is: the fence).
+	s.cfg.Projects.LabelExistingNamespaces = true
 	cl.nss = append(cl.nss, kube.Namespace{Name: "runai-epsilon"})
 	dir.members["runai-epsilon-executors"] = []string{"eve"}
 	s.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "epsilon"}}}}

@@ -19,10 +19,22 @@ const (
 	// SkipCreateFailed: the project's namespace was to be created, and the
 	// write failed (or it appeared meanwhile); it is tried again next cycle.
 	SkipCreateFailed = "namespace_create_failed"
+	// SkipFenced: the namespace can never be a project (a system or Run:AI
+	// namespace, projects.excludeNamespaces, outside
+	// projects.namespacePattern, the daemon's own); config's Fenced says which.
+	SkipFenced = "namespace_fenced"
+	// SkipUnlabelled: a project found through projects.fromGroups whose
+	// namespace exists but is not labelled for it; it is used only when
+	// this tool labels it (projects.labelExistingNamespaces).
+	SkipUnlabelled = "namespace_unlabelled"
+	// SkipDeferred: more new projects than projects.maxNewPerCycle; this
+	// one waits for a later cycle.
+	SkipDeferred = "deferred_max_new"
 )
 
 // ProjectSkipReasons lists every reason, so metrics can report zeros.
-var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating, SkipCreateFailed}
+var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating, SkipCreateFailed,
+	SkipFenced, SkipUnlabelled, SkipDeferred}
 
 // SkippedProject is a project that will not be synced this cycle.
 type SkippedProject struct {
@@ -95,6 +107,12 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 		if !ok {
 			continue
 		}
+		if cfg.Fenced(ns.Name) != "" {
+			// kube-system labelled runai/queue=x must not get an executor
+			// binding: the label is not the only word on what is a project.
+			f.Skipped = append(f.Skipped, SkippedProject{Name: v, Namespace: ns.Name, Reason: SkipFenced})
+			continue
+		}
 		if !config.ValidProjectName(v) {
 			f.Skipped = append(f.Skipped, SkippedProject{Name: v, Namespace: ns.Name, Reason: SkipInvalidName})
 			continue
@@ -105,12 +123,18 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 	projects := map[string]Project{}
 	for name, nss := range labelled {
 		if len(nss) > 1 {
-			// Two namespaces claim one project: either could be wrong.
+			win := duplicateWinner(name, nss, exists)
 			sort.Strings(nss)
 			for _, n := range nss {
-				f.Skipped = append(f.Skipped, SkippedProject{Name: name, Namespace: n, Reason: SkipDuplicate})
+				if n != win {
+					f.Skipped = append(f.Skipped, SkippedProject{Name: name, Namespace: n, Reason: SkipDuplicate})
+				}
 			}
-			continue
+			if win == "" {
+				continue
+			}
+			labelled[name] = []string{win}
+			nss = labelled[name]
 		}
 		projects[name] = Project{Name: name, Namespace: nss[0]}
 	}
@@ -144,6 +168,12 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 	provisioned := map[string]string{config.ProvisionedLabel: "true"}
 	for _, w := range want {
 		nsName := w.Namespace
+		if cfg.Fenced(nsName) != "" {
+			if prev, ok := projects[w.Name]; !ok || prev.Namespace == nsName {
+				f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipFenced})
+			}
+			continue
+		}
 		// Another namespace already labelled for this project: creating or
 		// labelling this one would make two.
 		claimedElsewhere := false
@@ -173,7 +203,8 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 				f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipConflict})
 				continue
 			}
-			if !has && cfg.LabelExistingNamespaces && !ns.Terminating && !claimedElsewhere {
+			labelling := !has && cfg.LabelExistingNamespaces && !ns.Terminating && !claimedElsewhere
+			if labelling {
 				labels := map[string]string{}
 				for k, v := range merge(cfg.NamespaceLabels, provisioned) {
 					if _, set := ns.Labels[k]; !set {
@@ -183,6 +214,15 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 				labels[cfg.NamespaceLabel] = w.Name
 				f.Actions = append(f.Actions, NamespaceAction{Project: w.Name, Namespace: nsName, Labels: labels, ResourceVersion: ns.ResourceVersion})
 			}
+			if !has && !labelling && !w.static {
+				// A directory group names this project, but the namespace
+				// is nobody's project yet: whoever can create a group must
+				// not take over an existing namespace (runai-backend...).
+				if _, ok := projects[w.Name]; !ok {
+					f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipUnlabelled})
+				}
+				continue
+			}
 		}
 		if prev, ok := projects[w.Name]; ok && prev.Namespace != nsName {
 			// The static entry is explicit; the labelled namespace loses.
@@ -191,7 +231,13 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 		projects[w.Name] = w.Project
 	}
 
+	// A static project's existing namespace is its project with or without
+	// the label: deferring the label write does not defer the project.
+	deferred := capNew(&f, cfg.MaxNewPerCycle, func(a NamespaceAction) bool { return !a.Create && isStatic[a.Project] })
 	for _, p := range projects {
+		if deferred[p.Namespace] {
+			continue
+		}
 		if exists[p.Namespace].Terminating {
 			f.Skipped = append(f.Skipped, SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: SkipTerminating})
 			continue
@@ -212,6 +258,53 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 		return f.Skipped[i].Namespace < f.Skipped[j].Namespace
 	})
 	return f
+}
+
+// duplicateWinner picks the namespace of a project that several
+// namespaces are labelled for, so that a copied label on another team's
+// namespace cannot take the project away (nor make both be skipped): the
+// one this tool provisioned wins, else the default name runai-<project>;
+// with neither, or with two provisioned, nothing is guessed ("").
+func duplicateWinner(project string, nss []string, exists map[string]kube.Namespace) string {
+	var marked []string
+	for _, n := range nss {
+		if exists[n].Labels[config.ProvisionedLabel] == "true" {
+			marked = append(marked, n)
+		}
+	}
+	switch len(marked) {
+	case 1:
+		return marked[0]
+	case 0:
+		for _, n := range nss {
+			if n == DefaultNamespace(project) {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// capNew keeps the first max namespace actions (by namespace name, so the
+// same ones are kept from cycle to cycle) and defers the rest: whoever can
+// create directory groups cannot make one cycle create or label thousands
+// of namespaces. It returns the namespaces whose project waits too; when
+// keepsProject says so, only the write waits and the project stays.
+func capNew(f *Found, max int, keepsProject func(NamespaceAction) bool) map[string]bool {
+	if max <= 0 || len(f.Actions) <= max {
+		return nil
+	}
+	sort.Slice(f.Actions, func(i, j int) bool { return f.Actions[i].Namespace < f.Actions[j].Namespace })
+	deferred := map[string]bool{}
+	for _, a := range f.Actions[max:] {
+		if keepsProject(a) {
+			continue
+		}
+		deferred[a.Namespace] = true
+		f.Skipped = append(f.Skipped, SkippedProject{Name: a.Project, Namespace: a.Namespace, Reason: SkipDeferred})
+	}
+	f.Actions = f.Actions[:max]
+	return deferred
 }
 
 // merge returns the union of label maps; later maps win.

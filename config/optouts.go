@@ -1,0 +1,45 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+)
+
+// OptOut is a setting that turns off one of the daemon's protections.
+type OptOut struct {
+	Key  string // the configuration key, e.g. ldap.insecureSkipVerify
+	Risk string // what it exposes, for the warning
+}
+
+// OptOuts lists the protections this configuration turns off, so start-up
+// (and check-config) can warn about each: a safety switch turned off by
+// mistake should not go unnoticed until it matters.
+func (c *Config) OptOuts() []OptOut {
+	var out []OptOut
+	add := func(key, risk string) { out = append(out, OptOut{Key: key, Risk: risk}) }
+	if c.LDAP.InsecureSkipVerify {
+		add("ldap.insecureSkipVerify", "the directory server's certificate is not verified: anyone on the network path can pose as it, read the bind password and choose every project's members")
+	}
+	if c.LDAP.AllowInsecure && !c.LDAP.StartTLS {
+		for _, raw := range c.LDAP.URLs {
+			if u, err := url.Parse(raw); err == nil && strings.EqualFold(u.Scheme, "ldap") {
+				add("ldap.allowInsecure", "the bind password and every member list travel in clear text to "+raw)
+				break
+			}
+		}
+	}
+	if c.Policy == PolicyAuthoritative {
+		add("policy", "authoritative: every User subject of a managed binding that the directory does not name is removed, including users added by hand")
+	}
+	if c.Guard.MaxRemovePercent >= 100 {
+		add("guard.maxRemovePercent", "100: removals are held only past guard.maxRemoveCount or when they would empty a binding")
+	}
+	if c.Projects.LabelExistingNamespaces {
+		risk := "an existing namespace named for a static project is labelled as its project, and gets that project's bindings"
+		if c.Projects.FromGroups != nil {
+			risk = "whoever can create a directory group matching projects.fromGroups.pattern can make an existing, unlabelled namespace runai-<name> (outside the built-in and excluded namespaces) a project with that group's members as executors"
+		}
+		add("projects.labelExistingNamespaces", risk)
+	}
+	return out
+}

@@ -101,6 +101,24 @@ func (e *env) user(sam string, enabled bool) string {
 	return dn
 }
 
+// numberedUsers adds enabled users prefix0 … prefix<n-1> in one batch and
+// returns their sAMAccountNames.
+func (e *env) numberedUsers(prefix string, n int) []string {
+	e.t.Helper()
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("%s%d", prefix, i))
+	}
+	dns, err := e.samba.AddUsers(e.ou, names, true)
+	if err != nil {
+		e.t.Fatalf("add users %s0..%s%d: %v", prefix, prefix, n-1, err)
+	}
+	for i, name := range names {
+		e.users[name] = dns[i]
+	}
+	return names
+}
+
 // group creates a group whose members are users (by sAMAccountName) or
 // groups (by cn) created before.
 func (e *env) group(cn string, members ...string) string {

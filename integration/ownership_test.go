@@ -232,17 +232,7 @@ func TestStaleApprovalDoesNotApproveALaterWipe(t *testing.T) {
 // five users instead of emptying down to two.
 func TestRemovalsOneAtATimeThroughPollsAreGuarded(t *testing.T) {
 	e := newEnv(t)
-	var names []string
-	for i := range 10 {
-		names = append(names, fmt.Sprintf("m%d", i))
-	}
-	dns, err := e.samba.AddUsers(e.ou, names, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range names {
-		e.users[n] = dns[i]
-	}
+	names := e.numberedUsers("m", 10)
 	e.group("runai-alpha-executors", names...)
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	addr := freeAddr(t)

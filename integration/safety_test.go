@@ -568,17 +568,7 @@ func TestSIGTERMFinishesTheWriteInFlight(t *testing.T) {
 func TestRemovalGuardEndToEnd(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	var names []string
-	for i := range 10 {
-		names = append(names, fmt.Sprintf("g%d", i))
-	}
-	dns, err := e.samba.AddUsers(e.ou, names, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range names {
-		e.users[n] = dns[i]
-	}
+	names := e.numberedUsers("g", 10)
 	e.group("runai-alpha-executors", names...)
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	addr := freeAddr(t)

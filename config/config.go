@@ -504,6 +504,11 @@ func (c *Config) Validate() error {
 // validateProvisioning checks the opt-in provisioning keys, and reads and
 // parses the template file.
 func (p *Projects) validateProvisioning(add func(field, format string, args ...any)) {
+	if p.FromGroups != nil && p.NamespaceLabel == "" {
+		// Without the label nothing says which namespace a directory-made
+		// project may use: any existing runai-<name> would be taken over.
+		add("projects.fromGroups", "needs projects.namespaceLabel: a project found in the directory may use only a namespace labelled for it")
+	}
 	if (p.CreateNamespaces || p.LabelExistingNamespaces) && p.NamespaceLabel == "" {
 		for _, k := range []struct {
 			field string

@@ -155,6 +155,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"max below min backoff", "projects:", "retry:\n  minBackoff: 1m\n  maxBackoff: 10s\nprojects:", "retry.maxBackoff", "at least"},
 		{"create without label", "namespaceLabel: runai/queue", "namespaceLabel: \"\"\n  createNamespaces: true", "projects.createNamespaces", "needs projects.namespaceLabel"},
 		{"label existing without label", "namespaceLabel: runai/queue", "namespaceLabel: \"\"\n  labelExistingNamespaces: true", "projects.labelExistingNamespaces", "needs projects.namespaceLabel"},
+		{"discovery without label", "namespaceLabel: runai/queue", "namespaceLabel: \"\"\n  fromGroups: {pattern: \"runai-{project}-executors\"}", "projects.fromGroups", "needs projects.namespaceLabel"},
 		{"extra labels unused", "  static:", "  namespaceLabels: {team: ml}\n  static:", "projects.namespaceLabels", "no effect"},
 		{"bad extra label key", "  static:", "  createNamespaces: true\n  namespaceLabels: {\"bad key\": x}\n  static:", "projects.namespaceLabels.bad key", "label key"},
 		{"bad extra label value", "  static:", "  createNamespaces: true\n  namespaceLabels: {team: \"a b\"}\n  static:", "projects.namespaceLabels.team", "label value"},

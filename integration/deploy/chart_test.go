@@ -63,20 +63,11 @@ func render(t *testing.T, bin string, args ...string) []object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := harness.SplitManifests([]byte(out))
+	objs, err := decodeObjects([]byte(out))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("helm template output: %v", err)
 	}
-	var res []object
-	for _, doc := range objs {
-		var o object
-		if err := yaml.Unmarshal(doc, &o); err != nil {
-			t.Fatal(err)
-		}
-		o.raw = doc
-		res = append(res, o)
-	}
-	return res
+	return objs
 }
 
 // monitoringOn are the opt-ins the kustomize base has on, and the image it names.

@@ -93,6 +93,25 @@ var (
 	buildErr  error
 )
 
+// decodeObjects splits a multi-document manifest (kustomize or helm
+// output) into objects, keeping each document's text.
+func decodeObjects(manifests []byte) ([]object, error) {
+	docs, err := harness.SplitManifests(manifests)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]object, 0, len(docs))
+	for _, doc := range docs {
+		var o object
+		if err := yaml.Unmarshal(doc, &o); err != nil {
+			return nil, err
+		}
+		o.raw = doc
+		objs = append(objs, o)
+	}
+	return objs, nil
+}
+
 // build runs `kubectl kustomize deploy/` once and splits its output.
 func build(t *testing.T) []object {
 	t.Helper()
@@ -104,17 +123,8 @@ func build(t *testing.T) []object {
 			buildErr = fmt.Errorf("kubectl kustomize deploy/: %w: %s", err, stderrOf(err))
 			return
 		}
-		for _, doc := range bytes.Split(out, []byte("\n---\n")) {
-			if len(bytes.TrimSpace(doc)) == 0 {
-				continue
-			}
-			var o object
-			if err := yaml.Unmarshal(doc, &o); err != nil {
-				buildErr = fmt.Errorf("kustomize output: %w", err)
-				return
-			}
-			o.raw = doc
-			built = append(built, o)
+		if built, err = decodeObjects(out); err != nil {
+			buildErr = fmt.Errorf("kustomize output: %w", err)
 		}
 	})
 	if buildErr != nil {

@@ -35,17 +35,9 @@ func buildWith(t *testing.T, components ...string) []object {
 	if err != nil {
 		t.Fatalf("kubectl kustomize with %v: %v: %s", components, err, stderrOf(err))
 	}
-	var objs []object
-	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var o object
-		if err := yaml.Unmarshal(doc, &o); err != nil {
-			t.Fatal(err)
-		}
-		o.raw = doc
-		objs = append(objs, o)
+	objs, err := decodeObjects(out)
+	if err != nil {
+		t.Fatalf("kustomize output with %v: %v", components, err)
 	}
 	return objs
 }

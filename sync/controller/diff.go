@@ -114,26 +114,22 @@ func PrintPlan(w io.Writer, rep *Report, format string) error {
 		for _, k := range keys {
 			fmt.Fprintf(w, "+ label %s=%s\n", k, p.Labels[k])
 		}
-		for _, u := range p.Add {
-			fmt.Fprintf(w, "+ %s\n", u)
-		}
-		for _, u := range p.Remove {
-			fmt.Fprintf(w, "- %s\n", u)
-		}
-		for _, u := range p.Held {
-			fmt.Fprintf(w, "! %s (removal held by the guard)\n", u)
-		}
-		for _, u := range p.HeldAdd {
-			fmt.Fprintf(w, "! +%s (addition held by the guard)\n", u)
-		}
-		for _, u := range p.Adopt {
-			fmt.Fprintf(w, "= %s (granted by the directory, already here: now managed)\n", u)
-		}
-		for _, u := range p.Disown {
-			fmt.Fprintf(w, "~ %s (gone from the binding: dropped from the ownership record)\n", u)
-		}
-		for _, u := range p.Leftovers {
-			fmt.Fprintf(w, "? %s (leftover: not granted by the directory, not managed; kept)\n", u)
+		// One line per user, marked by what happens to them.
+		for _, l := range []struct {
+			users  []string
+			format string
+		}{
+			{p.Add, "+ %s\n"},
+			{p.Remove, "- %s\n"},
+			{p.Held, "! %s (removal held by the guard)\n"},
+			{p.HeldAdd, "! +%s (addition held by the guard)\n"},
+			{p.Adopt, "= %s (granted by the directory, already here: now managed)\n"},
+			{p.Disown, "~ %s (gone from the binding: dropped from the ownership record)\n"},
+			{p.Leftovers, "? %s (leftover: not granted by the directory, not managed; kept)\n"},
+		} {
+			for _, u := range l.users {
+				fmt.Fprintf(w, l.format, u)
+			}
 		}
 		if p.ApprovalRemoved != "" {
 			fmt.Fprintf(w, "~ approval %q removed: it matches nothing held\n", p.ApprovalRemoved)

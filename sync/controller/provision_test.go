@@ -360,6 +360,51 @@ func TestCycleAdoptsTemplateObjectsMadeBeforeIt(t *testing.T) {
 	}
 }
 
+// The part of "keep the last discovery" that a namespace label cannot
+// cover: a project whose namespace write waits for projects.maxNewPerCycle
+// has no namespace yet, so only the kept discovery remembers it.
+func TestDiscoveryFailureKeepsDeferredProjectsQueued(t *testing.T) {
+	s, _, _, _, _ := provisioningFixture(t)
+	s.cfg.Projects.MaxNewPerCycle = 1
+	s.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{
+		{Name: "alpha"}, {Name: "beta"}, {Name: "delta"}, {Name: "epsilon"}, {Name: "zeta"}}}}
+	deferred := func(rep *Report) []string {
+		var out []string
+		for _, sp := range rep.SkippedProjects {
+			if sp.Reason == plan.SkipDeferred {
+				out = append(out, sp.Name)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	// Four new projects (delta, epsilon, zeta discovered; gamma static; alpha
+	// and beta have their namespaces), one namespace a cycle: three wait.
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	first := namespaceNames(rep.Provision.Namespaces)
+	waiting := deferred(rep)
+	if len(first) != 1 || len(waiting) != 3 {
+		t.Fatalf("first cycle made %v and deferred %v, want 1 and 3", first, waiting)
+	}
+	// The discovery fails: the projects still waiting stay queued (one more
+	// namespace is made, the rest still reported deferred), none forgotten.
+	s.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
+	rep = s.Cycle(context.Background(), CycleOptions{})
+	if rep.Result() != ResultPartial {
+		t.Errorf("result %s (%v), want partial", rep.Result(), rep.Err)
+	}
+	second := namespaceNames(rep.Provision.Namespaces)
+	if len(second) != 1 || second[0] == first[0] {
+		t.Errorf("after a failed discovery the cycle made namespaces %v, want one of the waiting %v", second, waiting)
+	}
+	if got := deferred(rep); len(got) != 2 {
+		t.Errorf("after a failed discovery %v are deferred, want the 2 still waiting of %v", got, waiting)
+	}
+}
+
 // merge returns the union of label maps; later maps win.
 func merge(maps ...map[string]string) map[string]string {
 	out := map[string]string{}

@@ -155,7 +155,7 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 	docs := operationsDoc(t)
 	want := []string{
 		"RunaiLdapSyncDriftPersists", "RunaiLdapSyncNoSuccessfulCycle", "RunaiLdapSyncLDAPUnreachable",
-		"RunaiLdapSyncRemovalsHeld", "RunaiLdapSyncKubernetesWriteErrors", "RunaiLdapSyncInvalidMembersSkipped",
+		"RunaiLdapSyncRemovalsHeld", "RunaiLdapSyncAdditionsHeld", "RunaiLdapSyncKubernetesWriteErrors", "RunaiLdapSyncInvalidMembersSkipped",
 		"RunaiLdapSyncPartialCycles",
 	}
 	got := map[string]bool{}

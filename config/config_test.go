@@ -379,18 +379,19 @@ func TestFenced(t *testing.T) {
 
 func TestFenceKeysValidated(t *testing.T) {
 	c := Default()
-	c.Projects.ExcludeNamespaces = []string{"ok-*", "[bad", ""}
+	c.Projects.ExcludeNamespaces = []string{"ok-*", "[bad", "", "team.x", "Team-*", "ok-[a-c]?-[^z]"}
 	c.Projects.NamespacePattern = "[x"
 	c.Projects.MaxNewPerCycle = 0
 	c.Projects.Static = []StaticProject{{Name: "backend", Namespace: "runai-backend"}, {Name: "sys", Namespace: "kube-system"}, {Name: "fine"}}
 	err := c.Validate()
-	for _, field := range []string{"projects.excludeNamespaces[1]", "projects.excludeNamespaces[2]", "projects.namespacePattern",
+	for _, field := range []string{"projects.excludeNamespaces[1]", "projects.excludeNamespaces[2]",
+		"projects.excludeNamespaces[3]", "projects.excludeNamespaces[4]", "projects.namespacePattern",
 		"projects.maxNewPerCycle", "projects.static[0]", "projects.static[1]"} {
 		if err == nil || !strings.Contains(err.Error(), field+":") {
 			t.Errorf("no error for %s in %v", field, err)
 		}
 	}
-	if strings.Contains(err.Error(), "excludeNamespaces[0]") {
+	if strings.Contains(err.Error(), "excludeNamespaces[0]") || strings.Contains(err.Error(), "excludeNamespaces[5]") {
 		t.Errorf("valid entries reported: %v", err)
 	}
 	c.Projects.NamespacePattern = "runai-*"

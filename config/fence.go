@@ -87,6 +87,13 @@ func checkGlob(g string) error {
 	if _, err := path.Match(g, ""); err != nil {
 		return fmt.Errorf("%q is not a glob (names with *, ? and [a-z]): %v", g, err)
 	}
+	// Namespace names hold only a-z, 0-9 and '-'. Refusing anything else
+	// keeps the admission policy's regex form of the glob equal to it.
+	for _, r := range g {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-*?[]^", r)) {
+			return fmt.Errorf("%q holds %q: namespace globs use only a-z, 0-9, '-', '*', '?' and [...] classes", g, r)
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -238,6 +239,35 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 		metav1.CreateOptions{DryRun: dry(true)}); err != nil {
 		t.Errorf("the policy refused the cluster admin: %v", err)
 	}
+
+	// projects.excludeNamespaces and namespacePattern reach the policy
+	// through its parameters (globs, as the daemon reads them): a labelled
+	// namespace they fence is refused to the token too.
+	bindIn := func(ns string) func() error {
+		return func() error {
+			_, err := sa.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding)},
+				metav1.CreateOptions{DryRun: dry(true)})
+			return err
+		}
+	}
+	refused := func(do func() error) func() error {
+		return func() error {
+			if err := do(); err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), fencePolicy) {
+				return fmt.Errorf("not refused by %s: %v", fencePolicy, err)
+			}
+			return nil
+		}
+	}
+	if err := bindIn("ml-beta-2")(); err != nil {
+		t.Fatalf("premise: ml-beta-2 is labelled, the token may bind there: %v", err)
+	}
+	e.setFenceParam("excludeNamespaces", "team-x, ml-*-[0-9]", refused(bindIn("ml-beta-2")))
+	e.setFenceParam("excludeNamespaces", "ml-beta-[3-9]", bindIn("ml-beta-2"))
+	e.setFenceParam("namespacePattern", "runai-*", refused(bindIn("ml-beta-2")))
+	e.setFenceParam("namespacePattern", "ml-beta-?", bindIn("ml-beta-2"))
+	e.setFenceParam("excludeNamespaces", "", bindIn("ml-beta-2"))
+	e.setFenceParam("namespacePattern", "", bindIn("ml-beta-2"))
 
 	// kube-system's label goes (the daemon's own fence is tested apart).
 	if _, err := e.cs.CoreV1().Namespaces().Patch(ctx, "kube-system", types.MergePatchType,

@@ -703,7 +703,8 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 			"--set", "existingSecret=ad-bind", "--set", "existingSecretPasswordKey=password", "--set", "existingSecretCAKey=ca",
 			"--set", "podDisruptionBudget.enabled=true", "--set", "config.server.address=:8443",
 			"--set", "config.leaderElection.leaseName=ldap-sync-lease", "--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
-			"--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=zone")
+			"--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=zone",
+			"--set", "config.projects.excludeNamespaces={team-x,ml-*-infra}", "--set", "config.projects.namespacePattern=ml-*")
 		for _, o := range objs {
 			var m struct {
 				Metadata struct {
@@ -757,13 +758,16 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 		find(t, objs, "Role", name).decode(t, &role)
 		checks["Role allows the configured Lease"] = reflect.DeepEqual(role.Rules[1].ResourceNames, []string{"ldap-sync-lease"})
 		find(t, objs, "PodDisruptionBudget", name)
+		var fence corev1.ConfigMap
+		find(t, objs, "ConfigMap", "runai-ldap-sync-fence").decode(t, &fence)
+		checks["fence parameters from config.projects"] = fence.Data["excludeNamespaces"] == "team-x,ml-*-infra" && fence.Data["namespacePattern"] == "ml-*"
 		for what, ok := range checks {
 			if !ok {
 				t.Errorf("%s: %s not applied:\n%s", bin, what, d.raw)
 			}
 		}
-		if len(checks) != 15 {
-			t.Errorf("%s: %d checks ran, want 15 (GOMEMLIMIT or the Secret source missing)", bin, len(checks))
+		if len(checks) != 16 {
+			t.Errorf("%s: %d checks ran, want 16 (GOMEMLIMIT or the Secret source missing)", bin, len(checks))
 		}
 	}
 }

@@ -189,7 +189,9 @@ func TestFenceParamsAgree(t *testing.T) {
 	find(t, objs, "ConfigMap", "runai-ldap-sync-config").decode(t, &cfgMap)
 	var raw struct {
 		Projects struct {
-			NamespaceLabel string `json:"namespaceLabel"`
+			NamespaceLabel    string   `json:"namespaceLabel"`
+			ExcludeNamespaces []string `json:"excludeNamespaces"`
+			NamespacePattern  string   `json:"namespacePattern"`
 		} `json:"projects"`
 		Kubernetes struct {
 			RunaiNamespace string `json:"runaiNamespace"`
@@ -207,6 +209,16 @@ func TestFenceParamsAgree(t *testing.T) {
 	}
 	if params.Data["namespaceLabel"] != label || params.Data["runaiNamespace"] != runaiNS {
 		t.Errorf("fence parameters %v disagree with config.yaml (namespaceLabel %s, runaiNamespace %s)", params.Data, label, runaiNS)
+	}
+	if params.Data["excludeNamespaces"] != strings.Join(raw.Projects.ExcludeNamespaces, ",") || params.Data["namespacePattern"] != raw.Projects.NamespacePattern {
+		t.Errorf("fence parameters excludeNamespaces=%q namespacePattern=%q disagree with config.yaml (%q, %q)",
+			params.Data["excludeNamespaces"], params.Data["namespacePattern"], raw.Projects.ExcludeNamespaces, raw.Projects.NamespacePattern)
+	}
+	if _, ok := params.Data["excludeNamespaces"]; !ok {
+		t.Error("the fence parameters lack excludeNamespaces")
+	}
+	if _, ok := params.Data["namespacePattern"]; !ok {
+		t.Error("the fence parameters lack namespacePattern")
 	}
 	if params.Data["templateRoles"] != "" {
 		t.Errorf("the base allows template RoleBindings: templateRoles=%q", params.Data["templateRoles"])

@@ -268,6 +268,10 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 		if now != "" && now == since.ContextCSN {
 			return cs, nil
 		}
+		if now != "" && since.ContextCSN != "" {
+			// One cursor per server ID (csn.go).
+			return s.changesBySID(ctx, c, since, now, cs)
+		}
 		cs.Next.ContextCSN = now
 	}
 	// Strictly after the cursor: the entry at the cursor was seen already.

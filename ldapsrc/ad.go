@@ -42,6 +42,8 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 			g.Memberships = t.memberships(g.DN, n)
 		}
 	}
+	// Primary groups are in no member value (primary.go).
+	r.addPrimaryMembers(ctx, names)
 	return nil
 }
 
@@ -52,7 +54,7 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 	cfg := r.src.cfg
 	filter := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, filter, []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute}, nil)
+		0, 0, false, filter, []string{"objectClass", "userAccountControl", "member", "objectSid", cfg.UserIDAttribute}, nil)
 	seen := map[string]struct{}{}
 	// Every member DN named by the group or a nested group, and every entry
 	// the in-chain search returned: the difference is what it could not see.
@@ -66,7 +68,11 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 		found[normalizeDN(e.DN)] = struct{}{}
 		switch kind := classify(e); kind {
 		case "group":
-			// Nested group: its members come in this same search.
+			// Nested group: its members come in this same search; its
+			// primary members from addPrimaryMembers.
+			if sid := decodeSID(e.GetRawAttributeValue("objectSid")); sid != "" && r.primary != nil {
+				r.primary.sids[name] = append(r.primary.sids[name], groupSID{sid, e.DN})
+			}
 			nested, err := r.multiValued(ctx, e, "member")
 			if err != nil {
 				return err

@@ -20,6 +20,7 @@ type user struct {
 	id       string // normalised; empty when rejected
 	skip     string // reason it cannot be bound, or ""
 	rawIDKey string // lower-cased raw ID, for memberUid lookups
+	primary  string // SID of the AD primary group (primary.go), or ""
 }
 
 // userIndex holds every user under the user base, read in one paged
@@ -27,10 +28,12 @@ type user struct {
 type userIndex struct {
 	byDN map[string]*user // normalised DN
 	byID map[string]*user // lower-cased raw ID value
+	// byPrimary: AD users by the SID of their primary group.
+	byPrimary map[string][]*user
 }
 
 func newUserIndex() *userIndex {
-	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
+	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}, byPrimary: map[string][]*user{}}
 }
 
 // readUsers reads every user entry under the user base.
@@ -59,7 +62,7 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 	// userFilter is a user. AD needs it to tell computers from people.
 	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
 	if ad {
-		attrs = append(attrs, "objectClass")
+		attrs = append(attrs, "objectClass", "objectSid", "primaryGroupID")
 	}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
@@ -87,7 +90,16 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 			}
 			u.id = id
 		}
-		idx.byDN[normalizeDN(e.DN)] = u
+		key := normalizeDN(e.DN)
+		if _, dup := idx.byDN[key]; dup {
+			return nil // read twice (targeted reads): once is enough
+		}
+		idx.byDN[key] = u
+		if ad {
+			if u.primary = primaryGroupSID(e.GetRawAttributeValue("objectSid"), e.GetAttributeValue("primaryGroupID")); u.primary != "" {
+				idx.byPrimary[u.primary] = append(idx.byPrimary[u.primary], u)
+			}
+		}
 		if len(raw) > 0 {
 			u.raw = raw[0]
 			u.rawIDKey = strings.ToLower(strings.TrimSpace(raw[0]))
@@ -129,6 +141,7 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 // memberResolution expand): its DN and member DNs.
 type gon struct {
 	dn      string
+	sid     string // AD objectSid, whose primary members belong too
 	members []string
 	// err: the members could not be read completely (a bad range); every
 	// group that reaches this one fails with it.
@@ -161,13 +174,13 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 		filter = "(&" + filter + extra + ")"
 	}
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		filter, []string{nameAttr, "member", "uniqueMember"}, nil)
+		filter, []string{nameAttr, "member", "uniqueMember", "objectSid"}, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		key := normalizeDN(e.DN)
 		if _, dup := idx.byDN[key]; dup {
 			return nil
 		}
-		g := &gon{dn: e.DN}
+		g := &gon{dn: e.DN, sid: decodeSID(e.GetRawAttributeValue("objectSid"))}
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
 			if err != nil {
@@ -278,6 +291,16 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 			}
 		}
 	}
+	// AD primary groups are in no member value: the users whose primary
+	// group is one of the groups read.
+	var sids []string
+	for _, g := range groups.byDN {
+		sids = append(sids, g.sid)
+	}
+	if err := r.readPrimaryMembers(ctx, sids, users); err != nil {
+		r.failAll(names, err)
+		return nil
+	}
 	r.expand(names, groups, users)
 	return nil
 }
@@ -380,6 +403,15 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 					continue
 				}
 				r.skip(r.unseenReason(m), m)
+			}
+			// AD primary members of this group (primary.go).
+			for _, u := range users.byPrimary[it.g.sid] {
+				if r.src.Reach {
+					reached = append(reached, normalizeDN(u.dn))
+				}
+				t.group(it.g.dn, "", []string{u.dn})
+				r.take(u, members)
+				t.entry(u.dn, u.raw, u.id, u.skip)
 			}
 		}
 		if res.Err == nil {

@@ -34,6 +34,8 @@ type resolver struct {
 	// targeted reads only the entries the named groups lead to, instead
 	// of every group and user (Source.ResolveTargeted).
 	targeted bool
+	// primary: groups whose primary members are added (primary.go).
+	primary *primaryState
 }
 
 func newResolver(s *Source, c *conn) *resolver {
@@ -134,7 +136,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 	}
 	b.WriteString("))")
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, b.String(), append([]string{attr}, q.memberAttrs...), nil)
+		0, 0, false, b.String(), append([]string{attr, "objectSid"}, q.memberAttrs...), nil)
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
@@ -148,6 +150,9 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 				continue
 			}
 			g.Found, g.DN = true, e.DN
+			if sid := decodeSID(e.GetRawAttributeValue("objectSid")); sid != "" {
+				r.primaryGroups().sids[name] = []groupSID{{sid, e.DN}}
+			}
 			var direct []string
 			for _, ma := range q.memberAttrs {
 				vals, err := r.multiValued(ctx, e, ma)

@@ -405,6 +405,9 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				r.skip(r.unseenReason(m), m)
 			}
 			// AD primary members of this group (primary.go).
+			if pm := users.byPrimary[it.g.sid]; len(pm) > 0 && sidRID(it.g.sid) == domainUsersRID {
+				r.warnDomainWide(n, it.g.dn, len(pm))
+			}
 			for _, u := range users.byPrimary[it.g.sid] {
 				if r.src.Reach {
 					reached = append(reached, normalizeDN(u.dn))

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
 
@@ -70,6 +72,25 @@ func primaryGroupSID(userSID []byte, primaryGroupID string) string {
 		return ""
 	}
 	return sid[:i+1] + primaryGroupID
+}
+
+// domainUsersRID is the well-known RID of Domain Users, every account's
+// primary group unless changed.
+const domainUsersRID = "513"
+
+// warnDomainWide says, once per resolution, that a resolved group takes in
+// the whole domain through Domain Users: what AD means, but rarely what a
+// project's owner meant.
+func (r *resolver) warnDomainWide(name, groupDN string, members int) {
+	if r.warned == nil {
+		r.warned = map[string]bool{}
+	}
+	if r.warned[name] {
+		return
+	}
+	r.warned[name] = true
+	r.src.log.Warn("a project group reaches Domain Users, every account's primary group: it resolves to the whole domain (guard.maxAddCount holds such a burst of additions to an existing binding)",
+		zap.String("group", name), zap.String("via", groupDN), zap.Int("primaryMembers", members))
 }
 
 // sidRID is the last sub-authority of a SID string.
@@ -139,6 +160,9 @@ func (r *resolver) addPrimaryMembers(ctx context.Context, names []string) {
 			set[id] = struct{}{}
 		}
 		for _, gs := range r.primary.sids[n] {
+			if sidRID(gs.sid) == domainUsersRID && len(users.byPrimary[gs.sid]) > 0 {
+				r.warnDomainWide(n, gs.dn, len(users.byPrimary[gs.sid]))
+			}
 			for _, u := range users.byPrimary[gs.sid] {
 				r.take(u, set)
 				if r.src.Reach {

@@ -36,6 +36,7 @@ type resolver struct {
 	targeted bool
 	// primary: groups whose primary members are added (primary.go).
 	primary *primaryState
+	warned  map[string]bool // groups warned about reaching Domain Users
 }
 
 func newResolver(s *Source, c *conn) *resolver {

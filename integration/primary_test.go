@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -85,4 +87,55 @@ func dnIs(a, b string) bool {
 	pa, errA := ldap.ParseDN(a)
 	pb, errB := ldap.ParseDN(b)
 	return errA == nil && errB == nil && pa.EqualFold(pb)
+}
+
+// TestIncrementalPrimaryGroupAndDomainUsers, with the daemon and polls:
+// making a project group a member's primary group (which takes the member
+// out of the group's member values) leaves the member bound; nesting Domain
+// Users in a project group would bind the whole domain, and the guard's
+// maxAddCount holds it, with a warning that says why.
+func TestIncrementalPrimaryGroupAndDomainUsers(t *testing.T) {
+	e := newEnv(t)
+	seedSample(e)
+	addr := freeAddr(t)
+	root := e.samba.BaseDN
+	// The whole domain under the bases, so Domain Users (CN=Users) and its
+	// primary members are in sight.
+	cfg := e.config(fmt.Sprintf("  groupBaseDN: %q\n  userBaseDN: %q\n", root, root) + groupsYAML + sampleProjects + incrementalYAML +
+		"guard: {maxAddCount: 5}\n" + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(t, cfg, e.kubeconfig(), addr)
+	d.waitReady(60 * time.Second)
+	expectSampleSynced(e, 10*time.Second)
+
+	start := time.Now()
+	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["frank"]); err != nil {
+		t.Fatal(err)
+	}
+	expectPropagated(e, "member added", alphaExec, start, "alice", "bob", "carol", "erin", "frank", "hand-added")
+
+	// frank's primary group becomes alpha's executors: AD drops him from
+	// the group's member values. Three polls later (the last one started
+	// after the one that applied the change), he is still bound.
+	if err := e.samba.SetPrimaryGroup(e.users["frank"], e.groups["runai-alpha-executors"]); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.memberValues(e.groups["runai-alpha-executors"]); slices.ContainsFunc(m, func(dn string) bool { return dnIs(dn, e.users["frank"]) }) {
+		t.Fatalf("frank is still a member value of alpha's executors: %v", m)
+	}
+	polls := d.metric("runai_ldap_sync_directory_polls_total", "")
+	d.waitMetric("runai_ldap_sync_directory_polls_total", "", polls+3, 3*propagationBound)
+	e.expectUsers(alphaExec, "alice", "bob", "carol", "erin", "frank", "hand-added")
+
+	// Domain Users nested in beta's executors: every enabled account of the
+	// domain, far more than guard.maxAddCount, so the additions wait.
+	start = time.Now()
+	if err := e.samba.AddMembers(e.groups["runai-beta-executors"], "CN=Domain Users,CN=Users,"+root); err != nil {
+		t.Fatal(err)
+	}
+	held := d.waitMetric("runai_ldap_sync_binding_held_additions", `namespace="ml-beta"`, 6, propagationBound)
+	t.Logf("Domain Users nested in beta: %v additions held %v after the change", held, time.Since(start).Round(10*time.Millisecond))
+	e.expectUsers(betaExec, "bob", "frank")
+	if d.count("a project group reaches Domain Users") == 0 {
+		t.Error("no warning that a project group reaches Domain Users")
+	}
 }

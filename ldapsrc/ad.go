@@ -29,7 +29,7 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 		if r.src.Trace {
 			t = newTracer()
 		}
-		members, reached, err := r.members(ctx, g.DN, r.direct[n], t, n)
+		members, reached, err := r.members(ctx, g.DN, g.Identity, r.direct[n], t, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -48,22 +48,23 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 // members returns the sorted, unique user IDs of every transitive member of
 // the group, skipping (and counting) what is not an enabled user, and, with
 // Source.Reach, every entry reached (see Group.Reached).
-func (r *resolver) members(ctx context.Context, groupDN string, direct []string, t *tracer, name string) ([]string, []string, error) {
+func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct []string, t *tracer, name string) ([]string, []string, error) {
 	cfg := r.src.cfg
-	filter := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
-	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, filter, []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute}, nil)
+	chain := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
+	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID}
 	seen := map[string]struct{}{}
 	// Every member DN named by the group or a nested group, and every entry
-	// the in-chain search returned: the difference is what it could not see.
+	// the in-chain search returned (with its identity): the difference is
+	// what it could not see.
 	named := map[string]string{}
 	for _, dn := range direct {
 		named[normalizeDN(dn)] = dn
 	}
-	found := map[string]struct{}{normalizeDN(groupDN): {}}
+	found := map[string]string{normalizeDN(groupDN): reachKey(groupDN, groupID)}
 	t.group(groupDN, name, direct)
-	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
-		found[normalizeDN(e.DN)] = struct{}{}
+	each := func(e *ldap.Entry) error {
+		ident := identityKey(e, attrObjectGUID)
+		found[normalizeDN(e.DN)] = reachKey(e.DN, ident)
 		switch kind := classify(e); kind {
 		case "group":
 			// Nested group: its members come in this same search.
@@ -79,14 +80,14 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 		case "user":
 		default:
 			r.skip(kind, e.DN)
-			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind)
+			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind, ident)
 			return nil
 		}
 		if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
 			v, err := strconv.ParseInt(uac, 10, 64)
 			if err == nil && v&uacDisabled != 0 {
 				r.skip(SkipDisabled, e.DN)
-				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled)
+				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
 				return nil
 			}
 		}
@@ -99,20 +100,36 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 		if err != nil {
 			r.skip(SkipInvalidID, e.DN)
 			r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-			t.entry(e.DN, raw[0], "", SkipInvalidID)
+			t.entry(e.DN, raw[0], "", SkipInvalidID, ident)
 			return nil
 		}
 		seen[id] = struct{}{}
-		t.entry(e.DN, raw[0], id, "")
+		t.entry(e.DN, raw[0], id, "", ident)
 		return nil
-	})
-	if err != nil {
+	}
+	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, chain, attrs, nil)
+	if err := r.pagedSearch(ctx, req, each); err != nil {
 		return nil, nil, err
+	}
+	// With ldap.groupBaseDN outside the user base, the search above returns
+	// no nested group that lives there (users under the user base it still
+	// finds: the rule follows nesting wherever the groups are). Nested
+	// groups matter for what they name (a member outside the user base is
+	// outside_base, not unresolved) and for polls (a change to one must be
+	// matched), so fetch them from the group base, in one more search per
+	// group and only when one of them lies there.
+	if gb := r.groupBase(); !isAncestorOrSelf(r.userBase(), gb) && r.unseenUnder(named, found, gb) {
+		req := ldap.NewSearchRequest(gb, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			0, 0, false, "(&(objectClass=group)"+chain+")", attrs, nil)
+		if err := r.pagedSearch(ctx, req, each); err != nil {
+			return nil, nil, fmt.Errorf("find nested groups under %s: %w", gb, err)
+		}
 	}
 	var reached []string
 	if r.src.Reach {
 		reached = make([]string, 0, len(found)+len(named))
-		for key := range found {
+		for _, key := range found {
 			reached = append(reached, key)
 		}
 	}
@@ -132,4 +149,22 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 	}
 	sort.Strings(out)
 	return out, reached, nil
+}
+
+// unseenUnder reports whether a member DN named so far but not returned
+// lies under base.
+func (r *resolver) unseenUnder(named, found map[string]string, base string) bool {
+	b, err := ldap.ParseDN(base)
+	if err != nil {
+		return false
+	}
+	for key, dn := range named {
+		if _, ok := found[key]; ok {
+			continue
+		}
+		if d, err := ldap.ParseDN(dn); err == nil && b.AncestorOfFold(d) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,6 +20,7 @@ type user struct {
 	id       string // normalised; empty when rejected
 	skip     string // reason it cannot be bound, or ""
 	rawIDKey string // lower-cased raw ID, for memberUid lookups
+	identity string // identityKey, or ""
 }
 
 // userIndex holds every user under the user base, read in one paged
@@ -57,14 +58,14 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 	// No objectClass outside AD: with many users its values are most of
 	// the bytes read, and there an entry with the ID attribute that matches
 	// userFilter is a user. AD needs it to tell computers from people.
-	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
+	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime", identityAttr(cfg)}
 	if ad {
 		attrs = append(attrs, "objectClass")
 	}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
-		u := &user{dn: e.DN}
+		u := &user{dn: e.DN, identity: identityKey(e, identityAttr(cfg))}
 		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
 		kind := "user"
 		if ad {
@@ -128,8 +129,9 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 // gon is a group entry of the groupOfNames kind (or an AD group with
 // memberResolution expand): its DN and member DNs.
 type gon struct {
-	dn      string
-	members []string
+	dn       string
+	identity string // identityKey, or ""
+	members  []string
 	// err: the members could not be read completely (a bad range); every
 	// group that reaches this one fails with it.
 	err error
@@ -160,14 +162,15 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 	if extra != "" {
 		filter = "(&" + filter + extra + ")"
 	}
+	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		filter, []string{nameAttr, "member", "uniqueMember"}, nil)
+		filter, []string{nameAttr, "member", "uniqueMember", idAttr}, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		key := normalizeDN(e.DN)
 		if _, dup := idx.byDN[key]; dup {
 			return nil
 		}
-		g := &gon{dn: e.DN}
+		g := &gon{dn: e.DN, identity: identityKey(e, idAttr)}
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
 			if err != nil {
@@ -328,7 +331,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			res.Err = fmt.Errorf("group name %q is ambiguous: %s all match; narrow ldap.groupBaseDN or use a unique ldap.groupNameAttribute", n, strings.Join(dns, ", "))
 			continue
 		}
-		res.Found, res.DN = true, found[0].dn
+		res.Found, res.DN, res.Identity = true, found[0].dn, found[0].identity
 		if found[0].err != nil {
 			res.Err = found[0].err
 			continue
@@ -342,7 +345,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 		visited := map[string]bool{normalizeDN(found[0].dn): true}
 		var reached []string
 		if r.src.Reach {
-			reached = append(reached, normalizeDN(found[0].dn))
+			reached = append(reached, reachKey(found[0].dn, found[0].identity))
 		}
 		type item struct {
 			g     *gon
@@ -355,7 +358,15 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			for _, m := range it.g.members {
 				key := normalizeDN(m)
 				if r.src.Reach {
-					reached = append(reached, key)
+					// By identity where the entry was read: a rename or a
+					// move keeps it; else by DN, which a new entry may fill.
+					ident := ""
+					if sub, ok := byDN[key]; ok {
+						ident = sub.identity
+					} else if u, ok := users.byDN[key]; ok {
+						ident = u.identity
+					}
+					reached = append(reached, reachKey(m, ident))
 				}
 				if sub, ok := byDN[key]; ok {
 					if visited[key] {
@@ -376,7 +387,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				}
 				if u, ok := users.byDN[key]; ok {
 					r.take(u, members)
-					t.entry(u.dn, u.raw, u.id, u.skip)
+					t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 					continue
 				}
 				r.skip(r.unseenReason(m), m)
@@ -437,7 +448,7 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 		}
 		members := map[string]struct{}{}
 		if r.src.Reach {
-			g.Reached = append(g.Reached, normalizeDN(g.DN))
+			g.Reached = append(g.Reached, reachKey(g.DN, g.Identity))
 		}
 		for _, uid := range r.direct[n] {
 			if r.src.Reach {
@@ -446,11 +457,11 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 			}
 			if u, ok := users.byID[strings.ToLower(strings.TrimSpace(uid))]; ok {
 				if r.src.Reach {
-					g.Reached = append(g.Reached, normalizeDN(u.dn))
+					g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
 				}
 				r.take(u, members)
 				if r.src.Trace {
-					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip})
+					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
 				}
 				continue
 			}

@@ -133,8 +133,9 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 		byKey[strings.ToLower(n)] = n
 	}
 	b.WriteString("))")
+	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, b.String(), append([]string{attr}, q.memberAttrs...), nil)
+		0, 0, false, b.String(), append([]string{attr, idAttr}, q.memberAttrs...), nil)
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
@@ -147,7 +148,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 				dups[name] = append(dups[name], e.DN)
 				continue
 			}
-			g.Found, g.DN = true, e.DN
+			g.Found, g.DN, g.Identity = true, e.DN, identityKey(e, idAttr)
 			var direct []string
 			for _, ma := range q.memberAttrs {
 				vals, err := r.multiValued(ctx, e, ma)

@@ -176,6 +176,7 @@ func NewMetrics(version string) *Metrics {
 	m.ForcedCycles.WithLabelValues(PollServerChanged)
 	m.ForcedCycles.WithLabelValues(PollCursorLost)
 	m.ForcedCycles.WithLabelValues(ForcedNewProject)
+	m.PollBlind.WithLabelValues("deletion")
 	for _, a := range []string{"create", "label"} {
 		m.NamespacesProvisioned.WithLabelValues(a)
 	}

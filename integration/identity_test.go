@@ -184,6 +184,16 @@ func TestPollsFollowRenamesMovesAndDeletions(t *testing.T) {
 	e.waitUsers(alpha, pollBound, members...)
 	t.Logf("moved out of the user base: left the binding %v after the change", time.Since(start).Round(10*time.Millisecond))
 
+	// ...and back in: known outside the base by its objectGUID only (the
+	// group names her new DN), she comes back through a poll too.
+	start = time.Now()
+	if err := e.samba.Rename("CN=carol,"+elsewhere, "CN=carol", people); err != nil {
+		t.Fatal(err)
+	}
+	members = append(members, "carol")
+	e.waitUsers(alpha, pollBound, members...)
+	t.Logf("moved back into the user base: in the binding %v after the change", time.Since(start).Round(10*time.Millisecond))
+
 	// Deleted outright: erin, two groups down; no group entry changes.
 	start = time.Now()
 	if err := e.samba.Delete(e.users["erin"]); err != nil {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
 
 // inChainRule is Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: a filter
@@ -133,14 +136,23 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 			reached = append(reached, key)
 		}
 	}
+	var unseen []string
 	for key, dn := range named {
 		if _, ok := found[key]; ok {
 			continue
 		}
 		r.skip(r.unseenReason(dn), dn)
-		if r.src.Reach {
-			// A dangling member may come into existence.
-			reached = append(reached, key)
+		unseen = append(unseen, dn)
+	}
+	if r.src.Reach {
+		ids, err := r.unseenIdentities(ctx, unseen)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, dn := range unseen {
+			// By identity when the entry exists (moved out of the base: it
+			// may move back); else by DN, which a new entry may fill.
+			reached = append(reached, reachKey(dn, ids[normalizeDN(dn)]))
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -167,4 +179,74 @@ func (r *resolver) unseenUnder(named, found map[string]string, base string) bool
 		}
 	}
 	return false
+}
+
+// unseenIdentities returns the objectGUIDs of member DNs the member searches
+// did not return (entries outside the bases, foreign principals), keyed by
+// normalised DN; a DN that names nothing has none. A user moved out of the
+// user base and back keeps only its objectGUID, so only by it can a poll
+// see the move back. One search per batch of DNs from the domain's root,
+// and each DN looked up once per resolution however many groups name it;
+// nothing when every member was seen. A failed lookup costs the polls that
+// precision only (the DN stands in, the next cycle sees the move), never
+// the group.
+func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[string]string, error) {
+	if r.unseenIDs == nil {
+		r.unseenIDs = map[string]string{}
+	}
+	var need []string
+	for _, dn := range dns {
+		if _, ok := r.unseenIDs[normalizeDN(dn)]; !ok {
+			need = append(need, dn)
+		}
+	}
+	if len(need) == 0 || r.src.cfg.Schema != config.SchemaActiveDirectory {
+		return r.unseenIDs, nil
+	}
+	root := domainRoot(r.src.cfg.BaseDN)
+	err := r.inBatches(need, func(batch []string) error {
+		req := ldap.NewSearchRequest(root, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			orFilter("distinguishedName", batch), []string{attrObjectGUID}, nil)
+		return r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+			r.unseenIDs[normalizeDN(e.DN)] = identityKey(e, attrObjectGUID)
+			return nil
+		})
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.src.log.Debug("could not read the identities of members outside the bases; polls match them by DN", zap.Error(err))
+	}
+	for _, dn := range need {
+		if _, ok := r.unseenIDs[normalizeDN(dn)]; !ok {
+			r.unseenIDs[normalizeDN(dn)] = ""
+		}
+	}
+	return r.unseenIDs, nil
+}
+
+// domainRoot is the DC= suffix of dn (the AD domain naming context that
+// holds it), or dn itself when it has none.
+func domainRoot(dn string) string {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return dn
+	}
+	i := len(parsed.RDNs)
+	for i > 0 && len(parsed.RDNs[i-1].Attributes) == 1 && strings.EqualFold(parsed.RDNs[i-1].Attributes[0].Type, "DC") {
+		i--
+	}
+	if i == len(parsed.RDNs) {
+		return dn
+	}
+	parts := strings.Split(dn, ",") // DC= values hold no escaped commas
+	if len(parts) < len(parsed.RDNs)-i {
+		return dn
+	}
+	tail := parts[len(parts)-(len(parsed.RDNs)-i):]
+	for j := range tail {
+		tail[j] = strings.TrimSpace(tail[j])
+	}
+	return strings.Join(tail, ",")
 }

@@ -217,8 +217,7 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 		r.failAll(names, err)
 		return nil
 	}
-	r.expand(names, groups, users)
-	return nil
+	return r.expand(ctx, names, groups, users)
 }
 
 // targetedBatch bounds the DNs or names in one OR filter of a targeted read.
@@ -281,8 +280,7 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 			}
 		}
 	}
-	r.expand(names, groups, users)
-	return nil
+	return r.expand(ctx, names, groups, users)
 }
 
 func (r *resolver) inBatches(values []string, fn func([]string) error) error {
@@ -313,7 +311,7 @@ func (r *resolver) failAll(names []string, err error) {
 
 // expand resolves each named group from the groups and users read: nesting
 // expanded breadth-first with cycle detection and the depth limit.
-func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) {
+func (r *resolver) expand(ctx context.Context, names []string, groups *groupIndex, users *userIndex) error {
 	byDN, byName := groups.byDN, groups.byName
 	maxDepth := r.src.cfg.MaxNestingDepth
 	for _, n := range names {
@@ -352,6 +350,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			depth int
 		}
 		queue := []item{{found[0], 0}}
+		var unseen []string
 		for len(queue) > 0 && res.Err == nil {
 			it := queue[0]
 			queue = queue[1:]
@@ -359,14 +358,14 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				key := normalizeDN(m)
 				if r.src.Reach {
 					// By identity where the entry was read: a rename or a
-					// move keeps it; else by DN, which a new entry may fill.
-					ident := ""
+					// move keeps it (the others below).
 					if sub, ok := byDN[key]; ok {
-						ident = sub.identity
+						reached = append(reached, reachKey(m, sub.identity))
 					} else if u, ok := users.byDN[key]; ok {
-						ident = u.identity
+						reached = append(reached, reachKey(m, u.identity))
+					} else {
+						unseen = append(unseen, m)
 					}
-					reached = append(reached, reachKey(m, ident))
 				}
 				if sub, ok := byDN[key]; ok {
 					if visited[key] {
@@ -393,6 +392,15 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				r.skip(r.unseenReason(m), m)
 			}
 		}
+		if res.Err == nil && len(unseen) > 0 {
+			ids, err := r.unseenIdentities(ctx, unseen)
+			if err != nil {
+				return err
+			}
+			for _, m := range unseen {
+				reached = append(reached, reachKey(m, ids[normalizeDN(m)]))
+			}
+		}
 		if res.Err == nil {
 			res.Members, res.Reached = sortedSet(members), reached
 			if t != nil {
@@ -400,6 +408,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			}
 		}
 	}
+	return nil
 }
 
 // resolveRFC2307 finds posixGroups by name and validates their memberUid

@@ -53,6 +53,19 @@ func TestIdentityKey(t *testing.T) {
 	}
 }
 
+func TestDomainRoot(t *testing.T) {
+	for in, want := range map[string]string{
+		"OU=x,DC=example,DC=test":   "DC=example,DC=test",
+		"OU=x, dc=example, dc=test": "dc=example,dc=test",
+		"DC=example,DC=test":        "DC=example,DC=test",
+		"ou=people,o=corp":          "ou=people,o=corp",
+	} {
+		if got := domainRoot(in); got != want {
+			t.Errorf("domainRoot(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestCoverBases(t *testing.T) {
 	for _, c := range []struct {
 		in   []string

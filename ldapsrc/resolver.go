@@ -31,6 +31,8 @@ type resolver struct {
 	direct map[string][]string
 	// pageSize, once set, is the page size the server accepted.
 	pageSize int
+	// unseenIDs caches unseenIdentities: normalised DN -> identity or "".
+	unseenIDs map[string]string
 	// targeted reads only the entries the named groups lead to, instead
 	// of every group and user (Source.ResolveTargeted).
 	targeted bool

@@ -209,8 +209,10 @@ func coverBases(bases ...string) []string {
 	return out
 }
 
-// Changes returns the group and user entries under the configured bases
-// changed after since. When nothing changed it costs one small search on
+// Changes returns the group and user entries changed after since: under
+// the naming context holding the bases on AD (Cursor.Base: moved-out and,
+// where readable, deleted entries included), under the base DN and the
+// group and user bases elsewhere. When nothing changed it costs one small search on
 // an already-open connection: the rootDSE (AD) or the change search itself
 // (OpenLDAP), which then returns no entry.
 func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) {

@@ -162,3 +162,77 @@ func TestChangesSeeRenamesMovesAndDeletions(t *testing.T) {
 		t.Errorf("group outside the group base: %+v", c)
 	}
 }
+
+// splitAD answers like AD with users under OU=People and groups under
+// OU=Groups: the group runai-a-executors holds u0001 and the nested group
+// inner (u0002, and u0009, which lies outside both bases).
+func splitAD(t *testing.T) *fakeLDAP {
+	const (
+		top   = "CN=runai-a-executors,OU=Groups," + fakeBase
+		inner = "CN=inner,OU=Groups," + fakeBase
+		away  = "CN=u0009,OU=Away," + fakeBase
+	)
+	return newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		inChain := strings.Contains(req.Filter, inChainRule)
+		switch {
+		case !inChain && strings.Contains(req.Filter, "objectClass=group"):
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(top, map[string][]string{
+				"cn": {"runai-a-executors"}, "member": {userDN(1), inner}, "objectGUID": {guidBytes(10)}})}}
+		case inChain && req.BaseDN == "OU=People,"+fakeBase:
+			// The rule follows nesting wherever the groups are; the search
+			// base limits what comes back.
+			return fakeAnswer{Entries: []*ldap.Entry{userEntry(1), userEntry(2)}}
+		case inChain && req.BaseDN == "OU=Groups,"+fakeBase && strings.Contains(req.Filter, "(objectClass=group)"):
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(inner, map[string][]string{
+				"objectClass": {"group"}, "member": {userDN(2), away}, "objectGUID": {guidBytes(11)}})}}
+		case strings.Contains(req.Filter, "distinguishedName="):
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(away, map[string][]string{"objectGUID": {guidBytes(12)}})}}
+		}
+		t.Errorf("unexpected search %+v", req)
+		return fakeAnswer{Code: ldap.LDAPResultOperationsError}
+	})
+}
+
+func TestInChainWithSplitBasesFindsNestedGroups(t *testing.T) {
+	f := splitAD(t)
+	src := fakeSource(t, f.URL(), config.SchemaActiveDirectory, 1000)
+	src.cfg.UserBaseDN = "OU=People," + fakeBase
+	src.cfg.GroupBaseDN = "OU=Groups," + fakeBase
+	src.Reach = true
+	res, err := src.Resolve(context.Background(), []string{"runai-a-executors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Groups["runai-a-executors"]
+	if g.Err != nil || !slices.Equal(g.Members, []string{"u0001", "u0002"}) {
+		t.Fatalf("members %v, err %v", g.Members, g.Err)
+	}
+	// The nested group is a group, not a member outside the base; the one
+	// member really outside is counted so.
+	if res.Skipped[SkipOutsideBase] != 1 {
+		t.Errorf("skipped %v, want one outside_base (u0009)", res.Skipped)
+	}
+	id := func(b byte) string { s, _ := FormatGUID([]byte(guidBytes(b))); return guidPrefix + s }
+	for _, want := range []string{id(10), id(11), id(12)} {
+		if !slices.Contains(g.Reached, want) {
+			t.Errorf("reached %v lacks %s (the group, the nested group, the member outside the bases)", g.Reached, want)
+		}
+	}
+
+	// With one base the nested groups come back from the one search: no
+	// extra search.
+	f2 := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		if strings.Contains(req.Filter, inChainRule) {
+			return fakeAnswer{Entries: []*ldap.Entry{userEntry(1)}}
+		}
+		return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("CN=runai-a-executors,"+fakeBase, map[string][]string{
+			"cn": {"runai-a-executors"}, "member": {userDN(1)}})}}
+	})
+	src2 := fakeSource(t, f2.URL(), config.SchemaActiveDirectory, 1000)
+	if _, err := src2.Resolve(context.Background(), []string{"runai-a-executors"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f2.Searches()); n != 2 {
+		t.Errorf("one base: %d searches, want 2 (the group, its members)", n)
+	}
+}

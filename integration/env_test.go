@@ -71,6 +71,23 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 
+	e.startKube()
+	return e
+}
+
+// newKubeEnv is an env without Samba, for tests against slapd.
+func newKubeEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), users: map[string]string{}, groups: map[string]string{}}
+	e.startKube()
+	return e
+}
+
+// startKube starts the env's kube-apiserver with Run:AI's ClusterRoles
+// and namespace.
+func (e *env) startKube() {
+	t, ctx := e.t, context.Background()
+	var err error
 	if e.api, err = harness.StartAPIServer(ctx, etcd, filepath.Join(e.dir, "apiserver")); err != nil {
 		t.Fatalf("start kube-apiserver: %v", err)
 	}
@@ -88,7 +105,6 @@ func newEnv(t *testing.T) *env {
 			t.Fatalf("create ClusterRole %s: %v", role, err)
 		}
 	}
-	return e
 }
 
 func (e *env) user(sam string, enabled bool) string {

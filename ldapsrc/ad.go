@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
 
 // inChainRule is Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: a filter
@@ -29,7 +32,7 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 		if r.src.Trace {
 			t = newTracer()
 		}
-		members, reached, err := r.members(ctx, g.DN, r.direct[n], t, n)
+		members, reached, err := r.members(ctx, g.DN, g.Identity, r.direct[n], t, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -50,22 +53,23 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 // members returns the sorted, unique user IDs of every transitive member of
 // the group, skipping (and counting) what is not an enabled user, and, with
 // Source.Reach, every entry reached (see Group.Reached).
-func (r *resolver) members(ctx context.Context, groupDN string, direct []string, t *tracer, name string) ([]string, []string, error) {
+func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct []string, t *tracer, name string) ([]string, []string, error) {
 	cfg := r.src.cfg
-	filter := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
-	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, filter, []string{"objectClass", "userAccountControl", "member", "objectSid", cfg.UserIDAttribute}, nil)
+	chain := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
+	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID, "objectSid"}
 	seen := map[string]struct{}{}
 	// Every member DN named by the group or a nested group, and every entry
-	// the in-chain search returned: the difference is what it could not see.
+	// the in-chain search returned (with its identity): the difference is
+	// what it could not see.
 	named := map[string]string{}
 	for _, dn := range direct {
 		named[normalizeDN(dn)] = dn
 	}
-	found := map[string]struct{}{normalizeDN(groupDN): {}}
+	found := map[string]string{normalizeDN(groupDN): reachKey(groupDN, groupID)}
 	t.group(groupDN, name, direct)
-	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
-		found[normalizeDN(e.DN)] = struct{}{}
+	each := func(e *ldap.Entry) error {
+		ident := identityKey(e, attrObjectGUID)
+		found[normalizeDN(e.DN)] = reachKey(e.DN, ident)
 		switch kind := classify(e); kind {
 		case "group":
 			// Nested group: its members come in this same search; its
@@ -85,14 +89,14 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 		case "user":
 		default:
 			r.skip(kind, e.DN)
-			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind)
+			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind, ident)
 			return nil
 		}
 		if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
 			v, err := strconv.ParseInt(uac, 10, 64)
 			if err == nil && v&uacDisabled != 0 {
 				r.skip(SkipDisabled, e.DN)
-				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled)
+				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
 				return nil
 			}
 		}
@@ -105,31 +109,56 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 		if err != nil {
 			r.skip(SkipInvalidID, e.DN)
 			r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-			t.entry(e.DN, raw[0], "", SkipInvalidID)
+			t.entry(e.DN, raw[0], "", SkipInvalidID, ident)
 			return nil
 		}
 		seen[id] = struct{}{}
-		t.entry(e.DN, raw[0], id, "")
+		t.entry(e.DN, raw[0], id, "", ident)
 		return nil
-	})
-	if err != nil {
+	}
+	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, chain, attrs, nil)
+	if err := r.pagedSearch(ctx, req, each); err != nil {
 		return nil, nil, err
+	}
+	// With ldap.groupBaseDN outside the user base, the search above returns
+	// no nested group that lives there (users under the user base it still
+	// finds: the rule follows nesting wherever the groups are). Nested
+	// groups matter for what they name (a member outside the user base is
+	// outside_base, not unresolved) and for polls (a change to one must be
+	// matched), so fetch them from the group base, in one more search per
+	// group and only when one of them lies there.
+	if gb := r.groupBase(); !isAncestorOrSelf(r.userBase(), gb) && r.unseenUnder(named, found, gb) {
+		req := ldap.NewSearchRequest(gb, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			0, 0, false, "(&(objectClass=group)"+chain+")", attrs, nil)
+		if err := r.pagedSearch(ctx, req, each); err != nil {
+			return nil, nil, fmt.Errorf("find nested groups under %s: %w", gb, err)
+		}
 	}
 	var reached []string
 	if r.src.Reach {
 		reached = make([]string, 0, len(found)+len(named))
-		for key := range found {
+		for _, key := range found {
 			reached = append(reached, key)
 		}
 	}
+	var unseen []string
 	for key, dn := range named {
 		if _, ok := found[key]; ok {
 			continue
 		}
 		r.skip(r.unseenReason(dn), dn)
-		if r.src.Reach {
-			// A dangling member may come into existence.
-			reached = append(reached, key)
+		unseen = append(unseen, dn)
+	}
+	if r.src.Reach {
+		ids, err := r.unseenIdentities(ctx, unseen)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, dn := range unseen {
+			// By identity when the entry exists (moved out of the base: it
+			// may move back); else by DN, which a new entry may fill.
+			reached = append(reached, reachKey(dn, ids[normalizeDN(dn)]))
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -138,4 +167,92 @@ func (r *resolver) members(ctx context.Context, groupDN string, direct []string,
 	}
 	sort.Strings(out)
 	return out, reached, nil
+}
+
+// unseenUnder reports whether a member DN named so far but not returned
+// lies under base.
+func (r *resolver) unseenUnder(named, found map[string]string, base string) bool {
+	b, err := ldap.ParseDN(base)
+	if err != nil {
+		return false
+	}
+	for key, dn := range named {
+		if _, ok := found[key]; ok {
+			continue
+		}
+		if d, err := ldap.ParseDN(dn); err == nil && b.AncestorOfFold(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// unseenIdentities returns the objectGUIDs of member DNs the member searches
+// did not return (entries outside the bases, foreign principals), keyed by
+// normalised DN; a DN that names nothing has none. A user moved out of the
+// user base and back keeps only its objectGUID, so only by it can a poll
+// see the move back. One search per batch of DNs from the domain's root,
+// and each DN looked up once per resolution however many groups name it;
+// nothing when every member was seen. A failed lookup costs the polls that
+// precision only (the DN stands in, the next cycle sees the move), never
+// the group.
+func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[string]string, error) {
+	if r.unseenIDs == nil {
+		r.unseenIDs = map[string]string{}
+	}
+	var need []string
+	for _, dn := range dns {
+		if _, ok := r.unseenIDs[normalizeDN(dn)]; !ok {
+			need = append(need, dn)
+		}
+	}
+	if len(need) == 0 || r.src.cfg.Schema != config.SchemaActiveDirectory {
+		return r.unseenIDs, nil
+	}
+	root := domainRoot(r.src.cfg.BaseDN)
+	err := r.inBatches(need, func(batch []string) error {
+		req := ldap.NewSearchRequest(root, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			orFilter("distinguishedName", batch), []string{attrObjectGUID}, nil)
+		return r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+			r.unseenIDs[normalizeDN(e.DN)] = identityKey(e, attrObjectGUID)
+			return nil
+		})
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.src.log.Debug("could not read the identities of members outside the bases; polls match them by DN", zap.Error(err))
+	}
+	for _, dn := range need {
+		if _, ok := r.unseenIDs[normalizeDN(dn)]; !ok {
+			r.unseenIDs[normalizeDN(dn)] = ""
+		}
+	}
+	return r.unseenIDs, nil
+}
+
+// domainRoot is the DC= suffix of dn (the AD domain naming context that
+// holds it), or dn itself when it has none.
+func domainRoot(dn string) string {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return dn
+	}
+	i := len(parsed.RDNs)
+	for i > 0 && len(parsed.RDNs[i-1].Attributes) == 1 && strings.EqualFold(parsed.RDNs[i-1].Attributes[0].Type, "DC") {
+		i--
+	}
+	if i == len(parsed.RDNs) {
+		return dn
+	}
+	parts := strings.Split(dn, ",") // DC= values hold no escaped commas
+	if len(parts) < len(parsed.RDNs)-i {
+		return dn
+	}
+	tail := parts[len(parts)-(len(parsed.RDNs)-i):]
+	for j := range tail {
+		tail[j] = strings.TrimSpace(tail[j])
+	}
+	return strings.Join(tail, ",")
 }

@@ -34,6 +34,16 @@ type Cursor struct {
 	// (csn.go); CSN alone serves only where there is no contextCSN.
 	ContextDN  string `json:"contextDN,omitempty"`
 	ContextCSN string `json:"contextCSN,omitempty"`
+	// Base is where Active Directory change searches run: the naming
+	// context holding the configured bases, so that an entry moved out of
+	// them, or deleted (tombstones live in CN=Deleted Objects), is still
+	// returned. Empty: the configured bases.
+	Base string `json:"base,omitempty"`
+	// Deletions: the bind account can read deleted objects (AD's Show
+	// Deleted control), so polls see deletions. Without it (and on other
+	// directories) a deleted entry reaches the bindings at the next full
+	// cycle, unless the deletion also changed a group (OpenLDAP refint).
+	Deletions bool `json:"deletions,omitempty"`
 }
 
 // Changed is one group or user entry changed after a cursor.
@@ -41,6 +51,16 @@ type Changed struct {
 	DN string
 	// Key is the normalised DN, comparable with Group.Reached.
 	Key string
+	// ID is the entry's stable identity (objectGUID, entryUUID), as in
+	// Group.Reached: it matches the entry after a rename, a move or a
+	// deletion. Empty when the server shows none.
+	ID string
+	// Deleted: the entry was deleted (an AD tombstone).
+	Deleted bool
+	// Outside: the entry lies outside the configured bases (moved out, or
+	// deleted): it matters only to the groups that reached it, never by
+	// its names or IDs.
+	Outside bool
 	// Group is true for group entries; Names are their group names.
 	Group bool
 	Names []string
@@ -93,14 +113,108 @@ func (s *Source) Mark(ctx context.Context) (Cursor, error) {
 
 func (s *Source) mark(c *conn) (Cursor, int, error) {
 	if s.cfg.Schema == config.SchemaActiveDirectory {
-		srv, usn, err := s.readUSN(c)
-		return Cursor{Server: srv, USN: usn}, 1, err
+		return s.markAD(c)
 	}
 	return s.markCSN(c)
 }
 
-// Changes returns the group and user entries under the configured bases
-// changed after since. When nothing changed it costs one small search on
+// deletedObjectsWKGUID names a naming context's Deleted Objects container
+// whatever its name (MS-ADTS 6.1.1.4).
+const deletedObjectsWKGUID = "18e2ea80684f11d2b9aa00c04f79f805"
+
+// markAD reads the DC's USN and, once per cycle, where change searches
+// run (the naming context holding the bases) and whether the bind account
+// can read tombstones there.
+func (s *Source) markAD(c *conn) (Cursor, int, error) {
+	srv, usn, err := s.readUSN(c)
+	if err != nil {
+		return Cursor{}, 1, err
+	}
+	cur, searches := Cursor{Server: srv, USN: usn}, 1
+	root, err := s.readBase(c, "", "namingContexts")
+	searches++
+	if err != nil {
+		return Cursor{}, searches, err
+	}
+	if root != nil {
+		cur.Base = coveringContext(root.GetAttributeValues("namingContexts"), s.changeBases())
+	}
+	if cur.Base != "" {
+		searches++
+		cur.Deletions = s.tombstonesVisible(c, cur.Base)
+	}
+	return cur, searches, nil
+}
+
+// tombstonesVisible reports whether the Show Deleted control returns
+// deleted objects to the bind account: AD lists them only to accounts
+// granted List Contents and Read Property on CN=Deleted Objects (Domain
+// Admins by default). A container with no tombstone at all reads as not
+// visible, until the first deletion.
+func (s *Source) tombstonesVisible(c *conn, nc string) bool {
+	s.Stats.Searches.Add(1)
+	res, err := c.Search(ldap.NewSearchRequest("<WKGUID="+deletedObjectsWKGUID+","+nc+">", ldap.ScopeSingleLevel,
+		ldap.NeverDerefAliases, 1, 0, false, "(isDeleted=TRUE)", []string{"1.1"},
+		[]ldap.Control{ldap.NewControlMicrosoftShowDeleted()}))
+	if err != nil {
+		return ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded)
+	}
+	s.Stats.Entries.Add(int64(len(res.Entries)))
+	return len(res.Entries) > 0
+}
+
+// coveringContext returns the longest naming context that holds every
+// base, or "".
+func coveringContext(contexts, bases []string) string {
+	best := ""
+	for _, nc := range contexts {
+		all := true
+		for _, b := range bases {
+			if !isAncestorOrSelf(nc, b) {
+				all = false
+				break
+			}
+		}
+		if all && len(nc) > len(best) {
+			best = nc
+		}
+	}
+	return best
+}
+
+// changeBases returns the fewest subtrees that cover ldap.baseDN and the
+// group and user bases: searching the base DN as well sees an entry moved
+// out of the user base but not out of the directory part we read.
+func (s *Source) changeBases() []string {
+	r := &resolver{src: s}
+	return coverBases(s.cfg.BaseDN, r.groupBase(), r.userBase())
+}
+
+// coverBases drops bases that lie under (or equal) another.
+func coverBases(bases ...string) []string {
+	var out []string
+	for i, b := range bases {
+		covered := false
+		for j, o := range bases {
+			if i == j || b == "" || o == "" {
+				continue
+			}
+			if isAncestorOrSelf(o, b) && (!isAncestorOrSelf(b, o) || j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered && b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Changes returns the group and user entries changed after since: under
+// the naming context holding the bases on AD (Cursor.Base: moved-out and,
+// where readable, deleted entries included), under the base DN and the
+// group and user bases elsewhere. When nothing changed it costs one small search on
 // an already-open connection: the rootDSE (AD) or the change search itself
 // (OpenLDAP), which then returns no entry.
 func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) {
@@ -160,7 +274,7 @@ func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeS
 	if err != nil {
 		return nil, err
 	}
-	cs := &ChangeSet{Next: Cursor{Server: server, USN: usn}, Searches: 1}
+	cs := &ChangeSet{Next: Cursor{Server: server, USN: usn, Base: since.Base, Deletions: since.Deletions}, Searches: 1}
 	// Another DC, or the same one with its USN gone back (restored from a
 	// backup): the cursor says nothing about what changed.
 	if !strings.EqualFold(server, since.Server) || usn < since.USN {
@@ -172,8 +286,15 @@ func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeS
 	}
 	// Groups (membership, name) and users (enabled, ID): a change to a
 	// member's group link updates the group's uSNChanged, not the user's.
+	// A deletion sets the tombstone's uSNChanged, and Show Deleted returns
+	// tombstones to an account allowed to read them (it changes nothing
+	// for one that is not).
 	filter := fmt.Sprintf("(&(|(objectClass=group)(objectClass=user))(uSNChanged>=%d)(uSNChanged<=%d))", since.USN+1, usn)
-	err = s.changedEntries(ctx, c, filter, cs, nil)
+	bases := s.changeBases()
+	if since.Base != "" {
+		bases = []string{since.Base}
+	}
+	err = s.changedEntries(ctx, c, bases, filter, []ldap.Control{ldap.NewControlMicrosoftShowDeleted()}, cs, nil)
 	return cs, err
 }
 
@@ -279,7 +400,7 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 	// Strictly after the cursor: the entry at the cursor was seen already.
 	csn := ldap.EscapeFilter(since.CSN)
 	filter := fmt.Sprintf("(&(entryCSN>=%s)(!(entryCSN=%s)))", csn, csn)
-	err := s.changedEntries(ctx, c, filter, cs, func(e *ldap.Entry) {
+	err := s.changedEntries(ctx, c, s.changeBases(), filter, nil, cs, func(e *ldap.Entry) {
 		if v := e.GetAttributeValue("entryCSN"); v > cs.Next.CSN {
 			cs.Next.CSN = v
 		}
@@ -287,15 +408,24 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 	return cs, err
 }
 
-// changedEntries runs the change search under the group and user bases
-// (once when one contains the other) and collects the entries.
-func (s *Source) changedEntries(ctx context.Context, c *conn, filter string, cs *ChangeSet, each func(*ldap.Entry)) error {
+// changedEntries runs the change search under bases and collects the
+// entries: by identity always; by group name only under the group base,
+// by user ID only under the user base, so that an entry elsewhere (moved
+// out, deleted, or made there by someone who may create objects) matters
+// only to the groups that reached it before.
+func (s *Source) changedEntries(ctx context.Context, c *conn, bases []string, filter string, controls []ldap.Control, cs *ChangeSet, each func(*ldap.Entry)) error {
 	r := newResolver(s, c)
 	nameAttr := s.cfg.GroupNameAttribute
+	idAttr := identityAttr(s.cfg)
+	groupBase, errG := ldap.ParseDN(r.groupBase())
+	userBase, errU := ldap.ParseDN(r.userBase())
+	if errG != nil || errU != nil {
+		return fmt.Errorf("parse the group or user base DN: %w", errors.Join(errG, errU))
+	}
 	seen := map[string]bool{}
-	for _, base := range searchBases(r.groupBase(), r.userBase()) {
+	for _, base := range bases {
 		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			filter, []string{"objectClass", nameAttr, s.cfg.UserIDAttribute, "entryCSN"}, nil)
+			filter, []string{"objectClass", nameAttr, s.cfg.UserIDAttribute, "entryCSN", idAttr, "isDeleted"}, slices.Clone(controls))
 		before := s.Stats.Searches.Load()
 		err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 			key := normalizeDN(e.DN)
@@ -303,11 +433,18 @@ func (s *Source) changedEntries(ctx context.Context, c *conn, filter string, cs 
 				return nil
 			}
 			seen[key] = true
-			ch := Changed{DN: e.DN, Key: key}
+			ch := Changed{DN: e.DN, Key: key, ID: identityKey(e, idAttr),
+				Deleted: strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE")}
+			dn, err := ldap.ParseDN(e.DN)
+			inGroups := err == nil && !ch.Deleted && (groupBase.EqualFold(dn) || groupBase.AncestorOfFold(dn))
+			inUsers := err == nil && !ch.Deleted && (userBase.EqualFold(dn) || userBase.AncestorOfFold(dn))
+			ch.Outside = !inGroups && !inUsers
 			if isGroupEntry(e) {
 				ch.Group = true
-				ch.Names = e.GetEqualFoldAttributeValues(nameAttr)
-			} else {
+				if inGroups {
+					ch.Names = e.GetEqualFoldAttributeValues(nameAttr)
+				}
+			} else if inUsers {
 				for _, id := range e.GetEqualFoldAttributeValues(s.cfg.UserIDAttribute) {
 					ch.IDKeys = append(ch.IDKeys, UIDKey(id))
 				}
@@ -334,25 +471,6 @@ func isGroupEntry(e *ldap.Entry) bool {
 		}
 	}
 	return false
-}
-
-// searchBases returns the distinct bases to search, dropping one that lies
-// under another.
-func searchBases(a, b string) []string {
-	if dnEqual(a, b) {
-		return []string{a}
-	}
-	pa, errA := ldap.ParseDN(a)
-	pb, errB := ldap.ParseDN(b)
-	if errA == nil && errB == nil {
-		if pa.AncestorOfFold(pb) {
-			return []string{a}
-		}
-		if pb.AncestorOfFold(pa) {
-			return []string{b}
-		}
-	}
-	return []string{a, b}
 }
 
 // clockCSN formats t as the timestamp part of an OpenLDAP CSN, the lowest

@@ -123,7 +123,7 @@ func (s *Source) changesBySID(ctx context.Context, c *conn, since Cursor, now st
 		return cs, nil // the same values, listed differently
 	}
 	seen := map[string]bool{}
-	err := s.changedEntries(ctx, c, csnFilter(ranges), cs, func(e *ldap.Entry) {
+	err := s.changedEntries(ctx, c, s.changeBases(), csnFilter(ranges), nil, cs, func(e *ldap.Entry) {
 		if csnSeen(e.GetAttributeValue("entryCSN"), before) {
 			seen[e.DN] = true
 		}

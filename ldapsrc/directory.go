@@ -20,6 +20,7 @@ type user struct {
 	id       string // normalised; empty when rejected
 	skip     string // reason it cannot be bound, or ""
 	rawIDKey string // lower-cased raw ID, for memberUid lookups
+	identity string // identityKey, or ""
 	primary  string // SID of the AD primary group (primary.go), or ""
 }
 
@@ -60,14 +61,14 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 	// No objectClass outside AD: with many users its values are most of
 	// the bytes read, and there an entry with the ID attribute that matches
 	// userFilter is a user. AD needs it to tell computers from people.
-	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime"}
+	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime", identityAttr(cfg)}
 	if ad {
 		attrs = append(attrs, "objectClass", "objectSid", "primaryGroupID")
 	}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
-		u := &user{dn: e.DN}
+		u := &user{dn: e.DN, identity: identityKey(e, identityAttr(cfg))}
 		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
 		kind := "user"
 		if ad {
@@ -140,9 +141,10 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 // gon is a group entry of the groupOfNames kind (or an AD group with
 // memberResolution expand): its DN and member DNs.
 type gon struct {
-	dn      string
-	sid     string // AD objectSid, whose primary members belong too
-	members []string
+	dn       string
+	identity string // identityKey, or ""
+	sid      string // AD objectSid, whose primary members belong too
+	members  []string
 	// err: the members could not be read completely (a bad range); every
 	// group that reaches this one fails with it.
 	err error
@@ -173,14 +175,15 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 	if extra != "" {
 		filter = "(&" + filter + extra + ")"
 	}
+	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		filter, []string{nameAttr, "member", "uniqueMember", "objectSid"}, nil)
+		filter, []string{nameAttr, "member", "uniqueMember", idAttr, "objectSid"}, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		key := normalizeDN(e.DN)
 		if _, dup := idx.byDN[key]; dup {
 			return nil
 		}
-		g := &gon{dn: e.DN, sid: decodeSID(e.GetRawAttributeValue("objectSid"))}
+		g := &gon{dn: e.DN, identity: identityKey(e, idAttr), sid: decodeSID(e.GetRawAttributeValue("objectSid"))}
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
 			if err != nil {
@@ -227,8 +230,7 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 		r.failAll(names, err)
 		return nil
 	}
-	r.expand(names, groups, users)
-	return nil
+	return r.expand(ctx, names, groups, users)
 }
 
 // targetedBatch bounds the DNs or names in one OR filter of a targeted read.
@@ -301,8 +303,7 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 		r.failAll(names, err)
 		return nil
 	}
-	r.expand(names, groups, users)
-	return nil
+	return r.expand(ctx, names, groups, users)
 }
 
 func (r *resolver) inBatches(values []string, fn func([]string) error) error {
@@ -333,7 +334,7 @@ func (r *resolver) failAll(names []string, err error) {
 
 // expand resolves each named group from the groups and users read: nesting
 // expanded breadth-first with cycle detection and the depth limit.
-func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) {
+func (r *resolver) expand(ctx context.Context, names []string, groups *groupIndex, users *userIndex) error {
 	byDN, byName := groups.byDN, groups.byName
 	maxDepth := r.src.cfg.MaxNestingDepth
 	for _, n := range names {
@@ -351,7 +352,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			res.Err = fmt.Errorf("group name %q is ambiguous: %s all match; narrow ldap.groupBaseDN or use a unique ldap.groupNameAttribute", n, strings.Join(dns, ", "))
 			continue
 		}
-		res.Found, res.DN = true, found[0].dn
+		res.Found, res.DN, res.Identity = true, found[0].dn, found[0].identity
 		if found[0].err != nil {
 			res.Err = found[0].err
 			continue
@@ -365,20 +366,29 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 		visited := map[string]bool{normalizeDN(found[0].dn): true}
 		var reached []string
 		if r.src.Reach {
-			reached = append(reached, normalizeDN(found[0].dn))
+			reached = append(reached, reachKey(found[0].dn, found[0].identity))
 		}
 		type item struct {
 			g     *gon
 			depth int
 		}
 		queue := []item{{found[0], 0}}
+		var unseen []string
 		for len(queue) > 0 && res.Err == nil {
 			it := queue[0]
 			queue = queue[1:]
 			for _, m := range it.g.members {
 				key := normalizeDN(m)
 				if r.src.Reach {
-					reached = append(reached, key)
+					// By identity where the entry was read: a rename or a
+					// move keeps it (the others below).
+					if sub, ok := byDN[key]; ok {
+						reached = append(reached, reachKey(m, sub.identity))
+					} else if u, ok := users.byDN[key]; ok {
+						reached = append(reached, reachKey(m, u.identity))
+					} else {
+						unseen = append(unseen, m)
+					}
 				}
 				if sub, ok := byDN[key]; ok {
 					if visited[key] {
@@ -399,7 +409,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 				}
 				if u, ok := users.byDN[key]; ok {
 					r.take(u, members)
-					t.entry(u.dn, u.raw, u.id, u.skip)
+					t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 					continue
 				}
 				r.skip(r.unseenReason(m), m)
@@ -410,11 +420,20 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			}
 			for _, u := range users.byPrimary[it.g.sid] {
 				if r.src.Reach {
-					reached = append(reached, normalizeDN(u.dn))
+					reached = append(reached, reachKey(u.dn, u.identity))
 				}
 				t.group(it.g.dn, "", []string{u.dn})
 				r.take(u, members)
-				t.entry(u.dn, u.raw, u.id, u.skip)
+				t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
+			}
+		}
+		if res.Err == nil && len(unseen) > 0 {
+			ids, err := r.unseenIdentities(ctx, unseen)
+			if err != nil {
+				return err
+			}
+			for _, m := range unseen {
+				reached = append(reached, reachKey(m, ids[normalizeDN(m)]))
 			}
 		}
 		if res.Err == nil {
@@ -424,6 +443,7 @@ func (r *resolver) expand(names []string, groups *groupIndex, users *userIndex) 
 			}
 		}
 	}
+	return nil
 }
 
 // resolveRFC2307 finds posixGroups by name and validates their memberUid
@@ -472,7 +492,7 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 		}
 		members := map[string]struct{}{}
 		if r.src.Reach {
-			g.Reached = append(g.Reached, normalizeDN(g.DN))
+			g.Reached = append(g.Reached, reachKey(g.DN, g.Identity))
 		}
 		for _, uid := range r.direct[n] {
 			if r.src.Reach {
@@ -481,11 +501,11 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 			}
 			if u, ok := users.byID[strings.ToLower(strings.TrimSpace(uid))]; ok {
 				if r.src.Reach {
-					g.Reached = append(g.Reached, normalizeDN(u.dn))
+					g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
 				}
 				r.take(u, members)
 				if r.src.Trace {
-					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip})
+					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
 				}
 				continue
 			}

@@ -166,14 +166,14 @@ func (r *resolver) addPrimaryMembers(ctx context.Context, names []string) {
 			for _, u := range users.byPrimary[gs.sid] {
 				r.take(u, set)
 				if r.src.Reach {
-					g.Reached = append(g.Reached, normalizeDN(u.dn))
+					g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
 				}
 				if r.src.Trace {
 					path := []string{n}
 					if !dnEqual(gs.dn, g.DN) {
 						path = append(path, rdnValue(gs.dn))
 					}
-					g.Memberships = append(g.Memberships, Membership{RawID: u.raw, ID: u.id, DN: u.dn, Path: path, Skip: u.skip})
+					g.Memberships = append(g.Memberships, Membership{RawID: u.raw, ID: u.id, DN: u.dn, Path: path, Skip: u.skip, Identity: IdentityLabel(u.identity)})
 				}
 			}
 		}

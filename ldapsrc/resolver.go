@@ -31,6 +31,8 @@ type resolver struct {
 	direct map[string][]string
 	// pageSize, once set, is the page size the server accepted.
 	pageSize int
+	// unseenIDs caches unseenIdentities: normalised DN -> identity or "".
+	unseenIDs map[string]string
 	// targeted reads only the entries the named groups lead to, instead
 	// of every group and user (Source.ResolveTargeted).
 	targeted bool
@@ -136,8 +138,9 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 		byKey[strings.ToLower(n)] = n
 	}
 	b.WriteString("))")
+	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, b.String(), append([]string{attr, "objectSid"}, q.memberAttrs...), nil)
+		0, 0, false, b.String(), append([]string{attr, idAttr, "objectSid"}, q.memberAttrs...), nil)
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
@@ -150,7 +153,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 				dups[name] = append(dups[name], e.DN)
 				continue
 			}
-			g.Found, g.DN = true, e.DN
+			g.Found, g.DN, g.Identity = true, e.DN, identityKey(e, idAttr)
 			if sid := decodeSID(e.GetRawAttributeValue("objectSid")); sid != "" {
 				r.primaryGroups().sids[name] = []groupSID{{sid, e.DN}}
 			}

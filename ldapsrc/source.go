@@ -49,6 +49,9 @@ type Group struct {
 	Name string
 	// DN of the group entry; empty when not found.
 	DN string
+	// Identity is the group entry's stable identity (objectGUID or
+	// entryUUID, as a Reached key); empty when the server shows none.
+	Identity string
 	// Found is false when no group of that name exists. A missing group
 	// contributes no members but is not an error.
 	Found bool
@@ -58,9 +61,12 @@ type Group struct {
 	Err error
 	// Memberships explains every member entry seen (only with Source.Trace).
 	Memberships []Membership
-	// Reached holds the normalised DNs of the group, every nested group and
-	// every member entry it names, bound or skipped (only with
-	// Source.Reach): a change to any of them may change Members.
+	// Reached holds the group, every nested group and every member entry
+	// it names, bound or skipped (only with Source.Reach): a change to any
+	// of them may change Members. Entries read are held by their stable
+	// identity (objectGUID, entryUUID), so a rename, a move or a deletion
+	// is matched; a member DN that names nothing readable by its
+	// normalised DN.
 	Reached []string
 }
 

@@ -17,11 +17,14 @@ type Membership struct {
 	Path []string `json:"path"`
 	// Skip is why the member is not bound (disabled, invalid_id, ...), or "".
 	Skip string `json:"skip,omitempty"`
+	// Identity is the entry's stable identity as the server holds it
+	// (IdentityLabel form: "objectGUID …", "entryUUID …"), or "".
+	Identity string `json:"identity,omitempty"`
 }
 
 // traced is a member entry seen while resolving, before paths are known.
 type traced struct {
-	dn, rawID, id, skip string
+	dn, rawID, id, skip, identity string
 }
 
 // tracer collects, per group, the nesting graph and the member entries.
@@ -47,11 +50,11 @@ func (t *tracer) group(dn, name string, members []string) {
 	t.names[key] = name
 }
 
-func (t *tracer) entry(dn, rawID, id, skip string) {
+func (t *tracer) entry(dn, rawID, id, skip, identity string) {
 	if t == nil {
 		return
 	}
-	t.entries = append(t.entries, traced{dn: dn, rawID: rawID, id: id, skip: skip})
+	t.entries = append(t.entries, traced{dn: dn, rawID: rawID, id: id, skip: skip, identity: identity})
 }
 
 // memberships walks the graph from the top group and returns, per member
@@ -91,7 +94,7 @@ func (t *tracer) memberships(topDN, topName string) []Membership {
 		if !ok {
 			p = []string{topName} // reached through a group we could not see
 		}
-		out = append(out, Membership{RawID: e.rawID, ID: e.id, DN: e.dn, Path: p, Skip: e.skip})
+		out = append(out, Membership{RawID: e.rawID, ID: e.id, DN: e.dn, Path: p, Skip: e.skip, Identity: IdentityLabel(e.identity)})
 	}
 	return out
 }

@@ -22,6 +22,10 @@ type BindingExplanation struct {
 	// Why lists the reasons it is not granted (or partly not): not a member,
 	// disabled, rejected ID, skipped kind, group missing, lookup failed.
 	Why []string `json:"why,omitempty"`
+	// Entries are the directory entries that matched the user, each with
+	// its stable identity ("CN=alice,OU=… (objectGUID 6f1c…)"): the
+	// identity survives renames and moves, and is never another entry's.
+	Entries []string `json:"entries,omitempty"`
 	// Holds: the binding holds the user now; HandAdded: not added by us.
 	Holds     bool `json:"holds"`
 	HandAdded bool `json:"handAdded,omitempty"`
@@ -151,6 +155,13 @@ func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*lda
 				continue
 			}
 			member = true
+			entry := ms.DN
+			if ms.Identity != "" {
+				entry += " (" + ms.Identity + ")"
+			}
+			if !slices.Contains(e.Entries, entry) {
+				e.Entries = append(e.Entries, entry)
+			}
 			path := append([]string{m.user}, reversed(ms.Path)...)
 			if ms.Skip == "" {
 				e.Granted = true
@@ -226,6 +237,9 @@ func printBinding(w io.Writer, role string, e BindingExplanation) {
 	}
 	for _, why := range e.Why {
 		fmt.Fprintf(w, "            %s\n", why)
+	}
+	for _, entry := range e.Entries {
+		fmt.Fprintf(w, "            entry %s\n", entry)
 	}
 	holds := "the binding does not hold them"
 	switch {

@@ -117,6 +117,36 @@ func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
 		reached[name] = g.Reached
 	}
 	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, reached: reached, failed: failed}
+	if mark != nil {
+		s.noteDeletions(mark.Deletions)
+	}
+}
+
+// noteDeletions says once whether polls see deletions, and keeps the
+// runai_ldap_sync_directory_poll_blind gauge; called with s.mu held.
+func (s *Syncer) noteDeletions(visible bool) {
+	if s.metrics != nil {
+		v := 0.0
+		if !visible {
+			v = 1
+		}
+		s.metrics.PollBlind.WithLabelValues("deletion").Set(v)
+	}
+	switch {
+	case !visible && !s.blindDeletions:
+		s.blindDeletions = true
+		if s.cfg.LDAP.Schema == config.SchemaActiveDirectory {
+			s.log.Warn("polls cannot see deleted users and groups: the bind account reads no deleted objects (Show Deleted control); " +
+				"a deletion reaches the bindings at the next full cycle (or when the deletion also changes a group). " +
+				"Grant the account List Contents and Read Property on CN=Deleted Objects (docs/operations.md) to have polls carry deletions")
+		} else {
+			s.log.Warn("polls cannot see deleted entries (this directory keeps no record of them): a deleted group, or a deleted member " +
+				"whose groups do not change with it (refint overlay), reaches the bindings at the next full cycle")
+		}
+	case visible && s.blindDeletions:
+		s.blindDeletions = false
+		s.log.Info("polls now see deleted users and groups")
+	}
 }
 
 // Poll asks the directory what changed since the last cycle or poll and
@@ -316,13 +346,17 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 
 // affectedGroups returns the configured group names a change set may
 // change: a changed group of that name (created, renamed to it, members
-// changed), or a changed entry the group reached last time (a nested
-// group, a member disabled or renamed).
+// changed), or a changed entry the group reached last time, by identity
+// or DN (a nested group, a member disabled, renamed, moved or deleted).
 func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]string, m *metrics.Metrics) []string {
 	keys := make(map[string]struct{}, len(cs.Entries))
 	names := map[string]struct{}{}
 	for _, e := range cs.Entries {
 		keys[e.Key] = struct{}{}
+		if e.ID != "" {
+			// A renamed, moved or deleted entry keeps its identity.
+			keys[e.ID] = struct{}{}
+		}
 		for _, k := range e.IDKeys {
 			keys[k] = struct{}{}
 		}
@@ -358,6 +392,9 @@ func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]st
 				kind = "group"
 			}
 			_, relevant := hit[e.Key]
+			if _, ok := hit[e.ID]; ok && e.ID != "" {
+				relevant = true
+			}
 			for _, k := range e.IDKeys {
 				if _, ok := hit[k]; ok {
 					relevant = true

@@ -102,6 +102,9 @@ type Syncer struct {
 	changesOff bool
 	// cycleWanted is set when a poll saw what only a full cycle handles.
 	cycleWanted bool
+	// blindDeletions is set once the daemon has said that polls cannot see
+	// deletions, so it says so once, not every cycle.
+	blindDeletions bool
 	// provisioned maps the namespaces this process created or labelled to
 	// their project, until the informer reports the write.
 	provisioned map[string]string

@@ -69,6 +69,7 @@ type Metrics struct {
 	Incremental      *prometheus.CounterVec
 	Propagation      prometheus.Histogram
 	ForcedCycles     *prometheus.CounterVec
+	PollBlind        *prometheus.GaugeVec
 	bindingLabelKeys []string
 }
 
@@ -139,6 +140,8 @@ func NewMetrics(version string) *Metrics {
 			Help: "Time from a poll seeing a directory change to the binding written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		ForcedCycles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
 			Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed, cursor_lost, new_project)."}, []string{"reason"}),
+		PollBlind: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "directory_poll_blind",
+			Help: "1 when polls cannot see this kind of directory change (deletion), which then reaches the bindings at the next full cycle; 0 when they can."}, []string{"change"}),
 		NamespacesProvisioned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "namespaces_provisioned_total",
 			Help: "Project namespaces created or labelled (projects.createNamespaces, labelExistingNamespaces), by action (create, label)."}, []string{"action"}),
 		TemplateApplied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_objects_applied_total",
@@ -154,7 +157,7 @@ func NewMetrics(version string) *Metrics {
 	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
 		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events,
-		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles,
+		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles, m.PollBlind,
 		m.NamespacesProvisioned, m.TemplateApplied, m.TemplateDrift, m.ProjectsDiscovered, m.ProjectsOrphaned)
 	m.BuildInfo.WithLabelValues(version).Set(1)
 	// Pre-create label values so alerts see zeros, not absent series.
@@ -173,6 +176,7 @@ func NewMetrics(version string) *Metrics {
 	m.ForcedCycles.WithLabelValues(PollServerChanged)
 	m.ForcedCycles.WithLabelValues(PollCursorLost)
 	m.ForcedCycles.WithLabelValues(ForcedNewProject)
+	m.PollBlind.WithLabelValues("deletion")
 	for _, a := range []string{"create", "label"} {
 		m.NamespacesProvisioned.WithLabelValues(a)
 	}

@@ -182,9 +182,10 @@ type LDAP struct {
 	// UserFilter narrows which entries count as users (groupOfNames and
 	// rfc2307 schemas), e.g. "(objectClass=inetOrgPerson)".
 	UserFilter string `yaml:"userFilter"`
-	// MemberResolution (activeDirectory): inChain asks the server for each
-	// group's transitive members; expand reads every group and user once
-	// and expands nesting here (fewer, larger searches).
+	// MemberResolution (activeDirectory): expand (default) reads every
+	// group and user under the bases once and expands nesting here; inChain
+	// asks the server for each group's transitive members, one search per
+	// group (on Samba about 1–2 s each: docs/performance.md).
 	MemberResolution string `yaml:"memberResolution"`
 	// MaxNestingDepth bounds nested group expansion (groupOfNames schema);
 	// a deeper chain is an error for the group, never a shorter list.
@@ -305,7 +306,7 @@ func Default() Config {
 			Timeout:            30 * time.Second,
 			CycleTimeout:       10 * time.Minute,
 			MaxNestingDepth:    10,
-			MemberResolution:   ResolveInChain,
+			MemberResolution:   ResolveExpand,
 		},
 		Projects:   Projects{NamespaceLabel: "runai/queue", MaxNewPerCycle: DefaultMaxNewPerCycle},
 		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},

@@ -205,9 +205,10 @@ func TestActiveDirectoryShapes(t *testing.T) {
 		}
 	})
 
-	t.Run("memberResolution expand gives the same answers in two searches", func(t *testing.T) {
-		expand := func(c *config.LDAP) { c.MemberResolution = config.ResolveExpand }
-		res := resolve(t, e.adConfig(expand), "cyc-a", "cyc-b", "mixed", "no-such-group")
+	// The subtests above run the default, expand; inChain must agree.
+	t.Run("memberResolution inChain gives the same answers, one search per group", func(t *testing.T) {
+		inChain := func(c *config.LDAP) { c.MemberResolution = config.ResolveInChain }
+		res := resolve(t, e.adConfig(inChain), "cyc-a", "cyc-b", "mixed", "no-such-group")
 		for _, g := range []string{"cyc-a", "cyc-b"} {
 			wantMembers(t, res, g, "alice", "bob", "carol")
 		}
@@ -220,7 +221,7 @@ func TestActiveDirectoryShapes(t *testing.T) {
 		if g := res.Groups["no-such-group"]; g.Found || g.Err != nil {
 			t.Errorf("missing group: %+v", g)
 		}
-		res = resolve(t, e.adConfig(func(c *config.LDAP) { expand(c); c.BaseDN = e.samba.BaseDN; c.UserBaseDN = e.ou }), "far")
+		res = resolve(t, e.adConfig(func(c *config.LDAP) { inChain(c); c.BaseDN = e.samba.BaseDN; c.UserBaseDN = e.ou }), "far")
 		wantMembers(t, res, "far", "alice")
 		if res.Skipped[ldapsrc.SkipOutsideBase] != 1 {
 			t.Errorf("skipped = %v, want outside_base 1", res.Skipped)

@@ -45,6 +45,8 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 			g.Memberships = t.memberships(g.DN, n)
 		}
 	}
+	// Primary groups are in no member value (primary.go).
+	r.addPrimaryMembers(ctx, names)
 	return nil
 }
 
@@ -54,7 +56,7 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct []string, t *tracer, name string) ([]string, []string, error) {
 	cfg := r.src.cfg
 	chain := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
-	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID}
+	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID, "objectSid"}
 	seen := map[string]struct{}{}
 	// Every member DN named by the group or a nested group, and every entry
 	// the in-chain search returned (with its identity): the difference is
@@ -70,7 +72,11 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 		found[normalizeDN(e.DN)] = reachKey(e.DN, ident)
 		switch kind := classify(e); kind {
 		case "group":
-			// Nested group: its members come in this same search.
+			// Nested group: its members come in this same search; its
+			// primary members from addPrimaryMembers.
+			if sid := decodeSID(e.GetRawAttributeValue("objectSid")); sid != "" && r.primary != nil {
+				r.primary.sids[name] = append(r.primary.sids[name], groupSID{sid, e.DN})
+			}
 			nested, err := r.multiValued(ctx, e, "member")
 			if err != nil {
 				return err

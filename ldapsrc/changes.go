@@ -29,7 +29,9 @@ type Cursor struct {
 	CSN string `json:"csn,omitempty"`
 	// ContextDN is the naming context whose contextCSN (kept by the
 	// syncprov overlay) tells at a glance whether anything changed, and
-	// ContextCSN its value at the cursor; empty without syncprov.
+	// ContextCSN its value at the cursor; empty without syncprov. Its
+	// values, one per server ID, are the cursor of replicated servers
+	// (csn.go); CSN alone serves only where there is no contextCSN.
 	ContextDN  string `json:"contextDN,omitempty"`
 	ContextCSN string `json:"contextCSN,omitempty"`
 	// Base is where Active Directory change searches run: the naming
@@ -388,6 +390,10 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 		}
 		if now != "" && now == since.ContextCSN {
 			return cs, nil
+		}
+		if now != "" && since.ContextCSN != "" {
+			// One cursor per server ID (csn.go).
+			return s.changesBySID(ctx, c, since, now, cs)
 		}
 		cs.Next.ContextCSN = now
 	}

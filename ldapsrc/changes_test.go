@@ -156,11 +156,14 @@ func TestChangesEntryCSN(t *testing.T) {
 		if req.Scope == ldap.ScopeBaseObject {
 			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(req.BaseDN, map[string][]string{"entryCSN": {csn1}, "contextCSN": {contextCSN}})}}
 		}
-		if strings.Contains(req.Filter, csn2) {
-			return fakeAnswer{} // nothing after csn2
+		if !strings.Contains(req.Filter, "entryCSN>="+csn1) {
+			return fakeAnswer{}
 		}
-		return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("cn=g,"+fakeBase, map[string][]string{
-			"objectClass": {"groupOfNames"}, "cn": {"g"}, "entryCSN": {csn2}})}}
+		// The entry at the cursor matches the range too: it was seen.
+		return fakeAnswer{Entries: []*ldap.Entry{
+			ldap.NewEntry("cn=seen,"+fakeBase, map[string][]string{"objectClass": {"groupOfNames"}, "cn": {"seen"}, "entryCSN": {csn1}}),
+			ldap.NewEntry("cn=g,"+fakeBase, map[string][]string{"objectClass": {"groupOfNames"}, "cn": {"g"}, "entryCSN": {csn2}}),
+		}}
 	})
 	s := fakeSource(t, srv.URL(), config.SchemaGroupOfNames, 500)
 	defer s.ClosePolls()
@@ -183,8 +186,11 @@ func TestChangesEntryCSN(t *testing.T) {
 		t.Fatalf("poll: %+v, %v", cs, err)
 	}
 	last := srv.Searches()[len(srv.Searches())-1]
-	if want := "(&(entryCSN>=" + csn1 + ")(!(entryCSN=" + csn1 + ")))"; last.Filter != want {
-		t.Errorf("filter %q, want %q (strictly after the cursor)", last.Filter, want)
+	if want := "(&(entryCSN>=" + csn1 + ")(entryCSN<=" + csn2 + "))"; last.Filter != want {
+		t.Errorf("filter %q, want %q (the server ID's range since the cursor)", last.Filter, want)
+	}
+	if cs.Entries[0].DN != "cn=g,"+fakeBase {
+		t.Errorf("poll returned %s, want only the entry after the cursor", cs.Entries[0].DN)
 	}
 	if cs, err = s.Changes(context.Background(), cs.Next); err != nil || len(cs.Entries) != 0 || cs.Searches != 1 {
 		t.Errorf("idle poll after the change: %+v, %v", cs, err)

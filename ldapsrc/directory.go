@@ -21,6 +21,7 @@ type user struct {
 	skip     string // reason it cannot be bound, or ""
 	rawIDKey string // lower-cased raw ID, for memberUid lookups
 	identity string // identityKey, or ""
+	primary  string // SID of the AD primary group (primary.go), or ""
 }
 
 // userIndex holds every user under the user base, read in one paged
@@ -28,10 +29,12 @@ type user struct {
 type userIndex struct {
 	byDN map[string]*user // normalised DN
 	byID map[string]*user // lower-cased raw ID value
+	// byPrimary: AD users by the SID of their primary group.
+	byPrimary map[string][]*user
 }
 
 func newUserIndex() *userIndex {
-	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}}
+	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}, byPrimary: map[string][]*user{}}
 }
 
 // readUsers reads every user entry under the user base.
@@ -60,7 +63,7 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 	// userFilter is a user. AD needs it to tell computers from people.
 	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime", identityAttr(cfg)}
 	if ad {
-		attrs = append(attrs, "objectClass")
+		attrs = append(attrs, "objectClass", "objectSid", "primaryGroupID")
 	}
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
@@ -88,7 +91,16 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 			}
 			u.id = id
 		}
-		idx.byDN[normalizeDN(e.DN)] = u
+		key := normalizeDN(e.DN)
+		if _, dup := idx.byDN[key]; dup {
+			return nil // read twice (targeted reads): once is enough
+		}
+		idx.byDN[key] = u
+		if ad {
+			if u.primary = primaryGroupSID(e.GetRawAttributeValue("objectSid"), e.GetAttributeValue("primaryGroupID")); u.primary != "" {
+				idx.byPrimary[u.primary] = append(idx.byPrimary[u.primary], u)
+			}
+		}
 		if len(raw) > 0 {
 			u.raw = raw[0]
 			u.rawIDKey = strings.ToLower(strings.TrimSpace(raw[0]))
@@ -131,6 +143,7 @@ func (r *resolver) take(u *user, into map[string]struct{}) {
 type gon struct {
 	dn       string
 	identity string // identityKey, or ""
+	sid      string // AD objectSid, whose primary members belong too
 	members  []string
 	// err: the members could not be read completely (a bad range); every
 	// group that reaches this one fails with it.
@@ -164,13 +177,13 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 	}
 	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		filter, []string{nameAttr, "member", "uniqueMember", idAttr}, nil)
+		filter, []string{nameAttr, "member", "uniqueMember", idAttr, "objectSid"}, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		key := normalizeDN(e.DN)
 		if _, dup := idx.byDN[key]; dup {
 			return nil
 		}
-		g := &gon{dn: e.DN, identity: identityKey(e, idAttr)}
+		g := &gon{dn: e.DN, identity: identityKey(e, idAttr), sid: decodeSID(e.GetRawAttributeValue("objectSid"))}
 		for _, attr := range []string{"member", "uniqueMember"} {
 			vals, err := r.multiValued(ctx, e, attr)
 			if err != nil {
@@ -279,6 +292,16 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 				}
 			}
 		}
+	}
+	// AD primary groups are in no member value: the users whose primary
+	// group is one of the groups read.
+	var sids []string
+	for _, g := range groups.byDN {
+		sids = append(sids, g.sid)
+	}
+	if err := r.readPrimaryMembers(ctx, sids, users); err != nil {
+		r.failAll(names, err)
+		return nil
 	}
 	return r.expand(ctx, names, groups, users)
 }
@@ -390,6 +413,18 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 					continue
 				}
 				r.skip(r.unseenReason(m), m)
+			}
+			// AD primary members of this group (primary.go).
+			if pm := users.byPrimary[it.g.sid]; len(pm) > 0 && sidRID(it.g.sid) == domainUsersRID {
+				r.warnDomainWide(n, it.g.dn, len(pm))
+			}
+			for _, u := range users.byPrimary[it.g.sid] {
+				if r.src.Reach {
+					reached = append(reached, reachKey(u.dn, u.identity))
+				}
+				t.group(it.g.dn, "", []string{u.dn})
+				r.take(u, members)
+				t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 			}
 		}
 		if res.Err == nil && len(unseen) > 0 {

@@ -33,6 +33,9 @@ func fakeSource(t *testing.T, url, schema string, pageSize int) *Source {
 	cfg.Schema = schema
 	cfg.PageSize = pageSize
 	cfg.Timeout = 5 * time.Second
+	// These fakes answer AD's in-chain member searches (the default is
+	// expand): the failure cases here are the in-chain path's.
+	cfg.MemberResolution = config.ResolveInChain
 	return New(cfg, zap.NewNop())
 }
 

@@ -36,6 +36,9 @@ type resolver struct {
 	// targeted reads only the entries the named groups lead to, instead
 	// of every group and user (Source.ResolveTargeted).
 	targeted bool
+	// primary: groups whose primary members are added (primary.go).
+	primary *primaryState
+	warned  map[string]bool // groups warned about reaching Domain Users
 }
 
 func newResolver(s *Source, c *conn) *resolver {
@@ -137,7 +140,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 	b.WriteString("))")
 	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, b.String(), append([]string{attr, idAttr}, q.memberAttrs...), nil)
+		0, 0, false, b.String(), append([]string{attr, idAttr, "objectSid"}, q.memberAttrs...), nil)
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
@@ -151,6 +154,9 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 				continue
 			}
 			g.Found, g.DN, g.Identity = true, e.DN, identityKey(e, idAttr)
+			if sid := decodeSID(e.GetRawAttributeValue("objectSid")); sid != "" {
+				r.primaryGroups().sids[name] = []groupSID{{sid, e.DN}}
+			}
 			var direct []string
 			for _, ma := range q.memberAttrs {
 				vals, err := r.multiValued(ctx, e, ma)

@@ -122,10 +122,17 @@ type SlapdOptions struct {
 	// SyncProv adds the syncprov overlay (what replicated OpenLDAP runs), which keeps the
 	// suffix entry's contextCSN: the highest change sequence number of the database.
 	SyncProv bool
+	// ServerID, if not 0, is the server's olcServerID: the SID in the entryCSN of the changes it
+	// makes. Replicas that accept writes need distinct ones (StartSlapdMirror sets them).
+	ServerID int
 
 	// LogLevel is passed to slapd -d; default "none" (only messages logged at every level).
 	// "stats" logs every operation to Dir/slapd.log.
 	LogLevel string
+
+	// data, if set, replaces the generated base entries and LDIF: a slapcat of a peer, so
+	// replicas start with the same entries, entryUUIDs and entryCSNs.
+	data []byte
 }
 
 // Slapd is a running OpenLDAP server listening on 127.0.0.1 only.
@@ -155,6 +162,8 @@ type Slapd struct {
 	mu   sync.Mutex
 	proc *process
 	conn *ldap.Conn // admin connection shared by the seeding helpers
+
+	peer *Slapd // the provider this server replicates from (StartSlapdMirror)
 }
 
 // slapdBins locates the OpenLDAP programs, modules and schema files.
@@ -318,6 +327,7 @@ func startSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 		readerDN:   s.ReaderDN,
 		configPass: s.AdminPassword,
 		syncProv:   opts.SyncProv,
+		serverID:   opts.ServerID,
 	})
 	configFile := filepath.Join(dir, "config.ldif")
 	if err := os.WriteFile(configFile, config, 0o600); err != nil {
@@ -337,6 +347,9 @@ func startSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 	writeLDIFAttr(&base, "userPassword", s.ReaderPassword)
 	base.WriteString("\n")
 	data := io.MultiReader(&base, bytes.NewReader(opts.LDIF), strings.NewReader("\n"))
+	if opts.data != nil {
+		data = bytes.NewReader(opts.data)
+	}
 	loadStart := time.Now()
 	if err := runSlapdTool(ctx, filepath.Join(dir, "slapadd-data.log"), bins.slapadd, data,
 		"-q", "-F", confDir, "-b", suffix); err != nil {
@@ -527,6 +540,7 @@ type slapdConfig struct {
 	readerDN                           string
 	configPass                         string
 	syncProv                           bool
+	serverID                           int
 }
 
 // slapdDBIndexes are the mdb equality indexes: everything clients and the overlays search by.
@@ -560,6 +574,9 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 	line("olcTLSCertificateFile", c.certFile)
 	line("olcTLSCertificateKeyFile", c.keyFile)
 	raw("olcToolThreads: 2")
+	if c.serverID != 0 {
+		line("olcServerID", strconv.Itoa(c.serverID))
+	}
 	raw("")
 
 	raw("dn: cn=module{0},cn=config")

@@ -281,7 +281,16 @@ type Kubernetes struct {
 	RunaiNamespace string  `yaml:"runaiNamespace"`
 	QPS            float32 `yaml:"qps"`
 	Burst          int     `yaml:"burst"`
+	// MaxBindingShards is how many shards (<name>-1, -2, …) a binding may
+	// spread its users over when they would pass the safe size of one
+	// binding; at most MaxBindingShardsLimit, which the RBAC rules and the
+	// admission policy allow. 0: never shard.
+	MaxBindingShards int `yaml:"maxBindingShards"`
 }
+
+// MaxBindingShardsLimit is the most shards the deploy manifests allow a
+// binding (kube.MaxShards).
+const MaxBindingShardsLimit = 16
 
 // Server holds the HTTP listener for /metrics, /healthz and /readyz.
 type Server struct {
@@ -309,7 +318,7 @@ func Default() Config {
 			MemberResolution:   ResolveExpand,
 		},
 		Projects:   Projects{NamespaceLabel: "runai/queue", MaxNewPerCycle: DefaultMaxNewPerCycle},
-		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100},
+		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100, MaxBindingShards: MaxBindingShardsLimit},
 		Server:     Server{Address: ":9090"},
 		LeaderElection: LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync",
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second},
@@ -487,6 +496,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Kubernetes.QPS <= 0 {
 		add("kubernetes.qps", "must be positive, got %v", c.Kubernetes.QPS)
+	}
+	if c.Kubernetes.MaxBindingShards < 0 || c.Kubernetes.MaxBindingShards > MaxBindingShardsLimit {
+		add("kubernetes.maxBindingShards", "must be between 0 and %d (the shard names the RBAC rules and the admission policy allow), got %d",
+			MaxBindingShardsLimit, c.Kubernetes.MaxBindingShards)
 	}
 	if c.Kubernetes.Burst <= 0 {
 		add("kubernetes.burst", "must be positive, got %d", c.Kubernetes.Burst)

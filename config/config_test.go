@@ -49,7 +49,7 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 		cfg.LDAP.PageSize != 500 || cfg.LDAP.Timeout != 30*time.Second || cfg.LDAP.GroupNameAttribute != "cn" {
 		t.Errorf("LDAP defaults not applied: %+v", cfg.LDAP)
 	}
-	if cfg.Kubernetes.RunaiNamespace != "runai" || cfg.Server.Address != ":9090" || cfg.Policy != PolicySync {
+	if cfg.Kubernetes.RunaiNamespace != "runai" || cfg.Kubernetes.MaxBindingShards != 16 || cfg.Server.Address != ":9090" || cfg.Policy != PolicySync {
 		t.Errorf("defaults not applied: %+v %+v %q", cfg.Kubernetes, cfg.Server, cfg.Policy)
 	}
 	if len(cfg.Projects.Static) != 1 || cfg.Projects.Static[0].Namespace != "ml-team-a" {
@@ -123,6 +123,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad member resolution", "  bindDN:", "  memberResolution: recursive\n  bindDN:", "ldap.memberResolution", "inChain"},
 		{"bad nesting depth", "  bindDN:", "  maxNestingDepth: 0\n  bindDN:", "ldap.maxNestingDepth", "between"},
 		{"bad case", "  bindDN:", "  userIDCase: upper\n  bindDN:", "ldap.userIDCase", "upper"},
+		{"too many shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: 17", "kubernetes.maxBindingShards", "between 0 and 16"},
+		{"negative shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: -1", "kubernetes.maxBindingShards", "between 0 and 16"},
 		{"bad page size", "  bindDN:", "  pageSize: 0\n  bindDN:", "ldap.pageSize", "between"},
 		{"bad timeout", "  bindDN:", "  timeout: -1s\n  bindDN:", "ldap.timeout", "positive"},
 		{"unparsable timeout", "  bindDN:", "  timeout: soon\n  bindDN:", "", "soon"},

@@ -70,8 +70,12 @@ func ExecutorRef(ns string) Ref {
 	return Ref{Kind: KindRoleBinding, Namespace: ns, Name: ExecutorBinding}
 }
 
-// ExpectedRoleRef is the roleRef Run:AI's templates give each binding.
+// ExpectedRoleRef is the roleRef Run:AI's templates give each binding; a
+// shard has the roleRef of the binding it extends.
 func ExpectedRoleRef(name string) rbacv1.RoleRef {
+	if base, _, ok := ShardBase(Ref{Name: name}); ok {
+		name = base.Name
+	}
 	role := map[string]string{ViewerBinding: ViewerRole, ExecutorBinding: ExecutorRole, IndexMapBinding: IndexMapRole}[name]
 	return rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}
 }

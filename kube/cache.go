@@ -53,6 +53,8 @@ type Cache struct {
 	h       Handlers
 
 	exec, indexMap, viewer, ns cache.SharedIndexInformer
+	// rbShards and crbShards watch the shards (label ShardOfLabel).
+	rbShards, crbShards cache.SharedIndexInformer
 	// tmpl watches the template's RoleBindings; nil without a template.
 	tmpl cache.SharedIndexInformer
 
@@ -85,6 +87,9 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
 	ca.viewer = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, byName(ViewerBinding))
 	ca.ns = corev1informers.NewNamespaceInformer(c.cs, 0, noIndex)
+	shards := func(o *metav1.ListOptions) { o.LabelSelector = ShardOfLabel }
+	ca.rbShards = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, shards)
+	ca.crbShards = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, shards)
 	if h.TemplateSelector != "" {
 		ca.tmpl = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, func(o *metav1.ListOptions) {
 			o.LabelSelector = h.TemplateSelector
@@ -99,6 +104,8 @@ func (c *Cache) informers() map[string]cache.SharedIndexInformer {
 		"RoleBinding " + c.runaiNS + "/" + IndexMapBinding: c.indexMap,
 		"ClusterRoleBinding " + ViewerBinding:              c.viewer,
 		"namespaces":                                       c.ns,
+		"shard RoleBindings":                               c.rbShards,
+		"shard ClusterRoleBindings":                        c.crbShards,
 	}
 	if c.tmpl != nil {
 		m["template RoleBindings"] = c.tmpl
@@ -123,15 +130,15 @@ func (c *Cache) Start(ctx context.Context) error {
 			}
 		}
 	}
-	for _, inf := range []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer} {
+	for _, inf := range c.bindingInformers() {
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: func(obj any, initial bool) {
 				if !initial {
-					c.bindingEvent(obj, false)
+					c.bindingEvent(inf, obj, false)
 				}
 			},
-			UpdateFunc: func(_, obj any) { c.bindingEvent(obj, false) },
-			DeleteFunc: func(obj any) { c.bindingEvent(obj, true) },
+			UpdateFunc: func(_, obj any) { c.bindingEvent(inf, obj, false) },
+			DeleteFunc: func(obj any) { c.bindingEvent(inf, obj, true) },
 		}); err != nil {
 			return fmt.Errorf("register binding handler: %w", err)
 		}
@@ -275,7 +282,9 @@ func stripManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
-func (c *Cache) bindingEvent(obj any, deleted bool) {
+// bindingEvent reports a change seen by inf, if inf is the informer of
+// that binding (a shard informer sees anything carrying the shard label).
+func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj, deleted = d.Obj, true
 	}
@@ -294,6 +303,9 @@ func (c *Cache) bindingEvent(obj any, deleted bool) {
 			b = fromClusterRoleBinding(o)
 		}
 	default:
+		return
+	}
+	if c.informerFor(ref) != inf {
 		return
 	}
 	c.caughtUp(ref, rv)
@@ -362,9 +374,9 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 		return c.client.Bindings(ctx, runaiNS)
 	}
 	out := map[Ref]*Binding{}
-	for _, inf := range []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer} {
+	for _, inf := range c.bindingInformers() {
 		for _, o := range inf.GetStore().List() {
-			if b := toBinding(o); b != nil {
+			if b := toBinding(o); b != nil && (c.informerFor(b.Ref) == inf) {
 				out[b.Ref] = b
 			}
 		}
@@ -404,8 +416,16 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	return b, nil
 }
 
+func (c *Cache) bindingInformers() []cache.SharedIndexInformer {
+	return []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer, c.rbShards, c.crbShards}
+}
+
 func (c *Cache) informerFor(ref Ref) cache.SharedIndexInformer {
 	switch {
+	case IsShard(ref) && ref.Kind == KindClusterRoleBinding:
+		return c.crbShards
+	case IsShard(ref):
+		return c.rbShards
 	case ref.Kind == KindClusterRoleBinding && ref.Name == ViewerBinding:
 		return c.viewer
 	case ref.Kind == KindRoleBinding && ref.Name == ExecutorBinding:

@@ -173,6 +173,9 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 		}
 		opts.Continue = list.Continue
 	}
+	if err := c.shards(ctx, out); err != nil {
+		return nil, err
+	}
 	viewer, err := c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ViewerBinding, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -192,6 +195,44 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 		out[b.Ref] = b
 	}
 	return out, nil
+}
+
+// shards adds every shard (label ShardOfLabel, a shard's name) to out: one
+// paged LIST of RoleBindings and one of ClusterRoleBindings, whatever the
+// number of projects.
+func (c *Client) shards(ctx context.Context, out map[Ref]*Binding) error {
+	opts := metav1.ListOptions{Limit: listPageSize, LabelSelector: ShardOfLabel}
+	for {
+		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list shard RoleBindings (label %s): %w", ShardOfLabel, err)
+		}
+		for i := range list.Items {
+			if b := fromRoleBinding(&list.Items[i]); IsShard(b.Ref) {
+				out[b.Ref] = b
+			}
+		}
+		if list.Continue == "" {
+			break
+		}
+		opts.Continue = list.Continue
+	}
+	opts.Continue = ""
+	for {
+		list, err := c.cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list shard ClusterRoleBindings (label %s): %w", ShardOfLabel, err)
+		}
+		for i := range list.Items {
+			if b := fromClusterRoleBinding(&list.Items[i]); IsShard(b.Ref) {
+				out[b.Ref] = b
+			}
+		}
+		if list.Continue == "" {
+			return nil
+		}
+		opts.Continue = list.Continue
+	}
 }
 
 // Get reads one binding; a missing one is returned with Exists false.
@@ -337,9 +378,13 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	for k, v := range ch.SetAnnotations {
 		annotations[k] = v
 	}
+	labels := map[string]string{ManagedByLabel: ManagedByValue}
+	if base, i, ok := ShardBase(ch.Ref); ok && i > 0 {
+		labels[ShardOfLabel] = base.Name
+	}
 	meta := metav1.ObjectMeta{
 		Name: ch.Ref.Name, Namespace: ch.Ref.Namespace,
-		Labels:      map[string]string{ManagedByLabel: ManagedByValue},
+		Labels:      labels,
 		Annotations: annotations,
 	}
 	opts := metav1.CreateOptions{FieldManager: FieldManager}
@@ -436,6 +481,10 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 	meta := map[string]any{
 		"resourceVersion": current.ResourceVersion,
 		"annotations":     annotations,
+	}
+	if base, i, ok := ShardBase(ch.Ref); ok && i > 0 {
+		// A shard is found by its label: put it back if it was removed.
+		meta["labels"] = map[string]any{ShardOfLabel: base.Name}
 	}
 	patch := map[string]any{"metadata": meta}
 	if len(ch.Add) > 0 || len(ch.Remove) > 0 {

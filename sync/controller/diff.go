@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
@@ -39,6 +40,22 @@ type planJSON struct {
 	// differs from the template, for one changed by hand.
 	Template bool   `json:"template,omitempty"`
 	Field    string `json:"field,omitempty"`
+	// ShardCount is how many bindings (it and its shards) a binding spread
+	// over shards has after the plan; Shards are the writes to each, in
+	// order (moves last).
+	ShardCount int         `json:"shardCount,omitempty"`
+	Shards     []shardJSON `json:"shards,omitempty"`
+}
+
+// shardJSON is the write to one binding of a sharded binding.
+type shardJSON struct {
+	Name   string   `json:"name"`
+	Create bool     `json:"create,omitempty"`
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+	// MoveOut are removed after every other write succeeded: they moved to
+	// another shard.
+	MoveOut []string `json:"moveOut,omitempty"`
 }
 
 // PrintPlan writes what a dry-run cycle would change (`diff`), as text
@@ -61,6 +78,15 @@ func PrintPlan(w io.Writer, rep *Report, format string) error {
 			Adopt: p.Adopt, Disown: p.Disown, Leftovers: p.Leftovers, ApprovalRemoved: p.StaleApproval}
 		if p.ApprovalKey != "" {
 			pj.ApprovalKey, pj.ApproveCommand = p.ApprovalKey, plan.ApproveCommand(p.Ref, p.ApprovalKey)
+		}
+		if p.Shards > 1 || len(p.Moves) > 0 || len(p.Writes) > 0 && p.Writes[0].Ref != p.Ref {
+			pj.ShardCount = p.Shards
+			for _, w := range p.Writes {
+				pj.Shards = append(pj.Shards, shardJSON{Name: w.Ref.Name, Create: w.Create, Add: w.Add, Remove: w.Remove})
+			}
+			for _, m := range p.Moves {
+				pj.Shards = append(pj.Shards, shardJSON{Name: m.Ref.Name, MoveOut: m.Remove})
+			}
 		}
 		out = append(out, pj)
 	}
@@ -105,6 +131,9 @@ func PrintPlan(w io.Writer, rep *Report, format string) error {
 		case p.Create:
 			suffix = " (create)"
 		}
+		if p.ShardCount > 1 {
+			suffix += fmt.Sprintf(" (%d bindings: it and %d shards)", p.ShardCount, p.ShardCount-1)
+		}
 		fmt.Fprintf(w, "%s%s\n", ref, suffix)
 		keys := make([]string, 0, len(p.Labels))
 		for k := range p.Labels {
@@ -130,6 +159,31 @@ func PrintPlan(w io.Writer, rep *Report, format string) error {
 			for _, u := range l.users {
 				fmt.Fprintf(w, l.format, u)
 			}
+		}
+		for _, sh := range p.Shards {
+			if len(sh.MoveOut) > 0 {
+				fmt.Fprintf(w, "  shard %s: moves out %s (after the writes above)\n", sh.Name, strings.Join(sh.MoveOut, ", "))
+				continue
+			}
+			var parts []string
+			for _, u := range sh.Add {
+				parts = append(parts, "+ "+u)
+			}
+			for _, u := range sh.Remove {
+				parts = append(parts, "- "+u)
+			}
+			switch {
+			case len(parts) == 0:
+				parts = []string{"ownership record or annotations only"}
+			case len(parts) > 10:
+				// The users are listed above; a shard's share is a count.
+				parts = []string{fmt.Sprintf("+%d users, -%d users", len(sh.Add), len(sh.Remove))}
+			}
+			create := ""
+			if sh.Create {
+				create = " (create)"
+			}
+			fmt.Fprintf(w, "  shard %s%s: %s\n", sh.Name, create, strings.Join(parts, ", "))
 		}
 		if p.ApprovalRemoved != "" {
 			fmt.Fprintf(w, "~ approval %q removed: it matches nothing held\n", p.ApprovalRemoved)

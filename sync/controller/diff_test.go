@@ -13,7 +13,8 @@ import (
 
 func TestDiffShowsNamespacesAndTemplateObjects(t *testing.T) {
 	rep := &Report{
-		Plans: []plan.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}},
+		Plans: []plan.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"},
+			Writes: []kube.Change{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}}, Shards: 1}},
 		Provision: ProvisionReport{
 			Namespaces: []plan.NamespaceAction{
 				{Project: "gamma", Namespace: "runai-gamma", Create: true, Labels: map[string]string{"runai/queue": "gamma"}},
@@ -102,5 +103,41 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 	text.Reset()
 	if err := PrintPlan(&text, rep, "text"); err != nil || !strings.Contains(text.String(), "? zed") {
 		t.Errorf("leftover-only binding: %q, %v", text.String(), err)
+	}
+}
+
+// diff shows which shard each user goes to or leaves, for a binding spread
+// over shards.
+func TestDiffShowsShards(t *testing.T) {
+	ref := kube.ViewerRef()
+	s2, s3 := kube.ShardRef(ref, 2), kube.ShardRef(ref, 3)
+	rep := &Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"newbie"}, Remove: []string{"gone"}, Shards: 4,
+		Writes: []kube.Change{{Ref: s2, Remove: []string{"gone"}}, {Ref: s3, Create: true, Add: []string{"mover", "newbie"}}},
+		Moves:  []kube.Change{{Ref: ref, Remove: []string{"mover"}}}}}}
+	var text bytes.Buffer
+	if err := PrintPlan(&text, rep, "text"); err != nil {
+		t.Fatal(err)
+	}
+	want := `ClusterRoleBinding/runai-job-viewer-manual (4 bindings: it and 3 shards)
++ newbie
+- gone
+  shard runai-job-viewer-manual-2: - gone
+  shard runai-job-viewer-manual-3 (create): + mover, + newbie
+  shard runai-job-viewer-manual: moves out mover (after the writes above)
+`
+	if text.String() != want {
+		t.Errorf("diff text:\n%s\nwant:\n%s", text.String(), want)
+	}
+	var js bytes.Buffer
+	if err := PrintPlan(&js, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var out []planJSON
+	if err := json.Unmarshal(js.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || len(out[0].Shards) != 3 || out[0].Shards[1].Name != s3.Name || !out[0].Shards[1].Create ||
+		strings.Join(out[0].Shards[2].MoveOut, ",") != "mover" || out[0].ShardCount != 4 {
+		t.Errorf("diff -o json:\n%s", js.String())
 	}
 }

@@ -28,6 +28,11 @@ func (s *Syncer) event(ref kube.Ref, uid types.UID, eventType, reason, message s
 
 // untouchedEvent explains why a binding was not written.
 func (s *Syncer) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
+	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil && cur.RoleRef == kube.ExpectedRoleRef(p.Ref.Name) {
+		// It is a shard whose roleRef is wrong: the plan's error names it.
+		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, "left untouched: "+p.Err.Error())
+		return
+	}
 	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil {
 		want := kube.ExpectedRoleRef(p.Ref.Name)
 		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, fmt.Sprintf(

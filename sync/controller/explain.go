@@ -29,6 +29,9 @@ type BindingExplanation struct {
 	// Holds: the binding holds the user now; HandAdded: not added by us.
 	Holds     bool `json:"holds"`
 	HandAdded bool `json:"handAdded,omitempty"`
+	// Shard names the shard (a binding <name>-N to the same role) that
+	// holds the user, when it is not the first binding.
+	Shard string `json:"shard,omitempty"`
 	// Leftover: held by hand, not granted by the directory, not managed:
 	// kept under policy sync, for an admin to clean up.
 	Leftover bool `json:"leftover,omitempty"`
@@ -94,17 +97,17 @@ func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanatio
 		execGroups = append(execGroups, execNames...)
 		ref := kube.ExecutorRef(p.Namespace)
 		out.Projects = append(out.Projects, ProjectExplanation{Project: p.Name, Namespace: p.Namespace,
-			Executor: m.explain(ref, execNames, res.Groups, current[ref], plans[ref])})
+			Executor: m.explain(ref, execNames, res.Groups, plan.ShardsOf(ref, current), plans[ref])})
 	}
 	viewerGroups = append(viewerGroups, s.cfg.Groups.GlobalViewers...)
 	if len(s.cfg.Groups.Viewers)+len(s.cfg.Groups.GlobalViewers) > 0 {
 		ref := kube.ViewerRef()
-		e := m.explain(ref, viewerGroups, res.Groups, current[ref], plans[ref])
+		e := m.explain(ref, viewerGroups, res.Groups, plan.ShardsOf(ref, current), plans[ref])
 		out.Viewer = &e
 	}
 	if len(s.cfg.Groups.Executors) > 0 {
 		ref := kube.IndexMapRef(s.cfg.Kubernetes.RunaiNamespace)
-		e := m.explain(ref, execGroups, res.Groups, current[ref], plans[ref])
+		e := m.explain(ref, execGroups, res.Groups, plan.ShardsOf(ref, current), plans[ref])
 		out.IndexMap = &e
 	}
 	return out, nil
@@ -135,7 +138,7 @@ var skipWords = map[string]string{
 	ldapsrc.SkipUnresolved:  "the member names no account",
 }
 
-func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*ldapsrc.Group, cur *kube.Binding, bp plan.BindingPlan) BindingExplanation {
+func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*ldapsrc.Group, shards []*kube.Binding, bp plan.BindingPlan) BindingExplanation {
 	e := BindingExplanation{Binding: ref}
 	for _, name := range groups {
 		g := resolved[name]
@@ -177,10 +180,21 @@ func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*lda
 	if e.Granted {
 		e.Why = nil // one path is enough; the rest is noise
 	}
-	if cur != nil && cur.Exists {
-		e.Holds = slices.Contains(cur.Users(), m.user)
-		e.HandAdded = e.Holds && !slices.Contains(cur.Managed, m.user)
+	// A sharded binding is one: the user holds it through any shard, and
+	// was put there by hand if no shard holding them records them as ours.
+	owned := false
+	for _, cur := range shards {
+		if cur != nil && cur.Exists && slices.Contains(cur.Users(), m.user) {
+			e.Holds = true
+			if slices.Contains(cur.Managed, m.user) {
+				owned = true
+			}
+			if cur.Ref != ref {
+				e.Shard = cur.Ref.Name
+			}
+		}
 	}
+	e.HandAdded = e.Holds && !owned
 	if bp.Err != nil {
 		e.Error = bp.Err.Error()
 	}
@@ -249,6 +263,9 @@ func printBinding(w io.Writer, role string, e BindingExplanation) {
 		holds = "the binding holds them (added by hand, never removed by runai-ldap-sync)"
 	case e.Holds:
 		holds = "the binding holds them (added by runai-ldap-sync)"
+	}
+	if e.Shard != "" && e.Holds {
+		holds += ", in its shard " + e.Shard
 	}
 	fmt.Fprintf(w, "            %s\n", holds)
 	if e.Pending != "" {

@@ -57,7 +57,12 @@ func (q *workQueue) take() (refs []kube.Ref, cycle bool) {
 // care about (a hand-added user, a Group subject) are ignored. b is nil
 // for a deletion. It never blocks on a server.
 func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
-	d, managed := s.desired[ref]
+	// A shard belongs to the logical binding it extends.
+	logical, index, ok := kube.ShardBase(ref)
+	if !ok || (index > 0 && !kube.IsShard(ref)) {
+		return
+	}
+	d, managed := s.desired[logical]
 	opts := s.planOpts
 	opts.Now = time.Now()
 	written := s.written[ref]
@@ -71,12 +76,28 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 			return
 		}
 	}
-	cur := b
 	change := "changed"
-	if cur == nil {
-		cur, change = &kube.Binding{Ref: ref}, "deleted"
+	if b == nil {
+		change = "deleted"
 	}
-	p := plan.PlanOne(d, cur, opts)
+	// The plan of a sharded binding needs all its shards, which this
+	// handler does not read (it never blocks on a server): a change to a
+	// shard, or to a binding that has shards, queues a repair, which reads
+	// them and writes only what the plan finds.
+	if index > 0 || s.shards[logical] > 1 {
+		s.log.Info("a shard of a managed binding was changed by someone else; repair queued to check it",
+			zap.String("binding", logical.String()), zap.String("shard", ref.Name), zap.String("change", change))
+		if s.metrics != nil {
+			s.metrics.DriftEvents.WithLabelValues(change).Inc()
+		}
+		s.work.add(logical)
+		return
+	}
+	cur := b
+	if cur == nil {
+		cur = &kube.Binding{Ref: ref}
+	}
+	p := plan.PlanOne(d, []*kube.Binding{cur}, opts)
 	if !p.HasChanges() {
 		return
 	}
@@ -201,16 +222,36 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 		if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
 			continue
 		}
-		cur, err := s.cluster.Get(ctx, d.Ref)
+		shards, err := s.getShards(ctx, d.Ref, current)
 		if err != nil {
 			s.kubeError("get")
-			errs = append(errs, fmt.Errorf("read %s: %w", d.Ref, err))
+			errs = append(errs, err)
 			continue
 		}
-		current[d.Ref] = cur
-		rep.Plans = append(rep.Plans, plan.PlanOne(d, cur, popts))
+		rep.Plans = append(rep.Plans, plan.PlanOne(d, shards, popts))
 	}
 	return current, errs
+}
+
+// getShards reads a binding and every shard it may have into current,
+// and returns them as plan.PlanOne takes them. From the informer cache in
+// the daemon, these are memory reads.
+func (s *Syncer) getShards(ctx context.Context, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
+	n := 0
+	if s.cfg.Kubernetes.MaxBindingShards > 0 || s.shards[ref] > 1 {
+		n = kube.MaxShards
+	}
+	var out []*kube.Binding
+	for i := 0; i <= n; i++ {
+		r := kube.ShardRef(ref, i)
+		b, err := s.cluster.Get(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", r, err)
+		}
+		current[r] = b
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // recordRepair publishes a repair's result; only the repaired bindings'

@@ -71,6 +71,8 @@ type Syncer struct {
 	metrics *metrics.Metrics
 
 	events Recorder
+	// shardBytes is the safe size of one binding; 0 is the default.
+	shardBytes int
 	// discoverer and prov serve the opt-in projects.* provisioning.
 	discoverer Discoverer
 	prov       Provisioner
@@ -87,6 +89,9 @@ type Syncer struct {
 	desired map[kube.Ref]plan.Desired
 	// planOpts are the policy inputs the last cycle planned with.
 	planOpts plan.PlanOptions
+	// shards is how many bindings (the first and its shards) each logical
+	// binding had after its last plan.
+	shards map[kube.Ref]int
 	// written is the resourceVersion of our last write per binding, so the
 	// informer's echo of our own write is not taken for drift.
 	written map[kube.Ref]string
@@ -144,7 +149,7 @@ func (s *Syncer) passwordFingerprint() (string, error) {
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
 	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics,
-		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, work: newWorkQueue(), provisioned: map[string]string{}}
+		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}, work: newWorkQueue(), provisioned: map[string]string{}}
 }
 
 // WithEvents makes the Syncer record a Kubernetes Event on a binding for
@@ -335,7 +340,16 @@ func newReport(trigger string) *Report {
 }
 
 func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {
-	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, Adopt: s.cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now()}
+	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, Adopt: s.cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now(),
+		MaxShards: s.cfg.Kubernetes.MaxBindingShards, ShardBytes: s.shardBytes}
+}
+
+// WithShardBytes lowers the safe size of one binding (plan.DefaultShardBytes)
+// so that tests spread a few hundred users over several shards. Call it
+// before the first cycle.
+func (s *Syncer) WithShardBytes(n int) *Syncer {
+	s.shardBytes = n
+	return s
 }
 
 // applyPlans reports and, unless dry-run, writes the plans of rep, the
@@ -345,6 +359,9 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 	for i := range rep.Plans {
 		p := &rep.Plans[i]
 		cur := current[p.Ref]
+		if p.Err == nil {
+			s.shards[p.Ref] = p.Shards
+		}
 		if p.Err != nil {
 			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
 			// A failed group is counted as such; an unreadable record is
@@ -374,7 +391,7 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 			errs = append(errs, fmt.Errorf("%s interrupted before writing %s: %w", rep.Trigger, p.Ref, err))
 			break
 		}
-		if err := s.apply(ctx, p, cur, rep.Trigger); err != nil {
+		if err := s.apply(ctx, p, current, rep.Trigger); err != nil {
 			rep.WriteErrors[p.Ref] = err
 			errs = append(errs, err)
 			continue
@@ -384,30 +401,52 @@ func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report,
 	return errs
 }
 
-func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current *kube.Binding, trigger string) error {
-	// Detached from ctx: a shutdown lets the write in flight finish.
+func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current map[kube.Ref]*kube.Binding, trigger string) error {
+	// Detached from ctx: a shutdown lets the writes in flight finish.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	b, err := s.cluster.Apply(wctx, p.Change(), current)
-	if err != nil {
-		op := "patch"
-		if p.Create {
-			op = "create"
+	// Every binding's write, then the moves: a user moving between
+	// shards is in the new one before leaving the old one. A failed write
+	// stops the rest (the next cycle or repair plans afresh).
+	written := map[kube.Ref]*kube.Binding{}
+	for _, ch := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
+		cur := current[ch.Ref]
+		if w, ok := written[ch.Ref]; ok {
+			cur = w
 		}
-		s.kubeError(op)
-		s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("trigger", trigger), zap.Error(err))
-		s.event(p.Ref, uidOf(current), corev1.EventTypeWarning, ReasonWriteFailed,
-			fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
-		return fmt.Errorf("write %s: %w", p.Ref, err)
+		b, err := s.cluster.Apply(wctx, ch, cur)
+		if err != nil {
+			op := "patch"
+			if ch.Create {
+				op = "create"
+			}
+			s.kubeError(op)
+			s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("shard", ch.Ref.Name), zap.String("trigger", trigger), zap.Error(err))
+			s.event(p.Ref, uidOf(current[p.Ref]), corev1.EventTypeWarning, ReasonWriteFailed,
+				fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
+			return fmt.Errorf("write %s: %w", ch.Ref, err)
+		}
+		if b != nil {
+			written[ch.Ref] = b
+			s.written[ch.Ref] = b.ResourceVersion
+		}
 	}
-	if b != nil {
-		s.written[p.Ref] = b.ResourceVersion
+	b := current[p.Ref]
+	if w, ok := written[p.Ref]; ok {
+		b = w
 	}
 	fields := []zap.Field{zap.String("binding", p.Ref.String()), zap.String("kind", p.Ref.Kind),
 		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name), zap.String("trigger", trigger),
 		zap.Bool("created", p.Create), zap.Strings("added", nonNil(p.Add)), zap.Strings("removed", nonNil(p.Remove))}
 	if p.Approved {
 		fields = append(fields, zap.Bool("approved", true))
+	}
+	if p.Shards > 1 || len(p.Moves) > 0 || len(p.Writes) > 0 && p.Writes[0].Ref != p.Ref {
+		var shards []string
+		for _, r := range p.ShardWrites() {
+			shards = append(shards, r.Name)
+		}
+		fields = append(fields, zap.Int("shards", p.Shards), zap.Strings("written", shards))
 	}
 	if len(p.Adopt) > 0 || len(p.Disown) > 0 {
 		fields = append(fields, zap.Strings("adopted", p.Adopt), zap.Strings("disowned", p.Disown))
@@ -516,6 +555,7 @@ func (s *Syncer) record(rep *Report) {
 	m.DriftMissing.Reset()
 	m.DriftUnexpected.Reset()
 	m.DesiredSubjects.Reset()
+	m.BindingShards.Reset()
 	m.HeldRemovals.Reset()
 	m.HeldAdditions.Reset()
 	m.Leftovers.Reset()
@@ -545,6 +585,7 @@ func (s *Syncer) recordPlan(p plan.BindingPlan, rep *Report) {
 	m.DriftMissing.WithLabelValues(lv...).Set(float64(p.Missing))
 	m.DriftUnexpected.WithLabelValues(lv...).Set(float64(p.Unexpected))
 	m.DesiredSubjects.WithLabelValues(lv...).Set(float64(p.Desired))
+	m.BindingShards.WithLabelValues(lv...).Set(float64(p.Shards))
 	m.Leftovers.WithLabelValues(lv...).Set(float64(len(p.Leftovers)))
 	if len(p.Held) > 0 {
 		m.HeldRemovals.WithLabelValues(append(lv, p.HoldReason)...).Set(float64(len(p.Held)))

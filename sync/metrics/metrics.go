@@ -35,6 +35,9 @@ type Metrics struct {
 	DriftMissing    *prometheus.GaugeVec
 	DriftUnexpected *prometheus.GaugeVec
 	DesiredSubjects *prometheus.GaugeVec
+	// BindingShards is how many bindings (the first and its shards) hold
+	// a logical binding's users.
+	BindingShards   *prometheus.GaugeVec
 	HeldRemovals    *prometheus.GaugeVec
 	HeldAdditions   *prometheus.GaugeVec
 	Leftovers       *prometheus.GaugeVec
@@ -86,6 +89,8 @@ func NewMetrics(version string) *Metrics {
 			Help: "Users in the binding that the policy would remove, before this cycle's writes."}, bl),
 		DesiredSubjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_desired_subjects",
 			Help: "Users the directory says the binding should hold."}, bl),
+		BindingShards: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_shards",
+			Help: "Bindings (the first one and its shards <name>-1, -2, ...) that hold the binding's users."}, bl),
 		HeldRemovals: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_removals",
 			Help: "Removals the guard is holding until approved, per binding."}, append(bl, "reason")),
 		HeldAdditions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_additions",
@@ -154,7 +159,7 @@ func NewMetrics(version string) *Metrics {
 			Help: "Projects whose namespace this tool provisioned but that are no longer static or discovered (kept, never deleted)."}),
 		bindingLabelKeys: bl,
 	}
-	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors,
+	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.BindingShards, m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
 		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events,
 		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles, m.PollBlind,
@@ -248,6 +253,7 @@ func (m *Metrics) ResetBindings() {
 	m.DriftMissing.Reset()
 	m.DriftUnexpected.Reset()
 	m.DesiredSubjects.Reset()
+	m.BindingShards.Reset()
 	m.HeldRemovals.Reset()
 	m.HeldAdditions.Reset()
 	m.Leftovers.Reset()

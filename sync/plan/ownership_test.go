@@ -23,7 +23,10 @@ func write(t *testing.T, cur *kube.Binding, p BindingPlan) *kube.Binding {
 	if p.Err != nil {
 		t.Fatalf("plan error: %v", p.Err)
 	}
-	ch := p.Change()
+	if len(p.Writes) != 1 || len(p.Moves) > 0 {
+		t.Fatalf("one binding: want one write, got %+v and moves %+v", p.Writes, p.Moves)
+	}
+	ch := p.Writes[0]
 	next := cur.Copy()
 	next.Managed = kube.NewManaged(cur, ch)
 	next.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
@@ -56,8 +59,8 @@ func TestAdoptionAndLeftovers(t *testing.T) {
 	}
 	// Nothing else to write: the adoption alone is a metadata-only write.
 	only := planFor(Desired{Ref: execRef, Users: []string{"alice"}}, binding(users("alice", "zed")), syncOpts(t0))
-	if !only.MetadataOnly() || !eq(only.Change().Own, []string{"alice"}) {
-		t.Errorf("adoption alone: metadata-only %v, change %+v", only.MetadataOnly(), only.Change())
+	if !only.MetadataOnly() || len(only.Writes) != 1 || !eq(only.Writes[0].Own, []string{"alice"}) {
+		t.Errorf("adoption alone: metadata-only %v, writes %+v", only.MetadataOnly(), only.Writes)
 	}
 	// alice and bob leave: both removed (bob alone would be 50%, fine;
 	// both is every managed user: held) — one at a time then.
@@ -119,7 +122,7 @@ func TestApprovalsAreSpecificAndExpire(t *testing.T) {
 	// An approval set while nothing is held is removed by the next write.
 	cur.Annotations[ApproveAnnotation] = "true"
 	p := planFor(Desired{Ref: execRef, Users: ten}, cur, syncOpts(t0))
-	if p.StaleApproval != "true" || !p.HasChanges() || !reflect.DeepEqual(p.Change().DropAnnotations, []string{ApproveAnnotation}) {
+	if p.StaleApproval != "true" || !p.HasChanges() || !reflect.DeepEqual(p.Writes[0].DropAnnotations, []string{ApproveAnnotation}) {
 		t.Fatalf("stale approval: %+v", p)
 	}
 	cur = write(t, cur, p)
@@ -143,7 +146,7 @@ func TestApprovalsAreSpecificAndExpire(t *testing.T) {
 	if !p.Approved || len(p.Remove) != 9 || p.StaleApproval != "" {
 		t.Fatalf("approved: %+v", p)
 	}
-	if ch := p.Change(); !reflect.DeepEqual(ch.DropAnnotations, []string{ApproveAnnotation}) {
+	if ch := p.Writes[0]; !reflect.DeepEqual(ch.DropAnnotations, []string{ApproveAnnotation}) {
 		t.Errorf("approval not dropped: %+v", ch)
 	}
 	// The held set changed (one more left): the old key no longer fits.
@@ -200,7 +203,7 @@ func TestGuardWindowCountsAcrossWrites(t *testing.T) {
 	old := syncOpts(now)
 	old.Guard.Window = 0
 	p = planFor(Desired{Ref: execRef, Users: []string{"u6", "u7", "u8", "u9"}}, cur, old)
-	if !eq(p.Remove, []string{"u5"}) || p.History != "" {
+	if !eq(p.Remove, []string{"u5"}) || p.Writes[0].SetAnnotations[HistoryAnnotation] != "" {
 		t.Errorf("window 0: %+v", p)
 	}
 }

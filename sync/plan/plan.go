@@ -2,8 +2,6 @@ package plan
 
 import (
 	"errors"
-	"fmt"
-	"sort"
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -68,10 +66,17 @@ type BindingPlan struct {
 	// tool does not own: kept (policy sync, upsert-only), reported.
 	Leftovers []string
 	// WindowRemoved and WindowAdded are what the guard's window counted
-	// before this plan; History is the annotation after the write ("":
-	// unchanged).
+	// before this plan, over every shard.
 	WindowRemoved, WindowAdded int
-	History                    string
+	// Writes carry out the plan: one change per binding (the first or a
+	// shard) that changes. Moves are written after all of Writes
+	// succeeded: they take users out of a shard past the safe size once
+	// Writes has added them to another, so no one is ever without access.
+	// The writer only encodes them (kube.Client.Apply).
+	Writes, Moves []kube.Change
+	// Shards is how many bindings (the first one and its shards) exist
+	// after the plan.
+	Shards int
 	// adoptAdds: users added are the tool's even if already there at the
 	// write (ownership.adopt).
 	adoptAdds bool
@@ -91,32 +96,34 @@ type BindingPlan struct {
 // HasChanges reports whether the plan writes anything: subjects, or only
 // the ownership record and annotations (MetadataOnly).
 func (p *BindingPlan) HasChanges() bool {
-	return p.Err == nil && (p.Create || len(p.Add) > 0 || len(p.Remove) > 0 ||
-		len(p.Adopt) > 0 || len(p.Disown) > 0 || p.StaleApproval != "")
+	return p.Err == nil && len(p.Writes)+len(p.Moves) > 0
 }
 
-// MetadataOnly reports whether the write changes no subject, only the
-// ownership record or an annotation.
+// MetadataOnly reports whether the writes change no subject, only
+// ownership records or annotations.
 func (p *BindingPlan) MetadataOnly() bool {
-	return p.HasChanges() && !p.Create && len(p.Add) == 0 && len(p.Remove) == 0
+	if !p.HasChanges() || len(p.Moves) > 0 {
+		return false
+	}
+	for _, w := range p.Writes {
+		if w.Create || len(w.Add)+len(w.Remove) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
-// Change is the write that carries out the plan; the writer only encodes
-// it (kube.Client.Apply).
-func (p *BindingPlan) Change() kube.Change {
-	ch := kube.Change{Ref: p.Ref, Create: p.Create, Add: p.Add, Remove: p.Remove, Own: p.Adopt}
-	if p.adoptAdds {
-		// What the plan adds is granted: ours even if someone put it there
-		// between the plan and the write.
-		ch.Own = append(append([]string(nil), p.Add...), p.Adopt...)
+// ShardWrites returns the refs of the bindings the plan writes, in order.
+func (p *BindingPlan) ShardWrites() []kube.Ref {
+	var out []kube.Ref
+	seen := map[kube.Ref]bool{}
+	for _, w := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
+		if !seen[w.Ref] {
+			seen[w.Ref] = true
+			out = append(out, w.Ref)
+		}
 	}
-	if p.History != "" {
-		ch.SetAnnotations = map[string]string{HistoryAnnotation: p.History}
-	}
-	if p.Approved || p.StaleApproval != "" {
-		ch.DropAnnotations = []string{ApproveAnnotation}
-	}
-	return ch
+	return out
 }
 
 // PlanOptions are the policy inputs of a plan.
@@ -127,6 +134,12 @@ type PlanOptions struct {
 	Adopt bool
 	// ApproveAll approves every held change (once --approve-removals).
 	ApproveAll bool
+	// MaxShards is how many shards a binding may have after the first
+	// (kubernetes.maxBindingShards, at most kube.MaxShards); 0: none.
+	MaxShards int
+	// ShardBytes is the safe size of one binding by the stored-size
+	// estimate; 0 is DefaultShardBytes. Tests lower it.
+	ShardBytes int
 	// Now ends the guard's window; the caller's clock, passed as a value.
 	Now time.Time
 }
@@ -141,151 +154,23 @@ type PlanOptions struct {
 func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOptions) []BindingPlan {
 	out := make([]BindingPlan, 0, len(desired))
 	for _, d := range desired {
-		out = append(out, PlanOne(d, current[d.Ref], opts))
+		out = append(out, PlanOne(d, ShardsOf(d.Ref, current), opts))
 	}
 	return out
 }
 
-// PlanOne plans one binding: Plan for a single desired state and its
-// current binding (nil when it does not exist).
-func PlanOne(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
-	p := BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete, Failed: d.Failed}
-	if d.Err != nil {
-		p.Err = d.Err
-		return p
-	}
-	if err := tooLarge(d.Users); err != nil {
-		p.Err = fmt.Errorf("%s left as it is: %w", d.Ref, err)
-		return p
-	}
-	if cur == nil || !cur.Exists {
-		// Run:AI's template creates these bindings with no subjects; create
-		// a missing one even when empty, so Run:AI finds it.
-		p.Create = true
-		p.Add = append([]string(nil), d.Users...)
-		p.Missing = len(d.Users)
-		return p
-	}
-	if cur.ManagedErr != nil {
-		p.Err = fmt.Errorf("%w: %w", ErrRecordUnreadable, cur.ManagedErr)
-		return p
-	}
-	if want := kube.ExpectedRoleRef(d.Ref.Name); cur.RoleRef != want {
-		p.Err = fmt.Errorf("%s has roleRef %s/%s, expected ClusterRole/%s (%w); roleRef cannot be changed in place and this tool never deletes a binding: fix it by hand (delete it, and the next cycle recreates it)",
-			d.Ref, cur.RoleRef.Kind, cur.RoleRef.Name, want.Name, ErrRoleRefMismatch)
-		return p
-	}
-
-	present := map[string]struct{}{}
-	for _, u := range cur.Users() {
-		present[u] = struct{}{}
-	}
-	owned := make(map[string]struct{}, len(cur.Managed))
-	for _, u := range cur.Managed {
-		owned[u] = struct{}{}
-	}
-	want := make(map[string]struct{}, len(d.Users))
-	for _, u := range d.Users {
-		want[u] = struct{}{}
-		if _, ok := present[u]; !ok {
-			p.Add = append(p.Add, u)
-		}
-	}
-	p.Missing = len(p.Add)
-	for _, u := range cur.Managed {
-		_, here := present[u]
-		_, wanted := want[u]
-		if !here && !wanted {
-			p.Disown = append(p.Disown, u)
-		}
-	}
-
-	// Which present users the policy may remove, and the base the guard's
-	// share is measured against.
-	p.adoptAdds = opts.Policy == config.PolicySync && opts.Adopt
-	var candidates []string
-	base := 0
-	for u := range present {
-		_, wanted := want[u]
-		_, ours := owned[u]
-		switch {
-		case opts.Policy == config.PolicyAuthoritative:
-			base++
-			if !wanted {
-				candidates = append(candidates, u)
+// ShardsOf collects a binding and its shards from current state: element
+// 0 is the binding, element i its shard i (nil when absent), up to the
+// last one that exists.
+func ShardsOf(ref kube.Ref, current map[kube.Ref]*kube.Binding) []*kube.Binding {
+	out := []*kube.Binding{current[ref]}
+	for i := 1; i <= kube.MaxShards; i++ {
+		if b := current[kube.ShardRef(ref, i)]; b != nil && b.Exists {
+			for len(out) < i {
+				out = append(out, nil)
 			}
-		case ours:
-			if opts.Policy != config.PolicyUpsertOnly {
-				base++
-				if !wanted {
-					candidates = append(candidates, u)
-				}
-			}
-		case wanted:
-			if p.adoptAdds {
-				// A hand-kept user the directory vouches for: ours from
-				// now on, removed like any other when they leave.
-				p.Adopt = append(p.Adopt, u)
-				base++
-			}
-		default:
-			p.Leftovers = append(p.Leftovers, u)
+			out = append(out, b)
 		}
 	}
-	sort.Strings(candidates)
-	sort.Strings(p.Adopt)
-	sort.Strings(p.Leftovers)
-
-	history := decodeHistory(cur.Annotations[HistoryAnnotation], opts.Now, opts.Guard.Window)
-	p.WindowRemoved, p.WindowAdded = windowTotals(history)
-
-	var heldRemove, heldAdd []string
-	removeReason, addReason := "", ""
-	if !d.Incomplete {
-		// (When incomplete, what we could not read may still name the
-		// candidates: nothing is removed.)
-		p.Unexpected = len(candidates)
-		if len(candidates) > 0 {
-			if removeReason = removalHold(len(candidates), base, p.WindowRemoved, opts.Guard); removeReason == "" {
-				p.Remove = candidates
-			} else {
-				heldRemove = candidates
-			}
-		}
-	}
-	if g := opts.Guard; g.MaxAddCount > 0 && len(p.Add) > 0 && p.WindowAdded+len(p.Add) > g.MaxAddCount {
-		heldAdd, p.Add, addReason = p.Add, nil, HoldTooManyAdd
-	}
-
-	approval := cur.Annotations[ApproveAnnotation]
-	switch {
-	case len(heldRemove)+len(heldAdd) == 0:
-		if approval != "" && !d.Incomplete {
-			p.StaleApproval = approval
-		}
-	case opts.ApproveAll || approval == ApprovalKey(d.Ref, heldRemove, heldAdd):
-		p.Remove = append(p.Remove, heldRemove...)
-		p.Add = append(p.Add, heldAdd...)
-		p.Approved, p.HoldReason, p.AddHoldReason = true, removeReason, addReason
-	default:
-		p.Held, p.HoldReason, p.HeldAdd, p.AddHoldReason = heldRemove, removeReason, heldAdd, addReason
-		p.ApprovalKey = ApprovalKey(d.Ref, heldRemove, heldAdd)
-		if approval != "" {
-			p.StaleApproval = approval
-		}
-	}
-
-	// The window counts what the guard let through by itself; what a human
-	// approved is vouched for.
-	removed, added := len(p.Remove), len(p.Add)
-	if p.Approved && removeReason != "" {
-		removed = 0
-	}
-	if p.Approved && addReason != "" {
-		added = 0
-	}
-	if opts.Guard.Window > 0 && removed+added > 0 {
-		p.History = recordHistory(history, opts.Now, opts.Guard.Window, removed, added)
-	}
-	return p
+	return out
 }

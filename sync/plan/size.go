@@ -2,32 +2,43 @@ package plan
 
 import "fmt"
 
-// MaxBindingBytes bounds the estimated stored size of a binding this tool
-// writes: etcd stores at most 1.5 MiB per object by default. A binding past
-// that cannot be written, and trying every cycle would only load the API
-// server.
-const MaxBindingBytes = 3 << 19
+// DefaultShardBytes is the safe size of one binding by the stored-size
+// estimate: well under the 1.5 MiB etcd stores in one object by default,
+// leaving room for the ownership record (gzipped), the guard's history and
+// Run:AI's own metadata. Past it, users go to shards (kube.ShardRef).
+// About 21,000 users of 8-character names fit.
+const DefaultShardBytes = 1 << 20
 
 // subjectOverhead is the stored (protobuf) size of one User subject besides
 // its name, as measured by the benchmark (about 48 bytes a user with
 // 7-character names, subjects being an atomic list in managedFields).
 const subjectOverhead = 42
 
+// bindingOverhead is the estimated stored size of a binding's metadata
+// and roleRef besides its subjects.
+const bindingOverhead = 1024
+
+// userBytes is the estimated stored size of one User subject.
+func userBytes(u string) int { return len(u) + subjectOverhead }
+
 // estimateBindingBytes estimates the stored size of a binding holding users.
 func estimateBindingBytes(users []string) int {
-	n := 1024 // metadata, roleRef
+	n := bindingOverhead
 	for _, u := range users {
-		n += len(u) + subjectOverhead
+		n += userBytes(u)
 	}
 	return n
 }
 
-// tooLarge returns an error when a binding with these users could not be
-// stored by Kubernetes.
-func tooLarge(users []string) error {
-	if size := estimateBindingBytes(users); size > MaxBindingBytes {
-		return fmt.Errorf("the binding would hold %d users (about %.1f MiB), more than Kubernetes stores in one object (etcd's limit is 1.5 MiB): "+
-			"bind a directory group through OIDC group claims instead of its members, or split the groups", len(users), float64(size)/(1<<20))
+// tooLarge returns an error when the users cannot fit in a binding and
+// maxShards shards of limit bytes each.
+func tooLarge(users []string, limit, maxShards int) error {
+	need := estimateBindingBytes(users) - bindingOverhead
+	room := (maxShards + 1) * (limit - bindingOverhead)
+	if need > room {
+		return fmt.Errorf("the binding would hold %d users (about %.1f MiB), more than it and its %d shards of %.1f MiB each can (etcd stores at most 1.5 MiB in one object): "+
+			"raise kubernetes.maxBindingShards (at most 16), or bind a directory group through OIDC group claims instead of its members",
+			len(users), float64(need)/(1<<20), maxShards, float64(limit)/(1<<20))
 	}
 	return nil
 }

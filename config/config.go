@@ -286,11 +286,24 @@ type Kubernetes struct {
 	// binding; at most MaxBindingShardsLimit, which the RBAC rules and the
 	// admission policy allow. 0: never shard.
 	MaxBindingShards int `yaml:"maxBindingShards"`
+	// BindingShardBytes is the safe size of one binding by the stored-size
+	// estimate, past which users go to shards: 1 MiB (~21,000 users), well
+	// under etcd's 1.5 MiB. It can only be lowered (tests do, to shard a
+	// few hundred users).
+	BindingShardBytes int `yaml:"bindingShardBytes"`
 }
 
 // MaxBindingShardsLimit is the most shards the deploy manifests allow a
 // binding (kube.MaxShards).
 const MaxBindingShardsLimit = 16
+
+// DefaultBindingShardBytes is the default and largest
+// kubernetes.bindingShardBytes (plan.DefaultShardBytes); MinBindingShardBytes
+// the smallest.
+const (
+	DefaultBindingShardBytes = 1 << 20
+	MinBindingShardBytes     = 4 << 10
+)
 
 // Server holds the HTTP listener for /metrics, /healthz and /readyz.
 type Server struct {
@@ -318,7 +331,7 @@ func Default() Config {
 			MemberResolution:   ResolveExpand,
 		},
 		Projects:   Projects{NamespaceLabel: "runai/queue", MaxNewPerCycle: DefaultMaxNewPerCycle},
-		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100, MaxBindingShards: MaxBindingShardsLimit},
+		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100, MaxBindingShards: MaxBindingShardsLimit, BindingShardBytes: DefaultBindingShardBytes},
 		Server:     Server{Address: ":9090"},
 		LeaderElection: LeaderElection{Enabled: true, LeaseName: "runai-ldap-sync",
 			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second},
@@ -500,6 +513,10 @@ func (c *Config) Validate() error {
 	if c.Kubernetes.MaxBindingShards < 0 || c.Kubernetes.MaxBindingShards > MaxBindingShardsLimit {
 		add("kubernetes.maxBindingShards", "must be between 0 and %d (the shard names the RBAC rules and the admission policy allow), got %d",
 			MaxBindingShardsLimit, c.Kubernetes.MaxBindingShards)
+	}
+	if b := c.Kubernetes.BindingShardBytes; b < MinBindingShardBytes || b > DefaultBindingShardBytes {
+		add("kubernetes.bindingShardBytes", "must be between %d and %d (1 MiB, well under etcd's 1.5 MiB; it can only be lowered), got %d",
+			MinBindingShardBytes, DefaultBindingShardBytes, b)
 	}
 	if c.Kubernetes.Burst <= 0 {
 		add("kubernetes.burst", "must be positive, got %d", c.Kubernetes.Burst)

@@ -124,6 +124,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad nesting depth", "  bindDN:", "  maxNestingDepth: 0\n  bindDN:", "ldap.maxNestingDepth", "between"},
 		{"bad case", "  bindDN:", "  userIDCase: upper\n  bindDN:", "ldap.userIDCase", "upper"},
 		{"too many shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: 17", "kubernetes.maxBindingShards", "between 0 and 16"},
+		{"shard size above 1 MiB", "mode: enforce", "mode: enforce\nkubernetes:\n  bindingShardBytes: 2000000", "kubernetes.bindingShardBytes", "only be lowered"},
 		{"negative shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: -1", "kubernetes.maxBindingShards", "between 0 and 16"},
 		{"bad page size", "  bindDN:", "  pageSize: 0\n  bindDN:", "ldap.pageSize", "between"},
 		{"bad timeout", "  bindDN:", "  timeout: -1s\n  bindDN:", "ldap.timeout", "positive"},

@@ -52,6 +52,15 @@ func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
 		}
 	}
 	template := map[string]string{"runai-ldap-sync.github.io/template": "true"}
+	shardOf := map[string]string{kube.ShardOfLabel: "x"}
+	crb := func(name string, ref rbacv1.RoleRef) func(bool) error {
+		return func(dryRun bool) error {
+			_, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: shardOf}, RoleRef: ref,
+				Subjects: []rbacv1.Subject{kube.UserSubject("hacker")}}, metav1.CreateOptions{DryRun: dry(dryRun)})
+			return err
+		}
+	}
 	return []attack{
 		{what: "ClusterRoleBinding of runai-job-executor for system:authenticated", do: func(dryRun bool) error {
 			_, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
@@ -90,6 +99,25 @@ func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
 			do: rb("runai-alpha", "runai-scheduler-rw-3", clusterAdmin, template, kube.UserSubject("hacker"))},
 		{what: "index-map RoleBinding outside runai",
 			do: rb("runai-alpha", kube.IndexMapBinding, kube.ExpectedRoleRef(kube.IndexMapBinding), nil, kube.UserSubject("hacker"))},
+		// Shards: <name>-1 … <name>-16 only, to the same role, in the same place.
+		{what: "executor RoleBinding named past the last shard (-17) in a project namespace",
+			do: rb("runai-alpha", kube.ExecutorBinding+"-17", executor, shardOf, kube.UserSubject("hacker"))},
+		{what: "executor shard in an unlabelled namespace",
+			do: rb("unlabelled", kube.ExecutorBinding+"-1", executor, shardOf, kube.UserSubject("hacker"))},
+		{what: "index-map shard outside runai",
+			do: rb("runai-alpha", kube.IndexMapBinding+"-2", kube.ExpectedRoleRef(kube.IndexMapBinding), shardOf, kube.UserSubject("hacker"))},
+		{what: "ClusterRoleBinding named past the last viewer shard (-17)", do: crb(kube.ViewerBinding+"-17", kube.ExpectedRoleRef(kube.ViewerBinding))},
+		{what: "viewer shard to runai-job-executor", do: crb(kube.ViewerBinding+"-1", executor)},
+		{what: "patching a RoleBinding named past the last shard", rbacRefuses: true, do: func(dryRun bool) error {
+			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding+"-17", types.MergePatchType,
+				[]byte(`{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hacker"}]}`), metav1.PatchOptions{DryRun: dry(dryRun)})
+			return err
+		}},
+		{what: "patching a ClusterRoleBinding named like a shard of another role", rbacRefuses: true, do: func(dryRun bool) error {
+			_, err := sa.RbacV1().ClusterRoleBindings().Patch(ctx, kube.ExecutorBinding+"-1", types.MergePatchType,
+				[]byte(`{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hacker"}]}`), metav1.PatchOptions{DryRun: dry(dryRun)})
+			return err
+		}},
 	}
 }
 
@@ -172,6 +200,7 @@ func (e *env) installDeploy(components ...string) {
 // each through; with deploy/'s admission policy each is refused, and the
 // daemon's own cycle still works with the same token.
 func TestAdmissionPolicyFencesTheToken(t *testing.T) {
+	executor := func() rbacv1.RoleRef { return kube.ExpectedRoleRef(kube.ExecutorBinding) }
 	e := newEnv(t)
 	seedSample(e)
 	ctx := context.Background()
@@ -230,6 +259,21 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("an executor binding exists in %s: %v", ns, err)
 		}
+	}
+
+	// The shards the daemon writes, -1 … -16, are allowed to the token.
+	for _, name := range []string{kube.ExecutorBinding + "-1", kube.ExecutorBinding + "-16"} {
+		if _, err := sa.RbacV1().RoleBindings("runai-alpha").Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{kube.ShardOfLabel: kube.ExecutorBinding}},
+			RoleRef:    executor(), Subjects: []rbacv1.Subject{kube.UserSubject("alice")}},
+			metav1.CreateOptions{DryRun: dry(true)}); err != nil {
+			t.Errorf("the token may not create the shard %s: %v", name, err)
+		}
+	}
+	if _, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: kube.ViewerBinding + "-16"}, RoleRef: kube.ExpectedRoleRef(kube.ViewerBinding),
+		Subjects: []rbacv1.Subject{kube.UserSubject("vera")}}, metav1.CreateOptions{DryRun: dry(true)}); err != nil {
+		t.Errorf("the token may not create the viewer shard -16: %v", err)
 	}
 
 	// The policy applies to the ServiceAccount only: the admin still may.

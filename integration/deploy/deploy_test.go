@@ -457,8 +457,10 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	wantCR := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{rbacGroup}, Resources: []string{"rolebindings", "clusterrolebindings"}, Verbs: []string{"get", "list", "watch", "create"}},
-		{APIGroups: []string{rbacGroup}, Resources: []string{"rolebindings"}, ResourceNames: []string{kube.ExecutorBinding, kube.IndexMapBinding}, Verbs: []string{"patch", "update"}},
-		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterrolebindings"}, ResourceNames: []string{kube.ViewerBinding}, Verbs: []string{"patch", "update"}},
+		// The binding names and their shards <name>-1 … <name>-16, nothing else.
+		{APIGroups: []string{rbacGroup}, Resources: []string{"rolebindings"}, ResourceNames: append(append(append([]string{kube.ExecutorBinding}, kube.ShardNames(kube.ExecutorBinding)...),
+			kube.IndexMapBinding), kube.ShardNames(kube.IndexMapBinding)...), Verbs: []string{"patch", "update"}},
+		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterrolebindings"}, ResourceNames: append([]string{kube.ViewerBinding}, kube.ShardNames(kube.ViewerBinding)...), Verbs: []string{"patch", "update"}},
 		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterroles"}, ResourceNames: []string{kube.ViewerRole, kube.ExecutorRole, kube.IndexMapRole}, Verbs: []string{"bind"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}

@@ -71,8 +71,6 @@ type Syncer struct {
 	metrics *metrics.Metrics
 
 	events Recorder
-	// shardBytes is the safe size of one binding; 0 is the default.
-	shardBytes int
 	// discoverer and prov serve the opt-in projects.* provisioning.
 	discoverer Discoverer
 	prov       Provisioner
@@ -341,15 +339,7 @@ func newReport(trigger string) *Report {
 
 func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {
 	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, Adopt: s.cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now(),
-		MaxShards: s.cfg.Kubernetes.MaxBindingShards, ShardBytes: s.shardBytes}
-}
-
-// WithShardBytes lowers the safe size of one binding (plan.DefaultShardBytes)
-// so that tests spread a few hundred users over several shards. Call it
-// before the first cycle.
-func (s *Syncer) WithShardBytes(n int) *Syncer {
-	s.shardBytes = n
-	return s
+		MaxShards: s.cfg.Kubernetes.MaxBindingShards, ShardBytes: s.cfg.Kubernetes.BindingShardBytes}
 }
 
 // applyPlans reports and, unless dry-run, writes the plans of rep, the

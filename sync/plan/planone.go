@@ -218,7 +218,21 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 			p.Shards = i + 1
 		}
 	}
-	p.Disown = sortedUnique(p.Disown)
+	// The logical binding forgets only users it no longer holds and does
+	// not get back (a shard's record may drop a user who moves to another).
+	gone := p.Disown[:0]
+	adding := toSet(p.Add)
+	for _, u := range sortedUnique(p.Disown) {
+		_, here := present[u]
+		_, coming := adding[u]
+		if !here && !coming {
+			gone = append(gone, u)
+		}
+	}
+	p.Disown = gone
+	if len(p.Disown) == 0 {
+		p.Disown = nil
+	}
 	return p
 }
 

@@ -62,7 +62,10 @@ type cycleStats struct {
 	KubeRequests map[string]int64 `json:"kubeRequests"`
 	Written      int              `json:"written"`
 	Changes      int              `json:"changes"`
-	Error        string           `json:"error,omitempty"`
+	// Shards are the bindings spread over shards: binding -> how many
+	// bindings (it and its shards) hold its users.
+	Shards map[string]int `json:"shards,omitempty"`
+	Error  string         `json:"error,omitempty"`
 	// MaxRSSKiB is VmHWM read by the process itself: rusage's maxrss of a
 	// child on Linux includes the parent's RSS at fork, which is wrong here.
 	MaxRSSKiB int64 `json:"maxRSSKiB"`
@@ -103,6 +106,14 @@ func cycleMain(args []string) int {
 	}
 	st := cycleStats{Seconds: rep.Duration.Seconds(), Searches: src.Stats.Searches.Load(), Entries: src.Stats.Entries.Load(),
 		KubeRequests: kc.Stats.Count(), Written: rep.Applied, Changes: len(rep.Changes()), MaxRSSKiB: vmHWM()}
+	for _, p := range rep.Plans {
+		if p.Shards > 1 {
+			if st.Shards == nil {
+				st.Shards = map[string]int{}
+			}
+			st.Shards[p.Ref.String()] = p.Shards
+		}
+	}
 	if rep.Err != nil {
 		st.Error = firstLine(rep.Err.Error())
 	}
@@ -184,7 +195,7 @@ func benchMain() error {
 
 	fmt.Printf("generating the directory: %d users, %d projects, groups of %d, one group of %d\n", sc.users, sc.projects, sc.groupSize, sc.bigGroup)
 	t0 := time.Now()
-	ldif, groupDNs, userDNs := buildLDIF(sc)
+	ldif, groupDNs, userDNs, newViewer := buildLDIF(sc)
 	genTime := time.Since(t0)
 	fmt.Printf("  LDIF: %.1f MiB in %s\n", float64(len(ldif))/(1<<20), genTime.Round(time.Millisecond))
 
@@ -275,6 +286,17 @@ kubernetes:
 		req := ldap.NewModifyRequest(groupDNs[1], nil)
 		req.Delete("member", []string{userDNs[1]})
 		return c.Modify(req)
+	}, func() error {
+		// A user in no viewers group joins one: the viewer union, spread
+		// over shards, gains one user.
+		c, err := slapd.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		req := ldap.NewModifyRequest(newViewer[1], nil)
+		req.Add("member", []string{newViewer[0]})
+		return c.Modify(req)
 	})
 	if err != nil {
 		return err
@@ -331,7 +353,7 @@ func runCycle(ctx context.Context, self, name, cfgPath, kubeconfig string, dry b
 }
 
 // scenarios runs first, steady-state, one-change and diff cycles.
-func scenarios(run func(string, bool) (row, error), change func() error) ([]row, error) {
+func scenarios(run func(string, bool) (row, error), change, viewerChange func() error) ([]row, error) {
 	var rows []row
 	for _, s := range []struct {
 		name string
@@ -341,8 +363,12 @@ func scenarios(run func(string, bool) (row, error), change func() error) ([]row,
 		{"first cycle", false, nil},
 		{"steady state", false, nil},
 		{"one change", false, change},
+		{"one viewer added", false, viewerChange},
 		{"diff (steady state)", true, nil},
 	} {
+		if s.name == "one viewer added" && viewerChange == nil {
+			continue // the AD case: no viewer change wired
+		}
 		if s.pre != nil {
 			if err := s.pre(); err != nil {
 				return nil, err
@@ -360,8 +386,9 @@ func scenarios(run func(string, bool) (row, error), change func() error) ([]row,
 const suffix = "dc=bench,dc=example"
 
 // buildLDIF generates the directory. groupDNs[i] is the executors group of
-// project i; userDNs[1] is a member of groupDNs[1].
-func buildLDIF(sc scale) (ldif []byte, groupDNs, userDNs []string) {
+// project i; userDNs[1] is a member of groupDNs[1]; newViewer is an enabled
+// user in no viewers group and the DN of a viewers group.
+func buildLDIF(sc scale) (ldif []byte, groupDNs, userDNs []string, newViewer [2]string) {
 	b := harness.NewLDIFBuilder(suffix)
 	people := b.AddOU(suffix, "people")
 	groups := b.AddOU(suffix, "groups")
@@ -378,6 +405,7 @@ func buildLDIF(sc scale) (ldif []byte, groupDNs, userDNs []string) {
 		return out
 	}
 	groupDNs = make([]string, sc.projects)
+	viewing := map[string]bool{}
 	nestedEvery := 0
 	if sc.nestedShare > 0 {
 		nestedEvery = int(1 / sc.nestedShare)
@@ -397,9 +425,22 @@ func buildLDIF(sc scale) (ldif []byte, groupDNs, userDNs []string) {
 			members = append(members[:sc.groupSize-5], l1)
 		}
 		groupDNs[p] = b.AddGroup(groups, "p-"+name+"-executors", members...)
-		b.AddGroup(groups, "p-"+name+"-viewers", pick(sc.groupSize)...)
+		viewers := pick(sc.groupSize)
+		for _, v := range viewers {
+			viewing[v] = true
+		}
+		v := b.AddGroup(groups, "p-"+name+"-viewers", viewers...)
+		if p == 0 {
+			newViewer[1] = v
+		}
 	}
-	return b.Bytes(), groupDNs, userDNs
+	for i := len(userDNs) - 1; i >= 0; i-- {
+		if !viewing[userDNs[i]] && i%100 != 99 {
+			newViewer[0] = userDNs[i]
+			break
+		}
+	}
+	return b.Bytes(), groupDNs, userDNs, newViewer
 }
 
 func seedCluster(ctx context.Context, api *harness.APIServer, projects int) error {
@@ -594,8 +635,16 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s**.\n\n", floorEntries, floor.Seconds())
 	writeTable(&b, rows, floor)
 	b.WriteString("\nWall time is the cycle alone (inside the measured process); peak RSS is that process's maximum resident set. " +
-		"Kubernetes reads are LIST/GET requests (one paged LIST of namespaces, one paged LIST of executor bindings, two GETs), " +
-		"independent of the number of projects apart from paging.\n")
+		"Kubernetes reads are LIST/GET requests (one paged LIST of namespaces, one paged LIST of executor bindings, one paged LIST each of " +
+		"shard RoleBindings and ClusterRoleBindings, two GETs), independent of the number of projects apart from paging. Kubernetes writes " +
+		"count every object written: a binding spread over shards is one binding written, and as many writes as shards it changes.\n")
+	if len(rows) > 0 && len(rows[0].stats.Shards) > 0 {
+		var parts []string
+		for _, ref := range sortedKeys(rows[0].stats.Shards) {
+			parts = append(parts, fmt.Sprintf("`%s` %d bindings (it and %d shards)", ref, rows[0].stats.Shards[ref], rows[0].stats.Shards[ref]-1))
+		}
+		b.WriteString("\nSpread over shards (safe size 1 MiB a binding by the stored-size estimate): " + strings.Join(parts, ", ") + ".\n")
+	}
 	return b.String()
 }
 
@@ -815,7 +864,7 @@ kubernetes:
 	fmt.Printf("  floor: %s, %d entries\n", floor.Round(time.Millisecond), fl.Entries)
 	rows, err := scenarios(func(name string, dry bool) (row, error) {
 		return runCycle(ctx, self, name, cfgPath, kubeconfig, dry, floor)
-	}, func() error { return samba.RemoveMembers(groupDNs[1], dns[1]) })
+	}, func() error { return samba.RemoveMembers(groupDNs[1], dns[1]) }, nil)
 	if err != nil {
 		return "", err
 	}
@@ -846,4 +895,13 @@ kubernetes:
 	b.WriteString("\n" + inChainNote + "\n")
 	writePollTable(&b, polls)
 	return b.String(), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+)
+
+// shardedFixture: 150 global viewers, 66 users of 4 characters a binding
+// (bindingShardBytes 4096): the viewer binding and two shards.
+func shardedFixture(t *testing.T) (*Syncer, *fakeCluster, *fakeRecorder, *metrics.Metrics, []string) {
+	t.Helper()
+	dir, cl := newFixture()
+	var viewers []string
+	for i := range 150 {
+		viewers = append(viewers, fmt.Sprintf("v%03d", i))
+	}
+	dir.members["runai-viewers"] = append(append([]string(nil), viewers...), "gina")
+	cfg := testConfig()
+	cfg.Kubernetes.BindingShardBytes = 4096
+	rec := &fakeRecorder{}
+	m := metrics.NewMetrics("test")
+	s := New(cfg, dir, cl, zap.NewNop(), m).WithEvents(rec)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	return s, cl, rec, m, append(viewers, "gina", "vera")
+}
+
+// granted is every user the viewer binding and its shards hold.
+func (f *fakeCluster) granted(ref kube.Ref) []string {
+	seen := map[string]bool{}
+	for i := 0; i <= kube.MaxShards; i++ {
+		for _, u := range f.users(kube.ShardRef(ref, i)) {
+			seen[u] = true
+		}
+	}
+	var out []string
+	for u := range seen {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
+	s, cl, rec, m, all := shardedFixture(t)
+	viewer := kube.ViewerRef()
+	sort.Strings(all)
+	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
+		t.Fatalf("granted %d users, want %d", len(got), len(all))
+	}
+	for i := 0; i < 3; i++ {
+		if n := len(cl.users(kube.ShardRef(viewer, i))); n == 0 || n > 66 {
+			t.Errorf("binding %d holds %d users", i, n)
+		}
+	}
+	var viewerEvents int
+	for _, e := range rec.take() {
+		if e.ref.Name != kube.ViewerBinding && e.ref.Kind == kube.KindClusterRoleBinding {
+			t.Errorf("event on a shard: %+v", e)
+		}
+		if e.ref == viewer {
+			viewerEvents++
+			if string(e.uid) != "uid-"+viewer.String() {
+				t.Errorf("event on uid %s", e.uid)
+			}
+		}
+	}
+	if viewerEvents != 1 {
+		t.Errorf("%d events on the viewer binding, want one for the logical binding", viewerEvents)
+	}
+	if v := testCounter(t, m, "runai_ldap_sync_binding_shards", `name="runai-job-viewer-manual"`); v != 3 {
+		t.Errorf("binding_shards = %v, want 3", v)
+	}
+	if v := testCounter(t, m, "runai_ldap_sync_binding_desired_subjects", `name="runai-job-viewer-manual"`); v != 152 {
+		t.Errorf("desired subjects = %v, want 152 over all shards", v)
+	}
+
+	// A hand-deleted shard queues a repair of the logical binding, which
+	// writes that shard alone.
+	s1 := kube.ShardRef(viewer, 1)
+	rv := cl.remove(s1)
+	s.BindingChanged(s1, nil, rv)
+	refs, _ := s.work.take()
+	if !reflect.DeepEqual(refs, []kube.Ref{viewer}) {
+		t.Fatalf("queued %v, want the logical binding", refs)
+	}
+	cl.writes = nil
+	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || rep.Applied != 1 {
+		t.Fatalf("repair: %v, applied %d", rep.Err, rep.Applied)
+	}
+	if !reflect.DeepEqual(cl.writes, []kube.Ref{s1}) {
+		t.Errorf("repair wrote %v, want %v", cl.writes, s1)
+	}
+	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
+		t.Errorf("after the repair %d users granted", len(got))
+	}
+	// Its own writes are no drift.
+	b, _ := cl.Get(context.Background(), s1)
+	s.BindingChanged(s1, b, b.ResourceVersion)
+	if p := pending(s); len(p) != 0 {
+		t.Errorf("own shard write queued: %v", p)
+	}
+}
+
+// Users moving off an over-full binding are removed from it only after the
+// shards that take them were written: when those writes fail, nobody loses
+// the role.
+func TestShardMovesWaitForTheirWrites(t *testing.T) {
+	s, cl, _, _, all := shardedFixture(t)
+	viewer := kube.ViewerRef()
+	sort.Strings(all)
+	before := cl.users(viewer)
+	s.cfg.Kubernetes.BindingShardBytes = 3000 // 42 users a binding: moves
+	for i := 1; i <= kube.MaxShards; i++ {
+		cl.failOn[kube.ShardRef(viewer, i)] = true
+	}
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Err == nil || rep.WriteErrors[viewer] == nil {
+		t.Fatalf("want a write error on the viewer binding, got %v", rep.Err)
+	}
+	if got := cl.users(viewer); !reflect.DeepEqual(got, before) {
+		t.Errorf("the first binding lost users before their new shard was written: %d of %d", len(got), len(before))
+	}
+	clear(cl.failOn)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
+		t.Errorf("after the moves %d users granted, want %d", len(got), len(all))
+	}
+	for i := 0; i <= kube.MaxShards; i++ {
+		if n := len(cl.users(kube.ShardRef(viewer, i))); n > 42 {
+			t.Errorf("binding %d holds %d users, more than the safe size", i, n)
+		}
+	}
+}

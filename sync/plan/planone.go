@@ -175,7 +175,7 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 	sort.Strings(p.Add)
 	sort.Strings(p.Remove)
 
-	if err := spread(&p, slots, want, ours, opts, limit, maxShards); err != nil {
+	if err := spread(&p, slots, want, opts, limit, maxShards); err != nil {
 		return BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete, Failed: d.Failed,
 			Err: fmt.Errorf("%s left as it is: %w", d.Ref, err)}
 	}
@@ -260,7 +260,7 @@ func staleOwned(sl *member) []string {
 // leave, an adoption is recorded where the user is, a shard past the safe
 // size hands its excess to others (Moves), and every new or moved user
 // goes to the first binding with room for them.
-func spread(p *BindingPlan, slots []*member, want, ours map[string]struct{}, opts PlanOptions, limit, maxShards int) error {
+func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts PlanOptions, limit, maxShards int) error {
 	authoritative := opts.Policy == config.PolicyAuthoritative
 	removing := toSet(p.Remove)
 	adopting := toSet(p.Adopt)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
 
 // The chart in deploy/chart/runai-ldap-sync, tested with Helm 3 and Helm 4
@@ -407,6 +409,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"createNamespaces without provisioning", []string{"--set", "config.projects.createNamespaces=true"}, []string{"provisioning.enabled"}},
 		{"labelling without its RBAC", []string{"--set", "config.projects.labelExistingNamespaces=true"}, []string{"labelNamespaces.enabled"}},
 		{"two replicas without leader election", []string{"--set", "config.leaderElection.enabled=false"}, []string{"config.leaderElection.enabled"}},
+		{"more shards than the names RBAC and the policy allow", []string{"--set", "config.kubernetes.maxBindingShards=17"}, []string{"config.kubernetes.maxBindingShards"}},
 		{"no port in server.address", []string{"--set", "config.server.address=localhost"}, []string{"config.server.address"}},
 		{"existing template ConfigMap without names", []string{"--set", "provisioning.enabled=true", "--set", "provisioning.existingConfigMap=mine"}, []string{"provisioning.bindingNames"}},
 	}
@@ -768,6 +771,33 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 		}
 		if len(checks) != 16 {
 			t.Errorf("%s: %d checks ran, want 16 (GOMEMLIMIT or the Secret source missing)", bin, len(checks))
+		}
+	}
+}
+
+// TestChartShardRBACFollowsConfig: config.kubernetes.maxBindingShards
+// lowers the shard names the ClusterRole may patch, to exactly <name>-1 …
+// <name>-N (none at 0).
+func TestChartShardRBACFollowsConfig(t *testing.T) {
+	for _, n := range []int{0, 2} {
+		objs := render(t, "helm", "--set", fmt.Sprintf("config.kubernetes.maxBindingShards=%d", n))
+		var cr rbacv1.ClusterRole
+		find(t, objs, "ClusterRole", name).decode(t, &cr)
+		var got []string
+		for _, r := range cr.Rules {
+			if slices.Contains(r.Verbs, "patch") && slices.Contains(r.APIGroups, rbacv1.GroupName) {
+				got = append(got, r.ResourceNames...)
+			}
+		}
+		var want []string
+		for _, base := range []string{kube.ExecutorBinding, kube.IndexMapBinding, kube.ViewerBinding} {
+			want = append(want, base)
+			want = append(want, kube.ShardNames(base)[:n]...)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("maxBindingShards=%d: patch allowed on %v, want %v", n, got, want)
 		}
 	}
 }

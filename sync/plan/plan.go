@@ -152,9 +152,26 @@ type PlanOptions struct {
 // not matter, and equal sets mean no write. Only User subjects are ever
 // removed; Groups and ServiceAccounts are never touched.
 func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOptions) []BindingPlan {
+	// The shards in current, by the binding they extend (one pass, rather
+	// than a lookup of every possible shard name of every binding).
+	extra := map[kube.Ref][]*kube.Binding{}
+	for ref, b := range current {
+		if base, i, ok := kube.ShardBase(ref); ok && i > 0 && kube.IsShard(ref) && b != nil && b.Exists {
+			list := extra[base]
+			for len(list) <= i {
+				list = append(list, nil)
+			}
+			list[i] = b
+			extra[base] = list
+		}
+	}
 	out := make([]BindingPlan, 0, len(desired))
 	for _, d := range desired {
-		out = append(out, PlanOne(d, ShardsOf(d.Ref, current), opts))
+		shards := []*kube.Binding{current[d.Ref]}
+		if list := extra[d.Ref]; len(list) > 1 {
+			shards = append(shards, list[1:]...)
+		}
+		out = append(out, PlanOne(d, shards, opts))
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -26,6 +27,14 @@ type member struct {
 
 func (s *member) exists() bool { return s.b != nil && s.b.Exists }
 
+func newMember(base kube.Ref, i int) *member {
+	ref := base
+	if i > 0 {
+		ref = kube.ShardRef(base, i)
+	}
+	return &member{ref: ref, users: map[string]struct{}{}, owned: map[string]struct{}{}, size: bindingOverhead}
+}
+
 // PlanOne plans one logical binding: shards[0] is the binding of d.Ref
 // (nil when it does not exist) and shards[i] its i-th shard (nil or
 // absent when it does not exist; ShardsOf collects them). The guard,
@@ -43,12 +52,12 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 		p.Err = fmt.Errorf("%s left as it is: %w", d.Ref, err)
 		return p
 	}
-	n := max(len(shards), maxShards+1)
-	slots := make([]*member, n)
-	present := map[string]struct{}{}
+	// One member per binding that exists (and the first one); spread adds
+	// the shards it needs.
+	slots := make([]*member, max(len(shards), 1))
 	ours := map[string]struct{}{}
 	for i := range slots {
-		sl := &member{ref: kube.ShardRef(d.Ref, i), users: map[string]struct{}{}, owned: map[string]struct{}{}, size: bindingOverhead}
+		sl := newMember(d.Ref, i)
 		slots[i] = sl
 		if i < len(shards) && shards[i] != nil && shards[i].Exists {
 			sl.b = shards[i]
@@ -66,10 +75,12 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 				b.Ref, b.RoleRef.Kind, b.RoleRef.Name, want.Name, ErrRoleRefMismatch)
 			return p
 		}
-		for _, u := range b.Users() {
-			sl.users[u] = struct{}{}
-			present[u] = struct{}{}
-			sl.size += userBytes(u)
+		for _, sub := range b.Subjects {
+			if _, dup := sl.users[sub.Name]; dup || !kube.IsUser(sub) {
+				continue
+			}
+			sl.users[sub.Name] = struct{}{}
+			sl.size += userBytes(sub.Name)
 		}
 		for _, u := range b.Managed {
 			sl.owned[u] = struct{}{}
@@ -78,6 +89,16 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 			}
 		}
 		sl.hist = decodeHistory(b.Annotations[HistoryAnnotation], opts.Now, opts.Guard.Window)
+	}
+	// Every user the bindings hold (read only: one binding's set is it).
+	present := slots[0].users
+	if len(slots) > 1 {
+		present = map[string]struct{}{}
+		for _, sl := range slots {
+			for u := range sl.users {
+				present[u] = struct{}{}
+			}
+		}
 	}
 	base := slots[0]
 	p.Create = !base.exists()
@@ -175,7 +196,8 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 	sort.Strings(p.Add)
 	sort.Strings(p.Remove)
 
-	if err := spread(&p, slots, want, opts, limit, maxShards); err != nil {
+	slots, err := spread(&p, slots, want, opts, limit, maxShards)
+	if err != nil {
 		return BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete, Failed: d.Failed,
 			Err: fmt.Errorf("%s left as it is: %w", d.Ref, err)}
 	}
@@ -220,6 +242,9 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 	}
 	// The logical binding forgets only users it no longer holds and does
 	// not get back (a shard's record may drop a user who moves to another).
+	if len(p.Disown) == 0 {
+		return p
+	}
 	gone := p.Disown[:0]
 	adding := toSet(p.Add)
 	for _, u := range sortedUnique(p.Disown) {
@@ -239,10 +264,21 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 // staleOwned are the users a binding's ownership record lists that it
 // does not hold and does not get: the record forgets them.
 func staleOwned(sl *member) []string {
-	adding := map[string]struct{}{}
-	for _, u := range sl.add {
-		adding[u] = struct{}{}
+	if len(sl.owned) <= len(sl.users) && len(sl.add) == 0 {
+		// The common case: every user recorded is held. (A record longer
+		// than the binding always has a stale entry.)
+		stale := false
+		for u := range sl.owned {
+			if _, here := sl.users[u]; !here {
+				stale = true
+				break
+			}
+		}
+		if !stale {
+			return nil
+		}
 	}
+	adding := toSet(sl.add)
 	var out []string
 	for u := range sl.owned {
 		_, here := sl.users[u]
@@ -260,14 +296,15 @@ func staleOwned(sl *member) []string {
 // leave, an adoption is recorded where the user is, a shard past the safe
 // size hands its excess to others (Moves), and every new or moved user
 // goes to the first binding with room for them.
-func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts PlanOptions, limit, maxShards int) error {
+func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts PlanOptions, limit, maxShards int) ([]*member, error) {
 	authoritative := opts.Policy == config.PolicyAuthoritative
 	removing := toSet(p.Remove)
 	adopting := toSet(p.Adopt)
-	// Where each present user stays after the removals.
-	holders := map[string]int{}
 	for _, sl := range slots {
-		for _, u := range sortedSet(sl.users) {
+		if len(removing)+len(adopting) == 0 {
+			break
+		}
+		for u := range sl.users {
 			_, rm := removing[u]
 			_, mine := sl.owned[u]
 			if rm && (authoritative || mine) {
@@ -275,11 +312,23 @@ func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts Plan
 				sl.size -= userBytes(u)
 				continue
 			}
-			holders[u]++
 			if _, ok := adopting[u]; ok && !mine {
 				sl.own = append(sl.own, u)
 			}
 		}
+		sort.Strings(sl.remove)
+	}
+	// heldElsewhere: a user some other binding keeps holding.
+	heldElsewhere := func(u string, from int) bool {
+		for j, sl := range slots {
+			if j == from || slices.Contains(sl.remove, u) || slices.Contains(sl.move, u) {
+				continue
+			}
+			if _, ok := sl.users[u]; ok {
+				return true
+			}
+		}
+		return false
 	}
 	// A binding past the safe size (written by an earlier version, or the
 	// size was lowered) hands wanted users it owns to others, from the end
@@ -303,17 +352,19 @@ func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts Plan
 			if !wanted || rm || !(mine || authoritative) {
 				continue
 			}
-			sl.move = append(sl.move, u)
-			sl.size -= userBytes(u)
-			holders[u]--
-			if holders[u] == 0 {
+			if !heldElsewhere(u, i) {
 				moving = append(moving, mover{u, i})
 			}
+			sl.move = append(sl.move, u)
+			sl.size -= userBytes(u)
 		}
 		sort.Strings(sl.move)
 	}
 	place := func(u string, from int) bool {
-		for j := 0; j <= maxShards && j < len(slots); j++ {
+		for j := 0; j <= maxShards; j++ {
+			if j == len(slots) {
+				slots = append(slots, newMember(p.Ref, j))
+			}
 			sl := slots[j]
 			if j == from || sl.size+userBytes(u) > limit {
 				continue
@@ -348,14 +399,14 @@ func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts Plan
 		}
 	}
 	if unplaced > 0 {
-		return fmt.Errorf("%d users to add find no room in the binding and its %d shards of %.1f MiB each (hand-added users take room as well): "+
+		return nil, fmt.Errorf("%d users to add find no room in the binding and its %d shards of %.1f MiB each (hand-added users take room as well): "+
 			"raise kubernetes.maxBindingShards (at most %d) or remove leftovers", unplaced, maxShards, float64(limit)/(1<<20), kube.MaxShards)
 	}
 	for _, sl := range slots {
 		sort.Strings(sl.add)
 		sl.own = sortedUnique(sl.own)
 	}
-	return nil
+	return slots, nil
 }
 
 func remove(list []string, u string) []string {

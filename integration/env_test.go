@@ -139,17 +139,7 @@ func (e *env) numberedUsers(prefix string, n int) []string {
 // groups (by cn) created before.
 func (e *env) group(cn string, members ...string) string {
 	e.t.Helper()
-	dn, err := e.samba.AddGroup(e.ou, cn)
-	if err != nil {
-		e.t.Fatalf("add group %s: %v", cn, err)
-	}
-	e.groups[cn] = dn
-	if len(members) > 0 {
-		if err := e.samba.AddMembers(dn, e.dns(members)...); err != nil {
-			e.t.Fatalf("add members to %s: %v", cn, err)
-		}
-	}
-	return dn
+	return e.addGroupUnder(e.ou, cn, members...)
 }
 
 func (e *env) dns(names []string) []string {

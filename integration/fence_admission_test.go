@@ -175,6 +175,17 @@ func (e *env) setFenceParam(key, value string, check func() error) {
 	waitUntil(e.t, "admission sees "+key+"="+value, check)
 }
 
+// refusedByFence turns a write into a condition for setFenceParam: nil
+// once the admission policy refuses it.
+func refusedByFence(do func() error) func() error {
+	return func() error {
+		if err := do(); err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), fencePolicy) {
+			return fmt.Errorf("not refused by %s: %v", fencePolicy, err)
+		}
+		return nil
+	}
+}
+
 // installDeploy applies deploy/ (with components) as the README says.
 func (e *env) installDeploy(components ...string) {
 	e.t.Helper()
@@ -276,6 +287,26 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 		t.Errorf("the token may not create the viewer shard -16: %v", err)
 	}
 
+	// kubernetes.maxBindingShards, through the policy's parameter, lowers
+	// the shards the token may create (RBAC cannot narrow create by name).
+	viewerShard := func(name string) func() error {
+		return func() error {
+			_, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name}, RoleRef: kube.ExpectedRoleRef(kube.ViewerBinding),
+				Subjects: []rbacv1.Subject{kube.UserSubject("vera")}}, metav1.CreateOptions{DryRun: dry(true)})
+			return err
+		}
+	}
+	e.setFenceParam("maxBindingShards", "2", refusedByFence(viewerShard(kube.ViewerBinding+"-3")))
+	if err := viewerShard(kube.ViewerBinding + "-2")(); err != nil {
+		t.Errorf("maxBindingShards=2 refuses the viewer shard -2: %v", err)
+	}
+	if err := viewerShard(kube.ViewerBinding)(); err != nil {
+		t.Errorf("maxBindingShards=2 refuses the viewer binding itself: %v", err)
+	}
+	e.setFenceParam("maxBindingShards", "0", refusedByFence(viewerShard(kube.ViewerBinding+"-1")))
+	e.setFenceParam("maxBindingShards", "16", viewerShard(kube.ViewerBinding+"-16"))
+
 	// The policy applies to the ServiceAccount only: the admin still may.
 	if _, err := e.cs.RbacV1().RoleBindings("unlabelled").Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "admin-made"}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
@@ -295,20 +326,12 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 			return err
 		}
 	}
-	refused := func(do func() error) func() error {
-		return func() error {
-			if err := do(); err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), fencePolicy) {
-				return fmt.Errorf("not refused by %s: %v", fencePolicy, err)
-			}
-			return nil
-		}
-	}
 	if err := bindIn("ml-beta-2")(); err != nil {
 		t.Fatalf("premise: ml-beta-2 is labelled, the token may bind there: %v", err)
 	}
-	e.setFenceParam("excludeNamespaces", "team-x, ml-*-[0-9]", refused(bindIn("ml-beta-2")))
+	e.setFenceParam("excludeNamespaces", "team-x, ml-*-[0-9]", refusedByFence(bindIn("ml-beta-2")))
 	e.setFenceParam("excludeNamespaces", "ml-beta-[3-9]", bindIn("ml-beta-2"))
-	e.setFenceParam("namespacePattern", "runai-*", refused(bindIn("ml-beta-2")))
+	e.setFenceParam("namespacePattern", "runai-*", refusedByFence(bindIn("ml-beta-2")))
 	e.setFenceParam("namespacePattern", "ml-beta-?", bindIn("ml-beta-2"))
 	e.setFenceParam("excludeNamespaces", "", bindIn("ml-beta-2"))
 	e.setFenceParam("namespacePattern", "", bindIn("ml-beta-2"))

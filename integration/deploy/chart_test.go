@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -798,6 +799,11 @@ func TestChartShardRBACFollowsConfig(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("maxBindingShards=%d: patch allowed on %v, want %v", n, got, want)
+		}
+		var fence corev1.ConfigMap
+		find(t, objs, "ConfigMap", "runai-ldap-sync-fence").decode(t, &fence)
+		if fence.Data["maxBindingShards"] != strconv.Itoa(n) {
+			t.Errorf("maxBindingShards=%d: the admission policy's parameter is %q", n, fence.Data["maxBindingShards"])
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -213,6 +214,9 @@ func TestFenceParamsAgree(t *testing.T) {
 	if params.Data["excludeNamespaces"] != strings.Join(raw.Projects.ExcludeNamespaces, ",") || params.Data["namespacePattern"] != raw.Projects.NamespacePattern {
 		t.Errorf("fence parameters excludeNamespaces=%q namespacePattern=%q disagree with config.yaml (%q, %q)",
 			params.Data["excludeNamespaces"], params.Data["namespacePattern"], raw.Projects.ExcludeNamespaces, raw.Projects.NamespacePattern)
+	}
+	if params.Data["maxBindingShards"] != strconv.Itoa(kube.MaxShards) {
+		t.Errorf("fence parameter maxBindingShards=%q, want %d (config.yaml keeps the default)", params.Data["maxBindingShards"], kube.MaxShards)
 	}
 	if _, ok := params.Data["excludeNamespaces"]; !ok {
 		t.Error("the fence parameters lack excludeNamespaces")

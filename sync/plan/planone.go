@@ -343,7 +343,7 @@ func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts Plan
 		if sl.size <= limit {
 			continue
 		}
-		users := sortedSet(sl.users)
+		users := sortedKeys(sl.users)
 		for k := len(users) - 1; k >= 0 && sl.size > limit; k-- {
 			u := users[k]
 			_, wanted := want[u]
@@ -427,16 +427,7 @@ func toSet(in []string) map[string]struct{} {
 	return m
 }
 
-func sortedSet(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedUnique(in []string) []string { return sortedSet(toSet(in)) }
+func sortedUnique(in []string) []string { return sortedKeys(toSet(in)) }
 
 func (o PlanOptions) shardBytes() int {
 	if o.ShardBytes > 0 {

@@ -81,7 +81,9 @@ type ChangeSet struct {
 	// ServerChanged means the poll reached another domain controller than
 	// the cursor's: what changed cannot be known, and a full cycle is due.
 	ServerChanged bool
-	Entries       []Changed
+	// Why says, with ServerChanged, what the poll saw (for the log).
+	Why     string
+	Entries []Changed
 	// Searches the poll cost (the rootDSE read included).
 	Searches int
 }
@@ -277,8 +279,12 @@ func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeS
 	cs := &ChangeSet{Next: Cursor{Server: server, USN: usn, Base: since.Base, Deletions: since.Deletions}, Searches: 1}
 	// Another DC, or the same one with its USN gone back (restored from a
 	// backup): the cursor says nothing about what changed.
-	if !strings.EqualFold(server, since.Server) || usn < since.USN {
-		cs.ServerChanged = true
+	if !strings.EqualFold(server, since.Server) {
+		cs.ServerChanged, cs.Why = true, "another domain controller answered (its dsServiceName differs)"
+		return cs, nil
+	}
+	if usn < since.USN {
+		cs.ServerChanged, cs.Why = true, "the domain controller's highestCommittedUSN went back (restored from a backup?)"
 		return cs, nil
 	}
 	if usn <= since.USN {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
-	"go.uber.org/zap"
 )
 
 // OpenLDAP change cursors, one per server ID.
@@ -113,10 +112,9 @@ func (s *Source) changesBySID(ctx context.Context, c *conn, since Cursor, now st
 	cs.Next.CSN = maxCSN(after)
 	ranges, reset := csnRanges(before, after)
 	if reset {
-		// The caller logs a server change; this says which kind.
-		s.log.Info("contextCSN names a server ID the cursor has not seen, or one that went back: the change history cannot be followed from the cursor",
-			zap.String("cursor", since.ContextCSN), zap.String("now", now))
 		cs.ServerChanged = true
+		cs.Why = fmt.Sprintf("contextCSN names a server ID the cursor has not seen (a new provider) or one whose CSN went back (a restored database): was %q, now %q",
+			since.ContextCSN, now)
 		return cs, nil
 	}
 	if len(ranges) == 0 {

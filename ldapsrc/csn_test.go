@@ -141,7 +141,7 @@ func TestChangesPerServerID(t *testing.T) {
 	mu.Lock()
 	contextCSN = a2 + " " + b2 + " " + csnAt(30, "003")
 	mu.Unlock()
-	if cs, err = s.Changes(context.Background(), cs.Next); err != nil || !cs.ServerChanged {
+	if cs, err = s.Changes(context.Background(), cs.Next); err != nil || !cs.ServerChanged || !strings.Contains(cs.Why, "not seen") {
 		t.Errorf("new server ID: %+v, %v (want a full cycle)", cs, err)
 	}
 }

@@ -180,7 +180,7 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 	case cs.ServerChanged:
 		s.countPoll(PollServerChanged)
 		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",
-			zap.String("was", cur.Server), zap.String("now", cs.Next.Server))
+			zap.String("why", cs.Why), zap.String("was", cur.Server), zap.String("now", cs.Next.Server))
 		s.advance(gen, nil)
 		return PollServerChanged, nil
 	case len(cs.Entries) == 0:

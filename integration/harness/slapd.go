@@ -126,6 +126,12 @@ type SlapdOptions struct {
 	// makes. Replicas that accept writes need distinct ones (StartSlapdMirror sets them).
 	ServerID int
 
+	// AccessLog adds the accesslog overlay logging successful deletes (olcAccessLogOps: delete)
+	// to a second mdb database, suffix SlapdAccessLogSuffix, under Dir/accesslog, readable by
+	// every authenticated account (ReaderDN included). The main database's suffix entry then
+	// carries auditContext: cn=accesslog.
+	AccessLog bool
+
 	// LogLevel is passed to slapd -d; default "none" (only messages logged at every level).
 	// "stats" logs every operation to Dir/slapd.log.
 	LogLevel string
@@ -300,7 +306,7 @@ func startSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 
 	dataDir := filepath.Join(dir, "data")
 	confDir := filepath.Join(dir, "slapd.d")
-	for _, d := range []string{dataDir, confDir} {
+	for _, d := range []string{dataDir, confDir, filepath.Join(dir, "accesslog")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("harness: create %s: %w", d, err)
 		}
@@ -327,6 +333,7 @@ func startSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 		readerDN:   s.ReaderDN,
 		configPass: s.AdminPassword,
 		syncProv:   opts.SyncProv,
+		accessLog:  opts.AccessLog,
 		serverID:   opts.ServerID,
 	})
 	configFile := filepath.Join(dir, "config.ldif")
@@ -540,8 +547,12 @@ type slapdConfig struct {
 	readerDN                           string
 	configPass                         string
 	syncProv                           bool
+	accessLog                          bool
 	serverID                           int
 }
+
+// SlapdAccessLogSuffix is the accesslog database's suffix (SlapdOptions.AccessLog).
+const SlapdAccessLogSuffix = "cn=accesslog"
 
 // slapdDBIndexes are the mdb equality indexes: everything clients and the overlays search by.
 var slapdDBIndexes = []string{
@@ -586,8 +597,13 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 	raw("olcModuleLoad: {0}back_mdb")
 	raw("olcModuleLoad: {1}memberof")
 	raw("olcModuleLoad: {2}refint")
+	mod := 3
 	if c.syncProv {
 		raw("olcModuleLoad: {3}syncprov")
+		mod++
+	}
+	if c.accessLog {
+		raw(fmt.Sprintf("olcModuleLoad: {%d}accesslog", mod))
 	}
 	raw("")
 
@@ -677,6 +693,37 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 		raw("objectClass: olcSyncProvConfig")
 		raw("olcOverlay: {2}syncprov")
 		raw("olcSpCheckpoint: 100 1")
+		raw("")
+	}
+
+	if c.accessLog {
+		// The log database comes after the main one, so SlapdDatabaseConfigDN stays {1}mdb:
+		// offline (slapadd) the overlay finds its log database by suffix when it opens.
+		raw("dn: olcDatabase={2}mdb,cn=config")
+		raw("objectClass: olcDatabaseConfig")
+		raw("objectClass: olcMdbConfig")
+		raw("olcDatabase: {2}mdb")
+		line("olcDbDirectory", filepath.Join(c.dir, "accesslog"))
+		line("olcSuffix", SlapdAccessLogSuffix)
+		raw("olcDbNoSync: TRUE")
+		raw("olcDbMaxSize: 1073741824")
+		raw("olcDbIndex: objectClass eq")
+		raw("olcDbIndex: reqStart eq")
+		// What docs/operations.md tells sites to grant the sync's bind account.
+		raw("olcAccess: {0}to * by users read by * none")
+		raw("")
+		ov := 2
+		if c.syncProv {
+			ov++
+		}
+		raw(fmt.Sprintf("dn: olcOverlay={%d}accesslog,%s", ov, SlapdDatabaseConfigDN))
+		raw("objectClass: olcOverlayConfig")
+		raw("objectClass: olcAccessLogConfig")
+		raw(fmt.Sprintf("olcOverlay: {%d}accesslog", ov))
+		line("olcAccessLogDB", SlapdAccessLogSuffix)
+		raw("olcAccessLogOps: delete")
+		raw("olcAccessLogSuccess: TRUE")
+		raw("olcAccessLogPurge: 07+00:00 01+00:00")
 		raw("")
 	}
 

@@ -40,10 +40,18 @@ type Cursor struct {
 	// returned. Empty: the configured bases.
 	Base string `json:"base,omitempty"`
 	// Deletions: the bind account can read deleted objects (AD's Show
-	// Deleted control), so polls see deletions. Without it (and on other
-	// directories) a deleted entry reaches the bindings at the next full
-	// cycle, unless the deletion also changed a group (OpenLDAP refint).
+	// Deleted control) or the server's access log (OpenLDAP accesslog
+	// overlay, LogBase), so polls see deletions. Without it a deleted entry
+	// reaches the bindings at the next full cycle, unless the deletion also
+	// changed a group (OpenLDAP refint).
 	Deletions bool `json:"deletions,omitempty"`
+	// LogBase is the OpenLDAP accesslog database polls read deletions
+	// from, LogTime the reqStart of the newest log entry seen, and LogSeen
+	// the reqStart values within accessLogSlack of it already reported,
+	// space-separated (a string keeps Cursor comparable; accesslog.go).
+	LogBase string `json:"logBase,omitempty"`
+	LogTime string `json:"logTime,omitempty"`
+	LogSeen string `json:"logSeen,omitempty"`
 }
 
 // Changed is one group or user entry changed after a cursor.
@@ -318,28 +326,47 @@ func (s *Source) markCSN(c *conn) (Cursor, int, error) {
 	if e == nil || e.GetAttributeValue("entryCSN") == "" {
 		return Cursor{}, searches, fmt.Errorf("%s on %s has no entryCSN: %w", s.cfg.BaseDN, c.url, ErrNoChangeTracking)
 	}
+	// The naming context holding the base: where syncprov keeps
+	// contextCSN and the accesslog overlay names its log (auditContext).
+	searches++
+	var contexts []string
+	nc := ""
+	if root, err := s.readBase(c, "", "namingContexts"); err == nil && root != nil {
+		contexts = root.GetAttributeValues("namingContexts")
+		for _, n := range contexts {
+			if isAncestorOrSelf(n, s.cfg.BaseDN) {
+				nc = n
+				break
+			}
+		}
+	}
 	ctxDN, ctxCSN := s.cfg.BaseDN, joinCSNs(e.GetAttributeValues("contextCSN"))
 	if ctxCSN == "" {
 		// The base may lie below the naming context that holds contextCSN.
-		searches += 2
 		ctxDN = ""
-		if root, err := s.readBase(c, "", "namingContexts"); err == nil && root != nil {
-			for _, nc := range root.GetAttributeValues("namingContexts") {
-				if isAncestorOrSelf(nc, s.cfg.BaseDN) {
-					if ne, err := s.readBase(c, nc, "contextCSN"); err == nil && ne != nil {
-						if v := joinCSNs(ne.GetAttributeValues("contextCSN")); v != "" {
-							ctxDN, ctxCSN = nc, v
-						}
-					}
-					break
+		if nc != "" {
+			searches++
+			if ne, err := s.readBase(c, nc, "contextCSN"); err == nil && ne != nil {
+				if v := joinCSNs(ne.GetAttributeValues("contextCSN")); v != "" {
+					ctxDN, ctxCSN = nc, v
 				}
 			}
 		}
 	}
+	var cur Cursor
 	if ctxDN != "" {
-		return Cursor{CSN: maxString(strings.Split(ctxCSN, " ")), ContextDN: ctxDN, ContextCSN: ctxCSN}, searches, nil
+		cur = Cursor{CSN: maxString(strings.Split(ctxCSN, " ")), ContextDN: ctxDN, ContextCSN: ctxCSN}
+	} else {
+		cur = Cursor{CSN: clockCSN(time.Now().Add(-csnClockMargin))}
 	}
-	return Cursor{CSN: clockCSN(time.Now().Add(-csnClockMargin))}, searches, nil
+	if nc != "" {
+		logBase, n := s.accessLogBase(c, nc, contexts)
+		searches += n
+		if logBase != "" {
+			cur.Deletions, cur.LogBase, cur.LogTime = true, logBase, logMarkTime(cur.CSN)
+		}
+	}
+	return cur, searches, nil
 }
 
 // readBase reads one entry's attributes; nil when it does not exist.
@@ -378,40 +405,58 @@ func isAncestorOrSelf(ancestor, dn string) bool {
 }
 
 func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*ChangeSet, error) {
-	if since.CSN == "" {
-		return nil, fmt.Errorf("poll without a cursor: %w", ErrNoChangeTracking)
+	cs, moved, err := s.changedSinceCSN(ctx, c, since)
+	if err != nil || cs.ServerChanged {
+		return cs, err
 	}
-	cs := &ChangeSet{Next: since}
+	if moved {
+		// Something changed (a delete moves contextCSN too): what the
+		// access log says was deleted.
+		if err := s.logDeletions(ctx, c, since, cs); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
+// changedSinceCSN returns the entries changed after since; moved is false
+// when contextCSN says nothing changed at all.
+func (s *Source) changedSinceCSN(ctx context.Context, c *conn, since Cursor) (cs *ChangeSet, moved bool, err error) {
+	if since.CSN == "" {
+		return nil, false, fmt.Errorf("poll without a cursor: %w", ErrNoChangeTracking)
+	}
+	cs = &ChangeSet{Next: since}
 	if since.ContextDN != "" {
 		// syncprov keeps the highest CSN on the naming context: one base
 		// read tells whether anything changed at all.
 		e, err := s.readBase(c, since.ContextDN, "contextCSN")
 		cs.Searches++
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		now := ""
 		if e != nil {
 			now = joinCSNs(e.GetAttributeValues("contextCSN"))
 		}
 		if now != "" && now == since.ContextCSN {
-			return cs, nil
+			return cs, false, nil
 		}
 		if now != "" && since.ContextCSN != "" {
 			// One cursor per server ID (csn.go).
-			return s.changesBySID(ctx, c, since, now, cs)
+			cs, err = s.changesBySID(ctx, c, since, now, cs)
+			return cs, true, err
 		}
 		cs.Next.ContextCSN = now
 	}
 	// Strictly after the cursor: the entry at the cursor was seen already.
 	csn := ldap.EscapeFilter(since.CSN)
 	filter := fmt.Sprintf("(&(entryCSN>=%s)(!(entryCSN=%s)))", csn, csn)
-	err := s.changedEntries(ctx, c, s.changeBases(), filter, nil, cs, func(e *ldap.Entry) {
+	err = s.changedEntries(ctx, c, s.changeBases(), filter, nil, cs, func(e *ldap.Entry) {
 		if v := e.GetAttributeValue("entryCSN"); v > cs.Next.CSN {
 			cs.Next.CSN = v
 		}
 	})
-	return cs, err
+	return cs, true, err
 }
 
 // changedEntries runs the change search under bases and collects the

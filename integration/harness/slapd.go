@@ -131,6 +131,10 @@ type SlapdOptions struct {
 	// every authenticated account (ReaderDN included). The main database's suffix entry then
 	// carries auditContext: cn=accesslog.
 	AccessLog bool
+	// NoRefInt leaves out the refint overlay (and memberof's own referential integrity), as
+	// many sites run: a deleted entry stays named in the groups it was a member of, so a
+	// deletion changes no group entry.
+	NoRefInt bool
 
 	// LogLevel is passed to slapd -d; default "none" (only messages logged at every level).
 	// "stats" logs every operation to Dir/slapd.log.
@@ -334,6 +338,7 @@ func startSlapd(ctx context.Context, dir string, opts SlapdOptions) (*Slapd, err
 		configPass: s.AdminPassword,
 		syncProv:   opts.SyncProv,
 		accessLog:  opts.AccessLog,
+		noRefInt:   opts.NoRefInt,
 		serverID:   opts.ServerID,
 	})
 	configFile := filepath.Join(dir, "config.ldif")
@@ -547,7 +552,7 @@ type slapdConfig struct {
 	readerDN                           string
 	configPass                         string
 	syncProv                           bool
-	accessLog                          bool
+	accessLog, noRefInt                bool
 	serverID                           int
 }
 
@@ -669,29 +674,38 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 	raw("objectClass: olcMemberOfConfig")
 	raw("olcOverlay: {0}memberof")
 	raw("olcMemberOfDangling: ignore")
-	raw("olcMemberOfRefInt: TRUE")
+	if c.noRefInt {
+		raw("olcMemberOfRefInt: FALSE")
+	} else {
+		raw("olcMemberOfRefInt: TRUE")
+	}
 	raw("olcMemberOfGroupOC: groupOfNames")
 	raw("olcMemberOfMemberAD: member")
 	raw("olcMemberOfMemberOfAD: memberOf")
 	raw("")
 
-	raw("dn: olcOverlay={1}refint," + SlapdDatabaseConfigDN)
-	raw("objectClass: olcOverlayConfig")
-	raw("objectClass: olcRefintConfig")
-	raw("olcOverlay: {1}refint")
-	raw("olcRefintAttribute: member")
-	raw("olcRefintAttribute: uniqueMember")
-	raw("olcRefintAttribute: memberOf")
-	// Deleting a group's last member would violate groupOfNames' MUST member: refint puts the
-	// empty-DN placeholder in instead (without this it silently leaves the dangling DN).
-	raw("olcRefintNothing:")
-	raw("")
+	ov := 1 // the next overlay's index
+	if !c.noRefInt {
+		ov++
+		raw("dn: olcOverlay={1}refint," + SlapdDatabaseConfigDN)
+		raw("objectClass: olcOverlayConfig")
+		raw("objectClass: olcRefintConfig")
+		raw("olcOverlay: {1}refint")
+		raw("olcRefintAttribute: member")
+		raw("olcRefintAttribute: uniqueMember")
+		raw("olcRefintAttribute: memberOf")
+		// Deleting a group's last member would violate groupOfNames' MUST member: refint puts the
+		// empty-DN placeholder in instead (without this it silently leaves the dangling DN).
+		raw("olcRefintNothing:")
+		raw("")
+	}
 
 	if c.syncProv {
-		raw("dn: olcOverlay={2}syncprov," + SlapdDatabaseConfigDN)
+		raw(fmt.Sprintf("dn: olcOverlay={%d}syncprov,%s", ov, SlapdDatabaseConfigDN))
 		raw("objectClass: olcOverlayConfig")
 		raw("objectClass: olcSyncProvConfig")
-		raw("olcOverlay: {2}syncprov")
+		raw(fmt.Sprintf("olcOverlay: {%d}syncprov", ov))
+		ov++
 		raw("olcSpCheckpoint: 100 1")
 		raw("")
 	}
@@ -709,13 +723,9 @@ func slapdConfigLDIF(c slapdConfig) []byte {
 		raw("olcDbMaxSize: 1073741824")
 		raw("olcDbIndex: objectClass eq")
 		raw("olcDbIndex: reqStart eq")
-		// What docs/operations.md tells sites to grant the sync's bind account.
+		// Read by every authenticated account here; docs/operations.md grants the bind account alone.
 		raw("olcAccess: {0}to * by users read by * none")
 		raw("")
-		ov := 2
-		if c.syncProv {
-			ov++
-		}
 		raw(fmt.Sprintf("dn: olcOverlay={%d}accesslog,%s", ov, SlapdDatabaseConfigDN))
 		raw("objectClass: olcOverlayConfig")
 		raw("objectClass: olcAccessLogConfig")

@@ -11,11 +11,11 @@ import (
 
 // TestSlapdAccessLog: with AccessLog, a delete is logged under cn=accesslog (auditDelete with
 // reqStart, reqDN and the deleted entry's entryUUID), readable by ReaderDN, and the main
-// suffix entry names the log in auditContext.
+// suffix entry names the log in auditContext. With NoRefInt the groups keep naming it.
 func TestSlapdAccessLog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := StartSlapd(ctx, t.TempDir(), SlapdOptions{AccessLog: true, SyncProv: true})
+	s, err := StartSlapd(ctx, t.TempDir(), SlapdOptions{AccessLog: true, SyncProv: true, NoRefInt: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +25,10 @@ func TestSlapdAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	dn, err := s.AddUser(ou, "gone", UserOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := s.AddGroupOfNames(s.Suffix, "g", dn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +44,13 @@ func TestSlapdAccessLog(t *testing.T) {
 	uuid := res.Entries[0].GetAttributeValue("entryUUID")
 	if err := s.Delete(dn); err != nil {
 		t.Fatal(err)
+	}
+	res, err = c.Search(ldap.NewSearchRequest(group, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"member"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Entries[0].GetAttributeValues("member"); len(got) != 1 || !strings.EqualFold(got[0], dn) {
+		t.Errorf("without refint the group's members are %q, want still the deleted %s", got, dn)
 	}
 	res, err = c.Search(ldap.NewSearchRequest(s.Suffix, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"auditContext", "contextCSN"}, nil))
 	if err != nil {

@@ -140,8 +140,9 @@ func (s *Syncer) noteDeletions(visible bool) {
 				"a deletion reaches the bindings at the next full cycle (or when the deletion also changes a group). " +
 				"Grant the account List Contents and Read Property on CN=Deleted Objects (docs/operations.md) to have polls carry deletions")
 		} else {
-			s.log.Warn("polls cannot see deleted entries (this directory keeps no record of them): a deleted group, or a deleted member " +
-				"whose groups do not change with it (refint overlay), reaches the bindings at the next full cycle")
+			s.log.Warn("polls cannot see deleted entries: the server has no access log of deletes (accesslog overlay) the bind account may read; " +
+				"a deleted group, or a deleted member whose groups do not change with it (refint overlay), reaches the bindings at the next full cycle. " +
+				"Log deletes to an accesslog database readable by the bind account (docs/operations.md) to have polls carry deletions")
 		}
 	case visible && s.blindDeletions:
 		s.blindDeletions = false

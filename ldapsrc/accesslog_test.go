@@ -1,8 +1,14 @@
 package ldapsrc
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
 
 func TestLogWindowStartAndMarkTime(t *testing.T) {
@@ -78,5 +84,92 @@ func TestNewLogDeletions(t *testing.T) {
 	out, next3, seen3 := newLogDeletions(nil, seen2, next2)
 	if len(out) != 0 || next3 != next2 || !slices.Equal(seen3, seen2) {
 		t.Errorf("empty log: %+v %q %q", out, next3, seen3)
+	}
+}
+
+// TestMarkFindsAccessLog: the mark uses the log the suffix's auditContext
+// names only when it is one of the server's own naming contexts and its
+// suffix entry reads back; a poll then reports the logged deletions.
+func TestMarkFindsAccessLog(t *testing.T) {
+	const csn = "20261201224956.029702Z#000000#000#000000"
+	const uuid = "45f4f398-8225-1041-835e-77b1325fa47d"
+	for _, tc := range []struct {
+		name         string
+		auditContext string
+		contexts     []string
+		logReadable  bool
+		want         string
+	}{
+		{"readable", "cn=accesslog", []string{fakeBase, "cn=accesslog"}, true, "cn=accesslog"},
+		{"not a naming context of the server", "ou=log," + fakeBase, []string{fakeBase, "cn=accesslog"}, true, ""},
+		{"not readable", "cn=accesslog", []string{fakeBase, "cn=accesslog"}, false, ""},
+		{"no overlay", "", []string{fakeBase}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			contextCSN := csn
+			var logFilters []string
+			srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+				switch {
+				case req.BaseDN == "" && req.Scope == ldap.ScopeBaseObject:
+					return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("", map[string][]string{"namingContexts": tc.contexts})}}
+				case strings.EqualFold(req.BaseDN, fakeBase) && req.Scope == ldap.ScopeBaseObject:
+					attrs := map[string][]string{"entryCSN": {csn}, "contextCSN": {contextCSN}}
+					if tc.auditContext != "" {
+						attrs["auditContext"] = []string{tc.auditContext}
+					}
+					return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(fakeBase, attrs)}}
+				case strings.EqualFold(req.BaseDN, tc.auditContext) && req.Scope == ldap.ScopeBaseObject:
+					if !tc.logReadable {
+						return fakeAnswer{Code: ldap.LDAPResultNoSuchObject}
+					}
+					return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(tc.auditContext, map[string][]string{"objectClass": {"auditContainer"}})}}
+				case strings.EqualFold(req.BaseDN, "cn=accesslog"):
+					logFilters = append(logFilters, req.Filter)
+					return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("reqStart=20261201225001.000000Z,cn=accesslog", map[string][]string{
+						"reqStart": {"20261201225001.000000Z"}, "reqDN": {"uid=gone," + fakeBase}, "reqEntryUUID": {uuid}})}}
+				}
+				return fakeAnswer{} // the entryCSN search: no entry changed
+			})
+			s := fakeSource(t, srv.URL(), config.SchemaGroupOfNames, 500)
+			defer s.ClosePolls()
+			mark, err := s.Mark(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mark.LogBase != tc.want || mark.Deletions != (tc.want != "") {
+				t.Fatalf("mark: log %q deletions %v, want log %q", mark.LogBase, mark.Deletions, tc.want)
+			}
+			if tc.want == "" {
+				return
+			}
+			if mark.LogTime != "20261201224856.000000Z" {
+				t.Errorf("mark log time %q, want the CSN's second less a minute", mark.LogTime)
+			}
+			// Idle: contextCSN unchanged, the log is not read.
+			cs, err := s.Changes(context.Background(), mark)
+			if err != nil || len(cs.Entries) != 0 || len(logFilters) != 0 {
+				t.Fatalf("idle poll: %+v, %v, log searches %q", cs, err, logFilters)
+			}
+			contextCSN = "20261201225001.000000Z#000000#000#000000"
+			cs, err = s.Changes(context.Background(), mark)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs.Entries) != 1 || !cs.Entries[0].Deleted || cs.Entries[0].ID != "uuid:"+uuid {
+				t.Fatalf("poll after a delete: %+v", cs.Entries)
+			}
+			if want := "(&(objectClass=auditDelete)(reqResult=0)(reqStart>=20261201224756.000000Z))"; len(logFilters) != 1 || logFilters[0] != want {
+				t.Errorf("log searches %q, want %q", logFilters, want)
+			}
+			if cs.Next.LogTime != "20261201225001.000000Z" || cs.Next.LogSeen != "20261201225001.000000Z" || !cs.Next.Deletions {
+				t.Errorf("next cursor %+v", cs.Next)
+			}
+			// The same log again: nothing new.
+			contextCSN = "20261201225002.000000Z#000000#000#000000"
+			cs, err = s.Changes(context.Background(), cs.Next)
+			if err != nil || len(cs.Entries) != 0 {
+				t.Errorf("second poll: %+v, %v", cs.Entries, err)
+			}
+		})
 	}
 }

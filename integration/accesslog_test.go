@@ -66,8 +66,16 @@ func seedAccessLogDirectory(t *testing.T, e *env, s *harness.Slapd) (dn map[stri
 }
 
 func TestPollsSeeOpenLDAPDeletionsThroughAccessLog(t *testing.T) {
+	// With syncprov the log cursor starts from the server's contextCSN;
+	// without, from our clock minus a margin, and every poll reads the log.
+	for _, syncProv := range []bool{true, false} {
+		t.Run(fmt.Sprintf("syncprov=%v", syncProv), func(t *testing.T) { pollsSeeOpenLDAPDeletions(t, syncProv) })
+	}
+}
+
+func pollsSeeOpenLDAPDeletions(t *testing.T, syncProv bool) {
 	e := newEnv(t)
-	s := startSlapd(t, harness.SlapdOptions{SyncProv: true, AccessLog: true, NoRefInt: true})
+	s := startSlapd(t, harness.SlapdOptions{SyncProv: syncProv, AccessLog: true, NoRefInt: true})
 	dn, fill := seedAccessLogDirectory(t, e, s)
 	addr := freeAddr(t)
 	cfg := e.slapdDaemonConfig(s, accessLogYAML+fmt.Sprintf("server: {address: %q}\n", addr))

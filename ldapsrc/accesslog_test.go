@@ -108,6 +108,7 @@ func TestMarkFindsAccessLog(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			contextCSN := csn
 			var logFilters []string
+			var logCode uint16
 			srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
 				switch {
 				case req.BaseDN == "" && req.Scope == ldap.ScopeBaseObject:
@@ -125,6 +126,9 @@ func TestMarkFindsAccessLog(t *testing.T) {
 					return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(tc.auditContext, map[string][]string{"objectClass": {"auditContainer"}})}}
 				case strings.EqualFold(req.BaseDN, "cn=accesslog"):
 					logFilters = append(logFilters, req.Filter)
+					if logCode != 0 {
+						return fakeAnswer{Code: logCode}
+					}
 					return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("reqStart=20261201225001.000000Z,cn=accesslog", map[string][]string{
 						"reqStart": {"20261201225001.000000Z"}, "reqDN": {"uid=gone," + fakeBase}, "reqEntryUUID": {uuid}})}}
 				}
@@ -169,6 +173,19 @@ func TestMarkFindsAccessLog(t *testing.T) {
 			cs, err = s.Changes(context.Background(), cs.Next)
 			if err != nil || len(cs.Entries) != 0 {
 				t.Errorf("second poll: %+v, %v", cs.Entries, err)
+			}
+			// The log gone: the poll still succeeds (its other changes
+			// stand), says why, and stops following the log.
+			logCode = ldap.LDAPResultNoSuchObject
+			contextCSN = "20261201225003.000000Z#000000#000#000000"
+			cs, err = s.Changes(context.Background(), cs.Next)
+			if err != nil || cs.LogErr == nil || cs.Next.Deletions || cs.Next.LogBase != "" || cs.Next.LogTime != "" {
+				t.Errorf("poll with the log gone: %+v, %v (want LogErr and a cursor without the log)", cs, err)
+			}
+			n := len(logFilters)
+			contextCSN = "20261201225004.000000Z#000000#000#000000"
+			if cs, err = s.Changes(context.Background(), cs.Next); err != nil || cs.LogErr != nil || len(logFilters) != n {
+				t.Errorf("poll after the log went: %+v, %v, %d log searches (want none)", cs, err, len(logFilters)-n)
 			}
 		})
 	}

@@ -92,6 +92,10 @@ type ChangeSet struct {
 	// Why says, with ServerChanged, what the poll saw (for the log).
 	Why     string
 	Entries []Changed
+	// LogErr: the OpenLDAP access log could not be read. The poll's other
+	// changes stand; Next no longer follows the log (Deletions is false),
+	// so deletions wait for the next full cycle, whose mark looks again.
+	LogErr error
 	// Searches the poll cost (the rootDSE read included).
 	Searches int
 }
@@ -413,7 +417,10 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 		// Something changed (a delete moves contextCSN too): what the
 		// access log says was deleted.
 		if err := s.logDeletions(ctx, c, since, cs); err != nil {
-			return nil, err
+			// A log gone or no longer readable must not hold back the
+			// changes polls do see.
+			cs.LogErr = err
+			cs.Next.Deletions, cs.Next.LogBase, cs.Next.LogTime, cs.Next.LogSeen = false, "", "", ""
 		}
 	}
 	return cs, nil

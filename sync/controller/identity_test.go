@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -86,5 +87,44 @@ func TestBlindDeletionsSaidOnceAndCounted(t *testing.T) {
 	}
 	if v := gauge(); v != 0 || logs.FilterMessageSnippet("polls now see deleted").Len() != 1 {
 		t.Errorf("after access was granted: gauge %v, logs %v", v, logs.All())
+	}
+}
+
+// An access log that cannot be read (gone, access withdrawn) does not hold
+// back the poll's other changes: it says why, and the gauge shows polls
+// blind to deletions until a cycle's mark finds the log again.
+func TestAccessLogErrorMakesPollsBlind(t *testing.T) {
+	dir, cl := newFixture()
+	core, logs := observer.New(zapcore.InfoLevel)
+	ch := &deletionCursor{fakeChanges: fakeChanges{server: "dc1", usn: 100}, deletions: true}
+	s := New(testConfig(), dir, cl, zap.New(core), metrics.NewMetrics("test")).WithChanges(ch)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	var m dto.Metric
+	gauge := func() float64 {
+		if err := s.metrics.PollBlind.WithLabelValues("deletion").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue()
+	}
+	if v := gauge(); v != 0 {
+		t.Fatalf("gauge %v with the log readable", v)
+	}
+	ch.Lock()
+	ch.usn += 10
+	ch.next = append(ch.next, &ldapsrc.ChangeSet{Next: ldapsrc.Cursor{Server: "dc1", USN: ch.usn}, LogErr: errors.New("no such object")})
+	ch.Unlock()
+	if res, _ := s.Poll(context.Background(), CycleOptions{}); res != PollIdle {
+		t.Errorf("poll result %q, want %q: the poll itself succeeded", res, PollIdle)
+	}
+	if v := gauge(); v != 1 {
+		t.Errorf("gauge %v after the log failed, want 1", v)
+	}
+	if logs.FilterMessageSnippet("could not read the directory's access log").Len() != 1 || logs.FilterMessageSnippet("polls cannot see deleted").Len() != 1 {
+		t.Errorf("logs: %v", logs.All())
+	}
+	if s.inc.cursor == nil || s.inc.cursor.USN != ch.usn {
+		t.Errorf("cursor %+v, want advanced to the poll's", s.inc.cursor)
 	}
 }

@@ -178,6 +178,15 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 		rep := newReport(TriggerChange)
 		rep.Err, rep.DirErr = err, err
 		return PollError, rep
+	case cs.LogErr != nil:
+		// The poll's other changes stand (below); deletions wait for the
+		// cycle until its mark finds the log readable again.
+		if ctx.Err() == nil {
+			s.log.Warn("could not read the directory's access log of deletions; deleted entries reach the bindings at the next full cycle", zap.Error(cs.LogErr))
+		}
+		s.noteDeletions(false)
+	}
+	switch {
 	case cs.ServerChanged:
 		s.countPoll(PollServerChanged)
 		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",

@@ -134,23 +134,36 @@ type Namespace struct {
 	ResourceVersion string
 }
 
+// eachPage runs a LIST page by page (listPageSize each): page reads one
+// page with opts and returns its continue token.
+func eachPage(opts metav1.ListOptions, page func(opts metav1.ListOptions) (string, error)) error {
+	opts.Limit = listPageSize
+	for {
+		next, err := page(opts)
+		if err != nil || next == "" {
+			return err
+		}
+		opts.Continue = next
+	}
+}
+
 // Namespaces lists every namespace, page by page.
 func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 	var out []Namespace
-	opts := metav1.ListOptions{Limit: listPageSize}
-	for {
+	err := eachPage(metav1.ListOptions{}, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.CoreV1().Namespaces().List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list namespaces: %w", err)
+			return "", fmt.Errorf("list namespaces: %w", err)
 		}
 		for _, ns := range list.Items {
 			out = append(out, fromNamespace(&ns))
 		}
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
+		return list.Continue, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Bindings reads the current state of every managed binding: one LIST for
@@ -158,20 +171,20 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 // for the viewer and index-map bindings.
 func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
 	out := map[Ref]*Binding{}
-	opts := metav1.ListOptions{Limit: listPageSize, FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String()}
-	for {
-		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
-		}
-		for i := range list.Items {
-			b := fromRoleBinding(&list.Items[i])
-			out[b.Ref] = b
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+	err := eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String()},
+		func(opts metav1.ListOptions) (string, error) {
+			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
+			if err != nil {
+				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
+			}
+			for i := range list.Items {
+				b := fromRoleBinding(&list.Items[i])
+				out[b.Ref] = b
+			}
+			return list.Continue, nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	if err := c.shards(ctx, out); err != nil {
 		return nil, err
@@ -201,38 +214,34 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 // paged LIST of RoleBindings and one of ClusterRoleBindings, whatever the
 // number of projects.
 func (c *Client) shards(ctx context.Context, out map[Ref]*Binding) error {
-	opts := metav1.ListOptions{Limit: listPageSize, LabelSelector: ShardOfLabel}
-	for {
+	sel := metav1.ListOptions{LabelSelector: ShardOfLabel}
+	err := eachPage(sel, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
 		if err != nil {
-			return fmt.Errorf("list shard RoleBindings (label %s): %w", ShardOfLabel, err)
+			return "", fmt.Errorf("list shard RoleBindings (label %s): %w", ShardOfLabel, err)
 		}
 		for i := range list.Items {
 			if b := fromRoleBinding(&list.Items[i]); IsShard(b.Ref) {
 				out[b.Ref] = b
 			}
 		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
+		return list.Continue, nil
+	})
+	if err != nil {
+		return err
 	}
-	opts.Continue = ""
-	for {
+	return eachPage(sel, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
 		if err != nil {
-			return fmt.Errorf("list shard ClusterRoleBindings (label %s): %w", ShardOfLabel, err)
+			return "", fmt.Errorf("list shard ClusterRoleBindings (label %s): %w", ShardOfLabel, err)
 		}
 		for i := range list.Items {
 			if b := fromClusterRoleBinding(&list.Items[i]); IsShard(b.Ref) {
 				out[b.Ref] = b
 			}
 		}
-		if list.Continue == "" {
-			return nil
-		}
-		opts.Continue = list.Continue
-	}
+		return list.Continue, nil
+	})
 }
 
 // Get reads one binding; a missing one is returned with Exists false.

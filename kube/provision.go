@@ -43,18 +43,18 @@ func (c *Client) LabelNamespace(ctx context.Context, name, resourceVersion strin
 // one resource that carry the label selector.
 func (c *Client) ListObjects(ctx context.Context, gvr schema.GroupVersionResource, selector string) ([]unstructured.Unstructured, error) {
 	var out []unstructured.Unstructured
-	opts := metav1.ListOptions{Limit: listPageSize, LabelSelector: selector}
-	for {
+	err := eachPage(metav1.ListOptions{LabelSelector: selector}, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.dyn.Resource(gvr).Namespace(metav1.NamespaceAll).List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list %s labelled %s: %w", gvr.Resource, selector, err)
+			return "", fmt.Errorf("list %s labelled %s: %w", gvr.Resource, selector, err)
 		}
 		out = append(out, list.Items...)
-		if list.GetContinue() == "" {
-			return out, nil
-		}
-		opts.Continue = list.GetContinue()
+		return list.GetContinue(), nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // GetObject reads one namespaced object; nil if it does not exist.

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 )
@@ -68,19 +68,11 @@ func (e *env) bindAccountDN() string {
 }
 
 // configLDAP writes a configuration for this env's Samba with more ldap
-// settings (indented YAML lines) and body appended.
+// settings (indented YAML lines, which continue configVia's ldap block)
+// and body appended; the request timeout is the default's.
 func (e *env) configLDAP(ldapExtra, body string) string {
 	e.t.Helper()
-	base := fmt.Sprintf(`ldap:
-  urls: [%q]
-  caFile: %s
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-`, e.samba.LDAPSURL, e.samba.CAFile, e.bindUPN, e.pwFile, e.ou) + ldapExtra
-	path := filepath.Join(e.dir, fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
-	writeFile(e.t, path, []byte(base+body))
-	return path
+	return e.configVia(e.samba.LDAPSURL, e.samba.CAFile, config.Default().LDAP.Timeout.String(), ldapExtra+body)
 }
 
 // TestPollsFollowRenamesMovesAndDeletions: users in their own OU

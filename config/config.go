@@ -298,7 +298,7 @@ type Kubernetes struct {
 const MaxBindingShardsLimit = 16
 
 // DefaultBindingShardBytes is the default and largest
-// kubernetes.bindingShardBytes (plan.DefaultShardBytes); MinBindingShardBytes
+// kubernetes.bindingShardBytes (plan.DefaultShardBytes is it); MinBindingShardBytes
 // the smallest.
 const (
 	DefaultBindingShardBytes = 1 << 20

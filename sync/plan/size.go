@@ -1,13 +1,18 @@
 package plan
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+)
 
 // DefaultShardBytes is the safe size of one binding by the stored-size
 // estimate: well under the 1.5 MiB etcd stores in one object by default,
 // leaving room for the ownership record (gzipped), the guard's history and
 // Run:AI's own metadata. Past it, users go to shards (kube.ShardRef).
-// About 21,000 users of 8-character names fit.
-const DefaultShardBytes = 1 << 20
+// About 21,000 users of 8-character names fit. It is the configuration's
+// default (kubernetes.bindingShardBytes), which may only lower it.
+const DefaultShardBytes = config.DefaultBindingShardBytes
 
 // subjectOverhead is the stored (protobuf) size of one User subject besides
 // its name, as measured by the benchmark (about 48 bytes a user with

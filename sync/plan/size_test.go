@@ -48,9 +48,6 @@ func TestShardSizeMath(t *testing.T) {
 }
 
 func TestShardLimitMatchesConfig(t *testing.T) {
-	if config.DefaultBindingShardBytes != DefaultShardBytes {
-		t.Errorf("config's default shard size %d, the plan's %d", config.DefaultBindingShardBytes, DefaultShardBytes)
-	}
 	if config.MaxBindingShardsLimit != kube.MaxShards {
 		t.Errorf("config allows %d shards, kube (and deploy/) %d", config.MaxBindingShardsLimit, kube.MaxShards)
 	}

@@ -468,11 +468,3 @@ func (s *Syncer) newDiscoveredProject(cs *ldapsrc.ChangeSet, projects []plan.Pro
 	}
 	return ""
 }
-
-// TakeCycleWanted reports, once, that an incremental sync found something
-// only a full cycle can handle (a new project).
-func (s *Syncer) TakeCycleWanted() bool {
-	w := s.cycleWanted
-	s.cycleWanted = false
-	return w
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -605,13 +604,6 @@ func (r *Runner) logReport(rep *Report, trigger string) {
 func (r *Runner) Ready() bool {
 	r.init()
 	return r.Status.Ready()
-}
-
-// Handler serves /metrics, /healthz and /readyz for the Runner alone
-// (no leader election).
-func (r *Runner) Handler() http.Handler {
-	r.init()
-	return health.NewHandler(r.Metrics, r.Status)
 }
 
 // backoff is the delay after n failures in a row: lo doubling up to hi.

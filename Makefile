@@ -12,7 +12,7 @@ K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s
 
 export RUNAI_LDAP_SYNC_BIN_DIR := $(BIN_DIR)
 
-UNIT_PKGS := ./config/... ./kube/... ./ldapsrc/... ./provision/... ./sync/... ./cmd/...
+UNIT_PKGS := ./config/... ./kube/... ./ldapsrc/... ./sync/... ./cmd/...
 
 .PHONY: all build test unit integration lint deps check-fresh tools demo bench clean image promtool test-alerts helm chart chart-files test-chart
 

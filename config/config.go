@@ -14,12 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
-
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
 )
 
 // Modes.
@@ -233,8 +230,6 @@ type Projects struct {
 	// thousands at once); the rest wait for the next cycles, reported.
 	MaxNewPerCycle int `yaml:"maxNewPerCycle"`
 
-	// ParsedTemplate is Template, read and parsed by Validate.
-	ParsedTemplate *provision.Template `yaml:"-"`
 	// OwnNamespace is the namespace the daemon runs in (never a project);
 	// set at start from the environment, not from the file.
 	OwnNamespace string `yaml:"-"`
@@ -583,25 +578,6 @@ func (p *Projects) validateProvisioning(add func(field, format string, args ...a
 				add("projects.fromGroups.pattern", "%v", err)
 			}
 		}
-		if fg.BaseDN != "" {
-			if _, err := parseDN(fg.BaseDN); err != nil {
-				add("projects.fromGroups.baseDN", "%q is not a valid DN: %v", fg.BaseDN, err)
-			}
-		}
-	}
-	p.ParsedTemplate = nil
-	if p.Template != "" {
-		data, err := os.ReadFile(p.Template)
-		if err != nil {
-			add("projects.template", "cannot read %q: %v", p.Template, errors.Unwrap(err))
-			return
-		}
-		t, err := provision.Parse(data)
-		if err != nil {
-			add("projects.template", "%s: %v", p.Template, err)
-			return
-		}
-		p.ParsedTemplate = t
 	}
 }
 
@@ -645,24 +621,10 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 	if l.BaseDN == "" {
 		add("ldap.baseDN", "must be set, e.g. \"DC=example,DC=com\"")
 	}
-	for _, dn := range []struct{ field, value string }{
-		{"ldap.baseDN", l.BaseDN}, {"ldap.groupBaseDN", l.GroupBaseDN}, {"ldap.userBaseDN", l.UserBaseDN},
-	} {
-		if dn.value != "" {
-			if _, err := parseDN(dn.value); err != nil {
-				add(dn.field, "%q is not a valid DN: %v", dn.value, err)
-			}
-		}
-	}
 	switch l.Schema {
 	case SchemaActiveDirectory, SchemaGroupOfNames, SchemaRFC2307:
 	default:
 		add("ldap.schema", "must be %q, %q or %q, got %q", SchemaActiveDirectory, SchemaGroupOfNames, SchemaRFC2307, l.Schema)
-	}
-	if l.UserFilter != "" {
-		if _, err := ldap.CompileFilter(l.UserFilter); err != nil {
-			add("ldap.userFilter", "%q is not an LDAP filter: %v", l.UserFilter, err)
-		}
 	}
 	switch l.MemberResolution {
 	case ResolveInChain, ResolveExpand:
@@ -773,5 +735,3 @@ func (c *Config) validateDaemon(add func(field, format string, args ...any)) {
 func validDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
 
 func validLabelKey(k string) bool { return len(validation.IsQualifiedName(k)) == 0 }
-
-func parseDN(s string) (*ldap.DN, error) { return ldap.ParseDN(s) }

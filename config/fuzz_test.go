@@ -84,9 +84,6 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted fromGroups pattern %q", fg.Pattern)
 			}
 		}
-		if (cfg.Projects.Template != "") != (cfg.Projects.ParsedTemplate != nil) {
-			t.Fatalf("template %q accepted without being parsed", cfg.Projects.Template)
-		}
 		if g := cfg.Guard; g.MaxRemovePercent < 0 || g.MaxRemovePercent > 100 || g.MaxRemoveCount < 0 || g.Window < 0 || g.MaxAddCount < 0 || g.AllowEmptyBelow < 0 {
 			t.Fatalf("accepted guard %+v", cfg.Guard)
 		}

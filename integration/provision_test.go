@@ -19,12 +19,13 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // exampleTemplate is the template shipped in deploy/, parsed.
-func exampleTemplate(t *testing.T) (string, *provision.Template) {
+func exampleTemplate(t *testing.T) (string, *template.Template) {
 	t.Helper()
 	root, err := harness.RepoRoot()
 	if err != nil {
@@ -35,7 +36,7 @@ func exampleTemplate(t *testing.T) (string, *provision.Template) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := provision.Parse(data)
+	tmpl, err := template.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func exampleTemplate(t *testing.T) (string, *provision.Template) {
 
 // templateBindings are the RoleBindings the template puts in a namespace
 // (the executor binding apart), as the API server should hold them.
-func templateBindings(tmpl *provision.Template, project, ns string) map[string]*rbacv1.RoleBinding {
+func templateBindings(tmpl *template.Template, project, ns string) map[string]*rbacv1.RoleBinding {
 	out := map[string]*rbacv1.RoleBinding{}
 	for _, u := range tmpl.Render(project, ns, nil) {
 		var rb rbacv1.RoleBinding
@@ -57,7 +58,7 @@ func templateBindings(tmpl *provision.Template, project, ns string) map[string]*
 
 // expectTemplate checks that every template binding is in ns, as the
 // template says, applied by runai-ldap-sync.
-func (e *env) expectTemplate(tmpl *provision.Template, project, ns string) {
+func (e *env) expectTemplate(tmpl *template.Template, project, ns string) {
 	e.t.Helper()
 	for name, want := range templateBindings(tmpl, project, ns) {
 		got, err := e.cs.RbacV1().RoleBindings(ns).Get(context.Background(), name, metav1.GetOptions{})
@@ -217,7 +218,7 @@ func TestProvisionNewProjectsInOneCycle(t *testing.T) {
 	e.expectUsers(deltaExec, "dora")
 	e.expectUsers(alphaExec, "alice")
 	e.expectUsers(indexMap, "alice", "dora", "gus")
-	if b := e.binding(deltaExec); b.RoleRef != kube.ExpectedRoleRef(kube.ExecutorBinding) {
+	if b := e.binding(deltaExec); b.RoleRef != model.ExpectedRoleRef(kube.ExecutorBinding) {
 		t.Errorf("executor binding roleRef %+v", b.RoleRef)
 	}
 	for _, want := range []string{`"namespace provisioned"`, `"action":"create"`, `"template object applied"`, `"namespaces_provisioned":2`, `"template_objects_applied":18`} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // shardBytes lowers the safe size of one binding so that a few hundred
@@ -141,7 +142,7 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 		if b == nil {
 			t.Fatalf("%s missing", ref)
 		}
-		if b.RoleRef != kube.ExpectedRoleRef(kube.ViewerBinding) || len(b.Users()) > 56 {
+		if b.RoleRef != model.ExpectedRoleRef(kube.ViewerBinding) || len(b.Users()) > 56 {
 			t.Errorf("%s: roleRef %v, %d users", ref, b.RoleRef, len(b.Users()))
 		}
 		if len(b.Managed) != len(b.Users()) {

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 const groupsYAML = `groups:
@@ -119,7 +120,7 @@ func TestEndToEnd(t *testing.T) {
 	e.expectUsers(indexMap, "alice", "bob", "carol", "erin", "frank")
 	for _, ref := range []kube.Ref{alphaExec, betaExec, viewer, indexMap} {
 		b := e.binding(ref)
-		if b.RoleRef != kube.ExpectedRoleRef(ref.Name) {
+		if b.RoleRef != model.ExpectedRoleRef(ref.Name) {
 			t.Errorf("%s roleRef = %+v", ref, b.RoleRef)
 		}
 	}

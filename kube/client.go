@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -20,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // listPageSize bounds each LIST response, so thousands of namespaces or
@@ -124,15 +125,6 @@ func NewClient(cfg *rest.Config, qps float32, burst int) (*Client, error) {
 
 // Clientset exposes the underlying clientset (for informers and tests).
 func (c *Client) Clientset() kubernetes.Interface { return c.cs }
-
-// Namespace is the part of a namespace the sync needs.
-type Namespace struct {
-	Name        string
-	Labels      map[string]string
-	Terminating bool
-	// ResourceVersion is the precondition of a label write.
-	ResourceVersion string
-}
 
 // eachPage runs a LIST page by page (listPageSize each): page reads one
 // page with opts and returns its continue token.
@@ -284,8 +276,8 @@ func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *Binding {
 // not (one in a namespace that is no project).
 func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *Binding {
 	b := &Binding{
-		Ref: ref, Exists: true, UID: meta.UID, ResourceVersion: meta.ResourceVersion, RoleRef: roleRef,
-		Subjects: subjects, Annotations: meta.Annotations,
+		Ref: ref, Exists: true, UID: string(meta.UID), ResourceVersion: meta.ResourceVersion, RoleRef: modelRoleRef(roleRef),
+		Subjects: modelSubjects(subjects), Annotations: meta.Annotations,
 	}
 	managed, err := DecodeManaged(meta.Annotations[ManagedAnnotation])
 	if err != nil {
@@ -295,29 +287,6 @@ func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjec
 	}
 	return b
 }
-
-// Change is one write to make: create the binding, or add and remove users.
-type Change struct {
-	Ref    Ref
-	Create bool
-	Add    []string
-	Remove []string
-	// Own are users that become the tool's in this write (adopted, or
-	// added): recorded in the ownership record if the binding holds them
-	// after the write.
-	Own []string
-	// SetAnnotations are set and DropAnnotations removed in the same write
-	// (the guard's history, a used or stale approval).
-	SetAnnotations  map[string]string
-	DropAnnotations []string
-}
-
-// ErrManagedUnreadable means the binding's ownership record cannot be
-// read; it is not written until the record is fixed or removed.
-var ErrManagedUnreadable = errors.New("ownership record cannot be read")
-
-// ErrRoleRefChanged means the binding's roleRef no longer is Run:AI's.
-var ErrRoleRefChanged = errors.New("roleRef differs from Run:AI's")
 
 // maxConflictRetries bounds retries when another writer changes the
 // binding between our read and our write.
@@ -355,7 +324,7 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 			}
 			current = fresh
 		}
-		if current.RoleRef != ExpectedRoleRef(ch.Ref.Name) {
+		if current.RoleRef != model.ExpectedRoleRef(ch.Ref.Name) {
 			return nil, fmt.Errorf("%s: %w", ch.Ref, ErrRoleRefChanged)
 		}
 		if current.ManagedErr != nil {
@@ -380,7 +349,7 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 
 func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	subjects := make([]rbacv1.Subject, 0, len(ch.Add))
-	for _, u := range sortedUnique(ch.Add) {
+	for _, u := range model.SortedUnique(ch.Add) {
 		subjects = append(subjects, UserSubject(u))
 	}
 	annotations := map[string]string{ManagedAnnotation: EncodeManaged(ch.Add)}
@@ -412,67 +381,6 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	return fromRoleBinding(rb), nil
 }
 
-// NewSubjects applies a change to a subject list: removals drop User
-// subjects of those names, additions are appended in sorted order, and
-// duplicate User subjects collapse. Other subjects keep their place.
-func NewSubjects(current []rbacv1.Subject, add, remove []string) []rbacv1.Subject {
-	drop := toSet(remove)
-	seen := map[string]struct{}{}
-	out := make([]rbacv1.Subject, 0, len(current)+len(add))
-	for _, s := range current {
-		if IsUser(s) {
-			if _, ok := drop[s.Name]; ok {
-				continue
-			}
-			if _, ok := seen[s.Name]; ok {
-				continue
-			}
-			seen[s.Name] = struct{}{}
-		}
-		out = append(out, s)
-	}
-	for _, u := range sortedUnique(add) {
-		if _, ok := seen[u]; ok {
-			continue
-		}
-		seen[u] = struct{}{}
-		out = append(out, UserSubject(u))
-	}
-	return out
-}
-
-// NewManaged is the ownership record after a change: the users we owned,
-// those the change makes ours (Own, and additions nobody had put there
-// before), kept only if the binding still holds them after the write, so
-// ownership of a user ends when the user is gone from the binding.
-func NewManaged(current *Binding, ch Change) []string {
-	present := toSet(current.Users())
-	after := map[string]struct{}{}
-	for _, s := range NewSubjects(current.Subjects, ch.Add, ch.Remove) {
-		if IsUser(s) {
-			after[s.Name] = struct{}{}
-		}
-	}
-	set := map[string]struct{}{}
-	claim := func(u string) {
-		if _, ok := after[u]; ok {
-			set[u] = struct{}{}
-		}
-	}
-	for _, u := range current.Managed {
-		claim(u)
-	}
-	for _, u := range ch.Own {
-		claim(u)
-	}
-	for _, u := range ch.Add {
-		if _, ok := present[u]; !ok {
-			claim(u)
-		}
-	}
-	return setToSorted(set)
-}
-
 func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
 	annotations := map[string]any{}
 	for k, v := range ch.SetAnnotations {
@@ -481,7 +389,7 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 	for _, a := range ch.DropAnnotations {
 		annotations[a] = nil
 	}
-	record := NewManaged(current, ch)
+	record := model.NewManaged(current, ch)
 	if len(record) > 0 || current.Annotations[ManagedAnnotation] != "" {
 		annotations[ManagedAnnotation] = EncodeManaged(record)
 	}
@@ -497,7 +405,7 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 	}
 	patch := map[string]any{"metadata": meta}
 	if len(ch.Add) > 0 || len(ch.Remove) > 0 {
-		patch["subjects"] = NewSubjects(current.Subjects, ch.Add, ch.Remove)
+		patch["subjects"] = apiSubjects(model.NewSubjects(current.Subjects, ch.Add, ch.Remove))
 	}
 	body, err := json.Marshal(patch)
 	if err != nil {
@@ -517,22 +425,3 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 	}
 	return fromRoleBinding(rb), nil
 }
-
-func toSet(in []string) map[string]struct{} {
-	m := make(map[string]struct{}, len(in))
-	for _, s := range in {
-		m[s] = struct{}{}
-	}
-	return m
-}
-
-func setToSorted(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for s := range m {
-		out = append(out, s)
-	}
-	sortStrings(out)
-	return out
-}
-
-func sortedUnique(in []string) []string { return setToSorted(toSet(in)) }

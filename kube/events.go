@@ -43,7 +43,7 @@ func NewEventRecorder(c *Client, host string) *EventRecorder {
 }
 
 // Event records one Event on the binding ref (uid may be empty).
-func (r *EventRecorder) Event(ref Ref, uid types.UID, eventType, reason, message string) {
+func (r *EventRecorder) Event(ref Ref, uid string, eventType, reason, message string) {
 	r.sent.Add(1)
 	r.rec.Event(objectReference(ref, uid), eventType, reason, Truncate(message, maxEventMessage))
 }
@@ -58,13 +58,13 @@ func (r *EventRecorder) Shutdown(ctx context.Context, timeout time.Duration) {
 	r.b.Shutdown()
 }
 
-func objectReference(ref Ref, uid types.UID) runtime.Object {
+func objectReference(ref Ref, uid string) runtime.Object {
 	return &corev1.ObjectReference{
 		APIVersion: rbacv1.SchemeGroupVersion.String(),
 		Kind:       ref.Kind,
 		Namespace:  ref.Namespace,
 		Name:       ref.Name,
-		UID:        uid,
+		UID:        types.UID(uid),
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Skip reasons: why a member of a group did not become a subject.
@@ -43,32 +44,8 @@ var SkipReasons = []string{SkipDisabled, SkipComputer, SkipContact, SkipForeign,
 // subdomain name is the longest name Kubernetes tools handle comfortably.
 const MaxUserIDLength = 253
 
-// Group is what one group name resolved to.
-type Group struct {
-	// Name as requested (after {project} expansion).
-	Name string
-	// DN of the group entry; empty when not found.
-	DN string
-	// Identity is the group entry's stable identity (objectGUID or
-	// entryUUID, as a Reached key); empty when the server shows none.
-	Identity string
-	// Found is false when no group of that name exists. A missing group
-	// contributes no members but is not an error.
-	Found bool
-	// Members are the normalised user IDs, sorted and unique.
-	Members []string
-	// Err is set when the lookup failed; Members must then not be used.
-	Err error
-	// Memberships explains every member entry seen (only with Source.Trace).
-	Memberships []Membership
-	// Reached holds the group, every nested group and every member entry
-	// it names, bound or skipped (only with Source.Reach): a change to any
-	// of them may change Members. Entries read are held by their stable
-	// identity (objectGUID, entryUUID), so a rename, a move or a deletion
-	// is matched; a member DN that names nothing readable by its
-	// normalised DN.
-	Reached []string
-}
+// Group is what one group name resolved to (model.Group: the plan reads it).
+type Group = model.Group
 
 // Result is one resolution of a set of group names.
 type Result struct {

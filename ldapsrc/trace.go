@@ -1,26 +1,15 @@
 package ldapsrc
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+)
 
 // Membership explains one member of one resolved group: how it is reached
 // and whether it became a subject. Recorded only when Source.Trace is set
 // (for `explain`), so the daemon's cycles pay nothing for it.
-type Membership struct {
-	// RawID is the user ID as the directory holds it.
-	RawID string `json:"rawID"`
-	// ID is the normalised user ID; empty when rejected.
-	ID string `json:"id,omitempty"`
-	// DN of the member entry.
-	DN string `json:"dn"`
-	// Path lists the groups from the resolved group down to the one that
-	// holds the member directly.
-	Path []string `json:"path"`
-	// Skip is why the member is not bound (disabled, invalid_id, ...), or "".
-	Skip string `json:"skip,omitempty"`
-	// Identity is the entry's stable identity as the server holds it
-	// (IdentityLabel form: "objectGUID …", "entryUUID …"), or "".
-	Identity string `json:"identity,omitempty"`
-}
+type Membership = model.Membership
 
 // traced is a member entry seen while resolving, before paths are known.
 type traced struct {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
@@ -115,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "-o must be text or json, got %q\n", f.output)
 		return exitUsage
 	}
-	cfg, err := config.Load(f.config)
+	cfg, tmpl, err := loadConfig(f.config)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
@@ -147,7 +148,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	d, err := newDaemon(cfg, f, log, cmd)
+	d, err := newDaemon(cfg, tmpl, f, log, cmd)
 	if err != nil {
 		log.Error("start-up failed", zap.Error(err))
 		return exitFailed
@@ -197,7 +198,7 @@ type daemon struct {
 	identity string
 }
 
-func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemon, error) {
+func newDaemon(cfg *config.Config, tmpl *template.Template, f flags, log *zap.Logger, cmd string) (*daemon, error) {
 	rc, err := kube.RestConfig(f.kubeconfig)
 	if err != nil {
 		return nil, err
@@ -222,7 +223,7 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 				log.Warn("watch failed; the informer retries", zap.String("watch", what), zap.Error(err))
 			},
 		}
-		if cfg.Projects.ParsedTemplate != nil {
+		if tmpl != nil {
 			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.runner.TemplateChanged() }
 		}
 		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, h)
@@ -242,7 +243,7 @@ func newDaemon(cfg *config.Config, f flags, log *zap.Logger, cmd string) (*daemo
 		if cfg.Projects.Provisioning() {
 			// Namespaces and template objects are written through the
 			// Client: the informers watch only the managed bindings.
-			s.WithProvisioning(src, kc)
+			s.WithProvisioning(src, kc).WithTemplate(tmpl)
 		}
 		if d.events != nil {
 			s.WithEvents(d.events)

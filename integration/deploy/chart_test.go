@@ -25,6 +25,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 )
 
 // The chart in deploy/chart/runai-ldap-sync, tested with Helm 3 and Helm 4
@@ -486,7 +487,11 @@ func TestChartConfigIsValid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("with %v the chart's configuration is invalid: %v\n%s", args, err, cm.Data["config.yaml"])
 		}
-		if args != nil && (cfg.Projects.ParsedTemplate == nil || len(cfg.Projects.ParsedTemplate.Objects) == 0) {
+		tmpl, err := template.Load(cfg.Projects)
+		if err != nil {
+			t.Fatalf("with %v the chart's project template is invalid: %v", args, err)
+		}
+		if args != nil && (tmpl == nil || len(tmpl.Objects) == 0) {
 			t.Errorf("with provisioning the configuration names no template: %+v", cfg.Projects)
 		}
 	}

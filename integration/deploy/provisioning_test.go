@@ -20,7 +20,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 )
 
 // buildWith copies deploy/ and adds components to its kustomization, as
@@ -54,7 +54,7 @@ func TestProvisioningComponents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := provision.Parse(data)
+	tmpl, err := template.Parse(data)
 	if err != nil {
 		t.Fatalf("the example template does not parse: %v", err)
 	}
@@ -236,7 +236,7 @@ func TestFenceParamsAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := provision.Parse(data)
+	tmpl, err := template.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -21,8 +21,8 @@ func TestDiffShowsNamespacesAndTemplateObjects(t *testing.T) {
 				{Project: "bare", Namespace: "runai-bare", Labels: map[string]string{"runai/queue": "bare"}},
 			},
 			Templates: []TemplateChange{
-				{Key: provision.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"}, Project: "gamma", Create: true},
-				{Key: provision.Key{Kind: "RoleBinding", Namespace: "runai-alpha", Name: "runai-scheduler-rw"}, Project: "alpha", Field: "subjects"},
+				{Key: template.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"}, Project: "gamma", Create: true},
+				{Key: template.Key{Kind: "RoleBinding", Namespace: "runai-alpha", Name: "runai-scheduler-rw"}, Project: "alpha", Field: "subjects"},
 			},
 		},
 	}

@@ -6,17 +6,17 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // maxListed bounds how many user IDs one Event message names.
 const maxListed = 30
 
-func (s *Syncer) event(ref kube.Ref, uid types.UID, eventType, reason, message string) {
+func (s *Syncer) event(ref kube.Ref, uid string, eventType, reason, message string) {
 	if s.events == nil {
 		return
 	}
@@ -28,13 +28,13 @@ func (s *Syncer) event(ref kube.Ref, uid types.UID, eventType, reason, message s
 
 // untouchedEvent explains why a binding was not written.
 func (s *Syncer) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
-	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil && cur.RoleRef == kube.ExpectedRoleRef(p.Ref.Name) {
+	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil && cur.RoleRef == model.ExpectedRoleRef(p.Ref.Name) {
 		// It is a shard whose roleRef is wrong: the plan's error names it.
 		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, "left untouched: "+p.Err.Error())
 		return
 	}
 	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil {
-		want := kube.ExpectedRoleRef(p.Ref.Name)
+		want := model.ExpectedRoleRef(p.Ref.Name)
 		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, fmt.Sprintf(
 			"roleRef mismatch: the binding refers to %s/%s, expected ClusterRole/%s; left untouched: roleRef cannot change in place and group sync never deletes a binding (delete it by hand and it is recreated)",
 			cur.RoleRef.Kind, cur.RoleRef.Name, want.Name))
@@ -49,7 +49,7 @@ func (s *Syncer) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
 	s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, "left untouched: "+p.Err.Error())
 }
 
-func uidOf(b *kube.Binding) types.UID {
+func uidOf(b *kube.Binding) string {
 	if b == nil {
 		return ""
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -40,9 +40,16 @@ func (s *Syncer) WithProvisioning(d Discoverer, p Provisioner) *Syncer {
 	return s
 }
 
+// WithTemplate gives the Syncer Run:AI's project template
+// (projects.template, read at start-up by template.Load); nil: none.
+func (s *Syncer) WithTemplate(t *template.Template) *Syncer {
+	s.tmpl = t
+	return s
+}
+
 // TemplateChange is one template object a cycle creates or brings back.
 type TemplateChange struct {
-	provision.Key
+	template.Key
 	Project string `json:"project"`
 	// Create: the object is missing; otherwise it differs at Field.
 	Create bool   `json:"create"`
@@ -67,7 +74,7 @@ type ProvisionReport struct {
 	TemplateObjects int
 	// Templates are the objects created or brought back (planned, in a dry run).
 	Templates      []TemplateChange
-	TemplateErrors map[provision.Key]error
+	TemplateErrors map[template.Key]error
 }
 
 // findProjects discovers projects (if configured) and derives the cycle's
@@ -126,7 +133,7 @@ func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Re
 // a dry run but the report. A project whose namespace could not be created
 // is dropped from this cycle.
 func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) []error {
-	if len(rep.Provision.Namespaces) == 0 && s.cfg.Projects.ParsedTemplate == nil {
+	if len(rep.Provision.Namespaces) == 0 && s.tmpl == nil {
 		return nil
 	}
 	if s.prov == nil {
@@ -162,7 +169,7 @@ func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) 
 		}
 		rep.Projects = kept
 	}
-	if t := s.cfg.Projects.ParsedTemplate; t != nil {
+	if t := s.tmpl; t != nil {
 		errs = append(errs, s.applyTemplate(ctx, opts, rep, t)...)
 	}
 	return errs
@@ -208,8 +215,8 @@ var templateSelector = TemplateLabel + "=true"
 // cluster and applies only those missing or changed: one LIST per kind
 // per cycle, a GET for an object the LIST did not return (made before us,
 // or its label removed), and one apply per object that needs it.
-func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Report, t *provision.Template) []error {
-	live := map[provision.Key]*unstructured.Unstructured{}
+func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Report, t *template.Template) []error {
+	live := map[template.Key]*unstructured.Unstructured{}
 	for _, k := range t.Kinds() {
 		items, err := s.prov.ListObjects(ctx, k.GVR(), templateSelector)
 		if err != nil {
@@ -217,7 +224,7 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 			return []error{fmt.Errorf("read template objects: %w", err)}
 		}
 		for i := range items {
-			live[provision.KeyOf(&items[i])] = &items[i]
+			live[template.KeyOf(&items[i])] = &items[i]
 		}
 	}
 	creating := map[string]bool{}
@@ -230,8 +237,8 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 	var errs []error
 	for _, p := range rep.Projects {
 		for _, obj := range t.Render(p.Name, p.Namespace, labels) {
-			key := provision.KeyOf(obj)
-			kind, _ := provision.KindOf(obj)
+			key := template.KeyOf(obj)
+			kind, _ := template.KindOf(obj)
 			rep.Provision.TemplateObjects++
 			cur := live[key]
 			if cur == nil && !creating[p.Namespace] {
@@ -243,7 +250,7 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 					continue
 				}
 			}
-			differs, field := provision.Differs(obj, cur)
+			differs, field := template.Differs(obj, cur)
 			if !differs {
 				continue
 			}
@@ -319,7 +326,7 @@ func TemplateSelector() string { return templateSelector }
 // one was changed or deleted (by anyone), so the template is checked again
 // (RepairTemplate) within repair.minInterval. It never blocks.
 func (s *Syncer) TemplateChanged() {
-	if s.cfg.Projects.ParsedTemplate == nil {
+	if s.tmpl == nil {
 		return
 	}
 	active := s.desired != nil
@@ -333,7 +340,7 @@ func (s *Syncer) TemplateChanged() {
 // as a cycle's, so an object that matches is not written.
 func (s *Syncer) RepairTemplate(ctx context.Context, opts CycleOptions) *Report {
 	rep := newReport(TriggerRepair)
-	t := s.cfg.Projects.ParsedTemplate
+	t := s.tmpl
 	if t == nil || s.prov == nil || s.lastProjects == nil {
 		return rep
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
@@ -29,13 +29,13 @@ import (
 // in memory; the real API server is exercised by the integration tests.
 type fakeProv struct {
 	cl      *fakeCluster
-	objects map[provision.Key]*unstructured.Unstructured
+	objects map[template.Key]*unstructured.Unstructured
 	calls   []string // every write, e.g. "create-ns runai-x", "apply RoleBinding/ns/name"
 	failNS  map[string]bool
 }
 
 func newFakeProv(cl *fakeCluster) *fakeProv {
-	return &fakeProv{cl: cl, objects: map[provision.Key]*unstructured.Unstructured{}, failNS: map[string]bool{}}
+	return &fakeProv{cl: cl, objects: map[template.Key]*unstructured.Unstructured{}, failNS: map[string]bool{}}
 }
 
 func (f *fakeProv) CreateNamespace(_ context.Context, name string, l map[string]string) error {
@@ -71,7 +71,7 @@ func (f *fakeProv) ListObjects(_ context.Context, gvr schema.GroupVersionResourc
 	}
 	var out []unstructured.Unstructured
 	for _, o := range f.objects {
-		if k, _ := provision.KindOf(o); k.GVR() == gvr && sel.Matches(labels.Set(o.GetLabels())) {
+		if k, _ := template.KindOf(o); k.GVR() == gvr && sel.Matches(labels.Set(o.GetLabels())) {
 			out = append(out, *o.DeepCopy())
 		}
 	}
@@ -88,7 +88,7 @@ func (f *fakeProv) GetObject(_ context.Context, _ schema.GroupVersionResource, n
 }
 
 func (f *fakeProv) ApplyObject(_ context.Context, _ schema.GroupVersionResource, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	key := provision.KeyOf(obj)
+	key := template.KeyOf(obj)
 	f.calls = append(f.calls, "apply "+key.String())
 	u := obj.DeepCopy()
 	u.SetResourceVersion("1") // a field the server adds
@@ -131,15 +131,14 @@ func provisioningFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakePr
 	cfg.Projects.CreateNamespaces = true
 	cfg.Projects.Static = []config.StaticProject{{Name: "gamma"}}
 	cfg.Projects.FromGroups = &config.FromGroups{Pattern: "runai-{project}-executors"}
-	tmpl, err := provision.Parse([]byte(testTemplate))
+	tmpl, err := template.Parse([]byte(testTemplate))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Projects.ParsedTemplate = tmpl
 	prov := newFakeProv(cl)
 	disc := fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "alpha"}, {Name: "beta"}, {Name: "delta"}}}}
 	m := metrics.NewMetrics("test")
-	s := New(cfg, dir, cl, zap.NewNop(), m).WithProvisioning(disc, prov)
+	s := New(cfg, dir, cl, zap.NewNop(), m).WithProvisioning(disc, prov).WithTemplate(tmpl)
 	return s, dir, cl, prov, m
 }
 
@@ -217,9 +216,9 @@ func TestCycleProvisionsNewProjectsInOneCycle(t *testing.T) {
 	}
 
 	// A hand change and a deletion are brought back, and nothing else.
-	cfgKey := provision.Key{Kind: "ConfigMap", Namespace: "runai-alpha", Name: "project-info"}
+	cfgKey := template.Key{Kind: "ConfigMap", Namespace: "runai-alpha", Name: "project-info"}
 	_ = unstructured.SetNestedField(prov.objects[cfgKey].Object, "hacked", "data", "project")
-	delete(prov.objects, provision.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"})
+	delete(prov.objects, template.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"})
 	rep = s.Cycle(context.Background(), CycleOptions{})
 	if rep.Err != nil {
 		t.Fatal(rep.Err)
@@ -346,8 +345,8 @@ func TestCycleAdoptsTemplateObjectsMadeBeforeIt(t *testing.T) {
 	s, _, _, prov, _ := provisioningFixture(t)
 	// Run:AI's template applied by hand before: same content, none of our
 	// labels, so the LIST by label misses it and a GET finds it.
-	for _, obj := range s.cfg.Projects.ParsedTemplate.Render("alpha", "runai-alpha", nil) {
-		prov.objects[provision.KeyOf(obj)] = obj
+	for _, obj := range s.tmpl.Render("alpha", "runai-alpha", nil) {
+		prov.objects[template.KeyOf(obj)] = obj
 	}
 	rep := s.Cycle(context.Background(), CycleOptions{DryRun: true})
 	if rep.Err != nil {

@@ -10,18 +10,17 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 type recordedEvent struct {
 	ref                   kube.Ref
-	uid                   types.UID
+	uid                   string
 	kind, reason, message string
 }
 
@@ -30,7 +29,7 @@ type fakeRecorder struct {
 	events []recordedEvent
 }
 
-func (f *fakeRecorder) Event(ref kube.Ref, uid types.UID, eventType, reason, message string) {
+func (f *fakeRecorder) Event(ref kube.Ref, uid string, eventType, reason, message string) {
 	f.Lock()
 	defer f.Unlock()
 	f.events = append(f.events, recordedEvent{ref, uid, eventType, reason, message})
@@ -68,7 +67,7 @@ func pending(s *Syncer) []kube.Ref {
 
 func dropUser(name string) func(*kube.Binding) {
 	return func(b *kube.Binding) {
-		var keep []rbacv1.Subject
+		var keep []model.Subject
 		for _, s := range b.Subjects {
 			if s.Name != name {
 				keep = append(keep, s)
@@ -90,7 +89,7 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 	}
 	// A hand-added user and a Group: not drift under policy sync.
 	b := cl.edit(alphaRef, func(b *kube.Binding) {
-		b.Subjects = append(b.Subjects, kube.UserSubject("contractor"), rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "admins"})
+		b.Subjects = append(b.Subjects, model.UserSubject("contractor"), model.Subject{APIGroup: model.RBACGroup, Kind: model.KindGroup, Name: "admins"})
 	})
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	if p := pending(s); len(p) != 0 {

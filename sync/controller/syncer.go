@@ -9,12 +9,11 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
-	"github.com/runai-ldap-sync/runai-ldap-sync/provision"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
@@ -35,7 +34,7 @@ type Cluster interface {
 
 // Recorder records Kubernetes Events on bindings (kube.EventRecorder).
 type Recorder interface {
-	Event(ref kube.Ref, uid types.UID, eventType, reason, message string)
+	Event(ref kube.Ref, uid string, eventType, reason, message string)
 }
 
 // Event reasons.
@@ -74,6 +73,8 @@ type Syncer struct {
 	// discoverer and prov serve the opt-in projects.* provisioning.
 	discoverer Discoverer
 	prov       Provisioner
+	// tmpl is the project template (WithTemplate); nil: none.
+	tmpl *template.Template
 
 	// Everything below is the state of one leadership term, owned by the
 	// controller loop (Runner): a Syncer is not safe for concurrent use,
@@ -334,7 +335,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 
 func newReport(trigger string) *Report {
 	return &Report{Trigger: trigger, Started: time.Now(), FailedGroups: map[string]error{}, WriteErrors: map[kube.Ref]error{},
-		Provision: ProvisionReport{NamespaceErrors: map[string]error{}, TemplateErrors: map[provision.Key]error{}}}
+		Provision: ProvisionReport{NamespaceErrors: map[string]error{}, TemplateErrors: map[template.Key]error{}}}
 }
 
 func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {

@@ -10,13 +10,12 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // fakeDir is a directory for unit tests of the cycle's logic; the real
@@ -105,10 +104,10 @@ func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) 
 	f.writes = append(f.writes, ch.Ref)
 	cur := f.bindings[ch.Ref]
 	if cur == nil {
-		cur = &kube.Binding{Ref: ch.Ref, Exists: true, UID: types.UID("uid-" + ch.Ref.String()), RoleRef: kube.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
+		cur = &kube.Binding{Ref: ch.Ref, Exists: true, UID: "uid-" + ch.Ref.String(), RoleRef: model.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
 	}
-	managed := kube.NewManaged(cur, ch)
-	cur.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
+	managed := model.NewManaged(cur, ch)
+	cur.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 	cur.Managed = managed
 	for k, v := range ch.SetAnnotations {
 		cur.Annotations[k] = v
@@ -281,10 +280,10 @@ func TestCycleCancelledStartsNoWrite(t *testing.T) {
 func TestCycleOwnershipReporting(t *testing.T) {
 	dir, cl := newFixture()
 	betaRef := kube.ExecutorRef("runai-beta")
-	cl.bindings[alphaRef] = &kube.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "1", RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
-		Subjects: []rbacv1.Subject{kube.UserSubject("alice"), kube.UserSubject("bob"), kube.UserSubject("dave"), kube.UserSubject("zed")}, Annotations: map[string]string{}}
-	cl.bindings[betaRef] = &kube.Binding{Ref: betaRef, Exists: true, ResourceVersion: "1", RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
-		Subjects: []rbacv1.Subject{kube.UserSubject("carol")}, ManagedErr: errors.New("bad record"),
+	cl.bindings[alphaRef] = &kube.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "1", RoleRef: model.ExpectedRoleRef(kube.ExecutorBinding),
+		Subjects: []model.Subject{model.UserSubject("alice"), model.UserSubject("bob"), model.UserSubject("dave"), model.UserSubject("zed")}, Annotations: map[string]string{}}
+	cl.bindings[betaRef] = &kube.Binding{Ref: betaRef, Exists: true, ResourceVersion: "1", RoleRef: model.ExpectedRoleRef(kube.ExecutorBinding),
+		Subjects: []model.Subject{model.UserSubject("carol")}, ManagedErr: errors.New("bad record"),
 		Annotations: map[string]string{kube.ManagedAnnotation: "[\"carol"}}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), dir, cl, zap.NewNop(), m)

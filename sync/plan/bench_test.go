@@ -6,18 +6,17 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // benchState builds the large scale in memory: 5,000 projects with
 // an executors and a viewers group of 20 members drawn from 100,000 users,
 // and current bindings equal to the desired state (a steady-state cycle).
-func benchState(b *testing.B) ([]Project, map[string]*ldapsrc.Group, map[kube.Ref]*kube.Binding) {
+func benchState(b *testing.B) ([]Project, map[string]*model.Group, map[model.Ref]*model.Binding) {
 	b.Helper()
 	const projects, users, size = 5000, 100000, 20
 	rng := rand.New(rand.NewPCG(1, 2))
-	groups := map[string]*ldapsrc.Group{}
+	groups := map[string]*model.Group{}
 	var ps []Project
 	for p := 0; p < projects; p++ {
 		name := fmt.Sprintf("p%04d", p)
@@ -28,14 +27,14 @@ func benchState(b *testing.B) ([]Project, map[string]*ldapsrc.Group, map[kube.Re
 				set[fmt.Sprintf("u%06d", rng.IntN(users))] = struct{}{}
 			}
 			gn := "runai-" + name + "-" + kind
-			groups[gn] = &ldapsrc.Group{Name: gn, Found: true, Members: sortedKeys(set)}
+			groups[gn] = &model.Group{Name: gn, Found: true, Members: sortedKeys(set)}
 		}
 	}
-	groups["runai-viewers"] = &ldapsrc.Group{Name: "runai-viewers", Found: true}
-	current := map[kube.Ref]*kube.Binding{}
+	groups["runai-viewers"] = &model.Group{Name: "runai-viewers", Found: true}
+	current := map[model.Ref]*model.Binding{}
 	for _, d := range DesiredState(ps, testGroups, "runai", groups, nil) {
-		b := &kube.Binding{Ref: d.Ref, Exists: true, RoleRef: kube.ExpectedRoleRef(d.Ref.Name), Managed: d.Users}
-		b.Subjects = kube.NewSubjects(nil, d.Users, nil)
+		b := &model.Binding{Ref: d.Ref, Exists: true, RoleRef: model.ExpectedRoleRef(d.Ref.Name), Managed: d.Users}
+		b.Subjects = model.NewSubjects(nil, d.Users, nil)
 		current[d.Ref] = b
 	}
 	return ps, groups, current

@@ -9,8 +9,7 @@ import (
 	"sort"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Project is one Run:AI project and its namespace.
@@ -45,7 +44,7 @@ func AllGroupNames(g config.Groups, projects []Project) []string {
 
 // Desired is who should be in one binding.
 type Desired struct {
-	Ref   kube.Ref
+	Ref   model.Ref
 	Users []string // sorted, unique
 	// Incomplete means a group feeding this binding could not be read and
 	// had no last known members: Users is a lower bound, so the binding may
@@ -64,14 +63,14 @@ type Desired struct {
 // group that failed now, so an error in one project never shrinks access
 // granted through another. A project's own executor binding is left alone
 // when one of its groups failed.
-func DesiredState(projects []Project, g config.Groups, runaiNS string, groups map[string]*ldapsrc.Group, lastKnown map[string][]string) []Desired {
-	viewer := newUnion(kube.ViewerRef())
-	indexMap := newUnion(kube.IndexMapRef(runaiNS))
+func DesiredState(projects []Project, g config.Groups, runaiNS string, groups map[string]*model.Group, lastKnown map[string][]string) []Desired {
+	viewer := newUnion(model.ViewerRef())
+	indexMap := newUnion(model.IndexMapRef(runaiNS))
 	out := make([]Desired, 0, len(projects)+2)
 
 	for _, p := range projects {
 		execNames, viewNames := GroupNames(g, p.Name)
-		d := Desired{Ref: kube.ExecutorRef(p.Namespace)}
+		d := Desired{Ref: model.ExecutorRef(p.Namespace)}
 		users := map[string]struct{}{}
 		for _, name := range execNames {
 			members, ok, failed := membersOf(groups, lastKnown, name)
@@ -124,7 +123,7 @@ func DesiredState(projects []Project, g config.Groups, runaiNS string, groups ma
 
 // membersOf returns a group's usable members. ok is false when the group
 // failed and no last known members exist; failed reports the lookup error.
-func membersOf(groups map[string]*ldapsrc.Group, lastKnown map[string][]string, name string) (members []string, ok, failed bool) {
+func membersOf(groups map[string]*model.Group, lastKnown map[string][]string, name string) (members []string, ok, failed bool) {
 	gr := groups[name]
 	if gr == nil {
 		return nil, false, true
@@ -138,7 +137,7 @@ func membersOf(groups map[string]*ldapsrc.Group, lastKnown map[string][]string, 
 	return gr.Members, true, false
 }
 
-func groupErr(groups map[string]*ldapsrc.Group, name string) error {
+func groupErr(groups map[string]*model.Group, name string) error {
 	if gr := groups[name]; gr != nil && gr.Err != nil {
 		return fmt.Errorf("%w: group %q: %w", ErrGroupFailed, name, gr.Err)
 	}
@@ -146,12 +145,12 @@ func groupErr(groups map[string]*ldapsrc.Group, name string) error {
 }
 
 type union struct {
-	ref    kube.Ref
+	ref    model.Ref
 	users  map[string]struct{}
 	failed []string
 }
 
-func newUnion(ref kube.Ref) *union { return &union{ref: ref, users: map[string]struct{}{}} }
+func newUnion(ref model.Ref) *union { return &union{ref: ref, users: map[string]struct{}{}} }
 
 func (u *union) add(members []string) {
 	for _, m := range members {

@@ -6,8 +6,7 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
-	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 var testGroups = config.Groups{
@@ -16,12 +15,12 @@ var testGroups = config.Groups{
 	GlobalViewers: []string{"runai-viewers"},
 }
 
-func found(name string, members ...string) *ldapsrc.Group {
-	return &ldapsrc.Group{Name: name, Found: true, DN: "CN=" + name, Members: members}
+func found(name string, members ...string) *model.Group {
+	return &model.Group{Name: name, Found: true, DN: "CN=" + name, Members: members}
 }
 
-func byRef(ds []Desired) map[kube.Ref]Desired {
-	m := map[kube.Ref]Desired{}
+func byRef(ds []Desired) map[model.Ref]Desired {
+	m := map[model.Ref]Desired{}
 	for _, d := range ds {
 		m[d.Ref] = d
 	}
@@ -30,7 +29,7 @@ func byRef(ds []Desired) map[kube.Ref]Desired {
 
 func TestDesiredState(t *testing.T) {
 	projects := []Project{{"alpha", "runai-alpha"}, {"beta", "ml-beta"}}
-	groups := map[string]*ldapsrc.Group{
+	groups := map[string]*model.Group{
 		"runai-alpha-executors": found("runai-alpha-executors", "alice", "bob"),
 		"runai-alpha-viewers":   found("runai-alpha-viewers", "vera"),
 		"runai-beta-executors":  found("runai-beta-executors", "bob", "carol"),
@@ -38,11 +37,11 @@ func TestDesiredState(t *testing.T) {
 		"runai-viewers":         found("runai-viewers", "gina"),
 	}
 	got := byRef(DesiredState(projects, testGroups, "runai", groups, nil))
-	want := map[kube.Ref][]string{
-		kube.ExecutorRef("runai-alpha"): {"alice", "bob"},
-		kube.ExecutorRef("ml-beta"):     {"bob", "carol"},
-		kube.ViewerRef():                {"gina", "vera"},
-		kube.IndexMapRef("runai"):       {"alice", "bob", "carol"},
+	want := map[model.Ref][]string{
+		model.ExecutorRef("runai-alpha"): {"alice", "bob"},
+		model.ExecutorRef("ml-beta"):     {"bob", "carol"},
+		model.ViewerRef():                {"gina", "vera"},
+		model.IndexMapRef("runai"):       {"alice", "bob", "carol"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d bindings, want %d: %+v", len(got), len(want), got)
@@ -58,7 +57,7 @@ func TestDesiredState(t *testing.T) {
 func TestDesiredStateFailedGroup(t *testing.T) {
 	projects := []Project{{"alpha", "runai-alpha"}, {"beta", "runai-beta"}}
 	fail := errors.New("connection reset")
-	groups := map[string]*ldapsrc.Group{
+	groups := map[string]*model.Group{
 		"runai-alpha-executors": {Name: "runai-alpha-executors", Err: fail},
 		"runai-alpha-viewers":   {Name: "runai-alpha-viewers", Err: fail},
 		"runai-beta-executors":  found("runai-beta-executors", "carol"),
@@ -68,13 +67,13 @@ func TestDesiredStateFailedGroup(t *testing.T) {
 
 	t.Run("without last known members", func(t *testing.T) {
 		got := byRef(DesiredState(projects, testGroups, "runai", groups, nil))
-		if d := got[kube.ExecutorRef("runai-alpha")]; d.Err == nil || d.Users != nil {
+		if d := got[model.ExecutorRef("runai-alpha")]; d.Err == nil || d.Users != nil {
 			t.Errorf("alpha executors must be left untouched: %+v", d)
 		}
-		if d := got[kube.ExecutorRef("runai-beta")]; d.Err != nil || !reflect.DeepEqual(d.Users, []string{"carol"}) {
+		if d := got[model.ExecutorRef("runai-beta")]; d.Err != nil || !reflect.DeepEqual(d.Users, []string{"carol"}) {
 			t.Errorf("beta must still sync: %+v", d)
 		}
-		for _, ref := range []kube.Ref{kube.ViewerRef(), kube.IndexMapRef("runai")} {
+		for _, ref := range []model.Ref{model.ViewerRef(), model.IndexMapRef("runai")} {
 			if d := got[ref]; !d.Incomplete {
 				t.Errorf("%s must be incomplete (add-only): %+v", ref, d)
 			}
@@ -83,13 +82,13 @@ func TestDesiredStateFailedGroup(t *testing.T) {
 	t.Run("with last known members", func(t *testing.T) {
 		last := map[string][]string{"runai-alpha-executors": {"alice"}, "runai-alpha-viewers": {"val"}}
 		got := byRef(DesiredState(projects, testGroups, "runai", groups, last))
-		if d := got[kube.ExecutorRef("runai-alpha")]; d.Err == nil {
+		if d := got[model.ExecutorRef("runai-alpha")]; d.Err == nil {
 			t.Errorf("alpha executors must still be left untouched: %+v", d)
 		}
-		if d := got[kube.IndexMapRef("runai")]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"alice", "carol"}) {
+		if d := got[model.IndexMapRef("runai")]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"alice", "carol"}) {
 			t.Errorf("index map keeps alpha's last known executors: %+v", d)
 		}
-		if d := got[kube.ViewerRef()]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"val", "vic"}) {
+		if d := got[model.ViewerRef()]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"val", "vic"}) {
 			t.Errorf("viewer keeps alpha's last known viewers: %+v", d)
 		}
 	})
@@ -97,24 +96,24 @@ func TestDesiredStateFailedGroup(t *testing.T) {
 
 func TestDesiredStateOnlyConfiguredBindings(t *testing.T) {
 	g := config.Groups{Executors: []string{"x-{project}"}}
-	got := byRef(DesiredState([]Project{{"a", "runai-a"}}, g, "runai", map[string]*ldapsrc.Group{"x-a": found("x-a", "u")}, nil))
-	if _, ok := got[kube.ViewerRef()]; ok {
+	got := byRef(DesiredState([]Project{{"a", "runai-a"}}, g, "runai", map[string]*model.Group{"x-a": found("x-a", "u")}, nil))
+	if _, ok := got[model.ViewerRef()]; ok {
 		t.Error("viewer binding managed without viewer groups")
 	}
-	if _, ok := got[kube.IndexMapRef("runai")]; !ok {
+	if _, ok := got[model.IndexMapRef("runai")]; !ok {
 		t.Error("index map not managed")
 	}
 	// No executors groups: neither the executor bindings nor the index map
 	// are managed (created empty, or emptied).
 	g = config.Groups{Viewers: []string{"v-{project}"}}
-	got = byRef(DesiredState([]Project{{"a", "runai-a"}}, g, "runai", map[string]*ldapsrc.Group{"v-a": found("v-a", "u")}, nil))
-	if len(got) != 1 || got[kube.ViewerRef()].Users == nil {
+	got = byRef(DesiredState([]Project{{"a", "runai-a"}}, g, "runai", map[string]*model.Group{"v-a": found("v-a", "u")}, nil))
+	if len(got) != 1 || got[model.ViewerRef()].Users == nil {
 		t.Errorf("without executors groups only the viewer binding is managed, got %v", got)
 	}
 }
 
 func TestFindProjects(t *testing.T) {
-	nss := []kube.Namespace{
+	nss := []model.Namespace{
 		{Name: "runai-alpha", Labels: map[string]string{"runai/queue": "alpha"}},
 		{Name: "ml-beta", Labels: map[string]string{"runai/queue": "beta"}},
 		{Name: "dup-1", Labels: map[string]string{"runai/queue": "dup"}},
@@ -148,7 +147,7 @@ func TestFindProjects(t *testing.T) {
 }
 
 func TestFindProjectsCustomLabel(t *testing.T) {
-	nss := []kube.Namespace{
+	nss := []model.Namespace{
 		{Name: "a", Labels: map[string]string{"kai.scheduler/queue": "qa"}},
 		{Name: "b", Labels: map[string]string{"runai/queue": "qb"}},
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func queue(p string) map[string]string { return map[string]string{"runai/queue": p} }
@@ -15,7 +15,7 @@ func queue(p string) map[string]string { return map[string]string{"runai/queue":
 // namespace, an excluded one, one outside namespacePattern or the
 // daemon's own a project (the kube-system labelled runai/queue=sys).
 func TestFenceLabelledNamespaces(t *testing.T) {
-	nss := []kube.Namespace{
+	nss := []model.Namespace{
 		{Name: "kube-system", Labels: queue("sys")},
 		{Name: "runai", Labels: queue("ctl")},
 		{Name: "runai-backend", Labels: queue("backend")},
@@ -59,7 +59,7 @@ func TestFenceLabelledNamespaces(t *testing.T) {
 // provisioning keys; nor may any discovered project use an existing
 // unlabelled namespace unless this tool labels it.
 func TestFenceDirectoryProjects(t *testing.T) {
-	nss := []kube.Namespace{
+	nss := []model.Namespace{
 		{Name: "runai-backend"},
 		{Name: "runai-legacy", ResourceVersion: "7"},
 		{Name: "runai-alpha", Labels: queue("alpha")},
@@ -133,7 +133,7 @@ func TestMaxNewPerCycle(t *testing.T) {
 	}
 	cfg := config.Projects{NamespaceLabel: "runai/queue", CreateNamespaces: true, MaxNewPerCycle: 10,
 		FromGroups: &config.FromGroups{Pattern: "runai-{project}-executors"}}
-	nss := []kube.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}}
+	nss := []model.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}}
 	f := FindProjectsWith(nss, cfg, Discovered{Names: append(names, "alpha")})
 	if len(f.Actions) != 10 || f.Actions[0].Namespace != "runai-p00" || f.Actions[9].Namespace != "runai-p09" {
 		t.Fatalf("actions = %d (%v)", len(f.Actions), f.Actions)
@@ -152,7 +152,7 @@ func TestMaxNewPerCycle(t *testing.T) {
 	}
 	// Next cycle: the ten exist (labelled, ours); the next ten are created.
 	for _, a := range f.Actions {
-		nss = append(nss, kube.Namespace{Name: a.Namespace, Labels: a.Labels})
+		nss = append(nss, model.Namespace{Name: a.Namespace, Labels: a.Labels})
 	}
 	f = FindProjectsWith(nss, cfg, Discovered{Names: append(names, "alpha")})
 	if len(f.Actions) != 10 || f.Actions[0].Namespace != "runai-p10" || len(f.Projects) != 21 {
@@ -163,7 +163,7 @@ func TestMaxNewPerCycle(t *testing.T) {
 	// label write waits (it was one without the label before).
 	cfg.LabelExistingNamespaces = true
 	cfg.Static = []config.StaticProject{{Name: "zz"}}
-	nss = []kube.Namespace{{Name: "runai-zz"}}
+	nss = []model.Namespace{{Name: "runai-zz"}}
 	f = FindProjectsWith(nss, cfg, Discovered{Names: names})
 	found := false
 	for _, p := range f.Projects {
@@ -187,18 +187,18 @@ func TestDuplicateLabelRule(t *testing.T) {
 	cfg := config.Projects{NamespaceLabel: "runai/queue"}
 	for _, tc := range []struct {
 		name string
-		nss  []kube.Namespace
+		nss  []model.Namespace
 		want []Project
 		skip []SkippedProject
 	}{
 		{"default name wins",
-			[]kube.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "team-b", Labels: queue("alpha")}},
+			[]model.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "team-b", Labels: queue("alpha")}},
 			[]Project{{"alpha", "runai-alpha"}}, []SkippedProject{{"alpha", "team-b", SkipDuplicate}}},
 		{"provisioned marker wins over the default name",
-			[]kube.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "ml-alpha", Labels: map[string]string{"runai/queue": "alpha", prov: "true"}}},
+			[]model.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "ml-alpha", Labels: map[string]string{"runai/queue": "alpha", prov: "true"}}},
 			[]Project{{"alpha", "ml-alpha"}}, []SkippedProject{{"alpha", "runai-alpha", SkipDuplicate}}},
 		{"neither: nothing guessed",
-			[]kube.Namespace{{Name: "ml-alpha", Labels: queue("alpha")}, {Name: "team-b", Labels: queue("alpha")}},
+			[]model.Namespace{{Name: "ml-alpha", Labels: queue("alpha")}, {Name: "team-b", Labels: queue("alpha")}},
 			nil, []SkippedProject{{"alpha", "ml-alpha", SkipDuplicate}, {"alpha", "team-b", SkipDuplicate}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // FuzzProjectToFilter follows a value from where an untrusted user may set
@@ -32,7 +32,7 @@ func FuzzProjectToFilter(f *testing.F) {
 		f.Add(seed.label, seed.template)
 	}
 	f.Fuzz(func(t *testing.T, label, template string) {
-		nss := []kube.Namespace{{Name: "ns", Labels: map[string]string{"runai/queue": label}}}
+		nss := []model.Namespace{{Name: "ns", Labels: map[string]string{"runai/queue": label}}}
 		projects, skipped := FindProjects(nss, config.Projects{NamespaceLabel: "runai/queue"})
 		if len(projects)+len(skipped) != 1 {
 			t.Fatalf("label %q: %d projects, %d skipped", label, len(projects), len(skipped))

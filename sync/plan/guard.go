@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // HistoryAnnotation keeps the guard's window on the binding itself: when,
@@ -111,7 +111,7 @@ func removalHold(n, base, windowRemoved int, g config.Guard) string {
 
 // ApprovalKey is the value of ApproveAnnotation that approves exactly
 // these held removals and additions on this binding, and nothing else.
-func ApprovalKey(ref kube.Ref, remove, add []string) string {
+func ApprovalKey(ref model.Ref, remove, add []string) string {
 	h := sha256.New()
 	h.Write([]byte(ref.String() + "\n"))
 	for _, u := range sortedCopy(remove) {
@@ -130,8 +130,8 @@ func sortedCopy(in []string) []string {
 }
 
 // ApproveCommand is the kubectl command that sets the approval key on ref.
-func ApproveCommand(ref kube.Ref, key string) string {
-	if ref.Kind == kube.KindClusterRoleBinding {
+func ApproveCommand(ref model.Ref, key string) string {
+	if ref.Kind == model.KindClusterRoleBinding {
 		return fmt.Sprintf("kubectl annotate --overwrite clusterrolebinding %s %s=%s", ref.Name, ApproveAnnotation, key)
 	}
 	return fmt.Sprintf("kubectl -n %s annotate --overwrite rolebinding %s %s=%s", ref.Namespace, ref.Name, ApproveAnnotation, key)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -17,8 +17,8 @@ func syncOpts(now time.Time) PlanOptions {
 		Guard: config.Guard{MaxRemovePercent: 50, MaxRemoveCount: 20, Window: time.Hour}}
 }
 
-// write applies a plan's change to a binding the way kube.Client does.
-func write(t *testing.T, cur *kube.Binding, p BindingPlan) *kube.Binding {
+// write applies a plan's change to a binding the way model.Client does.
+func write(t *testing.T, cur *model.Binding, p BindingPlan) *model.Binding {
 	t.Helper()
 	if p.Err != nil {
 		t.Fatalf("plan error: %v", p.Err)
@@ -28,8 +28,8 @@ func write(t *testing.T, cur *kube.Binding, p BindingPlan) *kube.Binding {
 	}
 	ch := p.Writes[0]
 	next := cur.Copy()
-	next.Managed = kube.NewManaged(cur, ch)
-	next.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
+	next.Managed = model.NewManaged(cur, ch)
+	next.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 	for k, v := range ch.SetAnnotations {
 		next.Annotations[k] = v
 	}
@@ -39,8 +39,8 @@ func write(t *testing.T, cur *kube.Binding, p BindingPlan) *kube.Binding {
 	return next
 }
 
-func planFor(d Desired, cur *kube.Binding, opts PlanOptions) BindingPlan {
-	return Plan([]Desired{d}, map[kube.Ref]*kube.Binding{d.Ref: cur}, opts)[0]
+func planFor(d Desired, cur *model.Binding, opts PlanOptions) BindingPlan {
+	return Plan([]Desired{d}, map[model.Ref]*model.Binding{d.Ref: cur}, opts)[0]
 }
 
 // Migration from a hand-kept binding: the user the directory grants is
@@ -102,7 +102,7 @@ func TestOwnershipEndsWhenTheUserIsGone(t *testing.T) {
 	if !eq(cur.Managed, []string{"alice"}) {
 		t.Fatalf("record = %v", cur.Managed)
 	}
-	cur.Subjects = append(cur.Subjects, kube.UserSubject("bob")) // put back by hand
+	cur.Subjects = append(cur.Subjects, model.UserSubject("bob")) // put back by hand
 	p = planFor(d, cur, syncOpts(t0))
 	if len(p.Remove) > 0 || !eq(p.Leftovers, []string{"bob"}) || p.HasChanges() {
 		t.Errorf("bob put back by hand: remove=%v leftovers=%v changes=%v", p.Remove, p.Leftovers, p.HasChanges())
@@ -133,7 +133,7 @@ func TestApprovalsAreSpecificAndExpire(t *testing.T) {
 	}
 	key := p.ApprovalKey
 	// "true" and a key for another held set do not approve it.
-	for _, wrong := range []string{"true", ApprovalKey(execRef, []string{"u1"}, nil), ApprovalKey(kube.ExecutorRef("other"), p.Held, nil)} {
+	for _, wrong := range []string{"true", ApprovalKey(execRef, []string{"u1"}, nil), ApprovalKey(model.ExecutorRef("other"), p.Held, nil)} {
 		cur.Annotations[ApproveAnnotation] = wrong
 		q := planFor(Desired{Ref: execRef, Users: []string{"u0"}}, cur, syncOpts(t0))
 		if len(q.Remove) > 0 || q.StaleApproval != wrong || q.ApprovalKey != key {
@@ -233,7 +233,7 @@ func TestGuardHoldsAdditions(t *testing.T) {
 		t.Errorf("approved additions: %d, approved %v", len(p.Add), p.Approved)
 	}
 	// A new binding is not an addition to an existing one.
-	p = planFor(Desired{Ref: execRef, Users: many}, &kube.Binding{Ref: execRef}, opts)
+	p = planFor(Desired{Ref: execRef, Users: many}, &model.Binding{Ref: execRef}, opts)
 	if !p.Create || len(p.Add) != len(many) {
 		t.Errorf("create: %+v", p)
 	}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // ApproveAnnotation on a binding approves the changes the guard holds for
@@ -38,7 +38,7 @@ const (
 
 // BindingPlan is what one cycle will do to one binding.
 type BindingPlan struct {
-	Ref    kube.Ref
+	Ref    model.Ref
 	Create bool
 	Add    []string
 	Remove []string
@@ -72,8 +72,8 @@ type BindingPlan struct {
 	// shard) that changes. Moves are written after all of Writes
 	// succeeded: they take users out of a shard past the safe size once
 	// Writes has added them to another, so no one is ever without access.
-	// The writer only encodes them (kube.Client.Apply).
-	Writes, Moves []kube.Change
+	// The writer only encodes them (model.Client.Apply).
+	Writes, Moves []model.Change
 	// Shards is how many bindings (the first one and its shards) exist
 	// after the plan.
 	Shards int
@@ -114,10 +114,10 @@ func (p *BindingPlan) MetadataOnly() bool {
 }
 
 // ShardWrites returns the refs of the bindings the plan writes, in order.
-func (p *BindingPlan) ShardWrites() []kube.Ref {
-	var out []kube.Ref
-	seen := map[kube.Ref]bool{}
-	for _, w := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
+func (p *BindingPlan) ShardWrites() []model.Ref {
+	var out []model.Ref
+	seen := map[model.Ref]bool{}
+	for _, w := range append(append([]model.Change(nil), p.Writes...), p.Moves...) {
 		if !seen[w.Ref] {
 			seen[w.Ref] = true
 			out = append(out, w.Ref)
@@ -135,7 +135,7 @@ type PlanOptions struct {
 	// ApproveAll approves every held change (once --approve-removals).
 	ApproveAll bool
 	// MaxShards is how many shards a binding may have after the first
-	// (kubernetes.maxBindingShards, at most kube.MaxShards); 0: none.
+	// (kubernetes.maxBindingShards, at most model.MaxShards); 0: none.
 	MaxShards int
 	// ShardBytes is the safe size of one binding by the stored-size
 	// estimate; 0 is DefaultShardBytes. Tests lower it.
@@ -151,12 +151,12 @@ type PlanOptions struct {
 // Comparison is by set: order and duplicates in the current subject list do
 // not matter, and equal sets mean no write. Only User subjects are ever
 // removed; Groups and ServiceAccounts are never touched.
-func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOptions) []BindingPlan {
+func Plan(desired []Desired, current map[model.Ref]*model.Binding, opts PlanOptions) []BindingPlan {
 	// The shards in current, by the binding they extend (one pass, rather
 	// than a lookup of every possible shard name of every binding).
-	extra := map[kube.Ref][]*kube.Binding{}
+	extra := map[model.Ref][]*model.Binding{}
 	for ref, b := range current {
-		if base, i, ok := kube.ShardBase(ref); ok && i > 0 && kube.IsShard(ref) && b != nil && b.Exists {
+		if base, i, ok := model.ShardBase(ref); ok && i > 0 && model.IsShard(ref) && b != nil && b.Exists {
 			list := extra[base]
 			for len(list) <= i {
 				list = append(list, nil)
@@ -167,7 +167,7 @@ func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOption
 	}
 	out := make([]BindingPlan, 0, len(desired))
 	for _, d := range desired {
-		shards := []*kube.Binding{current[d.Ref]}
+		shards := []*model.Binding{current[d.Ref]}
 		if list := extra[d.Ref]; len(list) > 1 {
 			shards = append(shards, list[1:]...)
 		}
@@ -179,10 +179,10 @@ func Plan(desired []Desired, current map[kube.Ref]*kube.Binding, opts PlanOption
 // ShardsOf collects a binding and its shards from current state: element
 // 0 is the binding, element i its shard i (nil when absent), up to the
 // last one that exists.
-func ShardsOf(ref kube.Ref, current map[kube.Ref]*kube.Binding) []*kube.Binding {
-	out := []*kube.Binding{current[ref]}
-	for i := 1; i <= kube.MaxShards; i++ {
-		if b := current[kube.ShardRef(ref, i)]; b != nil && b.Exists {
+func ShardsOf(ref model.Ref, current map[model.Ref]*model.Binding) []*model.Binding {
+	out := []*model.Binding{current[ref]}
+	for i := 1; i <= model.MaxShards; i++ {
+		if b := current[model.ShardRef(ref, i)]; b != nil && b.Exists {
 			for len(out) < i {
 				out = append(out, nil)
 			}

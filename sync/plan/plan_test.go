@@ -5,32 +5,30 @@ import (
 	"reflect"
 	"testing"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-var execRef = kube.ExecutorRef("runai-alpha")
+var execRef = model.ExecutorRef("runai-alpha")
 
-func users(names ...string) []rbacv1.Subject {
-	out := make([]rbacv1.Subject, 0, len(names))
+func users(names ...string) []model.Subject {
+	out := make([]model.Subject, 0, len(names))
 	for _, n := range names {
-		out = append(out, kube.UserSubject(n))
+		out = append(out, model.UserSubject(n))
 	}
 	return out
 }
 
-func binding(subjects []rbacv1.Subject, managed ...string) *kube.Binding {
-	return &kube.Binding{Ref: execRef, Exists: true, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
+func binding(subjects []model.Subject, managed ...string) *model.Binding {
+	return &model.Binding{Ref: execRef, Exists: true, RoleRef: model.ExpectedRoleRef(model.ExecutorBinding),
 		Subjects: subjects, Managed: managed, Annotations: map[string]string{}}
 }
 
 var defaultGuard = config.Guard{MaxRemovePercent: 50, MaxRemoveCount: 20}
 
 func TestPlan(t *testing.T) {
-	group := rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "admins"}
-	sa := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "runner", Namespace: "runai-alpha"}
+	group := model.Subject{APIGroup: model.RBACGroup, Kind: model.KindGroup, Name: "admins"}
+	sa := model.Subject{Kind: model.KindServiceAccount, Name: "runner", Namespace: "runai-alpha"}
 	withApproval := binding(users("a", "b", "c"), "a", "b", "c")
 	withApproval.Annotations[ApproveAnnotation] = ApprovalKey(execRef, []string{"b", "c"}, nil)
 	wrongRole := binding(users("a"))
@@ -41,7 +39,7 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name        string
 		desired     Desired
-		current     *kube.Binding
+		current     *model.Binding
 		policy      string
 		approveAll  bool
 		wantCreate  bool
@@ -98,7 +96,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			current := map[kube.Ref]*kube.Binding{}
+			current := map[model.Ref]*model.Binding{}
 			if tc.current != nil {
 				current[execRef] = tc.current
 			}
@@ -169,7 +167,7 @@ func TestRemovalHold(t *testing.T) {
 
 func TestPlanIsDeterministic(t *testing.T) {
 	d := []Desired{{Ref: execRef, Users: []string{"a", "b", "c", "d"}}}
-	cur := map[kube.Ref]*kube.Binding{execRef: binding(users("x", "a", "y"), "x", "y", "a")}
+	cur := map[model.Ref]*model.Binding{execRef: binding(users("x", "a", "y"), "x", "y", "a")}
 	opts := PlanOptions{Policy: config.PolicySync, Guard: config.Guard{MaxRemovePercent: 100, MaxRemoveCount: 100}}
 	first := Plan(d, cur, opts)
 	for i := 0; i < 20; i++ {

@@ -6,14 +6,14 @@ import (
 	"sort"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // member is one binding of a logical binding: the first one (index 0) or a
 // shard, as it is and as the plan leaves it.
 type member struct {
-	ref    kube.Ref
-	b      *kube.Binding // nil when it does not exist
+	ref    model.Ref
+	b      *model.Binding // nil when it does not exist
 	users  map[string]struct{}
 	owned  map[string]struct{}
 	hist   []HistoryEntry
@@ -27,10 +27,10 @@ type member struct {
 
 func (s *member) exists() bool { return s.b != nil && s.b.Exists }
 
-func newMember(base kube.Ref, i int) *member {
+func newMember(base model.Ref, i int) *member {
 	ref := base
 	if i > 0 {
-		ref = kube.ShardRef(base, i)
+		ref = model.ShardRef(base, i)
 	}
 	return &member{ref: ref, users: map[string]struct{}{}, owned: map[string]struct{}{}, size: bindingOverhead}
 }
@@ -41,7 +41,7 @@ func newMember(base kube.Ref, i int) *member {
 // ownership and policies see the union of the shards as one binding; the
 // writes then go to the shards: a user stays in the shard that holds
 // them, a new user goes to the first one with room.
-func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
+func PlanOne(d Desired, shards []*model.Binding, opts PlanOptions) BindingPlan {
 	p := BindingPlan{Ref: d.Ref, Desired: len(d.Users), Incomplete: d.Incomplete, Failed: d.Failed}
 	if d.Err != nil {
 		p.Err = d.Err
@@ -70,13 +70,13 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 			p.Err = fmt.Errorf("%w: %w", ErrRecordUnreadable, b.ManagedErr)
 			return p
 		}
-		if want := kube.ExpectedRoleRef(b.Ref.Name); b.RoleRef != want {
+		if want := model.ExpectedRoleRef(b.Ref.Name); b.RoleRef != want {
 			p.Err = fmt.Errorf("%s has roleRef %s/%s, expected ClusterRole/%s (%w); roleRef cannot be changed in place and this tool never deletes a binding: fix it by hand (delete it, and the next cycle recreates it)",
 				b.Ref, b.RoleRef.Kind, b.RoleRef.Name, want.Name, ErrRoleRefMismatch)
 			return p
 		}
 		for _, sub := range b.Subjects {
-			if _, dup := sl.users[sub.Name]; dup || !kube.IsUser(sub) {
+			if _, dup := sl.users[sub.Name]; dup || !model.IsUser(sub) {
 				continue
 			}
 			sl.users[sub.Name] = struct{}{}
@@ -223,7 +223,7 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 		dropApproval := i == 0 && (p.Approved || p.StaleApproval != "")
 		create := !sl.exists() && (i == 0 || len(sl.add) > 0)
 		if create || len(sl.add)+len(sl.remove)+len(sl.own)+len(stale) > 0 || history != "" || dropApproval {
-			ch := kube.Change{Ref: sl.ref, Create: create, Add: sl.add, Remove: sl.remove, Own: sl.own}
+			ch := model.Change{Ref: sl.ref, Create: create, Add: sl.add, Remove: sl.remove, Own: sl.own}
 			if history != "" {
 				ch.SetAnnotations = map[string]string{HistoryAnnotation: history}
 			}
@@ -233,7 +233,7 @@ func PlanOne(d Desired, shards []*kube.Binding, opts PlanOptions) BindingPlan {
 			p.Writes = append(p.Writes, ch)
 		}
 		if len(sl.move) > 0 {
-			p.Moves = append(p.Moves, kube.Change{Ref: sl.ref, Remove: sl.move})
+			p.Moves = append(p.Moves, model.Change{Ref: sl.ref, Remove: sl.move})
 		}
 		p.Disown = append(p.Disown, stale...)
 		if sl.exists() || create {
@@ -400,7 +400,7 @@ func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts Plan
 	}
 	if unplaced > 0 {
 		return nil, fmt.Errorf("%d users to add find no room in the binding and its %d shards of %.1f MiB each (hand-added users take room as well): "+
-			"raise kubernetes.maxBindingShards (at most %d) or remove leftovers", unplaced, maxShards, float64(limit)/(1<<20), kube.MaxShards)
+			"raise kubernetes.maxBindingShards (at most %d) or remove leftovers", unplaced, maxShards, float64(limit)/(1<<20), model.MaxShards)
 	}
 	for _, sl := range slots {
 		sort.Strings(sl.add)
@@ -436,4 +436,4 @@ func (o PlanOptions) shardBytes() int {
 	return DefaultShardBytes
 }
 
-func (o PlanOptions) maxShards() int { return min(max(o.MaxShards, 0), kube.MaxShards) }
+func (o PlanOptions) maxShards() int { return min(max(o.MaxShards, 0), model.MaxShards) }

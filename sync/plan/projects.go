@@ -6,7 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Reasons a project is skipped.
@@ -49,7 +49,7 @@ func DefaultNamespace(project string) string { return "runai-" + project }
 // FindProjects derives the projects from the namespaces (those labelled
 // <namespaceLabel>=<project>) and the static list. It is pure: everything
 // odd is returned as a skipped project rather than guessed at.
-func FindProjects(namespaces []kube.Namespace, cfg config.Projects) ([]Project, []SkippedProject) {
+func FindProjects(namespaces []model.Namespace, cfg config.Projects) ([]Project, []SkippedProject) {
 	f := FindProjectsWith(namespaces, cfg, Discovered{})
 	return f.Projects, f.Skipped
 }
@@ -94,9 +94,9 @@ type Found struct {
 // missing namespace is to be created and an unlabelled one labelled. It
 // never plans to change a namespace labelled for another project, to give
 // a project a second namespace, or to delete or unlabel anything.
-func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Discovered) Found {
+func FindProjectsWith(namespaces []model.Namespace, cfg config.Projects, disc Discovered) Found {
 	var f Found
-	exists := map[string]kube.Namespace{}
+	exists := map[string]model.Namespace{}
 	labelled := map[string][]string{} // project -> namespaces
 	for _, ns := range namespaces {
 		exists[ns.Name] = ns
@@ -265,7 +265,7 @@ func FindProjectsWith(namespaces []kube.Namespace, cfg config.Projects, disc Dis
 // namespace cannot take the project away (nor make both be skipped): the
 // one this tool provisioned wins, else the default name runai-<project>;
 // with neither, or with two provisioned, nothing is guessed ("").
-func duplicateWinner(project string, nss []string, exists map[string]kube.Namespace) string {
+func duplicateWinner(project string, nss []string, exists map[string]model.Namespace) string {
 	var marked []string
 	for _, n := range nss {
 		if exists[n].Labels[config.ProvisionedLabel] == "true" {

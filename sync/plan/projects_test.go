@@ -5,14 +5,14 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 const prov = config.ProvisionedLabel
 
 func TestFindProjectsWithProvisioning(t *testing.T) {
 	q := func(p string) map[string]string { return map[string]string{"runai/queue": p} }
-	nss := []kube.Namespace{
+	nss := []model.Namespace{
 		{Name: "runai-alpha", Labels: q("alpha")},
 		{Name: "runai-bare", ResourceVersion: "11", Labels: map[string]string{"team": "keep-me"}},
 		{Name: "runai-taken", Labels: q("someone-else")},
@@ -104,7 +104,7 @@ func TestFindProjectsWithNeverMakesASecondNamespace(t *testing.T) {
 	// Project p already has a labelled namespace elsewhere: neither the
 	// static entry's namespace nor the discovered default is created or
 	// labelled.
-	nss := []kube.Namespace{{Name: "ml-p", Labels: map[string]string{"runai/queue": "p"}}, {Name: "runai-q"}}
+	nss := []model.Namespace{{Name: "ml-p", Labels: map[string]string{"runai/queue": "p"}}, {Name: "runai-q"}}
 	cfg := config.Projects{NamespaceLabel: "runai/queue", CreateNamespaces: true, LabelExistingNamespaces: true,
 		Static: []config.StaticProject{{Name: "q"}}}
 	f := FindProjectsWith(nss, cfg, Discovered{Names: []string{"p"}})

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // shardOpts: room for 10 users of 8 characters a binding, up to 4 shards.
@@ -17,25 +17,25 @@ func shardOpts(now time.Time) PlanOptions {
 	return o
 }
 
-// cluster applies writes the way kube.Client does, shard by shard.
-type cluster map[kube.Ref]*kube.Binding
+// cluster applies writes the way model.Client does, shard by shard.
+type cluster map[model.Ref]*model.Binding
 
 func (c cluster) apply(t *testing.T, p BindingPlan) (writes int) {
 	t.Helper()
 	if p.Err != nil {
 		t.Fatalf("plan error: %v", p.Err)
 	}
-	for _, ch := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
+	for _, ch := range append(append([]model.Change(nil), p.Writes...), p.Moves...) {
 		cur := c[ch.Ref]
 		if cur == nil || !cur.Exists {
 			if !ch.Create {
 				t.Fatalf("write to %s, which does not exist, is no create", ch.Ref)
 			}
-			cur = &kube.Binding{Ref: ch.Ref, Exists: true, RoleRef: kube.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
+			cur = &model.Binding{Ref: ch.Ref, Exists: true, RoleRef: model.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
 		}
 		next := cur.Copy()
-		next.Managed = kube.NewManaged(cur, ch)
-		next.Subjects = kube.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
+		next.Managed = model.NewManaged(cur, ch)
+		next.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 		for k, v := range ch.SetAnnotations {
 			next.Annotations[k] = v
 		}
@@ -55,8 +55,8 @@ func (c cluster) plan(users []string, opts PlanOptions) BindingPlan {
 // union is every user the shards grant, and where each is.
 func (c cluster) union() map[string][]int {
 	out := map[string][]int{}
-	for i := 0; i <= kube.MaxShards; i++ {
-		if b := c[kube.ShardRef(execRef, i)]; b != nil && b.Exists {
+	for i := 0; i <= model.MaxShards; i++ {
+		if b := c[model.ShardRef(execRef, i)]; b != nil && b.Exists {
 			for _, u := range b.Users() {
 				out[u] = append(out[u], i)
 			}
@@ -74,7 +74,7 @@ func TestShardsGrowKeepUsersInPlaceAndWriteOneShardPerChange(t *testing.T) {
 		t.Fatalf("25 users, 10 a binding: want 3 bindings created, got %d writes %+v", p.Shards, p.Writes)
 	}
 	for i, w := range p.Writes {
-		if want := kube.ShardRef(execRef, i); w.Ref != want {
+		if want := model.ShardRef(execRef, i); w.Ref != want {
 			t.Errorf("write %d goes to %s, want %s", i, w.Ref, want)
 		}
 	}
@@ -99,7 +99,7 @@ func TestShardsGrowKeepUsersInPlaceAndWriteOneShardPerChange(t *testing.T) {
 	// One user added: exactly one shard written, the one with room.
 	now = now.Add(time.Minute)
 	p = c.plan(append(append([]string(nil), all...), "u9999999"), shardOpts(now))
-	if len(p.Writes) != 1 || p.Writes[0].Ref != kube.ShardRef(execRef, 2) || len(p.Moves) != 0 {
+	if len(p.Writes) != 1 || p.Writes[0].Ref != model.ShardRef(execRef, 2) || len(p.Moves) != 0 {
 		t.Fatalf("one addition: want one write to shard 2, got %+v", p.Writes)
 	}
 	c.apply(t, p)
@@ -108,7 +108,7 @@ func TestShardsGrowKeepUsersInPlaceAndWriteOneShardPerChange(t *testing.T) {
 	left := append(append([]string(nil), all[:12]...), all[13:]...)
 	left = append(left, "u9999999")
 	p = c.plan(left, shardOpts(now))
-	if len(p.Writes) != 1 || p.Writes[0].Ref != kube.ShardRef(execRef, 1) || !eq(p.Writes[0].Remove, []string{all[12]}) {
+	if len(p.Writes) != 1 || p.Writes[0].Ref != model.ShardRef(execRef, 1) || !eq(p.Writes[0].Remove, []string{all[12]}) {
 		t.Fatalf("one removal: want one write to shard 1, got %+v", p.Writes)
 	}
 	c.apply(t, p)
@@ -117,7 +117,7 @@ func TestShardsGrowKeepUsersInPlaceAndWriteOneShardPerChange(t *testing.T) {
 	before := c.union()
 	now = now.Add(time.Minute)
 	p = c.plan(append(append([]string(nil), left...), "u8888888"), shardOpts(now))
-	if len(p.Writes) != 1 || p.Writes[0].Ref != kube.ShardRef(execRef, 1) {
+	if len(p.Writes) != 1 || p.Writes[0].Ref != model.ShardRef(execRef, 1) {
 		t.Fatalf("newcomer: want shard 1, got %+v", p.Writes)
 	}
 	c.apply(t, p)
@@ -136,11 +136,11 @@ func TestShardsShrinkAndGuardSeesOneBinding(t *testing.T) {
 	// guard (50%) lets through, although it empties shard 2 entirely (a
 	// guard per shard would call that "removes all").
 	p := c.plan(all[:20], shardOpts(t0.Add(time.Minute)))
-	if len(p.Held) != 0 || len(p.Remove) != 10 || len(p.Writes) != 1 || p.Writes[0].Ref != kube.ShardRef(execRef, 2) {
+	if len(p.Held) != 0 || len(p.Remove) != 10 || len(p.Writes) != 1 || p.Writes[0].Ref != model.ShardRef(execRef, 2) {
 		t.Fatalf("a third removed: held %v, writes %+v", p.Held, p.Writes)
 	}
 	c.apply(t, p)
-	if b := c[kube.ShardRef(execRef, 2)]; b == nil || !b.Exists || len(b.Users()) != 0 {
+	if b := c[model.ShardRef(execRef, 2)]; b == nil || !b.Exists || len(b.Users()) != 0 {
 		t.Fatalf("an emptied shard stays in place, empty: %+v", b)
 	}
 	if p := c.plan(all[:20], shardOpts(t0.Add(2*time.Minute))); p.HasChanges() || p.Shards != 3 {
@@ -158,11 +158,11 @@ func TestShardHandEditsAndDeletion(t *testing.T) {
 	c := cluster{}
 	all := names(0, 25)
 	c.apply(t, c.plan(all, shardOpts(t0)))
-	s1 := kube.ShardRef(execRef, 1)
+	s1 := model.ShardRef(execRef, 1)
 	// A user removed by hand from shard 1 is put back there, in one write.
 	b := c[s1].Copy()
 	gone := b.Users()[0]
-	b.Subjects = kube.NewSubjects(b.Subjects, nil, []string{gone})
+	b.Subjects = model.NewSubjects(b.Subjects, nil, []string{gone})
 	c[s1] = b
 	p := c.plan(all, shardOpts(t0.Add(time.Minute)))
 	if !eq(p.Add, []string{gone}) || len(p.Writes) != 1 || p.Writes[0].Ref != s1 {
@@ -170,9 +170,9 @@ func TestShardHandEditsAndDeletion(t *testing.T) {
 	}
 	c.apply(t, p)
 	// A user added by hand to shard 2 is kept (policy sync): no write.
-	s2 := kube.ShardRef(execRef, 2)
+	s2 := model.ShardRef(execRef, 2)
 	b = c[s2].Copy()
-	b.Subjects = append(b.Subjects, kube.UserSubject("hand"))
+	b.Subjects = append(b.Subjects, model.UserSubject("hand"))
 	c[s2] = b
 	p = c.plan(all, shardOpts(t0.Add(time.Minute)))
 	if !eq(p.Leftovers, []string{"hand"}) || p.HasChanges() {
@@ -181,7 +181,7 @@ func TestShardHandEditsAndDeletion(t *testing.T) {
 	// A hand addition that takes a full shard past the safe size: the
 	// hand-added user stays, one of ours moves to a shard with room.
 	b = c[s1].Copy()
-	b.Subjects = append(b.Subjects, kube.UserSubject("hand2"))
+	b.Subjects = append(b.Subjects, model.UserSubject("hand2"))
 	c[s1] = b
 	p = c.plan(all, shardOpts(t0.Add(time.Minute)))
 	if len(p.Writes) != 1 || p.Writes[0].Ref != s2 || len(p.Moves) != 1 || p.Moves[0].Ref != s1 ||
@@ -190,7 +190,7 @@ func TestShardHandEditsAndDeletion(t *testing.T) {
 	}
 	c.apply(t, p)
 	b = c[s1].Copy()
-	b.Subjects = kube.NewSubjects(b.Subjects, nil, []string{"hand2"})
+	b.Subjects = model.NewSubjects(b.Subjects, nil, []string{"hand2"})
 	c[s1] = b
 	// A hand-deleted shard is recreated with its users.
 	delete(c, s1)
@@ -214,7 +214,7 @@ func TestShardMovesAddBeforeRemove(t *testing.T) {
 	big.ShardBytes = 1 << 20
 	c.apply(t, c.plan(all, big))
 	p := c.plan(all, shardOpts(t0.Add(time.Minute)))
-	if len(p.Writes) != 1 || p.Writes[0].Ref != kube.ShardRef(execRef, 1) || len(p.Writes[0].Add) != 5 || len(p.Writes[0].Remove) != 0 {
+	if len(p.Writes) != 1 || p.Writes[0].Ref != model.ShardRef(execRef, 1) || len(p.Writes[0].Add) != 5 || len(p.Writes[0].Remove) != 0 {
 		t.Fatalf("moves: writes %+v", p.Writes)
 	}
 	if len(p.Moves) != 1 || p.Moves[0].Ref != execRef || !eq(p.Moves[0].Remove, p.Writes[0].Add) {
@@ -259,15 +259,15 @@ func TestShardLimits(t *testing.T) {
 	// A shard whose roleRef is not Run:AI's stops the logical binding.
 	c := cluster{}
 	c.apply(t, c.plan(names(0, 15), shardOpts(t0)))
-	c[kube.ShardRef(execRef, 1)].RoleRef.Name = "cluster-admin"
+	c[model.ShardRef(execRef, 1)].RoleRef.Name = "cluster-admin"
 	if p := c.plan(names(0, 16), shardOpts(t0)); p.Err == nil || p.HasChanges() {
 		t.Errorf("wrong roleRef on a shard: %v", p.Err)
 	}
 	// Policy authoritative removes hand-added users from any shard.
 	c = cluster{}
 	c.apply(t, c.plan(names(0, 15), shardOpts(t0)))
-	s1 := c[kube.ShardRef(execRef, 1)].Copy()
-	s1.Subjects = append(s1.Subjects, kube.UserSubject("hand"))
+	s1 := c[model.ShardRef(execRef, 1)].Copy()
+	s1.Subjects = append(s1.Subjects, model.UserSubject("hand"))
 	c[s1.Ref] = s1
 	ao := shardOpts(t0)
 	ao.Policy = config.PolicyAuthoritative

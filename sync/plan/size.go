@@ -9,7 +9,7 @@ import (
 // DefaultShardBytes is the safe size of one binding by the stored-size
 // estimate: well under the 1.5 MiB etcd stores in one object by default,
 // leaving room for the ownership record (gzipped), the guard's history and
-// Run:AI's own metadata. Past it, users go to shards (kube.ShardRef).
+// Run:AI's own metadata. Past it, users go to shards (model.ShardRef).
 // About 21,000 users of 8-character names fit. It is the configuration's
 // default (kubernetes.bindingShardBytes), which may only lower it.
 const DefaultShardBytes = config.DefaultBindingShardBytes

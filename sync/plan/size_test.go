@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func names(from, to int) []string {
@@ -35,20 +35,20 @@ func TestShardSizeMath(t *testing.T) {
 	if err := tooLarge(names(0, perShard+1), DefaultShardBytes, 0); err == nil {
 		t.Errorf("%d users must not fit one binding", perShard+1)
 	}
-	all := perShard * (kube.MaxShards + 1)
+	all := perShard * (model.MaxShards + 1)
 	if all < 350000 {
 		t.Errorf("the documented maximum holds only %d users", all)
 	}
-	if err := tooLarge(names(0, all), DefaultShardBytes, kube.MaxShards); err != nil {
+	if err := tooLarge(names(0, all), DefaultShardBytes, model.MaxShards); err != nil {
 		t.Errorf("%d users must fit 17 bindings: %v", all, err)
 	}
-	if err := tooLarge(names(0, all+1), DefaultShardBytes, kube.MaxShards); err == nil {
+	if err := tooLarge(names(0, all+1), DefaultShardBytes, model.MaxShards); err == nil {
 		t.Errorf("%d users must be refused before the API server refuses them", all+1)
 	}
 }
 
 func TestShardLimitMatchesConfig(t *testing.T) {
-	if config.MaxBindingShardsLimit != kube.MaxShards {
-		t.Errorf("config allows %d shards, kube (and deploy/) %d", config.MaxBindingShardsLimit, kube.MaxShards)
+	if config.MaxBindingShardsLimit != model.MaxShards {
+		t.Errorf("config allows %d shards, kube (and deploy/) %d", config.MaxBindingShardsLimit, model.MaxShards)
 	}
 }

@@ -1,14 +1,15 @@
-// Package provision holds the pure side of project provisioning: Run:AI's
-// project template (parsed once at start-up, rendered per project) and the
-// comparison that decides whether a template object in the cluster needs to
-// be applied again. It never talks to a server.
-package provision
+// Package template holds Run:AI's project template
+// (projects.template): read and parsed once at start-up (Load), rendered
+// per project, and the comparison that decides whether a template object
+// in the cluster needs to be applied again. It never talks to a server.
+package template
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -22,8 +23,28 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
+
+// Load reads and parses the template projects.template names; nil, nil
+// when none is set. Its errors name the field and the file, like the
+// configuration's own, as the file is part of the configuration.
+func Load(p config.Projects) (*Template, error) {
+	if p.Template == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(p.Template)
+	if err != nil {
+		return nil, config.ValidationError{{Field: "projects.template",
+			Message: fmt.Sprintf("cannot read %q: %v", p.Template, errors.Unwrap(err))}}
+	}
+	t, err := Parse(data)
+	if err != nil {
+		return nil, config.ValidationError{{Field: "projects.template", Message: fmt.Sprintf("%s: %v", p.Template, err)}}
+	}
+	return t, nil
+}
 
 // Placeholders of Run:AI's k8s-project-create.yaml.template.
 const (

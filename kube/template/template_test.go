@@ -1,4 +1,4 @@
-package provision
+package template
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
 
-const exampleTemplate = "../deploy/components/provisioning/project-template.yaml"
+const exampleTemplate = "../../deploy/components/provisioning/project-template.yaml"
 
 func TestExampleTemplateParses(t *testing.T) {
 	data, err := os.ReadFile(exampleTemplate)

@@ -1,0 +1,155 @@
+package model
+
+import "sort"
+
+// Subject kinds a binding may hold; only User subjects are managed.
+const (
+	KindUser           = "User"
+	KindGroup          = "Group"
+	KindServiceAccount = "ServiceAccount"
+)
+
+// Subject is one subject of a binding, as Kubernetes holds it.
+type Subject struct {
+	Kind      string
+	APIGroup  string
+	Name      string
+	Namespace string
+}
+
+// IsUser reports whether s is a User subject (the only kind we manage).
+func IsUser(s Subject) bool {
+	return s.Kind == KindUser && (s.APIGroup == RBACGroup || s.APIGroup == "")
+}
+
+// UserSubject is how Run:AI writes a user subject.
+func UserSubject(name string) Subject {
+	return Subject{APIGroup: RBACGroup, Kind: KindUser, Name: name}
+}
+
+// Binding is the current state of one managed binding.
+type Binding struct {
+	Ref
+	Exists          bool
+	UID             string
+	ResourceVersion string
+	RoleRef         RoleRef
+	Subjects        []Subject
+	// Managed are the users this tool owns (from ManagedAnnotation).
+	Managed []string
+	// ManagedErr is set when ManagedAnnotation cannot be read: the binding
+	// is then that binding's error (left untouched), never the cycle's.
+	ManagedErr error
+	// Annotations are kept for approval and other operator signals.
+	Annotations map[string]string
+}
+
+// Users returns the names of the User subjects, unique.
+func (b *Binding) Users() []string {
+	seen := map[string]struct{}{}
+	var out []string
+	for _, s := range b.Subjects {
+		if IsUser(s) {
+			if _, ok := seen[s.Name]; !ok {
+				seen[s.Name] = struct{}{}
+				out = append(out, s.Name)
+			}
+		}
+	}
+	return out
+}
+
+// Copy returns a deep copy of b.
+func (b *Binding) Copy() *Binding {
+	c := *b
+	c.Subjects = append([]Subject(nil), b.Subjects...)
+	c.Managed = append([]string(nil), b.Managed...)
+	if b.Annotations != nil {
+		c.Annotations = make(map[string]string, len(b.Annotations))
+		for k, v := range b.Annotations {
+			c.Annotations[k] = v
+		}
+	}
+	return &c
+}
+
+// NewSubjects applies a change to a subject list: removals drop User
+// subjects of those names, additions are appended in sorted order, and
+// duplicate User subjects collapse. Other subjects keep their place.
+func NewSubjects(current []Subject, add, remove []string) []Subject {
+	drop := toSet(remove)
+	seen := map[string]struct{}{}
+	out := make([]Subject, 0, len(current)+len(add))
+	for _, s := range current {
+		if IsUser(s) {
+			if _, ok := drop[s.Name]; ok {
+				continue
+			}
+			if _, ok := seen[s.Name]; ok {
+				continue
+			}
+			seen[s.Name] = struct{}{}
+		}
+		out = append(out, s)
+	}
+	for _, u := range SortedUnique(add) {
+		if _, ok := seen[u]; ok {
+			continue
+		}
+		seen[u] = struct{}{}
+		out = append(out, UserSubject(u))
+	}
+	return out
+}
+
+// NewManaged is the ownership record after a change: the users we owned,
+// those the change makes ours (Own, and additions nobody had put there
+// before), kept only if the binding still holds them after the write, so
+// ownership of a user ends when the user is gone from the binding.
+func NewManaged(current *Binding, ch Change) []string {
+	present := toSet(current.Users())
+	after := map[string]struct{}{}
+	for _, s := range NewSubjects(current.Subjects, ch.Add, ch.Remove) {
+		if IsUser(s) {
+			after[s.Name] = struct{}{}
+		}
+	}
+	set := map[string]struct{}{}
+	claim := func(u string) {
+		if _, ok := after[u]; ok {
+			set[u] = struct{}{}
+		}
+	}
+	for _, u := range current.Managed {
+		claim(u)
+	}
+	for _, u := range ch.Own {
+		claim(u)
+	}
+	for _, u := range ch.Add {
+		if _, ok := present[u]; !ok {
+			claim(u)
+		}
+	}
+	return setToSorted(set)
+}
+
+// SortedUnique returns the strings of in, sorted, each once.
+func SortedUnique(in []string) []string { return setToSorted(toSet(in)) }
+
+func toSet(in []string) map[string]struct{} {
+	m := make(map[string]struct{}, len(in))
+	for _, s := range in {
+		m[s] = struct{}{}
+	}
+	return m
+}
+
+func setToSorted(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for s := range m {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

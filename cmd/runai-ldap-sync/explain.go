@@ -80,6 +80,6 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	controller.PrintExplanation(stdout, ex)
+	printExplanation(stdout, ex)
 	return exitOK
 }

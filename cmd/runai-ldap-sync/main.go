@@ -168,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "diff":
 		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: true})
-		if err := controller.PrintPlan(stdout, rep, f.output); err != nil {
+		if err := printPlan(stdout, rep, f.output); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
 		}

@@ -1,4 +1,4 @@
-package controller
+package main
 
 import (
 	"bytes"
@@ -8,26 +8,27 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 func TestDiffShowsNamespacesAndTemplateObjects(t *testing.T) {
-	rep := &Report{
+	rep := &controller.Report{
 		Plans: []plan.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"},
 			Writes: []kube.Change{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}}, Shards: 1}},
-		Provision: ProvisionReport{
+		Provision: controller.ProvisionReport{
 			Namespaces: []plan.NamespaceAction{
 				{Project: "gamma", Namespace: "runai-gamma", Create: true, Labels: map[string]string{"runai/queue": "gamma"}},
 				{Project: "bare", Namespace: "runai-bare", Labels: map[string]string{"runai/queue": "bare"}},
 			},
-			Templates: []TemplateChange{
+			Templates: []controller.TemplateChange{
 				{Key: template.Key{Kind: "RoleBinding", Namespace: "runai-gamma", Name: "runai-scheduler-rw"}, Project: "gamma", Create: true},
 				{Key: template.Key{Kind: "RoleBinding", Namespace: "runai-alpha", Name: "runai-scheduler-rw"}, Project: "alpha", Field: "subjects"},
 			},
 		},
 	}
 	var text bytes.Buffer
-	if err := PrintPlan(&text, rep, "text"); err != nil {
+	if err := printPlan(&text, rep, "text"); err != nil {
 		t.Fatal(err)
 	}
 	want := `Namespace/runai-bare (label)
@@ -44,7 +45,7 @@ RoleBinding/runai-gamma/runai-job-executor-manual (create)
 	}
 
 	var js bytes.Buffer
-	if err := PrintPlan(&js, rep, "json"); err != nil {
+	if err := printPlan(&js, rep, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var out []planJSON
@@ -66,10 +67,10 @@ RoleBinding/runai-gamma/runai-job-executor-manual (create)
 // and the command that approves exactly what is held.
 func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 	ref := kube.ExecutorRef("runai-alpha")
-	rep := &Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"bob"}, Held: []string{"carol"}, HeldAdd: []string{"dan"},
+	rep := &controller.Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"bob"}, Held: []string{"carol"}, HeldAdd: []string{"dan"},
 		Adopt: []string{"alice"}, Disown: []string{"old"}, Leftovers: []string{"zed"}, StaleApproval: "true", ApprovalKey: "sha256:0123456789abcdef"}}}
 	var text bytes.Buffer
-	if err := PrintPlan(&text, rep, "text"); err != nil {
+	if err := printPlan(&text, rep, "text"); err != nil {
 		t.Fatal(err)
 	}
 	want := `RoleBinding/runai-alpha/runai-job-executor-manual
@@ -86,7 +87,7 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 		t.Errorf("diff text:\n%s\nwant:\n%s", text.String(), want)
 	}
 	var js bytes.Buffer
-	if err := PrintPlan(&js, rep, "json"); err != nil {
+	if err := printPlan(&js, rep, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var out []planJSON
@@ -101,7 +102,7 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 	// A binding with only a leftover to report is listed.
 	rep.Plans = []plan.BindingPlan{{Ref: ref, Leftovers: []string{"zed"}}}
 	text.Reset()
-	if err := PrintPlan(&text, rep, "text"); err != nil || !strings.Contains(text.String(), "? zed") {
+	if err := printPlan(&text, rep, "text"); err != nil || !strings.Contains(text.String(), "? zed") {
 		t.Errorf("leftover-only binding: %q, %v", text.String(), err)
 	}
 }
@@ -111,11 +112,11 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 func TestDiffShowsShards(t *testing.T) {
 	ref := kube.ViewerRef()
 	s2, s3 := kube.ShardRef(ref, 2), kube.ShardRef(ref, 3)
-	rep := &Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"newbie"}, Remove: []string{"gone"}, Shards: 4,
+	rep := &controller.Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"newbie"}, Remove: []string{"gone"}, Shards: 4,
 		Writes: []kube.Change{{Ref: s2, Remove: []string{"gone"}}, {Ref: s3, Create: true, Add: []string{"mover", "newbie"}}},
 		Moves:  []kube.Change{{Ref: ref, Remove: []string{"mover"}}}}}}
 	var text bytes.Buffer
-	if err := PrintPlan(&text, rep, "text"); err != nil {
+	if err := printPlan(&text, rep, "text"); err != nil {
 		t.Fatal(err)
 	}
 	want := `ClusterRoleBinding/runai-job-viewer-manual (4 bindings: it and 3 shards)
@@ -129,7 +130,7 @@ func TestDiffShowsShards(t *testing.T) {
 		t.Errorf("diff text:\n%s\nwant:\n%s", text.String(), want)
 	}
 	var js bytes.Buffer
-	if err := PrintPlan(&js, rep, "json"); err != nil {
+	if err := printPlan(&js, rep, "json"); err != nil {
 		t.Fatal(err)
 	}
 	var out []planJSON

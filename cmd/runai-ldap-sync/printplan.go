@@ -1,4 +1,4 @@
-package controller
+package main
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -58,9 +59,9 @@ type shardJSON struct {
 	MoveOut []string `json:"moveOut,omitempty"`
 }
 
-// PrintPlan writes what a dry-run cycle would change (`diff`), as text
+// printPlan writes what a dry-run cycle would change (`diff`), as text
 // or, with format "json", as a JSON list.
-func PrintPlan(w io.Writer, rep *Report, format string) error {
+func printPlan(w io.Writer, rep *controller.Report, format string) error {
 	var out []planJSON
 	for _, a := range rep.Provision.Namespaces {
 		out = append(out, planJSON{Kind: "Namespace", Name: a.Namespace, Add: []string{}, Remove: []string{}, Create: a.Create, Labels: a.Labels})
@@ -204,4 +205,11 @@ func group(p planJSON) int {
 		return 1
 	}
 	return 2
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

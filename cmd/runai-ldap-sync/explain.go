@@ -67,7 +67,8 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	src.Trace = true
-	ex, err := controller.New(cfg, src, kc, log, nil).Explain(ctx, *user, *project)
+	// The discovery and the fence of a cycle; a dry run writes nothing.
+	ex, err := controller.New(cfg, src, kc, log, nil).WithProvisioning(src, kc).Explain(ctx, *user, *project)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed

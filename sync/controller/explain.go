@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
@@ -56,39 +57,37 @@ type Explanation struct {
 	IndexMap *BindingExplanation  `json:"indexMap,omitempty"`
 }
 
-// Explain says, read-only, whether user is in each binding and why. With
-// project set, only that project's executor binding is listed, and the
-// viewer and index-map reasons are limited to the groups that project
-// (and the global viewers) contribute. The directory must trace members
-// (ldapsrc.Source.Trace).
+// Explain says, read-only, whether user is in each binding and why. It
+// runs the cycle's own read and plan as a dry run (the same projects,
+// discovery, fence, guard, ownership and shard rules as diff), then reads
+// the user's part of the result. With project set, only that project's
+// executor binding is listed, and the viewer and index-map reasons are
+// limited to the groups that project (and the global viewers) contribute.
+// The directory must trace members (ldapsrc.Source.Trace).
 func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanation, error) {
-	nss, err := s.cluster.Namespaces(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("find projects: %w", err)
+	rep := s.Cycle(ctx, CycleOptions{DryRun: true})
+	if rep.Plans == nil {
+		// Nothing could be read: there is nothing to explain.
+		return nil, rep.Err
 	}
-	projects, _ := plan.FindProjects(nss, s.cfg.Projects)
-	if project != "" && !slices.ContainsFunc(projects, func(p plan.Project) bool { return p.Name == project }) {
+	if project != "" && !slices.ContainsFunc(rep.Projects, func(p plan.Project) bool { return p.Name == project }) {
 		return nil, fmt.Errorf("project %q not found (no namespace labelled %s=%s and no static project of that name)", project, s.cfg.Projects.NamespaceLabel, project)
 	}
-	res, err := s.dir.Resolve(ctx, plan.AllGroupNames(s.cfg.Groups, projects))
-	if err != nil {
-		return nil, fmt.Errorf("read directory: %w", err)
-	}
-	current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
-	if err != nil {
-		return nil, fmt.Errorf("read current bindings: %w", err)
-	}
-	desired := plan.DesiredState(projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, nil)
+	return explainUser(s.cfg, user, project, rep), nil
+}
+
+// explainUser reads one user's part of a dry-run cycle's report.
+func explainUser(cfg *config.Config, user, project string, rep *Report) *Explanation {
 	plans := map[kube.Ref]plan.BindingPlan{}
-	for _, p := range plan.Plan(desired, current, s.planOptions(CycleOptions{})) {
+	for _, p := range rep.Plans {
 		plans[p.Ref] = p
 	}
-
-	m := matcher{user: user, cfgCase: s.cfg.LDAP.UserIDCase, prefix: s.cfg.LDAP.UserIDPrefix}
+	groups, current := rep.read.groups, rep.read.current
+	m := matcher{user: user, cfgCase: cfg.LDAP.UserIDCase, prefix: cfg.LDAP.UserIDPrefix}
 	out := &Explanation{User: user}
 	var viewerGroups, execGroups []string
-	for _, p := range projects {
-		execNames, viewNames := plan.GroupNames(s.cfg.Groups, p.Name)
+	for _, p := range rep.Projects {
+		execNames, viewNames := plan.GroupNames(cfg.Groups, p.Name)
 		if project != "" && p.Name != project {
 			continue
 		}
@@ -96,20 +95,20 @@ func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanatio
 		execGroups = append(execGroups, execNames...)
 		ref := kube.ExecutorRef(p.Namespace)
 		out.Projects = append(out.Projects, ProjectExplanation{Project: p.Name, Namespace: p.Namespace,
-			Executor: m.explain(ref, execNames, res.Groups, plan.ShardsOf(ref, current), plans[ref])})
+			Executor: m.explain(ref, execNames, groups, plan.ShardsOf(ref, current), plans[ref])})
 	}
-	viewerGroups = append(viewerGroups, s.cfg.Groups.GlobalViewers...)
-	if len(s.cfg.Groups.Viewers)+len(s.cfg.Groups.GlobalViewers) > 0 {
+	viewerGroups = append(viewerGroups, cfg.Groups.GlobalViewers...)
+	if len(cfg.Groups.Viewers)+len(cfg.Groups.GlobalViewers) > 0 {
 		ref := kube.ViewerRef()
-		e := m.explain(ref, viewerGroups, res.Groups, plan.ShardsOf(ref, current), plans[ref])
+		e := m.explain(ref, viewerGroups, groups, plan.ShardsOf(ref, current), plans[ref])
 		out.Viewer = &e
 	}
-	if len(s.cfg.Groups.Executors) > 0 {
-		ref := kube.IndexMapRef(s.cfg.Kubernetes.RunaiNamespace)
-		e := m.explain(ref, execGroups, res.Groups, plan.ShardsOf(ref, current), plans[ref])
+	if len(cfg.Groups.Executors) > 0 {
+		ref := kube.IndexMapRef(cfg.Kubernetes.RunaiNamespace)
+		e := m.explain(ref, execGroups, groups, plan.ShardsOf(ref, current), plans[ref])
 		out.IndexMap = &e
 	}
-	return out, nil
+	return out
 }
 
 type matcher struct {

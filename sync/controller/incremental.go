@@ -101,22 +101,21 @@ func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) (*ldapsrc.C
 	return &c, nil
 }
 
-// rememberCycle keeps what the next polls need; called with s.mu held.
+// rememberCycle starts the polls' state afresh from a cycle's mark: a
+// cycle's read is complete, so what it reached replaces all that earlier
+// reads reached (learnGroups then records it), but a group whose lookup
+// failed keeps what it reached before.
 func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
 	if s.changes == nil || s.changesOff {
 		return
 	}
 	reached := make(map[string][]string, len(res.Groups))
-	failed := map[string]error{}
 	for name, g := range res.Groups {
 		if g.Err != nil {
-			failed[name] = g.Err
 			reached[name] = s.inc.reached[name]
-			continue
 		}
-		reached[name] = g.Reached
 	}
-	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, reached: reached, failed: failed}
+	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, reached: reached, failed: map[string]error{}}
 	if mark != nil {
 		s.noteDeletions(mark.Deletions)
 	}
@@ -278,22 +277,22 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 		return fmt.Errorf("read changed groups: %w", err)
 	}
 	rep.Skipped = res.Skipped
+	noteGroups(rep, res.Groups)
+	known := s.members.Known()
+	// The groups not read again stand as the last read left them.
 	groups := make(map[string]*ldapsrc.Group, len(all))
 	for _, name := range all {
 		if g, ok := res.Groups[name]; ok {
 			groups[name] = g
-			if g.Err != nil {
-				rep.FailedGroups[name] = g.Err
-			}
 			continue
 		}
 		if ferr, failed := inc.failed[name]; failed {
 			groups[name] = &ldapsrc.Group{Name: name, Err: fmt.Errorf("%w: %w", errNotReread, ferr)}
 			continue
 		}
-		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: s.lastKnown[name]}
+		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: known[name]}
 	}
-	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, s.lastKnown)
+	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, known)
 
 	// Exactly the bindings whose desired state moved; the others are as
 	// the last cycle (and the repairs since) left them.
@@ -332,19 +331,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 			s.desired[d.Ref] = d
 		}
 	}
-	for name, g := range res.Groups {
-		if g.Err != nil {
-			s.inc.failed[name] = g.Err
-			continue
-		}
-		delete(s.inc.failed, name)
-		s.inc.reached[name] = g.Reached
-	}
-	for name, g := range res.Groups {
-		if g.Err == nil {
-			s.lastKnown[name] = g.Members
-		}
-	}
+	s.learnGroups(res.Groups)
 	for name, gerr := range rep.FailedGroups {
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}

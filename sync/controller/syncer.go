@@ -80,8 +80,8 @@ type Syncer struct {
 	// controller loop (Runner): a Syncer is not safe for concurrent use,
 	// and a new term starts with a new Syncer.
 
-	// lastKnown is each group's member list from its last good lookup.
-	lastKnown map[string][]string
+	// members are each group's members from its last good lookup.
+	members MemberMemory
 	// desired is the last full cycle's desired state per binding: repairs
 	// re-apply it without reading the directory. nil before the first
 	// cycle: nothing is repaired then.
@@ -148,7 +148,7 @@ func (s *Syncer) passwordFingerprint() (string, error) {
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
 	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics,
-		lastKnown: map[string][]string{}, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}, work: newWorkQueue(), provisioned: map[string]string{}}
+		members: termMemory{}, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}, work: newWorkQueue(), provisioned: map[string]string{}}
 }
 
 // WithEvents makes the Syncer record a Kubernetes Event on a binding for
@@ -195,6 +195,16 @@ type Report struct {
 	// whole (connect, bind, a read of everything): the controller backs
 	// off on it.
 	DirErr error
+
+	// read is what the cycle planned from (explain reads a user's part).
+	read readState
+}
+
+// readState is what a cycle read: the groups as resolved and the current
+// bindings.
+type readState struct {
+	groups  map[string]*ldapsrc.Group
+	current map[kube.Ref]*kube.Binding
 }
 
 // Cycle results, as counted in runai_ldap_sync_cycles_total.
@@ -281,15 +291,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		return fmt.Errorf("read directory: %w", err)
 	}
 	rep.Skipped = res.Skipped
-	for _, name := range sortedGroupNames(res.Groups) {
-		g := res.Groups[name]
-		switch {
-		case g.Err != nil:
-			rep.FailedGroups[name] = g.Err
-		case !g.Found:
-			rep.MissingGroups = append(rep.MissingGroups, name)
-		}
-	}
+	noteGroups(rep, res.Groups)
 	s.logDirectory(rep, res)
 	// Namespaces and template objects, once the directory answered (if it
 	// cannot be reached, nothing at all is written).
@@ -301,16 +303,10 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		return fmt.Errorf("read current bindings: %w", err)
 	}
 
-	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.lastKnown)
+	rep.read = readState{groups: res.Groups, current: current}
+	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.members.Known())
 	popts := s.planOptions(opts)
 	rep.Plans = plan.Plan(desired, current, popts)
-	// Remember good answers only after they were used, so this cycle's
-	// failures fall back to the previous cycle's members.
-	for name, g := range res.Groups {
-		if g.Err == nil {
-			s.lastKnown[name] = g.Members
-		}
-	}
 	// Repairs from now on re-apply this desired state.
 	byRef := make(map[kube.Ref]plan.Desired, len(desired))
 	for _, d := range desired {
@@ -319,6 +315,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	s.desired, s.planOpts = byRef, popts
 	s.lastProjects = rep.Projects
 	s.rememberCycle(mark, res)
+	s.learnGroups(res.Groups)
 
 	errs := provisionErrs
 	if discoverErr != nil {

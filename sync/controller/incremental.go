@@ -61,9 +61,9 @@ type incState struct {
 	// cursor is where the last full cycle (or applied poll) left the
 	// change history; nil when unknown (no cycle yet, server switched).
 	cursor *ldapsrc.Cursor
-	// gen changes with every full cycle, so a poll taken before a cycle
-	// does not overwrite the cycle's newer state.
-	gen uint64
+	// cycles counts the full cycles that set this state: with no cursor,
+	// it tells a lost cursor from none yet.
+	cycles int
 	// reached is, per group name, every entry a change to which may
 	// change the group's members (ldapsrc.Group.Reached).
 	reached map[string][]string
@@ -115,14 +115,14 @@ func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
 			reached[name] = s.inc.reached[name]
 		}
 	}
-	s.inc = incState{cursor: mark, gen: s.inc.gen + 1, reached: reached, failed: map[string]error{}}
+	s.inc = incState{cursor: mark, cycles: s.inc.cycles + 1, reached: reached, failed: map[string]error{}}
 	if mark != nil {
 		s.noteDeletions(mark.Deletions)
 	}
 }
 
 // noteDeletions says once whether polls see deletions, and keeps the
-// runai_ldap_sync_directory_poll_blind gauge; called with s.mu held.
+// runai_ldap_sync_directory_poll_blind gauge.
 func (s *Syncer) noteDeletions(visible bool) {
 	if s.metrics != nil {
 		v := 0.0
@@ -157,9 +157,9 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 	if s.changes == nil || s.changesOff {
 		return PollOff, nil
 	}
-	cur, gen := s.inc.cursor, s.inc.gen
+	cur := s.inc.cursor
 	if cur == nil {
-		if gen > 0 {
+		if s.inc.cycles > 0 {
 			// A cycle ran but could not mark the history (or the server
 			// changed): only a full cycle can set a cursor that loses nothing.
 			return PollCursorLost, nil
@@ -190,15 +190,15 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 		s.countPoll(PollServerChanged)
 		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",
 			zap.String("why", cs.Why), zap.String("was", cur.Server), zap.String("now", cs.Next.Server))
-		s.advance(gen, nil)
+		s.advance(nil)
 		return PollServerChanged, nil
 	case len(cs.Entries) == 0:
 		s.countPoll(PollIdle)
-		s.advance(gen, &cs.Next)
+		s.advance(&cs.Next)
 		return PollIdle, nil
 	}
 	s.countPoll(PollChanges)
-	rep := s.applyChanges(ctx, cs, gen, seen, opts)
+	rep := s.applyChanges(ctx, cs, seen, opts)
 	return PollChanges, rep
 }
 
@@ -208,26 +208,23 @@ func (s *Syncer) countPoll(result string) {
 	}
 }
 
-// advance moves the cursor, unless a full cycle replaced it meanwhile.
-func (s *Syncer) advance(gen uint64, next *ldapsrc.Cursor) {
-	if s.inc.gen == gen {
-		s.inc.cursor = next
-	}
-}
+// advance moves the cursor past what a poll handled. (A poll runs to its
+// end on the loop's goroutine, so no cycle can have replaced it meanwhile.)
+func (s *Syncer) advance(next *ldapsrc.Cursor) { s.inc.cursor = next }
 
 // applyChanges re-resolves the groups a change set touches and writes the
 // bindings whose desired state changed, through the same plan, guard and
 // policy as a full cycle.
-func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions) *Report {
+func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions) *Report {
 	rep := newReport(TriggerChange)
 	inc := s.inc
 	prevDesired := s.desired
 	popts := s.planOpts
 	popts.Now = time.Now()
-	if inc.gen != gen || prevDesired == nil {
-		return nil // a full cycle ran meanwhile and read the directory itself
+	if prevDesired == nil {
+		return nil // no cycle has planned yet: nothing to re-sync against
 	}
-	// The last cycle's projects (s.mu is held): a new project needs a cycle.
+	// The last cycle's projects: a new project needs a cycle.
 	projects := s.lastProjects
 	all := uniqueSorted(plan.AllGroupNames(s.cfg.Groups, projects))
 	affected := affectedGroups(cs, all, inc.reached, s.metrics)
@@ -236,17 +233,17 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 		// A group that makes a new project (projects.fromGroups): only a
 		// full cycle provisions and syncs a project.
 		s.log.Info("directory group for a new project; full cycle", zap.String("project", p))
-		s.cycleWanted = true
+		rep.CycleWanted = true
 	}
 	if len(affected) == 0 {
 		s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
-		s.advance(gen, &cs.Next)
+		s.advance(&cs.Next)
 		return rep
 	}
 	s.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
 		zap.Int("entries", len(cs.Entries)), zap.Strings("groups", sample(affected, 20)), zap.Int("groupCount", len(affected)))
 
-	rep.Err = s.incremental(ctx, cs, gen, seen, opts, rep, inc, prevDesired, popts, all, affected)
+	rep.Err = s.incremental(ctx, cs, seen, opts, rep, inc, prevDesired, popts, all, affected)
 	rep.Duration = time.Since(rep.Started)
 	if s.metrics != nil {
 		result := "success"
@@ -261,7 +258,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, gen ui
 	return rep
 }
 
-func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uint64, seen time.Time, opts CycleOptions,
+func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions,
 	rep *Report, inc incState, prevDesired map[kube.Ref]plan.Desired, popts plan.PlanOptions, all, affected []string) error {
 	resolve := s.dir.Resolve
 	if t, ok := s.dir.(TargetedResolver); ok {
@@ -336,7 +333,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, gen uin
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
 	if !retry {
-		s.advance(gen, &cs.Next)
+		s.advance(&cs.Next)
 	}
 	return errors.Join(errs...)
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +21,7 @@ import (
 // USN and entryCSN polls run against Samba and slapd in the integration
 // tests.
 type fakeChanges struct {
-	gosync.Mutex
+	sync.Mutex
 	usn     int64
 	server  string
 	next    []*ldapsrc.ChangeSet // answered in order; then idle

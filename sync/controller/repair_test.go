@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +25,7 @@ type recordedEvent struct {
 }
 
 type fakeRecorder struct {
-	gosync.Mutex
+	sync.Mutex
 	events []recordedEvent
 }
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,7 +57,7 @@ type Runner struct {
 	// one term lasts the whole Run.
 	Elected bool
 
-	initOnce gosync.Once
+	initOnce sync.Once
 	inbox    inbox
 	leads    chan lead
 	// wakes counts the loop's turns, so a test can tell waiting from
@@ -107,7 +107,7 @@ type lead struct {
 // informer events, a re-list of thousands of objects, costs one entry per
 // object), template events into a flag, and at most maxTicks ticks wait.
 type inbox struct {
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	ticks    []evTick
 	bindings map[kube.Ref]evBinding
 	refs     []kube.Ref // bindings' keys in arrival order
@@ -301,7 +301,6 @@ type term struct {
 	cred          string
 	credNextCheck time.Time
 	nextPoll      time.Time
-	pollsOff      bool
 	lastForced    time.Time
 	// Repairs: when work was first queued, and when the last ran.
 	workSince   time.Time
@@ -396,7 +395,7 @@ func (r *Runner) handle(t *term, evs []any) {
 func (r *Runner) repairs() bool { return r.RepairInterval > 0 && !r.Options.DryRun }
 
 func (r *Runner) polls(t *term) bool {
-	return r.PollInterval > 0 && t.s.changes != nil && !r.Options.DryRun && !t.pollsOff
+	return r.PollInterval > 0 && t.s.changes != nil && !r.Options.DryRun && !t.s.changesOff
 }
 
 // want queues a full cycle, due now; a queued one keeps its trigger.
@@ -523,9 +522,6 @@ func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
 		// The same cycle again once the backoff allows.
 		r.want(t, "retry")
 	}
-	if t.s.changesOff {
-		t.pollsOff = true
-	}
 }
 
 func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
@@ -565,8 +561,7 @@ func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
 	result, rep := t.s.Poll(ctx, r.Options)
 	t.nextPoll = time.Now().Add(r.PollInterval)
 	if result == PollOff {
-		t.pollsOff = true
-		return
+		return // and polls() is false from now on
 	}
 	if rep != nil && rep.DirErr != nil {
 		if ctx.Err() == nil {
@@ -585,8 +580,7 @@ func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
 			r.Log.Info("incremental sync done", fields...)
 		}
 	}
-	if t.s.cycleWanted {
-		t.s.cycleWanted = false
+	if rep != nil && rep.CycleWanted {
 		if r.Metrics != nil {
 			r.Metrics.ForcedCycles.WithLabelValues(ForcedNewProject).Inc()
 		}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +57,7 @@ func TestTickSkipsWhileACycleRuns(t *testing.T) {
 // in the integration tests (TestWrongPasswordNeverLocksTheAccount).
 type flakyDir struct {
 	fakeDir
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	err      error
 	fp       string
 	contacts []time.Time

@@ -104,8 +104,6 @@ type Syncer struct {
 	// changesOff is set when the directory turns out to keep no change
 	// markers; polls stop.
 	changesOff bool
-	// cycleWanted is set when a poll saw what only a full cycle handles.
-	cycleWanted bool
 	// blindDeletions is set once the daemon has said that polls cannot see
 	// deletions, so it says so once, not every cycle.
 	blindDeletions bool
@@ -195,6 +193,10 @@ type Report struct {
 	// whole (connect, bind, a read of everything): the controller backs
 	// off on it.
 	DirErr error
+
+	// CycleWanted: a poll saw what only a full cycle handles (a group
+	// that makes a new project).
+	CycleWanted bool
 
 	// read is what the cycle planned from (explain reads a user's part).
 	read readState

@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"testing"
 
 	"go.uber.org/zap"
@@ -58,7 +58,7 @@ func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, e
 // fakeCluster keeps bindings in memory, applying changes like kube.Client,
 // with a resourceVersion that grows with every write.
 type fakeCluster struct {
-	gosync.Mutex
+	sync.Mutex
 	nss      []kube.Namespace
 	bindings map[kube.Ref]*kube.Binding
 	writes   []kube.Ref

@@ -21,8 +21,8 @@ func (s *Syncer) event(ref kube.Ref, uid string, eventType, reason, message stri
 		return
 	}
 	s.events.Event(ref, uid, eventType, reason, message)
-	if s.metrics != nil {
-		s.metrics.Events.WithLabelValues(reason).Inc()
+	if s.obs.m != nil {
+		s.obs.m.Events.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -65,7 +65,7 @@ func TestBlindDeletionsSaidOnceAndCounted(t *testing.T) {
 	s := New(testConfig(), dir, cl, zap.New(core), metrics.NewMetrics("test")).WithChanges(ch)
 	gauge := func() float64 {
 		var m dto.Metric
-		if err := s.metrics.PollBlind.WithLabelValues("deletion").Write(&m); err != nil {
+		if err := s.obs.m.PollBlind.WithLabelValues("deletion").Write(&m); err != nil {
 			t.Fatal(err)
 		}
 		return m.GetGauge().GetValue()
@@ -103,7 +103,7 @@ func TestAccessLogErrorMakesPollsBlind(t *testing.T) {
 	}
 	var m dto.Metric
 	gauge := func() float64 {
-		if err := s.metrics.PollBlind.WithLabelValues("deletion").Write(&m); err != nil {
+		if err := s.obs.m.PollBlind.WithLabelValues("deletion").Write(&m); err != nil {
 			t.Fatal(err)
 		}
 		return m.GetGauge().GetValue()

@@ -124,12 +124,12 @@ func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
 // noteDeletions says once whether polls see deletions, and keeps the
 // runai_ldap_sync_directory_poll_blind gauge.
 func (s *Syncer) noteDeletions(visible bool) {
-	if s.metrics != nil {
+	if s.obs.m != nil {
 		v := 0.0
 		if !visible {
 			v = 1
 		}
-		s.metrics.PollBlind.WithLabelValues("deletion").Set(v)
+		s.obs.m.PollBlind.WithLabelValues("deletion").Set(v)
 	}
 	switch {
 	case !visible && !s.blindDeletions:
@@ -170,7 +170,7 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 	cs, err := s.changes.Changes(ctx, *cur)
 	switch {
 	case err != nil:
-		s.countPoll(PollError)
+		s.obs.polled(PollError)
 		if ctx.Err() == nil {
 			s.log.Warn("directory change poll failed; the next poll or cycle tries again", zap.Error(err))
 		}
@@ -187,25 +187,19 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 	}
 	switch {
 	case cs.ServerChanged:
-		s.countPoll(PollServerChanged)
+		s.obs.polled(PollServerChanged)
 		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",
 			zap.String("why", cs.Why), zap.String("was", cur.Server), zap.String("now", cs.Next.Server))
 		s.advance(nil)
 		return PollServerChanged, nil
 	case len(cs.Entries) == 0:
-		s.countPoll(PollIdle)
+		s.obs.polled(PollIdle)
 		s.advance(&cs.Next)
 		return PollIdle, nil
 	}
-	s.countPoll(PollChanges)
+	s.obs.polled(PollChanges)
 	rep := s.applyChanges(ctx, cs, seen, opts)
 	return PollChanges, rep
-}
-
-func (s *Syncer) countPoll(result string) {
-	if s.metrics != nil {
-		s.metrics.Polls.WithLabelValues(result).Inc()
-	}
 }
 
 // advance moves the cursor past what a poll handled. (A poll runs to its
@@ -227,7 +221,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen t
 	// The last cycle's projects: a new project needs a cycle.
 	projects := s.lastProjects
 	all := uniqueSorted(plan.AllGroupNames(s.cfg.Groups, projects))
-	affected := affectedGroups(cs, all, inc.reached, s.metrics)
+	affected := affectedGroups(cs, all, inc.reached, s.obs.m)
 	rep.Projects = projects
 	if p := s.newDiscoveredProject(cs, projects); p != "" {
 		// A group that makes a new project (projects.fromGroups): only a
@@ -245,14 +239,14 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen t
 
 	rep.Err = s.incremental(ctx, cs, seen, opts, rep, inc, prevDesired, popts, all, affected)
 	rep.Duration = time.Since(rep.Started)
-	if s.metrics != nil {
+	if s.obs.m != nil {
 		result := "success"
 		if rep.Err != nil {
 			result = "failure"
 		}
-		s.metrics.Incremental.WithLabelValues(result).Inc()
+		s.obs.m.Incremental.WithLabelValues(result).Inc()
 		for _, p := range rep.Plans {
-			s.recordPlan(p, rep)
+			s.obs.planDone(p, rep)
 		}
 	}
 	return rep
@@ -266,8 +260,8 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	}
 	res, err := resolve(ctx, affected)
 	if err != nil {
-		if s.metrics != nil {
-			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
+		if s.obs.m != nil {
+			s.obs.m.LDAPErrors.WithLabelValues("connect").Inc()
 		}
 		// Nothing written; the cursor stays, so the next poll tries again.
 		rep.DirErr = err
@@ -312,10 +306,10 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	retry := len(errs) > 0
 	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
 	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
-	if s.metrics != nil {
+	if s.obs.m != nil {
 		for _, p := range rep.Plans {
 			if _, failed := rep.WriteErrors[p.Ref]; p.HasChanges() && p.Err == nil && !failed && !opts.DryRun {
-				s.metrics.Propagation.Observe(time.Since(seen).Seconds())
+				s.obs.m.Propagation.Observe(time.Since(seen).Seconds())
 			}
 		}
 	}
@@ -408,7 +402,7 @@ func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]st
 func (s *Syncer) liveNamespaces(ctx context.Context) (map[string]bool, error) {
 	nss, err := s.cluster.Namespaces(ctx)
 	if err != nil {
-		s.kubeError("list")
+		s.obs.kubeError("list")
 		return nil, fmt.Errorf("read namespaces: %w", err)
 	}
 	live := make(map[string]bool, len(nss))

@@ -97,7 +97,7 @@ func TestIdlePollReadsNothingElse(t *testing.T) {
 	if len(ch.polled) != 3 || ch.polled[0] != (ldapsrc.Cursor{Server: "dc1", USN: 100}) {
 		t.Errorf("polled with %v, want the cycle's mark", ch.polled)
 	}
-	if v := counter(t, s.metrics.Polls.WithLabelValues(PollIdle)); v != 3 {
+	if v := counter(t, s.obs.m.Polls.WithLabelValues(PollIdle)); v != 3 {
 		t.Errorf("polls{idle} = %v", v)
 	}
 }
@@ -155,7 +155,7 @@ func TestPollFollowsMembersAndNestedEntries(t *testing.T) {
 	if res, _ := s.Poll(context.Background(), CycleOptions{}); res != PollChanges || len(dir.asked) != 0 {
 		t.Errorf("unrelated change: %s, resolved %v", res, dir.asked)
 	}
-	if v := counter(t, s.metrics.DirChanges.WithLabelValues("user", "false")); v != 1 {
+	if v := counter(t, s.obs.m.DirChanges.WithLabelValues("user", "false")); v != 1 {
 		t.Errorf("directory_changes_total{user,false} = %v", v)
 	}
 }

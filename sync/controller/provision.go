@@ -95,8 +95,8 @@ func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Re
 			// term): a failed search must not drop them from the cycle.
 			disc.Failed, disc.Names = true, s.discovered
 			derr = fmt.Errorf("discover projects from directory groups: %w", err)
-			if s.metrics != nil {
-				s.metrics.LDAPErrors.WithLabelValues("discover").Inc()
+			if s.obs.m != nil {
+				s.obs.m.LDAPErrors.WithLabelValues("discover").Inc()
 			}
 			s.log.Error("project discovery failed; the projects of the last successful discovery are kept and none is reported gone this cycle",
 				zap.Int("kept", len(s.discovered)), zap.Error(err))
@@ -192,15 +192,15 @@ func (s *Syncer) writeNamespace(ctx context.Context, a plan.NamespaceAction) err
 	}
 	if err != nil {
 		delete(s.provisioned, a.Namespace)
-		s.kubeError(op)
+		s.obs.kubeError(op)
 		s.log.Error("namespace not provisioned; tried again next cycle", zap.String("namespace", a.Namespace),
 			zap.String("project", a.Project), zap.String("action", action), zap.Error(err))
 		return fmt.Errorf("%s namespace %s for project %s: %w", action, a.Namespace, a.Project, err)
 	}
 	s.log.Info("namespace provisioned", zap.String("namespace", a.Namespace), zap.String("project", a.Project),
 		zap.String("action", action), zap.Any("labels", a.Labels))
-	if s.metrics != nil {
-		s.metrics.NamespacesProvisioned.WithLabelValues(action).Inc()
+	if s.obs.m != nil {
+		s.obs.m.NamespacesProvisioned.WithLabelValues(action).Inc()
 	}
 	return nil
 }
@@ -220,7 +220,7 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 	for _, k := range t.Kinds() {
 		items, err := s.prov.ListObjects(ctx, k.GVR(), templateSelector)
 		if err != nil {
-			s.kubeError("list")
+			s.obs.kubeError("list")
 			return []error{fmt.Errorf("read template objects: %w", err)}
 		}
 		for i := range items {
@@ -244,7 +244,7 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 			if cur == nil && !creating[p.Namespace] {
 				var err error
 				if cur, err = s.prov.GetObject(ctx, kind.GVR(), key.Namespace, key.Name); err != nil {
-					s.kubeError("get")
+					s.obs.kubeError("get")
 					rep.Provision.TemplateErrors[key] = err
 					errs = append(errs, err)
 					continue
@@ -285,7 +285,7 @@ func (s *Syncer) applyObject(ctx context.Context, ch TemplateChange) error {
 		action = "create"
 	}
 	if _, err := s.prov.ApplyObject(wctx, ch.gvr, ch.obj); err != nil {
-		s.kubeError("apply")
+		s.obs.kubeError("apply")
 		s.log.Error("template object not applied; tried again next cycle", zap.String("object", ch.Key.String()),
 			zap.String("project", ch.Project), zap.String("action", action), zap.Error(err))
 		return fmt.Errorf("apply template object %s: %w", ch.Key, err)
@@ -296,27 +296,10 @@ func (s *Syncer) applyObject(ctx context.Context, ch TemplateChange) error {
 		fields = append(fields, zap.String("changed_field", ch.Field))
 	}
 	s.log.Info("template object applied", fields...)
-	if s.metrics != nil {
-		s.metrics.TemplateApplied.WithLabelValues(action).Inc()
+	if s.obs.m != nil {
+		s.obs.m.TemplateApplied.WithLabelValues(action).Inc()
 	}
 	return nil
-}
-
-// recordProvision publishes the provisioning part of a cycle's report.
-func (s *Syncer) recordProvision(rep *Report) {
-	m := s.metrics
-	m.ProjectsDiscovered.Set(float64(len(rep.Provision.Discovered)))
-	m.ProjectsOrphaned.Set(float64(len(rep.Provision.Orphaned)))
-	missing, changed := 0, 0
-	for _, ch := range rep.Provision.Templates {
-		if ch.Create {
-			missing++
-		} else {
-			changed++
-		}
-	}
-	m.TemplateDrift.WithLabelValues("missing").Set(float64(missing))
-	m.TemplateDrift.WithLabelValues("changed").Set(float64(changed))
 }
 
 // TemplateSelector selects the template objects this tool applied.

@@ -87,8 +87,8 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	if index > 0 || s.shards[logical] > 1 {
 		s.log.Info("a shard of a managed binding was changed by someone else; repair queued to check it",
 			zap.String("binding", logical.String()), zap.String("shard", ref.Name), zap.String("change", change))
-		if s.metrics != nil {
-			s.metrics.DriftEvents.WithLabelValues(change).Inc()
+		if s.obs.m != nil {
+			s.obs.m.DriftEvents.WithLabelValues(change).Inc()
 		}
 		s.work.add(logical)
 		return
@@ -104,8 +104,8 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	s.log.Info("drift detected: a managed binding was changed by someone else; repair queued",
 		zap.String("binding", ref.String()), zap.String("change", change),
 		zap.Strings("missing", nonNil(p.Add)), zap.Strings("unexpected", nonNil(p.Remove)))
-	if s.metrics != nil {
-		s.metrics.DriftEvents.WithLabelValues(change).Inc()
+	if s.obs.m != nil {
+		s.obs.m.DriftEvents.WithLabelValues(change).Inc()
 	}
 	s.work.add(ref)
 }
@@ -185,7 +185,7 @@ func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions)
 	rep := newReport(TriggerRepair)
 	rep.Err = s.repair(ctx, refs, opts, rep)
 	rep.Duration = time.Since(rep.Started)
-	s.recordRepair(rep)
+	s.obs.repairDone(rep)
 	return rep
 }
 
@@ -224,7 +224,7 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 		}
 		shards, err := s.getShards(ctx, d.Ref, current)
 		if err != nil {
-			s.kubeError("get")
+			s.obs.kubeError("get")
 			errs = append(errs, err)
 			continue
 		}
@@ -252,21 +252,4 @@ func (s *Syncer) getShards(ctx context.Context, ref kube.Ref, current map[kube.R
 		out = append(out, b)
 	}
 	return out, nil
-}
-
-// recordRepair publishes a repair's result; only the repaired bindings'
-// series change.
-func (s *Syncer) recordRepair(rep *Report) {
-	m := s.metrics
-	if m == nil || len(rep.Plans) == 0 && rep.Err == nil {
-		return
-	}
-	if rep.Err == nil {
-		m.Repairs.WithLabelValues("success").Inc()
-	} else {
-		m.Repairs.WithLabelValues("failure").Inc()
-	}
-	for _, p := range rep.Plans {
-		s.recordPlan(p, rep)
-	}
 }

@@ -377,7 +377,7 @@ func TestEventMessagesAreBounded(t *testing.T) {
 func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 	s, _, cl, _ := syncedFixture(t)
 	m := metrics.NewMetrics("test")
-	s.metrics = m
+	s.obs = metricsObserver{m: m}
 	r := &Runner{Syncer: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(), RepairInterval: time.Second}
 	startRunner(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })

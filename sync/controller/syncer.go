@@ -67,7 +67,8 @@ type Syncer struct {
 	dir     Directory
 	cluster Cluster
 	log     *zap.Logger
-	metrics *metrics.Metrics
+	// obs publishes results as metrics (obs.m nil: none).
+	obs metricsObserver
 
 	events Recorder
 	// discoverer and prov serve the opt-in projects.* provisioning.
@@ -145,7 +146,7 @@ func (s *Syncer) passwordFingerprint() (string, error) {
 
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
-	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, metrics: metrics,
+	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
 		members: termMemory{}, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}, work: newWorkQueue(), provisioned: map[string]string{}}
 }
 
@@ -249,14 +250,14 @@ func (s *Syncer) Cycle(ctx context.Context, opts CycleOptions) *Report {
 		rep.Fatal = true
 	}
 	rep.Duration = time.Since(rep.Started)
-	s.record(rep)
+	s.obs.cycleDone(rep)
 	return rep
 }
 
 func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) error {
 	nss, err := s.cluster.Namespaces(ctx)
 	if err != nil {
-		s.kubeError("list")
+		s.obs.kubeError("list")
 		return fmt.Errorf("find projects: %w", err)
 	}
 	// A full cycle starts a new directory connection: it picks up a
@@ -278,15 +279,15 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	mark, markErr := s.markChanges(ctx, opts)
 	if unreachable(markErr) {
 		rep.DirErr = markErr
-		if s.metrics != nil {
-			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
+		if s.obs.m != nil {
+			s.obs.m.LDAPErrors.WithLabelValues("connect").Inc()
 		}
 		return fmt.Errorf("read directory: %w", markErr)
 	}
 	res, err := s.dir.Resolve(ctx, names)
 	if err != nil {
-		if s.metrics != nil {
-			s.metrics.LDAPErrors.WithLabelValues("connect").Inc()
+		if s.obs.m != nil {
+			s.obs.m.LDAPErrors.WithLabelValues("connect").Inc()
 		}
 		// Nothing could be read: write nothing at all.
 		rep.DirErr = err
@@ -301,7 +302,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 
 	current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
 	if err != nil {
-		s.kubeError("list")
+		s.obs.kubeError("list")
 		return fmt.Errorf("read current bindings: %w", err)
 	}
 
@@ -410,7 +411,7 @@ func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current map[kub
 			if ch.Create {
 				op = "create"
 			}
-			s.kubeError(op)
+			s.obs.kubeError(op)
 			s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("shard", ch.Ref.Name), zap.String("trigger", trigger), zap.Error(err))
 			s.event(p.Ref, uidOf(current[p.Ref]), corev1.EventTypeWarning, ReasonWriteFailed,
 				fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
@@ -453,12 +454,12 @@ func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current map[kub
 	if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
 		s.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, s.cfg.Policy, trigger))
 	}
-	if s.metrics != nil {
+	if s.obs.m != nil {
 		if p.Create {
-			s.metrics.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
+			s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
 		}
-		s.metrics.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
-		s.metrics.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
+		s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
+		s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
 	}
 	return nil
 }
@@ -497,94 +498,6 @@ func (s *Syncer) logDirectory(rep *Report, res *ldapsrc.Result) {
 	}
 	for reason, n := range res.Skipped {
 		s.log.Info("members skipped", zap.String("reason", reason), zap.Int("count", n), zap.Strings("examples", res.SkippedSamples[reason]))
-	}
-}
-
-func (s *Syncer) kubeError(op string) {
-	if s.metrics != nil {
-		s.metrics.KubeErrors.WithLabelValues(op).Inc()
-	}
-}
-
-// record publishes a cycle's report as metrics.
-func (s *Syncer) record(rep *Report) {
-	m := s.metrics
-	if m == nil {
-		return
-	}
-	m.CycleDuration.Observe(rep.Duration.Seconds())
-	now := float64(time.Now().Unix())
-	m.LastCycle.Set(now)
-	result := rep.Result()
-	m.Cycles.WithLabelValues(result).Inc()
-	if result != ResultFailure {
-		// A partial cycle applied everything it could read: the sync is
-		// working, and the partial count and its alert say what it skipped.
-		m.LastSuccess.Set(now)
-	}
-	if rep.Plans == nil {
-		// The cycle stopped before planning: keep the last drift figures
-		// rather than report a drift of zero nobody measured.
-		return
-	}
-	m.Projects.Set(float64(len(rep.Projects)))
-	s.recordProvision(rep)
-	counts := map[string]int{}
-	for _, sp := range rep.SkippedProjects {
-		counts[sp.Reason]++
-	}
-	for _, r := range plan.ProjectSkipReasons {
-		m.ProjectsSkipped.WithLabelValues(r).Set(float64(counts[r]))
-	}
-	m.GroupsMissing.Set(float64(len(rep.MissingGroups)))
-	m.GroupsFailed.Set(float64(len(rep.FailedGroups)))
-	m.LDAPErrors.WithLabelValues("group").Add(float64(len(rep.FailedGroups)))
-	for _, r := range ldapsrc.SkipReasons {
-		m.MembersSkipped.WithLabelValues(r).Set(float64(rep.Skipped[r]))
-	}
-	m.DriftMissing.Reset()
-	m.DriftUnexpected.Reset()
-	m.DesiredSubjects.Reset()
-	m.BindingShards.Reset()
-	m.HeldRemovals.Reset()
-	m.HeldAdditions.Reset()
-	m.Leftovers.Reset()
-	m.BindingErrors.Reset()
-	for _, p := range rep.Plans {
-		s.recordPlan(p, rep)
-	}
-}
-
-// recordPlan sets one binding's series from its plan, replacing what an
-// earlier cycle or repair set.
-func (s *Syncer) recordPlan(p plan.BindingPlan, rep *Report) {
-	m := s.metrics
-	lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
-	labels := map[string]string{"kind": p.Ref.Kind, "namespace": p.Ref.Namespace, "name": p.Ref.Name}
-	m.HeldRemovals.DeletePartialMatch(labels)
-	m.HeldAdditions.DeletePartialMatch(labels)
-	m.BindingErrors.DeletePartialMatch(labels)
-	if p.Err != nil {
-		reason := "lookup_or_roleref"
-		if errors.Is(p.Err, plan.ErrRecordUnreadable) {
-			reason = "ownership_record"
-		}
-		m.BindingErrors.WithLabelValues(append(lv, reason)...).Set(1)
-		return
-	}
-	m.DriftMissing.WithLabelValues(lv...).Set(float64(p.Missing))
-	m.DriftUnexpected.WithLabelValues(lv...).Set(float64(p.Unexpected))
-	m.DesiredSubjects.WithLabelValues(lv...).Set(float64(p.Desired))
-	m.BindingShards.WithLabelValues(lv...).Set(float64(p.Shards))
-	m.Leftovers.WithLabelValues(lv...).Set(float64(len(p.Leftovers)))
-	if len(p.Held) > 0 {
-		m.HeldRemovals.WithLabelValues(append(lv, p.HoldReason)...).Set(float64(len(p.Held)))
-	}
-	if len(p.HeldAdd) > 0 {
-		m.HeldAdditions.WithLabelValues(append(lv, p.AddHoldReason)...).Set(float64(len(p.HeldAdd)))
-	}
-	if _, ok := rep.WriteErrors[p.Ref]; ok {
-		m.BindingErrors.WithLabelValues(append(lv, "write")...).Set(1)
 	}
 }
 

@@ -56,6 +56,8 @@ type Runner struct {
 	// Elected: terms start only through Lead (leader election); otherwise
 	// one term lasts the whole Run.
 	Elected bool
+	// Clock tells the time (default time.Now): the loop's only clock.
+	Clock func() time.Time
 
 	initOnce sync.Once
 	inbox    inbox
@@ -208,6 +210,9 @@ func (r *Runner) init() {
 		if r.RetryMax < r.RetryMin {
 			r.RetryMax = r.RetryMin
 		}
+		if r.Clock == nil {
+			r.Clock = time.Now
+		}
 		if r.CredentialCheck <= 0 {
 			r.CredentialCheck = defaultCredentialCheck
 		}
@@ -324,7 +329,7 @@ func (r *Runner) term(ctx context.Context) {
 	r.Status.SetReady(false)
 	defer r.Status.SetReady(false)
 	sched := cron.New()
-	if _, err := sched.AddFunc(r.Schedule, func() { r.inbox.post(evTick{at: time.Now()}) }); err != nil {
+	if _, err := sched.AddFunc(r.Schedule, func() { r.inbox.post(evTick{at: r.Clock()}) }); err != nil {
 		r.Log.Error("schedule", zap.Error(err))
 		return
 	}
@@ -333,7 +338,7 @@ func (r *Runner) term(ctx context.Context) {
 	// Events posted before the term are from before it: the first cycle
 	// reads everything anyway.
 	r.inbox.take()
-	t.nextPoll = time.Now().Add(r.PollInterval)
+	t.nextPoll = r.Clock().Add(r.PollInterval)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -342,11 +347,11 @@ func (r *Runner) term(ctx context.Context) {
 		}
 		r.wakes.Add(1)
 		r.handle(t, r.inbox.take())
-		now := time.Now()
+		now := r.Clock()
 		if r.step(ctx, t, now) {
 			continue
 		}
-		wake := r.nextWake(t, now)
+		_, wake := decide(r.schedule(t), now) // when something may become due
 		timer.Reset(max(wake.Sub(now), time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -369,7 +374,7 @@ func (r *Runner) handle(t *term, evs []any) {
 				}
 				continue
 			}
-			r.want(t, "schedule")
+			t.want("schedule")
 		case evBinding:
 			if !r.repairs() {
 				continue
@@ -388,7 +393,7 @@ func (r *Runner) handle(t *term, evs []any) {
 		}
 	}
 	if t.workSince.IsZero() && t.s.work.pending() {
-		t.workSince = time.Now()
+		t.workSince = r.Clock()
 	}
 }
 
@@ -399,116 +404,82 @@ func (r *Runner) polls(t *term) bool {
 }
 
 // want queues a full cycle, due now; a queued one keeps its trigger.
-func (r *Runner) want(t *term, trigger string) {
+func (t *term) want(trigger string) {
 	if t.cycle == "" {
 		t.cycle = trigger
 	}
 	t.cycleAt = time.Time{}
 }
 
-// directoryOpen reports whether the directory may be contacted now.
-func (t *term) directoryOpen(now time.Time) bool {
-	return t.cred == "" && !now.Before(t.backoffUntil)
-}
-
-// step does the first thing due, if any, and reports whether it did.
+// step does the first thing due, if any, and reports whether it did. What
+// is due is decide's answer; step only carries it out.
 func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
-	if t.cred != "" && !now.Before(t.credNextCheck) {
-		r.checkPassword(t, now)
-		return true
-	}
-	open := t.directoryOpen(now)
-	// Informer-queued full cycle (project namespaces changed), rate-limited
-	// like repairs; a cycle already due covers it.
-	if t.s.work.cycle && r.repairDue(t, now) {
-		t.s.work.cycle = false
-		if t.cycle == "" {
-			r.want(t, "namespaces")
-		}
-		t.lastRepair = now // runs of the watch are RepairInterval apart
-	}
 	if !t.s.work.pending() {
 		t.workSince = time.Time{}
 	}
-	if t.cycle != "" && open && !now.Before(t.cycleAt) {
+	switch act, _ := decide(r.schedule(t), now); act {
+	case actCheckPassword:
+		r.checkPassword(t, now)
+	case actQueueCycle:
+		// Informer-queued full cycle (project namespaces changed), rate
+		// limited like repairs; a cycle already due covers it.
+		t.s.work.cycle = false
+		if t.cycle == "" {
+			t.want("namespaces")
+		}
+		t.lastRepair = now // runs of the watch are RepairInterval apart
+	case actCycle:
 		trigger := t.cycle
 		t.cycle, t.cycleAt = "", time.Time{}
 		r.runCycle(ctx, t, trigger)
-		return true
-	}
-	if r.repairs() && (len(t.s.work.refs) > 0 || t.s.work.template) && r.repairDue(t, now) {
+	case actRepair:
 		r.runRepair(ctx, t, now)
-		return true
-	}
-	if len(t.retryRefs) > 0 && !now.Before(t.retryRefsAt) {
+	case actRetryRepairs:
 		t.s.work.add(t.retryRefs...)
 		t.retryRefs = nil
 		if t.workSince.IsZero() {
 			t.workSince = now
 		}
-		return true
-	}
-	// Polls go on while a retry waits for its time (not for a cycle due now).
-	if r.polls(t) && open && (t.cycle == "" || now.Before(t.cycleAt)) && !now.Before(t.nextPoll) {
+	case actPoll:
 		r.runPoll(ctx, t, now)
-		return true
+	default:
+		return false
 	}
-	return false
+	return true
 }
 
-func (r *Runner) repairDue(t *term, now time.Time) bool {
-	return !t.workSince.IsZero() && !now.Before(t.workSince.Add(coalesceDelay)) && !now.Before(t.lastRepair.Add(r.RepairInterval))
-}
-
-// nextWake is when something may become due without a new event.
-func (r *Runner) nextWake(t *term, now time.Time) time.Time {
-	wake := now.Add(time.Hour)
-	earlier := func(at time.Time) {
-		if at.Before(wake) {
-			wake = at
-		}
+// schedule is the part of the loop state the scheduling decision reads.
+func (r *Runner) schedule(t *term) schedule {
+	return schedule{
+		cred: t.cred != "", credNextCheck: t.credNextCheck, backoffUntil: t.backoffUntil,
+		cycle: t.cycle != "", cycleAt: t.cycleAt,
+		watchCycle: t.s.work.cycle, repairWork: len(t.s.work.refs) > 0 || t.s.work.template, workSince: t.workSince,
+		repairs: r.repairs(), repairInterval: r.RepairInterval, lastRepair: t.lastRepair,
+		retries: len(t.retryRefs) > 0, retryAt: t.retryRefsAt,
+		polls: r.polls(t), nextPoll: t.nextPoll,
 	}
-	// When the directory may be contacted again.
-	open := t.backoffUntil
-	if t.cred != "" {
-		earlier(t.credNextCheck)
-		open = wake // not before the next password check
-	}
-	if t.cycle != "" {
-		earlier(later(t.cycleAt, open))
-	}
-	if r.polls(t) {
-		earlier(later(t.nextPoll, open))
-	}
-	if !t.workSince.IsZero() {
-		earlier(later(t.workSince.Add(coalesceDelay), t.lastRepair.Add(r.RepairInterval)))
-	}
-	if len(t.retryRefs) > 0 {
-		earlier(t.retryRefsAt)
-	}
-	return wake
 }
 
 func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
 	rep := t.s.Cycle(ctx, r.Options)
-	t.lastCycleEnd = time.Now()
+	t.lastCycleEnd = r.Clock()
 	// A full cycle covers whatever repairs and template checks were queued.
 	t.s.work.take()
 	t.s.work.template = false
 	t.workSince = time.Time{}
 	t.nextPoll = t.lastCycleEnd.Add(r.PollInterval)
-	r.logReport(rep, trigger)
+	logReport(r.Log, rep, trigger)
 	switch rep.Result() {
 	case ResultSuccess:
 		r.Status.SetReady(true)
-		r.directoryOK(t)
+		t.directoryOK()
 		t.partials = 0
 	case ResultPartial:
 		// The directory answered and everything safe was applied: ready.
 		// What was skipped is read again later and later (RetryMin
 		// doubling to RetryMax), in the one pending-cycle slot.
 		r.Status.SetReady(true)
-		r.directoryOK(t)
+		t.directoryOK()
 		t.partials++
 		if t.cycle == "" {
 			t.cycle = "retry-partial"
@@ -520,7 +491,7 @@ func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
 		}
 		r.directoryFailed(t, rep.Err, t.lastCycleEnd)
 		// The same cycle again once the backoff allows.
-		r.want(t, "retry")
+		t.want("retry")
 	}
 }
 
@@ -540,7 +511,7 @@ func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
 		return
 	}
 	rep := t.s.Repair(ctx, refs, r.Options)
-	r.logRepair(rep, refs)
+	logRepair(r.Log, rep, refs)
 	if rep.Err != nil && ctx.Err() == nil {
 		// Try the bindings that failed again after RetryMin; the scheduled
 		// cycle repairs them too. Repairs do not read the directory, so the
@@ -553,24 +524,24 @@ func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
 			}
 		}
 		t.retryRefs = append(t.retryRefs, failed...)
-		t.retryRefsAt = time.Now().Add(r.RetryMin)
+		t.retryRefsAt = r.Clock().Add(r.RetryMin)
 	}
 }
 
 func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
 	result, rep := t.s.Poll(ctx, r.Options)
-	t.nextPoll = time.Now().Add(r.PollInterval)
+	t.nextPoll = r.Clock().Add(r.PollInterval)
 	if result == PollOff {
 		return // and polls() is false from now on
 	}
 	if rep != nil && rep.DirErr != nil {
 		if ctx.Err() == nil {
-			r.directoryFailed(t, rep.DirErr, time.Now())
+			r.directoryFailed(t, rep.DirErr, r.Clock())
 		}
 		return
 	}
 	if result == PollIdle || result == PollChanges {
-		r.directoryOK(t)
+		t.directoryOK()
 	}
 	if rep != nil && (len(rep.Plans) > 0 || rep.Err != nil) {
 		fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
@@ -584,7 +555,7 @@ func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
 		if r.Metrics != nil {
 			r.Metrics.ForcedCycles.WithLabelValues(ForcedNewProject).Inc()
 		}
-		r.want(t, "directory-new-project")
+		t.want("directory-new-project")
 		return
 	}
 	// A lost cursor (the cycle could not mark the history) costs a full
@@ -595,12 +566,12 @@ func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
 		if r.Metrics != nil {
 			r.Metrics.ForcedCycles.WithLabelValues(result).Inc()
 		}
-		r.want(t, "directory-"+strings.ReplaceAll(result, "_", "-"))
+		t.want("directory-" + strings.ReplaceAll(result, "_", "-"))
 	}
 }
 
 // directoryOK ends the backoff.
-func (r *Runner) directoryOK(t *term) {
+func (t *term) directoryOK() {
 	t.failures = 0
 	t.backoffUntil = time.Time{}
 }
@@ -643,21 +614,23 @@ func (r *Runner) checkPassword(t *term, now time.Time) {
 	}
 	r.Log.Info("the bind password file changed; trying it once")
 	t.cred = ""
-	r.directoryOK(t)
+	t.directoryOK()
 	t.cycle = "" // whatever was due waits for this one
-	r.want(t, "password-changed")
+	t.want("password-changed")
 }
 
-func (r *Runner) logRepair(rep *Report, refs []kube.Ref) {
+// logRepair says how a repair went.
+func logRepair(log *zap.Logger, rep *Report, refs []kube.Ref) {
 	fields := []zap.Field{zap.Int("bindings", len(refs)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
 	if rep.Err != nil {
-		r.Log.Error("repair failed", append(fields, zap.Error(rep.Err))...)
+		log.Error("repair failed", append(fields, zap.Error(rep.Err))...)
 		return
 	}
-	r.Log.Info("repair done", fields...)
+	log.Info("repair done", fields...)
 }
 
-func (r *Runner) logReport(rep *Report, trigger string) {
+// logReport says how a cycle went.
+func logReport(log *zap.Logger, rep *Report, trigger string) {
 	fields := []zap.Field{
 		zap.String("trigger", trigger), zap.String("result", rep.Result()), zap.Duration("duration", rep.Duration),
 		zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
@@ -665,12 +638,12 @@ func (r *Runner) logReport(rep *Report, trigger string) {
 	}
 	switch rep.Result() {
 	case ResultFailure:
-		r.Log.Error("cycle failed", append(fields, zap.Error(rep.Err))...)
+		log.Error("cycle failed", append(fields, zap.Error(rep.Err))...)
 	case ResultPartial:
-		r.Log.Warn("cycle partial: applied what it safely could and skipped the rest",
+		log.Warn("cycle partial: applied what it safely could and skipped the rest",
 			append(fields, zap.Strings("failed_groups", sortedKeys(rep.FailedGroups)), zap.Error(rep.Err))...)
 	default:
-		r.Log.Info("cycle done", fields...)
+		log.Info("cycle done", fields...)
 	}
 }
 

@@ -54,15 +54,21 @@ func noteGroups(rep *Report, groups map[string]*ldapsrc.Group) {
 // reached and which failed (a failed group keeps what it reached before).
 func (s *Syncer) learnGroups(groups map[string]*ldapsrc.Group) {
 	s.members.Remember(groups)
-	if s.changes == nil || s.changesOff {
+	s.polls.learn(groups)
+}
+
+// learn records, for the polls, what each group of a read reached and
+// which failed (a failed group keeps what it reached before).
+func (p *poller) learn(groups map[string]*ldapsrc.Group) {
+	if !p.on() {
 		return
 	}
 	for name, g := range groups {
 		if g.Err != nil {
-			s.inc.failed[name] = g.Err
+			p.inc.failed[name] = g.Err
 			continue
 		}
-		delete(s.inc.failed, name)
-		s.inc.reached[name] = g.Reached
+		delete(p.inc.failed, name)
+		p.inc.reached[name] = g.Reached
 	}
 }

@@ -124,7 +124,7 @@ func TestAccessLogErrorMakesPollsBlind(t *testing.T) {
 	if logs.FilterMessageSnippet("could not read the directory's access log").Len() != 1 || logs.FilterMessageSnippet("polls cannot see deleted").Len() != 1 {
 		t.Errorf("logs: %v", logs.All())
 	}
-	if s.inc.cursor == nil || s.inc.cursor.USN != ch.usn {
-		t.Errorf("cursor %+v, want advanced to the poll's", s.inc.cursor)
+	if s.polls.inc.cursor == nil || s.polls.inc.cursor.USN != ch.usn {
+		t.Errorf("cursor %+v, want advanced to the poll's", s.polls.inc.cursor)
 	}
 }

@@ -71,30 +71,49 @@ type incState struct {
 	failed map[string]error
 }
 
+// poller is the polls' part of a term: the change source, what the last
+// cycle (and the polls since) left for the next poll, and whether polls
+// can run at all. Its methods keep that state; the Syncer runs the poll's
+// read, plan and apply.
+type poller struct {
+	s       *Syncer // the term's logger, metrics and configuration
+	changes ChangeSource
+	inc     incState
+	// off is set when the directory turns out to keep no change markers;
+	// polls stop.
+	off bool
+	// blindDeletions is set once the daemon has said that polls cannot see
+	// deletions, so it says so once, not every cycle.
+	blindDeletions bool
+}
+
+// on reports whether polls can run.
+func (p *poller) on() bool { return p.changes != nil && !p.off }
+
 // WithChanges turns on incremental change detection: every full cycle
 // marks the directory's change history, and Poll re-syncs what changed
 // since. Call it before the first cycle.
 func (s *Syncer) WithChanges(cs ChangeSource) *Syncer {
-	s.changes = cs
+	s.polls.changes = cs
 	return s
 }
 
 // markChanges is called by a cycle before it reads the directory. It
 // returns the error too, so the cycle can tell a directory it cannot use
 // at all (then it reads nothing) from a mark that failed alone.
-func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) (*ldapsrc.Cursor, error) {
-	if s.changes == nil || opts.DryRun {
+func (p *poller) markChanges(ctx context.Context, opts CycleOptions) (*ldapsrc.Cursor, error) {
+	if p.changes == nil || opts.DryRun {
 		return nil, nil
 	}
-	c, err := s.changes.Mark(ctx)
+	c, err := p.changes.Mark(ctx)
 	if err != nil {
 		if errors.Is(err, ldapsrc.ErrNoChangeTracking) {
-			s.log.Warn("incremental change detection is unavailable with this directory; changes reach the bindings at the next full cycle", zap.Error(err))
-			s.changesOff = true
+			p.s.log.Warn("incremental change detection is unavailable with this directory; changes reach the bindings at the next full cycle", zap.Error(err))
+			p.off = true
 			return nil, nil
 		}
 		if !unreachable(err) {
-			s.log.Warn("could not mark the directory's change history; changes made now reach the bindings at the next full cycle", zap.Error(err))
+			p.s.log.Warn("could not mark the directory's change history; changes made now reach the bindings at the next full cycle", zap.Error(err))
 		}
 		return nil, err
 	}
@@ -105,47 +124,47 @@ func (s *Syncer) markChanges(ctx context.Context, opts CycleOptions) (*ldapsrc.C
 // cycle's read is complete, so what it reached replaces all that earlier
 // reads reached (learnGroups then records it), but a group whose lookup
 // failed keeps what it reached before.
-func (s *Syncer) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
-	if s.changes == nil || s.changesOff {
+func (p *poller) rememberCycle(mark *ldapsrc.Cursor, res *ldapsrc.Result) {
+	if !p.on() {
 		return
 	}
 	reached := make(map[string][]string, len(res.Groups))
 	for name, g := range res.Groups {
 		if g.Err != nil {
-			reached[name] = s.inc.reached[name]
+			reached[name] = p.inc.reached[name]
 		}
 	}
-	s.inc = incState{cursor: mark, cycles: s.inc.cycles + 1, reached: reached, failed: map[string]error{}}
+	p.inc = incState{cursor: mark, cycles: p.inc.cycles + 1, reached: reached, failed: map[string]error{}}
 	if mark != nil {
-		s.noteDeletions(mark.Deletions)
+		p.noteDeletions(mark.Deletions)
 	}
 }
 
 // noteDeletions says once whether polls see deletions, and keeps the
 // runai_ldap_sync_directory_poll_blind gauge.
-func (s *Syncer) noteDeletions(visible bool) {
-	if s.obs.m != nil {
+func (p *poller) noteDeletions(visible bool) {
+	if p.s.obs.m != nil {
 		v := 0.0
 		if !visible {
 			v = 1
 		}
-		s.obs.m.PollBlind.WithLabelValues("deletion").Set(v)
+		p.s.obs.m.PollBlind.WithLabelValues("deletion").Set(v)
 	}
 	switch {
-	case !visible && !s.blindDeletions:
-		s.blindDeletions = true
-		if s.cfg.LDAP.Schema == config.SchemaActiveDirectory {
-			s.log.Warn("polls cannot see deleted users and groups: the bind account reads no deleted objects (Show Deleted control); " +
+	case !visible && !p.blindDeletions:
+		p.blindDeletions = true
+		if p.s.cfg.LDAP.Schema == config.SchemaActiveDirectory {
+			p.s.log.Warn("polls cannot see deleted users and groups: the bind account reads no deleted objects (Show Deleted control); " +
 				"a deletion reaches the bindings at the next full cycle (or when the deletion also changes a group). " +
 				"Grant the account List Contents and Read Property on CN=Deleted Objects (docs/operations.md) to have polls carry deletions")
 		} else {
-			s.log.Warn("polls cannot see deleted entries: the server has no access log of deletes (accesslog overlay) the bind account may read; " +
+			p.s.log.Warn("polls cannot see deleted entries: the server has no access log of deletes (accesslog overlay) the bind account may read; " +
 				"a deleted group, or a deleted member whose groups do not change with it (refint overlay), reaches the bindings at the next full cycle. " +
 				"Log deletes to an accesslog database readable by the bind account (docs/operations.md) to have polls carry deletions")
 		}
-	case visible && s.blindDeletions:
-		s.blindDeletions = false
-		s.log.Info("polls now see deleted users and groups")
+	case visible && p.blindDeletions:
+		p.blindDeletions = false
+		p.s.log.Info("polls now see deleted users and groups")
 	}
 }
 
@@ -154,12 +173,12 @@ func (s *Syncer) noteDeletions(visible bool) {
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
 func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
-	if s.changes == nil || s.changesOff {
+	if !s.polls.on() {
 		return PollOff, nil
 	}
-	cur := s.inc.cursor
+	cur := s.polls.inc.cursor
 	if cur == nil {
-		if s.inc.cycles > 0 {
+		if s.polls.inc.cycles > 0 {
 			// A cycle ran but could not mark the history (or the server
 			// changed): only a full cycle can set a cursor that loses nothing.
 			return PollCursorLost, nil
@@ -167,7 +186,7 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 		return PollNoCursor, nil
 	}
 	seen := time.Now()
-	cs, err := s.changes.Changes(ctx, *cur)
+	cs, err := s.polls.changes.Changes(ctx, *cur)
 	switch {
 	case err != nil:
 		s.obs.polled(PollError)
@@ -183,18 +202,18 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 		if ctx.Err() == nil {
 			s.log.Warn("could not read the directory's access log of deletions; deleted entries reach the bindings at the next full cycle", zap.Error(cs.LogErr))
 		}
-		s.noteDeletions(false)
+		s.polls.noteDeletions(false)
 	}
 	switch {
 	case cs.ServerChanged:
 		s.obs.polled(PollServerChanged)
 		s.log.Info("directory server changed: its change numbers say nothing about what the previous one served; full cycle",
 			zap.String("why", cs.Why), zap.String("was", cur.Server), zap.String("now", cs.Next.Server))
-		s.advance(nil)
+		s.polls.advance(nil)
 		return PollServerChanged, nil
 	case len(cs.Entries) == 0:
 		s.obs.polled(PollIdle)
-		s.advance(&cs.Next)
+		s.polls.advance(&cs.Next)
 		return PollIdle, nil
 	}
 	s.obs.polled(PollChanges)
@@ -204,14 +223,14 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 
 // advance moves the cursor past what a poll handled. (A poll runs to its
 // end on the loop's goroutine, so no cycle can have replaced it meanwhile.)
-func (s *Syncer) advance(next *ldapsrc.Cursor) { s.inc.cursor = next }
+func (p *poller) advance(next *ldapsrc.Cursor) { p.inc.cursor = next }
 
 // applyChanges re-resolves the groups a change set touches and writes the
 // bindings whose desired state changed, through the same plan, guard and
 // policy as a full cycle.
 func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions) *Report {
 	rep := newReport(TriggerChange)
-	inc := s.inc
+	inc := s.polls.inc
 	prevDesired := s.desired
 	popts := s.planOpts
 	popts.Now = time.Now()
@@ -231,7 +250,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen t
 	}
 	if len(affected) == 0 {
 		s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
-		s.advance(&cs.Next)
+		s.polls.advance(&cs.Next)
 		return rep
 	}
 	s.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
@@ -327,7 +346,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
 	if !retry {
-		s.advance(&cs.Next)
+		s.polls.advance(&cs.Next)
 	}
 	return errors.Join(errs...)
 }

@@ -400,7 +400,7 @@ func (r *Runner) handle(t *term, evs []any) {
 func (r *Runner) repairs() bool { return r.RepairInterval > 0 && !r.Options.DryRun }
 
 func (r *Runner) polls(t *term) bool {
-	return r.PollInterval > 0 && t.s.changes != nil && !r.Options.DryRun && !t.s.changesOff
+	return r.PollInterval > 0 && t.s.polls.on() && !r.Options.DryRun
 }
 
 // want queues a full cycle, due now; a queued one keeps its trigger.

@@ -98,16 +98,9 @@ type Syncer struct {
 
 	work workQueue
 
-	// changes, when set, is polled between cycles (WithChanges); inc is
-	// what the polls need from the last cycle.
-	changes ChangeSource
-	inc     incState
-	// changesOff is set when the directory turns out to keep no change
-	// markers; polls stop.
-	changesOff bool
-	// blindDeletions is set once the daemon has said that polls cannot see
-	// deletions, so it says so once, not every cycle.
-	blindDeletions bool
+	// polls is the polls' state (WithChanges).
+	polls poller
+
 	// provisioned maps the namespaces this process created or labelled to
 	// their project, until the informer reports the write.
 	provisioned map[string]string
@@ -146,8 +139,10 @@ func (s *Syncer) passwordFingerprint() (string, error) {
 
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
-	return &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
+	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
 		members: termMemory{}, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}, work: newWorkQueue(), provisioned: map[string]string{}}
+	s.polls.s = s
+	return s
 }
 
 // WithEvents makes the Syncer record a Kubernetes Event on a binding for
@@ -276,7 +271,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	names := plan.AllGroupNames(s.cfg.Groups, rep.Projects)
 	// Before the read: a change made during it is seen by the next poll.
 	// The mark and the read share one connection, so one server.
-	mark, markErr := s.markChanges(ctx, opts)
+	mark, markErr := s.polls.markChanges(ctx, opts)
 	if unreachable(markErr) {
 		rep.DirErr = markErr
 		if s.obs.m != nil {
@@ -317,7 +312,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	}
 	s.desired, s.planOpts = byRef, popts
 	s.lastProjects = rep.Projects
-	s.rememberCycle(mark, res)
+	s.polls.rememberCycle(mark, res)
 	s.learnGroups(res.Groups)
 
 	errs := provisionErrs

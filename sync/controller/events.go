@@ -16,37 +16,38 @@ import (
 // maxListed bounds how many user IDs one Event message names.
 const maxListed = 30
 
-func (s *Syncer) event(ref kube.Ref, uid string, eventType, reason, message string) {
-	if s.events == nil {
+// event records an Event on a binding, if Events are on.
+func (a *applier) event(ref kube.Ref, uid string, eventType, reason, message string) {
+	if a.events == nil {
 		return
 	}
-	s.events.Event(ref, uid, eventType, reason, message)
-	if s.obs.m != nil {
-		s.obs.m.Events.WithLabelValues(reason).Inc()
+	a.events.Event(ref, uid, eventType, reason, message)
+	if a.s.obs.m != nil {
+		a.s.obs.m.Events.WithLabelValues(reason).Inc()
 	}
 }
 
 // untouchedEvent explains why a binding was not written.
-func (s *Syncer) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
+func (a *applier) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
 	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil && cur.RoleRef == model.ExpectedRoleRef(p.Ref.Name) {
 		// It is a shard whose roleRef is wrong: the plan's error names it.
-		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, "left untouched: "+p.Err.Error())
+		a.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, "left untouched: "+p.Err.Error())
 		return
 	}
 	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil {
 		want := model.ExpectedRoleRef(p.Ref.Name)
-		s.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, fmt.Sprintf(
+		a.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, fmt.Sprintf(
 			"roleRef mismatch: the binding refers to %s/%s, expected ClusterRole/%s; left untouched: roleRef cannot change in place and group sync never deletes a binding (delete it by hand and it is recreated)",
 			cur.RoleRef.Kind, cur.RoleRef.Name, want.Name))
 		return
 	}
 	if errors.Is(p.Err, plan.ErrGroupFailed) {
-		s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, fmt.Sprintf(
+		a.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, fmt.Sprintf(
 			"left untouched: the directory lookup of %s failed; no one is added or removed until it succeeds",
 			listOf("group", p.Failed)))
 		return
 	}
-	s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, "left untouched: "+p.Err.Error())
+	a.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, "left untouched: "+p.Err.Error())
 }
 
 func uidOf(b *kube.Binding) string {

@@ -323,7 +323,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	// left untouched by the plan (roleRef not Run:AI's, too large) fails
 	// the same way every time, so it does not hold the cursor back.
 	retry := len(errs) > 0
-	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
 	if s.obs.m != nil {
 		for _, p := range rep.Plans {

@@ -65,7 +65,7 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	d, managed := s.desired[logical]
 	opts := s.planOpts
 	opts.Now = time.Now()
-	written := s.written[ref]
+	written := s.writes.written[ref]
 	if !managed {
 		return
 	}
@@ -84,7 +84,7 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	// handler does not read (it never blocks on a server): a change to a
 	// shard, or to a binding that has shards, queues a repair, which reads
 	// them and writes only what the plan finds.
-	if index > 0 || s.shards[logical] > 1 {
+	if index > 0 || s.writes.shards[logical] > 1 {
 		s.log.Info("a shard of a managed binding was changed by someone else; repair queued to check it",
 			zap.String("binding", logical.String()), zap.String("shard", ref.Name), zap.String("change", change))
 		if s.obs.m != nil {
@@ -203,7 +203,7 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 	if current == nil {
 		return errors.Join(errs...)
 	}
-	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	return errors.Join(errs...)
 }
 
@@ -238,7 +238,7 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 // the daemon, these are memory reads.
 func (s *Syncer) getShards(ctx context.Context, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
 	n := 0
-	if s.cfg.Kubernetes.MaxBindingShards > 0 || s.shards[ref] > 1 {
+	if s.cfg.Kubernetes.MaxBindingShards > 0 || s.writes.shards[ref] > 1 {
 		n = kube.MaxShards
 	}
 	var out []*kube.Binding

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
@@ -56,11 +55,6 @@ const (
 	TriggerRepair = "repair"
 )
 
-// writeTimeout bounds one write. Writes run detached from the cycle's
-// context, so a shutdown lets the write in flight finish instead of
-// leaving it half-known.
-const writeTimeout = 30 * time.Second
-
 // Syncer runs sync cycles.
 type Syncer struct {
 	cfg     *config.Config
@@ -70,7 +64,8 @@ type Syncer struct {
 	// obs publishes results as metrics (obs.m nil: none).
 	obs metricsObserver
 
-	events Recorder
+	// writes applies plans and records the Events of what it did.
+	writes applier
 	// discoverer and prov serve the opt-in projects.* provisioning.
 	discoverer Discoverer
 	prov       Provisioner
@@ -89,12 +84,6 @@ type Syncer struct {
 	desired map[kube.Ref]plan.Desired
 	// planOpts are the policy inputs the last cycle planned with.
 	planOpts plan.PlanOptions
-	// shards is how many bindings (the first and its shards) each logical
-	// binding had after its last plan.
-	shards map[kube.Ref]int
-	// written is the resourceVersion of our last write per binding, so the
-	// informer's echo of our own write is not taken for drift.
-	written map[kube.Ref]string
 
 	work workQueue
 
@@ -140,8 +129,9 @@ func (s *Syncer) passwordFingerprint() (string, error) {
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
 	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
-		members: termMemory{}, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}, work: newWorkQueue(), provisioned: map[string]string{}}
+		members: termMemory{}, work: newWorkQueue(), provisioned: map[string]string{}}
 	s.polls.s = s
+	s.writes = applier{s: s, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}}
 	return s
 }
 
@@ -149,7 +139,7 @@ func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, me
 // every change, held removal and binding left untouched. Call it before
 // the first cycle.
 func (s *Syncer) WithEvents(r Recorder) *Syncer {
-	s.events = r
+	s.writes.events = r
 	return s
 }
 
@@ -322,8 +312,8 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	for name, gerr := range rep.FailedGroups {
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
-	s.logLeftovers(rep)
-	errs = append(errs, s.applyPlans(ctx, opts, rep, current)...)
+	logLeftovers(s.log, rep)
+	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
 }
@@ -338,130 +328,9 @@ func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {
 		MaxShards: s.cfg.Kubernetes.MaxBindingShards, ShardBytes: s.cfg.Kubernetes.BindingShardBytes}
 }
 
-// applyPlans reports and, unless dry-run, writes the plans of rep, the
-// same way for a cycle and for a repair. It returns the errors.
-func (s *Syncer) applyPlans(ctx context.Context, opts CycleOptions, rep *Report, current map[kube.Ref]*kube.Binding) []error {
-	var errs []error
-	for i := range rep.Plans {
-		p := &rep.Plans[i]
-		cur := current[p.Ref]
-		if p.Err == nil {
-			s.shards[p.Ref] = p.Shards
-		}
-		if p.Err != nil {
-			s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
-			// A failed group is counted as such; an unreadable record is
-			// that binding's error (Event, metric), not the cycle's.
-			if !errors.Is(p.Err, plan.ErrGroupFailed) && !errors.Is(p.Err, plan.ErrRecordUnreadable) {
-				errs = append(errs, p.Err)
-			}
-			if !opts.DryRun {
-				s.untouchedEvent(p, cur)
-			}
-			continue
-		}
-		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
-			s.log.Warn("changes held by the guard; approve exactly these with the annotation "+plan.ApproveAnnotation+" set to the key, or run once with --approve-removals",
-				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
-				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
-				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
-			if !opts.DryRun {
-				s.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, s.cfg.Guard))
-			}
-		}
-		if opts.DryRun || !p.HasChanges() {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			// Shutting down: do not start another write.
-			errs = append(errs, fmt.Errorf("%s interrupted before writing %s: %w", rep.Trigger, p.Ref, err))
-			break
-		}
-		if err := s.apply(ctx, p, current, rep.Trigger); err != nil {
-			rep.WriteErrors[p.Ref] = err
-			errs = append(errs, err)
-			continue
-		}
-		rep.Applied++
-	}
-	return errs
-}
-
-func (s *Syncer) apply(ctx context.Context, p *plan.BindingPlan, current map[kube.Ref]*kube.Binding, trigger string) error {
-	// Detached from ctx: a shutdown lets the writes in flight finish.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
-	// Every binding's write, then the moves: a user moving between
-	// shards is in the new one before leaving the old one. A failed write
-	// stops the rest (the next cycle or repair plans afresh).
-	written := map[kube.Ref]*kube.Binding{}
-	for _, ch := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
-		cur := current[ch.Ref]
-		if w, ok := written[ch.Ref]; ok {
-			cur = w
-		}
-		b, err := s.cluster.Apply(wctx, ch, cur)
-		if err != nil {
-			op := "patch"
-			if ch.Create {
-				op = "create"
-			}
-			s.obs.kubeError(op)
-			s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("shard", ch.Ref.Name), zap.String("trigger", trigger), zap.Error(err))
-			s.event(p.Ref, uidOf(current[p.Ref]), corev1.EventTypeWarning, ReasonWriteFailed,
-				fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
-			return fmt.Errorf("write %s: %w", ch.Ref, err)
-		}
-		if b != nil {
-			written[ch.Ref] = b
-			s.written[ch.Ref] = b.ResourceVersion
-		}
-	}
-	b := current[p.Ref]
-	if w, ok := written[p.Ref]; ok {
-		b = w
-	}
-	fields := []zap.Field{zap.String("binding", p.Ref.String()), zap.String("kind", p.Ref.Kind),
-		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name), zap.String("trigger", trigger),
-		zap.Bool("created", p.Create), zap.Strings("added", nonNil(p.Add)), zap.Strings("removed", nonNil(p.Remove))}
-	if p.Approved {
-		fields = append(fields, zap.Bool("approved", true))
-	}
-	if p.Shards > 1 || len(p.Moves) > 0 || len(p.Writes) > 0 && p.Writes[0].Ref != p.Ref {
-		var shards []string
-		for _, r := range p.ShardWrites() {
-			shards = append(shards, r.Name)
-		}
-		fields = append(fields, zap.Int("shards", p.Shards), zap.Strings("written", shards))
-	}
-	if len(p.Adopt) > 0 || len(p.Disown) > 0 {
-		fields = append(fields, zap.Strings("adopted", p.Adopt), zap.Strings("disowned", p.Disown))
-	}
-	if p.StaleApproval != "" {
-		fields = append(fields, zap.String("approvalRemoved", p.StaleApproval))
-		s.event(p.Ref, uidOf(b), corev1.EventTypeWarning, ReasonApprovalRemoved, staleApprovalMessage(p))
-	}
-	s.log.Info("binding updated", fields...)
-	reason := ReasonChanged
-	if p.Create {
-		reason = ReasonCreated
-	}
-	if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
-		s.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, s.cfg.Policy, trigger))
-	}
-	if s.obs.m != nil {
-		if p.Create {
-			s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
-		}
-		s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
-		s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
-	}
-	return nil
-}
-
 // logLeftovers says once per cycle which users are kept although the
 // directory does not grant them and group sync does not own them.
-func (s *Syncer) logLeftovers(rep *Report) {
+func logLeftovers(log *zap.Logger, rep *Report) {
 	var bindings, users int
 	var examples []string
 	for _, p := range rep.Plans {
@@ -479,7 +348,7 @@ func (s *Syncer) logLeftovers(rep *Report) {
 	if users == 0 {
 		return
 	}
-	s.log.Info("leftovers: users in bindings that the directory does not grant and group sync does not own are kept; remove them by hand (runai-ldap-sync diff lists them) or use policy authoritative",
+	log.Info("leftovers: users in bindings that the directory does not grant and group sync does not own are kept; remove them by hand (runai-ldap-sync diff lists them) or use policy authoritative",
 		zap.Int("bindings", bindings), zap.Int("users", users), zap.Strings("examples", examples))
 }
 

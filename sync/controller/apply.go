@@ -1,0 +1,154 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
+)
+
+// writeTimeout bounds one write. Writes run detached from the cycle's
+// context, so a shutdown lets the write in flight finish instead of
+// leaving it half-known.
+const writeTimeout = 30 * time.Second
+
+// applier is the apply step of the pipeline: it writes plans, logs and
+// records Events of what it did, and keeps what later steps need to know
+// of those writes.
+type applier struct {
+	s      *Syncer // the term's cluster, logger, metrics and configuration
+	events Recorder
+	// shards is how many bindings (the first and its shards) each logical
+	// binding had after its last plan.
+	shards map[kube.Ref]int
+	// written is the resourceVersion of our last write per binding, so the
+	// informer's echo of our own write is not taken for drift.
+	written map[kube.Ref]string
+}
+
+// applyPlans reports and, unless dry-run, writes the plans of rep, the
+// same way for a cycle and for a repair. It returns the errors.
+func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report, current map[kube.Ref]*kube.Binding) []error {
+	var errs []error
+	for i := range rep.Plans {
+		p := &rep.Plans[i]
+		cur := current[p.Ref]
+		if p.Err == nil {
+			a.shards[p.Ref] = p.Shards
+		}
+		if p.Err != nil {
+			a.s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
+			// A failed group is counted as such; an unreadable record is
+			// that binding's error (Event, metric), not the cycle's.
+			if !errors.Is(p.Err, plan.ErrGroupFailed) && !errors.Is(p.Err, plan.ErrRecordUnreadable) {
+				errs = append(errs, p.Err)
+			}
+			if !opts.DryRun {
+				a.untouchedEvent(p, cur)
+			}
+			continue
+		}
+		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
+			a.s.log.Warn("changes held by the guard; approve exactly these with the annotation "+plan.ApproveAnnotation+" set to the key, or run once with --approve-removals",
+				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
+				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
+				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
+			if !opts.DryRun {
+				a.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, a.s.cfg.Guard))
+			}
+		}
+		if opts.DryRun || !p.HasChanges() {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			// Shutting down: do not start another write.
+			errs = append(errs, fmt.Errorf("%s interrupted before writing %s: %w", rep.Trigger, p.Ref, err))
+			break
+		}
+		if err := a.apply(ctx, p, current, rep.Trigger); err != nil {
+			rep.WriteErrors[p.Ref] = err
+			errs = append(errs, err)
+			continue
+		}
+		rep.Applied++
+	}
+	return errs
+}
+
+func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[kube.Ref]*kube.Binding, trigger string) error {
+	// Detached from ctx: a shutdown lets the writes in flight finish.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	// Every binding's write, then the moves: a user moving between
+	// shards is in the new one before leaving the old one. A failed write
+	// stops the rest (the next cycle or repair plans afresh).
+	written := map[kube.Ref]*kube.Binding{}
+	for _, ch := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
+		cur := current[ch.Ref]
+		if w, ok := written[ch.Ref]; ok {
+			cur = w
+		}
+		b, err := a.s.cluster.Apply(wctx, ch, cur)
+		if err != nil {
+			op := "patch"
+			if ch.Create {
+				op = "create"
+			}
+			a.s.obs.kubeError(op)
+			a.s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("shard", ch.Ref.Name), zap.String("trigger", trigger), zap.Error(err))
+			a.event(p.Ref, uidOf(current[p.Ref]), corev1.EventTypeWarning, ReasonWriteFailed,
+				fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
+			return fmt.Errorf("write %s: %w", ch.Ref, err)
+		}
+		if b != nil {
+			written[ch.Ref] = b
+			a.written[ch.Ref] = b.ResourceVersion
+		}
+	}
+	b := current[p.Ref]
+	if w, ok := written[p.Ref]; ok {
+		b = w
+	}
+	fields := []zap.Field{zap.String("binding", p.Ref.String()), zap.String("kind", p.Ref.Kind),
+		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name), zap.String("trigger", trigger),
+		zap.Bool("created", p.Create), zap.Strings("added", nonNil(p.Add)), zap.Strings("removed", nonNil(p.Remove))}
+	if p.Approved {
+		fields = append(fields, zap.Bool("approved", true))
+	}
+	if p.Shards > 1 || len(p.Moves) > 0 || len(p.Writes) > 0 && p.Writes[0].Ref != p.Ref {
+		var shards []string
+		for _, r := range p.ShardWrites() {
+			shards = append(shards, r.Name)
+		}
+		fields = append(fields, zap.Int("shards", p.Shards), zap.Strings("written", shards))
+	}
+	if len(p.Adopt) > 0 || len(p.Disown) > 0 {
+		fields = append(fields, zap.Strings("adopted", p.Adopt), zap.Strings("disowned", p.Disown))
+	}
+	if p.StaleApproval != "" {
+		fields = append(fields, zap.String("approvalRemoved", p.StaleApproval))
+		a.event(p.Ref, uidOf(b), corev1.EventTypeWarning, ReasonApprovalRemoved, staleApprovalMessage(p))
+	}
+	a.s.log.Info("binding updated", fields...)
+	reason := ReasonChanged
+	if p.Create {
+		reason = ReasonCreated
+	}
+	if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
+		a.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, a.s.cfg.Policy, trigger))
+	}
+	if a.s.obs.m != nil {
+		if p.Create {
+			a.s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
+		}
+		a.s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
+		a.s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
+	}
+	return nil
+}

@@ -32,18 +32,36 @@ type Provisioner interface {
 	ApplyObject(ctx context.Context, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (*unstructured.Unstructured, error)
 }
 
+// provisioner is the provisioning step of a cycle (the opt-in projects.*
+// features): it discovers projects from directory groups, creates and
+// labels namespaces and keeps the project template's objects present, and
+// keeps what it learnt doing so.
+type provisioner struct {
+	s          *Syncer // the term's logger, metrics and configuration
+	discoverer Discoverer
+	prov       Provisioner
+	// tmpl is the project template (WithTemplate); nil: none.
+	tmpl *template.Template
+	// provisioned maps the namespaces this process created or labelled to
+	// their project, until the informer reports the write.
+	provisioned map[string]string
+	// discovered are the project names of the last successful discovery
+	// (projects.fromGroups): a failed discovery keeps them.
+	discovered []string
+}
+
 // WithProvisioning gives the Syncer what the opt-in projects.* features
 // need: the directory's project discovery and the namespace and template
 // writer. Call it before the first cycle.
 func (s *Syncer) WithProvisioning(d Discoverer, p Provisioner) *Syncer {
-	s.discoverer, s.prov = d, p
+	s.provisioning.discoverer, s.provisioning.prov = d, p
 	return s
 }
 
 // WithTemplate gives the Syncer Run:AI's project template
 // (projects.template, read at start-up by template.Load); nil: none.
 func (s *Syncer) WithTemplate(t *template.Template) *Syncer {
-	s.tmpl = t
+	s.provisioning.tmpl = t
 	return s
 }
 
@@ -80,49 +98,49 @@ type ProvisionReport struct {
 // findProjects discovers projects (if configured) and derives the cycle's
 // projects and namespace actions. A failed discovery is returned, and the
 // cycle goes on with the projects it knows.
-func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Report) error {
+func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace, rep *Report) error {
 	var disc plan.Discovered
 	var derr error
 	var invalid []plan.SkippedProject
-	if fg := s.cfg.Projects.FromGroups; fg != nil {
+	if fg := v.s.cfg.Projects.FromGroups; fg != nil {
 		var d *ldapsrc.Discovery
 		err := errors.New("project discovery is not available (no directory wired for it)")
-		if s.discoverer != nil {
-			d, err = s.discoverer.DiscoverProjects(ctx, *fg)
+		if v.discoverer != nil {
+			d, err = v.discoverer.DiscoverProjects(ctx, *fg)
 		}
 		if err != nil {
 			// Keep the projects of the last successful discovery (this
 			// term): a failed search must not drop them from the cycle.
-			disc.Failed, disc.Names = true, s.discovered
+			disc.Failed, disc.Names = true, v.discovered
 			derr = fmt.Errorf("discover projects from directory groups: %w", err)
-			if s.obs.m != nil {
-				s.obs.m.LDAPErrors.WithLabelValues("discover").Inc()
+			if v.s.obs.m != nil {
+				v.s.obs.m.LDAPErrors.WithLabelValues("discover").Inc()
 			}
-			s.log.Error("project discovery failed; the projects of the last successful discovery are kept and none is reported gone this cycle",
-				zap.Int("kept", len(s.discovered)), zap.Error(err))
+			v.s.log.Error("project discovery failed; the projects of the last successful discovery are kept and none is reported gone this cycle",
+				zap.Int("kept", len(v.discovered)), zap.Error(err))
 		} else {
 			disc.Names = d.Names()
-			s.discovered = disc.Names
+			v.discovered = disc.Names
 			rep.Provision.Discovered = disc.Names
 			for _, p := range d.Invalid {
 				invalid = append(invalid, plan.SkippedProject{Name: p.Name, Reason: plan.SkipInvalidName})
-				s.log.Warn("group matches projects.fromGroups but does not name a valid project (lower-case letters, digits and '-'); skipped",
+				v.s.log.Warn("group matches projects.fromGroups but does not name a valid project (lower-case letters, digits and '-'); skipped",
 					zap.String("group", p.Group), zap.String("dn", p.DN))
 			}
 		}
 	}
-	f := plan.FindProjectsWith(nss, s.cfg.Projects, disc)
+	f := plan.FindProjectsWith(nss, v.s.cfg.Projects, disc)
 	rep.Projects, rep.SkippedProjects = f.Projects, append(f.Skipped, invalid...)
 	rep.Provision.Namespaces, rep.Provision.Orphaned = f.Actions, f.Orphaned
 	for _, sp := range f.Skipped {
 		fields := []zap.Field{zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason)}
 		if sp.Reason == plan.SkipFenced {
-			fields = append(fields, zap.String("fence", s.cfg.Projects.Fenced(sp.Namespace)))
+			fields = append(fields, zap.String("fence", v.s.cfg.Projects.Fenced(sp.Namespace)))
 		}
-		s.log.Warn("project skipped", fields...)
+		v.s.log.Warn("project skipped", fields...)
 	}
 	for _, p := range f.Orphaned {
-		s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",
+		v.s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",
 			zap.String("project", p.Name), zap.String("namespace", p.Namespace))
 	}
 	return derr
@@ -132,11 +150,11 @@ func (s *Syncer) findProjects(ctx context.Context, nss []kube.Namespace, rep *Re
 // template objects present in every project namespace. Nothing happens in
 // a dry run but the report. A project whose namespace could not be created
 // is dropped from this cycle.
-func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) []error {
-	if len(rep.Provision.Namespaces) == 0 && s.tmpl == nil {
+func (v *provisioner) provision(ctx context.Context, opts CycleOptions, rep *Report) []error {
+	if len(rep.Provision.Namespaces) == 0 && v.tmpl == nil {
 		return nil
 	}
-	if s.prov == nil {
+	if v.prov == nil {
 		return []error{errors.New("projects.createNamespaces, labelExistingNamespaces or template is set, but no Kubernetes writer is wired for them")}
 	}
 	var errs []error
@@ -150,7 +168,7 @@ func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) 
 			failed[a.Namespace] = a.Create
 			continue
 		}
-		if err := s.writeNamespace(ctx, a); err != nil {
+		if err := v.writeNamespace(ctx, a); err != nil {
 			rep.Provision.NamespaceErrors[a.Namespace] = err
 			errs = append(errs, err)
 			if a.Create {
@@ -169,38 +187,38 @@ func (s *Syncer) provision(ctx context.Context, opts CycleOptions, rep *Report) 
 		}
 		rep.Projects = kept
 	}
-	if t := s.tmpl; t != nil {
-		errs = append(errs, s.applyTemplate(ctx, opts, rep, t)...)
+	if t := v.tmpl; t != nil {
+		errs = append(errs, v.applyTemplate(ctx, opts, rep, t)...)
 	}
 	return errs
 }
 
-func (s *Syncer) writeNamespace(ctx context.Context, a plan.NamespaceAction) error {
+func (v *provisioner) writeNamespace(ctx context.Context, a plan.NamespaceAction) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	action, op := "label", "label_namespace"
 	// The informer's echo of this write needs no cycle: this one handles
 	// the project already. Recorded before the write, as the echo can
 	// arrive before the write returns.
-	s.provisioned[a.Namespace] = a.Project
+	v.provisioned[a.Namespace] = a.Project
 	var err error
 	if a.Create {
 		action, op = "create", "create_namespace"
-		err = s.prov.CreateNamespace(wctx, a.Namespace, a.Labels)
+		err = v.prov.CreateNamespace(wctx, a.Namespace, a.Labels)
 	} else {
-		err = s.prov.LabelNamespace(wctx, a.Namespace, a.ResourceVersion, a.Labels)
+		err = v.prov.LabelNamespace(wctx, a.Namespace, a.ResourceVersion, a.Labels)
 	}
 	if err != nil {
-		delete(s.provisioned, a.Namespace)
-		s.obs.kubeError(op)
-		s.log.Error("namespace not provisioned; tried again next cycle", zap.String("namespace", a.Namespace),
+		delete(v.provisioned, a.Namespace)
+		v.s.obs.kubeError(op)
+		v.s.log.Error("namespace not provisioned; tried again next cycle", zap.String("namespace", a.Namespace),
 			zap.String("project", a.Project), zap.String("action", action), zap.Error(err))
 		return fmt.Errorf("%s namespace %s for project %s: %w", action, a.Namespace, a.Project, err)
 	}
-	s.log.Info("namespace provisioned", zap.String("namespace", a.Namespace), zap.String("project", a.Project),
+	v.s.log.Info("namespace provisioned", zap.String("namespace", a.Namespace), zap.String("project", a.Project),
 		zap.String("action", action), zap.Any("labels", a.Labels))
-	if s.obs.m != nil {
-		s.obs.m.NamespacesProvisioned.WithLabelValues(action).Inc()
+	if v.s.obs.m != nil {
+		v.s.obs.m.NamespacesProvisioned.WithLabelValues(action).Inc()
 	}
 	return nil
 }
@@ -215,12 +233,12 @@ var templateSelector = TemplateLabel + "=true"
 // cluster and applies only those missing or changed: one LIST per kind
 // per cycle, a GET for an object the LIST did not return (made before us,
 // or its label removed), and one apply per object that needs it.
-func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Report, t *template.Template) []error {
+func (v *provisioner) applyTemplate(ctx context.Context, opts CycleOptions, rep *Report, t *template.Template) []error {
 	live := map[template.Key]*unstructured.Unstructured{}
 	for _, k := range t.Kinds() {
-		items, err := s.prov.ListObjects(ctx, k.GVR(), templateSelector)
+		items, err := v.prov.ListObjects(ctx, k.GVR(), templateSelector)
 		if err != nil {
-			s.obs.kubeError("list")
+			v.s.obs.kubeError("list")
 			return []error{fmt.Errorf("read template objects: %w", err)}
 		}
 		for i := range items {
@@ -243,8 +261,8 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 			cur := live[key]
 			if cur == nil && !creating[p.Namespace] {
 				var err error
-				if cur, err = s.prov.GetObject(ctx, kind.GVR(), key.Namespace, key.Name); err != nil {
-					s.obs.kubeError("get")
+				if cur, err = v.prov.GetObject(ctx, kind.GVR(), key.Namespace, key.Name); err != nil {
+					v.s.obs.kubeError("get")
 					rep.Provision.TemplateErrors[key] = err
 					errs = append(errs, err)
 					continue
@@ -269,7 +287,7 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 			errs = append(errs, fmt.Errorf("%s interrupted before applying %s: %w", rep.Trigger, ch.Key, err))
 			break
 		}
-		if err := s.applyObject(ctx, ch); err != nil {
+		if err := v.applyObject(ctx, ch); err != nil {
 			rep.Provision.TemplateErrors[ch.Key] = err
 			errs = append(errs, err)
 		}
@@ -277,16 +295,16 @@ func (s *Syncer) applyTemplate(ctx context.Context, opts CycleOptions, rep *Repo
 	return errs
 }
 
-func (s *Syncer) applyObject(ctx context.Context, ch TemplateChange) error {
+func (v *provisioner) applyObject(ctx context.Context, ch TemplateChange) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	action := "update"
 	if ch.Create {
 		action = "create"
 	}
-	if _, err := s.prov.ApplyObject(wctx, ch.gvr, ch.obj); err != nil {
-		s.obs.kubeError("apply")
-		s.log.Error("template object not applied; tried again next cycle", zap.String("object", ch.Key.String()),
+	if _, err := v.prov.ApplyObject(wctx, ch.gvr, ch.obj); err != nil {
+		v.s.obs.kubeError("apply")
+		v.s.log.Error("template object not applied; tried again next cycle", zap.String("object", ch.Key.String()),
 			zap.String("project", ch.Project), zap.String("action", action), zap.Error(err))
 		return fmt.Errorf("apply template object %s: %w", ch.Key, err)
 	}
@@ -295,9 +313,9 @@ func (s *Syncer) applyObject(ctx context.Context, ch TemplateChange) error {
 	if ch.Field != "" {
 		fields = append(fields, zap.String("changed_field", ch.Field))
 	}
-	s.log.Info("template object applied", fields...)
-	if s.obs.m != nil {
-		s.obs.m.TemplateApplied.WithLabelValues(action).Inc()
+	v.s.log.Info("template object applied", fields...)
+	if v.s.obs.m != nil {
+		v.s.obs.m.TemplateApplied.WithLabelValues(action).Inc()
 	}
 	return nil
 }
@@ -309,7 +327,7 @@ func TemplateSelector() string { return templateSelector }
 // one was changed or deleted (by anyone), so the template is checked again
 // (RepairTemplate) within repair.minInterval. It never blocks.
 func (s *Syncer) TemplateChanged() {
-	if s.tmpl == nil {
+	if s.provisioning.tmpl == nil {
 		return
 	}
 	active := s.desired != nil
@@ -323,12 +341,12 @@ func (s *Syncer) TemplateChanged() {
 // as a cycle's, so an object that matches is not written.
 func (s *Syncer) RepairTemplate(ctx context.Context, opts CycleOptions) *Report {
 	rep := newReport(TriggerRepair)
-	t := s.tmpl
-	if t == nil || s.prov == nil || s.lastProjects == nil {
+	t := s.provisioning.tmpl
+	if t == nil || s.provisioning.prov == nil || s.lastProjects == nil {
 		return rep
 	}
 	rep.Projects = s.lastProjects
-	rep.Err = errors.Join(s.applyTemplate(ctx, opts, rep, t)...)
+	rep.Err = errors.Join(s.provisioning.applyTemplate(ctx, opts, rep, t)...)
 	rep.Duration = time.Since(rep.Started)
 	return rep
 }

@@ -289,7 +289,7 @@ func TestCycleProvisioningFailures(t *testing.T) {
 	// Discovery fails: the static project is still provisioned, discovered
 	// ones are not, and the cycle fails (it is incomplete).
 	s2, _, cl2, prov2, _ := provisioningFixture(t)
-	s2.discoverer = fakeDiscoverer{err: errors.New("connection refused")}
+	s2.provisioning.discoverer = fakeDiscoverer{err: errors.New("connection refused")}
 	rep = s2.Cycle(context.Background(), CycleOptions{})
 	if rep.Err == nil || !strings.Contains(rep.Err.Error(), "discover projects") {
 		t.Errorf("cycle error %v, want the discovery failure", rep.Err)
@@ -345,7 +345,7 @@ func TestCycleAdoptsTemplateObjectsMadeBeforeIt(t *testing.T) {
 	s, _, _, prov, _ := provisioningFixture(t)
 	// Run:AI's template applied by hand before: same content, none of our
 	// labels, so the LIST by label misses it and a GET finds it.
-	for _, obj := range s.tmpl.Render("alpha", "runai-alpha", nil) {
+	for _, obj := range s.provisioning.tmpl.Render("alpha", "runai-alpha", nil) {
 		prov.objects[template.KeyOf(obj)] = obj
 	}
 	rep := s.Cycle(context.Background(), CycleOptions{DryRun: true})
@@ -365,7 +365,7 @@ func TestCycleAdoptsTemplateObjectsMadeBeforeIt(t *testing.T) {
 func TestDiscoveryFailureKeepsDeferredProjectsQueued(t *testing.T) {
 	s, _, _, _, _ := provisioningFixture(t)
 	s.cfg.Projects.MaxNewPerCycle = 1
-	s.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{
+	s.provisioning.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{
 		{Name: "alpha"}, {Name: "beta"}, {Name: "delta"}, {Name: "epsilon"}, {Name: "zeta"}}}}
 	deferred := func(rep *Report) []string {
 		var out []string
@@ -390,7 +390,7 @@ func TestDiscoveryFailureKeepsDeferredProjectsQueued(t *testing.T) {
 	}
 	// The discovery fails: the projects still waiting stay queued (one more
 	// namespace is made, the rest still reported deferred), none forgotten.
-	s.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
+	s.provisioning.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
 	rep = s.Cycle(context.Background(), CycleOptions{})
 	if rep.Result() != ResultPartial {
 		t.Errorf("result %s (%v), want partial", rep.Result(), rep.Err)
@@ -423,7 +423,7 @@ func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
 	s.cfg.Projects.LabelExistingNamespaces = true
 	cl.nss = append(cl.nss, kube.Namespace{Name: "runai-epsilon"})
 	dir.members["runai-epsilon-executors"] = []string{"eve"}
-	s.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "epsilon"}}}}
+	s.provisioning.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "epsilon"}}}}
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
@@ -433,7 +433,7 @@ func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
 	}
 	// The group search fails: epsilon, found by the last discovery, stays a
 	// project of this cycle (its binding is still planned and synced).
-	s.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
+	s.provisioning.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
 	dir.members["runai-epsilon-executors"] = []string{"eve", "ezra"}
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if rep.Result() != ResultPartial {
@@ -450,7 +450,7 @@ func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
 	}
 	// A new term knows no discovery: a failure then keeps nothing.
 	s2, _, _, _, _ := provisioningFixture(t)
-	s2.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
+	s2.provisioning.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
 	if rep := s2.Cycle(context.Background(), CycleOptions{}); hasPlan(rep, epsilon, false) || hasPlan(rep, epsilon, true) {
 		t.Error("a fresh Syncer invented discovered projects")
 	}

@@ -136,10 +136,10 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 	}
 	active := s.desired != nil
 	if cur != nil && label != "" {
-		if p, ok := s.provisioned[cur.Name]; ok && cur.Labels[label] == p && !cur.Terminating {
+		if p, ok := s.provisioning.provisioned[cur.Name]; ok && cur.Labels[label] == p && !cur.Terminating {
 			// The echo of our own create or label: the cycle that wrote
 			// it handled the project.
-			delete(s.provisioned, cur.Name)
+			delete(s.provisioning.provisioned, cur.Name)
 			active = false
 		}
 	}

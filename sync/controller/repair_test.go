@@ -298,7 +298,7 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 	}
 	// The echo of a namespace this process provisioned queues nothing,
 	// once; a later change to it does.
-	s.provisioned["runai-omega"] = "omega"
+	s.provisioning.provisioned["runai-omega"] = "omega"
 	omega := ns("runai-omega", map[string]string{"runai/queue": "omega"})
 	s.NamespaceChanged(nil, omega)
 	if _, cycle := s.work.take(); cycle {

@@ -66,11 +66,6 @@ type Syncer struct {
 
 	// writes applies plans and records the Events of what it did.
 	writes applier
-	// discoverer and prov serve the opt-in projects.* provisioning.
-	discoverer Discoverer
-	prov       Provisioner
-	// tmpl is the project template (WithTemplate); nil: none.
-	tmpl *template.Template
 
 	// Everything below is the state of one leadership term, owned by the
 	// controller loop (Runner): a Syncer is not safe for concurrent use,
@@ -87,18 +82,14 @@ type Syncer struct {
 
 	work workQueue
 
+	// provisioning serves the opt-in projects.* features.
+	provisioning provisioner
 	// polls is the polls' state (WithChanges).
 	polls poller
 
-	// provisioned maps the namespaces this process created or labelled to
-	// their project, until the informer reports the write.
-	provisioned map[string]string
 	// lastProjects are the last cycle's projects, for incremental syncs and
 	// template repairs.
 	lastProjects []plan.Project
-	// discovered are the project names of the last successful discovery
-	// (projects.fromGroups): a failed discovery keeps them.
-	discovered []string
 }
 
 // unreachable reports whether err means the directory could not be used at
@@ -129,8 +120,9 @@ func (s *Syncer) passwordFingerprint() (string, error) {
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
 	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
-		members: termMemory{}, work: newWorkQueue(), provisioned: map[string]string{}}
+		members: termMemory{}, work: newWorkQueue()}
 	s.polls.s = s
+	s.provisioning = provisioner{s: s, provisioned: map[string]string{}}
 	s.writes = applier{s: s, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}}
 	return s
 }
@@ -250,7 +242,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	// ldap.urls after a failover. Its discovery, mark and read, and the
 	// polls until the next cycle, then share that one connection.
 	s.Close()
-	discoverErr := s.findProjects(ctx, nss, rep)
+	discoverErr := s.provisioning.findProjects(ctx, nss, rep)
 	if unreachable(discoverErr) {
 		// The directory cannot be used at all: do not bind again for the
 		// mark and the read (a refused password would count three times).
@@ -283,7 +275,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	s.logDirectory(rep, res)
 	// Namespaces and template objects, once the directory answered (if it
 	// cannot be reached, nothing at all is written).
-	provisionErrs := s.provision(ctx, opts, rep)
+	provisionErrs := s.provisioning.provision(ctx, opts, rep)
 
 	current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
 	if err != nil {

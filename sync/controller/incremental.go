@@ -242,7 +242,7 @@ func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen t
 	all := uniqueSorted(plan.AllGroupNames(s.cfg.Groups, projects))
 	affected := affectedGroups(cs, all, inc.reached, s.obs.m)
 	rep.Projects = projects
-	if p := s.newDiscoveredProject(cs, projects); p != "" {
+	if p := newDiscoveredProject(s.cfg, cs, projects); p != "" {
 		// A group that makes a new project (projects.fromGroups): only a
 		// full cycle provisions and syncs a project.
 		s.log.Info("directory group for a new project; full cycle", zap.String("project", p))
@@ -418,10 +418,11 @@ func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]st
 	return out
 }
 
-func (s *Syncer) liveNamespaces(ctx context.Context) (map[string]bool, error) {
-	nss, err := s.cluster.Namespaces(ctx)
+// liveNamespaces maps each namespace to whether it is live (not terminating).
+func liveNamespaces(ctx context.Context, cluster Cluster, obs metricsObserver) (map[string]bool, error) {
+	nss, err := cluster.Namespaces(ctx)
 	if err != nil {
-		s.obs.kubeError("list")
+		obs.kubeError("list")
 		return nil, fmt.Errorf("read namespaces: %w", err)
 	}
 	live := make(map[string]bool, len(nss))
@@ -443,12 +444,12 @@ func uniqueSorted(in []string) []string {
 
 // newDiscoveredProject returns a project named by a changed group through
 // projects.fromGroups that the last cycle did not know, or "".
-func (s *Syncer) newDiscoveredProject(cs *ldapsrc.ChangeSet, projects []plan.Project) string {
-	fg := s.cfg.Projects.FromGroups
+func newDiscoveredProject(cfg *config.Config, cs *ldapsrc.ChangeSet, projects []plan.Project) string {
+	fg := cfg.Projects.FromGroups
 	if fg == nil {
 		return ""
 	}
-	_, re := ldapsrc.PatternFilter(s.cfg.LDAP.GroupNameAttribute, fg.Pattern)
+	_, re := ldapsrc.PatternFilter(cfg.LDAP.GroupNameAttribute, fg.Pattern)
 	known := make(map[string]bool, len(projects))
 	for _, p := range projects {
 		known[p.Name] = true

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
@@ -127,7 +128,7 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 	ov, oHas := value(old)
 	nv, nHas := value(cur)
 	relevant := oHas != nHas || ov != nv
-	if !relevant && (oHas || nHas || s.isStaticNamespace(old, cur)) {
+	if !relevant && (oHas || nHas || isStaticNamespace(s.cfg.Projects, old, cur)) {
 		// Appeared, disappeared or started terminating.
 		relevant = (old == nil) != (cur == nil) || (old != nil && cur != nil && old.Terminating != cur.Terminating)
 	}
@@ -156,12 +157,12 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 	s.work.requestCycle()
 }
 
-func (s *Syncer) isStaticNamespace(nss ...*kube.Namespace) bool {
+func isStaticNamespace(cfg config.Projects, nss ...*kube.Namespace) bool {
 	for _, n := range nss {
 		if n == nil {
 			continue
 		}
-		for _, sp := range s.cfg.Projects.Static {
+		for _, sp := range cfg.Static {
 			ns := sp.Namespace
 			if ns == "" {
 				ns = plan.DefaultNamespace(sp.Name)
@@ -199,7 +200,7 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 	if len(desired) == 0 {
 		return nil
 	}
-	current, errs := s.planEach(ctx, desired, s.planOptions(opts), rep)
+	current, errs := s.planEach(ctx, desired, planOptions(s.cfg, opts), rep)
 	if current == nil {
 		return errors.Join(errs...)
 	}
@@ -212,7 +213,7 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 // namespace is gone or terminating (that change queues a full cycle). A nil
 // map means nothing could be planned.
 func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions, rep *Report) (map[kube.Ref]*kube.Binding, []error) {
-	live, err := s.liveNamespaces(ctx)
+	live, err := liveNamespaces(ctx, s.cluster, s.obs)
 	if err != nil {
 		return nil, []error{err}
 	}
@@ -222,7 +223,7 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 		if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
 			continue
 		}
-		shards, err := s.getShards(ctx, d.Ref, current)
+		shards, err := getShards(ctx, s.cluster, s.cfg.Kubernetes.MaxBindingShards > 0 || s.writes.shards[d.Ref] > 1, d.Ref, current)
 		if err != nil {
 			s.obs.kubeError("get")
 			errs = append(errs, err)
@@ -236,15 +237,15 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 // getShards reads a binding and every shard it may have into current,
 // and returns them as plan.PlanOne takes them. From the informer cache in
 // the daemon, these are memory reads.
-func (s *Syncer) getShards(ctx context.Context, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
+func getShards(ctx context.Context, cluster Cluster, all bool, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
 	n := 0
-	if s.cfg.Kubernetes.MaxBindingShards > 0 || s.writes.shards[ref] > 1 {
+	if all {
 		n = kube.MaxShards
 	}
 	var out []*kube.Binding
 	for i := 0; i <= n; i++ {
 		r := kube.ShardRef(ref, i)
-		b, err := s.cluster.Get(ctx, r)
+		b, err := cluster.Get(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", r, err)
 		}

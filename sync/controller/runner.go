@@ -604,7 +604,7 @@ func (r *Runner) directoryFailed(t *term, err error, now time.Time) {
 // tried once, with a full cycle.
 func (r *Runner) checkPassword(t *term, now time.Time) {
 	t.credNextCheck = now.Add(r.CredentialCheck)
-	fp, err := t.s.passwordFingerprint()
+	fp, err := passwordFingerprint(t.s.dir)
 	if err != nil {
 		r.Log.Warn("cannot read the bind password file; checking again", zap.Error(err))
 		return

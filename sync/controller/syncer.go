@@ -110,8 +110,8 @@ func (s *Syncer) Close() {
 
 // passwordFingerprint identifies the bind password file's content, when
 // the directory can tell (ldapsrc.Source.PasswordFingerprint).
-func (s *Syncer) passwordFingerprint() (string, error) {
-	if p, ok := s.dir.(interface{ PasswordFingerprint() (string, error) }); ok {
+func passwordFingerprint(dir Directory) (string, error) {
+	if p, ok := dir.(interface{ PasswordFingerprint() (string, error) }); ok {
 		return p.PasswordFingerprint()
 	}
 	return "", errors.New("the directory cannot tell whether its password changed")
@@ -272,7 +272,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	}
 	rep.Skipped = res.Skipped
 	noteGroups(rep, res.Groups)
-	s.logDirectory(rep, res)
+	logDirectory(s.log, rep, res)
 	// Namespaces and template objects, once the directory answered (if it
 	// cannot be reached, nothing at all is written).
 	provisionErrs := s.provisioning.provision(ctx, opts, rep)
@@ -285,7 +285,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 
 	rep.read = readState{groups: res.Groups, current: current}
 	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.members.Known())
-	popts := s.planOptions(opts)
+	popts := planOptions(s.cfg, opts)
 	rep.Plans = plan.Plan(desired, current, popts)
 	// Repairs from now on re-apply this desired state.
 	byRef := make(map[kube.Ref]plan.Desired, len(desired))
@@ -315,9 +315,10 @@ func newReport(trigger string) *Report {
 		Provision: ProvisionReport{NamespaceErrors: map[string]error{}, TemplateErrors: map[template.Key]error{}}}
 }
 
-func (s *Syncer) planOptions(opts CycleOptions) plan.PlanOptions {
-	return plan.PlanOptions{Policy: s.cfg.Policy, Guard: s.cfg.Guard, Adopt: s.cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now(),
-		MaxShards: s.cfg.Kubernetes.MaxBindingShards, ShardBytes: s.cfg.Kubernetes.BindingShardBytes}
+// planOptions are the policy inputs of a plan under cfg.
+func planOptions(cfg *config.Config, opts CycleOptions) plan.PlanOptions {
+	return plan.PlanOptions{Policy: cfg.Policy, Guard: cfg.Guard, Adopt: cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now(),
+		MaxShards: cfg.Kubernetes.MaxBindingShards, ShardBytes: cfg.Kubernetes.BindingShardBytes}
 }
 
 // logLeftovers says once per cycle which users are kept although the
@@ -344,16 +345,16 @@ func logLeftovers(log *zap.Logger, rep *Report) {
 		zap.Int("bindings", bindings), zap.Int("users", users), zap.Strings("examples", examples))
 }
 
-func (s *Syncer) logDirectory(rep *Report, res *ldapsrc.Result) {
+func logDirectory(log *zap.Logger, rep *Report, res *ldapsrc.Result) {
 	if len(rep.MissingGroups) > 0 {
-		s.log.Warn("groups not found in the directory; they contribute no members",
+		log.Warn("groups not found in the directory; they contribute no members",
 			zap.Int("count", len(rep.MissingGroups)), zap.Strings("groups", sample(rep.MissingGroups, 20)))
 	}
 	for name, err := range rep.FailedGroups {
-		s.log.Error("group lookup failed; bindings it feeds lose no one", zap.String("group", name), zap.Error(err))
+		log.Error("group lookup failed; bindings it feeds lose no one", zap.String("group", name), zap.Error(err))
 	}
 	for reason, n := range res.Skipped {
-		s.log.Info("members skipped", zap.String("reason", reason), zap.Int("count", n), zap.Strings("examples", res.SkippedSamples[reason]))
+		log.Info("members skipped", zap.String("reason", reason), zap.Int("count", n), zap.Strings("examples", res.SkippedSamples[reason]))
 	}
 }
 

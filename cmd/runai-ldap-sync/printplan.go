@@ -62,6 +62,28 @@ type shardJSON struct {
 // printPlan writes what a dry-run cycle would change (`diff`), as text
 // or, with format "json", as a JSON list.
 func printPlan(w io.Writer, rep *controller.Report, format string) error {
+	out := planEntries(rep)
+	if format == "json" {
+		if out == nil {
+			out = []planJSON{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(out) == 0 {
+		_, err := fmt.Fprintln(w, "no changes")
+		return err
+	}
+	for _, p := range out {
+		printEntry(w, p)
+	}
+	return nil
+}
+
+// planEntries lists what a dry-run cycle would change: namespaces first,
+// then template objects, then bindings, each sorted.
+func planEntries(rep *controller.Report) []planJSON {
 	var out []planJSON
 	for _, a := range rep.Provision.Namespaces {
 		out = append(out, planJSON{Kind: "Namespace", Name: a.Namespace, Add: []string{}, Remove: []string{}, Create: a.Create, Labels: a.Labels})
@@ -105,95 +127,85 @@ func printPlan(w io.Writer, rep *controller.Report, format string) error {
 		}
 		return a.Name < b.Name
 	})
-	if format == "json" {
-		if out == nil {
-			out = []planJSON{}
+	return out
+}
+
+// printEntry writes one entry of the plan as text.
+func printEntry(w io.Writer, p planJSON) {
+	ref := kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
+	suffix := ""
+	switch {
+	case p.Kind == "Namespace" && p.Create:
+		suffix = " (create)"
+	case p.Kind == "Namespace":
+		suffix = " (label)"
+	case p.Template && p.Create:
+		suffix = " (create from the project template)"
+	case p.Template:
+		suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
+	case p.Create:
+		suffix = " (create)"
+	}
+	if p.ShardCount > 1 {
+		suffix += fmt.Sprintf(" (%d bindings: it and %d shards)", p.ShardCount, p.ShardCount-1)
+	}
+	fmt.Fprintf(w, "%s%s\n", ref, suffix)
+	keys := make([]string, 0, len(p.Labels))
+	for k := range p.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "+ label %s=%s\n", k, p.Labels[k])
+	}
+	// One line per user, marked by what happens to them.
+	for _, l := range []struct {
+		users  []string
+		format string
+	}{
+		{p.Add, "+ %s\n"},
+		{p.Remove, "- %s\n"},
+		{p.Held, "! %s (removal held by the guard)\n"},
+		{p.HeldAdd, "! +%s (addition held by the guard)\n"},
+		{p.Adopt, "= %s (granted by the directory, already here: now managed)\n"},
+		{p.Disown, "~ %s (gone from the binding: dropped from the ownership record)\n"},
+		{p.Leftovers, "? %s (leftover: not granted by the directory, not managed; kept)\n"},
+	} {
+		for _, u := range l.users {
+			fmt.Fprintf(w, l.format, u)
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
 	}
-	if len(out) == 0 {
-		_, err := fmt.Fprintln(w, "no changes")
-		return err
-	}
-	for _, p := range out {
-		ref := kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
-		suffix := ""
+	for _, sh := range p.Shards {
+		if len(sh.MoveOut) > 0 {
+			fmt.Fprintf(w, "  shard %s: moves out %s (after the writes above)\n", sh.Name, strings.Join(sh.MoveOut, ", "))
+			continue
+		}
+		var parts []string
+		for _, u := range sh.Add {
+			parts = append(parts, "+ "+u)
+		}
+		for _, u := range sh.Remove {
+			parts = append(parts, "- "+u)
+		}
 		switch {
-		case p.Kind == "Namespace" && p.Create:
-			suffix = " (create)"
-		case p.Kind == "Namespace":
-			suffix = " (label)"
-		case p.Template && p.Create:
-			suffix = " (create from the project template)"
-		case p.Template:
-			suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
-		case p.Create:
-			suffix = " (create)"
+		case len(parts) == 0:
+			parts = []string{"ownership record or annotations only"}
+		case len(parts) > 10:
+			// The users are listed above; a shard's share is a count.
+			parts = []string{fmt.Sprintf("+%d users, -%d users", len(sh.Add), len(sh.Remove))}
 		}
-		if p.ShardCount > 1 {
-			suffix += fmt.Sprintf(" (%d bindings: it and %d shards)", p.ShardCount, p.ShardCount-1)
+		create := ""
+		if sh.Create {
+			create = " (create)"
 		}
-		fmt.Fprintf(w, "%s%s\n", ref, suffix)
-		keys := make([]string, 0, len(p.Labels))
-		for k := range p.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "+ label %s=%s\n", k, p.Labels[k])
-		}
-		// One line per user, marked by what happens to them.
-		for _, l := range []struct {
-			users  []string
-			format string
-		}{
-			{p.Add, "+ %s\n"},
-			{p.Remove, "- %s\n"},
-			{p.Held, "! %s (removal held by the guard)\n"},
-			{p.HeldAdd, "! +%s (addition held by the guard)\n"},
-			{p.Adopt, "= %s (granted by the directory, already here: now managed)\n"},
-			{p.Disown, "~ %s (gone from the binding: dropped from the ownership record)\n"},
-			{p.Leftovers, "? %s (leftover: not granted by the directory, not managed; kept)\n"},
-		} {
-			for _, u := range l.users {
-				fmt.Fprintf(w, l.format, u)
-			}
-		}
-		for _, sh := range p.Shards {
-			if len(sh.MoveOut) > 0 {
-				fmt.Fprintf(w, "  shard %s: moves out %s (after the writes above)\n", sh.Name, strings.Join(sh.MoveOut, ", "))
-				continue
-			}
-			var parts []string
-			for _, u := range sh.Add {
-				parts = append(parts, "+ "+u)
-			}
-			for _, u := range sh.Remove {
-				parts = append(parts, "- "+u)
-			}
-			switch {
-			case len(parts) == 0:
-				parts = []string{"ownership record or annotations only"}
-			case len(parts) > 10:
-				// The users are listed above; a shard's share is a count.
-				parts = []string{fmt.Sprintf("+%d users, -%d users", len(sh.Add), len(sh.Remove))}
-			}
-			create := ""
-			if sh.Create {
-				create = " (create)"
-			}
-			fmt.Fprintf(w, "  shard %s%s: %s\n", sh.Name, create, strings.Join(parts, ", "))
-		}
-		if p.ApprovalRemoved != "" {
-			fmt.Fprintf(w, "~ approval %q removed: it matches nothing held\n", p.ApprovalRemoved)
-		}
-		if p.ApproveCommand != "" {
-			fmt.Fprintf(w, "  approve exactly the held changes with: %s\n", p.ApproveCommand)
-		}
+		fmt.Fprintf(w, "  shard %s%s: %s\n", sh.Name, create, strings.Join(parts, ", "))
 	}
-	return nil
+	if p.ApprovalRemoved != "" {
+		fmt.Fprintf(w, "~ approval %q removed: it matches nothing held\n", p.ApprovalRemoved)
+	}
+	if p.ApproveCommand != "" {
+		fmt.Fprintf(w, "  approve exactly the held changes with: %s\n", p.ApproveCommand)
+	}
 }
 
 // group orders diff entries: namespaces, template objects, bindings.

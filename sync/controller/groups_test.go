@@ -1,0 +1,36 @@
+package controller
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+)
+
+// A read's failed and missing groups are reported, and only the groups read
+// without error are remembered: a failure falls back to what was known.
+func TestGroupsNotedAndLearnt(t *testing.T) {
+	groups := map[string]*ldapsrc.Group{
+		"ok":      {Name: "ok", Found: true, Members: []string{"alice"}, Reached: []string{"guid-ok"}},
+		"missing": {Name: "missing"},
+		"failed":  {Name: "failed", Err: errors.New("timeout")},
+	}
+	rep := newReport(TriggerCycle)
+	noteGroups(rep, groups)
+	if !reflect.DeepEqual(rep.MissingGroups, []string{"missing"}) || len(rep.FailedGroups) != 1 || rep.FailedGroups["failed"] == nil {
+		t.Errorf("missing %v, failed %v", rep.MissingGroups, rep.FailedGroups)
+	}
+
+	mem := termMemory{"failed": {"bob"}}
+	mem.Remember(groups)
+	if want := (termMemory{"ok": {"alice"}, "missing": nil, "failed": {"bob"}}); !reflect.DeepEqual(mem, want) {
+		t.Errorf("remembered %v, want %v", mem, want)
+	}
+
+	p := poller{changes: &fakeChanges{}, inc: incState{reached: map[string][]string{"failed": {"guid-old"}}, failed: map[string]error{}}}
+	p.learn(groups)
+	if !reflect.DeepEqual(p.inc.reached["ok"], []string{"guid-ok"}) || !reflect.DeepEqual(p.inc.reached["failed"], []string{"guid-old"}) || p.inc.failed["failed"] == nil {
+		t.Errorf("polls learnt reached %v, failed %v", p.inc.reached, p.inc.failed)
+	}
+}

@@ -2,10 +2,12 @@
 #   make demo    start a local Samba AD + kube-apiserver, sync a sample, show the result
 #   make test    install what the tests need, then unit + integration tests with -race
 #   make build   build bin/runai-ldap-sync
+#   make release every release artifact in dist/<version>/ (tag first: git tag v1.2.3)
 
 SHELL   := /usr/bin/env bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-BIN_DIR := $(CURDIR)/.cache/bin
+# The tools built from source; RUNAI_LDAP_SYNC_BIN_DIR (the tests' variable) points elsewhere.
+BIN_DIR ?= $(or $(RUNAI_LDAP_SYNC_BIN_DIR),$(CURDIR)/.cache/bin)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 K8S_VERSION := v1.37.2
 K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
@@ -14,7 +16,7 @@ export RUNAI_LDAP_SYNC_BIN_DIR := $(BIN_DIR)
 
 UNIT_PKGS := ./config/... ./kube/... ./ldapsrc/... ./sync/... ./cmd/...
 
-.PHONY: all build test unit integration lint deps check-fresh tools demo bench clean image promtool test-alerts helm chart chart-files test-chart
+.PHONY: all build test unit integration lint deps check-fresh tools demo bench clean image promtool test-alerts helm chart chart-files test-chart release sbom-tool
 
 all: build
 
@@ -111,6 +113,38 @@ test-alerts: $(BIN_DIR)/kubectl $(BIN_DIR)/promtool
 ## image: OCI image tarball in dist/ without Docker (static binary, CA bundle, user 65532)
 image:
 	VERSION=$(VERSION) hack/image.sh
+
+## sbom-tool: cyclonedx-gomod (CycloneDX's SBOM generator for Go) from source, for make release
+sbom-tool: $(BIN_DIR)/cyclonedx-gomod
+
+$(BIN_DIR)/cyclonedx-gomod: hack/tools/sbom/go.mod hack/tools/sbom/go.sum
+	@mkdir -p $(BIN_DIR)
+	@echo "building cyclonedx-gomod from source (first time: ~1 min)"
+	cd hack/tools/sbom && go build -o $@ github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
+
+## release: every release artifact in dist/<version>/, without Docker: static binaries for
+## linux/amd64 and linux/arm64, the multi-arch OCI image archive, the packaged chart, a
+## CycloneDX SBOM of the binary's modules, and SHA256SUMS over them. The version is the git
+## tag (git tag v1.2.3 first; a tag that is not vMAJOR.MINOR.PATCH[-pre] is refused) and
+## goes into the binaries (`version`), the image's labels and ref name, and the chart's
+## version and appVersion (the image tag it defaults to). Checked by integration/release.
+RELEASE_ARCHES := amd64 arm64
+RELEASE_DIR ?= $(DIST_DIR)/$(VERSION)
+
+release: $(BIN_DIR)/helm $(BIN_DIR)/cyclonedx-gomod
+	@if git describe --tags --exact-match >/dev/null 2>&1; then \
+		[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "release: tag $(VERSION) is not semver (vMAJOR.MINOR.PATCH)"; exit 1; }; \
+	else echo "release: warning: HEAD is not a tag; building $(VERSION), not a release"; fi
+	rm -rf '$(RELEASE_DIR)' && mkdir -p '$(RELEASE_DIR)'
+	for arch in $(RELEASE_ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' \
+			-o '$(RELEASE_DIR)/runai-ldap-sync-$(VERSION)-linux-'$$arch ./cmd/runai-ldap-sync || exit 1; \
+	done
+	VERSION='$(VERSION)' GOARCHES='$(RELEASE_ARCHES)' DIST_DIR='$(RELEASE_DIR)' hack/image.sh
+	$(MAKE) --no-print-directory chart VERSION='$(VERSION)' DIST_DIR='$(RELEASE_DIR)'
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(BIN_DIR)/cyclonedx-gomod app -json -licenses -std -noserial \
+		-main cmd/runai-ldap-sync -output '$(RELEASE_DIR)/runai-ldap-sync-$(VERSION).cdx.json' .
+	cd '$(RELEASE_DIR)' && sha256sum runai-ldap-sync-* > SHA256SUMS && cat SHA256SUMS
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -83,16 +83,22 @@ func TestAlertRules(t *testing.T) {
 // (the base's, or the chart's).
 func testAlertRules(t *testing.T, rules ruleFile) {
 	t.Helper()
+	tests, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "alerts_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testAlertRulesWith(t, rules, tests)
+}
+
+// testAlertRulesWith is testAlertRules with the test file's content.
+func testAlertRulesWith(t *testing.T, rules ruleFile, tests []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	data, err := yaml.Marshal(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tests, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "alerts_test.yaml"))
-	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "alerts_test.yaml"), tests, 0o644); err != nil {

@@ -370,7 +370,7 @@ func TestChartFilesAreCopies(t *testing.T) {
 func TestChartLint(t *testing.T) {
 	for _, bin := range helms {
 		for _, args := range [][]string{nil, append(append([]string{}, monitoringOn...), "--set", "provisioning.enabled=true",
-			"--set", "labelNamespaces.enabled=true", "--set", "podDisruptionBudget.enabled=true")} {
+			"--set", "labelNamespaces.enabled=true", "--set", "logLevel=debug")} {
 			// -n runai: the chart refuses any other namespace (config.kubernetes.runaiNamespace).
 			out, err := helm(t, bin, append([]string{"lint", "--strict", "-n", namespace, chartDir(t)}, args...)...)
 			if err != nil {
@@ -537,7 +537,7 @@ func TestChartPackage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out2, "image: registry.example.com/runai-ldap-sync:"+version+"\n") {
+		if !strings.Contains(out2, "image: "+defaultImageRepository+":"+version+"\n") {
 			t.Errorf("VERSION=%s: the packaged chart's image is not tagged %s:\n%s", version, version, out2)
 		}
 	}
@@ -710,7 +710,7 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 			"--set", "podLabels.tier=sync", "--set", "podAnnotations.note=x", "--set", "replicaCount=3",
 			"--set", "goMemLimit=800MiB", "--set", "resources.limits.memory=1Gi",
 			"--set", "existingSecret=ad-bind", "--set", "existingSecretPasswordKey=password", "--set", "existingSecretCAKey=ca",
-			"--set", "podDisruptionBudget.enabled=true", "--set", "config.server.address=:8443",
+			"--set", "logLevel=debug", "--set", "config.server.address=:8443",
 			"--set", "config.leaderElection.leaseName=ldap-sync-lease", "--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
 			"--set", "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=zone",
 			"--set", "config.projects.excludeNamespaces={team-x,ml-*-infra}", "--set", "config.projects.namespacePattern=ml-*")
@@ -734,7 +734,7 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 		pod := dep.Spec.Template
 		c := pod.Spec.Containers[0]
 		checks := map[string]bool{
-			"image by digest":   c.Image == "registry.example.com/runai-ldap-sync@"+digest,
+			"image by digest":   c.Image == defaultImageRepository+"@"+digest,
 			"pull secret":       len(pod.Spec.ImagePullSecrets) == 1 && pod.Spec.ImagePullSecrets[0].Name == "reg",
 			"tolerations":       len(pod.Spec.Tolerations) == 1 && pod.Spec.Tolerations[0].Key == "gpu",
 			"nodeSelector":      pod.Spec.NodeSelector["pool"] == "cpu",
@@ -745,6 +745,7 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 			"replicas":          dep.Spec.Replicas != nil && *dep.Spec.Replicas == 3,
 			"memory limit":      c.Resources.Limits.Memory().String() == "1Gi",
 			"port from config":  len(c.Ports) == 1 && c.Ports[0].ContainerPort == 8443,
+			"log level":         slices.Equal(c.Args, []string{"run", "--config", configDir + "/config.yaml", "--log-level", "debug"}),
 		}
 		for _, e := range c.Env {
 			if e.Name == "GOMEMLIMIT" {
@@ -775,8 +776,8 @@ func TestChartValuesReachTheObjects(t *testing.T) {
 				t.Errorf("%s: %s not applied:\n%s", bin, what, d.raw)
 			}
 		}
-		if len(checks) != 16 {
-			t.Errorf("%s: %d checks ran, want 16 (GOMEMLIMIT or the Secret source missing)", bin, len(checks))
+		if len(checks) != 17 {
+			t.Errorf("%s: %d checks ran, want 17 (GOMEMLIMIT or the Secret source missing)", bin, len(checks))
 		}
 	}
 }

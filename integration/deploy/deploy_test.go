@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
@@ -187,7 +189,7 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 	want := []string{
 		"ClusterRole/runai-ldap-sync", "ClusterRoleBinding/runai-ldap-sync",
 		"ConfigMap/runai-ldap-sync-config", "ConfigMap/runai-ldap-sync-dashboard", "ConfigMap/runai-ldap-sync-fence",
-		"Deployment/runai-ldap-sync", "PrometheusRule/runai-ldap-sync",
+		"Deployment/runai-ldap-sync", "PodDisruptionBudget/runai-ldap-sync", "PrometheusRule/runai-ldap-sync",
 		"Role/runai-ldap-sync", "RoleBinding/runai-ldap-sync",
 		"Service/runai-ldap-sync", "ServiceAccount/runai-ldap-sync", "ServiceMonitor/runai-ldap-sync",
 		"ValidatingAdmissionPolicy/runai-ldap-sync-fence", "ValidatingAdmissionPolicyBinding/runai-ldap-sync-fence",
@@ -207,6 +209,8 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 			v = &corev1.Service{}
 		case "Deployment":
 			v = &appsv1.Deployment{}
+		case "PodDisruptionBudget":
+			v = &policyv1.PodDisruptionBudget{}
 		case "ClusterRole":
 			v = &rbacv1.ClusterRole{}
 		case "ClusterRoleBinding":
@@ -280,7 +284,7 @@ func TestDeploymentIsHardened(t *testing.T) {
 	if _, ok := c.Resources.Limits[corev1.ResourceMemory]; !ok {
 		t.Error("no memory limit")
 	}
-	wantArgs := []string{"run", "--config", configDir + "/config.yaml"}
+	wantArgs := []string{"run", "--config", configDir + "/config.yaml", "--log-level", "info"}
 	if !reflect.DeepEqual(c.Args, wantArgs) || len(c.Command) > 0 {
 		t.Errorf("command %v args %v, want the image's entrypoint with args %v", c.Command, c.Args, wantArgs)
 	}
@@ -350,8 +354,12 @@ func TestConfigAndMountsAgree(t *testing.T) {
 	if !ok {
 		t.Fatalf("ConfigMap %s has no config.yaml", cm.Name)
 	}
-	if !files[c.Args[len(c.Args)-1]] {
-		t.Errorf("--config %s is not a mounted file (%v)", c.Args[len(c.Args)-1], files)
+	configArg := ""
+	if i := slices.Index(c.Args, "--config"); i >= 0 && i+1 < len(c.Args) {
+		configArg = c.Args[i+1]
+	}
+	if !files[configArg] {
+		t.Errorf("--config %q is not a mounted file (%v)", configArg, files)
 	}
 
 	// The real loader accepts it once the Secret's files exist; point them at

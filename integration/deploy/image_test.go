@@ -213,8 +213,30 @@ func TestImage(t *testing.T) {
 		t.Fatalf("%s missing, not executable, or not owned by root: %+v", imageBinary, h)
 	}
 
-	// Unpack the root filesystem and run the binary in it.
-	rootfs := filepath.Join(dir, "rootfs")
+	out := runInRootfs(t, filepath.Join(dir, "rootfs"), files, headers, cfg.Config.Env, "version")
+	if !strings.HasPrefix(out, "runai-ldap-sync "+imageVersion+" ") || !strings.Contains(out, "linux/amd64") {
+		t.Errorf("version printed %q", out)
+	}
+	t.Logf("in the image, as 65532: %s", strings.TrimSpace(out))
+
+	// Reproducible: a second build gives the same manifest.
+	archive2 := buildImage(t, filepath.Join(dir, "again"))
+	f2, err := os.Open(archive2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	layout2, _ := readTar(t, f2)
+	if !bytes.Equal(layout["index.json"], layout2["index.json"]) {
+		t.Errorf("two builds of the same source differ:\n%s\n%s", layout["index.json"], layout2["index.json"])
+	}
+}
+
+// runInRootfs unpacks an image's layer into rootfs and runs its binary with
+// args there: as a container runtime would when root (chroot, user 65532),
+// else straight from the unpacked files. It returns the combined output.
+func runInRootfs(t *testing.T, rootfs string, files map[string][]byte, headers map[string]*tar.Header, env []string, args ...string) string {
+	t.Helper()
 	for name, h := range headers {
 		p := filepath.Join(rootfs, filepath.FromSlash(name))
 		switch h.Typeflag {
@@ -236,6 +258,7 @@ func TestImage(t *testing.T) {
 	if err := os.Chmod(rootfs, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	binName := strings.TrimPrefix(imageBinary, "/")
 	ef, err := elf.Open(filepath.Join(rootfs, binName))
 	if err != nil {
 		t.Fatal(err)
@@ -247,9 +270,9 @@ func TestImage(t *testing.T) {
 	}
 	ef.Close()
 
-	cmd := exec.Command(imageBinary, "version")
+	cmd := exec.Command(imageBinary, args...)
 	cmd.Dir = "/"
-	cmd.Env = cfg.Config.Env
+	cmd.Env = env
 	if os.Geteuid() == 0 {
 		// As a container runtime would: the image's files only, its user.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs, Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
@@ -259,30 +282,15 @@ func TestImage(t *testing.T) {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s version in the image: %v\n%s", imageBinary, err, out)
+		t.Fatalf("%s %v in the image: %v\n%s", imageBinary, args, err, out)
 	}
-	if !strings.HasPrefix(string(out), "runai-ldap-sync "+imageVersion+" ") || !strings.Contains(string(out), "linux/amd64") {
-		t.Errorf("version printed %q", out)
-	}
-	t.Logf("in the image, as 65532: %s", strings.TrimSpace(string(out)))
-
-	// Reproducible: a second build gives the same manifest.
-	archive2 := buildImage(t, filepath.Join(dir, "again"))
-	f2, err := os.Open(archive2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f2.Close()
-	layout2, _ := readTar(t, f2)
-	if !bytes.Equal(layout["index.json"], layout2["index.json"]) {
-		t.Errorf("two builds of the same source differ:\n%s\n%s", layout["index.json"], layout2["index.json"])
-	}
+	return string(out)
 }
 
-// TestDockerfileMatchesImage keeps the Dockerfile (for people with Docker;
+// TestDockerfileMatchesImage keeps hack/Dockerfile (for people with Docker;
 // it cannot be built here) in step with the image `make image` builds.
 func TestDockerfileMatchesImage(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "hack", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}

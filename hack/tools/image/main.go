@@ -4,11 +4,16 @@
 // packed into one tar file (load it with `skopeo copy oci-archive:FILE ...`,
 // `podman load -i FILE` or `crane push FILE.d ...`).
 //
+// With several -platform ARCH=BINARY, one image per architecture under an
+// OCI image index (a multi-arch image: `skopeo copy --all`).
+//
 // The result is reproducible: every timestamp is SOURCE_DATE_EPOCH (default
-// 0), so the same binary and CA bundle give the same image digest.
+// 0), so the same binaries and CA bundle give the same image digest.
 //
 //	go run . -binary ../../../bin/linux-amd64/runai-ldap-sync -ca-bundle /etc/ssl/certs/ca-certificates.crt \
 //	    -version v1.2.3 -out ../../../dist/runai-ldap-sync-v1.2.3.oci.tar
+//	go run . -platform amd64=dist/runai-ldap-sync-linux-amd64 -platform arm64=dist/runai-ldap-sync-linux-arm64 \
+//	    -version v1.2.3 -out dist/runai-ldap-sync-v1.2.3.oci.tar
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -34,7 +40,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Paths and identity inside the image. The Dockerfile uses the same ones.
+// Paths and identity inside the image. hack/Dockerfile uses the same ones.
 const (
 	binaryPath = "/usr/local/bin/runai-ldap-sync"
 	caPath     = "/etc/ssl/certs/ca-certificates.crt"
@@ -58,10 +64,18 @@ func run() error {
 	flag.StringVar(&o.revision, "revision", "", "VCS revision, for the org.opencontainers.image.revision label (optional)")
 	flag.StringVar(&o.arch, "arch", "amd64", "GOARCH of the binary")
 	flag.StringVar(&o.out, "out", "", "output: OCI image layout packed as a tar file")
+	flag.Func("platform", "ARCH=BINARY, repeated: a multi-arch image (instead of -binary and -arch)", func(v string) error {
+		arch, bin, ok := strings.Cut(v, "=")
+		if !ok || arch == "" || bin == "" {
+			return fmt.Errorf("want ARCH=BINARY, e.g. arm64=dist/runai-ldap-sync-linux-arm64")
+		}
+		o.platforms = append(o.platforms, platform{arch: arch, binary: bin})
+		return nil
+	})
 	flag.Parse()
-	if o.binary == "" || o.out == "" {
+	if (o.binary == "") == (len(o.platforms) == 0) || o.out == "" {
 		flag.Usage()
-		return errors.New("-binary and -out are required")
+		return errors.New("-out and either -binary or -platform are required")
 	}
 	epoch := int64(0)
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
@@ -76,17 +90,13 @@ func run() error {
 
 type options struct {
 	binary, caBundle, version, source, revision, arch, out string
+	platforms                                              []platform
 	created                                                time.Time
 }
 
+type platform struct{ arch, binary string }
+
 func build(o options) error {
-	bin, err := os.ReadFile(o.binary)
-	if err != nil {
-		return fmt.Errorf("read binary: %w", err)
-	}
-	if err := checkStatic(o.binary); err != nil {
-		return err
-	}
 	ca, err := os.ReadFile(o.caBundle)
 	if err != nil {
 		return fmt.Errorf("read CA bundle (Debian: apt-get install ca-certificates): %w", err)
@@ -94,16 +104,55 @@ func build(o options) error {
 	if !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
 		return fmt.Errorf("CA bundle %s holds no PEM certificate", o.caBundle)
 	}
+	if len(o.platforms) == 0 {
+		img, err := buildImage(o, o.arch, o.binary, ca)
+		if err != nil {
+			return err
+		}
+		return writeLayoutTar(o, func(p layout.Path) error {
+			return p.AppendImage(img,
+				layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": o.version}),
+				layout.WithPlatform(v1.Platform{OS: "linux", Architecture: o.arch}))
+		})
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	seen := map[string]bool{}
+	for _, pl := range o.platforms {
+		if seen[pl.arch] {
+			return fmt.Errorf("-platform %s given twice", pl.arch)
+		}
+		seen[pl.arch] = true
+		img, err := buildImage(o, pl.arch, pl.binary, ca)
+		if err != nil {
+			return fmt.Errorf("linux/%s: %w", pl.arch, err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			Platform: &v1.Platform{OS: "linux", Architecture: pl.arch}}})
+	}
+	return writeLayoutTar(o, func(p layout.Path) error {
+		return p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": o.version}))
+	})
+}
+
+// buildImage is the image of one architecture.
+func buildImage(o options, arch, binary string, ca []byte) (v1.Image, error) {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, fmt.Errorf("read binary: %w", err)
+	}
+	if err := checkStatic(binary, arch); err != nil {
+		return nil, err
+	}
 
 	layerTar, err := rootfs(o.created, bin, ca)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
-		return fmt.Errorf("make layer: %w", err)
+		return nil, fmt.Errorf("make layer: %w", err)
 	}
 
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -117,20 +166,21 @@ func build(o options) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("append layer: %w", err)
+		return nil, fmt.Errorf("append layer: %w", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("read image config: %w", err)
+		return nil, fmt.Errorf("read image config: %w", err)
 	}
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: o.created}
-	cf.OS, cf.Architecture = "linux", o.arch
+	cf.OS, cf.Architecture = "linux", arch
 	labels := map[string]string{
 		"org.opencontainers.image.title":       "runai-ldap-sync",
 		"org.opencontainers.image.description": "Keeps Run:AI project access in Kubernetes in step with Active Directory groups",
 		"org.opencontainers.image.version":     o.version,
 		"org.opencontainers.image.created":     o.created.Format(time.RFC3339),
+		"org.opencontainers.image.licenses":    "Apache-2.0",
 	}
 	if o.source != "" {
 		labels["org.opencontainers.image.source"] = o.source
@@ -148,18 +198,25 @@ func build(o options) error {
 		Labels:       labels,
 	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return fmt.Errorf("set image config: %w", err)
+		return nil, fmt.Errorf("set image config: %w", err)
 	}
-	return writeLayoutTar(img, o)
+	return img, nil
 }
 
-// checkStatic refuses a dynamically linked binary: the image has no libc.
-func checkStatic(path string) error {
+// elfMachines are the ELF machine types of the architectures we release.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// checkStatic refuses a dynamically linked binary (the image has no libc) and
+// one built for another architecture than the image says.
+func checkStatic(path, arch string) error {
 	f, err := elf.Open(path)
 	if err != nil {
 		return fmt.Errorf("binary %s is not an ELF executable: %w", path, err)
 	}
 	defer f.Close()
+	if m, ok := elfMachines[arch]; ok && f.Machine != m {
+		return fmt.Errorf("binary %s is for %s, not linux/%s: build it with GOARCH=%s", path, f.Machine, arch, arch)
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return fmt.Errorf("binary %s is dynamically linked (has an ELF interpreter): build it with CGO_ENABLED=0", path)
@@ -218,9 +275,10 @@ func rootfs(mtime time.Time, bin, ca []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeLayoutTar writes the image as an OCI image layout into a temporary
-// directory and packs that directory into o.out (an "oci-archive").
-func writeLayoutTar(img v1.Image, o options) error {
+// writeLayoutTar writes an OCI image layout into a temporary directory with
+// add (an image or an index) and packs that directory into o.out (an
+// "oci-archive").
+func writeLayoutTar(o options, add func(layout.Path) error) error {
 	tmp, err := os.MkdirTemp("", "runai-ldap-sync-image-")
 	if err != nil {
 		return fmt.Errorf("create temporary directory: %w", err)
@@ -230,10 +288,7 @@ func writeLayoutTar(img v1.Image, o options) error {
 	if err != nil {
 		return fmt.Errorf("write OCI layout: %w", err)
 	}
-	err = p.AppendImage(img,
-		layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": o.version}),
-		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: o.arch}))
-	if err != nil {
+	if err := add(p); err != nil {
 		return fmt.Errorf("write image to OCI layout: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
@@ -255,11 +310,17 @@ func writeLayoutTar(img v1.Image, o options) error {
 	if err := os.Rename(partial, o.out); err != nil {
 		return fmt.Errorf("move image into place: %w", err)
 	}
-	digest, err := img.Digest()
+	index, err := p.ImageIndex()
 	if err != nil {
-		return fmt.Errorf("image digest: %w", err)
+		return fmt.Errorf("read back the OCI layout: %w", err)
 	}
-	fmt.Printf("%s: runai-ldap-sync %s linux/%s, manifest %s\n", o.out, o.version, o.arch, digest)
+	im, err := index.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("read back the OCI layout: %w", err)
+	}
+	for _, d := range im.Manifests {
+		fmt.Printf("%s: runai-ldap-sync %s %s %s\n", o.out, o.version, d.MediaType, d.Digest)
+	}
 	return nil
 }
 

@@ -187,6 +187,18 @@ type LDAP struct {
 	// MaxNestingDepth bounds nested group expansion (groupOfNames schema);
 	// a deeper chain is an error for the group, never a shorter list.
 	MaxNestingDepth int `yaml:"maxNestingDepth"`
+	// AllowWellKnownGroups lets a project group reach Active Directory's
+	// all-accounts groups (Domain Users, Domain Computers, Authenticated
+	// Users, Everyone, and the primary-group membership that makes Domain
+	// Users every account). Off (default): such a group is that group's
+	// error and grants nobody, so a group owner who nests Domain Users
+	// into a project group cannot grant the whole domain.
+	AllowWellKnownGroups bool `yaml:"allowWellKnownGroups"`
+	// MaxPacketBytes bounds one LDAP message read from the server (a
+	// search entry with all its values, one page's entry at a time); a
+	// larger one fails the read with an error naming this key, never an
+	// unbounded allocation. Default 64 MiB.
+	MaxPacketBytes int64 `yaml:"maxPacketBytes"`
 }
 
 // Groups holds the group name templates; {project} is replaced by the
@@ -300,6 +312,16 @@ const (
 	MinBindingShardBytes     = 4 << 10
 )
 
+// DefaultMaxPacketBytes is ldap.maxPacketBytes by default: 64 MiB holds a
+// group of 1,500 member values (AD's range) many times over, and any page
+// of users, while a hostile or broken server can no longer make one
+// message cost 2 GiB (go-asn1-ber's own limit). Min and Max bound it.
+const (
+	DefaultMaxPacketBytes = 64 << 20
+	MinMaxPacketBytes     = 1 << 20
+	MaxMaxPacketBytes     = 1 << 30
+)
+
 // Server holds the HTTP listener for /metrics, /healthz and /readyz.
 type Server struct {
 	Address string `yaml:"address"`
@@ -324,6 +346,7 @@ func Default() Config {
 			CycleTimeout:       10 * time.Minute,
 			MaxNestingDepth:    10,
 			MemberResolution:   ResolveExpand,
+			MaxPacketBytes:     DefaultMaxPacketBytes,
 		},
 		Projects:   Projects{NamespaceLabel: "runai/queue", MaxNewPerCycle: DefaultMaxNewPerCycle},
 		Kubernetes: Kubernetes{RunaiNamespace: "runai", QPS: 50, Burst: 100, MaxBindingShards: MaxBindingShardsLimit, BindingShardBytes: DefaultBindingShardBytes},
@@ -630,6 +653,9 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 	case ResolveInChain, ResolveExpand:
 	default:
 		add("ldap.memberResolution", "must be %q or %q, got %q", ResolveInChain, ResolveExpand, l.MemberResolution)
+	}
+	if l.MaxPacketBytes < MinMaxPacketBytes || l.MaxPacketBytes > MaxMaxPacketBytes {
+		add("ldap.maxPacketBytes", "must be between %d and %d bytes, got %d", MinMaxPacketBytes, MaxMaxPacketBytes, l.MaxPacketBytes)
 	}
 	if l.MaxNestingDepth < 1 || l.MaxNestingDepth > 100 {
 		add("ldap.maxNestingDepth", "must be between 1 and 100, got %d", l.MaxNestingDepth)

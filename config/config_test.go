@@ -312,7 +312,9 @@ func TestOptOuts(t *testing.T) {
 	c.Policy = PolicyAuthoritative
 	c.Guard.MaxRemovePercent = 100
 	c.Projects.LabelExistingNamespaces = true
-	c.Projects.FromGroups = &FromGroups{Pattern: "runai-{project}-executors"}
+	c.Projects.FromGroups = &FromGroups{Pattern: "runai-{project}-executors", BaseDN: "DC=example,DC=com"}
+	c.LDAP.AllowWellKnownGroups = true
+	c.LDAP.BaseDN = "DC=example,DC=com"
 	var keys []string
 	for _, o := range c.OptOuts() {
 		if o.Risk == "" {
@@ -320,7 +322,7 @@ func TestOptOuts(t *testing.T) {
 		}
 		keys = append(keys, o.Key)
 	}
-	want := "ldap.insecureSkipVerify ldap.allowInsecure policy guard.maxRemovePercent projects.labelExistingNamespaces"
+	want := "ldap.insecureSkipVerify ldap.allowInsecure policy guard.maxRemovePercent projects.labelExistingNamespaces ldap.allowWellKnownGroups ldap.groupBaseDN projects.fromGroups.baseDN"
 	if strings.Join(keys, " ") != want {
 		t.Errorf("opt-outs = %v, want %s", keys, want)
 	}
@@ -329,6 +331,33 @@ func TestOptOuts(t *testing.T) {
 	for _, o := range c.OptOuts() {
 		if o.Key == "ldap.allowInsecure" {
 			t.Errorf("allowInsecure with startTLS reported: %v", o)
+		}
+	}
+}
+
+// TestGroupBaseWarning: groups searched from the domain root are a
+// warning (anyone who may create a group in any OU can name one like a
+// project's); a dedicated OU is not.
+func TestGroupBaseWarning(t *testing.T) {
+	for _, tc := range []struct {
+		base, groupBase string
+		warn            bool
+	}{
+		{"DC=example,DC=com", "", true},
+		{"dc=example, dc=com", "", true},
+		{"DC=example,DC=com", "DC=Example,DC=com", true},
+		{"DC=example,DC=com", "OU=Run:AI Groups,OU=IT,DC=example,DC=com", false},
+		{"OU=Corp,DC=example,DC=com", "", false},
+	} {
+		c := Default()
+		c.LDAP.URLs = []string{"ldaps://dc1.example.com:636"}
+		c.LDAP.BaseDN, c.LDAP.GroupBaseDN = tc.base, tc.groupBase
+		got := false
+		for _, o := range c.OptOuts() {
+			got = got || o.Key == "ldap.groupBaseDN"
+		}
+		if got != tc.warn {
+			t.Errorf("baseDN %q groupBaseDN %q: warned %v, want %v", tc.base, tc.groupBase, got, tc.warn)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"net/url"
 	"strings"
+
+	"github.com/go-ldap/ldap/v3"
 )
 
 // OptOut is a setting that turns off one of the daemon's protections.
@@ -41,5 +43,33 @@ func (c *Config) OptOuts() []OptOut {
 		}
 		add("projects.labelExistingNamespaces", risk)
 	}
+	if c.LDAP.AllowWellKnownGroups {
+		add("ldap.allowWellKnownGroups", "a project group that reaches Domain Users, Domain Computers, Authenticated Users or Everyone grants every account of the domain: any owner of a project group can do that by nesting one")
+	}
+	groupBase := c.LDAP.GroupBaseDN
+	if groupBase == "" {
+		groupBase = c.LDAP.BaseDN
+	}
+	if DomainRoot(groupBase) {
+		add("ldap.groupBaseDN", "groups are searched across the whole domain ("+groupBase+"): anyone delegated to create groups in any OU can create a group named like a project's (squat a missing one, or make one ambiguous); set ldap.groupBaseDN to an OU where only IT creates groups")
+	}
+	if fg := c.Projects.FromGroups; fg != nil && fg.BaseDN != "" && DomainRoot(fg.BaseDN) {
+		add("projects.fromGroups.baseDN", "projects are discovered from groups across the whole domain ("+fg.BaseDN+"): anyone delegated to create groups in any OU can create a project; use an OU where only IT creates groups")
+	}
 	return out
+}
+
+// DomainRoot reports whether dn is a domain's root (only DC= components,
+// e.g. DC=example,DC=com): a search there reaches every OU of the domain.
+func DomainRoot(dn string) bool {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil || len(parsed.RDNs) == 0 {
+		return false
+	}
+	for _, rdn := range parsed.RDNs {
+		if len(rdn.Attributes) != 1 || !strings.EqualFold(rdn.Attributes[0].Type, "DC") {
+			return false
+		}
+	}
+	return true
 }

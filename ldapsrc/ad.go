@@ -28,6 +28,12 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 		if g.Err != nil || !g.Found {
 			continue
 		}
+		if gs := r.primaryGroups().sids[n]; len(gs) > 0 {
+			if err := r.refuseWellKnown(n, gs[0].sid, g.DN); err != nil {
+				g.Err = err
+				continue
+			}
+		}
 		var t *tracer
 		if r.src.Trace {
 			t = newTracer()
@@ -56,7 +62,8 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct []string, t *tracer, name string) ([]string, []string, error) {
 	cfg := r.src.cfg
 	chain := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
-	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID, "objectSid"}
+	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID, "objectSid", "accountExpires"}
+	now := r.src.now()
 	seen := map[string]struct{}{}
 	// Every member DN named by the group or a nested group, and every entry
 	// the in-chain search returned (with its identity): the difference is
@@ -74,7 +81,11 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 		case "group":
 			// Nested group: its members come in this same search; its
 			// primary members from addPrimaryMembers.
-			if sid := decodeSID(e.GetRawAttributeValue("objectSid")); sid != "" && r.primary != nil {
+			sid := decodeSID(e.GetRawAttributeValue("objectSid"))
+			if err := r.refuseWellKnown(name, sid, e.DN); err != nil {
+				return err
+			}
+			if sid != "" && r.primary != nil {
 				r.primary.sids[name] = append(r.primary.sids[name], groupSID{sid, e.DN})
 			}
 			nested, err := r.multiValued(ctx, e, "member")
@@ -88,6 +99,9 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 			return nil
 		case "user":
 		default:
+			if err := r.refuseWellKnown(name, decodeSID(e.GetRawAttributeValue("objectSid")), e.DN); err != nil {
+				return err // Everyone or Authenticated Users, as foreign principals
+			}
 			r.skip(kind, e.DN)
 			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind, ident)
 			return nil
@@ -99,6 +113,11 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
 				return nil
 			}
+		}
+		if expired(e, now) {
+			r.skip(SkipExpired, e.DN)
+			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipExpired, ident)
+			return nil
 		}
 		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
 		if len(raw) == 0 {
@@ -147,18 +166,28 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 		if _, ok := found[key]; ok {
 			continue
 		}
-		r.skip(r.unseenReason(dn), dn)
-		unseen = append(unseen, dn)
-	}
-	if r.src.Reach {
-		ids, err := r.unseenIdentities(ctx, unseen)
-		if err != nil {
+		if err := r.refuseWellKnown(name, foreignSID(dn), dn); err != nil {
 			return nil, nil, err
 		}
-		for _, dn := range unseen {
+		unseen = append(unseen, dn)
+	}
+	// An all-accounts group outside the user base (Domain Users in
+	// CN=Users under an OU user base) is not returned above: known by its
+	// SID (wellknown.go).
+	ids, err := r.unseenIdentities(ctx, unseen)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, dn := range unseen {
+		info := ids[normalizeDN(dn)]
+		if err := r.refuseWellKnown(name, info.sid, dn); err != nil {
+			return nil, nil, err
+		}
+		r.skip(r.unseenReason(dn), dn)
+		if r.src.Reach {
 			// By identity when the entry exists (moved out of the base: it
 			// may move back); else by DN, which a new entry may fill.
-			reached = append(reached, reachKey(dn, ids[normalizeDN(dn)]))
+			reached = append(reached, reachKey(dn, info.identity))
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -187,18 +216,26 @@ func (r *resolver) unseenUnder(named, found map[string]string, base string) bool
 	return false
 }
 
-// unseenIdentities returns the objectGUIDs of member DNs the member searches
-// did not return (entries outside the bases, foreign principals), keyed by
-// normalised DN; a DN that names nothing has none. A user moved out of the
-// user base and back keeps only its objectGUID, so only by it can a poll
-// see the move back. One search per batch of DNs from the domain's root,
-// and each DN looked up once per resolution however many groups name it;
+// unseenInfo is what a member DN the member searches did not return is:
+// its objectGUID (identityKey form) and objectSid, each "" when unknown.
+type unseenInfo struct{ identity, sid string }
+
+// unseenIdentities returns the objectGUIDs and objectSids of member DNs the
+// member searches did not return (entries outside the bases, foreign
+// principals), keyed by normalised DN; a DN that names nothing has none. A
+// user moved out of the user base and back keeps only its objectGUID, so
+// only by it can a poll see the move back; an all-accounts group outside
+// the group base (Domain Users in CN=Users) is known by its SID
+// (wellknown.go). One search per batch of DNs from the domain's root, and
+// each DN looked up once per resolution however many groups name it;
 // nothing when every member was seen. A failed lookup costs the polls that
 // precision only (the DN stands in, the next cycle sees the move), never
-// the group.
-func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[string]string, error) {
+// the group; and the well-known refusal falls back to the name of a
+// foreign principal (the groups themselves are outside the bases, so
+// nothing is granted through them).
+func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[string]unseenInfo, error) {
 	if r.unseenIDs == nil {
-		r.unseenIDs = map[string]string{}
+		r.unseenIDs = map[string]unseenInfo{}
 	}
 	var need []string
 	for _, dn := range dns {
@@ -212,9 +249,9 @@ func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[stri
 	root := domainRoot(r.src.cfg.BaseDN)
 	err := r.inBatches(need, func(batch []string) error {
 		req := ldap.NewSearchRequest(root, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			orFilter("distinguishedName", batch), []string{attrObjectGUID}, nil)
+			orFilter("distinguishedName", batch), []string{attrObjectGUID, "objectSid"}, nil)
 		return r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
-			r.unseenIDs[normalizeDN(e.DN)] = identityKey(e, attrObjectGUID)
+			r.unseenIDs[normalizeDN(e.DN)] = unseenInfo{identity: identityKey(e, attrObjectGUID), sid: decodeSID(e.GetRawAttributeValue("objectSid"))}
 			return nil
 		})
 	})
@@ -226,7 +263,7 @@ func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[stri
 	}
 	for _, dn := range need {
 		if _, ok := r.unseenIDs[normalizeDN(dn)]; !ok {
-			r.unseenIDs[normalizeDN(dn)] = ""
+			r.unseenIDs[normalizeDN(dn)] = unseenInfo{}
 		}
 	}
 	return r.unseenIDs, nil

@@ -79,7 +79,7 @@ type Changed struct {
 
 // UIDKey is how a member named by user ID (rfc2307 memberUid) appears in
 // Group.Reached and Changed.IDKeys; it cannot collide with a DN.
-func UIDKey(id string) string { return "uid:" + strings.ToLower(strings.TrimSpace(id)) }
+func UIDKey(id string) string { return "uid:" + FoldASCII(strings.TrimSpace(id)) }
 
 // ChangeSet is the answer to one poll.
 type ChangeSet struct {

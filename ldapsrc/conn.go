@@ -13,9 +13,31 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
+
+// packetMu serialises changes to go-asn1-ber's packet cap.
+var packetMu sync.Mutex
+
+// setMaxPacket caps the size of one LDAP message read from any server.
+// go-asn1-ber keeps the cap in a package variable (2 GiB by default), so
+// it is process-wide; New sets it, once the daemon starts, before any
+// connection reads.
+func setMaxPacket(n int64) {
+	if n <= 0 {
+		n = config.DefaultMaxPacketBytes
+	}
+	packetMu.Lock()
+	defer packetMu.Unlock()
+	if ber.MaxPacketLengthBytes != n {
+		ber.MaxPacketLengthBytes = n
+	}
+}
 
 // conn is one bound directory connection.
 type conn struct {
@@ -122,6 +144,22 @@ func (s *Source) PasswordFingerprint() (string, error) {
 	return s.fingerprint(pw), nil
 }
 
+// rememberRefused records the fingerprint of a password the directory
+// refused; refusedBefore reports whether fp is that one. The Source lives
+// as long as the process, so a new leadership term (which starts its own
+// backoff and credential state in the controller) still never retries it.
+func (s *Source) rememberRefused(fp string) {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	s.refused = fp
+}
+
+func (s *Source) refusedBefore(fp string) bool {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	return s.refused != "" && s.refused == fp
+}
+
 func (s *Source) fingerprint(pw string) string {
 	m := hmac.New(sha256.New, s.fpKey[:])
 	m.Write([]byte(pw))
@@ -139,6 +177,14 @@ func (s *Source) connect(ctx context.Context) (*conn, error) {
 	password, err := s.readPassword()
 	if err != nil {
 		return nil, err
+	}
+	fp := s.fingerprint(password)
+	if s.refusedBefore(fp) {
+		// Every bind with a refused password counts toward the account's
+		// lockout, on every DC: never again in this process, whichever
+		// leadership term or command asks, until the file changes.
+		return nil, &ConnectError{Errs: []error{&CredentialsError{Fingerprint: fp, err: fmt.Errorf(
+			"bind as %s not tried: the directory refused this password before (LDAP result 49), and each try counts toward the account's lockout; it is tried again once ldap.bindPasswordFile holds another password", s.cfg.BindDN)}}}
 	}
 	var errs []error
 	for _, raw := range s.cfg.URLs {
@@ -158,7 +204,13 @@ func (s *Source) connect(ctx context.Context) (*conn, error) {
 			// risks locking the account out faster.
 			var le *ldap.Error
 			if errors.As(err, &le) && le.ResultCode == ldap.LDAPResultInvalidCredentials {
-				errs = append(errs, &CredentialsError{Fingerprint: s.fingerprint(password), Locked: strings.Contains(le.Err.Error(), "data 775"), err: werr})
+				locked := strings.Contains(le.Err.Error(), "data 775")
+				if !locked {
+					// A locked account may have the right password: only
+					// a refused one is remembered.
+					s.rememberRefused(fp)
+				}
+				errs = append(errs, &CredentialsError{Fingerprint: fp, Locked: locked, err: werr})
 				break
 			}
 			errs = append(errs, werr)

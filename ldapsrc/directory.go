@@ -31,10 +31,13 @@ type userIndex struct {
 	byID map[string]*user // lower-cased raw ID value
 	// byPrimary: AD users by the SID of their primary group.
 	byPrimary map[string][]*user
+	// dupID: raw ID keys held by more than one entry, with their DNs. A
+	// memberUid naming one is ambiguous, never the last entry read.
+	dupID map[string][]string
 }
 
 func newUserIndex() *userIndex {
-	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}, byPrimary: map[string][]*user{}}
+	return &userIndex{byDN: map[string]*user{}, byID: map[string]*user{}, byPrimary: map[string][]*user{}, dupID: map[string][]string{}}
 }
 
 // readUsers reads every user entry under the user base.
@@ -63,8 +66,9 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 	// userFilter is a user. AD needs it to tell computers from people.
 	attrs := []string{cfg.UserIDAttribute, "userAccountControl", "nsAccountLock", "pwdAccountLockedTime", identityAttr(cfg)}
 	if ad {
-		attrs = append(attrs, "objectClass", "objectSid", "primaryGroupID")
+		attrs = append(attrs, "objectClass", "objectSid", "primaryGroupID", "accountExpires")
 	}
+	now := r.src.now()
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, filter, attrs, nil)
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
@@ -81,6 +85,8 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 			u.skip = kind
 		case disabled(e):
 			u.skip = SkipDisabled
+		case ad && expired(e, now):
+			u.skip = SkipExpired
 		case len(raw) == 0:
 			u.skip = SkipNoID
 		default:
@@ -103,7 +109,13 @@ func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userInd
 		}
 		if len(raw) > 0 {
 			u.raw = raw[0]
-			u.rawIDKey = strings.ToLower(strings.TrimSpace(raw[0]))
+			u.rawIDKey = FoldASCII(strings.TrimSpace(raw[0]))
+			if prev, dup := idx.byID[u.rawIDKey]; dup {
+				if len(idx.dupID[u.rawIDKey]) == 0 {
+					idx.dupID[u.rawIDKey] = []string{prev.dn}
+				}
+				idx.dupID[u.rawIDKey] = append(idx.dupID[u.rawIDKey], u.dn)
+			}
 			idx.byID[u.rawIDKey] = u
 		}
 		return nil
@@ -204,7 +216,7 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 		}
 		idx.byDN[key] = g
 		for _, n := range e.GetEqualFoldAttributeValues(nameAttr) {
-			idx.byName[strings.ToLower(n)] = append(idx.byName[strings.ToLower(n)], g)
+			idx.byName[FoldASCII(n)] = append(idx.byName[FoldASCII(n)], g)
 		}
 		return nil
 	})
@@ -214,19 +226,19 @@ func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupI
 	return nil
 }
 
-// resolveGroupOfNames reads every group under the group base in one paged
-// search and every user under the user base in another, then expands
-// nesting here: two searches (plus paging) however many groups and members
-// there are, with cycle detection and a depth limit.
+// resolveGroupOfNames reads every user under the user base in one paged
+// search, then only the groups the named groups reach (by name, then level
+// by level by DN, never every group under the group base: a group
+// creator's large groups elsewhere cost nothing), and expands nesting here
+// with cycle detection and a depth limit.
 func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) error {
-	groups := newGroupIndex()
-	if err := r.readGroupsInto(ctx, "", groups); err != nil {
-		// Every group depends on this one search.
+	users, err := r.readUsers(ctx)
+	if err != nil {
 		r.failAll(names, err)
 		return nil
 	}
-	users, err := r.readUsers(ctx)
-	if err != nil {
+	groups := newGroupIndex()
+	if err := r.readReachable(ctx, names, groups, users, false); err != nil {
 		r.failAll(names, err)
 		return nil
 	}
@@ -243,12 +255,34 @@ const targetedBatch = 100
 // touches a handful of groups out of thousands.
 func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []string) error {
 	groups, users := newGroupIndex(), newUserIndex()
+	if err := r.readReachable(ctx, names, groups, users, true); err != nil {
+		r.failAll(names, err)
+		return nil
+	}
+	// AD primary groups are in no member value: the users whose primary
+	// group is one of the groups read.
+	var sids []string
+	for _, g := range groups.byDN {
+		sids = append(sids, g.sid)
+	}
+	if err := r.readPrimaryMembers(ctx, sids, users); err != nil {
+		r.failAll(names, err)
+		return nil
+	}
+	return r.expand(ctx, names, groups, users)
+}
+
+// readReachable reads the named groups and, level by level, the groups
+// their members name; with readUsers also the users they name, else only
+// the member DNs that are no user of users (read whole before). Members
+// are read for these groups only, so memory follows what the project
+// groups reach, not what the group base holds.
+func (r *resolver) readReachable(ctx context.Context, names []string, groups *groupIndex, users *userIndex, readUsers bool) error {
 	nameAttr := r.src.cfg.GroupNameAttribute
 	if err := r.inBatches(names, func(batch []string) error {
 		return r.readGroupsInto(ctx, orFilter(nameAttr, batch), groups)
 	}); err != nil {
-		r.failAll(names, err)
-		return nil
+		return err
 	}
 	dnAttr := "entryDN" // OpenLDAP, 389-DS
 	if r.src.cfg.Schema == config.SchemaActiveDirectory {
@@ -265,11 +299,19 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 	for level := 0; level <= r.src.cfg.MaxNestingDepth && len(frontier) > 0; level++ {
 		var need []string
 		for _, g := range frontier {
+			if g.err != nil {
+				continue
+			}
 			for _, m := range g.members {
-				if key := normalizeDN(m); !known[key] {
-					known[key] = true
-					need = append(need, m)
+				key := normalizeDN(m)
+				if known[key] {
+					continue
 				}
+				known[key] = true
+				if _, isUser := users.byDN[key]; isUser && !readUsers {
+					continue
+				}
+				need = append(need, m)
 			}
 		}
 		before := len(groups.byDN)
@@ -278,11 +320,13 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 			if err := r.readGroupsInto(ctx, f, groups); err != nil {
 				return err
 			}
+			if !readUsers {
+				return nil
+			}
 			return r.readUsersInto(ctx, f, users)
 		})
 		if err != nil {
-			r.failAll(names, err)
-			return nil
+			return err
 		}
 		frontier = frontier[:0]
 		if len(groups.byDN) > before {
@@ -293,17 +337,7 @@ func (r *resolver) resolveGroupOfNamesTargeted(ctx context.Context, names []stri
 			}
 		}
 	}
-	// AD primary groups are in no member value: the users whose primary
-	// group is one of the groups read.
-	var sids []string
-	for _, g := range groups.byDN {
-		sids = append(sids, g.sid)
-	}
-	if err := r.readPrimaryMembers(ctx, sids, users); err != nil {
-		r.failAll(names, err)
-		return nil
-	}
-	return r.expand(ctx, names, groups, users)
+	return nil
 }
 
 func (r *resolver) inBatches(values []string, fn func([]string) error) error {
@@ -339,7 +373,7 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 	maxDepth := r.src.cfg.MaxNestingDepth
 	for _, n := range names {
 		res := r.res.Groups[n]
-		found := byName[strings.ToLower(n)]
+		found := byName[FoldASCII(n)]
 		switch len(found) {
 		case 0:
 			continue
@@ -355,6 +389,10 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 		res.Found, res.DN, res.Identity = true, found[0].dn, found[0].identity
 		if found[0].err != nil {
 			res.Err = found[0].err
+			continue
+		}
+		if err := r.refuseWellKnown(n, found[0].sid, found[0].dn); err != nil {
+			res.Err = err
 			continue
 		}
 		var t *tracer
@@ -379,23 +417,33 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 			queue = queue[1:]
 			for _, m := range it.g.members {
 				key := normalizeDN(m)
+				sub, isGroup := byDN[key]
+				u, isUser := users.byDN[key]
+				if isGroup && isUser {
+					// One index: a DN that names a group and a user is
+					// neither, never the one looked up first.
+					res.Err = &MemberError{Group: n, Member: m, Found: []string{sub.dn, u.dn}}
+					break
+				}
 				if r.src.Reach {
 					// By identity where the entry was read: a rename or a
 					// move keeps it (the others below).
-					if sub, ok := byDN[key]; ok {
+					if isGroup {
 						reached = append(reached, reachKey(m, sub.identity))
-					} else if u, ok := users.byDN[key]; ok {
+					} else if isUser {
 						reached = append(reached, reachKey(m, u.identity))
-					} else {
-						unseen = append(unseen, m)
 					}
 				}
-				if sub, ok := byDN[key]; ok {
+				if isGroup {
 					if visited[key] {
 						continue // a nesting cycle, or a group reached twice
 					}
 					if sub.err != nil {
 						res.Err = sub.err
+						break
+					}
+					if err := r.refuseWellKnown(n, sub.sid, sub.dn); err != nil {
+						res.Err = err
 						break
 					}
 					if it.depth+1 >= maxDepth {
@@ -407,12 +455,19 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 					queue = append(queue, item{sub, it.depth + 1})
 					continue
 				}
-				if u, ok := users.byDN[key]; ok {
+				if isUser {
 					r.take(u, members)
 					t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 					continue
 				}
-				r.skip(r.unseenReason(m), m)
+				if err := r.refuseWellKnown(n, foreignSID(m), m); err != nil {
+					res.Err = err
+					break
+				}
+				unseen = append(unseen, m)
+			}
+			if res.Err != nil {
+				break
 			}
 			// AD primary members of this group (primary.go).
 			if pm := users.byPrimary[it.g.sid]; len(pm) > 0 && sidRID(it.g.sid) == domainUsersRID {
@@ -428,12 +483,24 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 			}
 		}
 		if res.Err == nil && len(unseen) > 0 {
+			// Member DNs neither read as a group nor as a user: outside the
+			// bases, foreign, or dangling. One of them may be an
+			// all-accounts group outside the group base (Domain Users
+			// lives in CN=Users): refused by its SID.
 			ids, err := r.unseenIdentities(ctx, unseen)
 			if err != nil {
 				return err
 			}
 			for _, m := range unseen {
-				reached = append(reached, reachKey(m, ids[normalizeDN(m)]))
+				info := ids[normalizeDN(m)]
+				if err := r.refuseWellKnown(n, info.sid, m); err != nil {
+					res.Err = err
+					break
+				}
+				r.skip(r.unseenReason(m), m)
+				if r.src.Reach {
+					reached = append(reached, reachKey(m, info.identity))
+				}
 			}
 		}
 		if res.Err == nil {
@@ -499,7 +566,14 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 				// By ID: an account created or renamed to this uid later.
 				g.Reached = append(g.Reached, UIDKey(uid))
 			}
-			if u, ok := users.byID[strings.ToLower(strings.TrimSpace(uid))]; ok {
+			key := FoldASCII(strings.TrimSpace(uid))
+			if dns, dup := users.dupID[key]; dup {
+				// Two accounts answer to this uid: which one the group
+				// means cannot be known, so the group is not used.
+				g.Err = &MemberError{Group: n, Member: "memberUid=" + uid, Found: dns}
+				break
+			}
+			if u, ok := users.byID[key]; ok {
 				if r.src.Reach {
 					g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
 				}
@@ -515,6 +589,10 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 			// A memberUid naming no account: bound, it would grant access to
 			// whoever later gets that name.
 			r.skip(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
+		}
+		if g.Err != nil {
+			g.Reached, g.Memberships = nil, nil
+			continue
 		}
 		g.Members = sortedSet(members)
 	}

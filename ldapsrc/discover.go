@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -97,7 +96,7 @@ func (s *Source) DiscoverProjects(ctx context.Context, fg config.FromGroups) (*D
 			}
 			p := DiscoveredProject{Name: m[1], Group: v, DN: e.DN}
 			if !config.ValidProjectName(p.Name) {
-				invalid[strings.ToLower(v)] = p
+				invalid[FoldASCII(v)] = p
 				continue
 			}
 			if _, dup := valid[p.Name]; !dup {

@@ -31,8 +31,8 @@ type resolver struct {
 	direct map[string][]string
 	// pageSize, once set, is the page size the server accepted.
 	pageSize int
-	// unseenIDs caches unseenIdentities: normalised DN -> identity or "".
-	unseenIDs map[string]string
+	// unseenIDs caches unseenIdentities, by normalised DN.
+	unseenIDs map[string]unseenInfo
 	// targeted reads only the entries the named groups lead to, instead
 	// of every group and user (Source.ResolveTargeted).
 	targeted bool
@@ -135,7 +135,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 	for _, n := range names {
 		fmt.Fprintf(&b, "(%s=%s)", attr, ldap.EscapeFilter(n))
 		// Directories compare names case-insensitively; so do we.
-		byKey[strings.ToLower(n)] = n
+		byKey[FoldASCII(n)] = n
 	}
 	b.WriteString("))")
 	idAttr := identityAttr(r.src.cfg)
@@ -144,7 +144,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
-			name, ok := byKey[strings.ToLower(v)]
+			name, ok := byKey[FoldASCII(v)]
 			if !ok {
 				continue
 			}
@@ -262,12 +262,16 @@ func dnEqual(a, b string) bool {
 	return da.EqualFold(db)
 }
 
-// normalizeDN gives a map key under which equal DNs collide. Most DNs
-// have no escapes, quotes or multi-valued RDNs: those take a fast path
-// (lower-case, spaces around separators dropped) that allocates once,
-// which matters when a cycle normalises hundreds of thousands of them.
+// normalizeDN gives a map key under which equal DNs collide and distinct
+// DNs never do: the parsed RDN values, folded in ASCII only and escaped
+// again (RFC 4514), so the group CN=alice\,OU\=People,… keeps its escaped
+// comma and never becomes the key of the user CN=alice,OU=People,…. Most
+// DNs have no escapes, quotes, multi-valued RDNs or non-ASCII bytes: those
+// take a fast path (ASCII lower-case, spaces around separators dropped)
+// that allocates once, which matters when a cycle normalises hundreds of
+// thousands of them; it gives the same key as the parsed path.
 func normalizeDN(s string) string {
-	if !strings.ContainsAny(s, "\\\"+#;<>") {
+	if plainDN(s) {
 		var b strings.Builder
 		b.Grow(len(s))
 		for _, rdn := range strings.Split(s, ",") {
@@ -278,28 +282,62 @@ func normalizeDN(s string) string {
 			if b.Len() > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(strings.ToLower(strings.TrimSpace(typ)))
+			b.WriteString(FoldASCII(strings.TrimSpace(typ)))
 			b.WriteByte('=')
-			b.WriteString(strings.ToLower(strings.TrimSpace(val)))
+			b.WriteString(FoldASCII(strings.TrimSpace(val)))
 		}
 		return b.String()
 	}
 	return slowNormalizeDN(s)
 }
 
+// plainDN: printable ASCII with nothing RFC 4514 escapes or quotes.
+func plainDN(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < ' ' || c > '~':
+			return false
+		case c == '\\' || c == '"' || c == '+' || c == '#' || c == ';' || c == '<' || c == '>':
+			return false
+		}
+	}
+	return true
+}
+
 func slowNormalizeDN(s string) string {
 	dn, err := ldap.ParseDN(s)
 	if err != nil {
-		return strings.ToLower(s)
+		// Not a DN: a key no parsed DN can have.
+		return "unparsable:" + FoldASCII(s)
 	}
 	parts := make([]string, 0, len(dn.RDNs))
 	for _, rdn := range dn.RDNs {
 		avs := make([]string, 0, len(rdn.Attributes))
 		for _, av := range rdn.Attributes {
-			avs = append(avs, strings.ToLower(av.Type)+"="+strings.ToLower(av.Value))
+			// String escapes the value again (RFC 4514).
+			avs = append(avs, (&ldap.AttributeTypeAndValue{Type: FoldASCII(av.Type), Value: FoldASCII(av.Value)}).String())
 		}
 		sort.Strings(avs)
 		parts = append(parts, strings.Join(avs, "+"))
 	}
 	return strings.Join(parts, ",")
+}
+
+// FoldASCII lower-cases A–Z only. Group names, user IDs and DN keys are
+// compared with it, never with Unicode case folding, under which the
+// Kelvin sign K (U+212A) is k and a name could be made to pass for
+// another.
+func FoldASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
 )
@@ -82,6 +84,11 @@ const maxPages = 100_000
 const minPageSize = 50
 
 func describeSearchError(err error) error {
+	if strings.Contains(err.Error(), "greater than maximum") {
+		// go-asn1-ber refused a message over the cap (conn.go), and the
+		// connection is closed: nothing of this read is used.
+		return fmt.Errorf("the server sent an LDAP message larger than ldap.maxPacketBytes (%d bytes); nothing of this read is used: raise ldap.maxPacketBytes if one entry really is that large, or check the server: %w", ber.MaxPacketLengthBytes, err)
+	}
 	var le *ldap.Error
 	if errors.As(err, &le) {
 		switch le.ResultCode {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +86,40 @@ func TestRefusedBindIsACredentialsError(t *testing.T) {
 	s.readPassword = func() (string, error) { return "another", nil }
 	if fp2, _ := s.PasswordFingerprint(); fp2 == fp {
 		t.Error("the fingerprint did not change with the password")
+	}
+}
+
+// A refused password is remembered by the Source, which lives as long as
+// the process: a later connection (a new leadership term, a Ping) with the
+// same password does not bind again, so it costs the account no lockout
+// count; another password is tried.
+func TestRefusedPasswordIsNeverRetried(t *testing.T) {
+	srv := newFakeLDAP(t, func(fakeSearch) fakeAnswer { return fakeAnswer{} })
+	srv.refuseBind = true
+	s := fakeSource(t, srv.URL(), "activeDirectory", 500)
+	if _, err := s.Mark(context.Background()); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("Mark = %v, want refused credentials", err)
+	}
+	if n := s.Stats.Binds.Load(); n != 1 {
+		t.Fatalf("binds = %d, want 1", n)
+	}
+	s.Close() // the term ends; the next one asks again
+	for _, try := range []func() error{
+		func() error { _, err := s.Mark(context.Background()); return err },
+		func() error { return s.Ping(context.Background()) },
+	} {
+		err := try()
+		var ce *CredentialsError
+		if !errors.As(err, &ce) || ce.Locked || !strings.Contains(err.Error(), "not tried") {
+			t.Errorf("again with the refused password: %v, want a CredentialsError saying it was not tried", err)
+		}
+	}
+	if n := s.Stats.Binds.Load(); n != 1 {
+		t.Errorf("binds = %d after two more tries with the refused password, want still 1", n)
+	}
+	s.readPassword = func() (string, error) { return "another", nil }
+	_ = s.Ping(context.Background())
+	if n := s.Stats.Binds.Load(); n != 2 {
+		t.Errorf("binds = %d after the password changed, want 2 (the new one is tried)", n)
 	}
 }

@@ -25,6 +25,7 @@ import (
 // Skip reasons: why a member of a group did not become a subject.
 const (
 	SkipDisabled  = "disabled"          // userAccountControl bit 0x2
+	SkipExpired   = "expired"           // AD accountExpires in the past
 	SkipComputer  = "computer"          // computer accounts are not people
 	SkipContact   = "contact"           // AD contact objects: no account to log in with
 	SkipForeign   = "foreign_principal" // cross-forest member, CN=<SID>,CN=ForeignSecurityPrincipals
@@ -35,10 +36,13 @@ const (
 	SkipOutsideBase = "outside_base"
 	// SkipUnresolved: a member DN that points to nothing the search can see.
 	SkipUnresolved = "unresolved"
+	// SkipWellKnown: an all-accounts group (Domain Users, Everyone, ...)
+	// reached through a project group and refused (wellknown.go).
+	SkipWellKnown = "well_known_group"
 )
 
 // SkipReasons lists every reason, so metrics can report zeros too.
-var SkipReasons = []string{SkipDisabled, SkipComputer, SkipContact, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
+var SkipReasons = []string{SkipDisabled, SkipExpired, SkipWellKnown, SkipComputer, SkipContact, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
 
 // MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
 // subdomain name is the longest name Kubernetes tools handle comfortably.
@@ -82,14 +86,21 @@ type Source struct {
 	pinned *conn
 	// fpKey keys PasswordFingerprint.
 	fpKey [32]byte
+	// refused is the fingerprint of the last password the directory
+	// refused (conn.go), "" when none.
+	refusedMu sync.Mutex
+	refused   string
 
 	// maxPages overrides the page cap of one paged search (tests).
 	maxPages int
+	// now is the clock accountExpires is compared with (tests set it).
+	now func() time.Time
 }
 
 // New returns a Source for cfg.
 func New(cfg config.LDAP, log *zap.Logger) *Source {
-	s := &Source{cfg: cfg, log: log}
+	s := &Source{cfg: cfg, log: log, now: time.Now}
+	setMaxPacket(cfg.MaxPacketBytes)
 	_, _ = rand.Read(s.fpKey[:])
 	s.readPassword = func() (string, error) {
 		b, err := os.ReadFile(cfg.BindPasswordFile)
@@ -196,43 +207,35 @@ func (s *Source) Ping(ctx context.Context) error {
 }
 
 // NormalizeID turns a directory value into a Kubernetes user name, or
-// returns why it cannot be one.
+// returns why it cannot be one. Only printable ASCII is accepted: a
+// non-ASCII ID could look like, or case-fold into, another one (the Kelvin
+// sign K and k; zero-width, bidi and other invisible characters that make
+// "alice\u200b" read as alice in a diff, an Event or a binding), and OIDC
+// user names for Kubernetes are ASCII in practice.
 func NormalizeID(raw, idCase, prefix string) (string, error) {
 	id := strings.TrimSpace(raw)
 	if id == "" {
 		return "", errors.New("user ID is empty")
 	}
 	for _, r := range id {
-		if unicode.IsControl(r) {
-			return "", fmt.Errorf("user ID %q contains a control character", id)
-		}
-		if hidden(r) {
-			// Zero-width, bidi and other invisible characters make one name
-			// look like another in diff, Events and logs (and in the binding
-			// a reviewer reads): "alice\u200b" is not alice.
-			return "", fmt.Errorf("user ID %+q contains the invisible or reordering character %U", id, r)
+		switch {
+		case unicode.IsControl(r):
+			return "", fmt.Errorf("user ID %+q contains a control character", id)
+		case r > unicode.MaxASCII:
+			return "", fmt.Errorf("user ID %+q contains the non-ASCII character %U; only ASCII user IDs are bound", id, r)
 		}
 	}
 	if idCase == config.CaseLower {
-		id = strings.ToLower(id)
+		id = FoldASCII(id)
 	}
 	id = prefix + id
-	if strings.HasPrefix(strings.ToLower(id), "system:") {
+	if strings.HasPrefix(FoldASCII(id), "system:") {
 		return "", fmt.Errorf("user ID %q starts with system:, which Kubernetes reserves for its own identities", id)
 	}
 	if len(id) > MaxUserIDLength {
 		return "", fmt.Errorf("user ID of %d bytes is longer than %d", len(id), MaxUserIDLength)
 	}
 	return id, nil
-}
-
-// hidden reports whether r changes how text displays without showing
-// itself: Unicode format characters (zero-width spaces and joiners, bidi
-// embeddings, overrides and isolates, the byte-order mark, soft hyphen),
-// line and paragraph separators, private-use and surrogate code points,
-// and the replacement character of a value that was not valid UTF-8.
-func hidden(r rune) bool {
-	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Cs) || r == unicode.ReplacementChar
 }
 
 func uniqueSorted(in []string) []string {

@@ -23,8 +23,12 @@ func TestNormalizeID(t *testing.T) {
 		{"system:admin", "preserve", "", "", false},
 		{"masters", "lower", "system:", "", false},
 		{strings.Repeat("a", MaxUserIDLength+1), "lower", "", "", false},
-		{"Jürgen", "lower", "", "jürgen", true},
-		{"José", "preserve", "", "José", true},
+		// Only ASCII: a non-ASCII ID could pass for another (the Kelvin
+		// sign folds to k under Unicode rules).
+		{"Jürgen", "lower", "", "", false},
+		{"José", "preserve", "", "", false},
+		{"\u212Aate", "lower", "", "", false},
+		{"KATE", "lower", "", "kate", true},
 		// Invisible and reordering characters: a look-alike of another name.
 		{"alice\u200b", "lower", "", "", false},        // zero-width space
 		{"al\u200dice", "lower", "", "", false},        // zero-width joiner
@@ -63,6 +67,27 @@ func TestDNCompare(t *testing.T) {
 	}
 	if normalizeDN("CN=a,DC=x") == normalizeDN("CN=b,DC=x") {
 		t.Error("different DNs collide")
+	}
+	// Escapes are kept: a group whose CN holds an escaped comma and equals
+	// sign is never the user whose DN reads the same unescaped (AD returns
+	// the "=" as \3D), and Unicode folding joins nothing.
+	user := "CN=alice2,OU=People,OU=Site1,DC=x"
+	for _, group := range []string{`CN=alice2\,OU\=People,OU=Site1,DC=x`, `CN=alice2\,OU\3DPeople,OU=Site1,DC=x`} {
+		if normalizeDN(group) == normalizeDN(user) {
+			t.Errorf("normalizeDN(%q) = normalizeDN(%q) = %q", group, user, normalizeDN(user))
+		}
+		if normalizeDN(group) != normalizeDN(`cn=ALICE2\2cou\3dpeople,ou=site1,dc=X`) {
+			t.Errorf("normalizeDN(%q) = %q: the escaped forms of one DN differ", group, normalizeDN(group))
+		}
+	}
+	if normalizeDN("CN=\u212Aate,DC=x") == normalizeDN("CN=kate,DC=x") {
+		t.Error("the Kelvin sign folded to k in a DN key")
+	}
+	// The fast path and the parsed one agree.
+	for _, dn := range []string{"CN=Alice Smith,OU=Users,DC=x", "cn=a=b,dc=x", "CN= a ,DC=x"} {
+		if normalizeDN(dn) != slowNormalizeDN(dn) {
+			t.Errorf("normalizeDN(%q) = %q, slowNormalizeDN = %q", dn, normalizeDN(dn), slowNormalizeDN(dn))
+		}
 	}
 }
 

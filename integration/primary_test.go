@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -53,7 +54,19 @@ func TestActiveDirectoryPrimaryGroup(t *testing.T) {
 			// (AD then lists the account in its member values): it
 			// resolves to the domain; the guard's limits are what stop a
 			// surprise.
-			dom := resolve(t, e.adConfig(func(c *config.LDAP) { c.MemberResolution = mode; c.BaseDN = e.samba.BaseDN }), "Domain Users")
+			// With the shipped defaults a project group that is (or nests)
+			// an all-accounts group grants nobody (TestInsiderWellKnownGroups);
+			// ldap.allowWellKnownGroups opts in.
+			refused := resolve(t, e.adConfig(func(c *config.LDAP) { c.MemberResolution = mode; c.BaseDN = e.samba.BaseDN }), "Domain Users")
+			var wk *ldapsrc.WellKnownGroupError
+			if g := refused.Groups["Domain Users"]; !errors.As(g.Err, &wk) || g.Members != nil {
+				t.Errorf("Domain Users as a project group by default: err %v, members %v; want refused", g.Err, g.Members)
+			}
+			dom := resolve(t, e.adConfig(func(c *config.LDAP) {
+				c.MemberResolution = mode
+				c.BaseDN = e.samba.BaseDN
+				c.AllowWellKnownGroups = true
+			}), "Domain Users")
 			got := dom.Groups["Domain Users"].Members
 			for _, u := range []string{"alice", "bob", "carol", "dave"} {
 				if !slices.Contains(got, u) {
@@ -91,9 +104,10 @@ func dnIs(a, b string) bool {
 
 // TestIncrementalPrimaryGroupAndDomainUsers, with the daemon and polls:
 // making a project group a member's primary group (which takes the member
-// out of the group's member values) leaves the member bound; nesting Domain
-// Users in a project group would bind the whole domain, and the guard's
-// maxAddCount holds it, with a warning that says why.
+// out of the group's member values) leaves the member bound; a group owner
+// nesting Domain Users in a project group, which would bind the whole
+// domain, grants nobody with the shipped defaults: the group is refused,
+// counted as failed, and the log says how to fix it.
 func TestIncrementalPrimaryGroupAndDomainUsers(t *testing.T) {
 	e := newEnv(t)
 	seedSample(e)
@@ -102,7 +116,7 @@ func TestIncrementalPrimaryGroupAndDomainUsers(t *testing.T) {
 	// The whole domain under the bases, so Domain Users (CN=Users) and its
 	// primary members are in sight.
 	cfg := e.config(fmt.Sprintf("  groupBaseDN: %q\n  userBaseDN: %q\n", root, root) + groupsYAML + sampleProjects + incrementalYAML +
-		"guard: {maxAddCount: 5}\n" + fmt.Sprintf("server: {address: %q}\n", addr))
+		fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 	expectSampleSynced(e, 10*time.Second)
@@ -126,16 +140,16 @@ func TestIncrementalPrimaryGroupAndDomainUsers(t *testing.T) {
 	d.waitMetric("runai_ldap_sync_directory_polls_total", "", polls+3, 3*propagationBound)
 	e.expectUsers(alphaExec, "alice", "bob", "carol", "erin", "frank", "hand-added")
 
-	// Domain Users nested in beta's executors: every enabled account of the
-	// domain, far more than guard.maxAddCount, so the additions wait.
-	start = time.Now()
+	// Domain Users nested in beta's executors (its owner may write its
+	// member values): every enabled account of the domain, refused.
 	if err := e.samba.AddMembers(e.groups["runai-beta-executors"], "CN=Domain Users,CN=Users,"+root); err != nil {
 		t.Fatal(err)
 	}
-	held := d.waitMetric("runai_ldap_sync_binding_held_additions", `namespace="ml-beta"`, 6, propagationBound)
-	t.Logf("Domain Users nested in beta: %v additions held %v after the change", held, time.Since(start).Round(10*time.Millisecond))
+	d.waitLog("a project group reaches an all-accounts group", 1, propagationBound)
+	polls = d.metric("runai_ldap_sync_directory_polls_total", "")
+	d.waitMetric("runai_ldap_sync_directory_polls_total", "", polls+2, 3*propagationBound)
 	e.expectUsers(betaExec, "bob", "frank")
-	if d.count("a project group reaches Domain Users") == 0 {
-		t.Error("no warning that a project group reaches Domain Users")
+	if held := d.metric("runai_ldap_sync_binding_held_additions", `namespace="ml-beta"`); held != 0 {
+		t.Errorf("%v additions held for beta: the group was resolved to the domain", held)
 	}
 }

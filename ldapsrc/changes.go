@@ -237,11 +237,17 @@ func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) 
 		return nil, err
 	}
 	defer done()
+	s.digests.begin(since)
 	var cs *ChangeSet
 	if s.cfg.Schema == config.SchemaActiveDirectory {
 		cs, err = s.changesAD(ctx, c, since)
 	} else {
 		cs, err = s.changesCSN(ctx, c, since)
+	}
+	if err != nil || cs.ServerChanged {
+		s.digests.end(Cursor{}, false)
+	} else {
+		s.digests.end(cs.Next, true)
 	}
 	if err != nil {
 		// The connection may be what failed (idle timeout, DC gone): the
@@ -482,8 +488,9 @@ func (s *Source) changedEntries(ctx context.Context, c *conn, bases []string, fi
 	}
 	seen := map[string]bool{}
 	for _, base := range bases {
+		attrs := append([]string{nameAttr, s.cfg.UserIDAttribute, "entryCSN", idAttr, "isDeleted"}, digestAttrs...)
 		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			filter, []string{"objectClass", nameAttr, s.cfg.UserIDAttribute, "entryCSN", idAttr, "isDeleted"}, slices.Clone(controls))
+			filter, attrs, slices.Clone(controls))
 		before := s.Stats.Searches.Load()
 		err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 			key := normalizeDN(e.DN)
@@ -506,6 +513,14 @@ func (s *Source) changedEntries(ctx context.Context, c *conn, bases []string, fi
 				for _, id := range e.GetEqualFoldAttributeValues(s.cfg.UserIDAttribute) {
 					ch.IDKeys = append(ch.IDKeys, UIDKey(id))
 				}
+			}
+			if !ch.Group && !ch.Deleted && !ch.Outside && s.digests.seen(reachKey(e.DN, ch.ID), userDigest(e, s.cfg.UserIDAttribute, ch.ID)) {
+				// Only attributes resolution does not read changed
+				// (digest.go): the entry's groups need no new read.
+				if each != nil {
+					each(e)
+				}
+				return nil
 			}
 			cs.Entries = append(cs.Entries, ch)
 			if each != nil {

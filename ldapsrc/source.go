@@ -93,6 +93,8 @@ type Source struct {
 
 	// maxPages overrides the page cap of one paged search (tests).
 	maxPages int
+	// digests remembers what polls reported of user entries (digest.go).
+	digests digestMemo
 	// now is the clock accountExpires is compared with (tests set it).
 	now func() time.Time
 }

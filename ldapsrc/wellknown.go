@@ -56,6 +56,23 @@ func foreignSID(dn string) string {
 	return strings.ToUpper(first.Value)
 }
 
+// wellKnownPrincipal names the well-known security principal dn is
+// (CN=Everyone,CN=WellKnown Security Principals,CN=Configuration,…, where
+// AD and Samba keep Everyone, Authenticated Users, Interactive, Network,
+// ...), or "". Each stands for a class of logons, never for one person,
+// and none lies in the domain partition a member search reads.
+func wellKnownPrincipal(dn string) string {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil || len(parsed.RDNs) < 2 || len(parsed.RDNs[0].Attributes) != 1 || len(parsed.RDNs[1].Attributes) != 1 {
+		return ""
+	}
+	first, second := parsed.RDNs[0].Attributes[0], parsed.RDNs[1].Attributes[0]
+	if !strings.EqualFold(first.Type, "CN") || !strings.EqualFold(second.Type, "CN") || !strings.EqualFold(second.Value, "WellKnown Security Principals") {
+		return ""
+	}
+	return first.Value
+}
+
 // WellKnownGroupError: a project group reaches an all-accounts group.
 type WellKnownGroupError struct {
 	Group string // the project group's name
@@ -75,6 +92,9 @@ func (e *WellKnownGroupError) Error() string {
 // and logged with the fix.
 func (r *resolver) refuseWellKnown(group, sid, dn string) error {
 	name := wellKnownName(sid)
+	if name == "" {
+		name = wellKnownPrincipal(dn)
+	}
 	if name == "" || r.src.cfg.AllowWellKnownGroups {
 		return nil
 	}

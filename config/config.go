@@ -180,7 +180,8 @@ type LDAP struct {
 	// rfc2307 schemas), e.g. "(objectClass=inetOrgPerson)".
 	UserFilter string `yaml:"userFilter"`
 	// MemberResolution (activeDirectory): expand (default) reads every
-	// group and user under the bases once and expands nesting here; inChain
+	// user under the user base once, and the groups the project groups
+	// reach, and expands nesting here; inChain
 	// asks the server for each group's transitive members, one search per
 	// group (on Samba about 1–2 s each: docs/performance.md).
 	MemberResolution string `yaml:"memberResolution"`

@@ -44,6 +44,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "polls" {
 		os.Exit(pollsMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "insider-ldap" {
+		os.Exit(insiderMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "insider-ldap-child" {
+		os.Exit(insiderChild(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
 	}

@@ -3,8 +3,6 @@ package config
 import (
 	"net/url"
 	"strings"
-
-	"github.com/go-ldap/ldap/v3"
 )
 
 // OptOut is a setting that turns off one of the daemon's protections.
@@ -61,13 +59,15 @@ func (c *Config) OptOuts() []OptOut {
 
 // DomainRoot reports whether dn is a domain's root (only DC= components,
 // e.g. DC=example,DC=com): a search there reaches every OU of the domain.
+// DC values hold no escapes, so a plain split is enough (config does not
+// parse LDAP syntax: ldapsrc.CheckConfig does).
 func DomainRoot(dn string) bool {
-	parsed, err := ldap.ParseDN(dn)
-	if err != nil || len(parsed.RDNs) == 0 {
+	if strings.TrimSpace(dn) == "" || strings.ContainsAny(dn, "\\\"+;") {
 		return false
 	}
-	for _, rdn := range parsed.RDNs {
-		if len(rdn.Attributes) != 1 || !strings.EqualFold(rdn.Attributes[0].Type, "DC") {
+	for _, rdn := range strings.Split(dn, ",") {
+		typ, val, ok := strings.Cut(rdn, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(typ), "DC") || strings.TrimSpace(val) == "" {
 			return false
 		}
 	}

@@ -445,3 +445,46 @@ func TestCheckConfigGroupBase(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenLDAPEntryBothGroupAndUser: one entry is a group and, through an
+// auxiliary class, an account (groupOfNames + uidObject). Users and groups
+// share one index: a member DN naming it is that group's error, never
+// taken as the group (its members) or as the account.
+func TestOpenLDAPEntryBothGroupAndUser(t *testing.T) {
+	s := startSlapd(t, harness.SlapdOptions{})
+	people, err := s.AddOU("people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := s.AddOU("groups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dn := map[string]string{}
+	for _, u := range []string{"alice", "mallory"} {
+		if dn[u], err = s.AddUser(people, u, harness.UserOpts{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := "cn=team-lead," + groups
+	req := ldap.NewAddRequest(both, nil)
+	req.Attribute("objectClass", []string{"groupOfNames", "uidObject"})
+	req.Attribute("cn", []string{"team-lead"})
+	req.Attribute("uid", []string{"team-lead"})
+	req.Attribute("member", []string{dn["mallory"]})
+	if err := s.Add(req); err != nil {
+		t.Fatalf("add %s: %v", both, err)
+	}
+	if _, err := s.AddGroupOfNames(groups, "runai-p-executors", dn["alice"], both); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddGroupOfNames(groups, "runai-q-executors", dn["alice"]); err != nil {
+		t.Fatal(err)
+	}
+	res := resolve(t, slapdConfig(t, s, config.SchemaGroupOfNames, nil), "runai-p-executors", "runai-q-executors")
+	var me *ldapsrc.MemberError
+	if g := res.Groups["runai-p-executors"]; !errors.As(g.Err, &me) || g.Members != nil {
+		t.Errorf("runai-p-executors: err %v, members %v; want the entry that is both a group and a user to be the group's error", g.Err, g.Members)
+	}
+	wantMembers(t, res, "runai-q-executors", "alice")
+}

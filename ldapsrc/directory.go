@@ -22,6 +22,9 @@ type user struct {
 	rawIDKey string // lower-cased raw ID, for memberUid lookups
 	identity string // identityKey, or ""
 	primary  string // SID of the AD primary group (primary.go), or ""
+	// alsoGroup: the entry is a group under the group base as well
+	// (markGroupUsers); a member naming it is ambiguous.
+	alsoGroup bool
 }
 
 // userIndex holds every user under the user base, read in one paged
@@ -237,12 +240,43 @@ func (r *resolver) resolveGroupOfNames(ctx context.Context, names []string) erro
 		r.failAll(names, err)
 		return nil
 	}
+	if err := r.markGroupUsers(ctx, users); err != nil {
+		r.failAll(names, err)
+		return nil
+	}
 	groups := newGroupIndex()
 	if err := r.readReachable(ctx, names, groups, users, false); err != nil {
 		r.failAll(names, err)
 		return nil
 	}
 	return r.expand(ctx, names, groups, users)
+}
+
+// markGroupUsers finds the user entries that are groups under the group
+// base too (groupOfNames with uidObject, say): the full read does not read
+// a member DN it knows as a user again as a group, so without this it
+// would take such an entry for one or the other. expand makes a member
+// naming one that group's error, as a targeted read does. AD groups are
+// never users (classify), so only other schemas need the search, and it
+// returns nothing on most directories.
+func (r *resolver) markGroupUsers(ctx context.Context, users *userIndex) error {
+	cfg := r.src.cfg
+	if cfg.Schema == config.SchemaActiveDirectory {
+		return nil
+	}
+	filter := "(&" + r.groupClassFilter() + fmt.Sprintf("(%s=*)", cfg.UserIDAttribute) + cfg.UserFilter + ")"
+	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, []string{"1.1"}, nil)
+	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
+		if u, ok := users.byDN[normalizeDN(e.DN)]; ok {
+			u.alsoGroup = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("find entries that are both a group and a user under %s: %w", r.groupBase(), err)
+	}
+	return nil
 }
 
 // targetedBatch bounds the DNs or names in one OR filter of a targeted read.
@@ -419,10 +453,14 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 				key := normalizeDN(m)
 				sub, isGroup := byDN[key]
 				u, isUser := users.byDN[key]
-				if isGroup && isUser {
+				if isGroup && isUser || isUser && u.alsoGroup {
 					// One index: a DN that names a group and a user is
 					// neither, never the one looked up first.
-					res.Err = &MemberError{Group: n, Member: m, Found: []string{sub.dn, u.dn}}
+					found := []string{u.dn}
+					if isGroup && !dnEqual(sub.dn, u.dn) {
+						found = append(found, sub.dn)
+					}
+					res.Err = &MemberError{Group: n, Member: m, Found: found}
 					break
 				}
 				if r.src.Reach {

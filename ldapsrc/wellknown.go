@@ -107,7 +107,8 @@ func (r *resolver) refuseWellKnown(group, sid, dn string) error {
 }
 
 // MemberError: one member value of a group names no single entry (two
-// entries answer to it), so the group's members cannot be known. It is
+// entries answer to it, or one that is both a group and a user), so the
+// group's members cannot be known. It is
 // the group's error: the member is never taken for the other entry.
 type MemberError struct {
 	Group  string   // the project group's name
@@ -116,6 +117,9 @@ type MemberError struct {
 }
 
 func (e *MemberError) Error() string {
+	if len(e.Found) == 1 {
+		return fmt.Sprintf("member %q of group %q is ambiguous: %s is both a group and a user; the group is not used until it is one or the other", e.Member, e.Group, e.Found[0])
+	}
 	return fmt.Sprintf("member %q of group %q is ambiguous: %s all answer to it; the group is not used until only one does (rename or remove the others)",
 		e.Member, e.Group, strings.Join(e.Found, ", "))
 }

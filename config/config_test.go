@@ -120,6 +120,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad schema", "  bindDN:", "  schema: novell\n  bindDN:", "ldap.schema", "groupOfNames"},
 		{"bad member resolution", "  bindDN:", "  memberResolution: recursive\n  bindDN:", "ldap.memberResolution", "inChain"},
 		{"bad nesting depth", "  bindDN:", "  maxNestingDepth: 0\n  bindDN:", "ldap.maxNestingDepth", "between"},
+		{"packet cap too small", "  bindDN:", "  maxPacketBytes: 1024\n  bindDN:", "ldap.maxPacketBytes", "between"},
+		{"packet cap too large", "  bindDN:", "  maxPacketBytes: 4294967296\n  bindDN:", "ldap.maxPacketBytes", "between"},
 		{"bad case", "  bindDN:", "  userIDCase: upper\n  bindDN:", "ldap.userIDCase", "upper"},
 		{"too many shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: 17", "kubernetes.maxBindingShards", "between 0 and 16"},
 		{"shard size above 1 MiB", "mode: enforce", "mode: enforce\nkubernetes:\n  bindingShardBytes: 2000000", "kubernetes.bindingShardBytes", "only be lowered"},

@@ -120,6 +120,10 @@ func TestIncrementalPrimaryGroupAndDomainUsers(t *testing.T) {
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 	expectSampleSynced(e, 10*time.Second)
+	// Groups searched from the domain root: the start log says so.
+	if !slices.ContainsFunc(d.logLines("safety opt-out in the configuration"), func(l map[string]any) bool { return l["key"] == "ldap.groupBaseDN" }) {
+		t.Error("no start warning that groups are searched across the whole domain (ldap.groupBaseDN)")
+	}
 
 	start := time.Now()
 	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["frank"]); err != nil {

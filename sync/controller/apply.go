@@ -32,16 +32,15 @@ type applier struct {
 	written map[kube.Ref]string
 }
 
-// applyPlans reports and, unless dry-run, writes the plans of rep, the
-// same way for a cycle and for a repair. It returns the errors.
+// applyPlans writes the plans of rep unless dry-run, the same way for a
+// cycle, a poll and a repair, and returns the errors. Events and metrics
+// observe the outcomes once the writes are done.
 func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report, current map[kube.Ref]*kube.Binding) []error {
 	var errs []error
+	var outcomes []outcome
 	for i := range rep.Plans {
 		p := &rep.Plans[i]
-		cur := current[p.Ref]
-		if p.Err == nil {
-			a.shards[p.Ref] = p.Shards
-		}
+		o := outcome{p: p, cur: current[p.Ref]}
 		if p.Err != nil {
 			a.s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
 			// A failed group is counted as such; an unreadable record is
@@ -49,45 +48,66 @@ func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report
 			if !errors.Is(p.Err, plan.ErrGroupFailed) && !errors.Is(p.Err, plan.ErrRecordUnreadable) {
 				errs = append(errs, p.Err)
 			}
-			if !opts.DryRun {
-				a.untouchedEvent(p, cur)
-			}
+			outcomes = append(outcomes, o)
 			continue
 		}
+		a.shards[p.Ref] = p.Shards
 		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
 			a.s.log.Warn("changes held by the guard; approve exactly these with the annotation "+plan.ApproveAnnotation+" set to the key, or run once with --approve-removals",
 				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
 				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
 				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
-			if !opts.DryRun {
-				a.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, a.s.cfg.Guard))
-			}
 		}
 		if opts.DryRun || !p.HasChanges() {
+			outcomes = append(outcomes, o)
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			// Shutting down: do not start another write.
 			errs = append(errs, fmt.Errorf("%s interrupted before writing %s: %w", rep.Trigger, p.Ref, err))
+			outcomes = append(outcomes, o)
 			break
 		}
-		if err := a.apply(ctx, p, current, rep.Trigger); err != nil {
+		o.tried = true
+		b, err := a.apply(ctx, p, current, rep.Trigger)
+		if err != nil {
+			o.err = err
 			rep.WriteErrors[p.Ref] = err
 			errs = append(errs, err)
-			continue
+		} else {
+			o.written = b
+			rep.Applied++
 		}
-		rep.Applied++
+		outcomes = append(outcomes, o)
+	}
+	if !opts.DryRun {
+		for _, o := range outcomes {
+			a.recordEvents(o, rep.Trigger)
+			a.s.obs.applied(o)
+		}
 	}
 	return errs
 }
 
-func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[kube.Ref]*kube.Binding, trigger string) error {
+// outcome is what applying one plan came to.
+type outcome struct {
+	p *plan.BindingPlan
+	// cur is the binding before; written is it after a write (tried) that
+	// succeeded, and err the write's error if it failed.
+	cur, written *kube.Binding
+	tried        bool
+	err          error
+}
+
+// apply writes one plan: every binding's write, then the moves. It returns
+// the binding as written.
+func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[kube.Ref]*kube.Binding, trigger string) (*kube.Binding, error) {
 	// Detached from ctx: a shutdown lets the writes in flight finish.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	// Every binding's write, then the moves: a user moving between
-	// shards is in the new one before leaving the old one. A failed write
-	// stops the rest (the next cycle or repair plans afresh).
+	// A user moving between shards is in the new one before leaving the
+	// old one. A failed write stops the rest (the next cycle or repair
+	// plans afresh).
 	written := map[kube.Ref]*kube.Binding{}
 	for _, ch := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
 		cur := current[ch.Ref]
@@ -102,9 +122,7 @@ func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[ku
 			}
 			a.s.obs.kubeError(op)
 			a.s.log.Error("binding write failed", zap.String("binding", p.Ref.String()), zap.String("shard", ch.Ref.Name), zap.String("trigger", trigger), zap.Error(err))
-			a.event(p.Ref, uidOf(current[p.Ref]), corev1.EventTypeWarning, ReasonWriteFailed,
-				fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, err))
-			return fmt.Errorf("write %s: %w", ch.Ref, err)
+			return nil, fmt.Errorf("write %s: %w", ch.Ref, err)
 		}
 		if b != nil {
 			written[ch.Ref] = b
@@ -115,6 +133,12 @@ func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[ku
 	if w, ok := written[p.Ref]; ok {
 		b = w
 	}
+	a.s.log.Info("binding updated", updatedFields(p, trigger)...)
+	return b, nil
+}
+
+// updatedFields describe a binding write in the log.
+func updatedFields(p *plan.BindingPlan, trigger string) []zap.Field {
 	fields := []zap.Field{zap.String("binding", p.Ref.String()), zap.String("kind", p.Ref.Kind),
 		zap.String("namespace", p.Ref.Namespace), zap.String("name", p.Ref.Name), zap.String("trigger", trigger),
 		zap.Bool("created", p.Create), zap.Strings("added", nonNil(p.Add)), zap.Strings("removed", nonNil(p.Remove))}
@@ -133,22 +157,36 @@ func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[ku
 	}
 	if p.StaleApproval != "" {
 		fields = append(fields, zap.String("approvalRemoved", p.StaleApproval))
-		a.event(p.Ref, uidOf(b), corev1.EventTypeWarning, ReasonApprovalRemoved, staleApprovalMessage(p))
 	}
-	a.s.log.Info("binding updated", fields...)
-	reason := ReasonChanged
-	if p.Create {
-		reason = ReasonCreated
+	return fields
+}
+
+// recordEvents records the Events of one plan's outcome on its binding:
+// left untouched, changes held, the write failed, or what it changed.
+func (a *applier) recordEvents(o outcome, trigger string) {
+	p := o.p
+	if p.Err != nil {
+		a.untouchedEvent(p, o.cur)
+		return
 	}
-	if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
-		a.event(p.Ref, uidOf(b), corev1.EventTypeNormal, reason, changeMessage(p, a.s.cfg.Policy, trigger))
+	if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
+		a.event(p.Ref, uidOf(o.cur), corev1.EventTypeWarning, ReasonRemovalsHeld, heldMessage(p, a.s.cfg.Guard))
 	}
-	if a.s.obs.m != nil {
-		if p.Create {
-			a.s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
+	switch {
+	case !o.tried:
+	case o.err != nil:
+		a.event(p.Ref, uidOf(o.cur), corev1.EventTypeWarning, ReasonWriteFailed,
+			fmt.Sprintf("group sync could not write the binding (%s); it retries: %v", trigger, errors.Unwrap(o.err)))
+	default:
+		if p.StaleApproval != "" {
+			a.event(p.Ref, uidOf(o.written), corev1.EventTypeWarning, ReasonApprovalRemoved, staleApprovalMessage(p))
 		}
-		a.s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
-		a.s.obs.m.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
+		reason := ReasonChanged
+		if p.Create {
+			reason = ReasonCreated
+		}
+		if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
+			a.event(p.Ref, uidOf(o.written), corev1.EventTypeNormal, reason, changeMessage(p, a.s.cfg.Policy, trigger))
+		}
 	}
-	return nil
 }

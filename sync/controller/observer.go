@@ -146,3 +146,16 @@ func (o metricsObserver) polled(result string) {
 		o.m.Polls.WithLabelValues(result).Inc()
 	}
 }
+
+// applied counts the changes of a plan written.
+func (o metricsObserver) applied(out outcome) {
+	if o.m == nil || !out.tried || out.err != nil {
+		return
+	}
+	p := out.p
+	if p.Create {
+		o.m.Changes.WithLabelValues(p.Ref.Kind, "create").Inc()
+	}
+	o.m.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
+	o.m.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
+}

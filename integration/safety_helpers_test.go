@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics/metricstest"
 )
 
 // proxy is a TCP proxy on loopback for fault injection between the daemon
@@ -280,22 +279,7 @@ func (d *daemon) metric(name, match string) float64 {
 	return metricValue(body, name, match)
 }
 
-var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$`)
-
-func metricValue(body, name, match string) float64 {
-	sum := 0.0
-	for _, line := range strings.Split(body, "\n") {
-		m := sampleRE.FindStringSubmatch(line)
-		if m == nil || m[1] != name || !strings.Contains(m[2], match) {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum
-}
+func metricValue(body, name, match string) float64 { return metricstest.Scraped(body, name, match) }
 
 func (d *daemon) waitMetric(name, match string, atLeast float64, within time.Duration) float64 {
 	d.t.Helper()

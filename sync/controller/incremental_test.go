@@ -15,6 +15,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics/metricstest"
 )
 
 // fakeChanges is a ChangeSource whose answers the test queues; the real
@@ -76,12 +77,7 @@ func incFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeChanges) {
 }
 
 func counter(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+	return metricstest.Counter(t, c)
 }
 
 func TestIdlePollReadsNothingElse(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics/metricstest"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
@@ -416,33 +417,7 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 // testCounter sums the series of a metric family whose labels, written as
 // name="value", contain match.
 func testCounter(t *testing.T, m *metrics.Metrics, name, match string) float64 {
-	t.Helper()
-	mfs, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, metric := range mf.GetMetric() {
-			var labels []string
-			for _, l := range metric.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			if match != "" && !strings.Contains(strings.Join(labels, ","), match) {
-				continue
-			}
-			switch {
-			case metric.Gauge != nil:
-				sum += metric.GetGauge().GetValue()
-			case metric.Counter != nil:
-				sum += metric.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return metricstest.Sum(t, m.Registry, name, match)
 }
 
 func TestRunnerRunsACycleWhenProjectsChange(t *testing.T) {

@@ -160,28 +160,52 @@ func Parse(data []byte) (*Template, error) {
 
 func parseObject(doc int, root *yaml.Node) (Object, error) {
 	o := Object{Doc: doc, Line: root.Line}
+	obj, err := decodeObject(root)
+	if err != nil {
+		return o, err
+	}
+	if o.Kind, err = supportedKind(obj); err != nil {
+		return o, err
+	}
+	if o.Name, err = checkMetadata(obj); err != nil {
+		return o, err
+	}
+	if bad := unknownPlaceholders(obj); len(bad) > 0 {
+		return o, fmt.Errorf("unknown placeholder %s; only %s and %s are replaced", strings.Join(bad, ", "), NamespacePlaceholder, ProjectPlaceholder)
+	}
+	o.obj = obj
+	return o, checkRendered(o)
+}
+
+// decodeObject reads one YAML document as an unstructured object.
+func decodeObject(root *yaml.Node) (map[string]any, error) {
 	if root.Kind != yaml.MappingNode {
-		return o, errors.New("not a Kubernetes object (expected a mapping with apiVersion, kind and metadata)")
+		return nil, errors.New("not a Kubernetes object (expected a mapping with apiVersion, kind and metadata)")
 	}
 	var raw map[string]any
 	if err := root.Decode(&raw); err != nil {
-		return o, err
+		return nil, err
 	}
 	// Round-trip through JSON: the apimachinery decoder gives int64 numbers
 	// and string keys, as unstructured objects require.
 	js, err := jsonOf(raw)
 	if err != nil {
-		return o, err
+		return nil, err
 	}
 	var obj map[string]any
 	if err := utiljson.Unmarshal(js, &obj); err != nil {
-		return o, err
+		return nil, err
 	}
+	return obj, nil
+}
+
+// supportedKind is the object's kind, if a template may hold it.
+func supportedKind(obj map[string]any) (Kind, error) {
 	apiVersion, _ := obj["apiVersion"].(string)
 	kindName, _ := obj["kind"].(string)
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil || apiVersion == "" || kindName == "" {
-		return o, fmt.Errorf("apiVersion %q / kind %q: both must be set", apiVersion, kindName)
+		return Kind{}, fmt.Errorf("apiVersion %q / kind %q: both must be set", apiVersion, kindName)
 	}
 	k, ok := kindOf(gv.WithKind(kindName))
 	if !ok {
@@ -189,58 +213,53 @@ func parseObject(doc int, root *yaml.Node) (Object, error) {
 		for _, k := range Kinds {
 			names = append(names, k.GVK.GroupVersion().String()+" "+k.GVK.Kind)
 		}
-		return o, fmt.Errorf("%s %s is not supported; a template may hold %s", apiVersion, kindName, strings.Join(names, ", "))
+		return Kind{}, fmt.Errorf("%s %s is not supported; a template may hold %s", apiVersion, kindName, strings.Join(names, ", "))
 	}
-	o.Kind = k
+	return k, nil
+}
+
+// checkMetadata returns the object's name, and drops what the server sets
+// and a template must not keep.
+func checkMetadata(obj map[string]any) (string, error) {
 	meta, _ := obj["metadata"].(map[string]any)
 	if meta == nil {
-		return o, errors.New("metadata is missing")
+		return "", errors.New("metadata is missing")
 	}
-	o.Name, _ = meta["name"].(string)
-	if o.Name == "" {
-		return o, errors.New("metadata.name must be set (generateName cannot be kept present)")
+	name, _ := meta["name"].(string)
+	if name == "" {
+		return "", errors.New("metadata.name must be set (generateName cannot be kept present)")
 	}
 	if ns, ok := meta["namespace"]; ok && ns != NamespacePlaceholder {
-		return o, fmt.Errorf("metadata.namespace is %v: template objects live in the project namespace; write %s or leave it out", ns, NamespacePlaceholder)
+		return name, fmt.Errorf("metadata.namespace is %v: template objects live in the project namespace; write %s or leave it out", ns, NamespacePlaceholder)
 	}
 	for _, f := range []string{"generateName", "resourceVersion", "uid", "managedFields", "selfLink", "ownerReferences", "finalizers", "deletionTimestamp"} {
 		if _, ok := meta[f]; ok {
-			return o, fmt.Errorf("metadata.%s cannot be part of a template (export it without server-set fields)", f)
+			return name, fmt.Errorf("metadata.%s cannot be part of a template (export it without server-set fields)", f)
 		}
 	}
 	delete(meta, "creationTimestamp") // kubectl writes "creationTimestamp: null"
 	delete(obj, "status")
-	if bad := unknownPlaceholders(obj); len(bad) > 0 {
-		return o, fmt.Errorf("unknown placeholder %s; only %s and %s are replaced", strings.Join(bad, ", "), NamespacePlaceholder, ProjectPlaceholder)
-	}
-	o.obj = obj
-	// Render with a sample project to check what the API server will see:
-	// fields (strictly), names, and the binding's role.
+	return name, nil
+}
+
+// checkRendered renders o with a sample project to check what the API
+// server will see: fields (strictly), names, and the binding's role.
+func checkRendered(o Object) error {
 	sample := o.render("sample", "runai-sample")
 	if msgs := validation.IsDNS1123Subdomain(sample.GetName()); len(msgs) > 0 {
-		return o, fmt.Errorf("metadata.name %q is not a valid name: %s", o.Name, strings.Join(msgs, "; "))
+		return fmt.Errorf("metadata.name %q is not a valid name: %s", o.Name, strings.Join(msgs, "; "))
 	}
 	sjs, err := sample.MarshalJSON()
 	if err != nil {
-		return o, err
+		return err
 	}
-	switch k.GVK.Kind {
+	switch o.Kind.GVK.Kind {
 	case "RoleBinding":
 		var rb rbacv1.RoleBinding
 		if err := sigsyaml.UnmarshalStrict(sjs, &rb); err != nil {
-			return o, fmt.Errorf("not a valid RoleBinding: %w", err)
+			return fmt.Errorf("not a valid RoleBinding: %w", err)
 		}
-		if rb.RoleRef.Name == "" || (rb.RoleRef.Kind != "ClusterRole" && rb.RoleRef.Kind != "Role") || rb.RoleRef.APIGroup != rbacv1.GroupName {
-			return o, fmt.Errorf("roleRef must name a ClusterRole or Role of apiGroup %s, got %+v", rbacv1.GroupName, rb.RoleRef)
-		}
-		if o.Name == kube.ExecutorBinding {
-			if rb.RoleRef != kube.ExpectedRoleRef(kube.ExecutorBinding) {
-				return o, fmt.Errorf("%s must refer to ClusterRole %s, as Run:AI's template does; got %s %s", kube.ExecutorBinding, kube.ExecutorRole, rb.RoleRef.Kind, rb.RoleRef.Name)
-			}
-			if len(rb.Subjects) > 0 {
-				return o, fmt.Errorf("%s must have no subjects in the template: its users come from the directory (groups.executors)", kube.ExecutorBinding)
-			}
-		}
+		return checkRoleBinding(o.Name, &rb)
 	case "Role":
 		err = sigsyaml.UnmarshalStrict(sjs, &rbacv1.Role{})
 	case "ServiceAccount":
@@ -249,9 +268,27 @@ func parseObject(doc int, root *yaml.Node) (Object, error) {
 		err = sigsyaml.UnmarshalStrict(sjs, &corev1.ConfigMap{})
 	}
 	if err != nil {
-		return o, fmt.Errorf("not a valid %s: %w", k.GVK.Kind, err)
+		return fmt.Errorf("not a valid %s: %w", o.Kind.GVK.Kind, err)
 	}
-	return o, nil
+	return nil
+}
+
+// checkRoleBinding checks a template RoleBinding's role, and that the
+// executor binding is Run:AI's, without subjects.
+func checkRoleBinding(name string, rb *rbacv1.RoleBinding) error {
+	if rb.RoleRef.Name == "" || (rb.RoleRef.Kind != "ClusterRole" && rb.RoleRef.Kind != "Role") || rb.RoleRef.APIGroup != rbacv1.GroupName {
+		return fmt.Errorf("roleRef must name a ClusterRole or Role of apiGroup %s, got %+v", rbacv1.GroupName, rb.RoleRef)
+	}
+	if name != kube.ExecutorBinding {
+		return nil
+	}
+	if rb.RoleRef != kube.ExpectedRoleRef(kube.ExecutorBinding) {
+		return fmt.Errorf("%s must refer to ClusterRole %s, as Run:AI's template does; got %s %s", kube.ExecutorBinding, kube.ExecutorRole, rb.RoleRef.Kind, rb.RoleRef.Name)
+	}
+	if len(rb.Subjects) > 0 {
+		return fmt.Errorf("%s must have no subjects in the template: its users come from the directory (groups.executors)", kube.ExecutorBinding)
+	}
+	return nil
 }
 
 func jsonOf(v any) ([]byte, error) {

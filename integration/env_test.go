@@ -203,7 +203,8 @@ func (e *env) run(args ...string) result {
 func (e *env) mustRun(args ...string) result {
 	e.t.Helper()
 	r := e.run(args...)
-	if r.code != 0 {
+	// diff exits 1 when it lists changes (kubectl diff's convention).
+	if r.code != 0 && !(len(args) > 0 && args[0] == "diff" && r.code == 1) {
 		e.t.Fatalf("%v exited %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
 	}
 	return r

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -283,22 +282,16 @@ func printDiff(ctx context.Context, d *daemon, format string, stdout io.Writer) 
 	if rep.Err != nil {
 		return &exitError{code: exitDiffError, err: fmt.Errorf("the plan is incomplete, so none is printed: %w", rep.Err)}
 	}
-	var out, list bytes.Buffer
+	var out bytes.Buffer
 	if err := printPlan(&out, rep, format); err != nil {
 		return &exitError{code: exitDiffError, err: fmt.Errorf("print the plan: %w", err)}
-	}
-	// Whatever printPlan lists is a change (or a held one): kubectl diff's 1.
-	if err := printPlan(&list, rep, "json"); err != nil {
-		return &exitError{code: exitDiffError, err: fmt.Errorf("print the plan: %w", err)}
-	}
-	var entries []json.RawMessage
-	if err := json.Unmarshal(list.Bytes(), &entries); err != nil {
-		return &exitError{code: exitDiffError, err: fmt.Errorf("read the plan: %w", err)}
 	}
 	if _, err := stdout.Write(out.Bytes()); err != nil {
 		return &exitError{code: exitDiffError, err: err}
 	}
-	if len(entries) > 0 {
+	// kubectl diff's 1: a cycle would write something. Held changes and
+	// leftovers are listed but written by no cycle.
+	if len(rep.Changes())+len(rep.Provision.Namespaces)+len(rep.Provision.Templates) > 0 {
 		return &exitError{code: exitChanges}
 	}
 	return nil

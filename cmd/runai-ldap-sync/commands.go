@@ -236,7 +236,7 @@ the ID the directory yields.`,
 	df.StringVar(&f.userKubeconfig, "user-kubeconfig", "", "kubeconfig of a person who logs in to the cluster (e.g. OIDC), for the user-ID check")
 	df.StringVar(&f.userContext, "user-context", "", "context of --user-kubeconfig (or of the default kubeconfig) for the user-ID check")
 	df.StringVar(&f.directoryUser, "directory-user", "", "that person's account name in the directory (default: derived from the API server's name)")
-	df.StringVar(&f.daemonUser, "service-account", "", "the daemon's Kubernetes user (default: the caller if a ServiceAccount, else system:serviceaccount:<runaiNamespace>:runai-ldap-sync)")
+	df.StringVar(&f.daemonUser, "service-account", "", "the daemon's ServiceAccount, NAMESPACE/NAME or NAME in kubernetes.runaiNamespace (default: the caller if a ServiceAccount, else runai-ldap-sync)")
 	_ = doctorCmd.MarkFlagFilename("user-kubeconfig")
 
 	versionCmd := &cobra.Command{

@@ -65,7 +65,8 @@ type Doctor struct {
 	// DirectoryUser names that person in the directory (any of
 	// ldapsrc.PersonAttributes); "": derived from the API server's name.
 	DirectoryUser string
-	// DaemonUser is the daemon's Kubernetes user name; "": the caller when
+	// DaemonUser is the daemon's Kubernetes user name, or its
+	// ServiceAccount as namespace/name or name; "": the caller when
 	// it is a ServiceAccount, else the ServiceAccount runai-ldap-sync in
 	// kubernetes.runaiNamespace.
 	DaemonUser string
@@ -180,8 +181,15 @@ func whoAmI(ctx context.Context, cs kubernetes.Interface) (string, error) {
 
 func (d *Doctor) daemonUser(caller string) string {
 	switch {
-	case d.DaemonUser != "":
+	case strings.HasPrefix(d.DaemonUser, "system:"):
 		return d.DaemonUser
+	case d.DaemonUser != "":
+		// namespace/name, or a name in kubernetes.runaiNamespace.
+		ns, name, ok := strings.Cut(d.DaemonUser, "/")
+		if !ok {
+			ns, name = d.Config.Kubernetes.RunaiNamespace, d.DaemonUser
+		}
+		return "system:serviceaccount:" + ns + ":" + name
 	case strings.HasPrefix(caller, "system:serviceaccount:"):
 		return caller
 	}

@@ -82,3 +82,20 @@ func TestDaemonAccess(t *testing.T) {
 		t.Errorf("CanI: %s", got)
 	}
 }
+
+func TestDaemonUser(t *testing.T) {
+	cfg := config.Default()
+	cfg.Kubernetes.RunaiNamespace = "runai"
+	for _, tc := range []struct{ flag, caller, want string }{
+		{"", "harness-admin", "system:serviceaccount:runai:runai-ldap-sync"},
+		{"", "system:serviceaccount:ops:sync", "system:serviceaccount:ops:sync"},
+		{"my-release", "harness-admin", "system:serviceaccount:runai:my-release"},
+		{"ops/sync", "harness-admin", "system:serviceaccount:ops:sync"},
+		{"system:serviceaccount:a:b", "system:serviceaccount:ops:sync", "system:serviceaccount:a:b"},
+	} {
+		d := &Doctor{Config: &cfg, DaemonUser: tc.flag}
+		if got := d.daemonUser(tc.caller); got != tc.want {
+			t.Errorf("--service-account %q as %s: %s, want %s", tc.flag, tc.caller, got, tc.want)
+		}
+	}
+}

@@ -139,3 +139,22 @@ projects:
 		t.Errorf("missing config: exit %d", code)
 	}
 }
+
+// --context completes the contexts of the kubeconfig.
+func TestContextCompletion(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+current-context: prod
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: prod, context: {cluster: c, user: u}}, {name: staging, context: {cluster: c, user: u}}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := run([]string{"__complete", "diff", "--kubeconfig", kc, "--context", ""}, &out, &bytes.Buffer{}); code != 0 ||
+		!strings.Contains(out.String(), "prod\nstaging\n") {
+		t.Errorf("exit %d, completions %q", code, out.String())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
 )
 
@@ -122,6 +123,9 @@ Run:AI's role bindings. See docs/cli.md for commands, exit statuses and doctor.`
 	_ = root.RegisterFlagCompletionFunc("log-level", fixed("debug", "info", "warn", "error"))
 	_ = root.RegisterFlagCompletionFunc("log-format", fixed("auto", "json", "text"))
 	_ = root.MarkPersistentFlagFilename("kubeconfig")
+	_ = root.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return kube.Contexts(f.kubeconfig), cobra.ShellCompDirectiveNoFileComp
+	})
 
 	configFlag := func(fs *pflag.FlagSet) {
 		fs.StringVar(&f.config, "config", "", "configuration file (required)")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
@@ -16,6 +17,9 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/doctor"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
+
+// requestTimeout bounds each of doctor's API requests.
+const requestTimeout = 30 * time.Second
 
 // runDoctor runs `doctor`: the checks, printed as text or JSON, and
 // doctor's exit status.
@@ -47,6 +51,9 @@ func runDoctor(f *flags, stdout, stderr io.Writer) error {
 		if cc.Context != "" {
 			d.Where += " context " + cc.Context
 		}
+		if cc.Timeout == 0 {
+			cc.Timeout = requestTimeout // a check never waits for ever on a silent API server
+		}
 		if kc, err = kube.NewClient(cc.Config, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst); err == nil {
 			d.Kube = kc.Clientset()
 		}
@@ -56,6 +63,9 @@ func runDoctor(f *flags, stdout, stderr io.Writer) error {
 		ucc, err := kube.RestConfig(f.userKubeconfig, f.userContext)
 		if err != nil {
 			return &exitError{code: doctor.ExitFailures, err: fmt.Errorf("--user-kubeconfig: %w", err)}
+		}
+		if ucc.Timeout == 0 {
+			ucc.Timeout = requestTimeout
 		}
 		if d.User, err = kubernetes.NewForConfig(ucc.Config); err != nil {
 			return &exitError{code: doctor.ExitFailures, err: fmt.Errorf("--user-kubeconfig: %w", err)}

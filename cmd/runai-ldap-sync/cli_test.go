@@ -88,34 +88,7 @@ func closedAddr(t *testing.T) string {
 // stdout, not "no changes" nor "[]", and exits with an error status (>1)
 // and a human-readable error on stderr.
 func TestDiffUnreachablePrintsNothing(t *testing.T) {
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	kc := filepath.Join(dir, "kubeconfig")
-	cfg := filepath.Join(dir, "config.yaml")
-	write := func(p, s string) {
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(pw, "x\n")
-	write(kc, `apiVersion: v1
-kind: Config
-current-context: c
-clusters: [{name: c, cluster: {server: "https://`+closedAddr(t)+`", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-`)
-	write(cfg, `ldap:
-  urls: ["ldaps://`+closedAddr(t)+`"]
-  bindDN: "svc@example.test"
-  bindPasswordFile: `+pw+`
-  baseDN: "DC=example,DC=test"
-  timeout: 2s
-groups:
-  executors: ["runai-{project}-executors"]
-projects:
-  static: [{name: alpha}]
-`)
+	dir, cfg, kc := unreachable(t)
 	for _, format := range []string{"text", "json"} {
 		var out, errOut bytes.Buffer
 		code := run([]string{"diff", "--config", cfg, "--kubeconfig", kc, "-o", format, "--log-level", "error"}, &out, &errOut)
@@ -156,5 +129,55 @@ contexts: [{name: prod, context: {cluster: c, user: u}}, {name: staging, context
 	if code := run([]string{"__complete", "diff", "--kubeconfig", kc, "--context", ""}, &out, &bytes.Buffer{}); code != 0 ||
 		!strings.Contains(out.String(), "prod\nstaging\n") {
 		t.Errorf("exit %d, completions %q", code, out.String())
+	}
+}
+
+// unreachable writes a configuration and a kubeconfig naming a directory
+// and an API server that nothing answers for.
+func unreachable(t *testing.T) (dir, cfg, kc string) {
+	t.Helper()
+	dir = t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	kc = filepath.Join(dir, "kubeconfig")
+	cfg = filepath.Join(dir, "config.yaml")
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pw, "x\n")
+	write(kc, `apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: c, cluster: {server: "https://`+closedAddr(t)+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+`)
+	write(cfg, `ldap:
+  urls: ["ldaps://`+closedAddr(t)+`"]
+  bindDN: "svc@example.test"
+  bindPasswordFile: `+pw+`
+  baseDN: "DC=example,DC=test"
+  timeout: 2s
+groups:
+  executors: ["runai-{project}-executors"]
+projects:
+  static: [{name: alpha}]
+`)
+	return dir, cfg, kc
+}
+
+// doctor with nothing reachable: each failure a line with its fix, exit 2.
+func TestDoctorUnreachable(t *testing.T) {
+	_, cfg, kc := unreachable(t)
+	var out, errOut bytes.Buffer
+	code := run([]string{"doctor", "--config", cfg, "--kubeconfig", kc}, &out, &errOut)
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	for _, want := range []string{"fail  ldap.bind", "fix: check ldap.urls", "fail  kube.connect", "fix: check --kubeconfig", "warn  ldap.groups", "0 ok, 1 warnings, 2 failures"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -41,7 +41,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
 
-// asDiffError gives an error of diff diff's error status (>1).
+// asDiffError gives err diff's error status (>1), keeping a usage error's 2.
 func asDiffError(err error) error {
 	var ee *exitError
 	if errors.As(err, &ee) && ee.code > exitChanges {

@@ -211,7 +211,7 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	if err := e.samba.AddMembers(e.groups["runai-beta-executors"], e.users["hank"]); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.runAs(kc, "diff", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "+ hank") {
+	if r := e.runAs(kc, "diff", "--config", cfg); r.code != 1 || !strings.Contains(r.stdout, "+ hank") {
 		t.Fatalf("diff as %s: exit %d\n%s\n%s", saUser, r.code, r.stdout, r.stderr)
 	}
 	if r := e.runAs(kc, "once", "--config", cfg); r.code != 0 {

@@ -37,14 +37,22 @@ type env struct {
 	pwFile   string
 	users    map[string]string // sAMAccountName -> DN
 	groups   map[string]string // cn -> DN
+	apiOpts  harness.APIServerOptions
 }
 
 var ouNameRE = regexp.MustCompile(`[^A-Za-z0-9]+`)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, harness.APIServerOptions{})
+}
+
+// newEnvWith is newEnv with options for its kube-apiserver (e.g. tokens
+// of more users).
+func newEnvWith(t *testing.T, apiOpts harness.APIServerOptions) *env {
+	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, dir: t.TempDir(), users: map[string]string{}, groups: map[string]string{}}
+	e := &env{t: t, dir: t.TempDir(), users: map[string]string{}, groups: map[string]string{}, apiOpts: apiOpts}
 	ouName := ouNameRE.ReplaceAllString(t.Name(), "-")
 	var err error
 	if e.samba, err = harness.StartSamba(ctx, filepath.Join(e.dir, "samba")); err != nil {
@@ -88,7 +96,7 @@ func newKubeEnv(t *testing.T) *env {
 func (e *env) startKube() {
 	t, ctx := e.t, context.Background()
 	var err error
-	if e.api, err = harness.StartAPIServer(ctx, etcd, filepath.Join(e.dir, "apiserver")); err != nil {
+	if e.api, err = harness.StartAPIServer(ctx, etcd, filepath.Join(e.dir, "apiserver"), e.apiOpts); err != nil {
 		t.Fatalf("start kube-apiserver: %v", err)
 	}
 	t.Cleanup(e.api.Stop)
@@ -203,7 +211,8 @@ func (e *env) run(args ...string) result {
 func (e *env) mustRun(args ...string) result {
 	e.t.Helper()
 	r := e.run(args...)
-	if r.code != 0 {
+	// diff exits 1 when it lists changes (kubectl diff's convention).
+	if r.code != 0 && !(len(args) > 0 && args[0] == "diff" && r.code == 1) {
 		e.t.Fatalf("%v exited %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
 	}
 	return r

@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
@@ -82,27 +81,6 @@ func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	t.stats.inc(verb)
 	return t.next.RoundTrip(req)
-}
-
-// RestConfig loads the client configuration: the explicit kubeconfig file,
-// else in-cluster, else $KUBECONFIG or ~/.kube/config.
-func RestConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
-		}
-		return cfg, nil
-	}
-	if cfg, err := rest.InClusterConfig(); err == nil {
-		return cfg, nil
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no Kubernetes configuration: not in a cluster, and $KUBECONFIG / ~/.kube/config did not load (%w); pass --kubeconfig", err)
-	}
-	return cfg, nil
 }
 
 // NewClient builds a client with the given rate limits.

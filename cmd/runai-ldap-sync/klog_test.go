@@ -10,7 +10,7 @@ import (
 
 func TestKlogLinesBecomeJSON(t *testing.T) {
 	var buf bytes.Buffer
-	log, err := newLogger("info", &buf)
+	log, err := newLogger("info", "json", &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

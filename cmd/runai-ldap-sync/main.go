@@ -6,17 +6,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -33,110 +33,57 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `runai-ldap-sync keeps Run:AI project access in step with Active Directory.
-
-Usage:
-  runai-ldap-sync run          --config FILE   the daemon: one cycle at start, then on the schedule
-  runai-ldap-sync once         --config FILE   one cycle, then exit (non-zero if it failed)
-  runai-ldap-sync diff         --config FILE [-o text|json]   print the plan, write nothing
-  runai-ldap-sync check-config --config FILE   validate the configuration and exit
-  runai-ldap-sync explain      --config FILE --user ID [--project NAME] [-o text|json]
-                                              why a user has or lacks access (read-only)
-  runai-ldap-sync version
-
-Flags for run, once and diff:
-  --config FILE       configuration file (required)
-  --kubeconfig FILE   kubeconfig (default: in-cluster, then $KUBECONFIG)
-  --log-level LEVEL   debug, info, warn or error (default info)
-  --approve-removals  approve the changes the guard would hold, for this one cycle (once only)
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit statuses.
+// Exit statuses (docs/cli.md). diff and doctor have their own (exitChanges,
+// doctor.Exit*).
 const (
 	exitOK     = 0
 	exitFailed = 1 // the cycle failed
 	exitUsage  = 2 // bad command line or configuration
 )
 
+// flags are every command's flags; each command registers those it takes.
 type flags struct {
-	config, kubeconfig, logLevel, output string
-	approve                              bool
+	config, kubeconfig, context, logLevel, logFormat, output string
+	approve                                                  bool
+	// explain
+	user, project string
+	// doctor
+	userKubeconfig, userContext, directoryUser, daemonUser string
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "runai-ldap-sync %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	case "explain":
-		return runExplain(rest, stdout, stderr)
-	case "run", "once", "diff", "check-config":
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
-		return exitUsage
-	}
-
-	var f flags
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.config, "config", "", "configuration file")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level")
-	if cmd == "diff" {
-		fs.StringVar(&f.output, "o", "text", "output format: text or json")
-	}
-	if cmd == "once" {
-		// Not for run: it would switch the guard off for the life of the pod.
-		fs.BoolVar(&f.approve, "approve-removals", false, "approve the changes held by the guard, for this one cycle")
-	}
-	if err := fs.Parse(rest); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		return exitUsage
-	}
+// loadConfig reads --config (and the project template it names), for
+// the commands that need it.
+func (f *flags) loadConfig() (*config.Config, *template.Template, error) {
 	if f.config == "" {
-		fmt.Fprintln(stderr, "--config FILE is required")
-		return exitUsage
-	}
-	if f.output != "" && f.output != "text" && f.output != "json" {
-		fmt.Fprintf(stderr, "-o must be text or json, got %q\n", f.output)
-		return exitUsage
+		return nil, nil, usageErr(errors.New("--config FILE is required"))
 	}
 	cfg, tmpl, err := loadConfig(f.config)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+		return nil, nil, &exitError{code: exitUsage, err: err}
 	}
-	if cmd == "check-config" {
-		for _, o := range cfg.OptOuts() {
-			fmt.Fprintf(stderr, "warning: %s turns off a protection: %s\n", o.Key, o.Risk)
-		}
-		fmt.Fprintf(stdout, "%s: configuration is valid\n", f.config)
-		return exitOK
-	}
+	return cfg, tmpl, nil
+}
 
-	log, err := newLogger(f.logLevel, stderr)
+// runSync runs `run`, `once` or `diff`.
+func runSync(cmd string, f *flags, stdout, stderr io.Writer) error {
+	cfg, tmpl, err := f.loadConfig()
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+		if cmd == "diff" {
+			return asDiffError(err)
+		}
+		return err
+	}
+	log, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		return usageErr(err)
 	}
 	defer func() { _ = log.Sync() }()
 	// client-go (informers, leader election) logs through klog: make its
-	// lines JSON lines of the same log.
+	// lines lines of the same log.
 	klog.SetLogger(newKlogLogger(log.Named("client-go")))
 	// The daemon's own namespace is never a project (the Deployment sets
 	// POD_NAMESPACE from the downward API).
@@ -149,36 +96,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	d, err := newDaemon(cfg, tmpl, f, log, cmd)
-	if err != nil {
+	switch {
+	case err != nil && cmd == "run":
 		log.Error("start-up failed", zap.Error(err))
-		return exitFailed
+		return &exitError{code: exitFailed}
+	case err != nil && cmd == "diff":
+		return &exitError{code: exitDiffError, err: fmt.Errorf("start-up failed, nothing compared: %w", err)}
+	case err != nil:
+		return &exitError{code: exitFailed, err: fmt.Errorf("start-up failed: %w", err)}
 	}
 	switch cmd {
 	case "once":
 		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
 		d.flushEvents()
 		if rep.Err != nil {
-			log.Error("cycle failed", zap.Error(rep.Err))
-			return exitFailed
+			return &exitError{code: exitFailed, err: fmt.Errorf("cycle failed: %w", rep.Err)}
 		}
 		log.Info("cycle done", zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
 			zap.Int("namespaces_provisioned", len(rep.Provision.Namespaces)-len(rep.Provision.NamespaceErrors)),
 			zap.Int("template_objects_applied", len(rep.Provision.Templates)-len(rep.Provision.TemplateErrors)),
 			zap.Duration("duration", rep.Duration))
-		return exitOK
+		return nil
 	case "diff":
-		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: true})
-		if err := printPlan(stdout, rep, f.output); err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitFailed
-		}
-		if rep.Err != nil {
-			log.Error("plan is incomplete", zap.Error(rep.Err))
-			return exitFailed
-		}
-		return exitOK
+		return printDiff(ctx, d, f.output, stdout)
 	default: // run
-		return d.run(ctx, f)
+		if code := d.run(ctx, f); code != exitOK {
+			return &exitError{code: code}
+		}
+		return nil
 	}
 }
 
@@ -198,11 +143,12 @@ type daemon struct {
 	identity string
 }
 
-func newDaemon(cfg *config.Config, tmpl *template.Template, f flags, log *zap.Logger, cmd string) (*daemon, error) {
-	rc, err := kube.RestConfig(f.kubeconfig)
+func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.Logger, cmd string) (*daemon, error) {
+	cc, err := kube.RestConfig(f.kubeconfig, f.context)
 	if err != nil {
 		return nil, err
 	}
+	rc := cc.Config
 	kc, err := kube.NewClient(rc, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
 	if err != nil {
 		return nil, err
@@ -272,7 +218,7 @@ func (d *daemon) flushEvents() {
 	}
 }
 
-func (d *daemon) run(ctx context.Context, f flags) int {
+func (d *daemon) run(ctx context.Context, f *flags) int {
 	ctx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	cfg := d.cfg
@@ -367,7 +313,9 @@ func (d *daemon) lead(ctx context.Context, status *health.Status) {
 	d.runner.Lead(ctx)
 }
 
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+// newLogger logs at level to w: JSON lines, or text with format "text"
+// ("auto": text on a terminal, else JSON, as a pod's log collector wants).
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -375,6 +323,27 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "time"
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	var encoder zapcore.Encoder
+	switch format {
+	case "json":
+		encoder = zapcore.NewJSONEncoder(enc)
+	case "text":
+		encoder = zapcore.NewConsoleEncoder(enc)
+	case "auto", "":
+		if isTerminal(w) {
+			encoder = zapcore.NewConsoleEncoder(enc)
+		} else {
+			encoder = zapcore.NewJSONEncoder(enc)
+		}
+	default:
+		return nil, fmt.Errorf("--log-format must be auto, json or text, got %q", format)
+	}
+	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core), nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -90,12 +90,12 @@ func cycleMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	rc, err := kube.RestConfig(*kubeconfig)
+	cc, err := kube.RestConfig(*kubeconfig, "")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	kc, err := kube.NewClient(rc, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
+	kc, err := kube.NewClient(cc.Config, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

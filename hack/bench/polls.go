@@ -74,11 +74,11 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	if err != nil {
 		return err
 	}
-	rc, err := kube.RestConfig(kubeconfig)
+	cc, err := kube.RestConfig(kubeconfig, "")
 	if err != nil {
 		return err
 	}
-	kc, err := kube.NewClient(rc, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
+	kc, err := kube.NewClient(cc.Config, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
 	if err != nil {
 		return err
 	}

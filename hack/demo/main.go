@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -144,9 +145,13 @@ server:
 	}
 	fmt.Printf("\nconfig.yaml:\n%s", indent(cfg))
 
-	step("runai-ldap-sync diff  (computes the plan, writes nothing)")
+	step("runai-ldap-sync diff  (computes the plan, writes nothing; exit status 1: there are changes)")
+	// Exit status 1 means changes, as kubectl diff's; 2 an error.
 	if err := sh(ctx, os.Stdout, bin, "diff", "--config", cfgPath, "--kubeconfig", kubeconfig); err != nil {
-		return err
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			return err
+		}
 	}
 
 	step("runai-ldap-sync once  (one sync cycle; JSON log lines on stderr)")

@@ -1,0 +1,122 @@
+package doctor
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+)
+
+// CheckPolicy is the name of the admission policy check.
+const CheckPolicy = "admission-policy"
+
+const policyFix = "install deploy/admission-policy.yaml and deploy/admission-policy-params.yaml (the chart does by default); " +
+	"if the daemon runs under another ServiceAccount, put its name in the policy's matchConditions"
+
+// Fence is the admission policy that applies to the daemon's requests and
+// its binding, as FindFence found them.
+type Fence struct {
+	Policy  *admissionv1.ValidatingAdmissionPolicy
+	Binding *admissionv1.ValidatingAdmissionPolicyBinding
+}
+
+// FindFence finds the ValidatingAdmissionPolicy whose matchConditions
+// name user (the daemon's user name) and a binding of it that denies. A
+// Check is returned when there is none (or it cannot act); otherwise the
+// caller reads the binding's parameters and calls FenceParamsCheck.
+func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bindings []admissionv1.ValidatingAdmissionPolicyBinding) (*Fence, *Check) {
+	var pol *admissionv1.ValidatingAdmissionPolicy
+	for i := range policies {
+		if mentions(&policies[i], user) {
+			pol = &policies[i]
+			break
+		}
+	}
+	if pol == nil {
+		return nil, &Check{Name: CheckPolicy, Status: Fail,
+			Message: fmt.Sprintf("no ValidatingAdmissionPolicy applies to %s: its token may create any binding of Run:AI's roles (e.g. for system:authenticated) that RBAC cannot narrow", user),
+			Fix:     policyFix}
+	}
+	var found []admissionv1.ValidatingAdmissionPolicyBinding
+	for _, b := range bindings {
+		if b.Spec.PolicyName == pol.Name {
+			found = append(found, b)
+		}
+	}
+	if len(found) == 0 {
+		return nil, &Check{Name: CheckPolicy, Status: Fail,
+			Message: fmt.Sprintf("ValidatingAdmissionPolicy %s has no ValidatingAdmissionPolicyBinding: it is not enforced", pol.Name),
+			Fix:     "apply the ValidatingAdmissionPolicyBinding of deploy/admission-policy.yaml (policyName " + pol.Name + ", validationActions [Deny])"}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
+	for i := range found {
+		if slices.Contains(found[i].Spec.ValidationActions, admissionv1.Deny) {
+			return &Fence{Policy: pol, Binding: &found[i]}, nil
+		}
+	}
+	return nil, &Check{Name: CheckPolicy, Status: Fail,
+		Message: fmt.Sprintf("ValidatingAdmissionPolicyBinding %s of %s does not deny (validationActions %v): violations are only reported", found[0].Name, pol.Name, found[0].Spec.ValidationActions),
+		Fix:     "set validationActions: [Deny] in ValidatingAdmissionPolicyBinding " + found[0].Name}
+}
+
+// mentions reports whether one of p's matchConditions names user, quoted
+// as a CEL string.
+func mentions(p *admissionv1.ValidatingAdmissionPolicy, user string) bool {
+	for _, mc := range p.Spec.MatchConditions {
+		if strings.Contains(mc.Expression, "'"+user+"'") || strings.Contains(mc.Expression, `"`+user+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// FenceParamsCheck checks the fence's parameters against the daemon's
+// configuration. params is the ConfigMap's data, nil when it does not
+// exist; readErr is set when it could not be read.
+func FenceParamsCheck(f *Fence, params map[string]string, readErr error, cfg *config.Config) Check {
+	c := Check{Name: CheckPolicy}
+	ref := f.Binding.Spec.ParamRef
+	what := fmt.Sprintf("ValidatingAdmissionPolicy %s, bound by %s", f.Policy.Name, f.Binding.Name)
+	if ref == nil || ref.Name == "" {
+		c.Status, c.Message = OK, what+", applies to the daemon's requests"
+		return c
+	}
+	where := ref.Namespace + "/" + ref.Name
+	switch {
+	case readErr != nil:
+		c.Status = Warn
+		c.Message = fmt.Sprintf("%s, applies to the daemon's requests; its parameters (ConfigMap %s) could not be read: %v", what, where, readErr)
+		c.Fix = "run doctor with credentials that may read ConfigMaps in " + ref.Namespace
+		return c
+	case params == nil:
+		c.Status = Fail
+		c.Message = fmt.Sprintf("%s: its parameters, ConfigMap %s, do not exist, so every write of the daemon is refused", what, where)
+		c.Fix = "apply deploy/admission-policy-params.yaml (in namespace " + ref.Namespace + ")"
+		return c
+	}
+	var wrong []string
+	want := map[string]string{"namespaceLabel": cfg.Projects.NamespaceLabel, "runaiNamespace": cfg.Kubernetes.RunaiNamespace}
+	for _, k := range []string{"namespaceLabel", "runaiNamespace"} {
+		if v, ok := params[k]; ok && v != want[k] {
+			wrong = append(wrong, fmt.Sprintf("%s is %q, the config says %q", k, v, want[k]))
+		}
+	}
+	if v, ok := params["maxBindingShards"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n < cfg.Kubernetes.MaxBindingShards {
+			wrong = append(wrong, fmt.Sprintf("maxBindingShards is %d, below kubernetes.maxBindingShards %d", n, cfg.Kubernetes.MaxBindingShards))
+		}
+	}
+	if len(wrong) > 0 {
+		c.Status = Fail
+		c.Message = fmt.Sprintf("%s: parameters in ConfigMap %s disagree with the daemon's configuration: %s (its writes there are refused)", what, where, strings.Join(wrong, "; "))
+		c.Fix = "make ConfigMap " + where + " match the configuration (the chart derives both from the same values)"
+		return c
+	}
+	c.Status, c.Message = OK, fmt.Sprintf("%s, applies to the daemon's requests (parameters %s)", what, where)
+	return c
+}

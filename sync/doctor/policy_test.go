@@ -1,0 +1,82 @@
+package doctor
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+)
+
+const sa = "system:serviceaccount:runai:runai-ldap-sync"
+
+func policy(name, user string) admissionv1.ValidatingAdmissionPolicy {
+	return admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{MatchConditions: []admissionv1.MatchCondition{
+			{Name: "only", Expression: "request.userInfo.username == '" + user + "'"}}}}
+}
+
+func binding(name, pol string, actions ...admissionv1.ValidationAction) admissionv1.ValidatingAdmissionPolicyBinding {
+	return admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: pol, ValidationActions: actions,
+			ParamRef: &admissionv1.ParamRef{Name: "fence-params", Namespace: "runai"}}}
+}
+
+func TestFindFence(t *testing.T) {
+	other := policy("other", "system:serviceaccount:x:y")
+	fence := policy("fence", sa)
+	for _, tc := range []struct {
+		name  string
+		pols  []admissionv1.ValidatingAdmissionPolicy
+		binds []admissionv1.ValidatingAdmissionPolicyBinding
+		want  string // "" found
+	}{
+		{name: "none", want: "no ValidatingAdmissionPolicy applies"},
+		{name: "another identity's", pols: []admissionv1.ValidatingAdmissionPolicy{other}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "other", admissionv1.Deny)}, want: "no ValidatingAdmissionPolicy applies"},
+		{name: "unbound", pols: []admissionv1.ValidatingAdmissionPolicy{other, fence}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "other", admissionv1.Deny)}, want: "has no ValidatingAdmissionPolicyBinding"},
+		{name: "warn only", pols: []admissionv1.ValidatingAdmissionPolicy{fence}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Warn, admissionv1.Audit)}, want: "does not deny"},
+		{name: "found", pols: []admissionv1.ValidatingAdmissionPolicy{other, fence}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("a", "fence", admissionv1.Audit), binding("b", "fence", admissionv1.Deny)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := FindFence(sa, tc.pols, tc.binds)
+			switch {
+			case tc.want == "" && (c != nil || f == nil || f.Binding.Name != "b"):
+				t.Errorf("not found: %+v", c)
+			case tc.want != "" && (c == nil || c.Status != Fail || !strings.Contains(c.Message, tc.want) || c.Fix == ""):
+				t.Errorf("got %+v, want a failure saying %q", c, tc.want)
+			}
+		})
+	}
+}
+
+func TestFenceParamsCheck(t *testing.T) {
+	pol, b := policy("fence", sa), binding("b", "fence", admissionv1.Deny)
+	f := &Fence{Policy: &pol, Binding: &b}
+	cfg := config.Default()
+	cfg.Projects.NamespaceLabel = "runai/queue"
+	cfg.Kubernetes.MaxBindingShards = 4
+	good := map[string]string{"namespaceLabel": "runai/queue", "runaiNamespace": "runai", "maxBindingShards": "16"}
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		err    error
+		status Status
+		want   string
+	}{
+		{name: "good", params: good, status: OK},
+		{name: "missing", status: Fail, want: "do not exist"},
+		{name: "unreadable", err: errors.New("forbidden"), status: Warn, want: "could not be read"},
+		{name: "other label", params: map[string]string{"namespaceLabel": "kai.scheduler/queue"}, status: Fail, want: "namespaceLabel is \"kai.scheduler/queue\""},
+		{name: "fewer shards", params: map[string]string{"maxBindingShards": "2"}, status: Fail, want: "maxBindingShards is 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := FenceParamsCheck(f, tc.params, tc.err, &cfg)
+			if c.Status != tc.status || !strings.Contains(c.Message, tc.want) {
+				t.Errorf("got %s %q, want %s saying %q", c.Status, c.Message, tc.status, tc.want)
+			}
+		})
+	}
+}

@@ -44,6 +44,9 @@ func runDoctor(f *flags, stdout, stderr io.Writer) error {
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	defer src.Close()
 	d := &doctor.Doctor{Config: cfg, Dir: src, DirectoryUser: f.directoryUser, DaemonUser: f.daemonUser}
+	if tmpl != nil {
+		d.TemplateRoles = tmpl.ClusterRoles()
+	}
 	var kc *kube.Client
 	cc, err := kube.RestConfig(f.kubeconfig, f.context)
 	if err == nil {

@@ -67,10 +67,11 @@ var RunaiRoles = []string{model.ViewerRole, model.ExecutorRole, model.IndexMapRo
 
 // DaemonAccess is what the daemon's token needs for cfg (deploy/rbac.yaml
 // and its components grant it; the integration test of a healthy setup
-// holds the two together), bind excepted (BindAccess). projectNS is a
-// project namespace to ask about namespaced writes in ("" when there is
-// none yet: cluster-wide).
-func DaemonAccess(cfg *config.Config, projectNS string) []Access {
+// holds the two together), bind on Run:AI's roles excepted (BindAccess).
+// projectNS is a project namespace to ask about namespaced writes in (""
+// when there is none yet: cluster-wide); templateRoles are the ClusterRoles
+// the project template's RoleBindings name, which the daemon must bind.
+func DaemonAccess(cfg *config.Config, projectNS string, templateRoles []string) []Access {
 	runaiNS := cfg.Kubernetes.RunaiNamespace
 	var out []Access
 	for _, v := range []string{"list", "watch"} {
@@ -101,6 +102,9 @@ func DaemonAccess(cfg *config.Config, projectNS string) []Access {
 	}
 	if cfg.Projects.LabelExistingNamespaces {
 		out = append(out, Access{Verb: "patch", Resource: "namespaces"})
+	}
+	for _, r := range templateRoles {
+		out = append(out, Access{Verb: "bind", Group: rbacGroup, Resource: "clusterroles", Name: r})
 	}
 	return out
 }

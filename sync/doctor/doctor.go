@@ -73,6 +73,9 @@ type Doctor struct {
 	// Plan runs a dry-run cycle (after the directory and the API server
 	// answered).
 	Plan func(ctx context.Context) Projects
+	// TemplateRoles are the ClusterRoles the project template binds
+	// (projects.template), which the daemon must be allowed to bind.
+	TemplateRoles []string
 	// Sample is how many bound users per binding kind are reviewed (default 2).
 	Sample int
 }
@@ -304,7 +307,7 @@ func (d *Doctor) checkClusterRoles(ctx context.Context, r *Report) {
 }
 
 func (d *Doctor) checkDaemonRBAC(ctx context.Context, r *Report, rv *reviewer, caller, projectNS string) {
-	accesses := DaemonAccess(d.Config, projectNS)
+	accesses := DaemonAccess(d.Config, projectNS, d.TemplateRoles)
 	var denied []Denied
 	for _, a := range accesses {
 		ok, reason, err := rv.review(ctx, a)

@@ -59,7 +59,7 @@ func TestDaemonAccess(t *testing.T) {
 	cfg := config.Default()
 	cfg.Kubernetes.RunaiNamespace = "runai"
 	all := map[string]bool{}
-	for _, a := range DaemonAccess(&cfg, "runai-alpha") {
+	for _, a := range DaemonAccess(&cfg, "runai-alpha", []string{"runai-scheduler-rw"}) {
 		all[a.String()] = true
 	}
 	for _, want := range []string{
@@ -69,6 +69,7 @@ func TestDaemonAccess(t *testing.T) {
 		"update rolebindings.rbac.authorization.k8s.io runai-job-executor-manual in runai-alpha",
 		"patch rolebindings.rbac.authorization.k8s.io runai-cli-index-map-editor in runai",
 		"update leases.coordination.k8s.io runai-ldap-sync in runai",
+		"bind clusterroles.rbac.authorization.k8s.io runai-scheduler-rw",
 	} {
 		if !all[want] {
 			t.Errorf("DaemonAccess lacks %q", want)

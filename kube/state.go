@@ -62,8 +62,8 @@ func approvals(cm *corev1.ConfigMap) map[string]string {
 }
 
 // Save writes the state and removes the approvals consumed (by key);
-// other approvals are kept. It returns the groups whose members did not
-// fit (model.EncodeState).
+// other approvals are kept. It returns the member lists dropped to stay
+// within model.MaxStateBytes (model.EncodeState).
 func (s *StateStore) Save(ctx context.Context, st *model.State, consumed []string) ([]string, error) {
 	data, dropped, err := model.EncodeState(st)
 	if err != nil {

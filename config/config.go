@@ -133,8 +133,9 @@ type Guard struct {
 	// Window is how far back removals (and additions) are counted; 0
 	// counts each write alone.
 	Window time.Duration `yaml:"window"`
-	// MaxAddCount holds additions to an existing binding beyond this many
-	// in the window; 0 is off.
+	// MaxAddCount holds the users one configured group brings to a
+	// binding beyond this many in the window (creation and re-creation of
+	// the binding included); the other groups' joiners pass. 0 is off.
 	MaxAddCount int `yaml:"maxAddCount"`
 	// AllowEmptyBelow lets a binding that manages fewer than this many
 	// users lose any of them, or all, without approval; 0 guards every
@@ -142,12 +143,20 @@ type Guard struct {
 	AllowEmptyBelow int `yaml:"allowEmptyBelow"`
 }
 
+// DefaultMaxAddCount is guard.maxAddCount's default: the users one group
+// may bring to one binding per guard.window before the rest is held
+// (docs/safety.md says why 20).
+const DefaultMaxAddCount = 20
+
 // Ownership decides which users present in a binding are the tool's
 // (policy sync removes only those).
 type Ownership struct {
 	// Adopt makes a user already in a binding (put there by hand) the
 	// tool's once the directory grants them, so they are removed when they
-	// leave the group. Off: only users the tool added are its own.
+	// leave the group, in a binding the guard's store does not know yet:
+	// adoption is for migrating a hand-kept binding, and a user put by hand
+	// into a binding the tool manages is never adopted. Off: only users
+	// the tool added are its own.
 	Adopt bool `yaml:"adopt"`
 }
 
@@ -335,7 +344,7 @@ func Default() Config {
 		Schedule:  "@every 5m",
 		Mode:      ModeEnforce,
 		Policy:    PolicySync,
-		Guard:     Guard{MaxRemovePercent: 50, MaxRemoveCount: 20, Window: time.Hour},
+		Guard:     Guard{MaxRemovePercent: 50, MaxRemoveCount: 20, MaxAddCount: DefaultMaxAddCount, Window: time.Hour},
 		Ownership: Ownership{Adopt: true},
 		LDAP: LDAP{
 			Schema:             SchemaActiveDirectory,

@@ -55,7 +55,7 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if len(cfg.Projects.Static) != 1 || cfg.Projects.Static[0].Namespace != "ml-team-a" {
 		t.Errorf("static projects: %+v", cfg.Projects.Static)
 	}
-	if g := cfg.Guard; g.Window != time.Hour || g.MaxAddCount != 0 || g.AllowEmptyBelow != 0 || !cfg.Ownership.Adopt {
+	if g := cfg.Guard; g.Window != time.Hour || g.MaxAddCount != DefaultMaxAddCount || g.AllowEmptyBelow != 0 || !cfg.Ownership.Adopt {
 		t.Errorf("guard and ownership defaults not applied: %+v %+v", g, cfg.Ownership)
 	}
 }

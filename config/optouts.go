@@ -34,6 +34,9 @@ func (c *Config) OptOuts() []OptOut {
 	if c.Guard.MaxRemovePercent >= 100 {
 		add("guard.maxRemovePercent", "100: removals are held only past guard.maxRemoveCount or when they would empty a binding")
 	}
+	if c.Guard.MaxAddCount == 0 {
+		add("guard.maxAddCount", "0: additions are never held, so a group owner who nests a large group (Domain Users) into a project group grants all its members at once")
+	}
 	if c.Projects.LabelExistingNamespaces {
 		risk := "an existing namespace named for a static project is labelled as its project, and gets that project's bindings"
 		if c.Projects.FromGroups != nil {

@@ -264,6 +264,7 @@ type jsonPlan struct {
 	Remove    []string `json:"remove"`
 	Create    bool     `json:"create"`
 	Held      []string `json:"held"`
+	HeldAdd   []string `json:"heldAdd"`
 	Adopt     []string `json:"adopt"`
 	Disown    []string `json:"disown"`
 	Leftovers []string `json:"leftovers"`

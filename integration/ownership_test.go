@@ -17,6 +17,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -181,11 +182,12 @@ func TestUserPutBackByHandIsNotRemoved(t *testing.T) {
 	}
 }
 
-// TestStaleApprovalDoesNotApproveALaterWipe: an approval set while
-// nothing is held is removed within seconds (with an Event); the wipe of
-// the binding that comes later is held, and only the key printed for that
-// wipe approves it.
-func TestStaleApprovalDoesNotApproveALaterWipe(t *testing.T) {
+// TestApprovalsLiveInTheStore: an approval annotation on the binding
+// (which the project's namespace admin may write) is removed within
+// seconds and approves nothing, even with the right key; the wipe of the
+// binding is held, and only its key recorded in the guard's store in the
+// Run:AI namespace approves it.
+func TestApprovalsLiveInTheStore(t *testing.T) {
 	e := newEnv(t)
 	names := []string{"alice", "bob", "carol", "erin"}
 	for _, u := range names {
@@ -200,29 +202,23 @@ func TestStaleApprovalDoesNotApproveALaterWipe(t *testing.T) {
 	e.waitUsers(alphaExec, 10*time.Second, names...)
 
 	e.patchExec("runai-alpha", fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, plan.ApproveAnnotation))
-	e.waitEvent(alphaExec, controller.ReasonApprovalRemoved, 15*time.Second, "matches nothing the guard holds now")
+	e.waitEvent(alphaExec, controller.ReasonApprovalRemoved, 15*time.Second, "approvals live in the guard's store")
 	if _, ok := e.binding(alphaExec).Annotations[plan.ApproveAnnotation]; ok {
-		t.Fatal("stale approval left on the binding")
+		t.Fatal("approval annotation left on the binding")
 	}
 
 	// Later, the group is emptied (a botched edit): held.
 	e.removeMembers("runai-alpha-executors", names...)
-	ev := e.waitEvent(alphaExec, controller.ReasonRemovalsHeld, 30*time.Second, "it would remove every user", "kubectl -n runai-alpha annotate --overwrite rolebinding")
+	ev := e.waitEvent(alphaExec, controller.ReasonRemovalsHeld, 30*time.Second, "it would remove every user", "annotate configmap "+model.StateConfigMap)
 	e.expectUsers(alphaExec, names...)
-	key := ev.Message[strings.LastIndex(ev.Message, "=")+1:]
-	if !strings.HasPrefix(key, "sha256:") {
-		t.Fatalf("no approval key in %q", ev.Message)
-	}
-	// "true" is removed again and approves nothing.
-	e.patchExec("runai-alpha", fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, plan.ApproveAnnotation))
-	e.waitEvent(alphaExec, controller.ReasonApprovalRemoved, 15*time.Second, "what is held now is approved with", key)
-	e.expectUsers(alphaExec, names...)
-	// The printed key approves the wipe.
+	key := approvalKeyIn(t, ev.Message)
+	// The right key, on the binding: removed again, approves nothing.
 	e.patchExec("runai-alpha", fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, key))
+	e.waitEvent(alphaExec, controller.ReasonApprovalRemoved, 15*time.Second, "what is held now is approved with", strings.TrimPrefix(key, "sha256:"))
+	e.expectUsers(alphaExec, names...)
+	// The key in the store approves the wipe.
+	e.approve(key)
 	e.waitUsers(alphaExec, 15*time.Second)
-	if _, ok := e.binding(alphaExec).Annotations[plan.ApproveAnnotation]; ok {
-		t.Error("used approval left on the binding")
-	}
 }
 
 // TestRemovalsOneAtATimeThroughPollsAreGuarded: a runaway connector
@@ -256,13 +252,12 @@ func TestRemovalsOneAtATimeThroughPollsAreGuarded(t *testing.T) {
 	e.expectUsers(alphaExec, kept(7)...)
 	e.expectUsers(indexMap, kept(7)...)
 	e.waitEvent(alphaExec, controller.ReasonRemovalsHeld, 10*time.Second, "counting 5 removed in the last guard.window=1h0m0s", "m7, m8, m9")
-	hist := e.binding(alphaExec).Annotations[plan.HistoryAnnotation]
-	if !strings.Contains(hist, `"removed"`) {
-		t.Errorf("no guard history on the binding: %q", hist)
+	if b := e.store().State.Bindings[alphaExec.String()]; b == nil || len(b.History) == 0 || b.History[0].Removed == 0 {
+		t.Errorf("no guard history in the store: %+v", b)
 	}
 
 	// A restarted daemon (or another leader) reads the window from the
-	// binding and still holds.
+	// store and still holds.
 	d.stop(syscall.SIGTERM, 20*time.Second)
 	addr2 := freeAddr(t)
 	cfg2 := e.config(execOnlyYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr2))

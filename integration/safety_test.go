@@ -16,14 +16,13 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Fault tests: each injects a fault into the real Samba AD DC or
@@ -567,7 +566,6 @@ func TestSIGTERMFinishesTheWriteInFlight(t *testing.T) {
 
 func TestRemovalGuardEndToEnd(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	names := e.numberedUsers("g", 10)
 	e.group("runai-alpha-executors", names...)
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
@@ -594,33 +592,30 @@ projects:
 	if !found {
 		t.Errorf("no held-removal log line for alpha: %v", held)
 	}
-	e.waitEvent(alphaExec, controller.ReasonRemovalsHeld, 10*time.Second, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%", "g2, g3", plan.ApproveAnnotation)
+	e.waitEvent(alphaExec, controller.ReasonRemovalsHeld, 10*time.Second, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%", "g2, g3", "annotate configmap "+model.StateConfigMap)
 	d.waitMetric("runai_ldap_sync_binding_held_removals", `namespace="runai-alpha",reason="too_large"`, 8, 10*time.Second)
 	e.expectUsers(alphaExec, names...)
 
-	// Approve with the annotation, set to the key diff prints for exactly
-	// these removals: repaired within seconds, annotation gone.
+	// Approve in the guard's store, with the key diff prints for exactly
+	// these removals: the next poll finds it and the repair applies it.
 	key := decodePlan(t, e.mustRun("diff", "--config", cfg, "-o", "json").stdout)[alphaExec.String()].ApprovalKey
 	if !strings.HasPrefix(key, "sha256:") {
 		t.Fatalf("diff prints no approval key: %q", key)
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, key)
-	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.approve(key)
 	e.waitUsers(alphaExec, 15*time.Second, "g0", "g1")
-	if _, ok := e.binding(alphaExec).Annotations[plan.ApproveAnnotation]; ok {
-		t.Error("approval annotation left on the binding")
+	if snap := e.store(); len(snap.Approvals) != 0 {
+		t.Errorf("used approval left in the store: %v", snap.Approvals)
 	}
 	e.waitEvent(alphaExec, controller.ReasonChanged, 10*time.Second, "removed by group sync", "the guard's hold was approved", "g2, g3, g4, g5, g6, g7, g8, g9")
 	if v := d.metric("runai_ldap_sync_binding_held_removals", `namespace="runai-alpha"`); v != 0 {
 		t.Errorf("held removals still reported for alpha: %v", v)
 	}
 
-	// The index map is still held; a one-off run approves it from the
-	// command line.
+	// The index map is still held; a one-off run approves it, by name,
+	// from the command line.
 	e.expectUsers(indexMap, names...)
-	e.mustRun("once", "--config", cfg, "--approve-removals")
+	e.mustRun("once", "--config", cfg, "--approve-removals", indexMap.String())
 	e.waitUsers(indexMap, 10*time.Second, "g0", "g1")
 }
 

@@ -125,7 +125,7 @@ func TestShardedUnionOnTheRealServer(t *testing.T) {
 schedule: "@every 1h"
 repair: {minInterval: 1s}
 leaderElection: {enabled: false}
-guard: {maxRemoveCount: 1000, maxRemovePercent: 90}
+guard: {maxRemoveCount: 1000, maxRemovePercent: 90, maxAddCount: 0}
 kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 `+fmt.Sprintf("server: {address: %q}\n", addr))
 	viewer := kube.ViewerRef()

@@ -161,7 +161,7 @@ Run:AI's role bindings. See docs/cli.md for commands, exit statuses and doctor.`
 	}
 	configFlag(onceCmd.Flags())
 	// Not for run: it would switch the guard off for the life of the pod.
-	onceCmd.Flags().BoolVar(&f.approve, "approve-removals", false, "approve the changes the guard would hold, for this one cycle")
+	onceCmd.Flags().StringVar(&f.approve, "approve-removals", "", "approve what the guard holds on this one binding (ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME), for this one cycle")
 
 	diffCmd := &cobra.Command{
 		Use:   "diff",

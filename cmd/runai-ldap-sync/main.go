@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,7 +49,7 @@ const (
 // flags are every command's flags; each command registers those it takes.
 type flags struct {
 	config, kubeconfig, context, logLevel, logFormat, output string
-	approve                                                  bool
+	approve                                                  string
 	// explain
 	user, project string
 	// doctor
@@ -70,6 +71,10 @@ func (f *flags) loadConfig() (*config.Config, *template.Template, error) {
 
 // runSync runs `run`, `once` or `diff`.
 func runSync(cmd string, f *flags, stdout, stderr io.Writer) error {
+	approve, err := parseRef(f.approve)
+	if err != nil {
+		return usageErr(fmt.Errorf("--approve-removals: %w", err))
+	}
 	cfg, tmpl, err := f.loadConfig()
 	if err != nil {
 		if cmd == "diff" {
@@ -107,7 +112,7 @@ func runSync(cmd string, f *flags, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "once":
-		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve})
+		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, Approve: approve})
 		d.flushEvents()
 		if rep.Err != nil {
 			return &exitError{code: exitFailed, err: fmt.Errorf("cycle failed: %w", rep.Err)}
@@ -194,9 +199,26 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 		if d.events != nil {
 			s.WithEvents(d.events)
 		}
-		return s
+		return s.WithState(kc.StateStore(cfg.Kubernetes.RunaiNamespace))
 	}
 	return d, nil
+}
+
+// parseRef reads a binding named as ClusterRoleBinding/NAME or
+// RoleBinding/NAMESPACE/NAME (as logs, Events and diff print it); "" is
+// the zero Ref.
+func parseRef(s string) (kube.Ref, error) {
+	if s == "" {
+		return kube.Ref{}, nil
+	}
+	parts := strings.Split(s, "/")
+	switch {
+	case len(parts) == 2 && parts[0] == kube.KindClusterRoleBinding && parts[1] != "":
+		return kube.Ref{Kind: parts[0], Name: parts[1]}, nil
+	case len(parts) == 3 && parts[0] == kube.KindRoleBinding && parts[1] != "" && parts[2] != "":
+		return kube.Ref{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
+	}
+	return kube.Ref{}, fmt.Errorf("%q names no binding: use ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME (diff prints them)", s)
 }
 
 // identity names this replica in the Lease and in Events: the host (the
@@ -234,7 +256,7 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 	}
 	r := &controller.Runner{
 		NewSyncer: d.newSyncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
-		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, ApproveRemovals: f.approve},
+		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun},
 		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff, Elected: true,
 	}
 	if cfg.Repair.Enabled {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // planJSON is one change in `diff -o json`: a binding's users, or (with
@@ -33,7 +32,8 @@ type planJSON struct {
 	Adopt     []string `json:"adopt,omitempty"`
 	Disown    []string `json:"disown,omitempty"`
 	Leftovers []string `json:"leftovers,omitempty"`
-	// ApprovalRemoved is a stale approval the write removes.
+	// ApprovalRemoved is an approval annotation on the binding (never read:
+	// approvals live in the guard's store) that the write removes.
 	ApprovalRemoved string `json:"approvalRemoved,omitempty"`
 	// Labels a namespace gets.
 	Labels map[string]string `json:"labels,omitempty"`
@@ -100,7 +100,7 @@ func planEntries(rep *controller.Report) []planJSON {
 			Add: nonNil(p.Add), Remove: nonNil(p.Remove), Create: p.Create, Held: p.Held, HeldAdd: p.HeldAdd,
 			Adopt: p.Adopt, Disown: p.Disown, Leftovers: p.Leftovers, ApprovalRemoved: p.StaleApproval}
 		if p.ApprovalKey != "" {
-			pj.ApprovalKey, pj.ApproveCommand = p.ApprovalKey, plan.ApproveCommand(p.Ref, p.ApprovalKey)
+			pj.ApprovalKey, pj.ApproveCommand = p.ApprovalKey, p.ApproveCommand
 		}
 		if p.Shards > 1 || len(p.Moves) > 0 || len(p.Writes) > 0 && p.Writes[0].Ref != p.Ref {
 			pj.ShardCount = p.Shards
@@ -201,7 +201,7 @@ func printEntry(w io.Writer, p planJSON) {
 		fmt.Fprintf(w, "  shard %s%s: %s\n", sh.Name, create, strings.Join(parts, ", "))
 	}
 	if p.ApprovalRemoved != "" {
-		fmt.Fprintf(w, "~ approval %q removed: it matches nothing held\n", p.ApprovalRemoved)
+		fmt.Fprintf(w, "~ approval %q on the binding removed: approvals are read from the guard's store only\n", p.ApprovalRemoved)
 	}
 	if p.ApproveCommand != "" {
 		fmt.Fprintf(w, "  approve exactly the held changes with: %s\n", p.ApproveCommand)

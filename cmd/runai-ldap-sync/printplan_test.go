@@ -68,7 +68,8 @@ RoleBinding/runai-gamma/runai-job-executor-manual (create)
 func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 	ref := kube.ExecutorRef("runai-alpha")
 	rep := &controller.Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"bob"}, Held: []string{"carol"}, HeldAdd: []string{"dan"},
-		Adopt: []string{"alice"}, Disown: []string{"old"}, Leftovers: []string{"zed"}, StaleApproval: "true", ApprovalKey: "sha256:0123456789abcdef"}}}
+		Adopt: []string{"alice"}, Disown: []string{"old"}, Leftovers: []string{"zed"}, StaleApproval: "true", ApprovalKey: "sha256:0123456789abcdef",
+		ApproveCommand: plan.ApproveCommand("runai", ref, "sha256:0123456789abcdef")}}}
 	var text bytes.Buffer
 	if err := printPlan(&text, rep, "text"); err != nil {
 		t.Fatal(err)
@@ -80,8 +81,8 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 = alice (granted by the directory, already here: now managed)
 ~ old (gone from the binding: dropped from the ownership record)
 ? zed (leftover: not granted by the directory, not managed; kept)
-~ approval "true" removed: it matches nothing held
-  approve exactly the held changes with: kubectl -n runai-alpha annotate --overwrite rolebinding runai-job-executor-manual runai-ldap-sync.github.io/approve-removals=sha256:0123456789abcdef
+~ approval "true" on the binding removed: approvals are read from the guard's store only
+  approve exactly the held changes with: kubectl -n runai annotate configmap runai-ldap-sync-state approve.runai-ldap-sync.github.io/0123456789abcdef="RoleBinding/runai-alpha/runai-job-executor-manual"
 `
 	if text.String() != want {
 		t.Errorf("diff text:\n%s\nwant:\n%s", text.String(), want)
@@ -94,7 +95,7 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &out); err != nil || len(out) != 1 {
 		t.Fatalf("diff -o json: %v\n%s", err, js.String())
 	}
-	if p := out[0]; p.ApprovalKey != "sha256:0123456789abcdef" || !strings.HasPrefix(p.ApproveCommand, "kubectl -n runai-alpha annotate") ||
+	if p := out[0]; p.ApprovalKey != "sha256:0123456789abcdef" || !strings.HasPrefix(p.ApproveCommand, "kubectl -n runai annotate configmap") ||
 		strings.Join(p.Adopt, ",") != "alice" || strings.Join(p.Leftovers, ",") != "zed" || strings.Join(p.HeldAdd, ",") != "dan" ||
 		strings.Join(p.Disown, ",") != "old" || p.ApprovalRemoved != "true" {
 		t.Errorf("diff -o json: %+v", p)

@@ -38,6 +38,9 @@ type applier struct {
 func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report, current map[kube.Ref]*kube.Binding) []error {
 	var errs []error
 	var outcomes []outcome
+	if !opts.DryRun {
+		a.s.guard.noteHeld(rep.Plans)
+	}
 	for i := range rep.Plans {
 		p := &rep.Plans[i]
 		o := outcome{p: p, cur: current[p.Ref]}
@@ -53,9 +56,10 @@ func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report
 		}
 		a.shards[p.Ref] = p.Shards
 		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
-			a.s.log.Warn("changes held by the guard; approve exactly these with the annotation "+plan.ApproveAnnotation+" set to the key, or run once with --approve-removals",
+			a.s.log.Warn("changes held by the guard; approve exactly these by recording the key in the guard's store (approve), or run once with --approve-removals naming this binding",
 				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
 				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
+				zap.Strings("heldGroups", p.HeldGroups), zap.String("approve", p.ApproveCommand),
 				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
 		}
 		if opts.DryRun || !p.HasChanges() {

@@ -111,17 +111,17 @@ func heldMessage(p *plan.BindingPlan, g config.Guard) string {
 		parts = append(parts, fmt.Sprintf("removal held by guard (%s): %s", why, userList(p.Held)))
 	}
 	if len(p.HeldAdd) > 0 {
-		parts = append(parts, fmt.Sprintf("addition held by guard (%d additions in guard.window=%s, more than guard.maxAddCount=%d): %s",
-			len(p.HeldAdd)+p.WindowAdded, g.Window, g.MaxAddCount, userList(p.HeldAdd)))
+		parts = append(parts, fmt.Sprintf("addition held by guard (%s bring more than guard.maxAddCount=%d within guard.window=%s; other groups' joiners pass): %s",
+			listOf("group", p.HeldGroups), g.MaxAddCount, g.Window, userList(p.HeldAdd)))
 	}
-	return fmt.Sprintf("%s; approve exactly these with: %s", strings.Join(parts, "; "), plan.ApproveCommand(p.Ref, p.ApprovalKey))
+	return fmt.Sprintf("%s; approve exactly these with: %s", strings.Join(parts, "; "), p.ApproveCommand)
 }
 
 // staleApprovalMessage says why an approval was removed.
 func staleApprovalMessage(p *plan.BindingPlan) string {
-	msg := fmt.Sprintf("approval %s=%q removed: it matches nothing the guard holds now, and an approval never waits for a later removal", plan.ApproveAnnotation, p.StaleApproval)
+	msg := fmt.Sprintf("annotation %s=%q removed and not read: approvals live in the guard's store in the Run:AI namespace, where a project's namespace admin cannot write", plan.ApproveAnnotation, p.StaleApproval)
 	if p.ApprovalKey != "" {
-		msg += "; what is held now is approved with: " + plan.ApproveCommand(p.Ref, p.ApprovalKey)
+		msg += "; what is held now is approved with: " + p.ApproveCommand
 	}
 	return msg
 }

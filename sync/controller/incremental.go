@@ -173,6 +173,7 @@ func (p *poller) noteDeletions(visible bool) {
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
 func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
+	s.pollApprovals(ctx)
 	if !s.polls.on() {
 		return PollOff, nil
 	}
@@ -286,6 +287,13 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 		rep.DirErr = err
 		return fmt.Errorf("read changed groups: %w", err)
 	}
+	snap, err := s.loadState(ctx, &popts)
+	if err != nil {
+		// Nothing written; the cursor stays, so the next poll tries again.
+		return err
+	}
+	read, usedPins := s.checkPins(snap, res.Groups)
+	res = &ldapsrc.Result{Groups: read, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
 	rep.Skipped = res.Skipped
 	noteGroups(rep, res.Groups)
 	known := s.members.Known()
@@ -323,6 +331,10 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	// left untouched by the plan (roleRef not Run:AI's, too large) fails
 	// the same way every time, so it does not hold the cursor back.
 	retry := len(errs) > 0
+	if err := s.commitState(ctx, opts, rep.Plans, res.Groups, usedPins); err != nil {
+		// Without the guard's record, nothing is written; the cursor stays.
+		return errors.Join(append(errs, err)...)
+	}
 	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
 	if s.obs.m != nil {

@@ -200,9 +200,16 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 	if len(desired) == 0 {
 		return nil
 	}
-	current, errs := s.planEach(ctx, desired, planOptions(s.cfg, opts), rep)
+	popts := planOptions(s.cfg, opts)
+	if _, err := s.loadState(ctx, &popts); err != nil {
+		return err
+	}
+	current, errs := s.planEach(ctx, desired, popts, rep)
 	if current == nil {
 		return errors.Join(errs...)
+	}
+	if err := s.commitState(ctx, opts, rep.Plans, nil, nil); err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	return errors.Join(errs...)

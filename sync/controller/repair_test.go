@@ -196,7 +196,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	for _, e := range rec.take() {
 		if e.ref == alphaRef && e.reason == ReasonRemovalsHeld && e.kind == "Warning" &&
 			strings.Contains(e.message, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%") &&
-			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, plan.ApproveAnnotation+"=sha256:") {
+			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, "annotate configmap runai-ldap-sync-state "+model.ApprovalPrefix) {
 			held = true
 		}
 	}
@@ -218,11 +218,26 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 		t.Errorf("held removals gauge = %v", got)
 	}
 
-	// Approval by annotation: the informer sees it, the repair applies the
-	// removals and drops the annotation.
+	// An approval annotation on the binding (which a project admin may
+	// write) approves nothing: the repair drops it.
 	key := plan.ApprovalKey(alphaRef, []string{"u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}, nil)
 	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	refs, _ = s.work.take()
+	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if got := cl.users(alphaRef); len(got) != 10 {
+		t.Fatalf("an approval on the binding approved: %v", got)
+	}
+	after, _ := cl.Get(context.Background(), alphaRef)
+	if _, ok := after.Annotations[plan.ApproveAnnotation]; ok {
+		t.Error("approval annotation on the binding not removed")
+	}
+	// The key recorded in the store: the next poll finds it and queues the
+	// repair, which applies the removals and consumes the approval.
+	s.guard.store.(*memStore).snap.Approvals = map[string]string{key: "ok"}
+	s.pollApprovals(context.Background())
 	refs, _ = s.work.take()
 	if len(refs) != 1 {
 		t.Fatalf("approval did not queue a repair")
@@ -234,9 +249,8 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	if got := cl.users(alphaRef); !reflect.DeepEqual(got, []string{"u0", "u1"}) {
 		t.Errorf("after approval = %v", got)
 	}
-	after, _ := cl.Get(context.Background(), alphaRef)
-	if _, ok := after.Annotations[plan.ApproveAnnotation]; ok {
-		t.Error("approval annotation not removed")
+	if _, ok := s.guard.store.(*memStore).snap.Approvals[key]; ok {
+		t.Error("approval not consumed")
 	}
 	evs := rec.take()
 	if len(evs) != 1 || !strings.Contains(evs[0].message, "the guard's hold was approved") || !strings.Contains(evs[0].message, "u2, u3") {

@@ -71,8 +71,11 @@ type Syncer struct {
 	// controller loop (Runner): a Syncer is not safe for concurrent use,
 	// and a new term starts with a new Syncer.
 
-	// members are each group's members from its last good lookup.
+	// members are each group's members from its last good lookup (the
+	// term's first plan brings back those the guard's store kept).
 	members MemberMemory
+	// guard is the term's view of the guard's store (state.go).
+	guard guardState
 	// desired is the last full cycle's desired state per binding: repairs
 	// re-apply it without reading the directory. nil before the first
 	// cycle: nothing is repaired then.
@@ -120,7 +123,7 @@ func passwordFingerprint(dir Directory) (string, error) {
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
 	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
-		members: termMemory{}, work: newWorkQueue()}
+		members: termMemory{}, guard: guardState{store: &memStore{}}, work: newWorkQueue()}
 	s.polls.s = s
 	s.provisioning = provisioner{s: s, provisioned: map[string]string{}}
 	s.writes = applier{s: s, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}}
@@ -139,8 +142,9 @@ func (s *Syncer) WithEvents(r Recorder) *Syncer {
 type CycleOptions struct {
 	// DryRun computes and reports, and writes nothing.
 	DryRun bool
-	// ApproveRemovals approves every removal the guard would hold.
-	ApproveRemovals bool
+	// Approve names the one binding whose held changes this cycle
+	// approves (once --approve-removals); the zero Ref approves none.
+	Approve kube.Ref
 }
 
 // Report is what one cycle or repair found and did.
@@ -270,6 +274,13 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		rep.DirErr = err
 		return fmt.Errorf("read directory: %w", err)
 	}
+	popts := planOptions(s.cfg, opts)
+	snap, err := s.loadState(ctx, &popts)
+	if err != nil {
+		return err
+	}
+	groups, usedPins := s.checkPins(snap, res.Groups)
+	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
 	rep.Skipped = res.Skipped
 	noteGroups(rep, res.Groups)
 	logDirectory(s.log, rep, res)
@@ -285,8 +296,9 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 
 	rep.read = readState{groups: res.Groups, current: current}
 	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.members.Known())
-	popts := planOptions(s.cfg, opts)
 	rep.Plans = plan.Plan(desired, current, popts)
+	stateErr := s.commitState(ctx, opts, rep.Plans, res.Groups, usedPins)
+	popts.State = s.guard.snap
 	// Repairs from now on re-apply this desired state.
 	byRef := make(map[kube.Ref]plan.Desired, len(desired))
 	for _, d := range desired {
@@ -305,6 +317,10 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
 	}
 	logLeftovers(s.log, rep)
+	if stateErr != nil {
+		// Without the guard's record, nothing is written.
+		return errors.Join(append(errs, stateErr)...)
+	}
 	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
@@ -317,8 +333,9 @@ func newReport(trigger string) *Report {
 
 // planOptions are the policy inputs of a plan under cfg.
 func planOptions(cfg *config.Config, opts CycleOptions) plan.PlanOptions {
-	return plan.PlanOptions{Policy: cfg.Policy, Guard: cfg.Guard, Adopt: cfg.Ownership.Adopt, ApproveAll: opts.ApproveRemovals, Now: time.Now(),
-		MaxShards: cfg.Kubernetes.MaxBindingShards, ShardBytes: cfg.Kubernetes.BindingShardBytes}
+	return plan.PlanOptions{Policy: cfg.Policy, Guard: cfg.Guard, Adopt: cfg.Ownership.Adopt, Approve: opts.Approve, Now: time.Now(),
+		RunaiNamespace: cfg.Kubernetes.RunaiNamespace,
+		MaxShards:      cfg.Kubernetes.MaxBindingShards, ShardBytes: cfg.Kubernetes.BindingShardBytes}
 }
 
 // logLeftovers says once per cycle which users are kept although the

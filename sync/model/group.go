@@ -16,6 +16,12 @@ type Group struct {
 	Members []string
 	// Err is set when the lookup failed; Members must then not be used.
 	Err error
+	// MightGrant, with Err set, are users the group may grant although it
+	// failed (for an ambiguous name, every candidate's members): kept, like
+	// its last known members, never added (plan.DesiredState). Non-nil
+	// (even empty) means the source knows them all: the failure then holds
+	// back only these, even with no last known members.
+	MightGrant []string
 	// Memberships explains every member entry seen (only when the source
 	// traces).
 	Memberships []Membership

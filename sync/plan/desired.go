@@ -46,6 +46,12 @@ func AllGroupNames(g config.Groups, projects []Project) []string {
 type Desired struct {
 	Ref   model.Ref
 	Users []string // sorted, unique
+	// Sources are the groups that grant Users, each with the members it
+	// grants: the addition guard holds a group's burst, not the others'.
+	Sources []Source
+	// Keep are users a failed, ambiguous or held group may grant (its last
+	// known members): never removed while it fails, never added for it.
+	Keep []string
 	// Incomplete means a group feeding this binding could not be read and
 	// had no last known members: Users is a lower bound, so the binding may
 	// gain users but must lose none.
@@ -57,59 +63,35 @@ type Desired struct {
 	Failed []string
 }
 
+// Source is one configured group feeding a binding and the members it
+// grants there.
+type Source struct {
+	Group   string
+	Members []string
+}
+
 // DesiredState computes every managed binding's desired users from the
 // resolved groups. lastKnown holds each group's members from its last
-// successful lookup: a union binding (viewer, index map) uses them for a
-// group that failed now, so an error in one project never shrinks access
-// granted through another. A project's own executor binding is left alone
-// when one of its groups failed.
+// successful lookup (kept in the store across restarts): a union binding
+// keeps them for a group that failed now, so an error in one project
+// neither shrinks access granted through it nor freezes the removals of
+// the others. A project's own executor binding is left alone when one of
+// its groups failed.
 func DesiredState(projects []Project, g config.Groups, runaiNS string, groups map[string]*model.Group, lastKnown map[string][]string) []Desired {
 	viewer := newUnion(model.ViewerRef())
 	indexMap := newUnion(model.IndexMapRef(runaiNS))
 	out := make([]Desired, 0, len(projects)+2)
-
 	for _, p := range projects {
 		execNames, viewNames := GroupNames(g, p.Name)
-		d := Desired{Ref: model.ExecutorRef(p.Namespace)}
-		users := map[string]struct{}{}
-		for _, name := range execNames {
-			members, ok, failed := membersOf(groups, lastKnown, name)
-			if failed {
-				d.Failed = append(d.Failed, name)
-			}
-			if failed && d.Err == nil {
-				d.Err = groupErr(groups, name)
-			}
-			if ok {
-				indexMap.add(members)
-			} else {
-				indexMap.incomplete(name)
-			}
-			for _, u := range members {
-				users[u] = struct{}{}
-			}
-		}
-		if d.Err == nil {
-			d.Users = sortedKeys(users)
-		}
-		if len(execNames) > 0 {
-			// No executors groups: executor bindings are not managed.
+		if d, managed := executorDesired(p, execNames, groups, lastKnown, indexMap); managed {
 			out = append(out, d)
 		}
 		for _, name := range viewNames {
-			members, ok, _ := membersOf(groups, lastKnown, name)
-			if !ok {
-				viewer.incomplete(name)
-			}
-			viewer.add(members)
+			viewer.feed(groups, lastKnown, name)
 		}
 	}
 	for _, name := range g.GlobalViewers {
-		members, ok, _ := membersOf(groups, lastKnown, name)
-		if !ok {
-			viewer.incomplete(name)
-		}
-		viewer.add(members)
+		viewer.feed(groups, lastKnown, name)
 	}
 	// A binding is managed only when some group feeds it.
 	if len(g.Viewers) > 0 || len(g.GlobalViewers) > 0 {
@@ -121,20 +103,42 @@ func DesiredState(projects []Project, g config.Groups, runaiNS string, groups ma
 	return out
 }
 
-// membersOf returns a group's usable members. ok is false when the group
-// failed and no last known members exist; failed reports the lookup error.
+// executorDesired is one project's executor binding (managed only when
+// executors groups are configured); its groups also feed the index map.
+func executorDesired(p Project, names []string, groups map[string]*model.Group, lastKnown map[string][]string, indexMap *union) (Desired, bool) {
+	d := Desired{Ref: model.ExecutorRef(p.Namespace)}
+	users := map[string]struct{}{}
+	for _, name := range names {
+		members, failed := indexMap.feed(groups, lastKnown, name)
+		if failed {
+			d.Failed = append(d.Failed, name)
+			if d.Err == nil {
+				d.Err = groupErr(groups, name)
+			}
+			continue
+		}
+		d.Sources = append(d.Sources, Source{Group: name, Members: members})
+		for _, u := range members {
+			users[u] = struct{}{}
+		}
+	}
+	if d.Err != nil {
+		d.Sources = nil
+	} else {
+		d.Users = sortedKeys(users)
+	}
+	return d, len(names) > 0
+}
+
+// membersOf returns a group's members, or for a failed group its last
+// known members (ok false when there are none).
 func membersOf(groups map[string]*model.Group, lastKnown map[string][]string, name string) (members []string, ok, failed bool) {
 	gr := groups[name]
-	if gr == nil {
-		return nil, false, true
+	if gr != nil && gr.Err == nil {
+		return gr.Members, true, false
 	}
-	if gr.Err != nil {
-		if last, have := lastKnown[name]; have {
-			return last, true, true
-		}
-		return nil, false, true
-	}
-	return gr.Members, true, false
+	last, have := lastKnown[name]
+	return last, have, true
 }
 
 func groupErr(groups map[string]*model.Group, name string) error {
@@ -144,24 +148,56 @@ func groupErr(groups map[string]*model.Group, name string) error {
 	return fmt.Errorf("%w: group %q was not resolved", ErrGroupFailed, name)
 }
 
+// union is a binding fed by many projects' groups (viewer, index map).
 type union struct {
-	ref    model.Ref
-	users  map[string]struct{}
-	failed []string
+	ref     model.Ref
+	users   map[string]struct{}
+	keep    map[string]struct{}
+	sources []Source
+	failed  []string
+	blind   bool // a failed group has no last known members
 }
 
-func newUnion(ref model.Ref) *union { return &union{ref: ref, users: map[string]struct{}{}} }
+func newUnion(ref model.Ref) *union {
+	return &union{ref: ref, users: map[string]struct{}{}, keep: map[string]struct{}{}}
+}
 
-func (u *union) add(members []string) {
-	for _, m := range members {
-		u.users[m] = struct{}{}
+// feed adds one group: its members, or for a failed group its last known
+// members to keep. It returns the members and whether the group failed.
+func (u *union) feed(groups map[string]*model.Group, lastKnown map[string][]string, name string) ([]string, bool) {
+	members, ok, failed := membersOf(groups, lastKnown, name)
+	switch {
+	case failed:
+		u.failed = append(u.failed, name)
+		gr := groups[name]
+		known := gr != nil && gr.MightGrant != nil
+		u.blind = u.blind || !ok && !known
+		for _, m := range members {
+			u.keep[m] = struct{}{}
+		}
+		if known {
+			for _, m := range gr.MightGrant {
+				u.keep[m] = struct{}{}
+			}
+		}
+	default:
+		u.sources = append(u.sources, Source{Group: name, Members: members})
+		for _, m := range members {
+			u.users[m] = struct{}{}
+		}
 	}
+	return members, failed
 }
-
-func (u *union) incomplete(group string) { u.failed = append(u.failed, group) }
 
 func (u *union) desired() Desired {
-	return Desired{Ref: u.ref, Users: sortedKeys(u.users), Incomplete: len(u.failed) > 0, Failed: u.failed}
+	for m := range u.users {
+		delete(u.keep, m)
+	}
+	d := Desired{Ref: u.ref, Users: sortedKeys(u.users), Sources: u.sources, Incomplete: u.blind, Failed: u.failed}
+	if len(u.keep) > 0 {
+		d.Keep = sortedKeys(u.keep)
+	}
+	return d
 }
 
 func sortedKeys(m map[string]struct{}) []string {

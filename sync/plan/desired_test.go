@@ -85,10 +85,12 @@ func TestDesiredStateFailedGroup(t *testing.T) {
 		if d := got[model.ExecutorRef("runai-alpha")]; d.Err == nil {
 			t.Errorf("alpha executors must still be left untouched: %+v", d)
 		}
-		if d := got[model.IndexMapRef("runai")]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"alice", "carol"}) {
+		// Kept, not granted: they are not removed while the group fails,
+		// and not added for it either.
+		if d := got[model.IndexMapRef("runai")]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"carol"}) || !reflect.DeepEqual(d.Keep, []string{"alice"}) {
 			t.Errorf("index map keeps alpha's last known executors: %+v", d)
 		}
-		if d := got[model.ViewerRef()]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"val", "vic"}) {
+		if d := got[model.ViewerRef()]; d.Incomplete || !reflect.DeepEqual(d.Users, []string{"vic"}) || !reflect.DeepEqual(d.Keep, []string{"val"}) {
 			t.Errorf("viewer keeps alpha's last known viewers: %+v", d)
 		}
 	})
@@ -154,5 +156,23 @@ func TestFindProjectsCustomLabel(t *testing.T) {
 	projects, _ := FindProjects(nss, config.Projects{NamespaceLabel: "kai.scheduler/queue"})
 	if !reflect.DeepEqual(projects, []Project{{"qa", "a"}}) {
 		t.Errorf("projects = %+v", projects)
+	}
+}
+
+// An ambiguous name keeps every candidate's members (when the source
+// says who they are) as well as its last known members, and grants none.
+func TestDesiredStateAmbiguousKeepsCandidates(t *testing.T) {
+	groups := map[string]*model.Group{
+		"runai-viewers": {Name: "runai-viewers", Err: errors.New("ambiguous"), MightGrant: []string{"cand1", "cand2"}},
+	}
+	d := byRef(DesiredState(nil, config.Groups{GlobalViewers: []string{"runai-viewers"}}, "runai", groups,
+		map[string][]string{"runai-viewers": {"old"}}))[model.ViewerRef()]
+	if len(d.Users) != 0 || !reflect.DeepEqual(d.Keep, []string{"cand1", "cand2", "old"}) || d.Incomplete {
+		t.Errorf("%+v", d)
+	}
+	// Without last known members, the candidates alone say who to keep.
+	d = byRef(DesiredState(nil, config.Groups{GlobalViewers: []string{"runai-viewers"}}, "runai", groups, nil))[model.ViewerRef()]
+	if !reflect.DeepEqual(d.Keep, []string{"cand1", "cand2"}) || d.Incomplete {
+		t.Errorf("no last known: %+v", d)
 	}
 }

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -114,53 +113,6 @@ func TestOwnershipEndsWhenTheUserIsGone(t *testing.T) {
 	}
 }
 
-// Approvals are specific: only the key of what is held now approves it; a
-// stale or generic approval is removed, and never approves a later hold.
-func TestApprovalsAreSpecificAndExpire(t *testing.T) {
-	ten := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
-	cur := binding(users(ten...), ten...)
-	// An approval set while nothing is held is removed by the next write.
-	cur.Annotations[ApproveAnnotation] = "true"
-	p := planFor(Desired{Ref: execRef, Users: ten}, cur, syncOpts(t0))
-	if p.StaleApproval != "true" || !p.HasChanges() || !reflect.DeepEqual(p.Writes[0].DropAnnotations, []string{ApproveAnnotation}) {
-		t.Fatalf("stale approval: %+v", p)
-	}
-	cur = write(t, cur, p)
-	// Later, a wipe: held, with a key.
-	p = planFor(Desired{Ref: execRef, Users: []string{"u0"}}, cur, syncOpts(t0))
-	if len(p.Held) != 9 || p.ApprovalKey == "" || len(p.Remove) > 0 {
-		t.Fatalf("wipe not held: %+v", p)
-	}
-	key := p.ApprovalKey
-	// "true" and a key for another held set do not approve it.
-	for _, wrong := range []string{"true", ApprovalKey(execRef, []string{"u1"}, nil), ApprovalKey(model.ExecutorRef("other"), p.Held, nil)} {
-		cur.Annotations[ApproveAnnotation] = wrong
-		q := planFor(Desired{Ref: execRef, Users: []string{"u0"}}, cur, syncOpts(t0))
-		if len(q.Remove) > 0 || q.StaleApproval != wrong || q.ApprovalKey != key {
-			t.Errorf("approval %q: remove=%v stale=%q key=%q", wrong, q.Remove, q.StaleApproval, q.ApprovalKey)
-		}
-	}
-	// The key approves exactly this set, and the write removes it.
-	cur.Annotations[ApproveAnnotation] = key
-	p = planFor(Desired{Ref: execRef, Users: []string{"u0"}}, cur, syncOpts(t0))
-	if !p.Approved || len(p.Remove) != 9 || p.StaleApproval != "" {
-		t.Fatalf("approved: %+v", p)
-	}
-	if ch := p.Writes[0]; !reflect.DeepEqual(ch.DropAnnotations, []string{ApproveAnnotation}) {
-		t.Errorf("approval not dropped: %+v", ch)
-	}
-	// The held set changed (one more left): the old key no longer fits.
-	p = planFor(Desired{Ref: execRef, Users: nil}, cur, syncOpts(t0))
-	if p.Approved || p.StaleApproval != key {
-		t.Errorf("key for another held set approved: %+v", p)
-	}
-	// While a feeding group failed, an approval is left alone.
-	p = planFor(Desired{Ref: execRef, Users: ten, Incomplete: true}, cur, syncOpts(t0))
-	if p.StaleApproval != "" || p.HasChanges() {
-		t.Errorf("incomplete: %+v", p)
-	}
-}
-
 // Eight of ten members removed one at a time, minutes apart: the window
 // counts them together, so the sixth is held instead of the binding
 // emptying down to its last users. Once the window has passed, removals
@@ -170,10 +122,14 @@ func TestGuardWindowCountsAcrossWrites(t *testing.T) {
 	cur := binding(users(ten...), ten...)
 	now := t0
 	members := append([]string(nil), ten...)
+	var snap *model.StateSnapshot
 	for i := 0; i < 8; i++ {
 		members = members[1:]
 		now = now.Add(5 * time.Second)
-		p := planFor(Desired{Ref: execRef, Users: members}, cur, syncOpts(now))
+		opts := syncOpts(now)
+		opts.State = snap
+		p := planFor(Desired{Ref: execRef, Users: members}, cur, opts)
+		snap = stored(snap, p)
 		if i < 5 {
 			if len(p.Remove) != i+1-p.WindowRemoved || len(p.Held) > 0 {
 				t.Fatalf("removal %d: remove=%v held=%v window=%d", i+1, p.Remove, p.Held, p.WindowRemoved)
@@ -190,77 +146,21 @@ func TestGuardWindowCountsAcrossWrites(t *testing.T) {
 	}
 	// An hour later the window is empty: the three held go out together
 	// (3 of 5 is over half: still held), one at a time they pass.
-	later := now.Add(time.Hour + time.Minute)
-	p := planFor(Desired{Ref: execRef, Users: []string{"u8", "u9"}}, cur, syncOpts(later))
+	later := syncOpts(now.Add(time.Hour + time.Minute))
+	later.State = snap
+	p := planFor(Desired{Ref: execRef, Users: []string{"u8", "u9"}}, cur, later)
 	if p.WindowRemoved != 0 || p.HoldReason != HoldTooLarge {
 		t.Errorf("after the window: window=%d reason=%q", p.WindowRemoved, p.HoldReason)
 	}
-	p = planFor(Desired{Ref: execRef, Users: []string{"u6", "u7", "u8", "u9"}}, cur, syncOpts(later))
+	p = planFor(Desired{Ref: execRef, Users: []string{"u6", "u7", "u8", "u9"}}, cur, later)
 	if !eq(p.Remove, []string{"u5"}) {
 		t.Errorf("after the window one removal passes: %+v", p)
 	}
 	// Window 0 counts each write alone (the old rule).
 	old := syncOpts(now)
-	old.Guard.Window = 0
+	old.Guard.Window, old.State = 0, snap
 	p = planFor(Desired{Ref: execRef, Users: []string{"u6", "u7", "u8", "u9"}}, cur, old)
-	if !eq(p.Remove, []string{"u5"}) || p.Writes[0].SetAnnotations[HistoryAnnotation] != "" {
+	if !eq(p.Remove, []string{"u5"}) || len(p.State.History) != 0 {
 		t.Errorf("window 0: %+v", p)
-	}
-}
-
-// guard.maxAddCount holds additions to an existing binding beyond that
-// many in the window; the same key approves them.
-func TestGuardHoldsAdditions(t *testing.T) {
-	opts := syncOpts(t0)
-	opts.Guard.MaxAddCount = 3
-	cur := binding(users("a"), "a")
-	p := planFor(Desired{Ref: execRef, Users: []string{"a", "b", "c"}}, cur, opts)
-	if !eq(p.Add, []string{"b", "c"}) || len(p.HeldAdd) > 0 {
-		t.Fatalf("two additions pass: %+v", p)
-	}
-	cur = write(t, cur, p)
-	many := []string{"a", "b", "c"}
-	for i := 0; i < 100; i++ {
-		many = append(many, fmt.Sprintf("x%03d", i))
-	}
-	p = planFor(Desired{Ref: execRef, Users: many}, cur, opts)
-	if len(p.Add) > 0 || len(p.HeldAdd) != 100 || p.AddHoldReason != HoldTooManyAdd || p.WindowAdded != 2 || p.ApprovalKey == "" {
-		t.Fatalf("mass addition not held: add=%d held=%d reason=%q window=%d", len(p.Add), len(p.HeldAdd), p.AddHoldReason, p.WindowAdded)
-	}
-	cur.Annotations[ApproveAnnotation] = p.ApprovalKey
-	p = planFor(Desired{Ref: execRef, Users: many}, cur, opts)
-	if !p.Approved || len(p.Add) != 100 {
-		t.Errorf("approved additions: %d, approved %v", len(p.Add), p.Approved)
-	}
-	// A new binding is not an addition to an existing one.
-	p = planFor(Desired{Ref: execRef, Users: many}, &model.Binding{Ref: execRef}, opts)
-	if !p.Create || len(p.Add) != len(many) {
-		t.Errorf("create: %+v", p)
-	}
-}
-
-func TestHistoryAnnotation(t *testing.T) {
-	h := recordHistory(nil, t0.Add(time.Second), time.Hour, 2, 0)
-	h2 := recordHistory(decodeHistory(h, t0.Add(2*time.Second), time.Hour), t0.Add(2*time.Second), time.Hour, 1, 3)
-	got := decodeHistory(h2, t0.Add(3*time.Second), time.Hour)
-	if r, a := windowTotals(got); len(got) != 1 || r != 3 || a != 3 {
-		t.Errorf("writes in one slot merge: %s -> %+v", h2, got)
-	}
-	if got := decodeHistory(h2, t0.Add(time.Hour+2*time.Minute), time.Hour); len(got) != 0 {
-		t.Errorf("entries outlive the window: %+v", got)
-	}
-	for _, bad := range []string{"{", `[{"at":"x"}]`, `[{"at":"2026-12-01T12:00:00Z","removed":-5}]`} {
-		if r, _ := windowTotals(decodeHistory(bad, t0, time.Hour)); r != 0 {
-			t.Errorf("%q counted %d", bad, r)
-		}
-	}
-	// Bounded: at most one entry per slot of the window.
-	var entries []HistoryEntry
-	for i := 0; i < 1000; i++ {
-		now := t0.Add(time.Duration(i) * 5 * time.Second)
-		entries = decodeHistory(recordHistory(entries, now, time.Hour, 1, 0), now, time.Hour)
-	}
-	if len(entries) > historySlots+1 {
-		t.Errorf("%d entries kept", len(entries))
 	}
 }

@@ -8,12 +8,15 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// ApproveAnnotation on a binding approves the changes the guard holds for
-// it, and only those: its value must be their ApprovalKey, which diff and
-// the RemovalsHeld Event print. The write that applies them removes it; a
-// value that matches nothing held is removed as well (with an Event), so
-// an approval never waits for a later, different mass removal.
-const ApproveAnnotation = "runai-ldap-sync.github.io/approve-removals"
+// ApproveAnnotation and HistoryAnnotation are what earlier versions kept
+// on the binding, where the project's own namespace admin could write
+// them. Approvals and the guard's window live in the store now
+// (model.StateConfigMap); a binding that carries either loses it at the
+// next write, and the approval is never read.
+const (
+	ApproveAnnotation = "runai-ldap-sync.github.io/approve-removals"
+	HistoryAnnotation = "runai-ldap-sync.github.io/guard-history"
+)
 
 // ErrGroupFailed marks plan errors of a binding left untouched because a
 // group feeding it failed; they are counted as failed groups, not again as
@@ -33,7 +36,7 @@ const (
 	HoldTooMany    = "too_many"       // over guard.maxRemoveCount
 	HoldTooLarge   = "too_large"      // over guard.maxRemovePercent
 	HoldRemovesAll = "removes_all"    // would remove every subject we manage
-	HoldTooManyAdd = "too_many_added" // additions over guard.maxAddCount
+	HoldTooManyAdd = "too_many_added" // a group's additions over guard.maxAddCount
 )
 
 // BindingPlan is what one cycle will do to one binding.
@@ -48,17 +51,29 @@ type BindingPlan struct {
 	// Approved means held removals (and additions) were approved and are
 	// in Remove (and Add).
 	Approved bool
-	// HeldAdd are additions the guard stopped (guard.maxAddCount), and why.
+	// HeldAdd are additions the guard stopped (guard.maxAddCount), and why;
+	// HeldGroups are the groups whose bursts they are.
 	HeldAdd       []string
 	AddHoldReason string
-	// ApprovalKey is the ApproveAnnotation value that approves what is
-	// held; empty when nothing is.
-	ApprovalKey string
-	// StaleApproval is an approval on the binding that matches nothing
-	// held; the write removes it.
+	HeldGroups    []string
+	// ApprovalKey approves what is held (recorded in the store); empty
+	// when nothing is. UsedApproval is the stored approval this plan used.
+	ApprovalKey, UsedApproval string
+	// ApproveCommand records ApprovalKey in the store, ready to paste.
+	ApproveCommand string
+	// StaleApproval is an approval annotation of an earlier version on
+	// the binding: never read, the write removes it.
 	StaleApproval string
+	// Kept are users no group grants now that a failed group may grant:
+	// not removed while it fails.
+	Kept []string
+	// State is the binding's guard state after this plan, for the store;
+	// StateChanged says it differs from what the store holds.
+	State        *model.BindingState
+	StateChanged bool
 	// Adopt are present users the directory grants that become the tool's
-	// (policy sync, ownership.adopt); Disown are users the ownership record
+	// (policy sync, ownership.adopt, a binding the store does not know
+	// yet: migration only); Disown are users the ownership record
 	// lists that the binding no longer holds: the record forgets them, so
 	// anyone put back by hand later is a human's.
 	Adopt, Disown []string
@@ -99,6 +114,29 @@ func (p *BindingPlan) HasChanges() bool {
 	return p.Err == nil && len(p.Writes)+len(p.Moves) > 0
 }
 
+// bindingState is the store's state of ref (empty when none).
+func (o PlanOptions) bindingState(ref model.Ref) model.BindingState {
+	if o.State != nil {
+		if b := o.State.State.Bindings[ref.String()]; b != nil {
+			return *b
+		}
+	}
+	return model.BindingState{}
+}
+
+// approved reports whether the store holds the approval key, recorded
+// less than model.ApprovalTTL ago.
+func (o PlanOptions) approved(key string) bool {
+	if o.State == nil {
+		return false
+	}
+	if _, ok := o.State.Approvals[key]; !ok {
+		return false
+	}
+	seen, ok := o.State.State.ApprovalsSeen[key]
+	return !ok || o.Now.Sub(seen) <= model.ApprovalTTL(o.Guard.Window)
+}
+
 // MetadataOnly reports whether the writes change no subject, only
 // ownership records or annotations.
 func (p *BindingPlan) MetadataOnly() bool {
@@ -130,10 +168,15 @@ func (p *BindingPlan) ShardWrites() []model.Ref {
 type PlanOptions struct {
 	Policy string
 	Guard  config.Guard
-	// Adopt: present users the directory grants become the tool's.
+	// Adopt: present users the directory grants become the tool's, in a
+	// binding the store does not know yet (migration).
 	Adopt bool
-	// ApproveAll approves every held change (once --approve-removals).
-	ApproveAll bool
+	// Approve names the one binding whose held changes are approved (once
+	// --approve-removals); the zero Ref approves none.
+	Approve model.Ref
+	// State is the guard's store as read (nil: empty), in RunaiNamespace.
+	State          *model.StateSnapshot
+	RunaiNamespace string
 	// MaxShards is how many shards a binding may have after the first
 	// (kubernetes.maxBindingShards, at most model.MaxShards); 0: none.
 	MaxShards int

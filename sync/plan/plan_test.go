@@ -30,7 +30,7 @@ func TestPlan(t *testing.T) {
 	group := model.Subject{APIGroup: model.RBACGroup, Kind: model.KindGroup, Name: "admins"}
 	sa := model.Subject{Kind: model.KindServiceAccount, Name: "runner", Namespace: "runai-alpha"}
 	withApproval := binding(users("a", "b", "c"), "a", "b", "c")
-	withApproval.Annotations[ApproveAnnotation] = ApprovalKey(execRef, []string{"b", "c"}, nil)
+	approval := &model.StateSnapshot{Approvals: map[string]string{ApprovalKey(execRef, []string{"b", "c"}, nil): "test"}}
 	wrongRole := binding(users("a"))
 	wrongRole.RoleRef.Name = "cluster-admin"
 	badRecord := binding(users("a", "b"))
@@ -42,6 +42,7 @@ func TestPlan(t *testing.T) {
 		current     *model.Binding
 		policy      string
 		approveAll  bool
+		state       *model.StateSnapshot
 		wantCreate  bool
 		wantAdd     []string
 		wantRemove  []string
@@ -79,8 +80,8 @@ func TestPlan(t *testing.T) {
 		{name: "removing over half is held, additions still made", desired: Desired{Ref: execRef, Users: []string{"a", "z"}},
 			current: binding(users("a", "b", "c"), "a", "b", "c"), wantAdd: []string{"z"}, wantHeld: []string{"b", "c"},
 			wantReason: HoldTooLarge, wantMissing: 1, wantUnexp: 2},
-		{name: "approval annotation releases held removals", desired: Desired{Ref: execRef, Users: []string{"a"}},
-			current: withApproval, wantRemove: []string{"b", "c"}, wantReason: HoldTooLarge, wantUnexp: 2},
+		{name: "approval in the store releases held removals", desired: Desired{Ref: execRef, Users: []string{"a"}},
+			current: withApproval, state: approval, wantRemove: []string{"b", "c"}, wantReason: HoldTooLarge, wantUnexp: 2},
 		{name: "approve flag releases held removals", desired: Desired{Ref: execRef}, approveAll: true,
 			current: binding(users("a"), "a"), wantRemove: []string{"a"}, wantReason: HoldRemovesAll, wantUnexp: 1},
 		{name: "incomplete desired state adds but never removes",
@@ -104,7 +105,11 @@ func TestPlan(t *testing.T) {
 			if policy == "" {
 				policy = config.PolicySync
 			}
-			plans := Plan([]Desired{tc.desired}, current, PlanOptions{Policy: policy, Guard: defaultGuard, ApproveAll: tc.approveAll})
+			opts := PlanOptions{Policy: policy, Guard: defaultGuard, State: tc.state}
+			if tc.approveAll {
+				opts.Approve = execRef
+			}
+			plans := Plan([]Desired{tc.desired}, current, opts)
 			if len(plans) != 1 {
 				t.Fatalf("got %d plans", len(plans))
 			}

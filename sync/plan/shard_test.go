@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ func (c cluster) apply(t *testing.T, p BindingPlan) (writes int) {
 	t.Helper()
 	if p.Err != nil {
 		t.Fatalf("plan error: %v", p.Err)
+	}
+	if p.State != nil {
+		raw, _ := json.Marshal(p.State)
+		c[storeRef] = &model.Binding{Ref: storeRef, Annotations: map[string]string{"state": string(raw)}}
 	}
 	for _, ch := range append(append([]model.Change(nil), p.Writes...), p.Moves...) {
 		cur := c[ch.Ref]
@@ -49,8 +54,17 @@ func (c cluster) apply(t *testing.T, p BindingPlan) (writes int) {
 }
 
 func (c cluster) plan(users []string, opts PlanOptions) BindingPlan {
+	if st := c[storeRef]; st != nil && opts.State == nil {
+		var bs model.BindingState
+		_ = json.Unmarshal([]byte(st.Annotations["state"]), &bs)
+		opts.State = stored(nil, BindingPlan{Ref: execRef, State: &bs})
+	}
 	return Plan([]Desired{{Ref: execRef, Users: users}}, c, opts)[0]
 }
+
+// storeRef holds the guard state the plans of a cluster wrote, as the
+// store does (no binding is named so).
+var storeRef = model.Ref{Kind: "ConfigMap", Name: "store"}
 
 // union is every user the shards grant, and where each is.
 func (c cluster) union() map[string][]int {

@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+)
+
+// TestStateStoreFence: with deploy/'s RBAC and admission policy on the
+// real kube-apiserver, the daemon's token creates and writes its guard
+// store and consumes an approval, but cannot add one (it cannot approve
+// its own holds); an admin of the Run:AI namespace may add approvals but
+// not change the state.
+func TestStateStoreFence(t *testing.T) {
+	e := newKubeEnv(t)
+	ctx := context.Background()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cs.CoreV1().ServiceAccounts("runai").Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: saName}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, sa := e.saKubeconfig()
+	e.kubectl("", "apply", "-n", "runai", "-f", filepath.Join(root, "deploy/rbac.yaml"))
+	e.kubectl("", "apply", "-n", "runai", "-f", filepath.Join(root, "deploy/admission-policy-params.yaml"))
+	e.kubectl("", "apply", "-f", filepath.Join(root, "deploy/admission-policy.yaml"))
+
+	daemon := kube.NewStateStore(sa, "runai")
+	st := &model.State{Bindings: map[string]*model.BindingState{kube.ViewerRef().String(): {Known: true}}}
+	waitUntil(t, "the daemon's token creates its store", func() error { _, err := daemon.Save(ctx, st, nil); return err })
+	cms := e.cs.CoreV1().ConfigMaps("runai")
+	patch := func(c func() (*corev1.ConfigMap, error)) error { _, err := c(); return err }
+	refused := func(err error) error {
+		switch {
+		case err == nil:
+			return errors.New("allowed")
+		case !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "runai-ldap-sync-state"):
+			return fmt.Errorf("not refused by the policy: %w", err)
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(e.kubectl("", "get", "validatingadmissionpolicy", "runai-ldap-sync-state", "-o", "yaml"))
+		}
+	})
+	// An admin changing the state: refused (once the policy is loaded).
+	// (Each try writes other bytes: a write that changes nothing is allowed.)
+	try := 0
+	waitUntil(t, "the policy refuses an admin's write of the state", func() error {
+		try++
+		body := fmt.Sprintf(`{"binaryData":{"state.json.gz":%q}}`, base64.StdEncoding.EncodeToString([]byte(fmt.Sprint(try))))
+		return refused(patch(func() (*corev1.ConfigMap, error) {
+			return cms.Patch(ctx, model.StateConfigMap, types.MergePatchType, []byte(body), metav1.PatchOptions{})
+		}))
+	})
+	// The state the admin wrote before the policy was loaded is garbage to
+	// the daemon: it writes its own again.
+	if _, err := daemon.Save(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	// An admin approving: allowed.
+	e.approve("sha256:00000000000000aa")
+	// The daemon adding an approval: refused.
+	err = refused(patch(func() (*corev1.ConfigMap, error) {
+		return sa.CoreV1().ConfigMaps("runai").Patch(ctx, model.StateConfigMap, types.MergePatchType,
+			[]byte(`{"metadata":{"annotations":{"`+model.ApprovalPrefix+`00000000000000bb":"self"}}}`), metav1.PatchOptions{})
+	}))
+	if err != nil {
+		t.Errorf("the daemon's token approved a hold: %v", err)
+	}
+	// The daemon consuming the admin's approval, with its state: allowed.
+	snap, err := daemon.Load(ctx)
+	if err != nil || len(snap.Approvals) != 1 {
+		t.Fatalf("load: %+v, %v", snap, err)
+	}
+	if _, err := daemon.Save(ctx, &snap.State, []string{"sha256:00000000000000aa"}); err != nil {
+		t.Fatalf("the daemon cannot consume an approval: %v", err)
+	}
+	if snap, err := daemon.Load(ctx); err != nil || len(snap.Approvals) != 0 || !snap.State.Bindings[kube.ViewerRef().String()].Known {
+		t.Errorf("after consuming: %+v, %v", snap, err)
+	}
+	// The token reads no other ConfigMap (RBAC: get by name only).
+	if _, err := sa.CoreV1().ConfigMaps("runai").Get(ctx, "runai-ldap-sync-fence", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("the token reads another ConfigMap: %v", err)
+	}
+}

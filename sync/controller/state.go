@@ -1,0 +1,245 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
+)
+
+// This file is the one seam between the loop and the guard's store: every
+// path that plans (cycle, poll, repair) calls loadState before and
+// commitState after planning, before any binding is written.
+
+// StateStore keeps the guard's windows, approvals, group pins and last
+// known members across restarts and leadership terms (kube.StateStore).
+type StateStore interface {
+	Load(ctx context.Context) (*model.StateSnapshot, error)
+	Save(ctx context.Context, st *model.State, consumed []string) ([]string, error)
+}
+
+// guardState is the term's view of the guard's store.
+type guardState struct {
+	store StateStore
+	// snap is the store's last read (or write); loaded says this term read
+	// it once (and took its last known members).
+	snap   *model.StateSnapshot
+	loaded bool
+	// held maps the approval key of each held change to its binding, and
+	// heldPins the keys of held group pins (pollApprovals).
+	held     map[string]kube.Ref
+	heldPins map[string]bool
+}
+
+// WithState keeps the guard's state in store. Call it before the first
+// cycle; without it the state lives in memory for the Syncer's life.
+func (s *Syncer) WithState(store StateStore) *Syncer {
+	s.guard.store = store
+	return s
+}
+
+// memStore is the store of a Syncer built without one (tests, explain).
+type memStore struct{ snap model.StateSnapshot }
+
+func (m *memStore) Load(context.Context) (*model.StateSnapshot, error) {
+	c := m.snap
+	c.Approvals = maps.Clone(m.snap.Approvals)
+	if c.Approvals == nil {
+		c.Approvals = map[string]string{}
+	}
+	return &c, nil
+}
+
+func (m *memStore) Save(_ context.Context, st *model.State, consumed []string) ([]string, error) {
+	m.snap.State, m.snap.Exists = *st, true
+	for _, k := range consumed {
+		delete(m.snap.Approvals, k)
+	}
+	return nil, nil
+}
+
+// loadState reads the store (approvals may have been added since) into
+// popts. The first read of a term also brings back the last known members
+// of groups, so a group that fails after a restart or a new leader still
+// holds back only its own users. A store that cannot be read fails the
+// caller: nothing is planned without it.
+func (s *Syncer) loadState(ctx context.Context, popts *plan.PlanOptions) (*model.StateSnapshot, error) {
+	snap, err := s.guard.store.Load(ctx)
+	if err != nil {
+		s.obs.kubeError("get")
+		return nil, err
+	}
+	if !s.guard.loaded {
+		known := s.members.Known()
+		back := map[string]*model.Group{}
+		for name, members := range plan.LastKnown(&snap.State) {
+			if _, ok := known[name]; !ok {
+				back[name] = &model.Group{Name: name, Found: true, Members: members}
+			}
+		}
+		s.members.Remember(back)
+		s.guard.loaded = true
+	}
+	s.guard.snap = snap
+	popts.State = snap
+	return snap, nil
+}
+
+// checkPins holds the groups whose name now resolves to another entry
+// (plan.CheckPins), reports them, and returns the groups as planning must
+// see them and the pin approvals used.
+func (s *Syncer) checkPins(snap *model.StateSnapshot, groups map[string]*model.Group) (map[string]*model.Group, []string) {
+	checked, holds, used := plan.CheckPins(groups, &snap.State, snap.Approvals, time.Now(), model.ApprovalTTL(s.cfg.Guard.Window))
+	if s.guard.heldPins == nil {
+		s.guard.heldPins = map[string]bool{}
+	}
+	for _, h := range holds {
+		s.guard.heldPins[h.Key] = true
+		cmd := model.ApproveCommand(s.cfg.Kubernetes.RunaiNamespace, h.Key, "group "+h.Group+" is "+h.DN)
+		s.log.Warn("group name resolves to another entry than before; held as a failed group (its last known members keep access, the new entry's members gain none) until approved",
+			zap.String("group", h.Group), zap.String("dn", h.DN), zap.String("id", h.ID), zap.String("wasDN", h.WasDN), zap.String("wasID", h.WasID),
+			zap.String("approvalKey", h.Key), zap.String("approve", cmd))
+		g := *checked[h.Group]
+		g.Err = fmt.Errorf("%w; approve the new entry with: %s", g.Err, cmd)
+		checked[h.Group] = &g
+	}
+	return checked, used
+}
+
+// commitState records in the store, before any binding is written, each
+// plan's guard state, the groups read well (pins, last known members) and
+// the approvals used: a write that then fails leaves the window counting
+// more, never less. Dry runs record nothing. An error means nothing may
+// be written.
+func (s *Syncer) commitState(ctx context.Context, opts CycleOptions, plans []plan.BindingPlan, groups map[string]*model.Group, used []string) error {
+	snap := s.guard.snap
+	if opts.DryRun || snap == nil {
+		return nil
+	}
+	st := model.State{Bindings: maps.Clone(snap.State.Bindings), Groups: maps.Clone(snap.State.Groups), ApprovalsSeen: snap.State.ApprovalsSeen}
+	if st.Bindings == nil {
+		st.Bindings = map[string]*model.BindingState{}
+	}
+	dirty := len(used) > 0
+	used, dirty = s.ageApprovals(&st, used, dirty)
+	for _, p := range plans {
+		if p.Err == nil && p.State != nil && p.StateChanged {
+			st.Bindings[p.Ref.String()], dirty = p.State, true
+		}
+		if p.UsedApproval != "" {
+			used, dirty = append(used, p.UsedApproval), true
+		}
+	}
+	for name, g := range groups {
+		was := st.Groups[name]
+		if g != nil && g.Err == nil && (was == nil || was.Dropped || (g.Identity != "" && g.Identity != was.ID) || !slices.Equal(was.Members, g.Members)) {
+			dirty = true
+		}
+	}
+	if !dirty {
+		return nil
+	}
+	plan.RememberGroups(&st, groups)
+	dropped, err := s.guard.store.Save(ctx, &st, used)
+	if err != nil {
+		s.obs.kubeError("update")
+		return err
+	}
+	if len(dropped) > 0 {
+		s.log.Warn("guard state store full: these member lists are not kept (a group's last known members: if it fails after a restart, the bindings it feeds only gain users until it is read again; "+
+			"a binding's granted users: every addition there counts as new for the guard)",
+			zap.Int("count", len(dropped)), zap.Strings("dropped", sample(dropped, 20)))
+	}
+	s.guard.snap = &model.StateSnapshot{State: st, Approvals: snap.Approvals, Exists: true}
+	for _, k := range used {
+		delete(snap.Approvals, k)
+	}
+	return nil
+}
+
+// noteHeld remembers what the plans hold and the key that approves each,
+// so pollApprovals can act on an approval without waiting for a cycle.
+func (g *guardState) noteHeld(plans []plan.BindingPlan) {
+	if g.held == nil {
+		g.held = map[string]kube.Ref{}
+	}
+	for _, p := range plans {
+		for k, ref := range g.held {
+			if ref == p.Ref {
+				delete(g.held, k)
+			}
+		}
+		if p.ApprovalKey != "" {
+			g.held[p.ApprovalKey] = p.Ref
+		}
+	}
+}
+
+// pollApprovals reads the store when something is held and queues what an
+// approval recorded since releases: a repair of that binding, or a full
+// cycle for a group pin. Nothing held, no request.
+func (s *Syncer) pollApprovals(ctx context.Context) {
+	g := &s.guard
+	if len(g.held) == 0 && len(g.heldPins) == 0 {
+		return
+	}
+	snap, err := g.store.Load(ctx)
+	if err != nil {
+		s.log.Warn("could not read the guard's store for approvals; the next poll tries again", zap.Error(err))
+		return
+	}
+	for key := range snap.Approvals {
+		if ref, ok := g.held[key]; ok {
+			s.log.Info("approval recorded; repair queued to apply it", zap.String("binding", ref.String()), zap.String("approvalKey", key))
+			s.work.add(ref)
+			delete(g.held, key)
+		}
+		if g.heldPins[key] {
+			s.log.Info("group pin approval recorded; full cycle queued", zap.String("approvalKey", key))
+			s.work.requestCycle()
+			delete(g.heldPins, key)
+		}
+	}
+}
+
+// ageApprovals notes when each approval in the store was first seen and
+// consumes those unused for longer than model.ApprovalTTL, so an approval
+// of a burst that went away never approves the same burst brought back
+// later.
+func (s *Syncer) ageApprovals(st *model.State, used []string, dirty bool) ([]string, bool) {
+	now, ttl := time.Now(), model.ApprovalTTL(s.cfg.Guard.Window)
+	seen := maps.Clone(st.ApprovalsSeen)
+	if seen == nil {
+		seen = map[string]time.Time{}
+	}
+	for key := range s.guard.snap.Approvals {
+		if _, ok := seen[key]; !ok {
+			seen[key], dirty = now, true
+		}
+	}
+	for key, at := range seen {
+		_, still := s.guard.snap.Approvals[key]
+		switch {
+		case !still:
+			delete(seen, key)
+			dirty = true
+		case now.Sub(at) > ttl && !slices.Contains(used, key):
+			s.log.Info("approval unused for longer than the guard's window removed from the store", zap.String("approvalKey", key))
+			used = append(used, key)
+			delete(seen, key)
+			dirty = true
+		}
+	}
+	st.ApprovalsSeen = seen
+	if len(seen) == 0 {
+		st.ApprovalsSeen = nil
+	}
+	return used, dirty
+}

@@ -22,27 +22,25 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Skip reasons: why a member of a group did not become a subject.
+// Skip reasons (model.Skip*): why a member of a group did not become a
+// subject; the names are the model's so metrics need not import ldapsrc.
 const (
-	SkipDisabled  = "disabled"          // userAccountControl bit 0x2
-	SkipExpired   = "expired"           // AD accountExpires in the past
-	SkipComputer  = "computer"          // computer accounts are not people
-	SkipContact   = "contact"           // AD contact objects: no account to log in with
-	SkipForeign   = "foreign_principal" // cross-forest member, CN=<SID>,CN=ForeignSecurityPrincipals
-	SkipNoID      = "missing_id"        // entry has no user ID attribute
-	SkipInvalidID = "invalid_id"        // empty, control/format/bidi characters, system: prefix, too long
-	SkipOther     = "not_a_user"        // some other object class
-	// SkipOutsideBase: a member DN outside the user base DN.
-	SkipOutsideBase = "outside_base"
-	// SkipUnresolved: a member DN that points to nothing the search can see.
-	SkipUnresolved = "unresolved"
-	// SkipWellKnown: an all-accounts group (Domain Users, Everyone, ...)
-	// reached through a project group and refused (wellknown.go).
-	SkipWellKnown = "well_known_group"
+	SkipDisabled    = model.SkipDisabled
+	SkipExpired     = model.SkipExpired
+	SkipComputer    = model.SkipComputer
+	SkipContact     = model.SkipContact
+	SkipForeign     = model.SkipForeign
+	SkipNoID        = model.SkipNoID
+	SkipInvalidID   = model.SkipInvalidID
+	SkipOther       = model.SkipOther
+	SkipOutsideBase = model.SkipOutsideBase
+	SkipUnresolved  = model.SkipUnresolved
+	// SkipWellKnown: refused all-accounts group (wellknown.go).
+	SkipWellKnown = model.SkipWellKnown
 )
 
 // SkipReasons lists every reason, so metrics can report zeros too.
-var SkipReasons = []string{SkipDisabled, SkipExpired, SkipWellKnown, SkipComputer, SkipContact, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
+var SkipReasons = model.SkipReasons
 
 // MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
 // subdomain name is the longest name Kubernetes tools handle comfortably.
@@ -65,6 +63,12 @@ type Stats struct {
 	Searches atomic.Int64
 	Entries  atomic.Int64
 	Binds    atomic.Int64
+}
+
+// Counts returns the counters' values (metrics reads them without
+// importing ldapsrc).
+func (s *Stats) Counts() (searches, entries, binds int64) {
+	return s.Searches.Load(), s.Entries.Load(), s.Binds.Load()
 }
 
 // Source resolves groups against one directory.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -71,44 +70,32 @@ func (s *Stats) Counts() (searches, entries, binds int64) {
 	return s.Searches.Load(), s.Entries.Load(), s.Binds.Load()
 }
 
-// Source resolves groups against one directory.
+// Source resolves groups against one directory. Its parts: connector
+// holds the connection, bind and password (conn.go); changeFeed follows
+// the directory's changes for polls (changes.go); Source itself resolves
+// groups, discovers projects and answers doctor's questions.
 type Source struct {
-	cfg   config.LDAP
-	log   *zap.Logger
-	Stats Stats
+	*connector
+	*changeFeed
 	// Trace records how every member is reached (Group.Memberships), for
 	// `explain`; the daemon leaves it off.
 	Trace bool
 	// Reach records Group.Reached, for incremental change detection.
 	Reach bool
-	// readPassword is swappable for tests; by default it reads the file on
-	// every connection, so a rotated Secret is picked up without a restart.
-	readPassword func() (string, error)
-
-	// pinMu guards pinned, the connection every read shares (session).
-	pinMu  sync.Mutex
-	pinned *conn
-	// fpKey keys PasswordFingerprint.
-	fpKey [32]byte
-	// refused is the fingerprint of the last password the directory
-	// refused (conn.go), "" when none.
-	refusedMu sync.Mutex
-	refused   string
-
 	// maxPages overrides the page cap of one paged search (tests).
 	maxPages int
-	// digests remembers what polls reported of user entries (digest.go).
-	digests digestMemo
 	// now is the clock accountExpires is compared with (tests set it).
 	now func() time.Time
 }
 
 // New returns a Source for cfg.
 func New(cfg config.LDAP, log *zap.Logger) *Source {
-	s := &Source{cfg: cfg, log: log, now: time.Now}
+	c := &connector{cfg: cfg, log: log}
+	s := &Source{connector: c, now: time.Now}
+	s.changeFeed = &changeFeed{connector: c, src: s}
 	setMaxPacket(cfg.MaxPacketBytes)
-	_, _ = rand.Read(s.fpKey[:])
-	s.readPassword = func() (string, error) {
+	_, _ = rand.Read(c.fpKey[:])
+	c.readPassword = func() (string, error) {
 		b, err := os.ReadFile(cfg.BindPasswordFile)
 		if err != nil {
 			// The path is not secret; the content never appears.
@@ -203,7 +190,7 @@ func (s *Source) overran(ctx context.Context, err error) error {
 }
 
 // Ping connects and binds, to check configuration and credentials.
-func (s *Source) Ping(ctx context.Context) error {
+func (s *connector) Ping(ctx context.Context) error {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err

@@ -210,7 +210,7 @@ func coveringContext(contexts, bases []string) string {
 // group and user bases: searching the base DN as well sees an entry moved
 // out of the user base but not out of the directory part we read.
 func (s *changeFeed) changeBases() []string {
-	r := &resolver{src: s.src}
+	r := &dirReader{src: s.src}
 	return coverBases(s.cfg.BaseDN, r.groupBase(), r.userBase())
 }
 

@@ -112,7 +112,7 @@ func newLogDeletions(entries []logEntry, seen []string, sinceTime string) (out [
 // naming context nc, when the bind account can read it: nc's auditContext,
 // if it is one of the server's naming contexts (contexts) and its suffix
 // entry reads back. "" otherwise.
-func (s *Source) accessLogBase(c *conn, nc string, contexts []string) (string, int) {
+func (s *changeFeed) accessLogBase(c *conn, nc string, contexts []string) (string, int) {
 	searches := 1
 	e, err := s.readBase(c, nc, "auditContext")
 	if err != nil || e == nil {
@@ -138,14 +138,14 @@ func sameDN(a, b string) bool {
 
 // logDeletions adds to cs the deletions the access log holds since the
 // cursor, and moves cs.Next's log cursor on.
-func (s *Source) logDeletions(ctx context.Context, c *conn, since Cursor, cs *ChangeSet) error {
+func (s *changeFeed) logDeletions(ctx context.Context, c *conn, since Cursor, cs *ChangeSet) error {
 	if since.LogBase == "" || since.LogTime == "" {
 		return nil
 	}
 	filter := fmt.Sprintf("(&(objectClass=auditDelete)(reqResult=0)(reqStart>=%s))", ldap.EscapeFilter(logWindowStart(since.LogTime)))
 	req := ldap.NewSearchRequest(since.LogBase, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
 		filter, []string{"reqStart", "reqDN", "reqEntryUUID"}, nil)
-	r := newResolver(s, c)
+	r := newResolver(s.src, c)
 	var entries []logEntry
 	before := s.Stats.Searches.Load()
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {

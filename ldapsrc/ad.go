@@ -3,9 +3,9 @@ package ldapsrc
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
@@ -60,85 +60,48 @@ func (r *resolver) resolveAD(ctx context.Context, names []string) error {
 // the group, skipping (and counting) what is not an enabled user, and, with
 // Source.Reach, every entry reached (see Group.Reached).
 func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct []string, t *tracer, name string) ([]string, []string, error) {
-	cfg := r.src.cfg
-	chain := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
-	attrs := []string{"objectClass", "userAccountControl", "member", cfg.UserIDAttribute, attrObjectGUID, "objectSid", "accountExpires"}
-	now := r.src.now()
-	seen := map[string]struct{}{}
-	// Every member DN named by the group or a nested group, and every entry
-	// the in-chain search returned (with its identity): the difference is
-	// what it could not see.
-	named := map[string]string{}
+	c := &chainSearch{r: r, name: name, t: t, now: r.src.now(),
+		named: map[string]string{}, found: map[string]string{normalizeDN(groupDN): reachKey(groupDN, groupID)}, ids: map[string]struct{}{}}
 	for _, dn := range direct {
-		named[normalizeDN(dn)] = dn
+		c.named[normalizeDN(dn)] = dn
 	}
-	found := map[string]string{normalizeDN(groupDN): reachKey(groupDN, groupID)}
 	t.group(groupDN, name, direct)
-	each := func(e *ldap.Entry) error {
-		ident := identityKey(e, attrObjectGUID)
-		found[normalizeDN(e.DN)] = reachKey(e.DN, ident)
-		switch kind := classify(e); kind {
-		case "group":
-			// Nested group: its members come in this same search; its
-			// primary members from addPrimaryMembers.
-			sid := decodeSID(e.GetRawAttributeValue("objectSid"))
-			if err := r.refuseWellKnown(name, sid, e.DN); err != nil {
-				return err
-			}
-			if sid != "" && r.primary != nil {
-				r.primary.sids[name] = append(r.primary.sids[name], groupSID{sid, e.DN})
-			}
-			nested, err := r.multiValued(ctx, e, "member")
-			if err != nil {
-				return err
-			}
-			for _, dn := range nested {
-				named[normalizeDN(dn)] = dn
-			}
-			t.group(e.DN, "", nested)
-			return nil
-		case "user":
-		default:
-			if err := r.refuseWellKnown(name, decodeSID(e.GetRawAttributeValue("objectSid")), e.DN); err != nil {
-				return err // Everyone or Authenticated Users, as foreign principals
-			}
-			r.skip(kind, e.DN)
-			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind, ident)
-			return nil
-		}
-		if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
-			v, err := strconv.ParseInt(uac, 10, 64)
-			if err == nil && v&uacDisabled != 0 {
-				r.skip(SkipDisabled, e.DN)
-				t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
-				return nil
-			}
-		}
-		if expired(e, now) {
-			r.skip(SkipExpired, e.DN)
-			t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipExpired, ident)
-			return nil
-		}
-		raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
-		if len(raw) == 0 {
-			r.skip(SkipNoID, e.DN)
-			return nil
-		}
-		id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
-		if err != nil {
-			r.skip(SkipInvalidID, e.DN)
-			r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-			t.entry(e.DN, raw[0], "", SkipInvalidID, ident)
-			return nil
-		}
-		seen[id] = struct{}{}
-		t.entry(e.DN, raw[0], id, "", ident)
-		return nil
+	if err := c.search(ctx, groupDN); err != nil {
+		return nil, nil, err
 	}
+	reached, err := c.unseen(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sortedSet(c.ids), reached, nil
+}
+
+// chainSearch is one group's in-chain member search: what the group and
+// its nested groups name, what the search returned, and the user IDs.
+type chainSearch struct {
+	r    *resolver
+	name string
+	t    *tracer
+	now  time.Time
+	// named holds every member DN named by the group or a nested group,
+	// found every entry the search returned (as its reach key), both by
+	// normalised DN: the difference is what the search could not see.
+	named map[string]string
+	found map[string]string
+	ids   map[string]struct{}
+}
+
+// search reads every transitive member under the user base, and the
+// nested groups under the group base when that lies outside it.
+func (c *chainSearch) search(ctx context.Context, groupDN string) error {
+	r := c.r
+	chain := fmt.Sprintf("(memberOf:%s:=%s)", inChainRule, ldap.EscapeFilter(groupDN))
+	attrs := []string{"objectClass", "userAccountControl", "member", r.src.cfg.UserIDAttribute, attrObjectGUID, "objectSid", "accountExpires"}
+	each := func(e *ldap.Entry) error { return c.entry(ctx, e) }
 	req := ldap.NewSearchRequest(r.userBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, chain, attrs, nil)
 	if err := r.pagedSearch(ctx, req, each); err != nil {
-		return nil, nil, err
+		return err
 	}
 	// With ldap.groupBaseDN outside the user base, the search above returns
 	// no nested group that lives there (users under the user base it still
@@ -147,27 +110,111 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 	// outside_base, not unresolved) and for polls (a change to one must be
 	// matched), so fetch them from the group base, in one more search per
 	// group and only when one of them lies there.
-	if gb := r.groupBase(); !isAncestorOrSelf(r.userBase(), gb) && r.unseenUnder(named, found, gb) {
+	if gb := r.groupBase(); !isAncestorOrSelf(r.userBase(), gb) && r.unseenUnder(c.named, c.found, gb) {
 		req := ldap.NewSearchRequest(gb, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 			0, 0, false, "(&(objectClass=group)"+chain+")", attrs, nil)
 		if err := r.pagedSearch(ctx, req, each); err != nil {
-			return nil, nil, fmt.Errorf("find nested groups under %s: %w", gb, err)
+			return fmt.Errorf("find nested groups under %s: %w", gb, err)
 		}
 	}
+	return nil
+}
+
+// entry takes one entry the search returned: a nested group, a user, or
+// something skipped.
+func (c *chainSearch) entry(ctx context.Context, e *ldap.Entry) error {
+	r, cfg := c.r, c.r.src.cfg
+	ident := identityKey(e, attrObjectGUID)
+	c.found[normalizeDN(e.DN)] = reachKey(e.DN, ident)
+	switch kind := classify(e); kind {
+	case "group":
+		return c.nestedGroup(ctx, e)
+	case "user":
+		return c.user(e, ident)
+	default:
+		if err := r.refuseWellKnown(c.name, decodeSID(e.GetRawAttributeValue("objectSid")), e.DN); err != nil {
+			return err // Everyone or Authenticated Users, as foreign principals
+		}
+		r.skip(kind, e.DN)
+		c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind, ident)
+		return nil
+	}
+}
+
+// nestedGroup notes what a nested group names: its members come in this
+// same search; its primary members from addPrimaryMembers.
+func (c *chainSearch) nestedGroup(ctx context.Context, e *ldap.Entry) error {
+	r := c.r
+	sid := decodeSID(e.GetRawAttributeValue("objectSid"))
+	if err := r.refuseWellKnown(c.name, sid, e.DN); err != nil {
+		return err
+	}
+	if sid != "" && r.primary != nil {
+		r.primary.sids[c.name] = append(r.primary.sids[c.name], groupSID{sid, e.DN})
+	}
+	nested, err := r.multiValued(ctx, e, "member")
+	if err != nil {
+		return err
+	}
+	for _, dn := range nested {
+		c.named[normalizeDN(dn)] = dn
+	}
+	c.t.group(e.DN, "", nested)
+	return nil
+}
+
+// user binds an enabled, unexpired user with a valid ID, and skips (and
+// counts) the others.
+func (c *chainSearch) user(e *ldap.Entry, ident string) error {
+	r, cfg := c.r, c.r.src.cfg
+	if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
+		v, err := strconv.ParseInt(uac, 10, 64)
+		if err == nil && v&uacDisabled != 0 {
+			r.skip(SkipDisabled, e.DN)
+			c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
+			return nil
+		}
+	}
+	if expired(e, c.now) {
+		r.skip(SkipExpired, e.DN)
+		c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipExpired, ident)
+		return nil
+	}
+	raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
+	if len(raw) == 0 {
+		r.skip(SkipNoID, e.DN)
+		return nil
+	}
+	id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
+	if err != nil {
+		r.skip(SkipInvalidID, e.DN)
+		r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
+		c.t.entry(e.DN, raw[0], "", SkipInvalidID, ident)
+		return nil
+	}
+	c.ids[id] = struct{}{}
+	c.t.entry(e.DN, raw[0], id, "", ident)
+	return nil
+}
+
+// unseen skips (and counts) the member DNs named but not returned, and
+// returns every entry reached (with Source.Reach).
+func (c *chainSearch) unseen(ctx context.Context) ([]string, error) {
+	r := c.r
 	var reached []string
 	if r.src.Reach {
-		reached = make([]string, 0, len(found)+len(named))
-		for _, key := range found {
+		reached = make([]string, 0, len(c.found)+len(c.named))
+		for _, key := range c.found {
 			reached = append(reached, key)
 		}
 	}
 	var unseen []string
-	for key, dn := range named {
-		if _, ok := found[key]; ok {
+	for key, dn := range c.named {
+		if _, ok := c.found[key]; ok {
 			continue
 		}
-		if err := r.refuseWellKnown(name, foreignSID(dn), dn); err != nil {
-			return nil, nil, err
+		if err := r.refuseWellKnown(c.name, foreignSID(dn), dn); err != nil {
+			return nil, err
 		}
 		unseen = append(unseen, dn)
 	}
@@ -176,12 +223,12 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 	// SID (wellknown.go).
 	ids, err := r.unseenIdentities(ctx, unseen)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, dn := range unseen {
 		info := ids[normalizeDN(dn)]
-		if err := r.refuseWellKnown(name, info.sid, dn); err != nil {
-			return nil, nil, err
+		if err := r.refuseWellKnown(c.name, info.sid, dn); err != nil {
+			return nil, err
 		}
 		r.skip(r.unseenReason(dn), dn)
 		if r.src.Reach {
@@ -190,17 +237,12 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 			reached = append(reached, reachKey(dn, info.identity))
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for id := range seen {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out, reached, nil
+	return reached, nil
 }
 
 // unseenUnder reports whether a member DN named so far but not returned
 // lies under base.
-func (r *resolver) unseenUnder(named, found map[string]string, base string) bool {
+func (r *dirReader) unseenUnder(named, found map[string]string, base string) bool {
 	b, err := ldap.ParseDN(base)
 	if err != nil {
 		return false
@@ -233,7 +275,7 @@ type unseenInfo struct{ identity, sid string }
 // the group; and the well-known refusal falls back to the name of a
 // foreign principal (the groups themselves are outside the bases, so
 // nothing is granted through them).
-func (r *resolver) unseenIdentities(ctx context.Context, dns []string) (map[string]unseenInfo, error) {
+func (r *dirReader) unseenIdentities(ctx context.Context, dns []string) (map[string]unseenInfo, error) {
 	if r.unseenIDs == nil {
 		r.unseenIDs = map[string]unseenInfo{}
 	}

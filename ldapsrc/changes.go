@@ -109,9 +109,19 @@ var ErrNoChangeTracking = errors.New("the directory exposes neither highestCommi
 // clock up to this much behind ours loses no change.
 const csnClockMargin = 5 * time.Minute
 
+// changeFeed follows the directory's changes between full reads: it marks
+// where the change history stands and reads what changed since (polls).
+type changeFeed struct {
+	*connector
+	// src resolves the entries a poll reads, as a full read would.
+	src *Source
+	// digests remembers what polls reported of user entries (digest.go).
+	digests digestMemo
+}
+
 // Mark returns a cursor for "now": take it before a full cycle reads the
 // directory, so a change made during the read is seen by the next poll.
-func (s *Source) Mark(ctx context.Context) (Cursor, error) {
+func (s *changeFeed) Mark(ctx context.Context) (Cursor, error) {
 	c, done, err := s.session(ctx)
 	if err != nil {
 		return Cursor{}, err
@@ -125,7 +135,7 @@ func (s *Source) Mark(ctx context.Context) (Cursor, error) {
 	return cur, nil
 }
 
-func (s *Source) mark(c *conn) (Cursor, int, error) {
+func (s *changeFeed) mark(c *conn) (Cursor, int, error) {
 	if s.cfg.Schema == config.SchemaActiveDirectory {
 		return s.markAD(c)
 	}
@@ -139,7 +149,7 @@ const deletedObjectsWKGUID = "18e2ea80684f11d2b9aa00c04f79f805"
 // markAD reads the DC's USN and, once per cycle, where change searches
 // run (the naming context holding the bases) and whether the bind account
 // can read tombstones there.
-func (s *Source) markAD(c *conn) (Cursor, int, error) {
+func (s *changeFeed) markAD(c *conn) (Cursor, int, error) {
 	srv, usn, err := s.readUSN(c)
 	if err != nil {
 		return Cursor{}, 1, err
@@ -165,7 +175,7 @@ func (s *Source) markAD(c *conn) (Cursor, int, error) {
 // granted List Contents and Read Property on CN=Deleted Objects (Domain
 // Admins by default). A container with no tombstone at all reads as not
 // visible, until the first deletion.
-func (s *Source) tombstonesVisible(c *conn, nc string) bool {
+func (s *changeFeed) tombstonesVisible(c *conn, nc string) bool {
 	s.Stats.Searches.Add(1)
 	res, err := c.Search(ldap.NewSearchRequest("<WKGUID="+deletedObjectsWKGUID+","+nc+">", ldap.ScopeSingleLevel,
 		ldap.NeverDerefAliases, 1, 0, false, "(isDeleted=TRUE)", []string{"1.1"},
@@ -199,8 +209,8 @@ func coveringContext(contexts, bases []string) string {
 // changeBases returns the fewest subtrees that cover ldap.baseDN and the
 // group and user bases: searching the base DN as well sees an entry moved
 // out of the user base but not out of the directory part we read.
-func (s *Source) changeBases() []string {
-	r := &resolver{src: s}
+func (s *changeFeed) changeBases() []string {
+	r := &dirReader{src: s.src}
 	return coverBases(s.cfg.BaseDN, r.groupBase(), r.userBase())
 }
 
@@ -231,7 +241,7 @@ func coverBases(bases ...string) []string {
 // group and user bases elsewhere. When nothing changed it costs one small search on
 // an already-open connection: the rootDSE (AD) or the change search itself
 // (OpenLDAP), which then returns no entry.
-func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) {
+func (s *changeFeed) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) {
 	c, done, err := s.session(ctx)
 	if err != nil {
 		return nil, err
@@ -259,10 +269,10 @@ func (s *Source) Changes(ctx context.Context, since Cursor) (*ChangeSet, error) 
 }
 
 // ClosePolls closes the shared connection (Close).
-func (s *Source) ClosePolls() { s.Close() }
+func (s *changeFeed) ClosePolls() { s.Close() }
 
 // readUSN reads the DC's identity and highest committed USN from its rootDSE.
-func (s *Source) readUSN(c *conn) (server string, usn int64, err error) {
+func (s *changeFeed) readUSN(c *conn) (server string, usn int64, err error) {
 	s.Stats.Searches.Add(1)
 	res, err := c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", []string{"highestCommittedUSN", "dsServiceName"}, nil))
@@ -289,7 +299,7 @@ func (s *Source) readUSN(c *conn) (server string, usn int64, err error) {
 	return server, usn, nil
 }
 
-func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeSet, error) {
+func (s *changeFeed) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeSet, error) {
 	server, usn, err := s.readUSN(c)
 	if err != nil {
 		return nil, err
@@ -327,7 +337,7 @@ func (s *Source) changesAD(ctx context.Context, c *conn, since Cursor) (*ChangeS
 // keeps one (syncprov; then idle polls read only that), else a CSN stepped
 // back from our clock, so the first poll may see a few already-read
 // changes again but never misses one.
-func (s *Source) markCSN(c *conn) (Cursor, int, error) {
+func (s *changeFeed) markCSN(c *conn) (Cursor, int, error) {
 	searches := 1
 	e, err := s.readBase(c, s.cfg.BaseDN, "entryCSN", "contextCSN")
 	if err != nil {
@@ -380,7 +390,7 @@ func (s *Source) markCSN(c *conn) (Cursor, int, error) {
 }
 
 // readBase reads one entry's attributes; nil when it does not exist.
-func (s *Source) readBase(c *conn, dn string, attrs ...string) (*ldap.Entry, error) {
+func (s *changeFeed) readBase(c *conn, dn string, attrs ...string) (*ldap.Entry, error) {
 	s.Stats.Searches.Add(1)
 	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", attrs, nil))
@@ -414,7 +424,7 @@ func isAncestorOrSelf(ancestor, dn string) bool {
 	return a.EqualFold(d) || a.AncestorOfFold(d)
 }
 
-func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*ChangeSet, error) {
+func (s *changeFeed) changesCSN(ctx context.Context, c *conn, since Cursor) (*ChangeSet, error) {
 	cs, moved, err := s.changedSinceCSN(ctx, c, since)
 	if err != nil || cs.ServerChanged {
 		return cs, err
@@ -434,7 +444,7 @@ func (s *Source) changesCSN(ctx context.Context, c *conn, since Cursor) (*Change
 
 // changedSinceCSN returns the entries changed after since; moved is false
 // when contextCSN says nothing changed at all.
-func (s *Source) changedSinceCSN(ctx context.Context, c *conn, since Cursor) (cs *ChangeSet, moved bool, err error) {
+func (s *changeFeed) changedSinceCSN(ctx context.Context, c *conn, since Cursor) (cs *ChangeSet, moved bool, err error) {
 	if since.CSN == "" {
 		return nil, false, fmt.Errorf("poll without a cursor: %w", ErrNoChangeTracking)
 	}
@@ -477,8 +487,8 @@ func (s *Source) changedSinceCSN(ctx context.Context, c *conn, since Cursor) (cs
 // by user ID only under the user base, so that an entry elsewhere (moved
 // out, deleted, or made there by someone who may create objects) matters
 // only to the groups that reached it before.
-func (s *Source) changedEntries(ctx context.Context, c *conn, bases []string, filter string, controls []ldap.Control, cs *ChangeSet, each func(*ldap.Entry)) error {
-	r := newResolver(s, c)
+func (s *changeFeed) changedEntries(ctx context.Context, c *conn, bases []string, filter string, controls []ldap.Control, cs *ChangeSet, each func(*ldap.Entry)) error {
+	r := newResolver(s.src, c)
 	nameAttr := s.cfg.GroupNameAttribute
 	idAttr := identityAttr(s.cfg)
 	groupBase, errG := ldap.ParseDN(r.groupBase())

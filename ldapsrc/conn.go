@@ -17,6 +17,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 )
@@ -51,6 +52,28 @@ func (c *conn) Close() {
 	_ = c.Conn.Close()
 }
 
+// connector holds what it takes to reach the directory: the settings,
+// the bind password, the connection every read shares, and the request
+// counts.
+type connector struct {
+	cfg   config.LDAP
+	log   *zap.Logger
+	Stats Stats
+	// readPassword is swappable for tests; by default it reads the file on
+	// every connection, so a rotated Secret is picked up without a restart.
+	readPassword func() (string, error)
+
+	// pinMu guards pinned, the connection every read shares (session).
+	pinMu  sync.Mutex
+	pinned *conn
+	// fpKey keys PasswordFingerprint.
+	fpKey [32]byte
+	// refused is the fingerprint of the last password the directory
+	// refused, "" when none.
+	refusedMu sync.Mutex
+	refused   string
+}
+
 // session returns the connection every read of the daemon shares, dialling
 // (bounded by ctx) when there is none or it broke. One connection means one
 // server: a poll and the reads it triggers, and a cycle's mark and its
@@ -61,7 +84,7 @@ func (c *conn) Close() {
 // and a full cycle runs. ctx ending during the use closes the connection
 // (a shutdown never waits for a server that does not answer). Call done
 // when finished.
-func (s *Source) session(ctx context.Context) (c *conn, done func(), err error) {
+func (s *connector) session(ctx context.Context) (c *conn, done func(), err error) {
 	s.pinMu.Lock()
 	defer s.pinMu.Unlock()
 	if s.pinned != nil && s.pinned.IsClosing() {
@@ -85,7 +108,7 @@ func (s *Source) session(ctx context.Context) (c *conn, done func(), err error) 
 
 // dropSession closes the shared connection if it is still c, after a
 // failure that may be the connection's: the next read dials again.
-func (s *Source) dropSession(c *conn) {
+func (s *connector) dropSession(c *conn) {
 	s.pinMu.Lock()
 	defer s.pinMu.Unlock()
 	if s.pinned == c && c != nil {
@@ -96,7 +119,7 @@ func (s *Source) dropSession(c *conn) {
 
 // Close closes the shared connection (at the end of a leadership term or
 // of the process). The Source stays usable: the next read dials again.
-func (s *Source) Close() {
+func (s *connector) Close() {
 	s.pinMu.Lock()
 	defer s.pinMu.Unlock()
 	if s.pinned != nil {
@@ -136,7 +159,7 @@ func (e *CredentialsError) Is(target error) bool { return target == ErrInvalidCr
 // content, to notice cheaply that it changed. The key is random per
 // Source, so the value says nothing about the password outside this
 // process; it is never logged.
-func (s *Source) PasswordFingerprint() (string, error) {
+func (s *connector) PasswordFingerprint() (string, error) {
 	pw, err := s.readPassword()
 	if err != nil {
 		return "", err
@@ -148,19 +171,19 @@ func (s *Source) PasswordFingerprint() (string, error) {
 // refused; refusedBefore reports whether fp is that one. The Source lives
 // as long as the process, so a new leadership term (which starts its own
 // backoff and credential state in the controller) still never retries it.
-func (s *Source) rememberRefused(fp string) {
+func (s *connector) rememberRefused(fp string) {
 	s.refusedMu.Lock()
 	defer s.refusedMu.Unlock()
 	s.refused = fp
 }
 
-func (s *Source) refusedBefore(fp string) bool {
+func (s *connector) refusedBefore(fp string) bool {
 	s.refusedMu.Lock()
 	defer s.refusedMu.Unlock()
 	return s.refused != "" && s.refused == fp
 }
 
-func (s *Source) fingerprint(pw string) string {
+func (s *connector) fingerprint(pw string) string {
 	m := hmac.New(sha256.New, s.fpKey[:])
 	m.Write([]byte(pw))
 	return hex.EncodeToString(m.Sum(nil))
@@ -169,7 +192,7 @@ func (s *Source) fingerprint(pw string) string {
 // connect tries each URL in order and returns the first connection that
 // binds. Errors from every URL are reported, so an operator sees why each
 // one failed. Every step (dial, TLS, bind) ends when ctx does.
-func (s *Source) connect(ctx context.Context) (*conn, error) {
+func (s *connector) connect(ctx context.Context) (*conn, error) {
 	tlsCfg, err := s.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -234,7 +257,7 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() []error { return e.Errs }
 
-func (s *Source) dial(ctx context.Context, raw string, tlsCfg *tls.Config) (*conn, error) {
+func (s *connector) dial(ctx context.Context, raw string, tlsCfg *tls.Config) (*conn, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: parse URL: %w", raw, err)
@@ -283,7 +306,7 @@ func (s *Source) dial(ctx context.Context, raw string, tlsCfg *tls.Config) (*con
 	return c, nil
 }
 
-func (s *Source) tlsConfig() (*tls.Config, error) {
+func (s *connector) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         s.cfg.ServerName,

@@ -106,7 +106,7 @@ func maxCSN(bySID map[string]string) string {
 // changesBySID is the poll of a server with contextCSN whose value moved
 // from since.ContextCSN to now: the entries each moved SID changed, the
 // cursor advanced to now.
-func (s *Source) changesBySID(ctx context.Context, c *conn, since Cursor, now string, cs *ChangeSet) (*ChangeSet, error) {
+func (s *changeFeed) changesBySID(ctx context.Context, c *conn, since Cursor, now string, cs *ChangeSet) (*ChangeSet, error) {
 	before, after := csnsBySID(since.ContextCSN), csnsBySID(now)
 	cs.Next.ContextCSN = now
 	cs.Next.CSN = maxCSN(after)

@@ -44,14 +44,14 @@ func newUserIndex() *userIndex {
 }
 
 // readUsers reads every user entry under the user base.
-func (r *resolver) readUsers(ctx context.Context) (*userIndex, error) {
+func (r *dirReader) readUsers(ctx context.Context) (*userIndex, error) {
 	idx := newUserIndex()
 	return idx, r.readUsersInto(ctx, "", idx)
 }
 
 // readUsersInto reads the user entries under the user base that also match
 // extra (a filter, or "" for all) into idx.
-func (r *resolver) readUsersInto(ctx context.Context, extra string, idx *userIndex) error {
+func (r *dirReader) readUsersInto(ctx context.Context, extra string, idx *userIndex) error {
 	cfg := r.src.cfg
 	ad := cfg.Schema == config.SchemaActiveDirectory
 	base := fmt.Sprintf("(%s=*)", cfg.UserIDAttribute)
@@ -175,7 +175,7 @@ func newGroupIndex() *groupIndex {
 	return &groupIndex{byDN: map[string]*gon{}, byName: map[string][]*gon{}}
 }
 
-func (r *resolver) groupClassFilter() string {
+func (r *dirReader) groupClassFilter() string {
 	if r.src.cfg.Schema == config.SchemaActiveDirectory {
 		return "(objectClass=group)" // memberResolution: expand
 	}
@@ -184,7 +184,7 @@ func (r *resolver) groupClassFilter() string {
 
 // readGroupsInto reads the group entries under the group base that also
 // match extra (a filter, or "" for all) into idx, members read completely.
-func (r *resolver) readGroupsInto(ctx context.Context, extra string, idx *groupIndex) error {
+func (r *dirReader) readGroupsInto(ctx context.Context, extra string, idx *groupIndex) error {
 	nameAttr := r.src.cfg.GroupNameAttribute
 	filter := r.groupClassFilter()
 	if extra != "" {
@@ -374,7 +374,7 @@ func (r *resolver) readReachable(ctx context.Context, names []string, groups *gr
 	return nil
 }
 
-func (r *resolver) inBatches(values []string, fn func([]string) error) error {
+func (r *dirReader) inBatches(values []string, fn func([]string) error) error {
 	for start := 0; start < len(values); start += targetedBatch {
 		if err := fn(values[start:min(start+targetedBatch, len(values))]); err != nil {
 			return err
@@ -403,152 +403,216 @@ func (r *resolver) failAll(names []string, err error) {
 // expand resolves each named group from the groups and users read: nesting
 // expanded breadth-first with cycle detection and the depth limit.
 func (r *resolver) expand(ctx context.Context, names []string, groups *groupIndex, users *userIndex) error {
-	byDN, byName := groups.byDN, groups.byName
-	maxDepth := r.src.cfg.MaxNestingDepth
 	for _, n := range names {
 		res := r.res.Groups[n]
-		found := byName[FoldASCII(n)]
-		switch len(found) {
-		case 0:
-			continue
-		case 1:
-		default:
-			dns := make([]string, len(found))
-			for i, g := range found {
-				dns[i] = g.dn
-			}
-			res.Err = fmt.Errorf("group name %q is ambiguous: %s all match; narrow ldap.groupBaseDN or use a unique ldap.groupNameAttribute", n, strings.Join(dns, ", "))
+		top := groups.named(n, res)
+		if top == nil {
 			continue
 		}
-		res.Found, res.DN, res.Identity = true, found[0].dn, found[0].identity
-		if found[0].err != nil {
-			res.Err = found[0].err
-			continue
-		}
-		if err := r.refuseWellKnown(n, found[0].sid, found[0].dn); err != nil {
+		if err := r.refuseWellKnown(n, top.sid, top.dn); err != nil {
 			res.Err = err
 			continue
 		}
-		var t *tracer
-		if r.src.Trace {
-			t = newTracer()
-			t.group(found[0].dn, n, found[0].members)
-		}
-		members := map[string]struct{}{}
-		visited := map[string]bool{normalizeDN(found[0].dn): true}
-		var reached []string
-		if r.src.Reach {
-			reached = append(reached, reachKey(found[0].dn, found[0].identity))
-		}
-		type item struct {
-			g     *gon
-			depth int
-		}
-		queue := []item{{found[0], 0}}
-		var unseen []string
-		for len(queue) > 0 && res.Err == nil {
-			it := queue[0]
-			queue = queue[1:]
-			for _, m := range it.g.members {
-				key := normalizeDN(m)
-				sub, isGroup := byDN[key]
-				u, isUser := users.byDN[key]
-				if isGroup && isUser || isUser && u.alsoGroup {
-					// One index: a DN that names a group and a user is
-					// neither, never the one looked up first.
-					found := []string{u.dn}
-					if isGroup && !dnEqual(sub.dn, u.dn) {
-						found = append(found, sub.dn)
-					}
-					res.Err = &MemberError{Group: n, Member: m, Found: found}
-					break
-				}
-				if r.src.Reach {
-					// By identity where the entry was read: a rename or a
-					// move keeps it (the others below).
-					if isGroup {
-						reached = append(reached, reachKey(m, sub.identity))
-					} else if isUser {
-						reached = append(reached, reachKey(m, u.identity))
-					}
-				}
-				if isGroup {
-					if visited[key] {
-						continue // a nesting cycle, or a group reached twice
-					}
-					if sub.err != nil {
-						res.Err = sub.err
-						break
-					}
-					if err := r.refuseWellKnown(n, sub.sid, sub.dn); err != nil {
-						res.Err = err
-						break
-					}
-					if it.depth+1 >= maxDepth {
-						res.Err = fmt.Errorf("group %q nests deeper than ldap.maxNestingDepth (%d) at %s; raise the limit or flatten the groups", n, maxDepth, sub.dn)
-						break
-					}
-					visited[key] = true
-					t.group(sub.dn, "", sub.members)
-					queue = append(queue, item{sub, it.depth + 1})
-					continue
-				}
-				if isUser {
-					r.take(u, members)
-					t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
-					continue
-				}
-				if err := r.refuseWellKnown(n, foreignSID(m), m); err != nil {
-					res.Err = err
-					break
-				}
-				unseen = append(unseen, m)
-			}
-			if res.Err != nil {
-				break
-			}
-			// AD primary members of this group (primary.go).
-			if pm := users.byPrimary[it.g.sid]; len(pm) > 0 && sidRID(it.g.sid) == domainUsersRID {
-				r.warnDomainWide(n, it.g.dn, len(pm))
-			}
-			for _, u := range users.byPrimary[it.g.sid] {
-				if r.src.Reach {
-					reached = append(reached, reachKey(u.dn, u.identity))
-				}
-				t.group(it.g.dn, "", []string{u.dn})
-				r.take(u, members)
-				t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
-			}
-		}
-		if res.Err == nil && len(unseen) > 0 {
-			// Member DNs neither read as a group nor as a user: outside the
-			// bases, foreign, or dangling. One of them may be an
-			// all-accounts group outside the group base (Domain Users
-			// lives in CN=Users): refused by its SID.
-			ids, err := r.unseenIdentities(ctx, unseen)
-			if err != nil {
+		x := newExpansion(r, n, res, top, groups, users)
+		x.walk(top)
+		if res.Err == nil && len(x.unseen) > 0 {
+			if err := x.resolveUnseen(ctx); err != nil {
 				return err
-			}
-			for _, m := range unseen {
-				info := ids[normalizeDN(m)]
-				if err := r.refuseWellKnown(n, info.sid, m); err != nil {
-					res.Err = err
-					break
-				}
-				r.skip(r.unseenReason(m), m)
-				if r.src.Reach {
-					reached = append(reached, reachKey(m, info.identity))
-				}
 			}
 		}
 		if res.Err == nil {
-			res.Members, res.Reached = sortedSet(members), reached
-			if t != nil {
-				res.Memberships = t.memberships(res.DN, n)
-			}
+			x.finish()
 		}
 	}
 	return nil
+}
+
+// named returns the one group named n, recorded in res; nil when there is
+// none, or when the name is ambiguous or the entry failed (res.Err).
+func (idx *groupIndex) named(n string, res *Group) *gon {
+	found := idx.byName[FoldASCII(n)]
+	switch len(found) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		dns := make([]string, len(found))
+		for i, g := range found {
+			dns[i] = g.dn
+		}
+		res.Err = fmt.Errorf("group name %q is ambiguous: %s all match; narrow ldap.groupBaseDN or use a unique ldap.groupNameAttribute", n, strings.Join(dns, ", "))
+		return nil
+	}
+	res.Found, res.DN, res.Identity = true, found[0].dn, found[0].identity
+	if found[0].err != nil {
+		res.Err = found[0].err
+		return nil
+	}
+	return found[0]
+}
+
+// expansion is one named group's walk over the groups and users read: the
+// members bound, the groups visited, the entries reached, and the member
+// DNs read as neither a group nor a user. A failure is the group's Err.
+type expansion struct {
+	r       *resolver
+	name    string
+	res     *Group
+	groups  *groupIndex
+	users   *userIndex
+	t       *tracer
+	members map[string]struct{}
+	visited map[string]bool
+	reached []string
+	unseen  []string
+}
+
+func newExpansion(r *resolver, name string, res *Group, top *gon, groups *groupIndex, users *userIndex) *expansion {
+	x := &expansion{r: r, name: name, res: res, groups: groups, users: users,
+		members: map[string]struct{}{}, visited: map[string]bool{normalizeDN(top.dn): true}}
+	if r.src.Trace {
+		x.t = newTracer()
+		x.t.group(top.dn, name, top.members)
+	}
+	if r.src.Reach {
+		x.reached = append(x.reached, reachKey(top.dn, top.identity))
+	}
+	return x
+}
+
+// walk visits the nesting breadth-first from top until done or failed.
+func (x *expansion) walk(top *gon) {
+	type item struct {
+		g     *gon
+		depth int
+	}
+	queue := []item{{top, 0}}
+	for len(queue) > 0 && x.res.Err == nil {
+		it := queue[0]
+		queue = queue[1:]
+		for _, m := range it.g.members {
+			sub, err := x.member(m, it.depth)
+			if err != nil {
+				x.res.Err = err
+				break
+			}
+			if sub != nil {
+				queue = append(queue, item{sub, it.depth + 1})
+			}
+		}
+		if x.res.Err != nil {
+			break
+		}
+		x.primaryMembers(it.g)
+	}
+}
+
+// member takes one member DN of a group at depth: it returns a nested
+// group still to visit, binds a user, or keeps a DN read as neither.
+func (x *expansion) member(m string, depth int) (*gon, error) {
+	r := x.r
+	key := normalizeDN(m)
+	sub, isGroup := x.groups.byDN[key]
+	u, isUser := x.users.byDN[key]
+	if isGroup && isUser || isUser && u.alsoGroup {
+		// One index: a DN that names a group and a user is neither, never
+		// the one looked up first.
+		found := []string{u.dn}
+		if isGroup && !dnEqual(sub.dn, u.dn) {
+			found = append(found, sub.dn)
+		}
+		return nil, &MemberError{Group: x.name, Member: m, Found: found}
+	}
+	if r.src.Reach {
+		// By identity where the entry was read: a rename or a move keeps
+		// it (the others in resolveUnseen).
+		if isGroup {
+			x.reached = append(x.reached, reachKey(m, sub.identity))
+		} else if isUser {
+			x.reached = append(x.reached, reachKey(m, u.identity))
+		}
+	}
+	switch {
+	case isGroup:
+		return x.nested(key, sub, depth)
+	case isUser:
+		r.take(u, x.members)
+		x.t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
+		return nil, nil
+	}
+	if err := r.refuseWellKnown(x.name, foreignSID(m), m); err != nil {
+		return nil, err
+	}
+	x.unseen = append(x.unseen, m)
+	return nil, nil
+}
+
+// nested returns a nested group to visit; nil when it was visited before
+// (a nesting cycle, or a group reached twice).
+func (x *expansion) nested(key string, sub *gon, depth int) (*gon, error) {
+	if x.visited[key] {
+		return nil, nil
+	}
+	if sub.err != nil {
+		return nil, sub.err
+	}
+	if err := x.r.refuseWellKnown(x.name, sub.sid, sub.dn); err != nil {
+		return nil, err
+	}
+	if maxDepth := x.r.src.cfg.MaxNestingDepth; depth+1 >= maxDepth {
+		return nil, fmt.Errorf("group %q nests deeper than ldap.maxNestingDepth (%d) at %s; raise the limit or flatten the groups", x.name, maxDepth, sub.dn)
+	}
+	x.visited[key] = true
+	x.t.group(sub.dn, "", sub.members)
+	return sub, nil
+}
+
+// primaryMembers binds the AD primary members of g (primary.go).
+func (x *expansion) primaryMembers(g *gon) {
+	pm := x.users.byPrimary[g.sid]
+	if len(pm) > 0 && sidRID(g.sid) == domainUsersRID {
+		x.r.warnDomainWide(x.name, g.dn, len(pm))
+	}
+	for _, u := range pm {
+		if x.r.src.Reach {
+			x.reached = append(x.reached, reachKey(u.dn, u.identity))
+		}
+		x.t.group(g.dn, "", []string{u.dn})
+		x.r.take(u, x.members)
+		x.t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
+	}
+}
+
+// resolveUnseen skips (and counts) the member DNs read neither as a group
+// nor as a user: outside the bases, foreign, or dangling. One of them may
+// be an all-accounts group outside the group base (Domain Users lives in
+// CN=Users): refused by its SID. An error is the whole read's.
+func (x *expansion) resolveUnseen(ctx context.Context) error {
+	r := x.r
+	ids, err := r.unseenIdentities(ctx, x.unseen)
+	if err != nil {
+		return err
+	}
+	for _, m := range x.unseen {
+		info := ids[normalizeDN(m)]
+		if err := r.refuseWellKnown(x.name, info.sid, m); err != nil {
+			x.res.Err = err
+			return nil
+		}
+		r.skip(r.unseenReason(m), m)
+		if r.src.Reach {
+			x.reached = append(x.reached, reachKey(m, info.identity))
+		}
+	}
+	return nil
+}
+
+// finish records the members (and what was reached and traced).
+func (x *expansion) finish() {
+	x.res.Members, x.res.Reached = sortedSet(x.members), x.reached
+	if x.t != nil {
+		x.res.Memberships = x.t.memberships(x.res.DN, x.name)
+	}
 }
 
 // resolveRFC2307 finds posixGroups by name and validates their memberUid
@@ -591,50 +655,54 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 		return nil
 	}
 	for _, n := range names {
-		g := r.res.Groups[n]
-		if !g.Found || g.Err != nil {
-			continue
+		if g := r.res.Groups[n]; g.Found && g.Err == nil {
+			r.posixMembers(n, g, users)
 		}
-		members := map[string]struct{}{}
-		if r.src.Reach {
-			g.Reached = append(g.Reached, reachKey(g.DN, g.Identity))
-		}
-		for _, uid := range r.direct[n] {
-			if r.src.Reach {
-				// By ID: an account created or renamed to this uid later.
-				g.Reached = append(g.Reached, UIDKey(uid))
-			}
-			key := FoldASCII(strings.TrimSpace(uid))
-			if dns, dup := users.dupID[key]; dup {
-				// Two accounts answer to this uid: which one the group
-				// means cannot be known, so the group is not used.
-				g.Err = &MemberError{Group: n, Member: "memberUid=" + uid, Found: dns}
-				break
-			}
-			if u, ok := users.byID[key]; ok {
-				if r.src.Reach {
-					g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
-				}
-				r.take(u, members)
-				if r.src.Trace {
-					g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
-				}
-				continue
-			}
-			if r.src.Trace {
-				g.Memberships = append(g.Memberships, Membership{RawID: uid, Path: []string{n}, Skip: SkipUnresolved})
-			}
-			// A memberUid naming no account: bound, it would grant access to
-			// whoever later gets that name.
-			r.skip(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
-		}
-		if g.Err != nil {
-			g.Reached, g.Memberships = nil, nil
-			continue
-		}
-		g.Members = sortedSet(members)
 	}
 	return nil
+}
+
+// posixMembers binds the accounts a posixGroup's memberUid values name;
+// a uid no account or two accounts answer to is skipped or fails the group.
+func (r *resolver) posixMembers(n string, g *Group, users *userIndex) {
+	members := map[string]struct{}{}
+	if r.src.Reach {
+		g.Reached = append(g.Reached, reachKey(g.DN, g.Identity))
+	}
+	for _, uid := range r.direct[n] {
+		if r.src.Reach {
+			// By ID: an account created or renamed to this uid later.
+			g.Reached = append(g.Reached, UIDKey(uid))
+		}
+		key := FoldASCII(strings.TrimSpace(uid))
+		if dns, dup := users.dupID[key]; dup {
+			// Two accounts answer to this uid: which one the group
+			// means cannot be known, so the group is not used.
+			g.Err = &MemberError{Group: n, Member: "memberUid=" + uid, Found: dns}
+			break
+		}
+		if u, ok := users.byID[key]; ok {
+			if r.src.Reach {
+				g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
+			}
+			r.take(u, members)
+			if r.src.Trace {
+				g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
+			}
+			continue
+		}
+		if r.src.Trace {
+			g.Memberships = append(g.Memberships, Membership{RawID: uid, Path: []string{n}, Skip: SkipUnresolved})
+		}
+		// A memberUid naming no account: bound, it would grant access to
+		// whoever later gets that name.
+		r.skip(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
+	}
+	if g.Err != nil {
+		g.Reached, g.Memberships = nil, nil
+		return
+	}
+	g.Members = sortedSet(members)
 }
 
 // stripUID drops the optional "#'bitstring'B" suffix of a uniqueMember.

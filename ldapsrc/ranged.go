@@ -85,7 +85,7 @@ func checkCount(desc string, lo, hi, n int) error {
 // range retrieval when the server sent only a range (Active Directory
 // sends at most MaxValRange values, 1,500 by default, as
 // "member;range=0-1499" with an empty "member").
-func (r *resolver) multiValued(ctx context.Context, e *ldap.Entry, attr string) ([]string, error) {
+func (r *dirReader) multiValued(ctx context.Context, e *ldap.Entry, attr string) ([]string, error) {
 	var values []string
 	next := -1
 	for _, a := range e.Attributes {

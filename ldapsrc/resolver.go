@@ -19,20 +19,31 @@ const groupBatch = 100
 
 const maxSkipSamples = 5
 
-type resolver struct {
+// dirReader is one read of the directory over one connection: paged and
+// ranged searches, the group and user indexes, and what it learnt of the
+// server (page size) and of entries outside the bases.
+type dirReader struct {
 	src  *Source
 	conn *conn
-	res  *Result
+	// pageSize, once set, is the page size the server accepted.
+	pageSize int
+	// unseenIDs caches unseenIdentities, by normalised DN.
+	unseenIDs map[string]unseenInfo
+}
+
+// resolver turns group names into members over one dirReader: the result,
+// the skips counted once per entry, and what each group names directly.
+// Its stages: expansion (a full or targeted read), chainSearch (AD in-chain)
+// and posixMembers (rfc2307).
+type resolver struct {
+	*dirReader
+	res *Result
 	// skipped holds the DNs seen per reason, so one disabled user in ten
 	// groups counts once.
 	skipped map[string]map[string]struct{}
 	// direct holds each found group's direct member DNs, to find members
 	// the in-chain search cannot see (outside the base, dangling).
 	direct map[string][]string
-	// pageSize, once set, is the page size the server accepted.
-	pageSize int
-	// unseenIDs caches unseenIdentities, by normalised DN.
-	unseenIDs map[string]unseenInfo
 	// targeted reads only the entries the named groups lead to, instead
 	// of every group and user (Source.ResolveTargeted).
 	targeted bool
@@ -43,22 +54,21 @@ type resolver struct {
 
 func newResolver(s *Source, c *conn) *resolver {
 	return &resolver{
-		src:     s,
-		conn:    c,
-		res:     &Result{Groups: map[string]*Group{}, Skipped: map[string]int{}, SkippedSamples: map[string][]string{}},
-		skipped: map[string]map[string]struct{}{},
-		direct:  map[string][]string{},
+		dirReader: &dirReader{src: s, conn: c},
+		res:       &Result{Groups: map[string]*Group{}, Skipped: map[string]int{}, SkippedSamples: map[string][]string{}},
+		skipped:   map[string]map[string]struct{}{},
+		direct:    map[string][]string{},
 	}
 }
 
-func (r *resolver) groupBase() string {
+func (r *dirReader) groupBase() string {
 	if r.src.cfg.GroupBaseDN != "" {
 		return r.src.cfg.GroupBaseDN
 	}
 	return r.src.cfg.BaseDN
 }
 
-func (r *resolver) userBase() string {
+func (r *dirReader) userBase() string {
 	if r.src.cfg.UserBaseDN != "" {
 		return r.src.cfg.UserBaseDN
 	}
@@ -190,7 +200,7 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 
 // unseenReason says why a member DN named by a group was not returned by
 // the member search.
-func (r *resolver) unseenReason(dn string) string {
+func (r *dirReader) unseenReason(dn string) string {
 	parsed, err := ldap.ParseDN(dn)
 	if err != nil {
 		return SkipUnresolved

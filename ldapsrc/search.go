@@ -16,7 +16,7 @@ import (
 // Referrals (continuation references from a search at the domain root) are
 // ignored. Any error — including a size or time limit, or a connection
 // dropped mid-page — is returned: a partial answer is never a short one.
-func (r *resolver) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn func(*ldap.Entry) error) error {
+func (r *dirReader) pagedSearch(ctx context.Context, req *ldap.SearchRequest, fn func(*ldap.Entry) error) error {
 	size := r.pageSize
 	if size == 0 {
 		size = r.src.cfg.PageSize

@@ -11,7 +11,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -22,27 +21,25 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Skip reasons: why a member of a group did not become a subject.
+// Skip reasons (model.Skip*): why a member of a group did not become a
+// subject; the names are the model's so metrics need not import ldapsrc.
 const (
-	SkipDisabled  = "disabled"          // userAccountControl bit 0x2
-	SkipExpired   = "expired"           // AD accountExpires in the past
-	SkipComputer  = "computer"          // computer accounts are not people
-	SkipContact   = "contact"           // AD contact objects: no account to log in with
-	SkipForeign   = "foreign_principal" // cross-forest member, CN=<SID>,CN=ForeignSecurityPrincipals
-	SkipNoID      = "missing_id"        // entry has no user ID attribute
-	SkipInvalidID = "invalid_id"        // empty, control/format/bidi characters, system: prefix, too long
-	SkipOther     = "not_a_user"        // some other object class
-	// SkipOutsideBase: a member DN outside the user base DN.
-	SkipOutsideBase = "outside_base"
-	// SkipUnresolved: a member DN that points to nothing the search can see.
-	SkipUnresolved = "unresolved"
-	// SkipWellKnown: an all-accounts group (Domain Users, Everyone, ...)
-	// reached through a project group and refused (wellknown.go).
-	SkipWellKnown = "well_known_group"
+	SkipDisabled    = model.SkipDisabled
+	SkipExpired     = model.SkipExpired
+	SkipComputer    = model.SkipComputer
+	SkipContact     = model.SkipContact
+	SkipForeign     = model.SkipForeign
+	SkipNoID        = model.SkipNoID
+	SkipInvalidID   = model.SkipInvalidID
+	SkipOther       = model.SkipOther
+	SkipOutsideBase = model.SkipOutsideBase
+	SkipUnresolved  = model.SkipUnresolved
+	// SkipWellKnown: refused all-accounts group (wellknown.go).
+	SkipWellKnown = model.SkipWellKnown
 )
 
 // SkipReasons lists every reason, so metrics can report zeros too.
-var SkipReasons = []string{SkipDisabled, SkipExpired, SkipWellKnown, SkipComputer, SkipContact, SkipForeign, SkipNoID, SkipInvalidID, SkipOther, SkipOutsideBase, SkipUnresolved}
+var SkipReasons = model.SkipReasons
 
 // MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
 // subdomain name is the longest name Kubernetes tools handle comfortably.
@@ -67,44 +64,38 @@ type Stats struct {
 	Binds    atomic.Int64
 }
 
-// Source resolves groups against one directory.
+// Counts returns the counters' values (metrics reads them without
+// importing ldapsrc).
+func (s *Stats) Counts() (searches, entries, binds int64) {
+	return s.Searches.Load(), s.Entries.Load(), s.Binds.Load()
+}
+
+// Source resolves groups against one directory. Its parts: connector
+// holds the connection, bind and password (conn.go); changeFeed follows
+// the directory's changes for polls (changes.go); Source itself resolves
+// groups, discovers projects and answers doctor's questions.
 type Source struct {
-	cfg   config.LDAP
-	log   *zap.Logger
-	Stats Stats
+	*connector
+	*changeFeed
 	// Trace records how every member is reached (Group.Memberships), for
 	// `explain`; the daemon leaves it off.
 	Trace bool
 	// Reach records Group.Reached, for incremental change detection.
 	Reach bool
-	// readPassword is swappable for tests; by default it reads the file on
-	// every connection, so a rotated Secret is picked up without a restart.
-	readPassword func() (string, error)
-
-	// pinMu guards pinned, the connection every read shares (session).
-	pinMu  sync.Mutex
-	pinned *conn
-	// fpKey keys PasswordFingerprint.
-	fpKey [32]byte
-	// refused is the fingerprint of the last password the directory
-	// refused (conn.go), "" when none.
-	refusedMu sync.Mutex
-	refused   string
-
 	// maxPages overrides the page cap of one paged search (tests).
 	maxPages int
-	// digests remembers what polls reported of user entries (digest.go).
-	digests digestMemo
 	// now is the clock accountExpires is compared with (tests set it).
 	now func() time.Time
 }
 
 // New returns a Source for cfg.
 func New(cfg config.LDAP, log *zap.Logger) *Source {
-	s := &Source{cfg: cfg, log: log, now: time.Now}
+	c := &connector{cfg: cfg, log: log}
+	s := &Source{connector: c, now: time.Now}
+	s.changeFeed = &changeFeed{connector: c, src: s}
 	setMaxPacket(cfg.MaxPacketBytes)
-	_, _ = rand.Read(s.fpKey[:])
-	s.readPassword = func() (string, error) {
+	_, _ = rand.Read(c.fpKey[:])
+	c.readPassword = func() (string, error) {
 		b, err := os.ReadFile(cfg.BindPasswordFile)
 		if err != nil {
 			// The path is not secret; the content never appears.
@@ -199,7 +190,7 @@ func (s *Source) overran(ctx context.Context, err error) error {
 }
 
 // Ping connects and binds, to check configuration and credentials.
-func (s *Source) Ping(ctx context.Context) error {
+func (s *connector) Ping(ctx context.Context) error {
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err

@@ -91,8 +91,30 @@ func goFlagStyle(args []string) []string {
 	return out
 }
 
+// cli builds the commands; their flags land in f.
+type cli struct {
+	f              *flags
+	stdout, stderr io.Writer
+}
+
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	f := &flags{}
+	c := &cli{f: &flags{}, stdout: stdout, stderr: stderr}
+	root := c.rootCmd()
+	runCmd, onceCmd := c.syncCmds()
+	diffCmd, explainCmd, checkCmd, doctorCmd := c.diffCmd(), c.explainCmd(), c.checkCmd(), c.doctorCmd()
+	for _, cmd := range []*cobra.Command{runCmd, onceCmd, diffCmd, explainCmd, checkCmd, doctorCmd} {
+		_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	}
+	root.AddCommand(runCmd, onceCmd, diffCmd, explainCmd, checkCmd, doctorCmd, c.versionCmd())
+	// completion bash|zsh|fish|powershell (cobra's, added here rather than
+	// at Execute so that it is listed like the others).
+	root.InitDefaultCompletionCmd()
+	return root
+}
+
+// rootCmd is the command without a subcommand, with the global flags.
+func (c *cli) rootCmd() *cobra.Command {
+	f, stdout, stderr := c.f, c.stdout, c.stderr
 	root := &cobra.Command{
 		Use:   "runai-ldap-sync",
 		Short: "Keep Run:AI project access in step with Active Directory groups",
@@ -127,42 +149,53 @@ Run:AI's role bindings. See docs/cli.md for commands, exit statuses and doctor.`
 		return kube.Contexts(f.kubeconfig), cobra.ShellCompDirectiveNoFileComp
 	})
 
-	configFlag := func(fs *pflag.FlagSet) {
-		fs.StringVar(&f.config, "config", "", "configuration file (required)")
+	return root
+}
+
+func (c *cli) configFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&c.f.config, "config", "", "configuration file (required)")
+}
+
+func (c *cli) outputFlag(cmd *cobra.Command, what string) {
+	cmd.Flags().StringVarP(&c.f.output, "output", "o", "text", "output format: text or json ("+what+")")
+	_ = cmd.RegisterFlagCompletionFunc("output", fixed("text", "json"))
+}
+
+func (c *cli) checkOutput() error {
+	if c.f.output != "text" && c.f.output != "json" {
+		return usageErr(fmt.Errorf("-o must be text or json, got %q", c.f.output))
 	}
-	outputFlag := func(c *cobra.Command, what string) {
-		c.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json ("+what+")")
-		_ = c.RegisterFlagCompletionFunc("output", fixed("text", "json"))
-	}
-	checkOutput := func() error {
-		if f.output != "text" && f.output != "json" {
-			return usageErr(fmt.Errorf("-o must be text or json, got %q", f.output))
-		}
-		return nil
-	}
-	runCmd := &cobra.Command{
+	return nil
+}
+
+// syncCmds are run (the daemon) and once.
+func (c *cli) syncCmds() (runCmd, onceCmd *cobra.Command) {
+	runCmd = &cobra.Command{
 		Use:     "run",
 		Aliases: []string{"daemon"},
 		Short:   "The daemon: a cycle at start, then on the schedule, polls and repairs between",
 		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return runSync("run", f, stdout, stderr)
+			return runSync("run", c.f, c.stdout, c.stderr)
 		},
 	}
-	configFlag(runCmd.Flags())
+	c.configFlag(runCmd.Flags())
 
-	onceCmd := &cobra.Command{
+	onceCmd = &cobra.Command{
 		Use:   "once",
 		Short: "Run one cycle, then exit (status 1 if it failed)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return runSync("once", f, stdout, stderr)
+			return runSync("once", c.f, c.stdout, c.stderr)
 		},
 	}
-	configFlag(onceCmd.Flags())
+	c.configFlag(onceCmd.Flags())
 	// Not for run: it would switch the guard off for the life of the pod.
-	onceCmd.Flags().StringVar(&f.approve, "approve-removals", "", "approve what the guard holds on this one binding (ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME), for this one cycle")
+	onceCmd.Flags().StringVar(&c.f.approve, "approve-removals", "", "approve what the guard holds on this one binding (ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME), for this one cycle")
+	return runCmd, onceCmd
+}
 
+func (c *cli) diffCmd() *cobra.Command {
 	diffCmd := &cobra.Command{
 		Use:   "diff",
 		Short: "Print what a cycle would change, write nothing (exit 0: no changes, 1: changes, >1: error)",
@@ -172,49 +205,58 @@ the plan could not be made in full (an unreachable API server or directory, a
 failed group), nothing is printed on stdout and the error goes to stderr.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := checkOutput(); err != nil {
+			if err := c.checkOutput(); err != nil {
 				return asDiffError(err)
 			}
-			return runSync("diff", f, stdout, stderr)
+			return runSync("diff", c.f, c.stdout, c.stderr)
 		},
 	}
-	configFlag(diffCmd.Flags())
-	outputFlag(diffCmd, "a JSON list of changes")
+	c.configFlag(diffCmd.Flags())
+	c.outputFlag(diffCmd, "a JSON list of changes")
+	return diffCmd
+}
 
+func (c *cli) explainCmd() *cobra.Command {
 	explainCmd := &cobra.Command{
 		Use:   "explain --user ID [--project NAME]",
 		Short: "Say why a user has or lacks access (read-only)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := checkOutput(); err != nil {
+			if err := c.checkOutput(); err != nil {
 				return err
 			}
-			return runExplain(f, stdout, stderr)
+			return runExplain(c.f, c.stdout, c.stderr)
 		},
 	}
-	configFlag(explainCmd.Flags())
-	outputFlag(explainCmd, "the explanation as JSON")
-	explainCmd.Flags().StringVar(&f.user, "user", "", "Kubernetes user name to explain, as bound (e.g. alice)")
-	explainCmd.Flags().StringVar(&f.project, "project", "", "only this project")
+	c.configFlag(explainCmd.Flags())
+	c.outputFlag(explainCmd, "the explanation as JSON")
+	explainCmd.Flags().StringVar(&c.f.user, "user", "", "Kubernetes user name to explain, as bound (e.g. alice)")
+	explainCmd.Flags().StringVar(&c.f.project, "project", "", "only this project")
+	return explainCmd
+}
 
+func (c *cli) checkCmd() *cobra.Command {
 	checkCmd := &cobra.Command{
 		Use:   "check-config",
 		Short: "Validate the configuration and exit (status 2 with the errors)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			cfg, _, err := f.loadConfig()
+			cfg, _, err := c.f.loadConfig()
 			if err != nil {
 				return err
 			}
 			for _, o := range cfg.OptOuts() {
-				fmt.Fprintf(stderr, "warning: %s turns off a protection: %s\n", o.Key, o.Risk)
+				fmt.Fprintf(c.stderr, "warning: %s turns off a protection: %s\n", o.Key, o.Risk)
 			}
-			fmt.Fprintf(stdout, "%s: configuration is valid\n", f.config)
+			fmt.Fprintf(c.stdout, "%s: configuration is valid\n", c.f.config)
 			return nil
 		},
 	}
-	configFlag(checkCmd.Flags())
+	c.configFlag(checkCmd.Flags())
+	return checkCmd
+}
 
+func (c *cli) doctorCmd() *cobra.Command {
 	doctorCmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the setup, read-only: directory, groups, ClusterRoles, RBAC, admission policy, user IDs",
@@ -228,37 +270,32 @@ Run it with the daemon's kubeconfig or as a cluster admin; add --user-kubeconfig
 the ID the directory yields.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := checkOutput(); err != nil {
+			if err := c.checkOutput(); err != nil {
 				return err
 			}
-			return runDoctor(f, stdout, stderr)
+			return runDoctor(c.f, c.stdout, c.stderr)
 		},
 	}
-	configFlag(doctorCmd.Flags())
-	outputFlag(doctorCmd, "the checks as JSON")
+	c.configFlag(doctorCmd.Flags())
+	c.outputFlag(doctorCmd, "the checks as JSON")
 	df := doctorCmd.Flags()
-	df.StringVar(&f.userKubeconfig, "user-kubeconfig", "", "kubeconfig of a person who logs in to the cluster (e.g. OIDC), for the user-ID check")
-	df.StringVar(&f.userContext, "user-context", "", "context of --user-kubeconfig (or of the default kubeconfig) for the user-ID check")
-	df.StringVar(&f.directoryUser, "directory-user", "", "that person's account name in the directory (default: derived from the API server's name)")
-	df.StringVar(&f.daemonUser, "service-account", "", "the daemon's ServiceAccount, NAMESPACE/NAME or NAME in kubernetes.runaiNamespace (default: the caller if a ServiceAccount, else runai-ldap-sync)")
+	df.StringVar(&c.f.userKubeconfig, "user-kubeconfig", "", "kubeconfig of a person who logs in to the cluster (e.g. OIDC), for the user-ID check")
+	df.StringVar(&c.f.userContext, "user-context", "", "context of --user-kubeconfig (or of the default kubeconfig) for the user-ID check")
+	df.StringVar(&c.f.directoryUser, "directory-user", "", "that person's account name in the directory (default: derived from the API server's name)")
+	df.StringVar(&c.f.daemonUser, "service-account", "", "the daemon's ServiceAccount, NAMESPACE/NAME or NAME in kubernetes.runaiNamespace (default: the caller if a ServiceAccount, else runai-ldap-sync)")
 	_ = doctorCmd.MarkFlagFilename("user-kubeconfig")
+	return doctorCmd
+}
 
-	versionCmd := &cobra.Command{
+func (c *cli) versionCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  noArgs,
 		Run: func(*cobra.Command, []string) {
-			fmt.Fprintln(stdout, versionLine())
+			fmt.Fprintln(c.stdout, versionLine())
 		},
 	}
-	for _, c := range []*cobra.Command{runCmd, onceCmd, diffCmd, explainCmd, checkCmd, doctorCmd} {
-		_ = c.MarkFlagFilename("config", "yaml", "yml")
-	}
-	root.AddCommand(runCmd, onceCmd, diffCmd, explainCmd, checkCmd, doctorCmd, versionCmd)
-	// completion bash|zsh|fish|powershell (cobra's, added here rather than
-	// at Execute so that it is listed like the others).
-	root.InitDefaultCompletionCmd()
-	return root
 }
 
 func versionLine() string {

@@ -44,6 +44,11 @@ func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report
 	for i := range rep.Plans {
 		p := &rep.Plans[i]
 		o := outcome{p: p, cur: current[p.Ref]}
+		// A binding planned before in this term and now created again was
+		// deleted under us: drift a human should see (its Event). A first
+		// creation (first cycle, new project) goes in the one summary.
+		_, known := a.shards[p.Ref]
+		o.firstCreate = p.Create && !known
 		if p.Err != nil {
 			a.s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
 			// A failed group is counted as such; an unreadable record is
@@ -85,9 +90,18 @@ func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report
 		outcomes = append(outcomes, o)
 	}
 	if !opts.DryRun {
+		var created []string
 		for _, o := range outcomes {
 			a.recordEvents(o, rep.Trigger)
 			a.s.obs.applied(o)
+			if o.firstCreate && o.tried && o.err == nil {
+				created = append(created, o.p.Ref.String())
+			}
+		}
+		rep.Created += len(created)
+		if len(created) > 0 {
+			a.s.log.Info("bindings created", zap.String("trigger", rep.Trigger), zap.Int("count", len(created)),
+				zap.String("bindings", listOf("", created)))
 		}
 	}
 	return errs
@@ -101,6 +115,11 @@ type outcome struct {
 	cur, written *kube.Binding
 	tried        bool
 	err          error
+	// firstCreate: a creation of a binding not planned before in this
+	// term. It is counted in the cycle's one "bindings created" log line
+	// instead of an Event per binding, which at a migration's thousands
+	// of bindings doubled the first cycle's writes.
+	firstCreate bool
 }
 
 // apply writes one plan: every binding's write, then the moves. It returns
@@ -189,7 +208,7 @@ func (a *applier) recordEvents(o outcome, trigger string) {
 		if p.Create {
 			reason = ReasonCreated
 		}
-		if p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0 {
+		if !o.firstCreate && (p.Create || len(p.Add)+len(p.Remove)+len(p.Adopt)+len(p.Disown) > 0) {
 			a.event(p.Ref, uidOf(o.written), corev1.EventTypeNormal, reason, changeMessage(p, a.s.cfg.Policy, trigger))
 		}
 	}

@@ -329,15 +329,26 @@ func TestCycleEvents(t *testing.T) {
 	dir, cl := newFixture()
 	rec := &fakeRecorder{}
 	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithEvents(rec)
-	s.Cycle(context.Background(), CycleOptions{})
-	evs := rec.take()
+	// The first cycle's creations: one summary, no Event per binding.
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if evs := rec.take(); len(evs) != 0 {
+		t.Errorf("first cycle recorded %d Events, want none: %+v", len(evs), evs)
+	}
+	if rep.Err != nil || rep.Created == 0 || rep.Created != rep.Applied {
+		t.Errorf("first cycle: %v, created %d of %d written", rep.Err, rep.Created, rep.Applied)
+	}
+	// A binding deleted by hand and created again is drift: its Event.
+	cl.remove(alphaRef)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Created != 0 || rep.Applied != 1 {
+		t.Errorf("re-creation counted in the summary: created %d, written %d", rep.Created, rep.Applied)
+	}
 	byRef := map[kube.Ref]recordedEvent{}
-	for _, e := range evs {
+	for _, e := range rec.take() {
 		byRef[e.ref] = e
 	}
-	if e := byRef[alphaRef]; e.reason != ReasonCreated || e.uid == "" ||
+	if e := byRef[alphaRef]; len(byRef) != 1 || e.reason != ReasonCreated || e.uid == "" ||
 		e.message != "created by group sync with Run:AI's roleRef and 3 users; added by group sync: alice, bob, dave" {
-		t.Errorf("alpha event %+v", e)
+		t.Errorf("events after a re-creation %+v", byRef)
 	}
 	// A user leaves: one removal, explained.
 	dir.members["runai-beta-executors"] = []string{"carol", "erin"}

@@ -63,20 +63,9 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 			t.Errorf("binding %d holds %d users", i, n)
 		}
 	}
-	var viewerEvents int
-	for _, e := range rec.take() {
-		if e.ref.Name != kube.ViewerBinding && e.ref.Kind == kube.KindClusterRoleBinding {
-			t.Errorf("event on a shard: %+v", e)
-		}
-		if e.ref == viewer {
-			viewerEvents++
-			if string(e.uid) != "uid-"+viewer.String() {
-				t.Errorf("event on uid %s", e.uid)
-			}
-		}
-	}
-	if viewerEvents != 1 {
-		t.Errorf("%d events on the viewer binding, want one for the logical binding", viewerEvents)
+	// The first cycle's creations are one summary log line, not Events.
+	if evs := rec.take(); len(evs) != 0 {
+		t.Errorf("first cycle recorded %d Events, want none: %+v", len(evs), evs)
 	}
 	if v := testCounter(t, m, "runai_ldap_sync_binding_shards", `name="runai-job-viewer-manual"`); v != 3 {
 		t.Errorf("binding_shards = %v, want 3", v)
@@ -109,6 +98,31 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	s.BindingChanged(s1, b, b.ResourceVersion)
 	if p := pending(s); len(p) != 0 {
 		t.Errorf("own shard write queued: %v", p)
+	}
+
+	// The whole logical binding deleted by hand: its re-creation is drift,
+	// one Event on the logical binding, none on its shards.
+	for i := 0; i <= kube.MaxShards; i++ {
+		cl.remove(kube.ShardRef(viewer, i))
+	}
+	rec.take()
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || rep.Created != 0 {
+		t.Fatalf("cycle: %v, created %d in the summary, want 0", rep.Err, rep.Created)
+	}
+	var viewerEvents int
+	for _, e := range rec.take() {
+		if e.ref.Name != kube.ViewerBinding && e.ref.Kind == kube.KindClusterRoleBinding {
+			t.Errorf("event on a shard: %+v", e)
+		}
+		if e.ref == viewer {
+			viewerEvents++
+			if e.reason != ReasonCreated || e.uid != "uid-"+viewer.String() {
+				t.Errorf("re-creation event %+v", e)
+			}
+		}
+	}
+	if viewerEvents != 1 {
+		t.Errorf("%d events on the viewer binding, want one for the logical binding", viewerEvents)
 	}
 }
 

@@ -160,7 +160,11 @@ type Report struct {
 	Skipped         map[string]int
 	Plans           []plan.BindingPlan
 	// Applied counts bindings written.
-	Applied     int
+	Applied int
+	// Created counts first creations, recorded in one "bindings created"
+	// log line rather than one Event each (a re-creation after a
+	// deletion keeps its Event).
+	Created     int
 	WriteErrors map[kube.Ref]error
 	// Provision is what the projects.* provisioning found and did.
 	Provision ProvisionReport

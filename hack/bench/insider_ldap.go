@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,23 +45,27 @@ func insiderMain(args []string) int {
 	members := fs.Int("members", 50000, "members of each large group (and users in the directory)")
 	projectMembers := fs.Int("project-members", 20, "members of the project group")
 	_ = fs.Parse(args)
-	if err := runInsider(*groups, *members, *projectMembers); err != nil {
+	table, err := runInsider(*groups, *members, *projectMembers)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "insider-ldap: %v\n", err)
 		return 1
 	}
+	fmt.Print(table)
 	return 0
 }
 
-func runInsider(groups, members, projectMembers int) error {
+// runInsider returns the scenario's table (Markdown); make bench folds it
+// into its report.
+func runInsider(groups, members, projectMembers int) (string, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "runai-ldap-sync-insider-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(dir)
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return "", err
 	}
 
 	t0 := time.Now()
@@ -84,39 +89,41 @@ func runInsider(groups, members, projectMembers int) error {
 	slapd, err := harness.StartSlapd(ctx, filepath.Join(dir, "slapd"), harness.SlapdOptions{Suffix: suffix, LDIF: ldif, SizeLimit: -1})
 	ldif = nil
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer slapd.Stop()
 	fmt.Printf("  slapadd: %s\n", slapd.LoadDuration.Round(time.Millisecond))
 	pw := filepath.Join(dir, "pw")
 	if err := os.WriteFile(pw, []byte(slapd.ReaderPassword), 0o600); err != nil {
-		return err
+		return "", err
 	}
 
-	fmt.Printf("\n| group base | entries read | searches | members | allocated | peak RSS | time |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	var table strings.Builder
+	fmt.Fprintf(&table, "%d users; %d groups of %d members under the group base beside a project group of %d, which reaches none of them.\n\n", members, groups, members, len(project))
+	table.WriteString("| group base | entries read | searches | members | allocated | peak RSS | time |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, base := range []string{clean, crowded} {
 		cfgPath := filepath.Join(dir, "config.yaml")
 		cfg := fmt.Sprintf("ldap:\n  urls: [%q]\n  allowInsecure: true\n  bindDN: %q\n  bindPasswordFile: %s\n  baseDN: %q\n  groupBaseDN: %q\n  userBaseDN: %q\n  schema: groupOfNames\n  userIDAttribute: uid\n  pageSize: 1000\n  timeout: 5m\ngroups:\n  executors: [\"runai-{project}-executors\"]\n",
 			slapd.URL, slapd.ReaderDN, pw, suffix, base, people)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			return err
+			return "", err
 		}
 		cmd := exec.CommandContext(ctx, self, "insider-ldap-child", cfgPath)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
-			return fmt.Errorf("resolve under %s: %w", base, err)
+			return "", fmt.Errorf("resolve under %s: %w", base, err)
 		}
 		var st insiderStats
 		if err := json.Unmarshal(out, &st); err != nil {
-			return fmt.Errorf("resolve under %s: %w (%s)", base, err, out)
+			return "", fmt.Errorf("resolve under %s: %w (%s)", base, err, out)
 		}
 		if st.Error != "" {
-			return fmt.Errorf("resolve under %s: %s", base, st.Error)
+			return "", fmt.Errorf("resolve under %s: %s", base, st.Error)
 		}
-		fmt.Printf("| %s | %d | %d | %d | %.1f MiB | %.1f MiB | %.2fs |\n", base, st.Entries, st.Searches, st.Members, st.AllocMiB, float64(st.MaxRSSKiB)/1024, st.Seconds)
+		fmt.Fprintf(&table, "| %s | %d | %d | %d | %.1f MiB | %.1f MiB | %.2fs |\n", base, st.Entries, st.Searches, st.Members, st.AllocMiB, float64(st.MaxRSSKiB)/1024, st.Seconds)
 	}
-	return nil
+	return table.String(), nil
 }
 
 // insiderChild resolves runai-p-executors once, the way a full cycle

@@ -295,9 +295,12 @@ type StaticProject struct {
 
 // Kubernetes holds API server settings.
 type Kubernetes struct {
-	RunaiNamespace string  `yaml:"runaiNamespace"`
-	QPS            float32 `yaml:"qps"`
-	Burst          int     `yaml:"burst"`
+	RunaiNamespace string `yaml:"runaiNamespace"`
+	// QPS and Burst are the client-side rate limit (shipped 50/100); a
+	// migration's one-off `once` may raise them to 200/400
+	// (docs/operations.md, "Migration: the first cycle's client rate").
+	QPS   float32 `yaml:"qps"`
+	Burst int     `yaml:"burst"`
 	// MaxBindingShards is how many shards (<name>-1, -2, …) a binding may
 	// spread its users over when they would pass the safe size of one
 	// binding; at most MaxBindingShardsLimit, which the RBAC rules and the
@@ -537,6 +540,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Kubernetes.QPS <= 0 {
 		add("kubernetes.qps", "must be positive, got %v", c.Kubernetes.QPS)
+	}
+	if c.Kubernetes.Burst < 1 {
+		// client-go's limiter refuses every request with a burst of 0.
+		add("kubernetes.burst", "must be at least 1, got %d", c.Kubernetes.Burst)
 	}
 	if c.Kubernetes.MaxBindingShards < 0 || c.Kubernetes.MaxBindingShards > MaxBindingShardsLimit {
 		add("kubernetes.maxBindingShards", "must be between 0 and %d (the shard names the RBAC rules and the admission policy allow), got %d",

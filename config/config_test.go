@@ -126,6 +126,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"too many shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: 17", "kubernetes.maxBindingShards", "between 0 and 16"},
 		{"shard size above 1 MiB", "mode: enforce", "mode: enforce\nkubernetes:\n  bindingShardBytes: 2000000", "kubernetes.bindingShardBytes", "only be lowered"},
 		{"negative shards", "mode: enforce", "mode: enforce\nkubernetes:\n  maxBindingShards: -1", "kubernetes.maxBindingShards", "between 0 and 16"},
+		{"zero burst", "mode: enforce", "mode: enforce\nkubernetes:\n  burst: 0", "kubernetes.burst", "at least 1"},
+		{"zero qps", "mode: enforce", "mode: enforce\nkubernetes:\n  qps: 0", "kubernetes.qps", "must be positive"},
 		{"bad page size", "  bindDN:", "  pageSize: 0\n  bindDN:", "ldap.pageSize", "between"},
 		{"bad timeout", "  bindDN:", "  timeout: -1s\n  bindDN:", "ldap.timeout", "positive"},
 		{"unparsable timeout", "  bindDN:", "  timeout: soon\n  bindDN:", "", "soon"},

@@ -191,6 +191,7 @@ func benchMain() error {
 	adUsers := flag.Int("ad-users", 5000, "users of the Active Directory (Samba) case; 0 skips it")
 	adProjects := flag.Int("ad-projects", 250, "projects of the Active Directory case")
 	adInChain := flag.Int("ad-inchain-projects", 25, "projects (two groups each) the Active Directory case resolves with memberResolution inChain: one server-side search per group, so a sample")
+	flag.StringVar(&profileDir, "profile-dir", "", "write CPU and allocation profiles of the steady-state cycle here (steady-state.cpu.pprof, steady-state.allocs.pprof)")
 	migQPS := flag.Float64("migration-qps", 200, "client QPS of the migration-rate first cycle (the rate docs/operations.md recommends)")
 	migBurst := flag.Int("migration-burst", 400, "client burst of the migration-rate first cycle")
 	insiderGroups := flag.Int("insider-groups", 100, "large groups outside the projects in the directory-insider case; 0 skips it")
@@ -399,12 +400,19 @@ kubernetes:
 	return nil
 }
 
+// profileDir is -profile-dir.
+var profileDir string
+
 func runCycle(ctx context.Context, self, name, cfgPath, kubeconfig string, dry bool, floor time.Duration, extra ...string) (row, error) {
 	args := append([]string{"cycle", "--config", cfgPath, "--kubeconfig", kubeconfig}, extra...)
 	if dry {
 		args = append(args, "--dry-run")
 	}
 	cmd := exec.CommandContext(ctx, self, args...)
+	if profileDir != "" && name == "steady state" {
+		cmd.Env = append(os.Environ(), "BENCH_CPUPROFILE="+filepath.Join(profileDir, "steady-state.cpu.pprof"),
+			"BENCH_MEMPROFILE="+filepath.Join(profileDir, "steady-state.allocs.pprof"))
+	}
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	start := time.Now()

@@ -166,10 +166,11 @@ demo: deps $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver
 
 ## bench: 100,000 users / 5,000 projects against real slapd + kube-apiserver;
 ## prints a table and writes docs/performance.md (BENCH_FLAGS=-users 2000 ... for a quick look;
-## BENCH_FLAGS='-users 300000 -ad-users 0 -out /tmp/bench-300k.md' for the growth run the doc records)
+## BENCH_FLAGS='-users 300000 -ad-users 0 -out /tmp/bench-300k.md' for the growth run the doc records;
+## -profile-dir DIR for CPU/allocation profiles of the steady-state cycle); ends with a verdict line
 bench: deps tools
 	go run ./hack/bench $(BENCH_FLAGS)
-	go test -run '^$$' -bench . -benchmem ./sync/
+	go test -run '^$$' -bench . -benchmem ./sync/...
 
 clean:
 	rm -rf bin .cache

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
@@ -328,7 +330,8 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 func TestCycleEvents(t *testing.T) {
 	dir, cl := newFixture()
 	rec := &fakeRecorder{}
-	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithEvents(rec)
+	core, logs := observer.New(zapcore.InfoLevel)
+	s := New(testConfig(), dir, cl, zap.New(core), metrics.NewMetrics("test")).WithEvents(rec)
 	// The first cycle's creations: one summary, no Event per binding.
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if evs := rec.take(); len(evs) != 0 {
@@ -336,6 +339,10 @@ func TestCycleEvents(t *testing.T) {
 	}
 	if rep.Err != nil || rep.Created == 0 || rep.Created != rep.Applied {
 		t.Errorf("first cycle: %v, created %d of %d written", rep.Err, rep.Created, rep.Applied)
+	}
+	if sum := logs.FilterMessage("bindings created").All(); len(sum) != 1 || sum[0].ContextMap()["count"] != int64(rep.Created) ||
+		!strings.Contains(fmt.Sprint(sum[0].ContextMap()["bindings"]), alphaRef.String()) {
+		t.Errorf("want one summary line naming %s, got %+v", alphaRef, sum)
 	}
 	// A binding deleted by hand and created again is drift: its Event.
 	cl.remove(alphaRef)

@@ -248,22 +248,16 @@ func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *Binding {
 	return newBinding(Ref{Kind: KindClusterRoleBinding, Name: crb.Name}, &crb.ObjectMeta, crb.RoleRef, crb.Subjects)
 }
 
-// newBinding never fails: an ownership record that cannot be read is kept
-// in ManagedErr, so it is an error of that binding only when the binding
-// is planned, and nothing at all for a binding of a managed name that is
-// not (one in a namespace that is no project).
+// newBinding never fails and never reads the ownership record: Owned
+// does, when the binding is planned or written, so a record that cannot
+// be read is an error of that binding only, and nothing at all for a
+// binding of a managed name that is not planned (one in a namespace that
+// is no project).
 func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *Binding {
-	b := &Binding{
+	return &Binding{
 		Ref: ref, Exists: true, UID: string(meta.UID), ResourceVersion: meta.ResourceVersion, RoleRef: modelRoleRef(roleRef),
-		Subjects: modelSubjects(subjects), Annotations: meta.Annotations,
+		Subjects: modelSubjects(subjects), Annotations: meta.Annotations, Record: meta.Annotations[ManagedAnnotation],
 	}
-	managed, err := DecodeManaged(meta.Annotations[ManagedAnnotation])
-	if err != nil {
-		b.ManagedErr = fmt.Errorf("%s: %w; fix or remove the annotation (the binding is left untouched until then)", ref, err)
-	} else {
-		b.Managed = managed
-	}
-	return b
 }
 
 // maxConflictRetries bounds retries when another writer changes the
@@ -305,10 +299,11 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 		if current.RoleRef != model.ExpectedRoleRef(ch.Ref.Name) {
 			return nil, fmt.Errorf("%s: %w", ch.Ref, ErrRoleRefChanged)
 		}
-		if current.ManagedErr != nil {
-			return nil, fmt.Errorf("%w: %w", ErrManagedUnreadable, current.ManagedErr)
+		owned, err := current.Owned()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrManagedUnreadable, err)
 		}
-		b, err := c.patch(ctx, ch, current)
+		b, err := c.patch(ctx, ch, current, owned)
 		if err == nil {
 			return b, nil
 		}
@@ -359,7 +354,7 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	return fromRoleBinding(rb), nil
 }
 
-func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+func (c *Client) patch(ctx context.Context, ch Change, current *Binding, owned []string) (*Binding, error) {
 	annotations := map[string]any{}
 	for k, v := range ch.SetAnnotations {
 		annotations[k] = v
@@ -367,7 +362,7 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 	for _, a := range ch.DropAnnotations {
 		annotations[a] = nil
 	}
-	record := model.NewManaged(current, ch)
+	record := model.NewManagedFrom(current, owned, ch)
 	if len(record) > 0 || current.Annotations[ManagedAnnotation] != "" {
 		annotations[ManagedAnnotation] = EncodeManaged(record)
 	}

@@ -22,9 +22,15 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// listPageSize bounds each LIST response, so thousands of namespaces or
-// bindings never arrive as one huge answer.
-const listPageSize = 500
+// listPageSize bounds each LIST response, so thousands of namespaces never
+// arrive as one huge answer. bindingPageSize is smaller: a binding may
+// hold up to 1.5 MiB (a namespace admin can make one that large under a
+// managed name, in their own namespace), and a page is held whole while it
+// is read.
+const (
+	listPageSize    = 500
+	bindingPageSize = 50
+)
 
 // Client reads and writes the managed bindings (and, with provisioning
 // on, namespaces and template objects).
@@ -32,6 +38,7 @@ type Client struct {
 	cs    kubernetes.Interface
 	dyn   dynamic.Interface
 	Stats *RequestStats
+	scope Scope
 }
 
 // RequestStats counts API requests by HTTP verb, for metrics and the
@@ -104,10 +111,12 @@ func NewClient(cfg *rest.Config, qps float32, burst int) (*Client, error) {
 // Clientset exposes the underlying clientset (for informers and tests).
 func (c *Client) Clientset() kubernetes.Interface { return c.cs }
 
-// eachPage runs a LIST page by page (listPageSize each): page reads one
-// page with opts and returns its continue token.
+// eachPage runs a LIST page by page (listPageSize each, unless opts has a
+// Limit): page reads one page with opts and returns its continue token.
 func eachPage(opts metav1.ListOptions, page func(opts metav1.ListOptions) (string, error)) error {
-	opts.Limit = listPageSize
+	if opts.Limit == 0 {
+		opts.Limit = listPageSize
+	}
 	for {
 		next, err := page(opts)
 		if err != nil || next == "" {
@@ -117,16 +126,43 @@ func eachPage(opts metav1.ListOptions, page func(opts metav1.ListOptions) (strin
 	}
 }
 
-// Namespaces lists every namespace, page by page.
+// Namespaces lists every namespace, page by page, and which of them hold
+// an executor RoleBinding (one more paged LIST).
 func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
+	out, err := c.namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holds := map[string]bool{}
+	err = eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize},
+		func(opts metav1.ListOptions) (string, error) {
+			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
+			if err != nil {
+				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
+			}
+			for i := range list.Items {
+				holds[list.Items[i].Namespace] = true
+			}
+			return list.Continue, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].HoldsExecutor = holds[out[i].Name]
+	}
+	return out, nil
+}
+
+func (c *Client) namespaces(ctx context.Context) ([]Namespace, error) {
 	var out []Namespace
 	err := eachPage(metav1.ListOptions{}, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.CoreV1().Namespaces().List(ctx, opts)
 		if err != nil {
 			return "", fmt.Errorf("list namespaces: %w", err)
 		}
-		for _, ns := range list.Items {
-			out = append(out, fromNamespace(&ns))
+		for i := range list.Items {
+			out = append(out, fromNamespace(reduceNamespace(c.scope, &list.Items[i])))
 		}
 		return list.Continue, nil
 	})
@@ -136,27 +172,34 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 	return out, nil
 }
 
-// Bindings reads the current state of every managed binding: one LIST for
-// all executor RoleBindings (however many projects there are), one GET each
-// for the viewer and index-map bindings.
+// Bindings reads the current state of every managed binding in the scope:
+// one paged LIST for all executor RoleBindings (however many projects
+// there are), one GET each for the viewer and index-map bindings. A
+// binding outside the scope is dropped as its page is read.
 func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
+	in, err := c.scopedNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := map[Ref]*Binding{}
-	err := eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String()},
+	err = eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize},
 		func(opts metav1.ListOptions) (string, error) {
 			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
 			if err != nil {
 				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
 			}
 			for i := range list.Items {
-				b := fromRoleBinding(&list.Items[i])
-				out[b.Ref] = b
+				if in(list.Items[i].Namespace) {
+					b := fromRoleBinding(&list.Items[i])
+					out[b.Ref] = b
+				}
 			}
 			return list.Continue, nil
 		})
 	if err != nil {
 		return nil, err
 	}
-	if err := c.shards(ctx, out); err != nil {
+	if err := c.shards(ctx, in, out); err != nil {
 		return nil, err
 	}
 	viewer, err := c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ViewerBinding, metav1.GetOptions{})
@@ -183,16 +226,17 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 // shards adds every shard (label ShardOfLabel, a shard's name) to out: one
 // paged LIST of RoleBindings and one of ClusterRoleBindings, whatever the
 // number of projects.
-func (c *Client) shards(ctx context.Context, out map[Ref]*Binding) error {
-	sel := metav1.ListOptions{LabelSelector: ShardOfLabel}
+func (c *Client) shards(ctx context.Context, in func(string) bool, out map[Ref]*Binding) error {
+	sel := metav1.ListOptions{LabelSelector: ShardOfLabel, Limit: bindingPageSize}
 	err := eachPage(sel, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
 		if err != nil {
 			return "", fmt.Errorf("list shard RoleBindings (label %s): %w", ShardOfLabel, err)
 		}
 		for i := range list.Items {
-			if b := fromRoleBinding(&list.Items[i]); IsShard(b.Ref) {
-				out[b.Ref] = b
+			rb := &list.Items[i]
+			if ref := (Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}); IsShard(ref) && in(rb.Namespace) {
+				out[ref] = fromRoleBinding(rb)
 			}
 		}
 		return list.Continue, nil
@@ -212,6 +256,23 @@ func (c *Client) shards(ctx context.Context, out map[Ref]*Binding) error {
 		}
 		return list.Continue, nil
 	})
+}
+
+// scopedNamespaces returns whether bindings in a namespace are in the
+// scope: one namespace LIST when the scope names namespaces.
+func (c *Client) scopedNamespaces(ctx context.Context) (func(string) bool, error) {
+	if c.scope.Namespace == nil {
+		return func(string) bool { return true }, nil
+	}
+	nss, err := c.namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]bool{}
+	for _, ns := range nss {
+		in[ns.Name] = c.scope.Namespace(ns.Name, ns.Labels)
+	}
+	return func(ns string) bool { return in[ns] }, nil
 }
 
 // Get reads one binding; a missing one is returned with Exists false.

@@ -35,6 +35,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 func main() {
@@ -100,6 +101,7 @@ func cycleMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
 	s := controller.New(cfg, src, kc, zap.NewNop(), nil)
 	rep := s.Cycle(context.Background(), controller.CycleOptions{DryRun: *dryRun})

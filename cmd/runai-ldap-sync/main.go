@@ -186,7 +186,7 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 		src.Reach = true
 	}
 	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
-		d.events = kube.NewEventRecorder(kc, d.identity)
+		d.events = kube.NewEventRecorder(kc, d.identity, cfg.Kubernetes.RunaiNamespace)
 	}
 	d.newSyncer = func() *controller.Syncer {
 		s := controller.New(cfg, src, cluster, log, m)

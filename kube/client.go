@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -35,8 +36,10 @@ const (
 // Client reads and writes the managed bindings (and, with provisioning
 // on, namespaces and template objects).
 type Client struct {
-	cs    kubernetes.Interface
-	dyn   dynamic.Interface
+	cs  kubernetes.Interface
+	dyn dynamic.Interface
+	// md lists metadata only (no subjects): how shards are found.
+	md    metadata.Interface
 	Stats *RequestStats
 	scope Scope
 }
@@ -105,7 +108,11 @@ func NewClient(cfg *rest.Config, qps float32, burst int) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build Kubernetes client: %w", err)
 	}
-	return &Client{cs: cs, dyn: dyn, Stats: stats}, nil
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build Kubernetes client: %w", err)
+	}
+	return &Client{cs: cs, dyn: dyn, md: md, Stats: stats}, nil
 }
 
 // Clientset exposes the underlying clientset (for informers and tests).
@@ -189,7 +196,7 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
 			}
 			for i := range list.Items {
-				if in(list.Items[i].Namespace) {
+				if list.Items[i].Name == ExecutorBinding && in(list.Items[i].Namespace) {
 					b := fromRoleBinding(&list.Items[i])
 					out[b.Ref] = b
 				}
@@ -223,39 +230,46 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 	return out, nil
 }
 
-// shards adds every shard (label ShardOfLabel, a shard's name) to out: one
-// paged LIST of RoleBindings and one of ClusterRoleBindings, whatever the
-// number of projects.
+// shards adds every shard (label ShardOfLabel, a shard's name) in the
+// scope to out. Anyone may put the label on any binding of theirs, of any
+// size: the LISTs (one of RoleBindings, one of ClusterRoleBindings, paged,
+// whatever the number of projects) read metadata only, and only the shards
+// in the scope are then read whole, one GET each.
 func (c *Client) shards(ctx context.Context, in func(string) bool, out map[Ref]*Binding) error {
-	sel := metav1.ListOptions{LabelSelector: ShardOfLabel, Limit: bindingPageSize}
-	err := eachPage(sel, func(opts metav1.ListOptions) (string, error) {
-		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
-		if err != nil {
-			return "", fmt.Errorf("list shard RoleBindings (label %s): %w", ShardOfLabel, err)
+	var refs []Ref
+	for _, kind := range []string{KindRoleBinding, KindClusterRoleBinding} {
+		res := rbacv1.SchemeGroupVersion.WithResource("rolebindings")
+		if kind == KindClusterRoleBinding {
+			res = rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings")
 		}
-		for i := range list.Items {
-			rb := &list.Items[i]
-			if ref := (Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}); IsShard(ref) && in(rb.Namespace) {
-				out[ref] = fromRoleBinding(rb)
+		// A page of metadata may still carry 256 KiB of annotations an item.
+		err := eachPage(metav1.ListOptions{LabelSelector: ShardOfLabel, Limit: bindingPageSize}, func(opts metav1.ListOptions) (string, error) {
+			list, err := c.md.Resource(res).Namespace("").List(ctx, opts)
+			if err != nil {
+				return "", fmt.Errorf("list shard %ss (label %s): %w", kind, ShardOfLabel, err)
 			}
+			for i := range list.Items {
+				ref := Ref{Kind: kind, Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
+				if IsShard(ref) && (kind == KindClusterRoleBinding || in(ref.Namespace)) {
+					refs = append(refs, ref)
+				}
+			}
+			return list.Continue, nil
+		})
+		if err != nil {
+			return err
 		}
-		return list.Continue, nil
-	})
-	if err != nil {
-		return err
 	}
-	return eachPage(sel, func(opts metav1.ListOptions) (string, error) {
-		list, err := c.cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
+	for _, ref := range refs {
+		b, err := c.Get(ctx, ref)
 		if err != nil {
-			return "", fmt.Errorf("list shard ClusterRoleBindings (label %s): %w", ShardOfLabel, err)
+			return err
 		}
-		for i := range list.Items {
-			if b := fromClusterRoleBinding(&list.Items[i]); IsShard(b.Ref) {
-				out[b.Ref] = b
-			}
+		if b.Exists {
+			out[ref] = b
 		}
-		return list.Continue, nil
-	})
+	}
+	return nil
 }
 
 // scopedNamespaces returns whether bindings in a namespace are in the

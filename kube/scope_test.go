@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 )
 
 // projectScope is the daemon's scope in short: namespaces labelled
@@ -132,13 +134,25 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 func TestClientBindingsKeepOnlyTheScope(t *testing.T) {
 	ctx := context.Background()
 	shard := map[string]string{ShardOfLabel: ExecutorBinding}
-	cs := fake.NewClientset(
+	bindings := []*rbacv1.RoleBinding{bulkyBinding("runai-a", ExecutorBinding, nil), bulkyBinding("team", ExecutorBinding, nil),
+		bulkyBinding("team", ExecutorBinding+"-1", shard), bulkyBinding("runai-a", ExecutorBinding+"-1", shard),
+		bulkyBinding("runai-a", "anything", shard)}
+	objs := []runtime.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-a", Labels: map[string]string{"runai/queue": "a", "other": "x"}}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}},
-		bulkyBinding("runai-a", ExecutorBinding, nil), bulkyBinding("team", ExecutorBinding, nil),
-		bulkyBinding("team", ExecutorBinding+"-1", shard), bulkyBinding("runai-a", ExecutorBinding+"-1", shard),
-	)
-	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
+	}
+	var metas []runtime.Object
+	for _, rb := range bindings {
+		objs = append(objs, rb)
+		metas = append(metas, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"}, ObjectMeta: rb.ObjectMeta})
+	}
+	cs := fake.NewClientset(objs...)
+	scheme := metadatafake.NewTestScheme()
+	metav1.AddMetaToScheme(scheme)
+	scheme.AddKnownTypeWithName(rbacv1.SchemeGroupVersion.WithKind("RoleBinding"), &metav1.PartialObjectMetadata{})
+	scheme.AddKnownTypeWithName(rbacv1.SchemeGroupVersion.WithKind("RoleBindingList"), &metav1.PartialObjectMetadataList{})
+	md := metadatafake.NewSimpleMetadataClient(scheme, metas...)
+	c := &Client{cs: cs, md: md, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
 	all, err := c.Bindings(ctx, "runai")
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "insider-ldap-child" {
 		os.Exit(insiderChild(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "insider-kube" {
+		os.Exit(insiderKubeMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
 	}

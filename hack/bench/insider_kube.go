@@ -36,51 +36,62 @@ func insiderKubeMain(args []string) int {
 	bigBytes := fs.Int("big-bytes", 1<<20, "size of each of them (subjects)")
 	bombMiB := fs.Int("bomb-mib", 16, "size of each bomb's JSON list once inflated")
 	_ = fs.Parse(args)
-	if err := insiderKube(*projects, *big, *bigBytes, *bombMiB); err != nil {
+	table, err := insiderKube(*projects, *big, *bigBytes, *bombMiB)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "insider-kube: %v\n", err)
 		return 1
 	}
+	fmt.Print(table)
 	return 0
 }
 
-func insiderKube(projects, big, bigBytes, bombMiB int) error {
+// insiderKube runs the four cycles and returns their table (markdown).
+func insiderKube(projects, big, bigBytes, bombMiB int) (string, error) {
+	table, err := insiderKubeRun(projects, big, bigBytes, bombMiB)
+	if err != nil {
+		return "", fmt.Errorf("insider-kube: %w", err)
+	}
+	return table, nil
+}
+
+func insiderKubeRun(projects, big, bigBytes, bombMiB int) (string, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "runai-ldap-sync-insider-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(dir)
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return "", err
 	}
 	sc := scale{users: 20 * projects, projects: projects, groupSize: 10, bigGroup: 10}
 	ldif, _, _, _ := buildLDIF(sc)
 	slapd, err := harness.StartSlapd(ctx, filepath.Join(dir, "slapd"), harness.SlapdOptions{Suffix: suffix, LDIF: ldif, SizeLimit: -1})
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer slapd.Stop()
 	etcd, err := harness.StartEtcd(ctx, filepath.Join(dir, "etcd"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer etcd.Stop()
 	api, err := harness.StartAPIServer(ctx, etcd, filepath.Join(dir, "apiserver"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer api.Stop()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
-		return err
+		return "", err
 	}
 	if err := seedCluster(ctx, api, projects); err != nil {
-		return err
+		return "", err
 	}
 	pw := filepath.Join(dir, "pw")
 	if err := os.WriteFile(pw, []byte(slapd.ReaderPassword), 0o600); err != nil {
-		return err
+		return "", err
 	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	cfg := fmt.Sprintf(`ldap:
@@ -98,14 +109,14 @@ projects:
   namespaceLabel: runai/queue
 `, slapd.URL, slapd.ReaderDN, pw, suffix)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
+		return "", err
 	}
 	cs, err := kubernetes.NewForConfig(api.RestConfig())
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, metav1.CreateOptions{}); err != nil {
-		return err
+		return "", err
 	}
 
 	var rows []row
@@ -116,30 +127,30 @@ projects:
 	}
 	fmt.Printf("insider-kube: %d projects; bombs of %d MiB; %d bindings of %d KiB\n", projects, bombMiB, big, bigBytes>>10)
 	if err := run("first (creates)"); err != nil {
-		return err
+		return "", err
 	}
 	if err := run("steady, no insider"); err != nil {
-		return err
+		return "", err
 	}
 	if err := createBombs(ctx, cs, bombMiB); err != nil {
-		return err
+		return "", err
 	}
 	if err := run("steady, six bombs"); err != nil {
-		return err
+		return "", err
 	}
 	if err := createBig(ctx, cs, big, bigBytes); err != nil {
-		return err
+		return "", err
 	}
 	if err := run(fmt.Sprintf("steady, bombs + %d big", big)); err != nil {
-		return err
+		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("\n| once cycle | peak RSS | seconds | API requests | error |\n|---|---:|---:|---|---|\n")
+	fmt.Fprintf(&b, "\n### A namespace admin's objects (issue 24)\n\nA `once` cycle of %d projects, steady, as the admin of an unrelated namespace adds the six bombs (managed names and the shard label, a `gzip+base64:` record inflating to %d MiB each) and then %d label-matching bindings of about %d KiB each:\n\n", projects, bombMiB, big, bigBytes>>10)
+	b.WriteString("| once cycle | peak RSS | seconds | API requests | error |\n|---|---:|---:|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d MiB | %.2f | %s | %s |\n", r.name, r.stats.MaxRSSKiB>>10, r.stats.Seconds, verbs(r.stats.KubeRequests), r.stats.Error)
 	}
-	fmt.Print(b.String())
-	return nil
+	return b.String(), nil
 }
 
 // createBombs makes the issue's six RoleBindings in namespace team.

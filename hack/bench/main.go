@@ -176,6 +176,7 @@ func benchMain() error {
 	adUsers := flag.Int("ad-users", 5000, "users of the Active Directory (Samba) case; 0 skips it")
 	adProjects := flag.Int("ad-projects", 250, "projects of the Active Directory case")
 	adInChain := flag.Int("ad-inchain-projects", 25, "projects (two groups each) the Active Directory case resolves with memberResolution inChain: one server-side search per group, so a sample")
+	insiderBig := flag.Int("insider-big", 300, "label-matching 1 MiB bindings of the insider case (issue 24); negative skips it")
 	openLDAP := flag.Bool("openldap", true, "run the OpenLDAP case; false runs only the Active Directory case and prints it without writing -out")
 	flag.Parse()
 
@@ -327,6 +328,13 @@ kubernetes:
 			return err
 		}
 		report += "\n" + adReport
+	}
+	if *insiderBig >= 0 {
+		table, err := insiderKube(50, *insiderBig, 1<<20, 16)
+		if err != nil {
+			return err
+		}
+		report += table
 	}
 	fmt.Println()
 	fmt.Print(report)

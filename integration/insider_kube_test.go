@@ -316,9 +316,13 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 		}
 		return fmt.Errorf("%d events, none ProjectLabelCopied", len(evs.Items))
 	})
-	if m, _ := get("http://" + d.addr + "/metrics"); !strings.Contains(m, `runai_ldap_sync_projects_skipped{reason="copied_label"} 1`) {
-		t.Errorf("no copied_label skip in the metrics:\n%s", grepLines(m, "projects_skipped"))
-	}
+	// The gauge is set when that cycle ends, just after the Event.
+	waitUntil(t, "projects_skipped{reason=copied_label} 1", func() error {
+		if m, _ := get("http://" + d.addr + "/metrics"); !strings.Contains(m, `runai_ldap_sync_projects_skipped{reason="copied_label"} 1`) {
+			return fmt.Errorf("no copied_label skip in the metrics:\n%s", grepLines(m, "projects_skipped"))
+		}
+		return nil
+	})
 	if err := e.samba.AddMembers(e.groups["runai-p1-executors"], e.users["bob"]); err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,9 @@ func (e *env) setSubjects(ns string, users ...string) {
 func (e *env) expectRecord(ref kube.Ref, want ...string) {
 	e.t.Helper()
 	b := e.binding(ref)
-	if b.ManagedErr != nil || !reflect.DeepEqual(append([]string{}, b.Managed...), append([]string{}, want...)) {
-		e.t.Errorf("%s ownership record = %v (%v), want %v", ref, b.Managed, b.ManagedErr, want)
+	owned, err := b.Owned()
+	if err != nil || !reflect.DeepEqual(append([]string{}, owned...), append([]string{}, want...)) {
+		e.t.Errorf("%s ownership record = %v (%v), want %v", ref, owned, err, want)
 	}
 }
 

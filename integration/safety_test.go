@@ -397,7 +397,11 @@ func TestConcurrentHandEditsAreNeverLost(t *testing.T) {
 	if !group {
 		t.Error("the human's Group subject was lost")
 	}
-	for _, m := range b.Managed {
+	owned, err := b.Owned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range owned {
 		if strings.HasPrefix(m, "human-") {
 			t.Errorf("a human's user %q is recorded as managed by the tool", m)
 		}
@@ -757,7 +761,11 @@ func TestApplyUnderConflictsLosesNothing(t *testing.T) {
 		}
 	}
 	managed := map[string]bool{}
-	for _, u := range b.Managed {
+	owned, err := b.Owned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range owned {
 		managed[u] = true
 		if strings.HasPrefix(u, "human-") {
 			t.Errorf("the human's %s is recorded as the tool's", u)

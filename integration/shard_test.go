@@ -145,8 +145,8 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 		if b.RoleRef != model.ExpectedRoleRef(kube.ViewerBinding) || len(b.Users()) > 56 {
 			t.Errorf("%s: roleRef %v, %d users", ref, b.RoleRef, len(b.Users()))
 		}
-		if len(b.Managed) != len(b.Users()) {
-			t.Errorf("%s: ownership record holds %d users, the binding %d", ref, len(b.Managed), len(b.Users()))
+		if owned, err := b.Owned(); err != nil || len(owned) != len(b.Users()) {
+			t.Errorf("%s: ownership record holds %d users (%v), the binding %d", ref, len(owned), err, len(b.Users()))
 		}
 		crb, err := e.cs.RbacV1().ClusterRoleBindings().Get(context.Background(), ref.Name, metav1.GetOptions{})
 		if err != nil {

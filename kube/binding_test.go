@@ -15,11 +15,11 @@ func TestUnreadableRecordIsTheBindingsError(t *testing.T) {
 	rb.Namespace, rb.Name = "team", ExecutorBinding
 	rb.Annotations = map[string]string{ManagedAnnotation: `["alice"`}
 	b := fromRoleBinding(rb)
-	if b.ManagedErr == nil || b.Managed != nil || !strings.Contains(b.ManagedErr.Error(), "team") {
-		t.Errorf("got managed %v, err %v", b.Managed, b.ManagedErr)
+	if owned, err := b.Owned(); err == nil || owned != nil || !strings.Contains(err.Error(), "team") {
+		t.Errorf("got managed %v, err %v", owned, err)
 	}
 	rb.Annotations[ManagedAnnotation] = `["Smith, John"]`
-	if b := fromRoleBinding(rb); b.ManagedErr != nil || !reflect.DeepEqual(b.Managed, []string{"Smith, John"}) {
-		t.Errorf("got managed %v, err %v", b.Managed, b.ManagedErr)
+	if owned, err := fromRoleBinding(rb).Owned(); err != nil || !reflect.DeepEqual(owned, []string{"Smith, John"}) {
+		t.Errorf("got managed %v, err %v", owned, err)
 	}
 }

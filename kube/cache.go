@@ -47,6 +47,12 @@ type Handlers struct {
 //
 // Until the informers have synced, and for everything they do not hold,
 // it falls back to the Client, so it can stand in for the Client anywhere.
+//
+// The informers keep whole only what is in the Client's Scope: a binding
+// of a managed name, or carrying the shard label, in a namespace that is
+// no project's is kept as its identity (reduceBinding), and a namespace as
+// its name, the labels the daemon reads and its phase. Such a binding
+// is read from the API if its namespace becomes a project's.
 type Cache struct {
 	client  *Client
 	runaiNS string
@@ -98,6 +104,51 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 	return ca
 }
 
+// transform returns what inf keeps of obj (see Cache).
+func (c *Cache) transform(inf cache.SharedIndexInformer) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		switch inf {
+		case c.ns:
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				return reduceNamespace(c.client.scope, ns), nil
+			}
+			return obj, nil
+		case c.tmpl:
+			// Only changes are reported; the objects are read from the API.
+			return reduceBinding(obj, false), nil
+		case c.viewer, c.indexMap:
+			return reduceBinding(obj, true), nil
+		}
+		ref, ok := refOf(obj)
+		keep := ok && c.informerFor(ref) == inf && c.inScope(ref.Namespace)
+		return reduceBinding(obj, keep), nil
+	}
+}
+
+// inScope reports whether bindings in ns are kept whole, by the namespace
+// informer's labels; an unknown namespace is.
+func (c *Cache) inScope(ns string) bool {
+	if ns == "" || ns == c.runaiNS {
+		return true
+	}
+	o, known, _ := c.ns.GetStore().GetByKey(ns)
+	var labels map[string]string
+	if n, ok := o.(*corev1.Namespace); ok {
+		labels = n.Labels
+	}
+	return inNamespace(c.client.scope, ns, labels, known)
+}
+
+func refOf(obj any) (Ref, bool) {
+	switch o := obj.(type) {
+	case *rbacv1.RoleBinding:
+		return Ref{Kind: KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, true
+	case *rbacv1.ClusterRoleBinding:
+		return Ref{Kind: KindClusterRoleBinding, Name: o.Name}, true
+	}
+	return Ref{}, false
+}
+
 func (c *Cache) informers() map[string]cache.SharedIndexInformer {
 	m := map[string]cache.SharedIndexInformer{
 		"RoleBindings " + ExecutorBinding:                  c.exec,
@@ -117,8 +168,7 @@ func (c *Cache) informers() map[string]cache.SharedIndexInformer {
 // returns at once; WaitForSync waits for the initial lists.
 func (c *Cache) Start(ctx context.Context) error {
 	for what, inf := range c.informers() {
-		// Managed fields are never read: do not keep them in memory.
-		if err := inf.SetTransform(stripManagedFields); err != nil {
+		if err := inf.SetTransform(c.transform(inf)); err != nil {
 			return fmt.Errorf("informer for %s: %w", what, err)
 		}
 		if c.h.WatchError != nil {
@@ -164,9 +214,19 @@ func (c *Cache) Start(ctx context.Context) error {
 			return fmt.Errorf("register template handler: %w", err)
 		}
 	}
-	for _, inf := range c.informers() {
-		go inf.RunWithContext(ctx)
-	}
+	// The bindings' transform looks namespaces up: start it first, and the
+	// others once it has its initial list.
+	go c.ns.RunWithContext(ctx)
+	go func() {
+		if !cache.WaitForCacheSync(ctx.Done(), c.ns.HasSynced) {
+			return
+		}
+		for _, inf := range c.informers() {
+			if inf != c.ns {
+				go inf.RunWithContext(ctx)
+			}
+		}
+	}()
 	go c.sweepLoop(ctx)
 	return nil
 }
@@ -275,18 +335,14 @@ func (c *Cache) Synced() bool {
 	return true
 }
 
-func stripManagedFields(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 // bindingEvent reports a change seen by inf, if inf is the informer of
 // that binding (a shard informer sees anything carrying the shard label).
 func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj, deleted = d.Obj, true
+	}
+	if !deleted && isReduced(obj) {
+		return // out of the scope: not ours
 	}
 	var ref Ref
 	var b *Binding
@@ -347,7 +403,7 @@ func (c *Cache) namespaceEvent(oldObj, obj any) {
 }
 
 func fromNamespace(ns *corev1.Namespace) Namespace {
-	return Namespace{Name: ns.Name, Labels: ns.Labels, ResourceVersion: ns.ResourceVersion,
+	return Namespace{Name: ns.Name, Labels: ns.Labels, ResourceVersion: ns.ResourceVersion, Created: ns.CreationTimestamp.Time,
 		Terminating: ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil}
 }
 
@@ -360,11 +416,26 @@ func (c *Cache) Namespaces(ctx context.Context) ([]Namespace, error) {
 	out := make([]Namespace, 0, len(items))
 	for _, o := range items {
 		if ns, ok := o.(*corev1.Namespace); ok {
-			out = append(out, fromNamespace(ns))
+			n := fromNamespace(ns)
+			n.HoldsExecutor = c.holdsExecutor(n.Name)
+			out = append(out, n)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// holdsExecutor reports whether ns holds an executor RoleBinding, by the
+// informer (which keeps at least the identity of every one) or our write.
+func (c *Cache) holdsExecutor(ns string) bool {
+	ref := ExecutorRef(ns)
+	if _, ok, _ := c.exec.GetStore().GetByKey(storeKey(ref)); ok {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.written[ref]
+	return ok && w.Exists
 }
 
 // Bindings returns every managed binding, from the informers once synced
@@ -376,9 +447,25 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 	out := map[Ref]*Binding{}
 	for _, inf := range c.bindingInformers() {
 		for _, o := range inf.GetStore().List() {
-			if b := toBinding(o); b != nil && (c.informerFor(b.Ref) == inf) {
-				out[b.Ref] = b
+			b := toBinding(o)
+			if b == nil || c.informerFor(b.Ref) != inf {
+				continue
 			}
+			if isReduced(o) {
+				if !c.inScope(b.Namespace) {
+					continue
+				}
+				// Its namespace has become a project's since the informer
+				// saw it: read it whole.
+				var err error
+				if b, err = c.client.Get(ctx, b.Ref); err != nil {
+					return nil, err
+				}
+				if !b.Exists {
+					continue
+				}
+			}
+			out[b.Ref] = b
 		}
 	}
 	c.mu.Lock()
@@ -401,6 +488,9 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	o, exists, err := inf.GetStore().GetByKey(storeKey(ref))
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the informer cache: %w", ref, err)
+	}
+	if exists && isReduced(o) {
+		return c.client.Get(ctx, ref)
 	}
 	b := &Binding{Ref: ref}
 	if exists {

@@ -17,21 +17,31 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// listPageSize bounds each LIST response, so thousands of namespaces or
-// bindings never arrive as one huge answer.
-const listPageSize = 500
+// listPageSize bounds each LIST response, so thousands of namespaces never
+// arrive as one huge answer. bindingPageSize is smaller: a binding may
+// hold up to 1.5 MiB (a namespace admin can make one that large under a
+// managed name, in their own namespace), and a page is held whole while it
+// is read.
+const (
+	listPageSize    = 500
+	bindingPageSize = 50
+)
 
 // Client reads and writes the managed bindings (and, with provisioning
 // on, namespaces and template objects).
 type Client struct {
-	cs    kubernetes.Interface
-	dyn   dynamic.Interface
+	cs  kubernetes.Interface
+	dyn dynamic.Interface
+	// md lists metadata only (no subjects): how shards are found.
+	md    metadata.Interface
 	Stats *RequestStats
+	scope Scope
 }
 
 // RequestStats counts API requests by HTTP verb, for metrics and the
@@ -98,16 +108,22 @@ func NewClient(cfg *rest.Config, qps float32, burst int) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build Kubernetes client: %w", err)
 	}
-	return &Client{cs: cs, dyn: dyn, Stats: stats}, nil
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build Kubernetes client: %w", err)
+	}
+	return &Client{cs: cs, dyn: dyn, md: md, Stats: stats}, nil
 }
 
 // Clientset exposes the underlying clientset (for informers and tests).
 func (c *Client) Clientset() kubernetes.Interface { return c.cs }
 
-// eachPage runs a LIST page by page (listPageSize each): page reads one
-// page with opts and returns its continue token.
+// eachPage runs a LIST page by page (listPageSize each, unless opts has a
+// Limit): page reads one page with opts and returns its continue token.
 func eachPage(opts metav1.ListOptions, page func(opts metav1.ListOptions) (string, error)) error {
-	opts.Limit = listPageSize
+	if opts.Limit == 0 {
+		opts.Limit = listPageSize
+	}
 	for {
 		next, err := page(opts)
 		if err != nil || next == "" {
@@ -117,16 +133,43 @@ func eachPage(opts metav1.ListOptions, page func(opts metav1.ListOptions) (strin
 	}
 }
 
-// Namespaces lists every namespace, page by page.
+// Namespaces lists every namespace, page by page, and which of them hold
+// an executor RoleBinding (one more paged LIST).
 func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
+	out, err := c.namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holds := map[string]bool{}
+	err = eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize},
+		func(opts metav1.ListOptions) (string, error) {
+			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
+			if err != nil {
+				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
+			}
+			for i := range list.Items {
+				holds[list.Items[i].Namespace] = true
+			}
+			return list.Continue, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].HoldsExecutor = holds[out[i].Name]
+	}
+	return out, nil
+}
+
+func (c *Client) namespaces(ctx context.Context) ([]Namespace, error) {
 	var out []Namespace
 	err := eachPage(metav1.ListOptions{}, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.CoreV1().Namespaces().List(ctx, opts)
 		if err != nil {
 			return "", fmt.Errorf("list namespaces: %w", err)
 		}
-		for _, ns := range list.Items {
-			out = append(out, fromNamespace(&ns))
+		for i := range list.Items {
+			out = append(out, fromNamespace(reduceNamespace(c.scope, &list.Items[i])))
 		}
 		return list.Continue, nil
 	})
@@ -136,27 +179,34 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 	return out, nil
 }
 
-// Bindings reads the current state of every managed binding: one LIST for
-// all executor RoleBindings (however many projects there are), one GET each
-// for the viewer and index-map bindings.
+// Bindings reads the current state of every managed binding in the scope:
+// one paged LIST for all executor RoleBindings (however many projects
+// there are), one GET each for the viewer and index-map bindings. A
+// binding outside the scope is dropped as its page is read.
 func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
+	in, err := c.scopedNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := map[Ref]*Binding{}
-	err := eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String()},
+	err = eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize},
 		func(opts metav1.ListOptions) (string, error) {
 			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
 			if err != nil {
 				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
 			}
 			for i := range list.Items {
-				b := fromRoleBinding(&list.Items[i])
-				out[b.Ref] = b
+				if list.Items[i].Name == ExecutorBinding && in(list.Items[i].Namespace) {
+					b := fromRoleBinding(&list.Items[i])
+					out[b.Ref] = b
+				}
 			}
 			return list.Continue, nil
 		})
 	if err != nil {
 		return nil, err
 	}
-	if err := c.shards(ctx, out); err != nil {
+	if err := c.shards(ctx, in, out); err != nil {
 		return nil, err
 	}
 	viewer, err := c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ViewerBinding, metav1.GetOptions{})
@@ -180,38 +230,63 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 	return out, nil
 }
 
-// shards adds every shard (label ShardOfLabel, a shard's name) to out: one
-// paged LIST of RoleBindings and one of ClusterRoleBindings, whatever the
-// number of projects.
-func (c *Client) shards(ctx context.Context, out map[Ref]*Binding) error {
-	sel := metav1.ListOptions{LabelSelector: ShardOfLabel}
-	err := eachPage(sel, func(opts metav1.ListOptions) (string, error) {
-		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
-		if err != nil {
-			return "", fmt.Errorf("list shard RoleBindings (label %s): %w", ShardOfLabel, err)
+// shards adds every shard (label ShardOfLabel, a shard's name) in the
+// scope to out. Anyone may put the label on any binding of theirs, of any
+// size: the LISTs (one of RoleBindings, one of ClusterRoleBindings, paged,
+// whatever the number of projects) read metadata only, and only the shards
+// in the scope are then read whole, one GET each.
+func (c *Client) shards(ctx context.Context, in func(string) bool, out map[Ref]*Binding) error {
+	var refs []Ref
+	for _, kind := range []string{KindRoleBinding, KindClusterRoleBinding} {
+		res := rbacv1.SchemeGroupVersion.WithResource("rolebindings")
+		if kind == KindClusterRoleBinding {
+			res = rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings")
 		}
-		for i := range list.Items {
-			if b := fromRoleBinding(&list.Items[i]); IsShard(b.Ref) {
-				out[b.Ref] = b
+		// A page of metadata may still carry 256 KiB of annotations an item.
+		err := eachPage(metav1.ListOptions{LabelSelector: ShardOfLabel, Limit: bindingPageSize}, func(opts metav1.ListOptions) (string, error) {
+			list, err := c.md.Resource(res).Namespace("").List(ctx, opts)
+			if err != nil {
+				return "", fmt.Errorf("list shard %ss (label %s): %w", kind, ShardOfLabel, err)
 			}
+			for i := range list.Items {
+				ref := Ref{Kind: kind, Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
+				if IsShard(ref) && (kind == KindClusterRoleBinding || in(ref.Namespace)) {
+					refs = append(refs, ref)
+				}
+			}
+			return list.Continue, nil
+		})
+		if err != nil {
+			return err
 		}
-		return list.Continue, nil
-	})
-	if err != nil {
-		return err
 	}
-	return eachPage(sel, func(opts metav1.ListOptions) (string, error) {
-		list, err := c.cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
+	for _, ref := range refs {
+		b, err := c.Get(ctx, ref)
 		if err != nil {
-			return "", fmt.Errorf("list shard ClusterRoleBindings (label %s): %w", ShardOfLabel, err)
+			return err
 		}
-		for i := range list.Items {
-			if b := fromClusterRoleBinding(&list.Items[i]); IsShard(b.Ref) {
-				out[b.Ref] = b
-			}
+		if b.Exists {
+			out[ref] = b
 		}
-		return list.Continue, nil
-	})
+	}
+	return nil
+}
+
+// scopedNamespaces returns whether bindings in a namespace are in the
+// scope: one namespace LIST when the scope names namespaces.
+func (c *Client) scopedNamespaces(ctx context.Context) (func(string) bool, error) {
+	if c.scope.Namespace == nil {
+		return func(string) bool { return true }, nil
+	}
+	nss, err := c.namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]bool{}
+	for _, ns := range nss {
+		in[ns.Name] = c.scope.Namespace(ns.Name, ns.Labels)
+	}
+	return func(ns string) bool { return in[ns] }, nil
 }
 
 // Get reads one binding; a missing one is returned with Exists false.
@@ -248,22 +323,16 @@ func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *Binding {
 	return newBinding(Ref{Kind: KindClusterRoleBinding, Name: crb.Name}, &crb.ObjectMeta, crb.RoleRef, crb.Subjects)
 }
 
-// newBinding never fails: an ownership record that cannot be read is kept
-// in ManagedErr, so it is an error of that binding only when the binding
-// is planned, and nothing at all for a binding of a managed name that is
-// not (one in a namespace that is no project).
+// newBinding never fails and never reads the ownership record: Owned
+// does, when the binding is planned or written, so a record that cannot
+// be read is an error of that binding only, and nothing at all for a
+// binding of a managed name that is not planned (one in a namespace that
+// is no project).
 func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *Binding {
-	b := &Binding{
+	return &Binding{
 		Ref: ref, Exists: true, UID: string(meta.UID), ResourceVersion: meta.ResourceVersion, RoleRef: modelRoleRef(roleRef),
-		Subjects: modelSubjects(subjects), Annotations: meta.Annotations,
+		Subjects: modelSubjects(subjects), Annotations: meta.Annotations, Record: meta.Annotations[ManagedAnnotation],
 	}
-	managed, err := DecodeManaged(meta.Annotations[ManagedAnnotation])
-	if err != nil {
-		b.ManagedErr = fmt.Errorf("%s: %w; fix or remove the annotation (the binding is left untouched until then)", ref, err)
-	} else {
-		b.Managed = managed
-	}
-	return b
 }
 
 // maxConflictRetries bounds retries when another writer changes the
@@ -305,10 +374,11 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 		if current.RoleRef != model.ExpectedRoleRef(ch.Ref.Name) {
 			return nil, fmt.Errorf("%s: %w", ch.Ref, ErrRoleRefChanged)
 		}
-		if current.ManagedErr != nil {
-			return nil, fmt.Errorf("%w: %w", ErrManagedUnreadable, current.ManagedErr)
+		owned, err := current.Owned()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrManagedUnreadable, err)
 		}
-		b, err := c.patch(ctx, ch, current)
+		b, err := c.patch(ctx, ch, current, owned)
 		if err == nil {
 			return b, nil
 		}
@@ -359,7 +429,7 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	return fromRoleBinding(rb), nil
 }
 
-func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+func (c *Client) patch(ctx context.Context, ch Change, current *Binding, owned []string) (*Binding, error) {
 	annotations := map[string]any{}
 	for k, v := range ch.SetAnnotations {
 		annotations[k] = v
@@ -367,7 +437,7 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding) (*Bindi
 	for _, a := range ch.DropAnnotations {
 		annotations[a] = nil
 	}
-	record := model.NewManaged(current, ch)
+	record := model.NewManagedFrom(current, owned, ch)
 	if len(record) > 0 || current.Annotations[ManagedAnnotation] != "" {
 		annotations[ManagedAnnotation] = EncodeManaged(record)
 	}

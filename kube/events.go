@@ -24,19 +24,22 @@ const maxEventMessage = 1000
 
 // EventRecorder records Kubernetes Events on the managed bindings, through
 // client-go's record package (which aggregates repeats into a count).
-// Events of the ClusterRoleBinding go to the default namespace, as for
-// every cluster-scoped object.
+// Events of the viewer ClusterRoleBinding name users, so they go to the
+// Run:AI namespace, not to `default` where client-go puts those of
+// cluster-scoped objects; Events about a namespace go to that namespace.
 type EventRecorder struct {
 	b        record.EventBroadcaster
 	rec      record.EventRecorder
+	runaiNS  string
 	sent     atomic.Int64 // handed to the broadcaster
 	finished atomic.Int64 // written, or given up, by the sink
 }
 
 // NewEventRecorder starts a recorder writing through c. host names this
-// replica in the Events' source.
-func NewEventRecorder(c *Client, host string) *EventRecorder {
-	r := &EventRecorder{b: record.NewBroadcaster()}
+// replica in the Events' source; runaiNS receives the Events of
+// cluster-scoped objects.
+func NewEventRecorder(c *Client, host, runaiNS string) *EventRecorder {
+	r := &EventRecorder{b: record.NewBroadcaster(), runaiNS: runaiNS}
 	r.b.StartRecordingToSink(&countingSink{next: &typedcorev1.EventSinkImpl{Interface: c.cs.CoreV1().Events("")}, done: &r.finished})
 	r.rec = r.b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: host})
 	return r
@@ -45,7 +48,7 @@ func NewEventRecorder(c *Client, host string) *EventRecorder {
 // Event records one Event on the binding ref (uid may be empty).
 func (r *EventRecorder) Event(ref Ref, uid string, eventType, reason, message string) {
 	r.sent.Add(1)
-	r.rec.Event(objectReference(ref, uid), eventType, reason, Truncate(message, maxEventMessage))
+	r.rec.Event(objectReference(ref, uid, r.runaiNS), eventType, reason, Truncate(message, maxEventMessage))
 }
 
 // Shutdown waits up to timeout for the Events recorded so far to be
@@ -58,14 +61,28 @@ func (r *EventRecorder) Shutdown(ctx context.Context, timeout time.Duration) {
 	r.b.Shutdown()
 }
 
-func objectReference(ref Ref, uid string) runtime.Object {
-	return &corev1.ObjectReference{
+// KindNamespace is the Ref kind of a namespace (Events about it).
+const KindNamespace = "Namespace"
+
+// objectReference is what an Event is about. An Event lives in the
+// namespace of its object (the API refuses any other for the Events
+// client-go writes), so a cluster-scoped binding's is referred to in
+// clusterNS, and a namespace's in itself.
+func objectReference(ref Ref, uid string, clusterNS string) runtime.Object {
+	o := &corev1.ObjectReference{
 		APIVersion: rbacv1.SchemeGroupVersion.String(),
 		Kind:       ref.Kind,
 		Namespace:  ref.Namespace,
 		Name:       ref.Name,
 		UID:        types.UID(uid),
 	}
+	switch {
+	case ref.Kind == KindNamespace:
+		o.APIVersion, o.Namespace = corev1.SchemeGroupVersion.String(), ref.Name
+	case o.Namespace == "":
+		o.Namespace = clusterNS
+	}
+	return o
 }
 
 // countingSink counts the Events the sink is done with, so Shutdown can

@@ -11,6 +11,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // runExplain answers `explain --user ID [--project NAME] [-o text|json]`:
@@ -42,6 +43,7 @@ func runExplain(f *flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: exitFailed, err: err}
 	}
+	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	src.Trace = true
 	// The discovery and the fence of a cycle; a dry run writes nothing.

@@ -29,6 +29,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/leader"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -158,6 +159,7 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 	if err != nil {
 		return nil, err
 	}
+	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	m := metrics.NewMetrics(version)
 	m.WatchStats(&src.Stats, kc.Stats)
@@ -184,7 +186,7 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 		src.Reach = true
 	}
 	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
-		d.events = kube.NewEventRecorder(kc, d.identity)
+		d.events = kube.NewEventRecorder(kc, d.identity, cfg.Kubernetes.RunaiNamespace)
 	}
 	d.newSyncer = func() *controller.Syncer {
 		s := controller.New(cfg, src, cluster, log, m)

@@ -35,6 +35,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 func main() {
@@ -49,6 +50,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "insider-ldap-child" {
 		os.Exit(insiderChild(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "insider-kube" {
+		os.Exit(insiderKubeMain(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
@@ -101,11 +105,12 @@ func cycleMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
 	s := controller.New(cfg, src, kc, zap.NewNop(), nil)
 	var rec *kube.EventRecorder
 	if *events {
-		rec = kube.NewEventRecorder(kc, "bench")
+		rec = kube.NewEventRecorder(kc, "bench", cfg.Kubernetes.RunaiNamespace)
 		s.WithEvents(rec)
 	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
@@ -196,6 +201,7 @@ func benchMain() error {
 	migBurst := flag.Int("migration-burst", 400, "client burst of the migration-rate first cycle")
 	insiderGroups := flag.Int("insider-groups", 100, "large groups outside the projects in the directory-insider case; 0 skips it")
 	insiderMembers := flag.Int("insider-members", 50000, "members of each of those groups (and users in that directory)")
+	insiderBig := flag.Int("insider-big", 300, "label-matching 1 MiB bindings of the insider case (issue 24); negative skips it")
 	openLDAP := flag.Bool("openldap", true, "run the OpenLDAP case; false runs only the Active Directory case and prints it without writing -out")
 	flag.Parse()
 
@@ -385,6 +391,13 @@ kubernetes:
 			return err
 		}
 		report += "\n" + adReport
+	}
+	if *insiderBig >= 0 {
+		table, err := insiderKube(50, *insiderBig, 1<<20, 16)
+		if err != nil {
+			return err
+		}
+		report += table
 	}
 	fmt.Println()
 	fmt.Print(report)

@@ -21,6 +21,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // pollStats is what the polls child measures: idle polls and one directory
@@ -82,6 +83,7 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	if err != nil {
 		return err
 	}
+	kc.SetScope(plan.Scope(cfg))
 	cache := kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, kube.Handlers{})
 	if err := cache.Start(ctx); err != nil {
 		return err

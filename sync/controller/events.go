@@ -27,6 +27,27 @@ func (a *applier) event(ref kube.Ref, uid string, eventType, reason, message str
 	}
 }
 
+// ReasonProjectLabelCopied: a namespace is labelled for a project that is
+// another namespace's (or several are, and none can be told apart).
+const ReasonProjectLabelCopied = "ProjectLabelCopied"
+
+// copiedLabelEvent reports, in the namespace itself, a project label that
+// moves nothing (plan.SkipCopiedLabel, plan.SkipDuplicate).
+func (a *applier) copiedLabelEvent(sp plan.SkippedProject) {
+	ref := kube.Ref{Kind: kube.KindNamespace, Name: sp.Namespace}
+	label := a.s.cfg.Projects.NamespaceLabel + "=" + sp.Name
+	switch sp.Reason {
+	case plan.SkipCopiedLabel:
+		a.event(ref, "", corev1.EventTypeWarning, ReasonProjectLabelCopied, fmt.Sprintf(
+			"label %s ignored: project %s is another namespace's (the one holding its executor binding, else %s, else the oldest labelled); a copied label or %s marker moves nothing: remove it",
+			label, sp.Name, plan.DefaultNamespace(sp.Name), config.ProvisionedLabel))
+	case plan.SkipDuplicate:
+		a.event(ref, "", corev1.EventTypeWarning, ReasonProjectLabelCopied, fmt.Sprintf(
+			"label %s ignored: several namespaces are labelled for project %s and none holds its executor binding or is the older; the project is not synced until only one is labelled",
+			label, sp.Name))
+	}
+}
+
 // untouchedEvent explains why a binding was not written.
 func (a *applier) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
 	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil && cur.RoleRef == model.ExpectedRoleRef(p.Ref.Name) {

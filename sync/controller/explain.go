@@ -184,7 +184,7 @@ func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*lda
 	for _, cur := range shards {
 		if cur != nil && cur.Exists && slices.Contains(cur.Users(), m.user) {
 			e.Holds = true
-			if slices.Contains(cur.Managed, m.user) {
+			if rec, _ := cur.Owned(); slices.Contains(rec, m.user) {
 				owned = true
 			}
 			if cur.Ref != ref {

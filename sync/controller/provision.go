@@ -138,6 +138,7 @@ func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace, re
 			fields = append(fields, zap.String("fence", v.s.cfg.Projects.Fenced(sp.Namespace)))
 		}
 		v.s.log.Warn("project skipped", fields...)
+		v.s.writes.copiedLabelEvent(sp)
 	}
 	for _, p := range f.Orphaned {
 		v.s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",

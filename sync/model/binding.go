@@ -1,6 +1,9 @@
 package model
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+)
 
 // Subject kinds a binding may hold; only User subjects are managed.
 const (
@@ -35,13 +38,36 @@ type Binding struct {
 	ResourceVersion string
 	RoleRef         RoleRef
 	Subjects        []Subject
-	// Managed are the users this tool owns (from ManagedAnnotation).
+	// Managed are the users this tool owns, for a Binding built in code;
+	// one read from the API keeps its record undecoded: see Owned.
 	Managed []string
-	// ManagedErr is set when ManagedAnnotation cannot be read: the binding
-	// is then that binding's error (left untouched), never the cycle's.
+	// ManagedErr is set when the ownership record cannot be read: the
+	// binding is then that binding's error (left untouched), never the
+	// cycle's.
 	ManagedErr error
 	// Annotations are kept for approval and other operator signals.
 	Annotations map[string]string
+	// Record is ManagedAnnotation as read, decoded only by Owned: only a
+	// binding that is planned or written pays for reading it.
+	Record string
+}
+
+// Owned returns the users this tool owns in b: its ownership record,
+// decoded now and within its bounds (DecodeManaged), or Managed for a
+// Binding built without one. An error is that binding's alone: fix or
+// remove the annotation and it is written again.
+func (b *Binding) Owned() ([]string, error) {
+	if b.ManagedErr != nil {
+		return nil, b.ManagedErr
+	}
+	if b.Record == "" {
+		return b.Managed, nil
+	}
+	users, err := DecodeManaged(b.Record)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w; fix or remove the annotation (the binding is left untouched until then)", b.Ref, err)
+	}
+	return users, nil
 }
 
 // Users returns the names of the User subjects, unique.
@@ -107,6 +133,13 @@ func NewSubjects(current []Subject, add, remove []string) []Subject {
 // before), kept only if the binding still holds them after the write, so
 // ownership of a user ends when the user is gone from the binding.
 func NewManaged(current *Binding, ch Change) []string {
+	// A record that cannot be read is never written over (kube's Apply).
+	owned, _ := current.Owned()
+	return NewManagedFrom(current, owned, ch)
+}
+
+// NewManagedFrom is NewManaged with the current record already read.
+func NewManagedFrom(current *Binding, owned []string, ch Change) []string {
 	present := toSet(current.Users())
 	after := map[string]struct{}{}
 	for _, s := range NewSubjects(current.Subjects, ch.Add, ch.Remove) {
@@ -120,7 +153,7 @@ func NewManaged(current *Binding, ch Change) []string {
 			set[u] = struct{}{}
 		}
 	}
-	for _, u := range current.Managed {
+	for _, u := range owned {
 		claim(u)
 	}
 	for _, u := range ch.Own {

@@ -1,10 +1,12 @@
 package model
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -43,50 +45,158 @@ func EncodeManaged(users []string) string {
 	return GzipPrefix + base64.StdEncoding.EncodeToString(buf.Bytes())
 }
 
+// Bounds of an ownership record, checked while it is read, so a binding
+// whose record is a bomb (a few KB of gzip that inflate to gigabytes, or a
+// list of millions of names) costs at most these and is that binding's
+// error. A record lists the users its binding holds, and one binding holds
+// at most kubernetes.bindingShardBytes (1 MiB) of subjects, each more than
+// 40 bytes besides its name, so every record this tool writes fits.
+const (
+	// MaxRecordEncoded is the annotation value's size: Kubernetes refuses
+	// more than 256 KiB of annotations on one object.
+	MaxRecordEncoded = 256 << 10
+	// MaxRecordBytes is the JSON list's size once decompressed.
+	MaxRecordBytes = 1 << 20
+	// MaxRecordUsers is the number of names in it.
+	MaxRecordUsers = 1 << 15
+)
+
+// ErrRecordTooLarge means an ownership record is over one of its bounds.
+var ErrRecordTooLarge = errors.New("ownership record over its bounds")
+
 // DecodeManaged reads the annotation value: a JSON array (what this
 // version writes) or, from earlier versions, names joined with commas
 // (those never start with '[', as no written name did). A value that
 // cannot be read is an error: treating it as empty would forget what we
-// own, and treating it as anything else would be a guess.
+// own, and treating it as anything else would be a guess. A gzipped value
+// is inflated as a stream and never past MaxRecordBytes.
 func DecodeManaged(v string) ([]string, error) {
+	if len(v) > MaxRecordEncoded {
+		return nil, fmt.Errorf("annotation %s: %d bytes, more than %d: %w", ManagedAnnotation, len(v), MaxRecordEncoded, ErrRecordTooLarge)
+	}
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return nil, nil
 	}
 	if rest, ok := strings.CutPrefix(v, GzipPrefix); ok {
-		raw, err := base64.StdEncoding.DecodeString(rest)
-		if err != nil {
-			return nil, fmt.Errorf("annotation %s: bad base64: %w", ManagedAnnotation, err)
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, strings.NewReader(rest)))
 		if err != nil {
 			return nil, fmt.Errorf("annotation %s: bad gzip: %w", ManagedAnnotation, err)
 		}
-		plain, err := io.ReadAll(io.LimitReader(zr, 16<<20))
-		if err != nil {
-			return nil, fmt.Errorf("annotation %s: bad gzip: %w", ManagedAnnotation, err)
+		br := bufio.NewReader(&capReader{r: zr, left: MaxRecordBytes})
+		if first, err := skipSpace(br); err == nil && first != '[' {
+			// An earlier version's comma-joined record, gzipped.
+			plain, err := io.ReadAll(br)
+			if err != nil {
+				return nil, fmt.Errorf("annotation %s: bad gzip or more than %d bytes once decompressed: %w", ManagedAnnotation, MaxRecordBytes, err)
+			}
+			return splitCommas(string(plain))
 		}
-		v = strings.TrimSpace(string(plain))
+		out, err := decodeList(br)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", ManagedAnnotation, err)
+		}
+		return out, nil
 	}
 	if strings.HasPrefix(v, "[") {
-		var out []string
-		if err := json.Unmarshal([]byte(v), &out); err != nil {
-			return nil, fmt.Errorf("annotation %s: not a JSON list of user names: %w", ManagedAnnotation, err)
+		out, err := decodeList(strings.NewReader(v))
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", ManagedAnnotation, err)
 		}
-		var kept []string
-		for _, s := range out {
-			if s != "" {
-				kept = append(kept, s)
-			}
-		}
-		return kept, nil
+		return out, nil
 	}
-	// The comma-joined record of earlier versions.
+	return splitCommas(v)
+}
+
+// skipSpace drops leading white space and returns the next byte, unread.
+func skipSpace(r *bufio.Reader) (byte, error) {
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return c, r.UnreadByte()
+		}
+	}
+}
+
+// splitCommas reads the comma-joined record of earlier versions.
+func splitCommas(v string) ([]string, error) {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
+			if len(out) == MaxRecordUsers {
+				return nil, fmt.Errorf("annotation %s: more than %d names: %w", ManagedAnnotation, MaxRecordUsers, ErrRecordTooLarge)
+			}
 			out = append(out, s)
 		}
 	}
 	return out, nil
+}
+
+// decodeList reads one JSON list of strings from r, name by name, and
+// stops at MaxRecordUsers; leading space is allowed, anything after the
+// list is not. Empty names are dropped.
+func decodeList(r io.Reader) ([]string, error) {
+	dec := json.NewDecoder(r)
+	bad := func(err error) error {
+		if errors.Is(err, ErrRecordTooLarge) {
+			return fmt.Errorf("more than %d bytes once decompressed: %w", MaxRecordBytes, err)
+		}
+		return fmt.Errorf("not a JSON list of user names: %w", err)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		if err == nil {
+			err = fmt.Errorf("starts with %v", tok)
+		}
+		return nil, bad(err)
+	}
+	var out []string
+	for dec.More() {
+		if len(out) == MaxRecordUsers {
+			return nil, fmt.Errorf("more than %d names: %w", MaxRecordUsers, ErrRecordTooLarge)
+		}
+		var s string
+		if err := dec.Decode(&s); err != nil {
+			return nil, bad(err)
+		}
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errors.New("data after the list")
+		}
+		return nil, bad(err)
+	}
+	return out, nil
+}
+
+// capReader reads at most left bytes, then fails with ErrRecordTooLarge.
+type capReader struct {
+	r    io.Reader
+	left int
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One byte more tells a record of exactly the limit from a larger one.
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			return 0, ErrRecordTooLarge
+		}
+		return 0, err
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= n
+	return n, err
 }

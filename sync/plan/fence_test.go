@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -180,11 +181,15 @@ func TestMaxNewPerCycle(t *testing.T) {
 }
 
 // TestDuplicateLabelRule: a copy of a project's label on another
-// namespace does not make both be skipped: the namespace this tool
-// provisioned wins, else the default name runai-<project>; the copy is
-// reported. Two namespaces neither of which qualifies are both skipped.
+// namespace does not make both be skipped, and moves nothing: the
+// namespace holding the executor binding wins, else the default name
+// runai-<project>, else the oldest; the provisioned marker counts for
+// nothing (it is a label anyone who labels can copy). The copy is
+// reported; with no way to pick, both are skipped.
 func TestDuplicateLabelRule(t *testing.T) {
 	cfg := config.Projects{NamespaceLabel: "runai/queue"}
+	marked := map[string]string{"runai/queue": "alpha", prov: "true"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name string
 		nss  []model.Namespace
@@ -193,12 +198,18 @@ func TestDuplicateLabelRule(t *testing.T) {
 	}{
 		{"default name wins",
 			[]model.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "team-b", Labels: queue("alpha")}},
-			[]Project{{"alpha", "runai-alpha"}}, []SkippedProject{{"alpha", "team-b", SkipDuplicate}}},
-		{"provisioned marker wins over the default name",
-			[]model.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "ml-alpha", Labels: map[string]string{"runai/queue": "alpha", prov: "true"}}},
-			[]Project{{"alpha", "ml-alpha"}}, []SkippedProject{{"alpha", "runai-alpha", SkipDuplicate}}},
-		{"neither: nothing guessed",
-			[]model.Namespace{{Name: "ml-alpha", Labels: queue("alpha")}, {Name: "team-b", Labels: queue("alpha")}},
+			[]Project{{"alpha", "runai-alpha"}}, []SkippedProject{{"alpha", "team-b", SkipCopiedLabel}}},
+		{"a copied provisioned marker wins nothing",
+			[]model.Namespace{{Name: "runai-alpha", Labels: queue("alpha")}, {Name: "monitoring", Labels: marked, Created: t0}},
+			[]Project{{"alpha", "runai-alpha"}}, []SkippedProject{{"alpha", "monitoring", SkipCopiedLabel}}},
+		{"the executor binding's namespace wins over the default name and age",
+			[]model.Namespace{{Name: "runai-alpha", Labels: marked, Created: t0}, {Name: "ml-alpha", Labels: queue("alpha"), HoldsExecutor: true, Created: t0.Add(time.Hour)}},
+			[]Project{{"alpha", "ml-alpha"}}, []SkippedProject{{"alpha", "runai-alpha", SkipCopiedLabel}}},
+		{"neither: the oldest",
+			[]model.Namespace{{Name: "ml-alpha", Labels: queue("alpha"), Created: t0}, {Name: "team-b", Labels: marked, Created: t0.Add(time.Second)}},
+			[]Project{{"alpha", "ml-alpha"}}, []SkippedProject{{"alpha", "team-b", SkipCopiedLabel}}},
+		{"neither, same age: nothing guessed",
+			[]model.Namespace{{Name: "ml-alpha", Labels: queue("alpha"), Created: t0}, {Name: "team-b", Labels: queue("alpha"), Created: t0}},
 			nil, []SkippedProject{{"alpha", "ml-alpha", SkipDuplicate}, {"alpha", "team-b", SkipDuplicate}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,8 +96,11 @@ func readShards(ref model.Ref, shards []*model.Binding) ([]*member, map[string]s
 			continue
 		}
 		b := sl.b
-		if b.ManagedErr != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrRecordUnreadable, b.ManagedErr)
+		// The record is read here, when the binding is planned, and only
+		// within its bounds (model.DecodeManaged).
+		owned, err := b.Owned()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrRecordUnreadable, err)
 		}
 		if want := model.ExpectedRoleRef(b.Ref.Name); b.RoleRef != want {
 			return nil, nil, fmt.Errorf("%s has roleRef %s/%s, expected ClusterRole/%s (%w); roleRef cannot be changed in place and this tool never deletes a binding: fix it by hand (delete it, and the next cycle recreates it)",
@@ -110,7 +113,7 @@ func readShards(ref model.Ref, shards []*model.Binding) ([]*member, map[string]s
 			sl.users[sub.Name] = struct{}{}
 			sl.size += userBytes(sub.Name)
 		}
-		for _, u := range b.Managed {
+		for _, u := range owned {
 			sl.owned[u] = struct{}{}
 			if _, here := sl.users[u]; here {
 				ours[u] = struct{}{}

@@ -15,7 +15,10 @@ const (
 	SkipInvalidName      = "invalid_name"
 	SkipDuplicate        = "duplicate_namespace"
 	SkipConflict         = "label_conflict"
-	SkipTerminating      = "namespace_terminating"
+	// SkipCopiedLabel: a namespace labelled for a project that is another
+	// namespace's (homeNamespace): a copied label, which moves nothing.
+	SkipCopiedLabel = "copied_label"
+	SkipTerminating = "namespace_terminating"
 	// SkipCreateFailed: the project's namespace was to be created, and the
 	// write failed (or it appeared meanwhile); it is tried again next cycle.
 	SkipCreateFailed = "namespace_create_failed"
@@ -33,7 +36,7 @@ const (
 )
 
 // ProjectSkipReasons lists every reason, so metrics can report zeros.
-var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipConflict, SkipTerminating, SkipCreateFailed,
+var ProjectSkipReasons = []string{SkipNamespaceMissing, SkipInvalidName, SkipDuplicate, SkipCopiedLabel, SkipConflict, SkipTerminating, SkipCreateFailed,
 	SkipFenced, SkipUnlabelled, SkipDeferred}
 
 // SkippedProject is a project that will not be synced this cycle.
@@ -94,157 +97,216 @@ type Found struct {
 // missing namespace is to be created and an unlabelled one labelled. It
 // never plans to change a namespace labelled for another project, to give
 // a project a second namespace, or to delete or unlabel anything.
+//
+// It runs in stages, each tested on its own: index the labelled
+// namespaces, keep one namespace per project (a copied label moves
+// nothing), list the named projects, place each, and finish (the cap on
+// new namespaces, terminating namespaces, orphans, order).
 func FindProjectsWith(namespaces []model.Namespace, cfg config.Projects, disc Discovered) Found {
-	var f Found
-	exists := map[string]model.Namespace{}
-	labelled := map[string][]string{} // project -> namespaces
+	fd := finder{cfg: cfg, projects: map[string]Project{}}
+	fd.indexLabelled(namespaces)
+	fd.keepOneNamespace()
+	for _, w := range fd.named(disc) {
+		fd.place(w)
+	}
+	fd.finish(disc)
+	return fd.f
+}
+
+// finder is the state FindProjectsWith's stages share.
+type finder struct {
+	cfg      config.Projects
+	f        Found
+	exists   map[string]model.Namespace
+	labelled map[string][]string // project -> namespaces labelled for it
+	projects map[string]Project
+	// isStatic and isDiscovered say where a named project comes from.
+	isStatic, isDiscovered map[string]bool
+}
+
+// indexLabelled indexes the namespaces, and the ones labelled for each
+// project; a fenced namespace or an invalid project name is skipped.
+func (fd *finder) indexLabelled(namespaces []model.Namespace) {
+	fd.exists = map[string]model.Namespace{}
+	fd.labelled = map[string][]string{}
 	for _, ns := range namespaces {
-		exists[ns.Name] = ns
-		if cfg.NamespaceLabel == "" {
+		fd.exists[ns.Name] = ns
+		if fd.cfg.NamespaceLabel == "" {
 			continue
 		}
-		v, ok := ns.Labels[cfg.NamespaceLabel]
+		v, ok := ns.Labels[fd.cfg.NamespaceLabel]
 		if !ok {
 			continue
 		}
-		if cfg.Fenced(ns.Name) != "" {
+		if fd.cfg.Fenced(ns.Name) != "" {
 			// kube-system labelled runai/queue=x must not get an executor
 			// binding: the label is not the only word on what is a project.
-			f.Skipped = append(f.Skipped, SkippedProject{Name: v, Namespace: ns.Name, Reason: SkipFenced})
+			fd.skip(v, ns.Name, SkipFenced)
 			continue
 		}
 		if !config.ValidProjectName(v) {
-			f.Skipped = append(f.Skipped, SkippedProject{Name: v, Namespace: ns.Name, Reason: SkipInvalidName})
+			fd.skip(v, ns.Name, SkipInvalidName)
 			continue
 		}
-		labelled[v] = append(labelled[v], ns.Name)
+		fd.labelled[v] = append(fd.labelled[v], ns.Name)
 	}
+}
 
-	projects := map[string]Project{}
-	for name, nss := range labelled {
+// keepOneNamespace makes each labelled project one namespace's: where
+// several are labelled for it, the one homeNamespace picks; the others
+// are reported (SkipCopiedLabel), or all of them when none can be picked
+// (SkipDuplicate).
+func (fd *finder) keepOneNamespace() {
+	for name, nss := range fd.labelled {
 		if len(nss) > 1 {
-			win := duplicateWinner(name, nss, exists)
-			sort.Strings(nss)
+			home := homeNamespace(name, nss, fd.exists)
+			reason := SkipCopiedLabel
+			if home == "" {
+				reason = SkipDuplicate
+			}
 			for _, n := range nss {
-				if n != win {
-					f.Skipped = append(f.Skipped, SkippedProject{Name: name, Namespace: n, Reason: SkipDuplicate})
+				if n != home {
+					fd.skip(name, n, reason)
 				}
 			}
-			if win == "" {
+			if home == "" {
 				continue
 			}
-			labelled[name] = []string{win}
-			nss = labelled[name]
+			fd.labelled[name] = []string{home}
+			nss = fd.labelled[name]
 		}
-		projects[name] = Project{Name: name, Namespace: nss[0]}
+		fd.projects[name] = Project{Name: name, Namespace: nss[0]}
 	}
+}
 
-	// Named projects: static first (explicit), then discovered ones not
-	// already known by a label or the static list.
-	type named struct {
-		Project
-		static bool
-	}
-	var want []named
-	isStatic := map[string]bool{}
-	for _, sp := range cfg.Static {
+// namedProject is a project the configuration or the directory names.
+type namedProject struct {
+	Project
+	static bool
+}
+
+// named lists the named projects: static first (explicit), then
+// discovered ones not already known by a label or the static list.
+func (fd *finder) named(disc Discovered) []namedProject {
+	var want []namedProject
+	fd.isStatic, fd.isDiscovered = map[string]bool{}, map[string]bool{}
+	for _, sp := range fd.cfg.Static {
 		nsName := sp.Namespace
 		if nsName == "" {
 			nsName = DefaultNamespace(sp.Name)
 		}
-		want = append(want, named{Project{sp.Name, nsName}, true})
-		isStatic[sp.Name] = true
+		want = append(want, namedProject{Project{sp.Name, nsName}, true})
+		fd.isStatic[sp.Name] = true
 	}
-	isDiscovered := map[string]bool{}
 	for _, name := range disc.Names {
-		if isStatic[name] || isDiscovered[name] || len(labelled[name]) > 0 {
-			isDiscovered[name] = true
-			continue
+		known := fd.isStatic[name] || fd.isDiscovered[name] || len(fd.labelled[name]) > 0
+		fd.isDiscovered[name] = true
+		if !known {
+			want = append(want, namedProject{Project{name, DefaultNamespace(name)}, false})
 		}
-		isDiscovered[name] = true
-		want = append(want, named{Project{name, DefaultNamespace(name)}, false})
 	}
+	return want
+}
 
-	provisioned := map[string]string{config.ProvisionedLabel: "true"}
-	for _, w := range want {
-		nsName := w.Namespace
-		if cfg.Fenced(nsName) != "" {
-			if prev, ok := projects[w.Name]; !ok || prev.Namespace == nsName {
-				f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipFenced})
-			}
-			continue
+// place decides a named project's namespace: existing (and, when
+// enabled, labelled), to be created, or skipped.
+func (fd *finder) place(w namedProject) {
+	nsName := w.Namespace
+	if fd.cfg.Fenced(nsName) != "" {
+		if prev, ok := fd.projects[w.Name]; !ok || prev.Namespace == nsName {
+			fd.skip(w.Name, nsName, SkipFenced)
 		}
-		// Another namespace already labelled for this project: creating or
-		// labelling this one would make two.
-		claimedElsewhere := false
-		for _, n := range labelled[w.Name] {
-			if n != nsName {
-				claimedElsewhere = true
-			}
-		}
-		ns, ok := exists[nsName]
-		if !ok {
-			if cfg.CreateNamespaces && cfg.NamespaceLabel != "" && !claimedElsewhere {
-				if !validDNSLabel(nsName) {
-					f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipInvalidName})
-					continue
-				}
-				labels := merge(cfg.NamespaceLabels, provisioned, map[string]string{cfg.NamespaceLabel: w.Name})
-				f.Actions = append(f.Actions, NamespaceAction{Project: w.Name, Namespace: nsName, Create: true, Labels: labels})
-				projects[w.Name] = w.Project
-				continue
-			}
-			f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipNamespaceMissing})
-			continue
-		}
-		if cfg.NamespaceLabel != "" {
-			v, has := ns.Labels[cfg.NamespaceLabel]
-			if has && v != w.Name {
-				f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipConflict})
-				continue
-			}
-			labelling := !has && cfg.LabelExistingNamespaces && !ns.Terminating && !claimedElsewhere
-			if labelling {
-				labels := map[string]string{}
-				for k, v := range merge(cfg.NamespaceLabels, provisioned) {
-					if _, set := ns.Labels[k]; !set {
-						labels[k] = v // never overwrite a label someone set
-					}
-				}
-				labels[cfg.NamespaceLabel] = w.Name
-				f.Actions = append(f.Actions, NamespaceAction{Project: w.Name, Namespace: nsName, Labels: labels, ResourceVersion: ns.ResourceVersion})
-			}
-			if !has && !labelling && !w.static {
-				// A directory group names this project, but the namespace
-				// is nobody's project yet: whoever can create a group must
-				// not take over an existing namespace (runai-backend...).
-				if _, ok := projects[w.Name]; !ok {
-					f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: nsName, Reason: SkipUnlabelled})
-				}
-				continue
-			}
-		}
-		if prev, ok := projects[w.Name]; ok && prev.Namespace != nsName {
-			// The static entry is explicit; the labelled namespace loses.
-			f.Skipped = append(f.Skipped, SkippedProject{Name: w.Name, Namespace: prev.Namespace, Reason: SkipConflict})
-		}
-		projects[w.Name] = w.Project
+		return
 	}
+	// Another namespace already labelled for this project: creating or
+	// labelling this one would make two.
+	claimedElsewhere := false
+	for _, n := range fd.labelled[w.Name] {
+		if n != nsName {
+			claimedElsewhere = true
+		}
+	}
+	ns, ok := fd.exists[nsName]
+	if !ok {
+		fd.placeMissing(w, claimedElsewhere)
+		return
+	}
+	if fd.cfg.NamespaceLabel != "" && !fd.placeExisting(w, ns, claimedElsewhere) {
+		return
+	}
+	if prev, ok := fd.projects[w.Name]; ok && prev.Namespace != nsName {
+		// The static entry is explicit; the labelled namespace loses.
+		fd.skip(w.Name, prev.Namespace, SkipConflict)
+	}
+	fd.projects[w.Name] = w.Project
+}
 
+// placeMissing plans to create a named project's missing namespace, when
+// enabled and no other namespace is labelled for it.
+func (fd *finder) placeMissing(w namedProject, claimedElsewhere bool) {
+	if !fd.cfg.CreateNamespaces || fd.cfg.NamespaceLabel == "" || claimedElsewhere {
+		fd.skip(w.Name, w.Namespace, SkipNamespaceMissing)
+		return
+	}
+	if !validDNSLabel(w.Namespace) {
+		fd.skip(w.Name, w.Namespace, SkipInvalidName)
+		return
+	}
+	labels := merge(fd.cfg.NamespaceLabels, provisionedLabels(), map[string]string{fd.cfg.NamespaceLabel: w.Name})
+	fd.f.Actions = append(fd.f.Actions, NamespaceAction{Project: w.Name, Namespace: w.Namespace, Create: true, Labels: labels})
+	fd.projects[w.Name] = w.Project
+}
+
+// placeExisting checks a named project's existing namespace against its
+// label, and plans to label it when enabled. It reports whether the
+// namespace is the project's.
+func (fd *finder) placeExisting(w namedProject, ns model.Namespace, claimedElsewhere bool) bool {
+	v, has := ns.Labels[fd.cfg.NamespaceLabel]
+	if has && v != w.Name {
+		fd.skip(w.Name, ns.Name, SkipConflict)
+		return false
+	}
+	labelling := !has && fd.cfg.LabelExistingNamespaces && !ns.Terminating && !claimedElsewhere
+	if labelling {
+		labels := map[string]string{}
+		for k, v := range merge(fd.cfg.NamespaceLabels, provisionedLabels()) {
+			if _, set := ns.Labels[k]; !set {
+				labels[k] = v // never overwrite a label someone set
+			}
+		}
+		labels[fd.cfg.NamespaceLabel] = w.Name
+		fd.f.Actions = append(fd.f.Actions, NamespaceAction{Project: w.Name, Namespace: ns.Name, Labels: labels, ResourceVersion: ns.ResourceVersion})
+	}
+	if !has && !labelling && !w.static {
+		// A directory group names this project, but the namespace is
+		// nobody's project yet: whoever can create a group must not take
+		// over an existing namespace (runai-backend...).
+		if _, ok := fd.projects[w.Name]; !ok {
+			fd.skip(w.Name, ns.Name, SkipUnlabelled)
+		}
+		return false
+	}
+	return true
+}
+
+// finish applies the cap on new namespaces, drops projects whose
+// namespace is going away, reports orphans, and sorts everything.
+func (fd *finder) finish(disc Discovered) {
+	f := &fd.f
 	// A static project's existing namespace is its project with or without
 	// the label: deferring the label write does not defer the project.
-	deferred := capNew(&f, cfg.MaxNewPerCycle, func(a NamespaceAction) bool { return !a.Create && isStatic[a.Project] })
-	for _, p := range projects {
+	deferred := capNew(f, fd.cfg.MaxNewPerCycle, func(a NamespaceAction) bool { return !a.Create && fd.isStatic[a.Project] })
+	for _, p := range fd.projects {
 		if deferred[p.Namespace] {
 			continue
 		}
-		if exists[p.Namespace].Terminating {
-			f.Skipped = append(f.Skipped, SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: SkipTerminating})
+		if fd.exists[p.Namespace].Terminating {
+			fd.skip(p.Name, p.Namespace, SkipTerminating)
 			continue
 		}
 		f.Projects = append(f.Projects, p)
-		ns, ok := exists[p.Namespace]
-		if ok && ns.Labels[config.ProvisionedLabel] == "true" && !isStatic[p.Name] && !disc.Failed && !isDiscovered[p.Name] {
+		ns, ok := fd.exists[p.Namespace]
+		if ok && ns.Labels[config.ProvisionedLabel] == "true" && !fd.isStatic[p.Name] && !disc.Failed && !fd.isDiscovered[p.Name] {
 			f.Orphaned = append(f.Orphaned, p)
 		}
 	}
@@ -257,32 +319,97 @@ func FindProjectsWith(namespaces []model.Namespace, cfg config.Projects, disc Di
 		}
 		return f.Skipped[i].Namespace < f.Skipped[j].Namespace
 	})
-	return f
 }
 
-// duplicateWinner picks the namespace of a project that several
-// namespaces are labelled for, so that a copied label on another team's
-// namespace cannot take the project away (nor make both be skipped): the
-// one this tool provisioned wins, else the default name runai-<project>;
-// with neither, or with two provisioned, nothing is guessed ("").
-func duplicateWinner(project string, nss []string, exists map[string]model.Namespace) string {
-	var marked []string
-	for _, n := range nss {
-		if exists[n].Labels[config.ProvisionedLabel] == "true" {
-			marked = append(marked, n)
+func (fd *finder) skip(project, ns, reason string) {
+	fd.f.Skipped = append(fd.f.Skipped, SkippedProject{Name: project, Namespace: ns, Reason: reason})
+}
+
+func provisionedLabels() map[string]string { return map[string]string{config.ProvisionedLabel: "true"} }
+
+// homeNamespace picks the namespace of a project that several namespaces
+// are labelled for, so that whoever can label namespaces cannot move a
+// project by copying its label (and this tool's provisioned marker, which
+// is a label too, so it counts for nothing here): the namespace that
+// holds the project's executor binding; else the default name
+// runai-<project>; else the oldest. A tie at any step is broken by the
+// next; one left at the end picks nothing ("").
+func homeNamespace(project string, nss []string, exists map[string]model.Namespace) string {
+	cands := nss
+	if holding := filter(cands, func(n string) bool { return exists[n].HoldsExecutor }); len(holding) > 0 {
+		cands = holding
+	}
+	if len(cands) > 1 {
+		if def := filter(cands, func(n string) bool { return n == DefaultNamespace(project) }); len(def) == 1 {
+			cands = def
 		}
 	}
-	switch len(marked) {
-	case 1:
-		return marked[0]
-	case 0:
-		for _, n := range nss {
-			if n == DefaultNamespace(project) {
-				return n
-			}
+	if len(cands) == 1 {
+		return cands[0]
+	}
+	var oldest string
+	tie := false
+	for _, n := range cands {
+		switch c := exists[n].Created; {
+		case c.IsZero():
+			return "" // age unknown: nothing guessed
+		case oldest == "" || c.Before(exists[oldest].Created):
+			oldest, tie = n, false
+		case c.Equal(exists[oldest].Created):
+			tie = true
 		}
 	}
-	return ""
+	if tie {
+		return ""
+	}
+	return oldest
+}
+
+func filter(in []string, keep func(string) bool) []string {
+	var out []string
+	for _, s := range in {
+		if keep(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// InScope reports whether the daemon manages bindings in namespace ns,
+// given its labels (model.Scope): the Run:AI namespace (the index map), a
+// namespace labelled projects.namespaceLabel, or a static project's, and
+// never a fenced one. The daemon keeps nothing else but its identity, so
+// a namespace admin elsewhere cannot make it hold or decode anything.
+func InScope(cfg config.Projects, runaiNS, ns string, labels map[string]string) bool {
+	if ns == runaiNS {
+		return true
+	}
+	if cfg.Fenced(ns) != "" {
+		return false
+	}
+	if _, ok := labels[cfg.NamespaceLabel]; ok && cfg.NamespaceLabel != "" {
+		return true
+	}
+	for _, sp := range cfg.Static {
+		if ns == sp.Namespace || (sp.Namespace == "" && ns == DefaultNamespace(sp.Name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// ScopeLabels are the namespace label keys the daemon reads: the project
+// label, the provisioned marker, and those projects.namespaceLabels sets.
+func ScopeLabels(cfg config.Projects) []string {
+	keys := []string{config.ProvisionedLabel}
+	if cfg.NamespaceLabel != "" {
+		keys = append(keys, cfg.NamespaceLabel)
+	}
+	for k := range cfg.NamespaceLabels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // capNew keeps the first max namespace actions (by namespace name, so the
@@ -319,3 +446,12 @@ func merge(maps ...map[string]string) map[string]string {
 }
 
 func validDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
+
+// Scope is what the daemon reads whole in Kubernetes (kube.Client.SetScope).
+func Scope(cfg *config.Config) model.Scope {
+	projects, runaiNS := cfg.Projects, cfg.Kubernetes.RunaiNamespace
+	return model.Scope{
+		Namespace:       func(ns string, labels map[string]string) bool { return InScope(projects, runaiNS, ns, labels) },
+		NamespaceLabels: ScopeLabels(projects),
+	}
+}

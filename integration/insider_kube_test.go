@@ -1,0 +1,359 @@
+package integration
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+)
+
+// Issue 24 items 1, 2 and 8, each played by the insider's own identity on
+// the real kube-apiserver against the daemon running as shipped: deploy/
+// installed (RBAC, admission policy), the ServiceAccount's token, and
+// deploy/config.yaml's settings (leader election, polls every 5s, repair).
+
+// shippedBody is deploy/config.yaml without its ldap section (the env's
+// Samba replaces it), listening on addr.
+func shippedBody(addr string) string {
+	return fmt.Sprintf(`schedule: "@every 5m"
+mode: enforce
+policy: sync
+guard:
+  maxRemovePercent: 50
+  maxRemoveCount: 20
+  window: 1h
+groups:
+  executors: ["runai-{project}-executors"]
+  viewers: ["runai-{project}-viewers"]
+  globalViewers: ["runai-viewers"]
+projects:
+  namespaceLabel: runai/queue
+kubernetes:
+  runaiNamespace: runai
+server:
+  address: %q
+leaderElection:
+  enabled: true
+  leaseName: runai-ldap-sync
+incremental:
+  enabled: true
+  pollInterval: 5s
+`, addr)
+}
+
+// insider returns a clientset for a new ServiceAccount ns/name holding
+// rules (in ns when namespaced, else cluster-wide), with a token the API
+// server issued: the insider's own identity, checked by real RBAC.
+func (e *env) insider(ns, name string, namespaced bool, rules ...rbacv1.PolicyRule) kubernetes.Interface {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		e.namespace(ns, nil)
+	}
+	if _, err := e.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}}
+	meta := metav1.ObjectMeta{Name: "insider-" + name}
+	var err error
+	if namespaced {
+		meta.Namespace = ns
+		if _, err = e.cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{}); err == nil {
+			_, err = e.cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: subject,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: meta.Name}}, metav1.CreateOptions{})
+		}
+	} else {
+		if _, err = e.cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{}); err == nil {
+			_, err = e.cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: subject,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: meta.Name}}, metav1.CreateOptions{})
+		}
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	exp := int64(3600)
+	tr, err := e.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cs
+}
+
+// shippedDaemon installs deploy/ and starts `run` with the
+// ServiceAccount's token and the shipped settings.
+func (e *env) shippedDaemon() *daemon {
+	e.t.Helper()
+	e.installDeploy()
+	kc, _ := e.saKubeconfig()
+	addr := freeAddr(e.t)
+	d := startDaemon(e.t, e.config(shippedBody(addr)), kc, addr)
+	waitUntil(e.t, "the daemon leads and is ready", func() error {
+		if m, _ := get("http://" + addr + "/metrics"); !strings.Contains(m, "\nrunai_ldap_sync_leader 1\n") {
+			return fmt.Errorf("not leader")
+		}
+		if _, code := get("http://" + addr + "/readyz"); code != 200 {
+			return fmt.Errorf("readyz %d", code)
+		}
+		return nil
+	})
+	return d
+}
+
+// bombRecord is the issue's record: gzip+base64 of a JSON list of about
+// 16 MB, some 25 KB encoded.
+func bombRecord(t *testing.T) string {
+	var plain bytes.Buffer
+	plain.WriteByte('[')
+	for i := 0; plain.Len() < 16<<20; i++ {
+		if i > 0 {
+			plain.WriteByte(',')
+		}
+		plain.WriteString(`"aaaaaaaaaaaaaaaaaaaa"`)
+	}
+	plain.WriteByte(']')
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	_, _ = zw.Write(plain.Bytes())
+	_ = zw.Close()
+	v := "gzip+base64:" + base64.StdEncoding.EncodeToString(z.Bytes())
+	if len(v) > 64<<10 {
+		t.Fatalf("bomb record is %d bytes", len(v))
+	}
+	return v
+}
+
+// vmHWM is a process's peak resident set size in MiB.
+func vmHWM(t *testing.T, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb >> 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// TestInsiderNamespaceAdminCannotBloatTheDaemon: the admin of an
+// unrelated namespace creates the issue's six bombs (managed names, the
+// shard label, a 16 MB gzipped record each) and label-matching bindings of
+// about 1 MB. The daemon, running as shipped, keeps syncing, stays far
+// below its 512Mi limit, and `once` too; the bombs are never decoded. A
+// bomb on a planned binding (a project's) is that binding's error only.
+func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.user("alice", true)
+	e.user("bob", true)
+	e.group("runai-alpha-executors", "alice")
+	e.group("runai-beta-executors", "alice")
+	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
+	e.namespace("runai-beta", map[string]string{"runai/queue": "beta"})
+	admin := e.insider("team", "team-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
+
+	bomb := bombRecord(t)
+	shard := map[string]string{kube.ShardOfLabel: "x"}
+	rb := func(ns, name string, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: shard,
+			Annotations: map[string]string{kube.ManagedAnnotation: bomb}}, RoleRef: roleRef, Subjects: subjects}
+	}
+	for _, name := range []string{kube.ExecutorBinding, kube.ExecutorBinding + "-1", kube.ExecutorBinding + "-2",
+		kube.IndexMapBinding + "-1", kube.IndexMapBinding + "-2", kube.IndexMapBinding + "-3"} {
+		if _, err := admin.RbacV1().RoleBindings("team").Create(ctx, rb("team", name, kube.ExpectedRoleRef(name), nil), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("the namespace admin creates %s: %v", name, err)
+		}
+	}
+	subjects := make([]rbacv1.Subject, 8000)
+	for i := range subjects {
+		subjects[i] = kube.UserSubject(fmt.Sprintf("%0100d", i))
+	}
+	const big = 20
+	for i := 0; i < big; i++ {
+		b := rb("team", fmt.Sprintf("big-%d", i), kube.ExpectedRoleRef(kube.ExecutorBinding), subjects)
+		delete(b.Annotations, kube.ManagedAnnotation)
+		if _, err := admin.RbacV1().RoleBindings("team").Create(ctx, b, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("the namespace admin creates a 1 MB binding: %v", err)
+		}
+	}
+	// And, by beta's own admin, a bomb on beta's executor binding: planned,
+	// so read, within its bounds, and beta's error alone.
+	betaBomb := rb("runai-beta", kube.ExecutorBinding, kube.ExpectedRoleRef(kube.ExecutorBinding), nil)
+	betaBomb.Labels = nil
+	if _, err := e.cs.RbacV1().RoleBindings("runai-beta").Create(ctx, betaBomb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	d := e.shippedDaemon()
+	waitUntil(t, "alice in alpha", func() error {
+		if got := e.usersOf(alphaExec); strings.Join(got, ",") != "alice" {
+			return fmt.Errorf("alpha holds %v", got)
+		}
+		return nil
+	})
+	// Polls go on: a member added now is synced.
+	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "bob in alpha through a poll", func() error {
+		if got := e.usersOf(alphaExec); strings.Join(got, ",") != "alice,bob" {
+			return fmt.Errorf("alpha holds %v", got)
+		}
+		return nil
+	})
+	if !d.alive() {
+		t.Fatal("the daemon died")
+	}
+	if rss := vmHWM(t, d.cmd.Process.Pid); rss > 150 {
+		t.Errorf("daemon peak RSS %d MiB with the bombs (issue: about 1,000 MiB; limit 512Mi)", rss)
+	} else {
+		t.Logf("daemon peak RSS with the bombs: %d MiB", rss)
+	}
+	if b := e.binding(kube.ExecutorRef("runai-beta")); len(b.Users()) != 0 {
+		t.Errorf("beta, whose record is over its bounds, was written: %v", b.Users())
+	}
+	if m, _ := get("http://" + d.addr + "/metrics"); !strings.Contains(m, `namespace="runai-beta",reason="ownership_record"} 1`) {
+		t.Errorf("beta's over-bound record is not reported as its error:\n%s", grepLines(m, "binding_sync_errors"))
+	}
+	if strings.Contains(d.logs.String(), "team") && strings.Contains(d.logs.String(), "ownership record") {
+		t.Errorf("a binding in the unrelated namespace was decoded:\n%s", grepLines(d.logs.String(), "team"))
+	}
+	d.stop(syscall.SIGTERM, 30*time.Second)
+
+	// `once`, which reads with LIST, the same.
+	r := e.runAs(e.kubeconfig(), "once", "--config", e.config(shippedBody(freeAddr(t))))
+	if r.code != 0 && r.code != 1 {
+		t.Fatalf("once exited %d:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, `"namespace":"team"`) {
+		t.Errorf("once reports on the unrelated namespace:\n%s", grepLines(r.stderr, "team"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestInsiderLabellerCannotMoveAProject replays the issue's
+// `kubectl label ns monitoring runai/queue=p1
+// runai-ldap-sync.github.io/provisioned=true` with a token that may only
+// patch namespaces, against the daemon running as shipped. p1 stays in
+// runai-p1 (which holds its executor binding) though monitoring is older;
+// the copy is reported by an Event in monitoring and the skip metric. The
+// viewer ClusterRoleBinding's Events are in the Run:AI namespace, none in
+// default (item 8).
+func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.namespace("monitoring", nil)      // older than the project's namespace
+	time.Sleep(1100 * time.Millisecond) // creationTimestamp has a resolution of one second
+	e.user("alice", true)
+	e.user("bob", true)
+	e.user("vera", true)
+	e.group("runai-p1-executors", "alice")
+	e.group("runai-viewers", "vera")
+	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
+	labeller := e.insider("default", "labeller", false, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"patch"}})
+
+	d := e.shippedDaemon()
+	p1 := kube.ExecutorRef("runai-p1")
+	waitUntil(t, "alice in runai-p1", func() error {
+		if got := e.usersOf(p1); strings.Join(got, ",") != "alice" {
+			return fmt.Errorf("runai-p1 holds %v", got)
+		}
+		return nil
+	})
+
+	patch := fmt.Sprintf(`{"metadata":{"labels":{"runai/queue":"p1",%q:"true"}}}`, config.ProvisionedLabel)
+	if _, err := labeller.CoreV1().Namespaces().Patch(ctx, "monitoring", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("the labeller labels monitoring: %v", err)
+	}
+	// The label change queues a full cycle, which reports the copy.
+	waitUntil(t, "a ProjectLabelCopied Event in monitoring", func() error {
+		evs, err := e.cs.CoreV1().Events("monitoring").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "ProjectLabelCopied" && ev.InvolvedObject.Kind == "Namespace" && strings.Contains(ev.Message, "runai/queue=p1") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none ProjectLabelCopied", len(evs.Items))
+	})
+	// The gauge is set when that cycle ends, just after the Event.
+	waitUntil(t, "projects_skipped{reason=copied_label} 1", func() error {
+		if m, _ := get("http://" + d.addr + "/metrics"); !strings.Contains(m, `runai_ldap_sync_projects_skipped{reason="copied_label"} 1`) {
+			return fmt.Errorf("no copied_label skip in the metrics:\n%s", grepLines(m, "projects_skipped"))
+		}
+		return nil
+	})
+	if err := e.samba.AddMembers(e.groups["runai-p1-executors"], e.users["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "bob in runai-p1", func() error {
+		if got := e.usersOf(p1); strings.Join(got, ",") != "alice,bob" {
+			return fmt.Errorf("runai-p1 holds %v", got)
+		}
+		return nil
+	})
+	if _, err := e.cs.RbacV1().RoleBindings("monitoring").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the copied label moved p1: an executor binding exists in monitoring (%v)", err)
+	}
+
+	// Item 8: the viewer binding's Events name users: in runai, not default.
+	waitUntil(t, "the viewer binding's Event in runai", func() error {
+		evs, err := e.cs.CoreV1().Events("runai").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind == kube.KindClusterRoleBinding && ev.InvolvedObject.Name == kube.ViewerBinding {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events in runai, none about the viewer binding", len(evs.Items))
+	})
+	evs, err := e.cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs.Items {
+		t.Errorf("an Event in default: %s %s/%s: %s", ev.Reason, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Message)
+	}
+}

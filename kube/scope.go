@@ -1,0 +1,94 @@
+package kube
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+)
+
+// Scope is model.Scope.
+type Scope = model.Scope
+
+// SetScope limits what c reads to s; call it before the first read.
+func (c *Client) SetScope(s Scope) { c.scope = s }
+
+// keepLabels returns the labels of the scope's keys (all without keys).
+func keepLabels(s Scope, labels map[string]string) map[string]string {
+	if s.NamespaceLabels == nil || labels == nil {
+		return labels
+	}
+	out := map[string]string{}
+	for _, k := range s.NamespaceLabels {
+		if v, ok := labels[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// inNamespace reports whether bindings in ns are in the scope, ns being
+// known with labels; an unknown namespace (known false) is, so a binding is
+// never lost to a namespace the informer has not seen yet.
+func inNamespace(s Scope, ns string, labels map[string]string, known bool) bool {
+	return s.Namespace == nil || !known || s.Namespace(ns, labels)
+}
+
+// reducedAnnotation marks an object of which only the identity is kept.
+// The transform removes it from every object it keeps whole, so no one
+// can set it to hide a binding.
+const reducedAnnotation = "runai-ldap-sync.github.io/reduced-in-cache"
+
+// reduceNamespace keeps what the daemon reads of a namespace: its name,
+// the scope's labels and whether it is going away.
+func reduceNamespace(s Scope, ns *corev1.Namespace) *corev1.Namespace {
+	return &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion,
+			CreationTimestamp: ns.CreationTimestamp, DeletionTimestamp: ns.DeletionTimestamp, Labels: keepLabels(s, ns.Labels)},
+		Status: corev1.NamespaceStatus{Phase: ns.Status.Phase},
+	}
+}
+
+// identityMeta is what is kept of an object outside the scope.
+func identityMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		CreationTimestamp: m.CreationTimestamp, Annotations: map[string]string{reducedAnnotation: "true"}}
+}
+
+// reduceBinding returns obj reduced to its identity (marked), or, when
+// keep, whole but for what is never read: managedFields, the last-applied
+// copy kubectl keeps, and any reduced mark.
+func reduceBinding(obj any, keep bool) any {
+	switch o := obj.(type) {
+	case *rbacv1.RoleBinding:
+		if !keep {
+			return &rbacv1.RoleBinding{ObjectMeta: identityMeta(&o.ObjectMeta)}
+		}
+		trimMeta(&o.ObjectMeta)
+	case *rbacv1.ClusterRoleBinding:
+		if !keep {
+			return &rbacv1.ClusterRoleBinding{ObjectMeta: identityMeta(&o.ObjectMeta)}
+		}
+		trimMeta(&o.ObjectMeta)
+	}
+	return obj
+}
+
+func trimMeta(m *metav1.ObjectMeta) {
+	m.ManagedFields = nil
+	if _, ok := m.Annotations[reducedAnnotation]; ok {
+		delete(m.Annotations, reducedAnnotation)
+	}
+	delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
+}
+
+// isReduced reports whether the informer keeps only obj's identity.
+func isReduced(obj any) bool {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return false
+	}
+	_, reduced := m.GetAnnotations()[reducedAnnotation]
+	return reduced
+}

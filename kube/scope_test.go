@@ -1,0 +1,167 @@
+package kube
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
+)
+
+// projectScope is the daemon's scope in short: namespaces labelled
+// runai/queue, reading only that label.
+var projectScope = Scope{
+	Namespace:       func(_ string, labels map[string]string) bool { _, ok := labels["runai/queue"]; return ok },
+	NamespaceLabels: []string{"runai/queue"},
+}
+
+func bulkyBinding(ns, name string, labels map[string]string) *rbacv1.RoleBinding {
+	big := strings.Repeat("x", 64<<10)
+	return &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, ResourceVersion: "5",
+			Annotations:   map[string]string{ManagedAnnotation: `["` + big + `"]`, reducedAnnotation: "true", "other": big},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		RoleRef:  ExpectedRoleRef(ExecutorBinding),
+		Subjects: []rbacv1.Subject{UserSubject("mallory"), UserSubject(big)},
+	}
+}
+
+func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shard := map[string]string{ShardOfLabel: ExecutorBinding}
+	objs := []*rbacv1.RoleBinding{
+		bulkyBinding("runai-a", ExecutorBinding, nil),
+		bulkyBinding("runai-a", ExecutorBinding+"-1", shard),
+		bulkyBinding("team", ExecutorBinding, nil),
+		bulkyBinding("team", ExecutorBinding+"-2", shard),
+		bulkyBinding("team", "anything", shard),
+		bulkyBinding("runai-a", "anything", shard),
+	}
+	cs := fake.NewClientset(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-a", Labels: map[string]string{"runai/queue": "a", "big": strings.Repeat("y", 63)},
+			Annotations: map[string]string{"bomb": strings.Repeat("z", 200<<10)}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}},
+	)
+	for _, o := range objs {
+		if _, err := cs.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
+	ca := NewCache(c, "runai", Handlers{})
+	if err := ca.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := ca.WaitForSync(sctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the informers hold. (The fake ignores field selectors: the
+	// executor informer sees every RoleBinding, and keeps none it does not
+	// manage.)
+	for _, inf := range ca.bindingInformers() {
+		for _, o := range inf.GetStore().List() {
+			rb, ok := o.(*rbacv1.RoleBinding)
+			if !ok {
+				continue
+			}
+			ref := Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}
+			whole := ca.informerFor(ref) == inf && rb.Namespace == "runai-a"
+			if len(rb.ManagedFields) > 0 {
+				t.Errorf("%s keeps managedFields", ref)
+			}
+			if whole {
+				if isReduced(rb) || len(rb.Subjects) != 2 || rb.Annotations[ManagedAnnotation] == "" {
+					t.Errorf("%s in a project namespace is not kept whole: %+v", ref, rb.ObjectMeta.Annotations[reducedAnnotation])
+				}
+				continue
+			}
+			if !isReduced(rb) || len(rb.Subjects) > 0 || len(rb.Annotations) != 1 || len(rb.Labels) > 0 {
+				t.Errorf("%s outside the scope keeps more than its identity: %d subjects, %d annotations", ref, len(rb.Subjects), len(rb.Annotations))
+			}
+		}
+	}
+	o, _, _ := ca.ns.GetStore().GetByKey("runai-a")
+	if ns := o.(*corev1.Namespace); len(ns.Labels) != 1 || len(ns.Annotations) > 0 {
+		t.Errorf("namespace keeps %v and %d annotations", ns.Labels, len(ns.Annotations))
+	}
+
+	all, err := ca.Bindings(ctx, "runai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[ExecutorRef("runai-a")] == nil || all[ShardRef(ExecutorRef("runai-a"), 1)] == nil {
+		t.Errorf("Bindings = %v, want the project's binding and its shard only", all)
+	}
+	// One outside the scope is read from the API when asked for.
+	b, err := ca.Get(ctx, ExecutorRef("team"))
+	if err != nil || len(b.Subjects) != 2 {
+		t.Errorf("Get outside the scope: %v, %v", b, err)
+	}
+
+	// team becomes a project: its bindings are read whole from the API.
+	if _, err := cs.CoreV1().Namespaces().Update(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team", Labels: map[string]string{"runai/queue": "t"}}}, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !ca.inScope("team") {
+		if time.Now().After(deadline) {
+			t.Fatal("the namespace informer never saw the label")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	all, err = ca.Bindings(ctx, "runai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := all[ExecutorRef("team")]
+	if len(all) != 4 || got == nil || len(got.Subjects) != 2 || all[ShardRef(ExecutorRef("team"), 2)] == nil {
+		t.Errorf("after labelling: %d bindings, team's %+v", len(all), got)
+	}
+}
+
+// The Client drops bindings outside the scope as it reads each page.
+func TestClientBindingsKeepOnlyTheScope(t *testing.T) {
+	ctx := context.Background()
+	shard := map[string]string{ShardOfLabel: ExecutorBinding}
+	bindings := []*rbacv1.RoleBinding{bulkyBinding("runai-a", ExecutorBinding, nil), bulkyBinding("team", ExecutorBinding, nil),
+		bulkyBinding("team", ExecutorBinding+"-1", shard), bulkyBinding("runai-a", ExecutorBinding+"-1", shard),
+		bulkyBinding("runai-a", "anything", shard)}
+	objs := []runtime.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-a", Labels: map[string]string{"runai/queue": "a", "other": "x"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}},
+	}
+	var metas []runtime.Object
+	for _, rb := range bindings {
+		objs = append(objs, rb)
+		metas = append(metas, &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"}, ObjectMeta: rb.ObjectMeta})
+	}
+	cs := fake.NewClientset(objs...)
+	scheme := metadatafake.NewTestScheme()
+	metav1.AddMetaToScheme(scheme)
+	scheme.AddKnownTypeWithName(rbacv1.SchemeGroupVersion.WithKind("RoleBinding"), &metav1.PartialObjectMetadata{})
+	scheme.AddKnownTypeWithName(rbacv1.SchemeGroupVersion.WithKind("RoleBindingList"), &metav1.PartialObjectMetadataList{})
+	md := metadatafake.NewSimpleMetadataClient(scheme, metas...)
+	c := &Client{cs: cs, md: md, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
+	all, err := c.Bindings(ctx, "runai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[ExecutorRef("runai-a")] == nil || all[ShardRef(ExecutorRef("runai-a"), 1)] == nil {
+		t.Errorf("Bindings = %v", all)
+	}
+	nss, _ := c.Namespaces(ctx)
+	if len(nss) != 2 || len(nss[0].Labels)+len(nss[1].Labels) != 1 {
+		t.Errorf("namespaces keep labels outside the scope: %+v", nss)
+	}
+}

@@ -307,7 +307,7 @@ func testChart(t *testing.T, bin string) {
 		t.Fatalf("refused installs left objects behind: %v", keys(got))
 	}
 
-	// Install as the README says: the operator creates the Secret, then helm install.
+	// Install as docs/install.md says: the operator creates the Secret, then helm install.
 	e.kubectl("", "-n", "runai", "create", "secret", "generic", ldapSecret,
 		"--from-file=bind-password="+e.pwFile, "--from-file=ca.crt="+e.samba.CAFile)
 	out := e.mustHelm(bin, "install", "runai-ldap-sync", chart, "-n", "runai", "-f", values)

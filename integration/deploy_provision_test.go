@@ -44,7 +44,7 @@ func TestDeployProvisioning(t *testing.T) {
   template: %s
 `, tmplPath))
 
-	// deploy/ alone, installed as the README says.
+	// deploy/ alone, installed as docs/install.md says.
 	e.kubectl(monitoringCRDs, "apply", "-f", "-")
 	e.kubectl("", "wait", "--for=condition=Established", "--timeout=60s",
 		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com")

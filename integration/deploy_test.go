@@ -149,7 +149,7 @@ func TestDeployLeastPrivilege(t *testing.T) {
 		t.Fatalf("without deploy/'s RBAC the cycle should be forbidden; exit %d\n%s", r.code, r.stderr)
 	}
 
-	// Install as the README says: Run:AI's roles exist (stand-ins from
+	// Install as docs/install.md says: Run:AI's roles exist (stand-ins from
 	// newEnv), the operator creates the Secret, then `kubectl apply -k deploy/`.
 	e.kubectl(monitoringCRDs, "apply", "-f", "-")
 	e.kubectl("", "wait", "--for=condition=Established", "--timeout=60s",

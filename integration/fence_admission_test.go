@@ -186,7 +186,7 @@ func refusedByFence(do func() error) func() error {
 	}
 }
 
-// installDeploy applies deploy/ (with components) as the README says.
+// installDeploy applies deploy/ (with components) as docs/install.md says.
 func (e *env) installDeploy(components ...string) {
 	e.t.Helper()
 	e.kubectl(monitoringCRDs, "apply", "-f", "-")

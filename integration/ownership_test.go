@@ -21,7 +21,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
-// The ownership rules (README "Moving from hand-kept bindings",
+// The ownership rules (docs/concepts.md "Moving from hand-kept bindings",
 // docs/safety.md), each in the scenario it is for, against the real
 // Samba AD and kube-apiserver with the default policy, guard and
 // ownership settings.

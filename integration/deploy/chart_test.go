@@ -566,7 +566,7 @@ func TestChartSchemaFollowsConfig(t *testing.T) {
 			t.Errorf("enum for %s: config.Config has no such key", k)
 		}
 	}
-	want["description"] = "The daemon's configuration file, as in the README's Configuration section. Generated from config.Config: go test ./integration/deploy/ -run TestChartSchemaFollowsConfig -update-chart-schema"
+	want["description"] = "The daemon's configuration file, as in docs/configuration.md. Generated from config.Config: go test ./integration/deploy/ -run TestChartSchemaFollowsConfig -update-chart-schema"
 	var wantJSON any // through JSON, as the file is read
 	b, _ := json.Marshal(want)
 	_ = json.Unmarshal(b, &wantJSON)

@@ -192,7 +192,8 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 		"Deployment/runai-ldap-sync", "PodDisruptionBudget/runai-ldap-sync", "PrometheusRule/runai-ldap-sync",
 		"Role/runai-ldap-sync", "RoleBinding/runai-ldap-sync",
 		"Service/runai-ldap-sync", "ServiceAccount/runai-ldap-sync", "ServiceMonitor/runai-ldap-sync",
-		"ValidatingAdmissionPolicy/runai-ldap-sync-fence", "ValidatingAdmissionPolicyBinding/runai-ldap-sync-fence",
+		"ValidatingAdmissionPolicy/runai-ldap-sync-fence", "ValidatingAdmissionPolicy/runai-ldap-sync-state",
+		"ValidatingAdmissionPolicyBinding/runai-ldap-sync-fence", "ValidatingAdmissionPolicyBinding/runai-ldap-sync-state",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("kustomize builds\n  %v\nwant\n  %v", got, want)
@@ -483,6 +484,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	wantRole := []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{name}, Verbs: []string{"get", "update"}},
+		// The guard's store: one ConfigMap by name (create cannot be narrowed by name).
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{name + "-state"}, Verbs: []string{"get", "update"}},
 	}
 	if !reflect.DeepEqual(role.Rules, wantRole) {
 		t.Errorf("Role rules:\n%s\nwant:\n%s", dump(role.Rules), dump(wantRole))

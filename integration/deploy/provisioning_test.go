@@ -24,7 +24,7 @@ import (
 )
 
 // buildWith copies deploy/ and adds components to its kustomization, as
-// the README tells operators to, then builds it.
+// docs/install.md tells operators to, then builds it.
 func buildWith(t *testing.T, components ...string) []object {
 	t.Helper()
 	kubectl := tool(t, "kubectl", "tools")

@@ -10,7 +10,7 @@ import (
 
 // DeployWithComponents copies the repository's deploy/ into dir and adds
 // the given components (paths relative to deploy/, e.g.
-// "components/provisioning") to its kustomization.yaml, the way the README
+// "components/provisioning") to its kustomization.yaml, the way docs/install.md
 // tells operators to enable them. It returns the copy's path.
 func DeployWithComponents(dir string, components ...string) (string, error) {
 	root, err := RepoRoot()

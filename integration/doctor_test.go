@@ -127,9 +127,11 @@ func TestDoctor(t *testing.T) {
 	if err := e.samba.Delete(e.user("gone-before", true)); err != nil {
 		t.Fatal(err)
 	}
-	e.installDeploy()
+	// The bindings hold users (the cycle runs as admin before deploy/'s
+	// admission policies, which let only the daemon write its state).
 	cfg := e.config(groupsYAML + sampleProjects)
 	e.mustRun("once", "--config", cfg)
+	e.installDeploy()
 	aliceKC, oidcKC := filepath.Join(e.dir, "alice-kubeconfig"), filepath.Join(e.dir, "oidc-kubeconfig")
 	if err := e.api.WriteKubeconfig(aliceKC, aliceToken); err != nil {
 		t.Fatal(err)

@@ -88,6 +88,11 @@ func DaemonAccess(cfg *config.Config, projectNS string, templateRoles []string) 
 			Access{Verb: v, Group: rbacGroup, Resource: "rolebindings", Namespace: projectNS, Name: model.ExecutorBinding},
 			Access{Verb: v, Group: rbacGroup, Resource: "rolebindings", Namespace: runaiNS, Name: model.IndexMapBinding})
 	}
+	// The guard's store (windows, approvals, group pins).
+	out = append(out, Access{Verb: "create", Resource: "configmaps", Namespace: runaiNS})
+	for _, v := range []string{"get", "update"} {
+		out = append(out, Access{Verb: v, Resource: "configmaps", Namespace: runaiNS, Name: model.StateConfigMap})
+	}
 	if cfg.Mode == config.ModeEnforce {
 		out = append(out, Access{Verb: "create", Resource: "events", Namespace: runaiNS})
 	}

@@ -70,6 +70,7 @@ func TestDaemonAccess(t *testing.T) {
 		"patch rolebindings.rbac.authorization.k8s.io runai-cli-index-map-editor in runai",
 		"update leases.coordination.k8s.io runai-ldap-sync in runai",
 		"bind clusterroles.rbac.authorization.k8s.io runai-scheduler-rw",
+		"update configmaps runai-ldap-sync-state in runai",
 	} {
 		if !all[want] {
 			t.Errorf("DaemonAccess lacks %q", want)

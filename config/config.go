@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -86,6 +87,10 @@ type Config struct {
 	Retry Retry `yaml:"retry"`
 	// Incremental polls the directory for changes between full cycles.
 	Incremental Incremental `yaml:"incremental"`
+
+	// FileRoot is the directory every file named here must be in (Load
+	// sets it; never from the file itself). "" confines nothing.
+	FileRoot string `yaml:"-"`
 }
 
 // Incremental configures change detection between full cycles: every
@@ -241,8 +246,8 @@ type Projects struct {
 	Template string `yaml:"template"`
 	// ExcludeNamespaces are namespaces (names or globs like "team-*-infra")
 	// that are never projects, whatever their labels, in addition to the
-	// built-in ones (kube-*, openshift-*, default, runai, runai-backend,
-	// runai-reservation, the daemon's own).
+	// built-in ones (BuiltinFence: kube-*, openshift-*, default, Run:AI's
+	// and KAI's namespaces, the daemon's own).
 	ExcludeNamespaces []string `yaml:"excludeNamespaces"`
 	// NamespacePattern, if set, is a glob every project namespace must
 	// match (e.g. "runai-*").
@@ -372,13 +377,26 @@ func Default() Config {
 	}
 }
 
-// Load reads, strictly decodes and validates the file at path.
+// FileRootEnv names the environment variable that sets the directory every
+// file the configuration names must be in (default: the configuration
+// file's own directory). It is the Deployment's to set, never the file's:
+// whoever may edit the configuration must not point bindPasswordFile at the
+// ServiceAccount token, nor caFile at any file of the container.
+const FileRootEnv = "RUNAI_LDAP_SYNC_FILE_ROOT"
+
+// Load reads, strictly decodes and validates the file at path. The files it
+// names (ldap.caFile, ldap.bindPasswordFile, projects.template) must be in
+// $RUNAI_LDAP_SYNC_FILE_ROOT, by default the directory holding path.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
-	cfg, err := Parse(data)
+	root := os.Getenv(FileRootEnv)
+	if root == "" {
+		root = filepath.Dir(path)
+	}
+	cfg, err := ParseIn(data, root)
 	if err != nil {
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
@@ -386,9 +404,15 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse strictly decodes data (unknown keys are errors) over the defaults
-// and validates the result.
-func Parse(data []byte) (*Config, error) {
+// and validates the result; the files it names may be anywhere (Load
+// confines them).
+func Parse(data []byte) (*Config, error) { return ParseIn(data, "") }
+
+// ParseIn is Parse with every file the configuration names confined to the
+// directory root ("" for no confinement).
+func ParseIn(data []byte, root string) (*Config, error) {
 	cfg := Default()
+	cfg.FileRoot = root
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
@@ -477,7 +501,8 @@ func (c *Config) Validate() error {
 		add("guard.allowEmptyBelow", "must not be negative (0 guards every binding), got %d", c.Guard.AllowEmptyBelow)
 	}
 
-	c.LDAP.validate(add)
+	confined := c.checkFiles(add)
+	c.LDAP.validate(add, confined)
 
 	templates := 0
 	for _, list := range []struct {
@@ -621,7 +646,7 @@ func (p *Projects) validateProvisioning(add func(field, format string, args ...a
 	}
 }
 
-func (l *LDAP) validate(add func(field, format string, args ...any)) {
+func (l *LDAP) validate(add func(field, format string, args ...any), confined func(string) bool) {
 	if len(l.URLs) == 0 {
 		add("ldap.urls", "list at least one server, e.g. [\"ldaps://dc1.example.com:636\"]")
 	}
@@ -645,7 +670,7 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 			add(field, "scheme must be ldap or ldaps, got %q", u.Scheme)
 		}
 	}
-	if l.CAFile != "" {
+	if l.CAFile != "" && confined(l.CAFile) {
 		if _, err := os.Stat(l.CAFile); err != nil {
 			add("ldap.caFile", "cannot read %q: %v", l.CAFile, errors.Unwrap(err))
 		}
@@ -655,6 +680,8 @@ func (l *LDAP) validate(add func(field, format string, args ...any)) {
 	}
 	if l.BindPasswordFile == "" {
 		add("ldap.bindPasswordFile", "must be set (a file holding the bind password, e.g. a mounted Secret)")
+	} else if !confined(l.BindPasswordFile) {
+		// Reported by checkFiles.
 	} else if _, err := os.Stat(l.BindPasswordFile); err != nil {
 		add("ldap.bindPasswordFile", "cannot read %q: %v", l.BindPasswordFile, errors.Unwrap(err))
 	}

@@ -306,8 +306,14 @@ func TestExpandGroup(t *testing.T) {
 func TestOptOuts(t *testing.T) {
 	safe := Default()
 	safe.LDAP.URLs = []string{"ldaps://dc1.example.com:636"}
+	safe.LDAP.CAFile = "/etc/runai-ldap-sync/ca.crt"
 	if got := safe.OptOuts(); len(got) != 0 {
 		t.Errorf("defaults turn off no protection, got %v", got)
+	}
+	// Without caFile the public roots vouch for the domain controllers.
+	safe.LDAP.CAFile = ""
+	if got := safe.OptOuts(); len(got) != 1 || got[0].Key != "ldap.caFile" || !strings.Contains(got[0].Risk, "public") {
+		t.Errorf("caFile unset: opt-outs %v, want one for ldap.caFile", got)
 	}
 	c := Default()
 	c.LDAP.URLs = []string{"ldaps://dc1.example.com:636", "ldap://dc2.example.com:389"}
@@ -372,7 +378,8 @@ func TestFenced(t *testing.T) {
 	for ns, want := range map[string]string{
 		"kube-system": FenceBuiltin, "kube-public": FenceBuiltin, "openshift-monitoring": FenceBuiltin,
 		"default": FenceBuiltin, "runai": FenceBuiltin, "runai-backend": FenceBuiltin, "runai-reservation": FenceBuiltin,
-		"ops": FenceOwn, "team-a-infra": FenceExcluded, "legacy": FenceExcluded,
+		"runai-scale-adjust": FenceBuiltin, "kai-scheduler": FenceBuiltin, "kai-resource-reservation": FenceBuiltin,
+		"kai-scale-adjust": FenceBuiltin, "ops": FenceOwn, "team-a-infra": FenceExcluded, "legacy": FenceExcluded,
 		"runai-alpha": "", "ml-beta": "", "kubeflow": "", "legacy-2": "",
 	} {
 		if got := c.Fenced(ns, "ops"); got != want {

@@ -17,10 +17,15 @@ const (
 // FenceReasons lists every reason, so metrics can report zeros.
 var FenceReasons = []string{FenceBuiltin, FenceExcluded, FencePattern, FenceOwn}
 
-// builtinFence are namespaces that are never projects: Kubernetes' and
-// OpenShift's own, and Run:AI's control plane. A binding there would hand
-// a directory group the control plane's pods, Secrets and tokens.
-var builtinFence = []string{"kube-*", "openshift-*", "openshift", "default", "runai", "runai-backend", "runai-reservation"}
+// BuiltinFence are namespaces that are never projects: Kubernetes' and
+// OpenShift's own, every namespace a Run:AI install creates (the cluster's
+// runai, runai-reservation and, with autoscaling, runai-scale-adjust; the
+// control plane's runai-backend) and their KAI scheduler counterparts. A
+// binding there would hand a directory group the control plane's pods,
+// Secrets and tokens. The admission policy lists the same (a test checks).
+var BuiltinFence = []string{"kube-*", "openshift-*", "openshift", "default",
+	"runai", "runai-backend", "runai-reservation", "runai-scale-adjust",
+	"kai-scheduler", "kai-resource-reservation", "kai-scale-adjust"}
 
 // DefaultMaxNewPerCycle caps the projects one cycle may add.
 const DefaultMaxNewPerCycle = 10
@@ -38,7 +43,7 @@ func (c *Config) Fenced(ns, ownNamespace string) string {
 // be one: the built-in list, kubernetes.runaiNamespace (once Validate has
 // run), OwnNamespace, excludeNamespaces and namespacePattern.
 func (p *Projects) Fenced(ns string) string {
-	for _, g := range builtinFence {
+	for _, g := range BuiltinFence {
 		if ok, _ := path.Match(g, ns); ok {
 			return FenceBuiltin
 		}

@@ -28,6 +28,9 @@ func (c *Config) OptOuts() []OptOut {
 			}
 		}
 	}
+	if c.LDAP.CAFile == "" && !c.LDAP.InsecureSkipVerify && (c.LDAP.StartTLS || !c.LDAP.AllowInsecure) {
+		add("ldap.caFile", "unset: the domain controllers' certificates are checked against the public system roots, so a certificate any public CA issued for a name in ldap.urls is trusted with the bind password; set it to your domain's CA")
+	}
 	if c.Policy == PolicyAuthoritative {
 		add("policy", "authoritative: every User subject of a managed binding that the directory does not name is removed, including users added by hand")
 	}

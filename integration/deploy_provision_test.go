@@ -26,6 +26,7 @@ func TestDeployProvisioning(t *testing.T) {
 	ctx := context.Background()
 	seedProvisioning(e)
 	tmplPath, tmpl := exampleTemplate(t)
+	tmplPath = e.inDir(tmplPath)
 	// Stand-ins for the ClusterRoles the template names (bind is checked
 	// against them by name; they exist in a Run:AI cluster).
 	for _, role := range tmpl.ClusterRoles() {

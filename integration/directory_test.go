@@ -504,7 +504,7 @@ func (e *env) slapdDaemonConfig(s *harness.Slapd, extra string) string {
   userIDAttribute: uid
 groups:
   executors: ["runai-{project}-executors"]
-`, s.LDAPSURL, s.CAFile, s.ReaderDN, pw, s.Suffix) + extra
+`, s.LDAPSURL, e.inDir(s.CAFile), s.ReaderDN, pw, s.Suffix) + extra
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		e.t.Fatal(err)
 	}

@@ -132,6 +132,7 @@ func TestProvisionNewProjectsInOneCycle(t *testing.T) {
 	seedProvisioning(e)
 	ctx := context.Background()
 	tmplPath, tmpl := exampleTemplate(t)
+	tmplPath = e.inDir(tmplPath)
 	gammaExec, deltaExec := kube.ExecutorRef("runai-gamma"), kube.ExecutorRef("runai-delta")
 
 	// Features off (today's configuration plus the static project): nothing
@@ -376,6 +377,7 @@ func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 	e.namespace("runai-delta", map[string]string{"runai/queue": "delta"})
 	ctx := context.Background()
 	tmplPath, tmpl := exampleTemplate(t)
+	tmplPath = e.inDir(tmplPath)
 	addr := freeAddr(t)
 	cfg := e.config(groupsYAML + fmt.Sprintf(provisionProjects, tmplPath) + incrementalYAML + fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)

@@ -494,6 +494,20 @@ func (e *env) caCopy() string {
 	return path
 }
 
+// inDir copies a file into the env's directory, where the daemon's
+// configuration files are written: the daemon reads only files in the
+// directory of its configuration file.
+func (e *env) inDir(path string) string {
+	e.t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dst := filepath.Join(e.dir, fmt.Sprintf("copy-%d-%s", time.Now().UnixNano(), filepath.Base(path)))
+	writeFile(e.t, dst, data)
+	return dst
+}
+
 // expectNoDuplicates fails if a binding lists a subject twice.
 func (e *env) expectNoDuplicates(refs ...kube.Ref) {
 	e.t.Helper()

@@ -131,7 +131,7 @@ func TestSplitBasesNestedOpenLDAP(t *testing.T) {
   userIDAttribute: uid
 groups:
   executors: ["runai-{project}-executors"]
-`, s.LDAPSURL, s.CAFile, s.ReaderDN, pw, s.Suffix, people, groupsOU) + longSchedule + fmt.Sprintf("server: {address: %q}\n", addr)
+`, s.LDAPSURL, e.inDir(s.CAFile), s.ReaderDN, pw, s.Suffix, people, groupsOU) + longSchedule + fmt.Sprintf("server: {address: %q}\n", addr)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -282,7 +282,8 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 		if cfg.LeaderElection.Enabled {
 			e := &leader.Elector{Config: d.rc, Namespace: cfg.Kubernetes.RunaiNamespace, Name: cfg.LeaderElection.LeaseName,
 				Identity: d.identity, LeaseDuration: cfg.LeaderElection.LeaseDuration, RenewDeadline: cfg.LeaderElection.RenewDeadline,
-				RetryPeriod: cfg.LeaderElection.RetryPeriod, Log: d.log, OnNewLeader: status.SetLeader}
+				RetryPeriod: cfg.LeaderElection.RetryPeriod, Log: d.log, OnNewLeader: status.SetLeader,
+				Metrics: d.metrics, OnStalled: status.SetStalled}
 			runErr <- e.Run(ctx, func(tctx context.Context) { d.lead(tctx, status) })
 		} else {
 			d.lead(ctx, status)

@@ -162,7 +162,7 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 	want := []string{
 		"RunaiLdapSyncDriftPersists", "RunaiLdapSyncNoSuccessfulCycle", "RunaiLdapSyncLDAPUnreachable",
 		"RunaiLdapSyncRemovalsHeld", "RunaiLdapSyncAdditionsHeld", "RunaiLdapSyncKubernetesWriteErrors", "RunaiLdapSyncInvalidMembersSkipped",
-		"RunaiLdapSyncPartialCycles",
+		"RunaiLdapSyncPartialCycles", "RunaiLdapSyncLeaderStalled",
 	}
 	got := map[string]bool{}
 	for _, g := range rules.Groups {

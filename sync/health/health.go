@@ -27,6 +27,17 @@ type Status struct {
 	leading atomic.Bool
 	leader  atomic.Pointer[string]
 	ready   atomic.Bool
+	stalled atomic.Pointer[string] // the holder of a stalled Lease
+}
+
+// SetStalled records whether the leader Lease is held (by holder) but not
+// renewed (sync/leader.Elector's OnStalled).
+func (s *Status) SetStalled(stalled bool, holder string) {
+	if stalled {
+		s.stalled.Store(&holder)
+	} else {
+		s.stalled.Store(nil)
+	}
 }
 
 // SetReady records whether a cycle has succeeded in this leadership term.
@@ -67,19 +78,26 @@ func (s *Status) Standby() bool {
 //   - /healthz: 200 while the process runs.
 //   - /readyz: 200 on a standby replica, one that sees another replica
 //     holding the lease (standing by is healthy: it takes over when the
-//     leader dies); on the leader, or without leader election, 200 once a
+//     leader dies), unless that lease has gone unrenewed for several lease
+//     durations (nobody syncs: 503, so the stall shows); on the leader, or without leader election, 200 once a
 //     cycle has succeeded in this leadership term; 503 before, and while
 //     no leader is known yet.
+//
+// At most MaxConcurrentScrapes scrapes of /metrics run at once; more get
+// 503 at once (the probes are not limited: they are cheap, and a flood of
+// scrapes must not fail them).
 func NewHandler(m *metrics.Metrics, st *Status) http.Handler {
 	mux := http.NewServeMux()
 	if m != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", Limit(promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}), MaxConcurrentScrapes))
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		switch {
+		case st.Standby() && st.stalled.Load() != nil:
+			http.Error(w, fmt.Sprintf("leader lease held by %q but not renewed for several lease durations: no replica syncs", *st.stalled.Load()), http.StatusServiceUnavailable)
 		case st.Standby():
 			_, _ = fmt.Fprintf(w, "ok: standby, leader is %q\n", st.Leader())
 		case !st.Leading():
@@ -93,13 +111,47 @@ func NewHandler(m *metrics.Metrics, st *Status) http.Handler {
 	return mux
 }
 
+// Limits of the HTTP server: anyone who reaches the port (the
+// NetworkPolicy narrows who) must not hold connections or goroutines
+// open for ever, nor pile up scrapes.
+const (
+	ReadHeaderTimeout    = 5 * time.Second
+	ReadTimeout          = 10 * time.Second
+	WriteTimeout         = 30 * time.Second
+	IdleTimeout          = 60 * time.Second
+	MaxHeaderBytes       = 16 << 10
+	MaxConcurrentScrapes = 4
+)
+
+// NewServer is the HTTP server for h, with the limits above.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
+}
+
+// Limit serves at most n requests of h at once; the others get 503 with
+// Retry-After at once, without waiting.
+func Limit(h http.Handler, n int) http.Handler {
+	sem := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
+		}
+	})
+}
+
 // Serve listens on addr until ctx ends.
 func Serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (server.address): %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewServer(h)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 )
 
 // Elector competes for one Lease.
@@ -26,6 +28,17 @@ type Elector struct {
 	Log             *zap.Logger
 	// OnNewLeader, if set, is told the identity of every leader seen.
 	OnNewLeader func(id string)
+	// Metrics, if set, gets the stall gauges (leader_stalled,
+	// leader_lease_unrenewed_seconds), kept up to date every RetryPeriod.
+	Metrics *metrics.Metrics
+	// OnStalled, if set, is told when the election becomes stalled (a held
+	// Lease unrenewed for StallLeaseDurations lease durations) and when it
+	// no longer is.
+	OnStalled func(stalled bool, holder string)
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+
+	watch Watch
 }
 
 // Run competes for the Lease until ctx ends; while it holds the lease it
@@ -40,11 +53,16 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 	if err != nil {
 		return fmt.Errorf("leader election client: %w", err)
 	}
-	lock := &resourcelock.LeaseLock{
+	now := e.Now
+	if now == nil {
+		now = time.Now
+	}
+	lock := &watchedLock{LeaseLock: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name},
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.Identity},
-	}
+	}, w: &e.watch, now: now}
+	go e.reportStalls(ctx, now)
 	for {
 		var started atomic.Bool
 		termDone := make(chan struct{})
@@ -52,7 +70,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 		// lease is released only after the write in flight finished.
 		leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock: lock, Name: e.Name, ReleaseOnCancel: true,
+			Lock: resourcelock.Interface(lock), Name: e.Name, ReleaseOnCancel: true,
 			LeaseDuration: e.LeaseDuration, RenewDeadline: e.RenewDeadline, RetryPeriod: e.RetryPeriod,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
@@ -101,5 +119,39 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 			return nil
 		}
 		e.Log.Warn("lost the leader lease; standing by", zap.String("identity", e.Identity))
+	}
+}
+
+// reportStalls publishes the Watch's state every RetryPeriod until ctx
+// ends, and logs each change between stalled and not.
+func (e *Elector) reportStalls(ctx context.Context, now func() time.Time) {
+	limit := StallLeaseDurations * e.LeaseDuration
+	t := time.NewTicker(e.RetryPeriod)
+	defer t.Stop()
+	was := false
+	for {
+		holder, age, stalled := e.watch.State(now(), limit)
+		if e.Metrics != nil {
+			e.Metrics.LeaseUnrenewed.Set(age.Seconds())
+			e.Metrics.LeaderStalled.Set(map[bool]float64{false: 0, true: 1}[stalled])
+		}
+		if stalled != was {
+			if stalled {
+				e.Log.Error("leader lease held but not renewed: no replica syncs", zap.String("lease", e.Namespace+"/"+e.Name),
+					zap.String("holder", holder), zap.Duration("unrenewed_for", age.Round(time.Second)),
+					zap.String("fix", "if the holder is no replica of this Deployment, delete the Lease (kubectl -n "+e.Namespace+" delete lease "+e.Name+") and find who wrote it"))
+			} else {
+				e.Log.Info("leader lease renewed again", zap.String("lease", e.Namespace+"/"+e.Name), zap.String("holder", holder))
+			}
+			if e.OnStalled != nil {
+				e.OnStalled(stalled, holder)
+			}
+			was = stalled
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -58,7 +58,11 @@ type Metrics struct {
 	Repairs         *prometheus.CounterVec
 	DriftEvents     *prometheus.CounterVec
 	Leader          prometheus.Gauge
-	Events          *prometheus.CounterVec
+	// LeaderStalled and LeaseUnrenewed: the leader election as this replica
+	// sees it (sync/leader.Watch).
+	LeaderStalled  prometheus.Gauge
+	LeaseUnrenewed prometheus.Gauge
+	Events         *prometheus.CounterVec
 	// Provisioning (projects.*).
 	NamespacesProvisioned *prometheus.CounterVec
 	TemplateApplied       *prometheus.CounterVec
@@ -88,7 +92,7 @@ func NewMetrics(version string) *Metrics {
 	m.provisioningMetrics()
 	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.BindingShards, m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors,
 		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
-		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.Events,
+		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.LeaderStalled, m.LeaseUnrenewed, m.Events,
 		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles, m.PollBlind,
 		m.NamespacesProvisioned, m.TemplateApplied, m.TemplateDrift, m.ProjectsDiscovered, m.ProjectsOrphaned)
 	m.BuildInfo.WithLabelValues(version).Set(1)
@@ -156,6 +160,10 @@ func (m *Metrics) watchMetrics() {
 		Help: "Changes by someone else to a managed binding that made it differ from the desired state, by kind of change (changed, deleted)."}, []string{"change"})
 	m.Leader = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
 		Help: "1 while this replica holds the leader lease (or leader election is off) and may write; 0 on standby."})
+	m.LeaderStalled = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader_stalled",
+		Help: "1 when the leader Lease is held but has not been renewed for 3 lease durations, as this replica sees it: no replica syncs (a dead holder, or a Lease taken by someone else); 0 otherwise."})
+	m.LeaseUnrenewed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader_lease_unrenewed_seconds",
+		Help: "Seconds since this replica last saw the leader Lease change (a renewal, a new holder); a live leader renews every few seconds."})
 	m.Events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
 		Help: "Kubernetes Events recorded on managed bindings, by reason."}, []string{"reason"})
 }

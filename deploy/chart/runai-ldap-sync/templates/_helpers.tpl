@@ -87,6 +87,7 @@ left out: the base ClusterRole grants them already.
 {{- define "runai-ldap-sync.templateRBAC" -}}
 {{- $bindings := list -}}
 {{- $roles := list -}}
+{{- $subjects := list -}}
 {{- if not .Values.provisioning.existingConfigMap -}}
 {{- range $doc := regexSplit "(?m)^---[ \t]*$" (include "runai-ldap-sync.projectTemplate" .) -1 -}}
 {{- $o := fromYaml $doc -}}
@@ -102,6 +103,9 @@ left out: the base ClusterRole grants them already.
 {{- $bindings = append $bindings $o.metadata.name -}}
 {{- if and $o.roleRef (eq $o.roleRef.kind "ClusterRole") (ne $o.roleRef.name "runai-job-executor") -}}
 {{- $roles = append $roles $o.roleRef.name -}}
+{{- range $s := $o.subjects | default list -}}
+{{- $subjects = append $subjects (printf "%s:%s/%s" $o.roleRef.name (default "" $s.namespace) $s.name) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -111,7 +115,8 @@ left out: the base ClusterRole grants them already.
 {{- end -}}
 {{- $bindings = concat $bindings .Values.provisioning.bindingNames | uniq -}}
 {{- $roles = concat $roles .Values.provisioning.clusterRoles | uniq -}}
-{{- dict "bindings" $bindings "clusterRoles" $roles | toJson -}}
+{{- $subjects = concat $subjects (.Values.provisioning.templateSubjects | default list) | uniq -}}
+{{- dict "bindings" $bindings "clusterRoles" $roles "subjects" $subjects | toJson -}}
 {{- end -}}
 
 {{/*

@@ -154,7 +154,7 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 		{"an Event with ownerReferences", func() error {
 			_, err := sa.CoreV1().Events("runai").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "x.1", OwnerReferences: ghost},
 				InvolvedObject: corev1.ObjectReference{Kind: "RoleBinding", Namespace: "runai", Name: kube.IndexMapBinding},
-				Reason: "x", Message: "x", Type: corev1.EventTypeNormal}, metav1.CreateOptions{})
+				Reason:         "x", Message: "x", Type: corev1.EventTypeNormal}, metav1.CreateOptions{})
 			return err
 		}},
 		{"the Lease held by x (not a replica identity)", lease(saName, "x", 15)},

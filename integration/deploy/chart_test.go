@@ -19,6 +19,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
@@ -683,6 +684,11 @@ func TestChartDerivesProvisioningRBAC(t *testing.T) {
 		if !reflect.DeepEqual(cr.Rules, want) {
 			t.Errorf("%s: provisioning rules\n%s\nwant\n%s", bin, dump(cr.Rules), dump(want))
 		}
+		var params corev1.ConfigMap
+		find(t, render(t, bin, "-f", values), "ConfigMap", "runai-ldap-sync-fence").decode(t, &params)
+		if got := params.Data["templateSubjects"]; got != "tools-user:runai/tools" {
+			t.Errorf("%s: the policy's templateSubjects = %q, want the template's tools-user:runai/tools", bin, got)
+		}
 		// A Role in the template needs rules the chart cannot guess.
 		withRole := tmpl + "  extraRules: []\n"
 		withRole = strings.Replace(withRole, "    ---\n    apiVersion: rbac.authorization.k8s.io/v1\n    kind: RoleBinding\n    metadata: {name: runai-job-executor-manual",
@@ -810,6 +816,55 @@ func TestChartShardRBACFollowsConfig(t *testing.T) {
 		find(t, objs, "ConfigMap", "runai-ldap-sync-fence").decode(t, &fence)
 		if fence.Data["maxBindingShards"] != strconv.Itoa(n) {
 			t.Errorf("maxBindingShards=%d: the admission policy's parameter is %q", n, fence.Data["maxBindingShards"])
+		}
+	}
+}
+
+// TestChartFenceFollowsConfig: the policy's parameters, its ServiceAccount
+// match and the NetworkPolicy's LDAP ports follow the values: static
+// projects in their own namespaces, namespaceLabels' values, the lease
+// duration, a renamed ServiceAccount, a DC on another port.
+func TestChartFenceFollowsConfig(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`serviceAccount: {name: sync-sa}
+provisioning: {enabled: true}
+config:
+  ldap:
+    urls: ["ldaps://dc1.example.com:1636"]
+  projects:
+    createNamespaces: true
+    namespaceLabels: {runai/namespace-version: v2, tier: gpu}
+    static:
+    - {name: team-a, namespace: ml-team-a}
+    - {name: team-b}
+  leaderElection: {enabled: true, leaseName: runai-ldap-sync, leaseDuration: 20s, renewDeadline: 15s, retryPeriod: 2s}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range helms {
+		objs := render(t, bin, "-f", values)
+		var params corev1.ConfigMap
+		find(t, objs, "ConfigMap", "runai-ldap-sync-fence").decode(t, &params)
+		for k, want := range map[string]string{"staticProjects": "ml-team-a=team-a", "namespaceLabels": "runai/namespace-version=v2,tier=gpu",
+			"leaseName": "runai-ldap-sync", "leaseDuration": "20s"} {
+			if got := params.Data[k]; got != want {
+				t.Errorf("%s: fence parameter %s = %q, want %q", bin, k, got, want)
+			}
+		}
+		policy := strings.Join(strings.Fields(string(find(t, objs, "ValidatingAdmissionPolicy", "runai-ldap-sync-fence").raw)), " ")
+		if !strings.Contains(policy, ":sync-sa$')") || !strings.Contains(policy, "variables.home + ':sync-sa'") || strings.Contains(policy, ":runai-ldap-sync'") {
+			t.Errorf("%s: the policy does not match the ServiceAccount sync-sa", bin)
+		}
+		var np networkingv1.NetworkPolicy
+		find(t, objs, "NetworkPolicy", name).decode(t, &np)
+		found := false
+		for _, r := range np.Spec.Egress {
+			for _, p := range r.Ports {
+				found = found || p.Port.IntValue() == 1636
+			}
+		}
+		if !found {
+			t.Errorf("%s: the NetworkPolicy does not let out to the DC's port 1636", bin)
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -189,7 +190,7 @@ func TestKustomizeBuildsTheExpectedObjects(t *testing.T) {
 	want := []string{
 		"ClusterRole/runai-ldap-sync", "ClusterRoleBinding/runai-ldap-sync",
 		"ConfigMap/runai-ldap-sync-config", "ConfigMap/runai-ldap-sync-dashboard", "ConfigMap/runai-ldap-sync-fence",
-		"Deployment/runai-ldap-sync", "PodDisruptionBudget/runai-ldap-sync", "PrometheusRule/runai-ldap-sync",
+		"Deployment/runai-ldap-sync", "NetworkPolicy/runai-ldap-sync", "PodDisruptionBudget/runai-ldap-sync", "PrometheusRule/runai-ldap-sync",
 		"Role/runai-ldap-sync", "RoleBinding/runai-ldap-sync",
 		"Service/runai-ldap-sync", "ServiceAccount/runai-ldap-sync", "ServiceMonitor/runai-ldap-sync",
 		"ValidatingAdmissionPolicy/runai-ldap-sync-fence", "ValidatingAdmissionPolicy/runai-ldap-sync-state",
@@ -247,8 +248,44 @@ func TestDeploymentIsHardened(t *testing.T) {
 	if pod.ServiceAccountName != name {
 		t.Errorf("serviceAccountName = %q", pod.ServiceAccountName)
 	}
-	if pod.AutomountServiceAccountToken != nil && !*pod.AutomountServiceAccountToken {
-		t.Error("the service account token is not mounted: the daemon could not reach the API server")
+	// The token is not automounted but projected, at the path client-go's
+	// in-cluster configuration reads, outside the configuration directory
+	// (the only one whose files the configuration may name).
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("automountServiceAccountToken must be false: the token is projected (kube-api-access)")
+	}
+	const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	tokenVolume := ""
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath == tokenDir && m.ReadOnly {
+			tokenVolume = m.Name
+		}
+		if strings.HasPrefix(tokenDir+"/", m.MountPath+"/") && m.MountPath != tokenDir || strings.HasPrefix(m.MountPath+"/", configDir+"/") && m.MountPath != configDir {
+			t.Errorf("mount %s overlaps the token or the configuration directory", m.MountPath)
+		}
+	}
+	projected := map[string]bool{}
+	for _, v := range pod.Volumes {
+		if v.Name == tokenVolume && v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				switch {
+				case src.ServiceAccountToken != nil && src.ServiceAccountToken.Path == "token" && src.ServiceAccountToken.ExpirationSeconds != nil:
+					projected["token"] = true
+				case src.ConfigMap != nil && src.ConfigMap.Name == "kube-root-ca.crt":
+					projected["ca.crt"] = true
+				case src.DownwardAPI != nil:
+					projected["namespace"] = true
+				}
+			}
+		}
+	}
+	if !projected["token"] || !projected["ca.crt"] || !projected["namespace"] {
+		t.Errorf("no read-only projected token volume (token, ca.crt, namespace) at %s: %v", tokenDir, projected)
+	}
+	var sa corev1.ServiceAccount
+	find(t, build(t), "ServiceAccount", name).decode(t, &sa)
+	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+		t.Error("the ServiceAccount must not automount its token")
 	}
 	psc := pod.SecurityContext
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
@@ -315,17 +352,23 @@ func TestConfigAndMountsAgree(t *testing.T) {
 	objs := build(t)
 	d := deployment(t)
 	c := d.Spec.Template.Spec.Containers[0]
-	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != configDir || !c.VolumeMounts[0].ReadOnly {
-		t.Fatalf("volumeMounts = %+v, want one read-only mount at %s", c.VolumeMounts, configDir)
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		if m.MountPath == configDir && m.ReadOnly {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("volumeMounts = %+v, want a read-only mount at %s", c.VolumeMounts, configDir)
 	}
 	var vol *corev1.Volume
 	for i := range d.Spec.Template.Spec.Volumes {
-		if d.Spec.Template.Spec.Volumes[i].Name == c.VolumeMounts[0].Name {
+		if d.Spec.Template.Spec.Volumes[i].Name == mount.Name {
 			vol = &d.Spec.Template.Spec.Volumes[i]
 		}
 	}
 	if vol == nil || vol.Projected == nil {
-		t.Fatalf("volume %s is not a projected volume", c.VolumeMounts[0].Name)
+		t.Fatalf("volume %s is not a projected volume", mount.Name)
 	}
 	var cm corev1.ConfigMap
 	cmObj := find(t, objs, "ConfigMap", "runai-ldap-sync-config")
@@ -515,4 +558,50 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 func dump(v any) string {
 	b, _ := yaml.Marshal(v)
 	return string(b)
+}
+
+// TestNetworkPolicy: deploy/ ships a NetworkPolicy selecting the pods that
+// lets in only the metrics port (scrapes, probes) and lets out only the
+// DCs' LDAP ports, the API server and DNS.
+func TestNetworkPolicy(t *testing.T) {
+	var np networkingv1.NetworkPolicy
+	find(t, build(t), "NetworkPolicy", name).decode(t, &np)
+	d := deployment(t)
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("the NetworkPolicy selects %s=%s, which the pods lack", k, v)
+		}
+	}
+	if !reflect.DeepEqual(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
+		t.Errorf("policyTypes = %v, want both", np.Spec.PolicyTypes)
+	}
+	port := func(p networkingv1.NetworkPolicyPort) string {
+		return fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String())
+	}
+	var in []string
+	for _, r := range np.Spec.Ingress {
+		for _, p := range r.Ports {
+			in = append(in, port(p))
+		}
+		if len(r.Ports) == 0 {
+			t.Error("an ingress rule without ports lets in every port")
+		}
+	}
+	if !reflect.DeepEqual(in, []string{"TCP/9090"}) {
+		t.Errorf("ingress ports %v, want only TCP/9090 (metrics, probes)", in)
+	}
+	var out []string
+	for _, r := range np.Spec.Egress {
+		if len(r.Ports) == 0 {
+			t.Error("an egress rule without ports lets out every port")
+		}
+		for _, p := range r.Ports {
+			out = append(out, port(p))
+		}
+	}
+	sort.Strings(out)
+	want := []string{"TCP/3268", "TCP/3269", "TCP/389", "TCP/443", "TCP/53", "TCP/636", "TCP/6443", "UDP/53"}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("egress ports %v, want %v (DCs, API server, DNS)", out, want)
+	}
 }

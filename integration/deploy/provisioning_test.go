@@ -12,9 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -227,9 +229,22 @@ func TestFenceParamsAgree(t *testing.T) {
 	if params.Data["templateRoles"] != "" {
 		t.Errorf("the base allows template RoleBindings: templateRoles=%q", params.Data["templateRoles"])
 	}
+	// The policy matches the ServiceAccount by name in every namespace and
+	// allows only the one of the namespace holding its parameters, which the
+	// binding names.
 	policy := find(t, objs, "ValidatingAdmissionPolicy", "runai-ldap-sync-fence")
-	if sa := "system:serviceaccount:" + namespace + ":" + name; !bytes.Contains(policy.raw, []byte("'"+sa+"'")) {
-		t.Errorf("the policy does not match requests of %s", sa)
+	if text := strings.Join(strings.Fields(string(policy.raw)), " "); !strings.Contains(text, ":"+name+"$')") ||
+		!strings.Contains(text, "variables.home + ':"+name+"'") {
+		t.Errorf("the policy does not match requests of the ServiceAccount %s", name)
+	}
+	var binding admissionv1.ValidatingAdmissionPolicyBinding
+	find(t, objs, "ValidatingAdmissionPolicyBinding", "runai-ldap-sync-fence").decode(t, &binding)
+	if binding.Spec.ParamRef == nil || binding.Spec.ParamRef.Namespace != namespace {
+		t.Errorf("the policy binding reads its parameters in %+v, want namespace %s", binding.Spec.ParamRef, namespace)
+	}
+	if params.Data["leaseName"] != name || params.Data["leaseDuration"] != config.Default().LeaderElection.LeaseDuration.String() {
+		t.Errorf("fence parameters leaseName=%q leaseDuration=%q, want config.yaml's %s and %s", params.Data["leaseName"], params.Data["leaseDuration"],
+			name, config.Default().LeaderElection.LeaseDuration)
 	}
 
 	data, err := os.ReadFile(filepath.Join(root, "deploy/components/provisioning/project-template.yaml"))
@@ -252,5 +267,87 @@ func TestFenceParamsAgree(t *testing.T) {
 	sort.Strings(got)
 	if !reflect.DeepEqual(got, roles) {
 		t.Errorf("provisioning templateRoles = %v, want the template's ClusterRoles %v", got, roles)
+	}
+	// templateSubjects: <ClusterRole>:<namespace>/<ServiceAccount> of every
+	// subject the template renders, <NAMESPACE> for the project's own.
+	var subjects []string
+	for _, o := range tmpl.Render("p", "ns-of-p", nil) {
+		if o.GetKind() != "RoleBinding" {
+			continue
+		}
+		var rb rbacv1.RoleBinding
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &rb); err != nil {
+			t.Fatal(err)
+		}
+		if rb.RoleRef.Name == kube.ExecutorRole {
+			continue
+		}
+		for _, s := range rb.Subjects {
+			ns := s.Namespace
+			if ns == "ns-of-p" {
+				ns = "<NAMESPACE>"
+			}
+			subjects = append(subjects, rb.RoleRef.Name+":"+ns+"/"+s.Name)
+		}
+	}
+	sort.Strings(subjects)
+	got = strings.Split(params.Data["templateSubjects"], ",")
+	sort.Strings(got)
+	if !reflect.DeepEqual(got, subjects) {
+		t.Errorf("provisioning templateSubjects = %v, want the template's subjects %v", got, subjects)
+	}
+}
+
+// TestKustomizeInstallElsewhereIsFenced: kustomize's namespace moves the
+// policy's parameters, and the binding follows them, so an install into
+// another namespace fences that namespace's ServiceAccount (the policy
+// allows only the one of the parameters' namespace).
+func TestKustomizeInstallElsewhereIsFenced(t *testing.T) {
+	dir := t.TempDir()
+	dst, err := harness.DeployWithComponents(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(dst, "kustomization.yaml")
+	data, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(k, bytes.Replace(data, []byte("\nnamespace: runai\n"), []byte("\nnamespace: ml-sync\n"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool(t, "kubectl", "tools"), "kustomize", dst).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, stderrOf(err))
+	}
+	objs, err := decodeObjects(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binding admissionv1.ValidatingAdmissionPolicyBinding
+	find(t, objs, "ValidatingAdmissionPolicyBinding", "runai-ldap-sync-fence").decode(t, &binding)
+	if p := find(t, objs, "ConfigMap", "runai-ldap-sync-fence"); p.Metadata.Namespace != "ml-sync" || binding.Spec.ParamRef == nil || binding.Spec.ParamRef.Namespace != "ml-sync" {
+		t.Errorf("parameters in %q, binding reads them in %+v; want both ml-sync", p.Metadata.Namespace, binding.Spec.ParamRef)
+	}
+}
+
+// TestFenceListsAgree: the policy's built-in never-project namespaces are
+// the daemon's (config.BuiltinFence), every Run:AI and KAI one included.
+func TestFenceListsAgree(t *testing.T) {
+	policy := string(find(t, build(t), "ValidatingAdmissionPolicy", "runai-ldap-sync-fence").raw)
+	for _, ns := range config.BuiltinFence {
+		want := "'" + ns + "'"
+		if prefix, ok := strings.CutSuffix(ns, "*"); ok {
+			want = "variables.target.startsWith('" + prefix + "')"
+		}
+		if !strings.Contains(policy, want) {
+			t.Errorf("the admission policy does not fence %s (no %s)", ns, want)
+		}
+	}
+	cfg := config.Default()
+	for _, ns := range []string{"runai", "runai-backend", "runai-reservation", "runai-scale-adjust"} {
+		if cfg.Fenced(ns, "") == "" {
+			t.Errorf("the daemon does not fence Run:AI's %s", ns)
+		}
 	}
 }

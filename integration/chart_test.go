@@ -123,10 +123,18 @@ func (e *env) pod(deployment string) (args []string, dir string) {
 		e.t.Fatalf("the pods run as ServiceAccount %q, want %s", spec.ServiceAccountName, saName)
 	}
 	c := spec.Containers[0]
-	if len(c.VolumeMounts) != 1 {
-		e.t.Fatalf("want one volume mount, got %+v", c.VolumeMounts)
+	// The configuration's mount; the other one is the projected API token,
+	// which this emulation replaces with --kubeconfig.
+	var mounts []corev1.VolumeMount
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != "/var/run/secrets/kubernetes.io/serviceaccount" {
+			mounts = append(mounts, m)
+		}
 	}
-	mount := c.VolumeMounts[0]
+	if len(mounts) != 1 || len(c.VolumeMounts) != 2 {
+		e.t.Fatalf("want the configuration's mount and the token's, got %+v", c.VolumeMounts)
+	}
+	mount := mounts[0]
 	dir = filepath.Join(e.dir, fmt.Sprintf("pod-%d", time.Now().UnixNano()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		e.t.Fatal(err)

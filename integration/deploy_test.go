@@ -272,9 +272,10 @@ func TestDeployLeastPrivilege(t *testing.T) {
 		}
 	}
 
-	// Its own Lease: get and update are allowed (create: the replicas did).
+	// Its own Lease: get and update are allowed (create: the replicas did),
+	// as a replica identity (the admission policy refuses any other holder).
 	leases := sa.CoordinationV1().Leases("runai")
-	holder := "test"
+	holder := "test_0123abcd"
 	if lease, err = leases.Get(ctx, saName, metav1.GetOptions{}); err != nil {
 		t.Fatalf("get its Lease: %v", err)
 	}

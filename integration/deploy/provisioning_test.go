@@ -299,7 +299,8 @@ func TestFenceParamsAgree(t *testing.T) {
 }
 
 // TestKustomizeInstallElsewhereIsFenced: kustomize's namespace moves the
-// policy's parameters, and the binding follows them, so an install into
+// policy's parameters, and the binding follows them (and the RBAC bindings
+// follow the ServiceAccount), so an install into
 // another namespace fences that namespace's ServiceAccount (the policy
 // allows only the one of the parameters' namespace).
 func TestKustomizeInstallElsewhereIsFenced(t *testing.T) {
@@ -328,6 +329,14 @@ func TestKustomizeInstallElsewhereIsFenced(t *testing.T) {
 	find(t, objs, "ValidatingAdmissionPolicyBinding", "runai-ldap-sync-fence").decode(t, &binding)
 	if p := find(t, objs, "ConfigMap", "runai-ldap-sync-fence"); p.Metadata.Namespace != "ml-sync" || binding.Spec.ParamRef == nil || binding.Spec.ParamRef.Namespace != "ml-sync" {
 		t.Errorf("parameters in %q, binding reads them in %+v; want both ml-sync", p.Metadata.Namespace, binding.Spec.ParamRef)
+	}
+	// The RBAC bindings grant the ServiceAccount of that namespace.
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		var rb rbacv1.RoleBinding
+		find(t, objs, kind, name).decode(t, &rb)
+		if len(rb.Subjects) != 1 || rb.Subjects[0].Namespace != "ml-sync" {
+			t.Errorf("%s %s grants %+v, want the ServiceAccount of ml-sync", kind, name, rb.Subjects)
+		}
 	}
 }
 

@@ -406,3 +406,58 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// TestLabellerCannotMakeRunaiNamespacesProjects: someone allowed only to
+// label namespaces (their own token) labels Run:AI's runai-scale-adjust and
+// KAI's kai-scheduler as projects whose directory groups exist; the
+// daemon, run as shipped with its own token, binds no one there (its own
+// fence decides, before the admission policy would have to) and syncs the
+// real projects.
+func TestLabellerCannotMakeRunaiNamespacesProjects(t *testing.T) {
+	e := newEnv(t)
+	seedSample(e)
+	ctx := context.Background()
+	e.group("runai-scale-executors", "alice")
+	e.group("runai-kai-executors", "bob")
+	e.namespace("runai-scale-adjust", nil)
+	e.namespace("kai-scheduler", nil)
+	e.installFenced()
+
+	// The labeller: a ServiceAccount that may only patch namespaces.
+	e.namespace("ops", nil)
+	if _, err := e.cs.CoreV1().ServiceAccounts("ops").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "labeller"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.kubectl("", "create", "clusterrole", "namespace-labeller", "--verb=get,list,patch", "--resource=namespaces")
+	e.kubectl("", "create", "clusterrolebinding", "namespace-labeller", "--clusterrole=namespace-labeller", "--serviceaccount=ops:labeller")
+	exp := int64(600)
+	tr, err := e.cs.CoreV1().ServiceAccounts("ops").CreateToken(ctx, "labeller",
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labeller, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, project := range map[string]string{"runai-scale-adjust": "scale", "kai-scheduler": "kai"} {
+		if err := labelNamespace(ctx, labeller, ns, `{"runai/queue":"`+project+`"}`, false); err != nil {
+			t.Fatalf("the labeller labelling %s: %v", ns, err)
+		}
+	}
+
+	kc, _ := e.saKubeconfig()
+	r := e.runAs(kc, "once", "--config", e.config(groupsYAML+sampleProjects))
+	if r.code != 0 || strings.Contains(strings.ToLower(r.stderr), "forbidden") {
+		t.Fatalf("once as %s: exit %d (a refusal means the daemon tried)\n%s", saUser, r.code, r.stderr)
+	}
+	for _, ns := range []string{"runai-scale-adjust", "kai-scheduler"} {
+		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("an executor binding exists in %s: %v", ns, err)
+		}
+		if !strings.Contains(r.stderr, ns) {
+			t.Errorf("the cycle's log does not report the fenced %s:\n%s", ns, r.stderr)
+		}
+	}
+	e.expectUsers(alphaExec, "alice", "bob", "carol", "erin", "hand-added")
+}

@@ -447,7 +447,7 @@ func TestLabellerCannotMakeRunaiNamespacesProjects(t *testing.T) {
 	}
 
 	kc, _ := e.saKubeconfig()
-	r := e.runAs(kc, "once", "--config", e.config(groupsYAML+sampleProjects))
+	r := e.runAs(kc, "once", "--config", e.config(groupsYAML+"projects:\n  namespaceLabel: runai/queue\n"))
 	if r.code != 0 || strings.Contains(strings.ToLower(r.stderr), "forbidden") {
 		t.Fatalf("once as %s: exit %d (a refusal means the daemon tried)\n%s", saUser, r.code, r.stderr)
 	}

@@ -126,14 +126,22 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 // ends, and logs each change between stalled and not.
 func (e *Elector) reportStalls(ctx context.Context, now func() time.Time) {
 	limit := StallLeaseDurations * e.LeaseDuration
-	t := time.NewTicker(e.RetryPeriod)
+	period := e.RetryPeriod
+	if period <= 0 {
+		period = 2 * time.Second // NewLeaderElector refuses it; do not panic first
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	was := false
 	for {
 		holder, age, stalled := e.watch.State(now(), limit)
 		if e.Metrics != nil {
 			e.Metrics.LeaseUnrenewed.Set(age.Seconds())
-			e.Metrics.LeaderStalled.Set(map[bool]float64{false: 0, true: 1}[stalled])
+			v := 0.0
+			if stalled {
+				v = 1
+			}
+			e.Metrics.LeaderStalled.Set(v)
 		}
 		if stalled != was {
 			if stalled {

@@ -81,6 +81,7 @@ config:
     urls: [%q]
     bindDN: %q
     baseDN: %q
+    groupBaseDN: null # the example's OU does not exist in the test domain
     timeout: 10s
   projects:
     namespaceLabel: runai/queue
@@ -539,7 +540,7 @@ func TestChartProvisioning(t *testing.T) {
 	}
 	values := filepath.Join(e.dir, "provisioning-values.yaml")
 	writeFile(t, values, []byte(fmt.Sprintf(`config:
-  ldap: {urls: [%q], bindDN: %q, baseDN: %q, timeout: 10s}
+  ldap: {urls: [%q], bindDN: %q, baseDN: %q, groupBaseDN: null, timeout: 10s}
   projects:
     namespaceLabel: runai/queue
     createNamespaces: true

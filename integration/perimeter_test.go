@@ -157,6 +157,16 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 				Reason:         "x", Message: "x", Type: corev1.EventTypeNormal}, metav1.CreateOptions{})
 			return err
 		}},
+		{"a ConfigMap other than the guard's store (RBAC cannot narrow create by name)", func() error {
+			_, err := sa.CoreV1().ConfigMaps("runai").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "runai-cli-index"},
+				Data: map[string]string{"index": "0"}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"the guard's store with ownerReferences", func() error {
+			_, err := sa.CoreV1().ConfigMaps("runai").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "runai-ldap-sync-state", OwnerReferences: ghost}},
+				metav1.CreateOptions{})
+			return err
+		}},
 		{"the Lease held by x (not a replica identity)", lease(saName, "x", 15)},
 		{"the Lease held for 2147483647 s", lease(saName, "vm_0123abcd", 2147483647)},
 		{"the Lease held for 16 s (more than leaseDuration)", lease(saName, "vm_0123abcd", 16)},
@@ -211,6 +221,11 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 		},
 		"labelling runai-delta as project delta": func() error {
 			return labelNamespace(ctx, sa, "runai-delta", `{"runai/queue":"delta","runai-ldap-sync.github.io/provisioned":"true","runai/namespace-version":"v2"}`, true)
+		},
+		"the guard's store": func() error {
+			_, err := sa.CoreV1().ConfigMaps("runai").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "runai-ldap-sync-state"}},
+				metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
 		},
 		"the Lease held by a replica for 15 s": func() error {
 			_, err := sa.CoordinationV1().Leases("runai").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: saName},

@@ -325,10 +325,16 @@ func TestKustomizeInstallElsewhereIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var binding admissionv1.ValidatingAdmissionPolicyBinding
-	find(t, objs, "ValidatingAdmissionPolicyBinding", "runai-ldap-sync-fence").decode(t, &binding)
-	if p := find(t, objs, "ConfigMap", "runai-ldap-sync-fence"); p.Metadata.Namespace != "ml-sync" || binding.Spec.ParamRef == nil || binding.Spec.ParamRef.Namespace != "ml-sync" {
-		t.Errorf("parameters in %q, binding reads them in %+v; want both ml-sync", p.Metadata.Namespace, binding.Spec.ParamRef)
+	p := find(t, objs, "ConfigMap", "runai-ldap-sync-fence")
+	for _, o := range objs {
+		if o.Kind != "ValidatingAdmissionPolicyBinding" {
+			continue
+		}
+		var binding admissionv1.ValidatingAdmissionPolicyBinding
+		o.decode(t, &binding)
+		if p.Metadata.Namespace != "ml-sync" || binding.Spec.ParamRef == nil || binding.Spec.ParamRef.Namespace != "ml-sync" {
+			t.Errorf("parameters in %q, binding %s reads them in %+v; want both ml-sync", p.Metadata.Namespace, o.Metadata.Name, binding.Spec.ParamRef)
+		}
 	}
 	// The RBAC bindings grant the ServiceAccount of that namespace.
 	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {

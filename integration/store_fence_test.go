@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -22,8 +21,8 @@ import (
 // TestStateStoreFence: with deploy/'s RBAC and admission policy on the
 // real kube-apiserver, the daemon's token creates and writes its guard
 // store and consumes an approval, but cannot add one (it cannot approve
-// its own holds); an admin of the Run:AI namespace may add approvals but
-// not change the state.
+// its own holds); an admin of the Run:AI namespace may approve and may
+// write the state (their own `once`).
 func TestStateStoreFence(t *testing.T) {
 	e := newKubeEnv(t)
 	ctx := context.Background()
@@ -43,7 +42,6 @@ func TestStateStoreFence(t *testing.T) {
 	daemon := kube.NewStateStore(sa, "runai")
 	st := &model.State{Bindings: map[string]*model.BindingState{kube.ViewerRef().String(): {Known: true}}}
 	waitUntil(t, "the daemon's token creates its store", func() error { _, err := daemon.Save(ctx, st, nil); return err })
-	cms := e.cs.CoreV1().ConfigMaps("runai")
 	patch := func(c func() (*corev1.ConfigMap, error)) error { _, err := c(); return err }
 	refused := func(err error) error {
 		switch {
@@ -59,31 +57,27 @@ func TestStateStoreFence(t *testing.T) {
 			t.Log(e.kubectl("", "get", "validatingadmissionpolicy", "runai-ldap-sync-state", "-o", "yaml"))
 		}
 	})
-	// An admin changing the state: refused (once the policy is loaded).
-	// (Each try writes other bytes: a write that changes nothing is allowed.)
+	// The daemon adding an approval: refused (once the policy is loaded).
 	try := 0
-	waitUntil(t, "the policy refuses an admin's write of the state", func() error {
+	waitUntil(t, "the policy refuses the daemon's token an approval", func() error {
 		try++
-		body := fmt.Sprintf(`{"binaryData":{"state.json.gz":%q}}`, base64.StdEncoding.EncodeToString([]byte(fmt.Sprint(try))))
 		return refused(patch(func() (*corev1.ConfigMap, error) {
-			return cms.Patch(ctx, model.StateConfigMap, types.MergePatchType, []byte(body), metav1.PatchOptions{})
+			return sa.CoreV1().ConfigMaps("runai").Patch(ctx, model.StateConfigMap, types.MergePatchType,
+				[]byte(fmt.Sprintf(`{"metadata":{"annotations":{"%s%016x":"self"}}}`, model.ApprovalPrefix, try)), metav1.PatchOptions{})
 		}))
 	})
-	// The state the admin wrote before the policy was loaded is garbage to
-	// the daemon: it writes its own again.
+	// An admin of the Run:AI namespace writing the state (`once` run with
+	// their own credentials, e.g. a migration): allowed, then the daemon
+	// writes its own again.
+	admin := kube.NewStateStore(e.cs, "runai")
+	if _, err := admin.Save(ctx, st, nil); err != nil {
+		t.Fatalf("an admin's once cannot save the state: %v", err)
+	}
 	if _, err := daemon.Save(ctx, st, nil); err != nil {
 		t.Fatal(err)
 	}
 	// An admin approving: allowed.
 	e.approve("sha256:00000000000000aa")
-	// The daemon adding an approval: refused.
-	err = refused(patch(func() (*corev1.ConfigMap, error) {
-		return sa.CoreV1().ConfigMaps("runai").Patch(ctx, model.StateConfigMap, types.MergePatchType,
-			[]byte(`{"metadata":{"annotations":{"`+model.ApprovalPrefix+`00000000000000bb":"self"}}}`), metav1.PatchOptions{})
-	}))
-	if err != nil {
-		t.Errorf("the daemon's token approved a hold: %v", err)
-	}
 	// The daemon consuming the admin's approval, with its state: allowed.
 	snap, err := daemon.Load(ctx)
 	if err != nil || len(snap.Approvals) != 1 {

@@ -81,6 +81,7 @@ config:
     urls: [%q]
     bindDN: %q
     baseDN: %q
+    groupBaseDN: null   # the chart's example OU does not exist here: search the base
     timeout: 10s
   projects:
     namespaceLabel: runai/queue
@@ -531,7 +532,7 @@ func TestChartProvisioning(t *testing.T) {
 	}
 	values := filepath.Join(e.dir, "provisioning-values.yaml")
 	writeFile(t, values, []byte(fmt.Sprintf(`config:
-  ldap: {urls: [%q], bindDN: %q, baseDN: %q, timeout: 10s}
+  ldap: {urls: [%q], bindDN: %q, baseDN: %q, groupBaseDN: null, timeout: 10s}
   projects:
     namespaceLabel: runai/queue
     createNamespaces: true

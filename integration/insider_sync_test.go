@@ -147,6 +147,55 @@ func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) {
 	}
 }
 
+// TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates: as above, but
+// the daemon starts with no store (no last known members). The ambiguous
+// name still holds back only whom its candidates might grant: val (in the
+// real p3 group) keeps access, mallory (in the squatted one) gets none,
+// and dave, disabled and only in p1's group, is removed rather than the
+// whole viewer binding being held.
+func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
+	e := newEnv(t)
+	for _, u := range []string{"vera", "dave", "val", "mallory"} {
+		e.user(u, true)
+	}
+	e.group("runai-p1-viewers", "vera", "dave")
+	e.group("runai-p3-viewers", "val")
+	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
+	e.namespace("runai-p3", map[string]string{"runai/queue": "p3"})
+	addr := freeAddr(t)
+	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(t, cfg, e.kubeconfig(), addr)
+	d.waitReady(60 * time.Second)
+	e.waitUsers(viewer, 10*time.Second, "dave", "val", "vera")
+	if code := d.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if err := e.cs.CoreV1().ConfigMaps("runai").Delete(context.Background(), model.StateConfigMap, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the store: %v", err)
+	}
+
+	other, err := e.samba.AddOUUnder(e.ou, "Sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.squatGroup(other, "runai-p3-viewers", "mallory")
+	if err := e.samba.SetEnabled(e.users["dave"], false); err != nil {
+		t.Fatal(err)
+	}
+	addr2 := freeAddr(t)
+	cfg2 := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr2))
+	d2 := startDaemon(t, cfg2, e.kubeconfig(), addr2)
+	d2.waitReady(60 * time.Second)
+	e.waitUsers(viewer, 20*time.Second, "val", "vera")
+	lines := d2.waitLog("group lookup failed; bindings it feeds lose no one", 1, 10*time.Second)
+	if !strings.Contains(fmt.Sprint(lines[0]["error"]), "ambiguous") {
+		t.Errorf("the failure is not the ambiguity: %v", lines[0])
+	}
+	if g := e.store().State.Groups["runai-p3-viewers"]; g != nil && len(g.Members) != 0 {
+		t.Errorf("the fresh store knows p3's viewers already: %v", g.Members)
+	}
+}
+
 // TestReplacedGroupIsHeldUntilApproved: someone creates another
 // runai-p1-viewers (with mallory) in a sandbox OU and deletes the real
 // one. The name now resolves to another entry than the one pinned in the

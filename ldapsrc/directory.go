@@ -407,6 +407,11 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 		res := r.res.Groups[n]
 		top := groups.named(n, res)
 		if top == nil {
+			if cands := groups.byName[FoldASCII(n)]; len(cands) > 1 {
+				if err := r.mightGrant(ctx, n, res, cands, groups, users); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if err := r.refuseWellKnown(n, top.sid, top.dn); err != nil {
@@ -424,6 +429,37 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 			x.finish()
 		}
 	}
+	return nil
+}
+
+// mightGrant sets res.MightGrant, for a name two or more groups answer to,
+// to the union of every candidate's members, resolved as a group of its own
+// (same nesting, skips and member errors) from the entries already read:
+// the plan then holds back only these users. A candidate that fails leaves
+// MightGrant nil (unknown: the last known members decide). An error is the
+// whole read's.
+func (r *resolver) mightGrant(ctx context.Context, n string, res *Group, cands []*gon, groups *groupIndex, users *userIndex) error {
+	union := map[string]struct{}{}
+	for _, c := range cands {
+		if c.err != nil || r.refuseWellKnown(n, c.sid, c.dn) != nil {
+			return nil
+		}
+		scratch := &Group{Name: n, Found: true, DN: c.dn, Identity: c.identity}
+		x := newExpansion(r, n, scratch, c, groups, users)
+		x.walk(c)
+		if scratch.Err == nil && len(x.unseen) > 0 {
+			if err := x.resolveUnseen(ctx); err != nil {
+				return err
+			}
+		}
+		if scratch.Err != nil {
+			return nil
+		}
+		for m := range x.members {
+			union[m] = struct{}{}
+		}
+	}
+	res.MightGrant = sortedSet(union)
 	return nil
 }
 

@@ -156,7 +156,7 @@ unit:
 ## integration: real Samba AD DC, OpenLDAP, etcd and kube-apiserver. Samba's
 ## ports are fixed, so these packages run one at a time (-p 1).
 integration: deps tools
-	go test -race -count=1 -p 1 -timeout 40m ./integration/...
+	go test -race -count=1 -p 1 -timeout 60m ./integration/...
 
 test: deps tools lint unit integration check-fresh
 

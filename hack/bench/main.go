@@ -107,7 +107,9 @@ func cycleMain(args []string) int {
 	}
 	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
-	s := controller.New(cfg, src, kc, zap.NewNop(), nil)
+	// The guard's store as the daemon wires it: each scenario is a new
+	// process, and without it every one would start a new guard window.
+	s := controller.New(cfg, src, kc, zap.NewNop(), nil).WithState(kc.StateStore(cfg.Kubernetes.RunaiNamespace))
 	var rec *kube.EventRecorder
 	if *events {
 		rec = kube.NewEventRecorder(kc, "bench", cfg.Kubernetes.RunaiNamespace)

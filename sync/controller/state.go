@@ -138,8 +138,7 @@ func (s *Syncer) commitState(ctx context.Context, opts CycleOptions, plans []pla
 		}
 	}
 	for name, g := range groups {
-		was := st.Groups[name]
-		if g != nil && g.Err == nil && (was == nil || was.Dropped || (g.Identity != "" && g.Identity != was.ID) || !slices.Equal(was.Members, g.Members)) {
+		if g != nil && g.Err == nil && plan.GroupChanged(st.Groups[name], g) {
 			dirty = true
 		}
 	}

@@ -3,12 +3,14 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
@@ -66,5 +68,81 @@ func TestStaleApprovalsExpire(t *testing.T) {
 	s.Cycle(context.Background(), CycleOptions{})
 	if len(store.snap.Approvals) != 0 || len(store.snap.State.ApprovalsSeen) != 0 {
 		t.Errorf("stale approval kept: %+v", store.snap)
+	}
+}
+
+// countingStore counts writes and, like a full store (model.EncodeState),
+// drops the member lists named in drop: the group's or binding's list is
+// then not kept, only its Dropped mark.
+type countingStore struct {
+	memStore
+	saves int
+	drop  map[string]bool // "group NAME", "binding REF"
+}
+
+func (c *countingStore) Save(ctx context.Context, st *model.State, consumed []string) ([]string, error) {
+	c.saves++
+	var dropped []string
+	for n, g := range st.Groups {
+		if c.drop["group "+n] && len(g.Members) > 0 {
+			g.Members, g.Dropped = nil, true
+			dropped = append(dropped, "group "+n)
+		}
+	}
+	for n, b := range st.Bindings {
+		if c.drop["binding "+n] && len(b.Granted) > 0 {
+			b.Granted, b.Dropped = nil, true
+			dropped = append(dropped, "binding "+n)
+		}
+	}
+	_, err := c.memStore.Save(ctx, st, consumed)
+	return dropped, err
+}
+
+// A cycle over unchanged inputs writes nothing to the store (issue 26:
+// zero writes in steady state), also with lists the store dropped for
+// size, members listed in another order, an empty group and a sharded
+// binding; a real change is still saved.
+func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
+	dir, cl := newFixture()
+	var viewers []string
+	for i := range 150 {
+		viewers = append(viewers, fmt.Sprintf("v%03d", i))
+	}
+	dir.members["runai-viewers"] = viewers
+	dir.members["runai-beta-viewers"] = []string{}
+	cfg := testConfig()
+	cfg.Kubernetes.BindingShardBytes = 4096
+	cfg.Guard.MaxAddCount = 0
+	store := &countingStore{drop: map[string]bool{"group runai-viewers": true, "binding " + model.ViewerRef().String(): true}}
+	s := New(cfg, dir, cl, zap.NewNop(), nil).WithState(store)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	if store.saves != 1 || len(cl.users(kube.ShardRef(model.ViewerRef(), 1))) == 0 {
+		t.Fatalf("first cycle: %d saves, viewer shard 1 %v; want 1 save and a sharded viewer binding", store.saves, cl.users(kube.ShardRef(model.ViewerRef(), 1)))
+	}
+	dir.members["runai-alpha-executors"] = []string{"dave", "bob", "alice"} // same members, another order
+	for i := range 2 {
+		store.saves = 0
+		writes := len(cl.writes)
+		if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+			t.Fatal(rep.Err)
+		}
+		if store.saves != 0 || len(cl.writes) != writes {
+			t.Errorf("steady cycle %d: %d store saves, bindings written %v; want none", i+2, store.saves, cl.writes[writes:])
+		}
+	}
+	// A new term reads the store back: still nothing to write.
+	s2 := New(cfg, dir, cl, zap.NewNop(), nil).WithState(store)
+	store.saves = 0
+	if rep := s2.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || store.saves != 0 {
+		t.Errorf("new term over the same inputs: err %v, %d store saves; want none", rep.Err, store.saves)
+	}
+	// A real change is saved before the binding is written.
+	dir.members["runai-viewers"] = append(viewers[1:], "gus")
+	store.saves = 0
+	if rep := s2.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || store.saves != 1 {
+		t.Errorf("a changed group: err %v, %d store saves; want 1", rep.Err, store.saves)
 	}
 }

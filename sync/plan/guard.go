@@ -336,7 +336,10 @@ func nextState(prev model.BindingState, hist []HistoryEntry, p *BindingPlan, v v
 	if len(st.Granted) == 0 {
 		st.Granted = nil
 	}
-	changed := !prev.Known || prev.Dropped || !slices.Equal(st.Granted, prev.Granted)
+	// A list the store dropped for size is unknown: only this plan's own
+	// changes make it differ (else a full store is rewritten every cycle).
+	changed := !prev.Known || !prev.Dropped && !slices.Equal(st.Granted, prev.Granted) ||
+		prev.Dropped && len(p.Add)+len(p.Adopt)+len(p.Remove) > 0
 	removed := len(p.Remove) - len(v.heldRemove)
 	if !p.Approved {
 		removed = len(p.Remove)

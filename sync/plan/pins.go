@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -80,7 +81,7 @@ func RememberGroups(st *model.State, checked map[string]*model.Group) {
 		if g == nil || g.Err != nil {
 			continue
 		}
-		gs := &model.GroupState{Members: g.Members}
+		gs := &model.GroupState{Members: sortedMembers(g.Members)}
 		if was := st.Groups[name]; was != nil && g.Identity == "" {
 			gs.ID, gs.DN = was.ID, was.DN // the server showed none: keep the pin
 		}
@@ -92,6 +93,31 @@ func RememberGroups(st *model.State, checked map[string]*model.Group) {
 		}
 		st.Groups[name] = gs
 	}
+}
+
+// GroupChanged says whether what was read of g differs from what st
+// keeps of it (was, nil when nothing is kept), so the store needs a write.
+// Member order does not count. A list the store dropped for size is no
+// change by itself: a full store would drop it again, so it is retried
+// only with another change (same content, no write).
+func GroupChanged(was *model.GroupState, g *model.Group) bool {
+	switch {
+	case was == nil:
+		return true
+	case g.Identity != "" && g.Identity != was.ID:
+		return true
+	case was.Dropped:
+		return false
+	}
+	return !slices.Equal(was.Members, sortedMembers(g.Members))
+}
+
+// sortedMembers is members sorted (a copy when they were not).
+func sortedMembers(members []string) []string {
+	if slices.IsSorted(members) {
+		return members
+	}
+	return slices.Sorted(slices.Values(members))
 }
 
 // LastKnown returns the last known members kept in st, by group.

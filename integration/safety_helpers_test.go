@@ -371,12 +371,13 @@ func (e *env) waitUsers(ref kube.Ref, within time.Duration, want ...string) {
 	}
 }
 
-// events lists the Events recorded on a binding.
+// events lists the Events recorded on a binding (the viewer
+// ClusterRoleBinding's are in the Run:AI namespace, "runai" here).
 func (e *env) events(ref kube.Ref) []corev1.Event {
 	e.t.Helper()
 	ns := ref.Namespace
 	if ns == "" {
-		ns = metav1.NamespaceDefault
+		ns = "runai"
 	}
 	list, err := e.cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {

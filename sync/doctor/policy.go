@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -65,15 +66,25 @@ func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bi
 }
 
 // mentions reports whether one of p's matchConditions names user, quoted
-// as a CEL string.
+// as a CEL string, or matches it with username.matches('<RE2>') (the
+// shipped policy matches the ServiceAccount name in any namespace; CEL's
+// matches is RE2, as Go's regexp).
 func mentions(p *admissionv1.ValidatingAdmissionPolicy, user string) bool {
 	for _, mc := range p.Spec.MatchConditions {
 		if strings.Contains(mc.Expression, "'"+user+"'") || strings.Contains(mc.Expression, `"`+user+`"`) {
 			return true
 		}
+		for _, m := range usernameMatches.FindAllStringSubmatch(mc.Expression, -1) {
+			if re, err := regexp.Compile(m[1] + m[2]); err == nil && re.MatchString(user) {
+				return true
+			}
+		}
 	}
 	return false
 }
+
+// usernameMatches finds request.userInfo.username.matches('...') (or "...").
+var usernameMatches = regexp.MustCompile(`request\.userInfo\.username\.matches\(\s*(?:'([^']*)'|"([^"]*)")\s*\)`)
 
 // FenceParamsCheck checks the fence's parameters against the daemon's
 // configuration. params is the ConfigMap's data, nil when it does not

@@ -35,6 +35,14 @@ func TestFindFence(t *testing.T) {
 		want  string // "" found
 	}{
 		{name: "none", want: "no ValidatingAdmissionPolicy applies"},
+		{name: "by regex (the shipped policy)", pols: []admissionv1.ValidatingAdmissionPolicy{{ObjectMeta: metav1.ObjectMeta{Name: "fence"},
+			Spec: admissionv1.ValidatingAdmissionPolicySpec{MatchConditions: []admissionv1.MatchCondition{{Name: "only",
+				Expression: `request.userInfo.username.matches('^system:serviceaccount:[^:]+:runai-ldap-sync$')`}}}}},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny)}},
+		{name: "regex of another name", pols: []admissionv1.ValidatingAdmissionPolicy{{ObjectMeta: metav1.ObjectMeta{Name: "fence"},
+			Spec: admissionv1.ValidatingAdmissionPolicySpec{MatchConditions: []admissionv1.MatchCondition{{Name: "only",
+				Expression: `request.userInfo.username.matches('^system:serviceaccount:[^:]+:other$')`}}}}},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny)}, want: "no ValidatingAdmissionPolicy applies"},
 		{name: "another identity's", pols: []admissionv1.ValidatingAdmissionPolicy{other}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "other", admissionv1.Deny)}, want: "no ValidatingAdmissionPolicy applies"},
 		{name: "unbound", pols: []admissionv1.ValidatingAdmissionPolicy{other, fence}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "other", admissionv1.Deny)}, want: "has no ValidatingAdmissionPolicyBinding"},
 		{name: "warn only", pols: []admissionv1.ValidatingAdmissionPolicy{fence}, binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Warn, admissionv1.Audit)}, want: "does not deny"},

@@ -463,13 +463,36 @@ func ValidProjectName(name string) bool {
 var attrRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
 
 // Validate checks every field and returns a ValidationError listing all
-// problems, or nil.
+// problems, or nil. The stages run in a fixed order so the list reads the
+// same way each time.
 func (c *Config) Validate() error {
 	var errs ValidationError
 	add := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 
+	c.validateCycle(add)
+	c.Guard.validate(add)
+	confined := c.checkFiles(add)
+	c.LDAP.validate(add, confined)
+	c.Groups.validate(add)
+	c.Projects.validateStatic(add)
+	c.Projects.validateProvisioning(add)
+	c.Projects.validateFence(add)
+	c.Projects.runaiNamespace = c.Kubernetes.RunaiNamespace
+	c.validateStaticFence(add)
+	c.Kubernetes.validate(add)
+	c.Server.validate(add)
+	c.validateDaemon(add)
+
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// validateCycle checks schedule, mode and policy.
+func (c *Config) validateCycle(add func(field, format string, args ...any)) {
 	if c.Schedule == "" {
 		add("schedule", "must be set, e.g. \"@every 5m\" or \"*/10 * * * *\"")
 	} else if _, err := ParseSchedule(c.Schedule); err != nil {
@@ -485,33 +508,36 @@ func (c *Config) Validate() error {
 	default:
 		add("policy", "must be %q, %q or %q, got %q", PolicySync, PolicyUpsertOnly, PolicyAuthoritative, c.Policy)
 	}
-	if c.Guard.MaxRemovePercent < 0 || c.Guard.MaxRemovePercent > 100 {
-		add("guard.maxRemovePercent", "must be between 0 and 100, got %d", c.Guard.MaxRemovePercent)
-	}
-	if c.Guard.MaxRemoveCount < 0 {
-		add("guard.maxRemoveCount", "must not be negative, got %d", c.Guard.MaxRemoveCount)
-	}
-	if c.Guard.Window < 0 {
-		add("guard.window", "must not be negative (0 counts each write alone), got %s", c.Guard.Window)
-	}
-	if c.Guard.MaxAddCount < 0 {
-		add("guard.maxAddCount", "must not be negative (0 is off), got %d", c.Guard.MaxAddCount)
-	}
-	if c.Guard.AllowEmptyBelow < 0 {
-		add("guard.allowEmptyBelow", "must not be negative (0 guards every binding), got %d", c.Guard.AllowEmptyBelow)
-	}
+}
 
-	confined := c.checkFiles(add)
-	c.LDAP.validate(add, confined)
+func (g *Guard) validate(add func(field, format string, args ...any)) {
+	if g.MaxRemovePercent < 0 || g.MaxRemovePercent > 100 {
+		add("guard.maxRemovePercent", "must be between 0 and 100, got %d", g.MaxRemovePercent)
+	}
+	if g.MaxRemoveCount < 0 {
+		add("guard.maxRemoveCount", "must not be negative, got %d", g.MaxRemoveCount)
+	}
+	if g.Window < 0 {
+		add("guard.window", "must not be negative (0 counts each write alone), got %s", g.Window)
+	}
+	if g.MaxAddCount < 0 {
+		add("guard.maxAddCount", "must not be negative (0 is off), got %d", g.MaxAddCount)
+	}
+	if g.AllowEmptyBelow < 0 {
+		add("guard.allowEmptyBelow", "must not be negative (0 guards every binding), got %d", g.AllowEmptyBelow)
+	}
+}
 
+// validate checks the group name templates.
+func (g *Groups) validate(add func(field, format string, args ...any)) {
 	templates := 0
 	for _, list := range []struct {
 		field string
 		names []string
 	}{
-		{"groups.executors", c.Groups.Executors},
-		{"groups.viewers", c.Groups.Viewers},
-		{"groups.globalViewers", c.Groups.GlobalViewers},
+		{"groups.executors", g.Executors},
+		{"groups.viewers", g.Viewers},
+		{"groups.globalViewers", g.GlobalViewers},
 	} {
 		templates += len(list.names)
 		for i, name := range list.names {
@@ -531,65 +557,63 @@ func (c *Config) Validate() error {
 	if templates == 0 {
 		add("groups", "name at least one group in executors, viewers or globalViewers")
 	}
+}
 
-	if c.Projects.NamespaceLabel == "" && len(c.Projects.Static) == 0 {
+// validateStatic checks the namespace label and the static project list.
+func (p *Projects) validateStatic(add func(field, format string, args ...any)) {
+	if p.NamespaceLabel == "" && len(p.Static) == 0 {
 		add("projects", "set namespaceLabel or list static projects, or no project will ever be found")
 	}
-	if c.Projects.NamespaceLabel != "" && !validLabelKey(c.Projects.NamespaceLabel) {
-		add("projects.namespaceLabel", "%q is not a valid Kubernetes label key", c.Projects.NamespaceLabel)
+	if p.NamespaceLabel != "" && !validLabelKey(p.NamespaceLabel) {
+		add("projects.namespaceLabel", "%q is not a valid Kubernetes label key", p.NamespaceLabel)
 	}
 	seen := map[string]int{}
-	for i, p := range c.Projects.Static {
+	for i, sp := range p.Static {
 		field := fmt.Sprintf("projects.static[%d]", i)
-		if !ValidProjectName(p.Name) {
-			add(field+".name", "%q is not a valid project name (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)", p.Name)
+		if !ValidProjectName(sp.Name) {
+			add(field+".name", "%q is not a valid project name (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)", sp.Name)
 		}
-		if prev, ok := seen[p.Name]; ok {
-			add(field+".name", "project %q is already listed at projects.static[%d]", p.Name, prev)
+		if prev, ok := seen[sp.Name]; ok {
+			add(field+".name", "project %q is already listed at projects.static[%d]", sp.Name, prev)
 		}
-		seen[p.Name] = i
-		if p.Namespace != "" && !validDNSLabel(p.Namespace) {
-			add(field+".namespace", "%q is not a valid namespace name", p.Namespace)
+		seen[sp.Name] = i
+		if sp.Namespace != "" && !validDNSLabel(sp.Namespace) {
+			add(field+".namespace", "%q is not a valid namespace name", sp.Namespace)
 		}
-		if p.Namespace == "" && ValidProjectName(p.Name) && !validDNSLabel("runai-"+p.Name) && c.Projects.CreateNamespaces {
-			add(field+".namespace", "the default namespace runai-%s is longer than 63 characters; set a namespace", p.Name)
+		if sp.Namespace == "" && ValidProjectName(sp.Name) && !validDNSLabel("runai-"+sp.Name) && p.CreateNamespaces {
+			add(field+".namespace", "the default namespace runai-%s is longer than 63 characters; set a namespace", sp.Name)
 		}
 	}
-	c.Projects.validateProvisioning(add)
-	c.Projects.validateFence(add)
-	c.Projects.runaiNamespace = c.Kubernetes.RunaiNamespace
-	c.validateStaticFence(add)
+}
 
-	if !validDNSLabel(c.Kubernetes.RunaiNamespace) {
-		add("kubernetes.runaiNamespace", "%q is not a valid namespace name", c.Kubernetes.RunaiNamespace)
+func (k *Kubernetes) validate(add func(field, format string, args ...any)) {
+	if !validDNSLabel(k.RunaiNamespace) {
+		add("kubernetes.runaiNamespace", "%q is not a valid namespace name", k.RunaiNamespace)
 	}
-	if c.Kubernetes.QPS <= 0 {
-		add("kubernetes.qps", "must be positive, got %v", c.Kubernetes.QPS)
+	if k.QPS <= 0 {
+		add("kubernetes.qps", "must be positive, got %v", k.QPS)
 	}
-	if c.Kubernetes.Burst < 1 {
+	if k.Burst < 1 {
 		// client-go's limiter refuses every request with a burst of 0.
-		add("kubernetes.burst", "must be at least 1, got %d", c.Kubernetes.Burst)
+		add("kubernetes.burst", "must be at least 1, got %d", k.Burst)
 	}
-	if c.Kubernetes.MaxBindingShards < 0 || c.Kubernetes.MaxBindingShards > MaxBindingShardsLimit {
+	if k.MaxBindingShards < 0 || k.MaxBindingShards > MaxBindingShardsLimit {
 		add("kubernetes.maxBindingShards", "must be between 0 and %d (the shard names the RBAC rules and the admission policy allow), got %d",
-			MaxBindingShardsLimit, c.Kubernetes.MaxBindingShards)
+			MaxBindingShardsLimit, k.MaxBindingShards)
 	}
-	if b := c.Kubernetes.BindingShardBytes; b < MinBindingShardBytes || b > DefaultBindingShardBytes {
+	if b := k.BindingShardBytes; b < MinBindingShardBytes || b > DefaultBindingShardBytes {
 		add("kubernetes.bindingShardBytes", "must be between %d and %d (1 MiB, well under etcd's 1.5 MiB; it can only be lowered), got %d",
 			MinBindingShardBytes, DefaultBindingShardBytes, b)
 	}
-	if c.Kubernetes.Burst <= 0 {
-		add("kubernetes.burst", "must be positive, got %d", c.Kubernetes.Burst)
+	if k.Burst <= 0 {
+		add("kubernetes.burst", "must be positive, got %d", k.Burst)
 	}
-	if c.Server.Address != "" && !strings.Contains(c.Server.Address, ":") {
-		add("server.address", "must be host:port or :port, got %q", c.Server.Address)
-	}
-	c.validateDaemon(add)
+}
 
-	if len(errs) > 0 {
-		return errs
+func (s *Server) validate(add func(field, format string, args ...any)) {
+	if s.Address != "" && !strings.Contains(s.Address, ":") {
+		add("server.address", "must be host:port or :port, got %q", s.Address)
 	}
-	return nil
 }
 
 // validateProvisioning checks the opt-in provisioning keys, and reads and
@@ -647,6 +671,15 @@ func (p *Projects) validateProvisioning(add func(field, format string, args ...a
 }
 
 func (l *LDAP) validate(add func(field, format string, args ...any), confined func(string) bool) {
+	l.validateServers(add, confined)
+	l.validateBind(add, confined)
+	l.validateSearch(add)
+	l.validateUserIDs(add)
+	l.validateLimits(add)
+}
+
+// validateServers checks the URLs, their TLS settings and the CA file.
+func (l *LDAP) validateServers(add func(field, format string, args ...any), confined func(string) bool) {
 	if len(l.URLs) == 0 {
 		add("ldap.urls", "list at least one server, e.g. [\"ldaps://dc1.example.com:636\"]")
 	}
@@ -675,6 +708,10 @@ func (l *LDAP) validate(add func(field, format string, args ...any), confined fu
 			add("ldap.caFile", "cannot read %q: %v", l.CAFile, errors.Unwrap(err))
 		}
 	}
+}
+
+// validateBind checks the bind identity, its password file and the base DN.
+func (l *LDAP) validateBind(add func(field, format string, args ...any), confined func(string) bool) {
 	if l.BindDN == "" {
 		add("ldap.bindDN", "must be set (the service account to bind as, e.g. svc-runai-sync@EXAMPLE.COM)")
 	}
@@ -688,6 +725,10 @@ func (l *LDAP) validate(add func(field, format string, args ...any), confined fu
 	if l.BaseDN == "" {
 		add("ldap.baseDN", "must be set, e.g. \"DC=example,DC=com\"")
 	}
+}
+
+// validateSearch checks the schema, member resolution and read bounds.
+func (l *LDAP) validateSearch(add func(field, format string, args ...any)) {
 	switch l.Schema {
 	case SchemaActiveDirectory, SchemaGroupOfNames, SchemaRFC2307:
 	default:
@@ -704,6 +745,10 @@ func (l *LDAP) validate(add func(field, format string, args ...any), confined fu
 	if l.MaxNestingDepth < 1 || l.MaxNestingDepth > 100 {
 		add("ldap.maxNestingDepth", "must be between 1 and 100, got %d", l.MaxNestingDepth)
 	}
+}
+
+// validateUserIDs checks the attributes and the mapping to Kubernetes users.
+func (l *LDAP) validateUserIDs(add func(field, format string, args ...any)) {
 	if !attrRE.MatchString(l.GroupNameAttribute) {
 		add("ldap.groupNameAttribute", "%q is not an LDAP attribute name", l.GroupNameAttribute)
 	}
@@ -718,6 +763,10 @@ func (l *LDAP) validate(add func(field, format string, args ...any), confined fu
 	if strings.HasPrefix(l.UserIDPrefix, "system:") {
 		add("ldap.userIDPrefix", "must not start with \"system:\" (reserved by Kubernetes)")
 	}
+}
+
+// validateLimits checks page size and timeouts.
+func (l *LDAP) validateLimits(add func(field, format string, args ...any)) {
 	if l.PageSize < 1 || l.PageSize > 10000 {
 		add("ldap.pageSize", "must be between 1 and 10000, got %d", l.PageSize)
 	}

@@ -280,46 +280,23 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	}
 	res, err := resolve(ctx, affected)
 	if err != nil {
-		if s.obs.m != nil {
-			s.obs.m.LDAPErrors.WithLabelValues("connect").Inc()
-		}
+		s.obs.ldapError("connect")
 		// Nothing written; the cursor stays, so the next poll tries again.
 		rep.DirErr = err
 		return fmt.Errorf("read changed groups: %w", err)
 	}
-	snap, err := s.loadState(ctx, &popts)
+	res, usedPins, err := s.pinRead(ctx, &popts, res, rep)
 	if err != nil {
 		// Nothing written; the cursor stays, so the next poll tries again.
 		return err
 	}
-	read, usedPins := s.checkPins(snap, res.Groups)
-	res = &ldapsrc.Result{Groups: read, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
-	rep.Skipped = res.Skipped
-	noteGroups(rep, res.Groups)
 	known := s.members.Known()
-	// The groups not read again stand as the last read left them.
-	groups := make(map[string]*ldapsrc.Group, len(all))
-	for _, name := range all {
-		if g, ok := res.Groups[name]; ok {
-			groups[name] = g
-			continue
-		}
-		if ferr, failed := inc.failed[name]; failed {
-			groups[name] = &ldapsrc.Group{Name: name, Err: fmt.Errorf("%w: %w", errNotReread, ferr)}
-			continue
-		}
-		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: known[name]}
-	}
+	groups := standingGroups(all, res.Groups, inc.failed, known)
 	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, known)
 
 	// Exactly the bindings whose desired state moved; the others are as
 	// the last cycle (and the repairs since) left them.
-	var changed []plan.Desired
-	for _, d := range desired {
-		if old, ok := prevDesired[d.Ref]; !ok || !sameDesired(old, d) {
-			changed = append(changed, d)
-		}
-	}
+	changed := changedDesired(desired, prevDesired)
 	var errs []error
 	current := map[kube.Ref]*kube.Binding{}
 	if len(changed) > 0 {
@@ -337,13 +314,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	}
 	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
-	if s.obs.m != nil {
-		for _, p := range rep.Plans {
-			if _, failed := rep.WriteErrors[p.Ref]; p.HasChanges() && p.Err == nil && !failed && !opts.DryRun {
-				s.obs.m.Propagation.Observe(time.Since(seen).Seconds())
-			}
-		}
-	}
+	s.obs.propagated(rep, opts, seen)
 
 	// What was read is the new last known state, as after a cycle.
 	for _, d := range changed {
@@ -354,13 +325,40 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 		}
 	}
 	s.learnGroups(res.Groups)
-	for name, gerr := range rep.FailedGroups {
-		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
-	}
+	errs = append(errs, groupErrors(rep)...)
 	if !retry {
 		s.polls.advance(&cs.Next)
 	}
 	return errors.Join(errs...)
+}
+
+// standingGroups is every group of a poll's plan: those read again, and
+// the others as the last read left them.
+func standingGroups(all []string, read map[string]*ldapsrc.Group, failed map[string]error, known map[string][]string) map[string]*ldapsrc.Group {
+	groups := make(map[string]*ldapsrc.Group, len(all))
+	for _, name := range all {
+		if g, ok := read[name]; ok {
+			groups[name] = g
+			continue
+		}
+		if ferr, failed := failed[name]; failed {
+			groups[name] = &ldapsrc.Group{Name: name, Err: fmt.Errorf("%w: %w", errNotReread, ferr)}
+			continue
+		}
+		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: known[name]}
+	}
+	return groups
+}
+
+// changedDesired returns the desired bindings that differ from prev.
+func changedDesired(desired []plan.Desired, prev map[kube.Ref]plan.Desired) []plan.Desired {
+	var changed []plan.Desired
+	for _, d := range desired {
+		if old, ok := prev[d.Ref]; !ok || !sameDesired(old, d) {
+			changed = append(changed, d)
+		}
+	}
+	return changed
 }
 
 // affectedGroups returns the configured group names a change set may

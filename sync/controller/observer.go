@@ -140,6 +140,26 @@ func (o metricsObserver) kubeError(op string) {
 	}
 }
 
+// ldapError counts a failed directory request.
+func (o metricsObserver) ldapError(op string) {
+	if o.m != nil {
+		o.m.LDAPErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// propagated observes, for each binding a poll wrote, the time since the
+// poll saw the change.
+func (o metricsObserver) propagated(rep *Report, opts CycleOptions, seen time.Time) {
+	if o.m == nil {
+		return
+	}
+	for _, p := range rep.Plans {
+		if _, failed := rep.WriteErrors[p.Ref]; p.HasChanges() && p.Err == nil && !failed && !opts.DryRun {
+			o.m.Propagation.Observe(time.Since(seen).Seconds())
+		}
+	}
+}
+
 // polled counts a poll by its result.
 func (o metricsObserver) polled(result string) {
 	if o.m != nil {

@@ -240,53 +240,15 @@ func (s *Syncer) Cycle(ctx context.Context, opts CycleOptions) *Report {
 }
 
 func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) error {
-	nss, err := s.cluster.Namespaces(ctx)
-	if err != nil {
-		s.obs.kubeError("list")
-		return fmt.Errorf("find projects: %w", err)
-	}
-	// A full cycle starts a new directory connection: it picks up a
-	// rotated password or CA, and returns to the first server of
-	// ldap.urls after a failover. Its discovery, mark and read, and the
-	// polls until the next cycle, then share that one connection.
-	s.Close()
-	discoverErr := s.provisioning.findProjects(ctx, nss, rep)
-	if unreachable(discoverErr) {
-		// The directory cannot be used at all: do not bind again for the
-		// mark and the read (a refused password would count three times).
-		rep.DirErr = discoverErr
-		return fmt.Errorf("read directory: %w", discoverErr)
-	}
-
-	names := plan.AllGroupNames(s.cfg.Groups, rep.Projects)
-	// Before the read: a change made during it is seen by the next poll.
-	// The mark and the read share one connection, so one server.
-	mark, markErr := s.polls.markChanges(ctx, opts)
-	if unreachable(markErr) {
-		rep.DirErr = markErr
-		if s.obs.m != nil {
-			s.obs.m.LDAPErrors.WithLabelValues("connect").Inc()
-		}
-		return fmt.Errorf("read directory: %w", markErr)
-	}
-	res, err := s.dir.Resolve(ctx, names)
-	if err != nil {
-		if s.obs.m != nil {
-			s.obs.m.LDAPErrors.WithLabelValues("connect").Inc()
-		}
-		// Nothing could be read: write nothing at all.
-		rep.DirErr = err
-		return fmt.Errorf("read directory: %w", err)
-	}
-	popts := planOptions(s.cfg, opts)
-	snap, err := s.loadState(ctx, &popts)
+	read, err := s.readDirectory(ctx, opts, rep)
 	if err != nil {
 		return err
 	}
-	groups, usedPins := s.checkPins(snap, res.Groups)
-	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
-	rep.Skipped = res.Skipped
-	noteGroups(rep, res.Groups)
+	popts := planOptions(s.cfg, opts)
+	res, usedPins, err := s.pinRead(ctx, &popts, read.res, rep)
+	if err != nil {
+		return err
+	}
 	logDirectory(s.log, rep, res)
 	// Namespaces and template objects, once the directory answered (if it
 	// cannot be reached, nothing at all is written).
@@ -310,16 +272,14 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	}
 	s.desired, s.planOpts = byRef, popts
 	s.lastProjects = rep.Projects
-	s.polls.rememberCycle(mark, res)
+	s.polls.rememberCycle(read.mark, res)
 	s.learnGroups(res.Groups)
 
 	errs := provisionErrs
-	if discoverErr != nil {
-		errs = append(errs, discoverErr)
+	if read.discoverErr != nil {
+		errs = append(errs, read.discoverErr)
 	}
-	for name, gerr := range rep.FailedGroups {
-		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
-	}
+	errs = append(errs, groupErrors(rep)...)
 	logLeftovers(s.log, rep)
 	if stateErr != nil {
 		// Without the guard's record, nothing is written.
@@ -328,6 +288,81 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
+}
+
+// cycleRead is what a cycle's read step found: the groups, the change
+// history's mark taken before the read, and a discovery error that did
+// not stop the read.
+type cycleRead struct {
+	res         *ldapsrc.Result
+	mark        *ldapsrc.Cursor
+	discoverErr error
+}
+
+// readDirectory is a cycle's read step: the projects (namespaces, then
+// directory discovery), the change history's mark, and every managed
+// group. An error means nothing could be read: nothing is written.
+func (s *Syncer) readDirectory(ctx context.Context, opts CycleOptions, rep *Report) (cycleRead, error) {
+	nss, err := s.cluster.Namespaces(ctx)
+	if err != nil {
+		s.obs.kubeError("list")
+		return cycleRead{}, fmt.Errorf("find projects: %w", err)
+	}
+	// A full cycle starts a new directory connection: it picks up a
+	// rotated password or CA, and returns to the first server of
+	// ldap.urls after a failover. Its discovery, mark and read, and the
+	// polls until the next cycle, then share that one connection.
+	s.Close()
+	discoverErr := s.provisioning.findProjects(ctx, nss, rep)
+	if unreachable(discoverErr) {
+		// The directory cannot be used at all: do not bind again for the
+		// mark and the read (a refused password would count three times).
+		rep.DirErr = discoverErr
+		return cycleRead{}, fmt.Errorf("read directory: %w", discoverErr)
+	}
+
+	names := plan.AllGroupNames(s.cfg.Groups, rep.Projects)
+	// Before the read: a change made during it is seen by the next poll.
+	// The mark and the read share one connection, so one server.
+	mark, markErr := s.polls.markChanges(ctx, opts)
+	if unreachable(markErr) {
+		rep.DirErr = markErr
+		s.obs.ldapError("connect")
+		return cycleRead{}, fmt.Errorf("read directory: %w", markErr)
+	}
+	res, err := s.dir.Resolve(ctx, names)
+	if err != nil {
+		s.obs.ldapError("connect")
+		// Nothing could be read: write nothing at all.
+		rep.DirErr = err
+		return cycleRead{}, fmt.Errorf("read directory: %w", err)
+	}
+	return cycleRead{res: res, mark: mark, discoverErr: discoverErr}, nil
+}
+
+// pinRead is the step after every directory read (cycle or poll): it loads
+// the guard's state into popts and checks the groups read against their
+// identity pins, and returns the read as planning must see it and the pin
+// approvals used. Without the state nothing is planned.
+func (s *Syncer) pinRead(ctx context.Context, popts *plan.PlanOptions, res *ldapsrc.Result, rep *Report) (*ldapsrc.Result, []string, error) {
+	snap, err := s.loadState(ctx, popts)
+	if err != nil {
+		return nil, nil, err
+	}
+	groups, used := s.checkPins(snap, res.Groups)
+	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
+	rep.Skipped = res.Skipped
+	noteGroups(rep, res.Groups)
+	return res, used, nil
+}
+
+// groupErrors are the errors of the groups whose lookup failed.
+func groupErrors(rep *Report) []error {
+	var errs []error
+	for name, gerr := range rep.FailedGroups {
+		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
+	}
+	return errs
 }
 
 func newReport(trigger string) *Report {

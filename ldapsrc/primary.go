@@ -101,7 +101,7 @@ func sidRID(sid string) string {
 // readPrimaryMembers reads, into users, the accounts under the user base
 // whose primary group is one of the given group SIDs (batched by RID; the
 // domain part is compared when the members are taken).
-func (r *resolver) readPrimaryMembers(ctx context.Context, sids []string, users *userIndex) error {
+func (r *dirReader) readPrimaryMembers(ctx context.Context, sids []string, users *userIndex) error {
 	rids := map[string]struct{}{}
 	for _, s := range sids {
 		if s != "" {

@@ -73,8 +73,8 @@ type incState struct {
 
 // poller is the polls' part of a term: the change source, what the last
 // cycle (and the polls since) left for the next poll, and whether polls
-// can run at all. Its methods keep that state; the Syncer runs the poll's
-// read, plan and apply.
+// can run at all. Its methods keep that state and run a poll's read, plan
+// and apply (applyChanges) through the Syncer's shared steps.
 type poller struct {
 	s       *Syncer // the term's logger, metrics and configuration
 	changes ChangeSource
@@ -173,7 +173,7 @@ func (p *poller) noteDeletions(visible bool) {
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
 func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
-	s.pollApprovals(ctx)
+	s.guard.pollApprovals(ctx)
 	if !s.polls.on() {
 		return PollOff, nil
 	}
@@ -218,7 +218,7 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 		return PollIdle, nil
 	}
 	s.obs.polled(PollChanges)
-	rep := s.applyChanges(ctx, cs, seen, opts)
+	rep := s.polls.applyChanges(ctx, cs, seen, opts)
 	return PollChanges, rep
 }
 
@@ -229,70 +229,70 @@ func (p *poller) advance(next *ldapsrc.Cursor) { p.inc.cursor = next }
 // applyChanges re-resolves the groups a change set touches and writes the
 // bindings whose desired state changed, through the same plan, guard and
 // policy as a full cycle.
-func (s *Syncer) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions) *Report {
+func (p *poller) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions) *Report {
 	rep := newReport(TriggerChange)
-	inc := s.polls.inc
-	prevDesired := s.desired
-	popts := s.planOpts
+	inc := p.inc
+	prevDesired := p.s.desired
+	popts := p.s.planOpts
 	popts.Now = time.Now()
 	if prevDesired == nil {
 		return nil // no cycle has planned yet: nothing to re-sync against
 	}
 	// The last cycle's projects: a new project needs a cycle.
-	projects := s.lastProjects
-	all := uniqueSorted(plan.AllGroupNames(s.cfg.Groups, projects))
-	affected := affectedGroups(cs, all, inc.reached, s.obs.m)
+	projects := p.s.lastProjects
+	all := uniqueSorted(plan.AllGroupNames(p.s.cfg.Groups, projects))
+	affected := affectedGroups(cs, all, inc.reached, p.s.obs.m)
 	rep.Projects = projects
-	if p := newDiscoveredProject(s.cfg, cs, projects); p != "" {
+	if project := newDiscoveredProject(p.s.cfg, cs, projects); project != "" {
 		// A group that makes a new project (projects.fromGroups): only a
 		// full cycle provisions and syncs a project.
-		s.log.Info("directory group for a new project; full cycle", zap.String("project", p))
+		p.s.log.Info("directory group for a new project; full cycle", zap.String("project", project))
 		rep.CycleWanted = true
 	}
 	if len(affected) == 0 {
-		s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
-		s.polls.advance(&cs.Next)
+		p.s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
+		p.advance(&cs.Next)
 		return rep
 	}
-	s.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
+	p.s.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
 		zap.Int("entries", len(cs.Entries)), zap.Strings("groups", sample(affected, 20)), zap.Int("groupCount", len(affected)))
 
-	rep.Err = s.incremental(ctx, cs, seen, opts, rep, inc, prevDesired, popts, all, affected)
+	rep.Err = p.incremental(ctx, cs, seen, opts, rep, inc, prevDesired, popts, all, affected)
 	rep.Duration = time.Since(rep.Started)
-	if s.obs.m != nil {
+	if p.s.obs.m != nil {
 		result := "success"
 		if rep.Err != nil {
 			result = "failure"
 		}
-		s.obs.m.Incremental.WithLabelValues(result).Inc()
-		for _, p := range rep.Plans {
-			s.obs.planDone(p, rep)
+		p.s.obs.m.Incremental.WithLabelValues(result).Inc()
+		for _, bp := range rep.Plans {
+			p.s.obs.planDone(bp, rep)
 		}
 	}
 	return rep
 }
 
-func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions,
+func (p *poller) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions,
 	rep *Report, inc incState, prevDesired map[kube.Ref]plan.Desired, popts plan.PlanOptions, all, affected []string) error {
-	resolve := s.dir.Resolve
-	if t, ok := s.dir.(TargetedResolver); ok {
+	resolve := p.s.dir.Resolve
+	if t, ok := p.s.dir.(TargetedResolver); ok {
 		resolve = t.ResolveTargeted
 	}
 	res, err := resolve(ctx, affected)
 	if err != nil {
-		s.obs.ldapError("connect")
+		p.s.obs.ldapError("connect")
 		// Nothing written; the cursor stays, so the next poll tries again.
 		rep.DirErr = err
 		return fmt.Errorf("read changed groups: %w", err)
 	}
-	res, usedPins, err := s.pinRead(ctx, &popts, res, rep)
+	res, usedPins, err := p.s.guard.pinRead(ctx, &popts, res, rep)
 	if err != nil {
 		// Nothing written; the cursor stays, so the next poll tries again.
 		return err
 	}
-	known := s.members.Known()
+	known := p.s.members.Known()
 	groups := standingGroups(all, res.Groups, inc.failed, known)
-	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, known)
+	desired := plan.DesiredState(rep.Projects, p.s.cfg.Groups, p.s.cfg.Kubernetes.RunaiNamespace, groups, known)
 
 	// Exactly the bindings whose desired state moved; the others are as
 	// the last cycle (and the repairs since) left them.
@@ -300,7 +300,7 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	var errs []error
 	current := map[kube.Ref]*kube.Binding{}
 	if len(changed) > 0 {
-		if current, errs = s.planEach(ctx, changed, popts, rep); current == nil {
+		if current, errs = p.s.planEach(ctx, changed, popts, rep); current == nil {
 			return errors.Join(errs...)
 		}
 	}
@@ -308,26 +308,26 @@ func (s *Syncer) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen ti
 	// left untouched by the plan (roleRef not Run:AI's, too large) fails
 	// the same way every time, so it does not hold the cursor back.
 	retry := len(errs) > 0
-	if err := s.commitState(ctx, opts, rep.Plans, res.Groups, usedPins); err != nil {
+	if err := p.s.guard.commitState(ctx, opts, rep.Plans, res.Groups, usedPins); err != nil {
 		// Without the guard's record, nothing is written; the cursor stays.
 		return errors.Join(append(errs, err)...)
 	}
-	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
+	errs = append(errs, p.s.writes.applyPlans(ctx, opts, rep, current)...)
 	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
-	s.obs.propagated(rep, opts, seen)
+	p.s.obs.propagated(rep, opts, seen)
 
 	// What was read is the new last known state, as after a cycle.
 	for _, d := range changed {
 		// A binding not written stays "changed", so the poll that retries
 		// (the cursor stays) writes it.
 		if _, failed := rep.WriteErrors[d.Ref]; current[d.Ref] != nil && !failed {
-			s.desired[d.Ref] = d
+			p.s.desired[d.Ref] = d
 		}
 	}
-	s.learnGroups(res.Groups)
+	p.s.learnGroups(res.Groups)
 	errs = append(errs, groupErrors(rep)...)
 	if !retry {
-		s.polls.advance(&cs.Next)
+		p.advance(&cs.Next)
 	}
 	return errors.Join(errs...)
 }

@@ -201,14 +201,14 @@ func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions,
 		return nil
 	}
 	popts := planOptions(s.cfg, opts)
-	if _, err := s.loadState(ctx, &popts); err != nil {
+	if _, err := s.guard.loadState(ctx, &popts); err != nil {
 		return err
 	}
 	current, errs := s.planEach(ctx, desired, popts, rep)
 	if current == nil {
 		return errors.Join(errs...)
 	}
-	if err := s.commitState(ctx, opts, rep.Plans, nil, nil); err != nil {
+	if err := s.guard.commitState(ctx, opts, rep.Plans, nil, nil); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)

@@ -239,7 +239,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	// The key recorded in the store: the next poll finds it and queues the
 	// repair, which applies the removals and consumes the approval.
 	s.guard.store.(*memStore).snap.Approvals = map[string]string{key: "ok"}
-	s.pollApprovals(context.Background())
+	s.guard.pollApprovals(context.Background())
 	refs, _ = s.work.take()
 	if len(refs) != 1 {
 		t.Fatalf("approval did not queue a repair")

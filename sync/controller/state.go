@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
@@ -27,6 +28,7 @@ type StateStore interface {
 
 // guardState is the term's view of the guard's store.
 type guardState struct {
+	s     *Syncer // the term's logger, metrics, configuration and members
 	store StateStore
 	// snap is the store's last read (or write); loaded says this term read
 	// it once (and took its last known members).
@@ -70,24 +72,24 @@ func (m *memStore) Save(_ context.Context, st *model.State, consumed []string) (
 // of groups, so a group that fails after a restart or a new leader still
 // holds back only its own users. A store that cannot be read fails the
 // caller: nothing is planned without it.
-func (s *Syncer) loadState(ctx context.Context, popts *plan.PlanOptions) (*model.StateSnapshot, error) {
-	snap, err := s.guard.store.Load(ctx)
+func (g *guardState) loadState(ctx context.Context, popts *plan.PlanOptions) (*model.StateSnapshot, error) {
+	snap, err := g.store.Load(ctx)
 	if err != nil {
-		s.obs.kubeError("get")
+		g.s.obs.kubeError("get")
 		return nil, err
 	}
-	if !s.guard.loaded {
-		known := s.members.Known()
+	if !g.loaded {
+		known := g.s.members.Known()
 		back := map[string]*model.Group{}
 		for name, members := range plan.LastKnown(&snap.State) {
 			if _, ok := known[name]; !ok {
 				back[name] = &model.Group{Name: name, Found: true, Members: members}
 			}
 		}
-		s.members.Remember(back)
-		s.guard.loaded = true
+		g.s.members.Remember(back)
+		g.loaded = true
 	}
-	s.guard.snap = snap
+	g.snap = snap
 	popts.State = snap
 	return snap, nil
 }
@@ -95,15 +97,15 @@ func (s *Syncer) loadState(ctx context.Context, popts *plan.PlanOptions) (*model
 // checkPins holds the groups whose name now resolves to another entry
 // (plan.CheckPins), reports them, and returns the groups as planning must
 // see them and the pin approvals used.
-func (s *Syncer) checkPins(snap *model.StateSnapshot, groups map[string]*model.Group) (map[string]*model.Group, []string) {
-	checked, holds, used := plan.CheckPins(groups, &snap.State, snap.Approvals, time.Now(), model.ApprovalTTL(s.cfg.Guard.Window))
-	if s.guard.heldPins == nil {
-		s.guard.heldPins = map[string]bool{}
+func (g *guardState) checkPins(snap *model.StateSnapshot, groups map[string]*model.Group) (map[string]*model.Group, []string) {
+	checked, holds, used := plan.CheckPins(groups, &snap.State, snap.Approvals, time.Now(), model.ApprovalTTL(g.s.cfg.Guard.Window))
+	if g.heldPins == nil {
+		g.heldPins = map[string]bool{}
 	}
 	for _, h := range holds {
-		s.guard.heldPins[h.Key] = true
-		cmd := model.ApproveCommand(s.cfg.Kubernetes.RunaiNamespace, h.Key, "group "+h.Group+" is "+h.DN)
-		s.log.Warn("group name resolves to another entry than before; held as a failed group (its last known members keep access, the new entry's members gain none) until approved",
+		g.heldPins[h.Key] = true
+		cmd := model.ApproveCommand(g.s.cfg.Kubernetes.RunaiNamespace, h.Key, "group "+h.Group+" is "+h.DN)
+		g.s.log.Warn("group name resolves to another entry than before; held as a failed group (its last known members keep access, the new entry's members gain none) until approved",
 			zap.String("group", h.Group), zap.String("dn", h.DN), zap.String("id", h.ID), zap.String("wasDN", h.WasDN), zap.String("wasID", h.WasID),
 			zap.String("approvalKey", h.Key), zap.String("approve", cmd))
 		g := *checked[h.Group]
@@ -113,13 +115,29 @@ func (s *Syncer) checkPins(snap *model.StateSnapshot, groups map[string]*model.G
 	return checked, used
 }
 
+// pinRead is the step after every directory read (cycle or poll): it loads
+// the guard's state into popts and checks the groups read against their
+// identity pins, and returns the read as planning must see it and the pin
+// approvals used. Without the state nothing is planned.
+func (g *guardState) pinRead(ctx context.Context, popts *plan.PlanOptions, res *ldapsrc.Result, rep *Report) (*ldapsrc.Result, []string, error) {
+	snap, err := g.loadState(ctx, popts)
+	if err != nil {
+		return nil, nil, err
+	}
+	groups, used := g.checkPins(snap, res.Groups)
+	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
+	rep.Skipped = res.Skipped
+	noteGroups(rep, res.Groups)
+	return res, used, nil
+}
+
 // commitState records in the store, before any binding is written, each
 // plan's guard state, the groups read well (pins, last known members) and
 // the approvals used: a write that then fails leaves the window counting
 // more, never less. Dry runs record nothing. An error means nothing may
 // be written.
-func (s *Syncer) commitState(ctx context.Context, opts CycleOptions, plans []plan.BindingPlan, groups map[string]*model.Group, used []string) error {
-	snap := s.guard.snap
+func (g *guardState) commitState(ctx context.Context, opts CycleOptions, plans []plan.BindingPlan, groups map[string]*model.Group, used []string) error {
+	snap := g.snap
 	if opts.DryRun || snap == nil {
 		return nil
 	}
@@ -128,7 +146,7 @@ func (s *Syncer) commitState(ctx context.Context, opts CycleOptions, plans []pla
 		st.Bindings = map[string]*model.BindingState{}
 	}
 	dirty := len(used) > 0
-	used, dirty = s.ageApprovals(&st, used, dirty)
+	used, dirty = g.ageApprovals(&st, used, dirty)
 	for _, p := range plans {
 		if p.Err == nil && p.State != nil && p.StateChanged {
 			st.Bindings[p.Ref.String()], dirty = p.State, true
@@ -146,17 +164,17 @@ func (s *Syncer) commitState(ctx context.Context, opts CycleOptions, plans []pla
 		return nil
 	}
 	plan.RememberGroups(&st, groups)
-	dropped, err := s.guard.store.Save(ctx, &st, used)
+	dropped, err := g.store.Save(ctx, &st, used)
 	if err != nil {
-		s.obs.kubeError("update")
+		g.s.obs.kubeError("update")
 		return err
 	}
 	if len(dropped) > 0 {
-		s.log.Warn("guard state store full: these member lists are not kept (a group's last known members: if it fails after a restart, the bindings it feeds only gain users until it is read again; "+
+		g.s.log.Warn("guard state store full: these member lists are not kept (a group's last known members: if it fails after a restart, the bindings it feeds only gain users until it is read again; "+
 			"a binding's granted users: every addition there counts as new for the guard)",
 			zap.Int("count", len(dropped)), zap.Strings("dropped", sample(dropped, 20)))
 	}
-	s.guard.snap = &model.StateSnapshot{State: st, Approvals: snap.Approvals, Exists: true}
+	g.snap = &model.StateSnapshot{State: st, Approvals: snap.Approvals, Exists: true}
 	for _, k := range used {
 		delete(snap.Approvals, k)
 	}
@@ -184,25 +202,24 @@ func (g *guardState) noteHeld(plans []plan.BindingPlan) {
 // pollApprovals reads the store when something is held and queues what an
 // approval recorded since releases: a repair of that binding, or a full
 // cycle for a group pin. Nothing held, no request.
-func (s *Syncer) pollApprovals(ctx context.Context) {
-	g := &s.guard
+func (g *guardState) pollApprovals(ctx context.Context) {
 	if len(g.held) == 0 && len(g.heldPins) == 0 {
 		return
 	}
 	snap, err := g.store.Load(ctx)
 	if err != nil {
-		s.log.Warn("could not read the guard's store for approvals; the next poll tries again", zap.Error(err))
+		g.s.log.Warn("could not read the guard's store for approvals; the next poll tries again", zap.Error(err))
 		return
 	}
 	for key := range snap.Approvals {
 		if ref, ok := g.held[key]; ok {
-			s.log.Info("approval recorded; repair queued to apply it", zap.String("binding", ref.String()), zap.String("approvalKey", key))
-			s.work.add(ref)
+			g.s.log.Info("approval recorded; repair queued to apply it", zap.String("binding", ref.String()), zap.String("approvalKey", key))
+			g.s.work.add(ref)
 			delete(g.held, key)
 		}
 		if g.heldPins[key] {
-			s.log.Info("group pin approval recorded; full cycle queued", zap.String("approvalKey", key))
-			s.work.requestCycle()
+			g.s.log.Info("group pin approval recorded; full cycle queued", zap.String("approvalKey", key))
+			g.s.work.requestCycle()
 			delete(g.heldPins, key)
 		}
 	}
@@ -212,25 +229,25 @@ func (s *Syncer) pollApprovals(ctx context.Context) {
 // consumes those unused for longer than model.ApprovalTTL, so an approval
 // of a burst that went away never approves the same burst brought back
 // later.
-func (s *Syncer) ageApprovals(st *model.State, used []string, dirty bool) ([]string, bool) {
-	now, ttl := time.Now(), model.ApprovalTTL(s.cfg.Guard.Window)
+func (g *guardState) ageApprovals(st *model.State, used []string, dirty bool) ([]string, bool) {
+	now, ttl := time.Now(), model.ApprovalTTL(g.s.cfg.Guard.Window)
 	seen := maps.Clone(st.ApprovalsSeen)
 	if seen == nil {
 		seen = map[string]time.Time{}
 	}
-	for key := range s.guard.snap.Approvals {
+	for key := range g.snap.Approvals {
 		if _, ok := seen[key]; !ok {
 			seen[key], dirty = now, true
 		}
 	}
 	for key, at := range seen {
-		_, still := s.guard.snap.Approvals[key]
+		_, still := g.snap.Approvals[key]
 		switch {
 		case !still:
 			delete(seen, key)
 			dirty = true
 		case now.Sub(at) > ttl && !slices.Contains(used, key):
-			s.log.Info("approval unused for longer than the guard's window removed from the store", zap.String("approvalKey", key))
+			g.s.log.Info("approval unused for longer than the guard's window removed from the store", zap.String("approvalKey", key))
 			used = append(used, key)
 			delete(seen, key)
 			dirty = true

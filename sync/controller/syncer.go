@@ -125,6 +125,7 @@ func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, me
 	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
 		members: termMemory{}, guard: guardState{store: &memStore{}}, work: newWorkQueue()}
 	s.polls.s = s
+	s.guard.s = s
 	s.provisioning = provisioner{s: s, provisioned: map[string]string{}}
 	s.writes = applier{s: s, written: map[kube.Ref]string{}, shards: map[kube.Ref]int{}}
 	return s
@@ -245,7 +246,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 		return err
 	}
 	popts := planOptions(s.cfg, opts)
-	res, usedPins, err := s.pinRead(ctx, &popts, read.res, rep)
+	res, usedPins, err := s.guard.pinRead(ctx, &popts, read.res, rep)
 	if err != nil {
 		return err
 	}
@@ -263,7 +264,7 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	rep.read = readState{groups: res.Groups, current: current}
 	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.members.Known())
 	rep.Plans = plan.Plan(desired, current, popts)
-	stateErr := s.commitState(ctx, opts, rep.Plans, res.Groups, usedPins)
+	stateErr := s.guard.commitState(ctx, opts, rep.Plans, res.Groups, usedPins)
 	popts.State = s.guard.snap
 	// Repairs from now on re-apply this desired state.
 	byRef := make(map[kube.Ref]plan.Desired, len(desired))
@@ -338,22 +339,6 @@ func (s *Syncer) readDirectory(ctx context.Context, opts CycleOptions, rep *Repo
 		return cycleRead{}, fmt.Errorf("read directory: %w", err)
 	}
 	return cycleRead{res: res, mark: mark, discoverErr: discoverErr}, nil
-}
-
-// pinRead is the step after every directory read (cycle or poll): it loads
-// the guard's state into popts and checks the groups read against their
-// identity pins, and returns the read as planning must see it and the pin
-// approvals used. Without the state nothing is planned.
-func (s *Syncer) pinRead(ctx context.Context, popts *plan.PlanOptions, res *ldapsrc.Result, rep *Report) (*ldapsrc.Result, []string, error) {
-	snap, err := s.loadState(ctx, popts)
-	if err != nil {
-		return nil, nil, err
-	}
-	groups, used := s.checkPins(snap, res.Groups)
-	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
-	rep.Skipped = res.Skipped
-	noteGroups(rep, res.Groups)
-	return res, used, nil
 }
 
 // groupErrors are the errors of the groups whose lookup failed.

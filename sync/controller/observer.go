@@ -50,14 +50,7 @@ func (o metricsObserver) cycleDone(rep *Report) {
 	for _, r := range ldapsrc.SkipReasons {
 		m.MembersSkipped.WithLabelValues(r).Set(float64(rep.Skipped[r]))
 	}
-	m.DriftMissing.Reset()
-	m.DriftUnexpected.Reset()
-	m.DesiredSubjects.Reset()
-	m.BindingShards.Reset()
-	m.HeldRemovals.Reset()
-	m.HeldAdditions.Reset()
-	m.Leftovers.Reset()
-	m.BindingErrors.Reset()
+	m.ResetBindings() // every per-binding series is set again below
 	for _, p := range rep.Plans {
 		o.planDone(p, rep)
 	}

@@ -33,8 +33,8 @@ deps:
 check-fresh:
 	hack/fresh-machine-check.sh
 
-## tools: etcd, kube-apiserver, kubectl, promtool and helm (3 and 4) built from source (cached in .cache/bin)
-tools: $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl $(BIN_DIR)/promtool $(BIN_DIR)/helm $(BIN_DIR)/helm4
+## tools: etcd, kube-apiserver, kubectl, promtool, helm (3 and 4) and cyclonedx-gomod built from source (cached in .cache/bin)
+tools: $(BIN_DIR)/etcd $(BIN_DIR)/kube-apiserver $(BIN_DIR)/kubectl $(BIN_DIR)/promtool $(BIN_DIR)/helm $(BIN_DIR)/helm4 $(BIN_DIR)/cyclonedx-gomod
 
 $(BIN_DIR)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
 	@mkdir -p $(BIN_DIR)

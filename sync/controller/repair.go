@@ -66,6 +66,9 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	d, managed := s.desired[logical]
 	opts := s.planOpts
 	opts.Now = time.Now()
+	// The store as last read or written, by whichever path (cycle, poll,
+	// repair) touched it last.
+	opts.State = s.guard.snap
 	written := s.writes.written[ref]
 	if !managed {
 		return

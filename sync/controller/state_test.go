@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,5 +145,52 @@ func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
 	store.saves = 0
 	if rep := s2.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || store.saves != 1 {
 		t.Errorf("a changed group: err %v, %d store saves; want 1", rep.Err, store.saves)
+	}
+}
+
+// Drift detection plans with the store as the last path left it, not as
+// the last cycle read it: a user a repair added on an approval, then
+// removed by hand together with the binding's ownership record, is queued
+// for repair (with the cycle's snapshot, the addition looked like a new
+// burst, held, and the drift waited for the next cycle).
+func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
+	dir, cl := newFixture()
+	ch := &fakeChanges{server: "dc1", usn: 100}
+	cfg := testConfig()
+	cfg.Guard.MaxAddCount = 3
+	store := &memStore{}
+	s := New(cfg, dir, cl, zap.NewNop(), nil).WithChanges(ch).WithState(store)
+	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	// carl joins: a fourth addition through the group within the window.
+	dir.members["runai-alpha-executors"] = []string{"alice", "bob", "carl", "dave"}
+	ch.change("runai-alpha-executors")
+	_, rep := s.Poll(context.Background(), CycleOptions{})
+	var key string
+	for _, p := range rep.Plans {
+		if p.Ref == alphaRef {
+			key = p.ApprovalKey
+		}
+	}
+	if key == "" || slices.Contains(cl.users(alphaRef), "carl") {
+		t.Fatalf("carl's addition not held: %v", cl.users(alphaRef))
+	}
+	// Approved in the store: the next poll queues the repair that adds him.
+	store.snap.Approvals = map[string]string{key: "ok"}
+	s.Poll(context.Background(), CycleOptions{})
+	refs, _ := s.work.take()
+	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || !slices.Contains(cl.users(alphaRef), "carl") {
+		t.Fatalf("approved repair: %v, alpha = %v", rep.Err, cl.users(alphaRef))
+	}
+	// A namespace admin takes carl out, and the ownership record with him.
+	b := cl.edit(alphaRef, func(b *kube.Binding) {
+		dropUser("carl")(b)
+		b.Record, b.Managed = "", nil
+		delete(b.Annotations, kube.ManagedAnnotation)
+	})
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	if p := pending(s); !reflect.DeepEqual(p, []kube.Ref{alphaRef}) {
+		t.Fatalf("pending = %v, want alpha: carl was granted and approved", p)
 	}
 }

@@ -80,7 +80,8 @@ type Syncer struct {
 	// re-apply it without reading the directory. nil before the first
 	// cycle: nothing is repaired then.
 	desired map[kube.Ref]plan.Desired
-	// planOpts are the policy inputs the last cycle planned with.
+	// planOpts are the policy inputs the last cycle planned with; the
+	// guard's state is guard.snap, the store's latest read or write.
 	planOpts plan.PlanOptions
 
 	work workQueue
@@ -265,7 +266,6 @@ func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) erro
 	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.members.Known())
 	rep.Plans = plan.Plan(desired, current, popts)
 	stateErr := s.guard.commitState(ctx, opts, rep.Plans, res.Groups, usedPins)
-	popts.State = s.guard.snap
 	// Repairs from now on re-apply this desired state.
 	byRef := make(map[kube.Ref]plan.Desired, len(desired))
 	for _, d := range desired {

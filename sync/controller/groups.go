@@ -2,36 +2,24 @@ package controller
 
 import "github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 
-// MemberMemory keeps each group's member list from its last good lookup,
-// so that a binding fed by a group whose lookup fails loses no one. The
-// default lives in memory for one leadership term; a persistent store can
-// stand in (WithMemberMemory).
-type MemberMemory interface {
-	// Known returns the remembered member lists by group name. The caller
-	// only reads it.
-	Known() map[string][]string
-	// Remember records the members of the groups read without error.
-	Remember(groups map[string]*ldapsrc.Group)
-}
-
-// termMemory is the default MemberMemory: one term's, in memory.
+// termMemory keeps each group's member list from its last good lookup, so
+// that a binding fed by a group whose lookup fails loses no one. It lives
+// for one leadership term; the term's first read of the guard's store
+// seeds it (guardState.loadState) and every store write keeps it
+// (plan.RememberGroups).
 type termMemory map[string][]string
 
+// Known returns the remembered member lists by group name. The caller
+// only reads it.
 func (m termMemory) Known() map[string][]string { return m }
 
+// Remember records the members of the groups read without error.
 func (m termMemory) Remember(groups map[string]*ldapsrc.Group) {
 	for name, g := range groups {
 		if g.Err == nil {
 			m[name] = g.Members
 		}
 	}
-}
-
-// WithMemberMemory replaces the term's in-memory record of last known
-// members. Call it before the first cycle.
-func (s *Syncer) WithMemberMemory(m MemberMemory) *Syncer {
-	s.members = m
-	return s
 }
 
 // noteGroups records in rep which groups of a directory read failed and

@@ -73,7 +73,7 @@ type Syncer struct {
 
 	// members are each group's members from its last good lookup (the
 	// term's first plan brings back those the guard's store kept).
-	members MemberMemory
+	members termMemory
 	// guard is the term's view of the guard's store (state.go).
 	guard guardState
 	// desired is the last full cycle's desired state per binding: repairs

@@ -44,7 +44,7 @@ func CheckPins(groups map[string]*model.Group, st *model.State, approvals map[st
 			continue
 		}
 		key := PinKey(name, g.Identity)
-		if _, ok := approvals[key]; ok && fresh(st, key, now, ttl) {
+		if approvalLive(approvals, st, key, now, ttl) {
 			used = append(used, key)
 			continue
 		}
@@ -61,13 +61,6 @@ func CheckPins(groups map[string]*model.Group, st *model.State, approvals map[st
 	sort.Slice(holds, func(i, j int) bool { return holds[i].Group < holds[j].Group })
 	sort.Strings(used)
 	return out, holds, used
-}
-
-// fresh: the approval key was first seen less than ttl before now (or not
-// yet: it is new).
-func fresh(st *model.State, key string, now time.Time, ttl time.Duration) bool {
-	seen, ok := st.ApprovalsSeen[key]
-	return !ok || now.Sub(seen) <= ttl
 }
 
 // RememberGroups records in st what this cycle read of each group: the

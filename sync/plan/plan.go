@@ -127,14 +127,18 @@ func (o PlanOptions) bindingState(ref model.Ref) model.BindingState {
 // approved reports whether the store holds the approval key, recorded
 // less than model.ApprovalTTL ago.
 func (o PlanOptions) approved(key string) bool {
-	if o.State == nil {
+	return o.State != nil && approvalLive(o.State.Approvals, &o.State.State, key, o.Now, model.ApprovalTTL(o.Guard.Window))
+}
+
+// approvalLive: approvals hold key, first seen less than ttl before now
+// (or not seen yet: it is new). An older one approves nothing; the next
+// store write removes it.
+func approvalLive(approvals map[string]string, st *model.State, key string, now time.Time, ttl time.Duration) bool {
+	if _, ok := approvals[key]; !ok {
 		return false
 	}
-	if _, ok := o.State.Approvals[key]; !ok {
-		return false
-	}
-	seen, ok := o.State.State.ApprovalsSeen[key]
-	return !ok || o.Now.Sub(seen) <= model.ApprovalTTL(o.Guard.Window)
+	seen, ok := st.ApprovalsSeen[key]
+	return !ok || now.Sub(seen) <= ttl
 }
 
 // MetadataOnly reports whether the writes change no subject, only

@@ -25,7 +25,7 @@ func (m termMemory) Remember(groups map[string]*ldapsrc.Group) {
 // noteGroups records in rep which groups of a directory read failed and
 // which do not exist: the same for a cycle's read and a poll's.
 func noteGroups(rep *Report, groups map[string]*ldapsrc.Group) {
-	for _, name := range sortedGroupNames(groups) {
+	for _, name := range sortedKeys(groups) {
 		g := groups[name]
 		switch {
 		case g.Err != nil:

@@ -399,15 +399,6 @@ func logDirectory(log *zap.Logger, rep *Report, res *ldapsrc.Result) {
 	}
 }
 
-func sortedGroupNames(m map[string]*ldapsrc.Group) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

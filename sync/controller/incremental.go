@@ -14,6 +14,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -240,7 +241,7 @@ func (p *poller) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen t
 	}
 	// The last cycle's projects: a new project needs a cycle.
 	projects := p.s.lastProjects
-	all := uniqueSorted(plan.AllGroupNames(p.s.cfg.Groups, projects))
+	all := model.SortedUnique(plan.AllGroupNames(p.s.cfg.Groups, projects))
 	affected := affectedGroups(cs, all, inc.reached, p.s.obs.m)
 	rep.Projects = projects
 	if project := newDiscoveredProject(p.s.cfg, cs, projects); project != "" {
@@ -444,12 +445,6 @@ func liveNamespaces(ctx context.Context, cluster Cluster, obs metricsObserver) (
 
 func sameDesired(a, b plan.Desired) bool {
 	return a.Ref == b.Ref && a.Incomplete == b.Incomplete && (a.Err == nil) == (b.Err == nil) && slices.Equal(a.Users, b.Users)
-}
-
-func uniqueSorted(in []string) []string {
-	out := slices.Clone(in)
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // newDiscoveredProject returns a project named by a changed group through

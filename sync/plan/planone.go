@@ -166,7 +166,7 @@ func writes(p *BindingPlan, slots []*member, present map[string]struct{}) {
 	}
 	gone := p.Disown[:0]
 	adding := toSet(p.Add)
-	for _, u := range sortedUnique(p.Disown) {
+	for _, u := range model.SortedUnique(p.Disown) {
 		_, here := present[u]
 		_, coming := adding[u]
 		if !here && !coming {
@@ -241,8 +241,6 @@ func toSet(in []string) map[string]struct{} {
 	}
 	return m
 }
-
-func sortedUnique(in []string) []string { return sortedKeys(toSet(in)) }
 
 func (o PlanOptions) shardBytes() int {
 	if o.ShardBytes > 0 {

@@ -41,7 +41,7 @@ func spread(p *BindingPlan, slots []*member, want map[string]struct{}, opts Plan
 	}
 	for _, sl := range slots {
 		sort.Strings(sl.add)
-		sl.own = sortedUnique(sl.own)
+		sl.own = model.SortedUnique(sl.own)
 	}
 	return slots, nil
 }

@@ -97,8 +97,8 @@ func (g *guardState) loadState(ctx context.Context, popts *plan.PlanOptions) (*m
 // checkPins holds the groups whose name now resolves to another entry
 // (plan.CheckPins), reports them, and returns the groups as planning must
 // see them and the pin approvals used.
-func (g *guardState) checkPins(snap *model.StateSnapshot, groups map[string]*model.Group) (map[string]*model.Group, []string) {
-	checked, holds, used := plan.CheckPins(groups, &snap.State, snap.Approvals, time.Now(), model.ApprovalTTL(g.s.cfg.Guard.Window))
+func (g *guardState) checkPins(snap *model.StateSnapshot, groups map[string]*model.Group, now time.Time) (map[string]*model.Group, []string) {
+	checked, holds, used := plan.CheckPins(groups, &snap.State, snap.Approvals, now, model.ApprovalTTL(g.s.cfg.Guard.Window))
 	if g.heldPins == nil {
 		g.heldPins = map[string]bool{}
 	}
@@ -124,7 +124,7 @@ func (g *guardState) pinRead(ctx context.Context, popts *plan.PlanOptions, res *
 	if err != nil {
 		return nil, nil, err
 	}
-	groups, used := g.checkPins(snap, res.Groups)
+	groups, used := g.checkPins(snap, res.Groups, popts.Now)
 	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
 	rep.Skipped = res.Skipped
 	noteGroups(rep, res.Groups)

@@ -233,7 +233,7 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 		if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
 			continue
 		}
-		shards, err := getShards(ctx, s.cluster, s.cfg.Kubernetes.MaxBindingShards > 0 || s.writes.shards[d.Ref] > 1, d.Ref, current)
+		shards, err := getShards(ctx, s.cluster, d.Ref, current)
 		if err != nil {
 			s.obs.kubeError("get")
 			errs = append(errs, err)
@@ -245,15 +245,14 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 }
 
 // getShards reads a binding and every shard it may have into current,
-// and returns them as plan.PlanOne takes them. From the informer cache in
-// the daemon, these are memory reads.
-func getShards(ctx context.Context, cluster Cluster, all bool, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
-	n := 0
-	if all {
-		n = kube.MaxShards
-	}
+// and returns them as plan.PlanOne takes them: every shard name, as the
+// cycle's list does, also with sharding turned off (a shard made before
+// still counts, and its roleRef or record may leave the binding
+// untouched). From the informer cache in the daemon, these are memory
+// reads.
+func getShards(ctx context.Context, cluster Cluster, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
 	var out []*kube.Binding
-	for i := 0; i <= n; i++ {
+	for i := 0; i <= kube.MaxShards; i++ {
 		r := kube.ShardRef(ref, i)
 		b, err := cluster.Get(ctx, r)
 		if err != nil {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // shardedFixture: 150 global viewers, 66 users of 4 characters a binding
@@ -176,5 +179,40 @@ func TestExplainSeesShards(t *testing.T) {
 	}
 	if ex.Viewer == nil || !ex.Viewer.Holds || ex.Viewer.HandAdded || ex.Viewer.Shard != kube.ViewerBinding+"-2" {
 		t.Errorf("explain %s: %+v", inShard2, ex.Viewer)
+	}
+}
+
+// A shard that leaves its binding untouched in a cycle (here: its roleRef
+// is not Run:AI's) does so in a repair too, also with sharding turned off
+// (kubernetes.maxBindingShards: 0) after the shard was made: the repair
+// reads the shards the cycle read, and writes nothing.
+func TestRepairReadsTheShardsTheCycleRead(t *testing.T) {
+	dir, cl := newFixture()
+	cfg := testConfig()
+	cfg.Kubernetes.MaxBindingShards = 0
+	shard := kube.ShardRef(alphaRef, 1)
+	cl.bindings[shard] = &kube.Binding{Ref: shard, Exists: true, ResourceVersion: "1", Annotations: map[string]string{},
+		RoleRef: model.RoleRef{APIGroup: model.RBACGroup, Kind: "ClusterRole", Name: "cluster-admin"}}
+	cl.bindings[alphaRef] = &kube.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "2", Annotations: map[string]string{},
+		RoleRef: model.ExpectedRoleRef(alphaRef.Name), Subjects: []model.Subject{model.UserSubject("bob")}}
+	s := New(cfg, dir, cl, zap.NewNop(), nil)
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	for _, p := range rep.Plans {
+		if p.Ref == alphaRef && !errors.Is(p.Err, plan.ErrRoleRefMismatch) {
+			t.Fatalf("cycle plan of alpha: %+v, want the shard's roleRef mismatch", p)
+		}
+	}
+	cl.writes = nil
+	b := cl.edit(alphaRef, dropUser("bob"))
+	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	refs, _ := s.work.take()
+	rep = s.Repair(context.Background(), refs, CycleOptions{})
+	if len(cl.writes) != 0 {
+		t.Errorf("repair wrote %v past the shard the cycle left the binding untouched for", cl.writes)
+	}
+	for _, p := range rep.Plans {
+		if p.Ref == alphaRef && !errors.Is(p.Err, plan.ErrRoleRefMismatch) {
+			t.Errorf("repair plan of alpha: err %v, want the shard's roleRef mismatch", p.Err)
+		}
 	}
 }

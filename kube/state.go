@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,12 @@ const stateKey = "state.json.gz"
 type StateStore struct {
 	cs kubernetes.Interface
 	ns string
+
+	mu sync.Mutex
+	// last is the ConfigMap as last read or written: Save updates it in
+	// one request (its resourceVersion the precondition) and reads the
+	// store again only when someone wrote it meanwhile (a conflict).
+	last *corev1.ConfigMap
 }
 
 // NewStateStore returns the store in namespace ns.
@@ -39,11 +46,13 @@ func (s *StateStore) what() string { return "ConfigMap " + s.ns + "/" + model.St
 func (s *StateStore) Load(ctx context.Context) (*model.StateSnapshot, error) {
 	cm, err := s.cs.CoreV1().ConfigMaps(s.ns).Get(ctx, model.StateConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		s.remember(nil)
 		return &model.StateSnapshot{Approvals: map[string]string{}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the guard state (%s): %w; nothing is written until it can be read", s.what(), err)
 	}
+	s.remember(cm)
 	st, err := model.DecodeState(cm.BinaryData[stateKey])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; nothing is written until it is fixed (deleting it forgets every guard window, pin and last known member)", s.what(), err)
@@ -70,22 +79,29 @@ func (s *StateStore) Save(ctx context.Context, st *model.State, consumed []strin
 		return dropped, fmt.Errorf("%s: %w", s.what(), err)
 	}
 	cms := s.cs.CoreV1().ConfigMaps(s.ns)
+	cm := s.lastCopy()
 	for attempt := 0; ; attempt++ {
-		cm, err := cms.Get(ctx, model.StateConfigMap, metav1.GetOptions{})
+		var err error
+		if cm == nil {
+			cm, err = cms.Get(ctx, model.StateConfigMap, metav1.GetOptions{})
+		}
+		var written *corev1.ConfigMap
 		if apierrors.IsNotFound(err) {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: model.StateConfigMap, Namespace: s.ns,
 				Labels: map[string]string{ManagedByLabel: ManagedByValue}}, BinaryData: map[string][]byte{stateKey: data}}
-			_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+			written, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
 		} else if err == nil {
 			cm.BinaryData = map[string][]byte{stateKey: data}
 			for _, k := range consumed {
 				delete(cm.Annotations, model.ApprovalPrefix+strings.TrimPrefix(k, model.ApprovalScheme))
 			}
-			_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+			written, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
 		}
 		if err == nil {
+			s.remember(written)
 			return dropped, nil
 		}
+		cm = nil // read it again
 		if !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) || attempt >= maxConflictRetries {
 			return dropped, fmt.Errorf("write the guard state (%s): %w; nothing else is written until it can be", s.what(), err)
 		}
@@ -95,4 +111,21 @@ func (s *StateStore) Save(ctx context.Context, st *model.State, consumed []strin
 		case <-time.After(conflictBackoff(attempt)):
 		}
 	}
+}
+
+// remember keeps cm (nil: none) as the store last read or written.
+func (s *StateStore) remember(cm *corev1.ConfigMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = cm
+}
+
+// lastCopy is a copy of the store last read or written, nil if none.
+func (s *StateStore) lastCopy() *corev1.ConfigMap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		return nil
+	}
+	return s.last.DeepCopy()
 }

@@ -39,7 +39,7 @@ func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report
 	var errs []error
 	var outcomes []outcome
 	if !opts.DryRun {
-		a.s.guard.noteHeld(rep.Plans)
+		a.s.guard.noteHeld(rep.Plans, rep.Trigger == TriggerCycle)
 	}
 	for i := range rep.Plans {
 		p := &rep.Plans[i]

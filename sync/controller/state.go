@@ -35,9 +35,11 @@ type guardState struct {
 	snap   *model.StateSnapshot
 	loaded bool
 	// held maps the approval key of each held change to its binding, and
-	// heldPins the keys of held group pins (pollApprovals).
+	// heldPins each group held for its pin to the key that approves it
+	// (pollApprovals): what the last plans hold, nothing that was released
+	// since.
 	held     map[string]kube.Ref
-	heldPins map[string]bool
+	heldPins map[string]string
 }
 
 // WithState keeps the guard's state in store. Call it before the first
@@ -100,10 +102,13 @@ func (g *guardState) loadState(ctx context.Context, popts *plan.PlanOptions) (*m
 func (g *guardState) checkPins(snap *model.StateSnapshot, groups map[string]*model.Group, now time.Time) (map[string]*model.Group, []string) {
 	checked, holds, used := plan.CheckPins(groups, &snap.State, snap.Approvals, now, model.ApprovalTTL(g.s.cfg.Guard.Window))
 	if g.heldPins == nil {
-		g.heldPins = map[string]bool{}
+		g.heldPins = map[string]string{}
+	}
+	for name := range groups {
+		delete(g.heldPins, name) // read again: held only if still in holds
 	}
 	for _, h := range holds {
-		g.heldPins[h.Key] = true
+		g.heldPins[h.Group] = h.Key
 		cmd := model.ApproveCommand(g.s.cfg.Kubernetes.RunaiNamespace, h.Key, "group "+h.Group+" is "+h.DN)
 		g.s.log.Warn("group name resolves to another entry than before; held as a failed group (its last known members keep access, the new entry's members gain none) until approved",
 			zap.String("group", h.Group), zap.String("dn", h.DN), zap.String("id", h.ID), zap.String("wasDN", h.WasDN), zap.String("wasID", h.WasID),
@@ -182,9 +187,10 @@ func (g *guardState) commitState(ctx context.Context, opts CycleOptions, plans [
 }
 
 // noteHeld remembers what the plans hold and the key that approves each,
-// so pollApprovals can act on an approval without waiting for a cycle.
-func (g *guardState) noteHeld(plans []plan.BindingPlan) {
-	if g.held == nil {
+// so pollApprovals can act on an approval without waiting for a cycle. A
+// full cycle's plans are every binding: what they do not hold is released.
+func (g *guardState) noteHeld(plans []plan.BindingPlan, all bool) {
+	if g.held == nil || all {
 		g.held = map[string]kube.Ref{}
 	}
 	for _, p := range plans {
@@ -217,10 +223,12 @@ func (g *guardState) pollApprovals(ctx context.Context) {
 			g.s.work.add(ref)
 			delete(g.held, key)
 		}
-		if g.heldPins[key] {
-			g.s.log.Info("group pin approval recorded; full cycle queued", zap.String("approvalKey", key))
+	}
+	for group, key := range g.heldPins {
+		if _, ok := snap.Approvals[key]; ok {
+			g.s.log.Info("group pin approval recorded; full cycle queued", zap.String("group", group), zap.String("approvalKey", key))
 			g.s.work.requestCycle()
-			delete(g.heldPins, key)
+			delete(g.heldPins, group)
 		}
 	}
 }

@@ -194,3 +194,66 @@ func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 		t.Fatalf("pending = %v, want alpha: carl was granted and approved", p)
 	}
 }
+
+// loadCountingStore counts the store's reads.
+type loadCountingStore struct {
+	memStore
+	loads int
+}
+
+func (l *loadCountingStore) Load(ctx context.Context) (*model.StateSnapshot, error) {
+	l.loads++
+	return l.memStore.Load(ctx)
+}
+
+// Polls read the store for approvals only while something is held: a group
+// pin that resolves to its entry again, or a held binding whose project is
+// gone, is no longer waited for.
+func TestApprovalsArePolledOnlyWhileSomethingIsHeld(t *testing.T) {
+	dir, cl := newFixture()
+	dir.ids = map[string]string{"runai-viewers": "guid-1"}
+	store := &loadCountingStore{}
+	s := New(testConfig(), dir, cl, zap.NewNop(), nil).WithState(store)
+	cycle := func() {
+		t.Helper()
+		if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Fatal {
+			t.Fatal(rep.Err)
+		}
+	}
+	polled := func() bool {
+		before := store.loads
+		s.guard.pollApprovals(context.Background())
+		return store.loads > before
+	}
+	cycle()
+	if polled() {
+		t.Fatal("nothing held, the store read")
+	}
+	dir.ids["runai-viewers"] = "guid-2" // a same-named group elsewhere
+	cycle()
+	if !polled() {
+		t.Fatal("group pin held, the store not read for its approval")
+	}
+	dir.ids["runai-viewers"] = "guid-1" // the group is the pinned one again
+	cycle()
+	if polled() {
+		t.Error("pin released, the store still read every poll")
+	}
+
+	// Eight of ten leave alpha's group (beta's keeps them in the index
+	// map): held on alpha's binding alone; then the project goes.
+	many := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
+	dir.members["runai-alpha-executors"] = many
+	dir.members["runai-beta-executors"] = many
+	cycle()
+	dir.members["runai-alpha-executors"] = many[:2]
+	cycle()
+	if !polled() {
+		t.Fatal("removals held, the store not read for their approval")
+	}
+	cl.nss = cl.nss[1:] // runai-alpha is no project any more
+	cycle()
+	if polled() {
+		t.Error("the held binding's project is gone, the store still read every poll")
+	}
+}

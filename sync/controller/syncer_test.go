@@ -21,8 +21,10 @@ import (
 // fakeDir is a directory for unit tests of the cycle's logic; the real
 // directory is exercised by the integration tests.
 type fakeDir struct {
-	members  map[string][]string // group -> members; absent means not found
-	failing  map[string]bool
+	members map[string][]string // group -> members; absent means not found
+	failing map[string]bool
+	// ids are the groups' stable identities (objectGUID), if any.
+	ids      map[string]string
 	connErr  error
 	resolves int
 	// asked records the names of every Resolve.
@@ -45,6 +47,9 @@ func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, e
 			g.Err = errors.New("timeout")
 		} else if m, ok := f.members[n]; ok {
 			g.Found, g.Members = true, m
+			if id := f.ids[n]; id != "" {
+				g.Identity, g.DN = id, dnOf(n)
+			}
 			g.Reached = []string{dnOf(n)}
 			for _, u := range m {
 				g.Reached = append(g.Reached, dnOf(u))

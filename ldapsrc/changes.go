@@ -491,7 +491,7 @@ func (s *changeFeed) changedSinceCSN(ctx context.Context, c *conn, since Cursor)
 // out, deleted, or made there by someone who may create objects) matters
 // only to the groups that reached it before.
 func (s *changeFeed) changedEntries(ctx context.Context, c *conn, bases []string, filter string, controls []ldap.Control, cs *ChangeSet, each func(*ldap.Entry)) error {
-	r := newResolver(s.src, c)
+	r := &dirReader{src: s.src, conn: c}
 	nameAttr := s.cfg.GroupNameAttribute
 	idAttr := identityAttr(s.cfg)
 	groupBase, errG := ldap.ParseDN(r.groupBase())

@@ -3,7 +3,6 @@ package ldapsrc
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -166,34 +165,20 @@ func (c *chainSearch) nestedGroup(ctx context.Context, e *ldap.Entry) error {
 // user binds an enabled, unexpired user with a valid ID, and skips (and
 // counts) the others.
 func (c *chainSearch) user(e *ldap.Entry, ident string) error {
-	r, cfg := c.r, c.r.src.cfg
-	if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
-		v, err := strconv.ParseInt(uac, 10, 64)
-		if err == nil && v&uacDisabled != 0 {
-			r.skip(SkipDisabled, e.DN)
-			c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
-			return nil
-		}
-	}
-	if expired(e, c.now) {
-		r.skip(SkipExpired, e.DN)
-		c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipExpired, ident)
+	raw := e.GetEqualFoldAttributeValues(c.r.src.cfg.UserIDAttribute)
+	id, skip := c.r.account(e, raw, true, c.now)
+	if skip == SkipNoID {
+		c.r.skip(skip, e.DN) // not traced, as before
 		return nil
 	}
-	raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
-	if len(raw) == 0 {
-		r.skip(SkipNoID, e.DN)
-		return nil
-	}
-	id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
-	if err != nil {
-		r.skip(SkipInvalidID, e.DN)
-		r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-		c.t.entry(e.DN, raw[0], "", SkipInvalidID, ident)
+	rawID := e.GetEqualFoldAttributeValue(c.r.src.cfg.UserIDAttribute)
+	if skip != "" {
+		c.r.skip(skip, e.DN)
+		c.t.entry(e.DN, rawID, "", skip, ident)
 		return nil
 	}
 	c.ids[id] = struct{}{}
-	c.t.entry(e.DN, raw[0], id, "", ident)
+	c.t.entry(e.DN, rawID, id, "", ident)
 	return nil
 }
 

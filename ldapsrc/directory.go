@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
@@ -86,19 +87,8 @@ func (r *dirReader) readUsersInto(ctx context.Context, extra string, idx *userIn
 			return nil
 		case kind != "user":
 			u.skip = kind
-		case disabled(e):
-			u.skip = SkipDisabled
-		case ad && expired(e, now):
-			u.skip = SkipExpired
-		case len(raw) == 0:
-			u.skip = SkipNoID
 		default:
-			id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
-			if err != nil {
-				u.skip = SkipInvalidID
-				r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-			}
-			u.id = id
+			u.id, u.skip = r.account(e, raw, ad, now)
 		}
 		key := normalizeDN(e.DN)
 		if _, dup := idx.byDN[key]; dup {
@@ -127,6 +117,27 @@ func (r *dirReader) readUsersInto(ctx context.Context, extra string, idx *userIn
 		return fmt.Errorf("read users under %s: %w", r.userBase(), err)
 	}
 	return nil
+}
+
+// account returns the user ID a user entry is bound as, or why it is not:
+// disabled, expired (AD's accountExpires, read when ad), without an ID
+// (raw holds the ID attribute's values), or with an invalid one.
+func (r *dirReader) account(e *ldap.Entry, raw []string, ad bool, now time.Time) (id, skip string) {
+	switch {
+	case disabled(e):
+		return "", SkipDisabled
+	case ad && expired(e, now):
+		return "", SkipExpired
+	case len(raw) == 0:
+		return "", SkipNoID
+	}
+	cfg := r.src.cfg
+	id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
+	if err != nil {
+		r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
+		return "", SkipInvalidID
+	}
+	return id, ""
 }
 
 // disabled reads the account-disabled markers of the common directories:

@@ -195,24 +195,33 @@ func (c *chainSearch) unseen(ctx context.Context) ([]string, error) {
 	}
 	var unseen []string
 	for key, dn := range c.named {
-		if _, ok := c.found[key]; ok {
-			continue
+		if _, ok := c.found[key]; !ok {
+			unseen = append(unseen, dn)
 		}
-		if err := r.refuseWellKnown(c.name, foreignSID(dn), dn); err != nil {
+	}
+	return r.settleUnseen(ctx, c.name, unseen, reached)
+}
+
+// settleUnseen takes the member DNs of the project group name that the
+// member reads did not return (outside the bases, foreign, dangling): an
+// all-accounts group among them, known by its foreign principal's name or
+// by its SID (Domain Users in CN=Users under an OU base), is the group's
+// error (*WellKnownGroupError); the others are skipped (and counted), and
+// with Source.Reach appended to reached. Any other error is the whole
+// read's.
+func (r *resolver) settleUnseen(ctx context.Context, name string, unseen, reached []string) ([]string, error) {
+	for _, dn := range unseen {
+		if err := r.refuseWellKnown(name, foreignSID(dn), dn); err != nil {
 			return nil, err
 		}
-		unseen = append(unseen, dn)
 	}
-	// An all-accounts group outside the user base (Domain Users in
-	// CN=Users under an OU user base) is not returned above: known by its
-	// SID (wellknown.go).
 	ids, err := r.unseenIdentities(ctx, unseen)
 	if err != nil {
 		return nil, err
 	}
 	for _, dn := range unseen {
 		info := ids[normalizeDN(dn)]
-		if err := r.refuseWellKnown(c.name, info.sid, dn); err != nil {
+		if err := r.refuseWellKnown(name, info.sid, dn); err != nil {
 			return nil, err
 		}
 		r.skip(r.unseenReason(dn), dn)

@@ -2,6 +2,7 @@ package ldapsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -587,6 +588,8 @@ func (x *expansion) member(m string, depth int) (*gon, error) {
 		x.t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 		return nil, nil
 	}
+	// A foreign principal's name ends the walk at once (settleUnseen,
+	// which also reads SIDs, would refuse it too, after the walk).
 	if err := r.refuseWellKnown(x.name, foreignSID(m), m); err != nil {
 		return nil, err
 	}
@@ -630,27 +633,20 @@ func (x *expansion) primaryMembers(g *gon) {
 	}
 }
 
-// resolveUnseen skips (and counts) the member DNs read neither as a group
-// nor as a user: outside the bases, foreign, or dangling. One of them may
-// be an all-accounts group outside the group base (Domain Users lives in
-// CN=Users): refused by its SID. An error is the whole read's.
+// resolveUnseen settles the member DNs read neither as a group nor as a
+// user (settleUnseen); a refusal is the group's error, any other error
+// the whole read's.
 func (x *expansion) resolveUnseen(ctx context.Context) error {
-	r := x.r
-	ids, err := r.unseenIdentities(ctx, x.unseen)
+	reached, err := x.r.settleUnseen(ctx, x.name, x.unseen, x.reached)
+	var wk *WellKnownGroupError
+	if errors.As(err, &wk) {
+		x.res.Err = err
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	for _, m := range x.unseen {
-		info := ids[normalizeDN(m)]
-		if err := r.refuseWellKnown(x.name, info.sid, m); err != nil {
-			x.res.Err = err
-			return nil
-		}
-		r.skip(r.unseenReason(m), m)
-		if r.src.Reach {
-			x.reached = append(x.reached, reachKey(m, info.identity))
-		}
-	}
+	x.reached = reached
 	return nil
 }
 

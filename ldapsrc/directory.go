@@ -187,12 +187,8 @@ func newGroupIndex() *groupIndex {
 	return &groupIndex{byDN: map[string]*gon{}, byName: map[string][]*gon{}}
 }
 
-func (r *dirReader) groupClassFilter() string {
-	if r.src.cfg.Schema == config.SchemaActiveDirectory {
-		return "(objectClass=group)" // memberResolution: expand
-	}
-	return "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
-}
+// groupClassFilter: groupOfNames, or AD with memberResolution expand.
+func (r *dirReader) groupClassFilter() string { return groupClassFilter(r.src.cfg.Schema) }
 
 // readGroupsInto reads the group entries under the group base that also
 // match extra (a filter, or "" for all) into idx, members read completely.

@@ -287,7 +287,7 @@ func (r *resolver) markGroupUsers(ctx context.Context, users *userIndex) error {
 	return nil
 }
 
-// targetedBatch bounds the DNs or names in one OR filter of a targeted read.
+// targetedBatch bounds the DNs or names in one OR filter (inBatches).
 const targetedBatch = 100
 
 // resolveGroupOfNamesTargeted resolves a few groups without reading the

@@ -251,15 +251,12 @@ func (r *resolver) skip(reason, dn string) {
 	}
 }
 
-// dnEqual compares DNs the way the directory does: case-insensitively and
-// ignoring spacing; unparsable DNs fall back to a case-insensitive compare.
+// dnEqual reports whether two DNs name one entry as the one index keys
+// them (normalizeDN): case-insensitively in ASCII only, spacing ignored,
+// escapes kept. DNs that differ under Unicode folding alone (the Kelvin
+// sign K) are two entries: a check for duplicates fails closed.
 func dnEqual(a, b string) bool {
-	da, errA := ldap.ParseDN(a)
-	db, errB := ldap.ParseDN(b)
-	if errA != nil || errB != nil {
-		return strings.EqualFold(a, b)
-	}
-	return da.EqualFold(db)
+	return normalizeDN(a) == normalizeDN(b)
 }
 
 // normalizeDN gives a map key under which equal DNs collide and distinct

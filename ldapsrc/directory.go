@@ -422,16 +422,9 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 			}
 			continue
 		}
-		if err := r.refuseWellKnown(n, top.sid, top.dn); err != nil {
-			res.Err = err
-			continue
-		}
 		x := newExpansion(r, n, res, top, groups, users)
-		x.walk(top)
-		if res.Err == nil && len(x.unseen) > 0 {
-			if err := x.resolveUnseen(ctx); err != nil {
-				return err
-			}
+		if err := x.run(ctx, top); err != nil {
+			return err
 		}
 		if res.Err == nil {
 			x.finish()
@@ -449,16 +442,13 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 func (r *resolver) mightGrant(ctx context.Context, n string, res *Group, cands []*gon, groups *groupIndex, users *userIndex) error {
 	union := map[string]struct{}{}
 	for _, c := range cands {
-		if c.err != nil || r.refuseWellKnown(n, c.sid, c.dn) != nil {
+		if c.err != nil {
 			return nil
 		}
 		scratch := &Group{Name: n, Found: true, DN: c.dn, Identity: c.identity}
 		x := newExpansion(r, n, scratch, c, groups, users)
-		x.walk(c)
-		if scratch.Err == nil && len(x.unseen) > 0 {
-			if err := x.resolveUnseen(ctx); err != nil {
-				return err
-			}
+		if err := x.run(ctx, c); err != nil {
+			return err
 		}
 		if scratch.Err != nil {
 			return nil
@@ -522,6 +512,21 @@ func newExpansion(r *resolver, name string, res *Group, top *gon, groups *groupI
 		x.reached = append(x.reached, reachKey(top.dn, top.identity))
 	}
 	return x
+}
+
+// run resolves the group top: refused when it is an all-accounts group
+// itself, else walked and its unseen members settled. A refusal or a
+// member's failure is res.Err; an error is the whole read's.
+func (x *expansion) run(ctx context.Context, top *gon) error {
+	if err := x.r.refuseWellKnown(x.name, top.sid, top.dn); err != nil {
+		x.res.Err = err
+		return nil
+	}
+	x.walk(top)
+	if x.res.Err == nil && len(x.unseen) > 0 {
+		return x.resolveUnseen(ctx)
+	}
+	return nil
 }
 
 // walk visits the nesting breadth-first from top until done or failed.

@@ -145,7 +145,7 @@ func (s *changeFeed) logDeletions(ctx context.Context, c *conn, since Cursor, cs
 	filter := fmt.Sprintf("(&(objectClass=auditDelete)(reqResult=0)(reqStart>=%s))", ldap.EscapeFilter(logWindowStart(since.LogTime)))
 	req := ldap.NewSearchRequest(since.LogBase, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
 		filter, []string{"reqStart", "reqDN", "reqEntryUUID"}, nil)
-	r := newResolver(s.src, c)
+	r := &dirReader{src: s.src, conn: c}
 	var entries []logEntry
 	before := s.Stats.Searches.Load()
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {

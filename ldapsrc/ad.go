@@ -3,7 +3,6 @@ package ldapsrc
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -166,34 +165,20 @@ func (c *chainSearch) nestedGroup(ctx context.Context, e *ldap.Entry) error {
 // user binds an enabled, unexpired user with a valid ID, and skips (and
 // counts) the others.
 func (c *chainSearch) user(e *ldap.Entry, ident string) error {
-	r, cfg := c.r, c.r.src.cfg
-	if uac := e.GetAttributeValue("userAccountControl"); uac != "" {
-		v, err := strconv.ParseInt(uac, 10, 64)
-		if err == nil && v&uacDisabled != 0 {
-			r.skip(SkipDisabled, e.DN)
-			c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipDisabled, ident)
-			return nil
-		}
-	}
-	if expired(e, c.now) {
-		r.skip(SkipExpired, e.DN)
-		c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", SkipExpired, ident)
+	raw := e.GetEqualFoldAttributeValues(c.r.src.cfg.UserIDAttribute)
+	id, skip := c.r.account(e, raw, true, c.now)
+	if skip == SkipNoID {
+		c.r.skip(skip, e.DN) // not traced, as before
 		return nil
 	}
-	raw := e.GetEqualFoldAttributeValues(cfg.UserIDAttribute)
-	if len(raw) == 0 {
-		r.skip(SkipNoID, e.DN)
-		return nil
-	}
-	id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
-	if err != nil {
-		r.skip(SkipInvalidID, e.DN)
-		r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-		c.t.entry(e.DN, raw[0], "", SkipInvalidID, ident)
+	rawID := e.GetEqualFoldAttributeValue(c.r.src.cfg.UserIDAttribute)
+	if skip != "" {
+		c.r.skip(skip, e.DN)
+		c.t.entry(e.DN, rawID, "", skip, ident)
 		return nil
 	}
 	c.ids[id] = struct{}{}
-	c.t.entry(e.DN, raw[0], id, "", ident)
+	c.t.entry(e.DN, rawID, id, "", ident)
 	return nil
 }
 
@@ -210,24 +195,33 @@ func (c *chainSearch) unseen(ctx context.Context) ([]string, error) {
 	}
 	var unseen []string
 	for key, dn := range c.named {
-		if _, ok := c.found[key]; ok {
-			continue
+		if _, ok := c.found[key]; !ok {
+			unseen = append(unseen, dn)
 		}
-		if err := r.refuseWellKnown(c.name, foreignSID(dn), dn); err != nil {
+	}
+	return r.settleUnseen(ctx, c.name, unseen, reached)
+}
+
+// settleUnseen takes the member DNs of the project group name that the
+// member reads did not return (outside the bases, foreign, dangling): an
+// all-accounts group among them, known by its foreign principal's name or
+// by its SID (Domain Users in CN=Users under an OU base), is the group's
+// error (*WellKnownGroupError); the others are skipped (and counted), and
+// with Source.Reach appended to reached. Any other error is the whole
+// read's.
+func (r *resolver) settleUnseen(ctx context.Context, name string, unseen, reached []string) ([]string, error) {
+	for _, dn := range unseen {
+		if err := r.refuseWellKnown(name, foreignSID(dn), dn); err != nil {
 			return nil, err
 		}
-		unseen = append(unseen, dn)
 	}
-	// An all-accounts group outside the user base (Domain Users in
-	// CN=Users under an OU user base) is not returned above: known by its
-	// SID (wellknown.go).
 	ids, err := r.unseenIdentities(ctx, unseen)
 	if err != nil {
 		return nil, err
 	}
 	for _, dn := range unseen {
 		info := ids[normalizeDN(dn)]
-		if err := r.refuseWellKnown(c.name, info.sid, dn); err != nil {
+		if err := r.refuseWellKnown(name, info.sid, dn); err != nil {
 			return nil, err
 		}
 		r.skip(r.unseenReason(dn), dn)

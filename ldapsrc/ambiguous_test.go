@@ -99,3 +99,34 @@ func TestAmbiguousNameWithAFailedCandidateMightGrantUnknown(t *testing.T) {
 		t.Errorf("MightGrant = %v, want nil when a candidate fails", g.MightGrant)
 	}
 }
+
+// Two groups answer to one name from containers whose names differ only
+// under Unicode case folding (the Kelvin sign K for K): two entries, so
+// the name is ambiguous, never one of them taken as the other's duplicate
+// (DNs are compared as the one index keys them, in ASCII).
+func TestAmbiguousNameAcrossUnicodeFoldedDNs(t *testing.T) {
+	a := "CN=runai-p4-viewers,OU=Kube," + fakeBase
+	b := "CN=runai-p4-viewers,OU=\u212Aube," + fakeBase
+	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		if strings.Contains(req.Filter, "(objectClass=group)") && strings.Contains(req.Filter, "(cn=runai-p4-viewers)") {
+			return fakeAnswer{Entries: []*ldap.Entry{
+				ldap.NewEntry(a, map[string][]string{"cn": {"runai-p4-viewers"}, "objectClass": {"group"}, "member": {userDN(1)}}),
+				ldap.NewEntry(b, map[string][]string{"cn": {"runai-p4-viewers"}, "objectClass": {"group"}, "member": {userDN(2)}}),
+			}}
+		}
+		return fakeAnswer{}
+	})
+	for _, mode := range []string{"inChain", "expand"} {
+		t.Run(mode, func(t *testing.T) {
+			s := fakeSource(t, srv.URL(), "activeDirectory", 0)
+			s.cfg.MemberResolution = mode
+			res, err := s.Resolve(context.Background(), []string{"runai-p4-viewers"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := res.Groups["runai-p4-viewers"]; g.Err == nil || !strings.Contains(g.Err.Error(), "ambiguous") || len(g.Members) != 0 {
+				t.Errorf("Err = %v, members %v (DN %s): want the name ambiguous", g.Err, g.Members, g.DN)
+			}
+		})
+	}
+}

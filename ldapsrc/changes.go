@@ -117,6 +117,9 @@ type changeFeed struct {
 	src *Source
 	// digests remembers what polls reported of user entries (digest.go).
 	digests digestMemo
+	// digestOn is what a user entry's digest covers (userDigestAttrs); nil:
+	// no user entry is dropped.
+	digestOn []string
 }
 
 // Mark returns a cursor for "now": take it before a full cycle reads the
@@ -488,7 +491,7 @@ func (s *changeFeed) changedSinceCSN(ctx context.Context, c *conn, since Cursor)
 // out, deleted, or made there by someone who may create objects) matters
 // only to the groups that reached it before.
 func (s *changeFeed) changedEntries(ctx context.Context, c *conn, bases []string, filter string, controls []ldap.Control, cs *ChangeSet, each func(*ldap.Entry)) error {
-	r := newResolver(s.src, c)
+	r := &dirReader{src: s.src, conn: c}
 	nameAttr := s.cfg.GroupNameAttribute
 	idAttr := identityAttr(s.cfg)
 	groupBase, errG := ldap.ParseDN(r.groupBase())
@@ -496,9 +499,13 @@ func (s *changeFeed) changedEntries(ctx context.Context, c *conn, bases []string
 	if errG != nil || errU != nil {
 		return fmt.Errorf("parse the group or user base DN: %w", errors.Join(errG, errU))
 	}
+	userAttrs := s.digestOn
+	if userAttrs == nil {
+		userAttrs = append([]string{s.cfg.UserIDAttribute}, digestAttrs...)
+	}
+	attrs := append([]string{nameAttr, "entryCSN", idAttr, "isDeleted"}, userAttrs...)
 	seen := map[string]bool{}
 	for _, base := range bases {
-		attrs := append([]string{nameAttr, s.cfg.UserIDAttribute, "entryCSN", idAttr, "isDeleted"}, digestAttrs...)
 		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 			filter, attrs, slices.Clone(controls))
 		before := s.Stats.Searches.Load()
@@ -524,7 +531,7 @@ func (s *changeFeed) changedEntries(ctx context.Context, c *conn, bases []string
 					ch.IDKeys = append(ch.IDKeys, UIDKey(id))
 				}
 			}
-			if !ch.Group && !ch.Deleted && !ch.Outside && s.digests.seen(reachKey(e.DN, ch.ID), userDigest(e, s.cfg.UserIDAttribute, ch.ID)) {
+			if s.digestOn != nil && !ch.Group && !ch.Deleted && !ch.Outside && s.digests.seen(reachKey(e.DN, ch.ID), userDigest(e, s.digestOn, ch.ID)) {
 				// Only attributes resolution does not read changed
 				// (digest.go): the entry's groups need no new read.
 				if each != nil {

@@ -3,6 +3,7 @@ package ldapsrc
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -274,4 +275,82 @@ func TestPollInterruptedByShutdown(t *testing.T) {
 func atUSN(c Cursor, usn int64) Cursor {
 	c.USN = usn
 	return c
+}
+
+// A poll drops a user entry whose change only touched attributes resolution
+// does not read (digest.go), but the attributes ldap.userFilter tests are
+// read too: a change to one takes the user in or out of the users read, and
+// is reported even when an earlier applied poll reported the same entry.
+func TestChangesUserFilterAttributeReported(t *testing.T) {
+	var mu gosync.Mutex
+	usn := int64(100)
+	alice := map[string][]string{"objectClass": {"top", "person", "user"}, "sAMAccountName": {"alice"},
+		"userAccountControl": {"512"}, "employeeType": {"staff"}, "telephoneNumber": {"1"}}
+	set := func(attr, v string) {
+		mu.Lock()
+		defer mu.Unlock()
+		alice[attr] = []string{v}
+		usn++
+	}
+	srv := newFakeLDAP(t, func(req fakeSearch) fakeAnswer {
+		mu.Lock()
+		defer mu.Unlock()
+		if req.BaseDN == "" && req.Scope == ldap.ScopeBaseObject {
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry("", map[string][]string{
+				"dsServiceName": {"CN=DC1"}, "highestCommittedUSN": {strconv.FormatInt(usn, 10)}})}}
+		}
+		if strings.Contains(req.Filter, "uSNChanged") {
+			return fakeAnswer{Entries: []*ldap.Entry{ldap.NewEntry(userDN(1), alice)}}
+		}
+		return fakeAnswer{Code: ldap.LDAPResultUnwillingToPerform}
+	})
+	s := fakeSource(t, srv.URL(), config.SchemaActiveDirectory, 500)
+	s.cfg.UserFilter = "(employeeType=staff)"
+	s.changeFeed.digestOn = userDigestAttrs(s.cfg)
+	defer s.ClosePolls()
+	ctx := context.Background()
+	cur, err := s.Mark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := func(what string, want bool) {
+		t.Helper()
+		cs, err := s.Changes(ctx, cur)
+		if err != nil || cs.ServerChanged {
+			t.Fatalf("%s: poll %+v, %v", what, cs, err)
+		}
+		if got := len(cs.Entries) == 1; got != want {
+			t.Errorf("%s: reported %v, want %v", what, got, want)
+		}
+		cur = cs.Next
+	}
+	set("telephoneNumber", "2")
+	poll("first change after the mark", true)
+	set("telephoneNumber", "3")
+	poll("telephoneNumber", false)
+	set("employeeType", "contractor")
+	poll("employeeType, tested by ldap.userFilter", true)
+}
+
+func TestUserDigestAttrs(t *testing.T) {
+	cfg := config.Default().LDAP
+	cfg.UserIDAttribute = "uid"
+	cfg.UserFilter = "(&(objectClass=inetOrgPerson)(|(employeeType=staff)(departmentNumber=4*))(!(l~=x))(shadowExpire>=1)(mail=*))"
+	got := userDigestAttrs(cfg)
+	for _, a := range []string{"uid", "userAccountControl", "employeeType", "departmentNumber", "l", "shadowExpire", "mail"} {
+		if !slices.Contains(got, a) {
+			t.Errorf("userDigestAttrs = %v, want %s in it", got, a)
+		}
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(got), func(a string) bool { return a != "objectClass" })); n != 1 {
+		t.Errorf("objectClass %d times in %v", n, got)
+	}
+	cfg.UserFilter = "(:caseExactMatch:=x)" // may test any attribute
+	if got := userDigestAttrs(cfg); got != nil {
+		t.Errorf("userDigestAttrs = %v for a filter naming no attribute, want nil (no entry dropped)", got)
+	}
+	cfg.UserFilter = "(employeeType:caseExactMatch:=staff)"
+	if got := userDigestAttrs(cfg); !slices.Contains(got, "employeeType") {
+		t.Errorf("userDigestAttrs = %v, want employeeType", got)
+	}
 }

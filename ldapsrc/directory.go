@@ -2,10 +2,12 @@ package ldapsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
@@ -86,19 +88,8 @@ func (r *dirReader) readUsersInto(ctx context.Context, extra string, idx *userIn
 			return nil
 		case kind != "user":
 			u.skip = kind
-		case disabled(e):
-			u.skip = SkipDisabled
-		case ad && expired(e, now):
-			u.skip = SkipExpired
-		case len(raw) == 0:
-			u.skip = SkipNoID
 		default:
-			id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
-			if err != nil {
-				u.skip = SkipInvalidID
-				r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-			}
-			u.id = id
+			u.id, u.skip = r.account(e, raw, ad, now)
 		}
 		key := normalizeDN(e.DN)
 		if _, dup := idx.byDN[key]; dup {
@@ -127,6 +118,27 @@ func (r *dirReader) readUsersInto(ctx context.Context, extra string, idx *userIn
 		return fmt.Errorf("read users under %s: %w", r.userBase(), err)
 	}
 	return nil
+}
+
+// account returns the user ID a user entry is bound as, or why it is not:
+// disabled, expired (AD's accountExpires, read when ad), without an ID
+// (raw holds the ID attribute's values), or with an invalid one.
+func (r *dirReader) account(e *ldap.Entry, raw []string, ad bool, now time.Time) (id, skip string) {
+	switch {
+	case disabled(e):
+		return "", SkipDisabled
+	case ad && expired(e, now):
+		return "", SkipExpired
+	case len(raw) == 0:
+		return "", SkipNoID
+	}
+	cfg := r.src.cfg
+	id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
+	if err != nil {
+		r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
+		return "", SkipInvalidID
+	}
+	return id, ""
 }
 
 // disabled reads the account-disabled markers of the common directories:
@@ -175,12 +187,8 @@ func newGroupIndex() *groupIndex {
 	return &groupIndex{byDN: map[string]*gon{}, byName: map[string][]*gon{}}
 }
 
-func (r *dirReader) groupClassFilter() string {
-	if r.src.cfg.Schema == config.SchemaActiveDirectory {
-		return "(objectClass=group)" // memberResolution: expand
-	}
-	return "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
-}
+// groupClassFilter: groupOfNames, or AD with memberResolution expand.
+func (r *dirReader) groupClassFilter() string { return groupClassFilter(r.src.cfg.Schema) }
 
 // readGroupsInto reads the group entries under the group base that also
 // match extra (a filter, or "" for all) into idx, members read completely.
@@ -279,7 +287,7 @@ func (r *resolver) markGroupUsers(ctx context.Context, users *userIndex) error {
 	return nil
 }
 
-// targetedBatch bounds the DNs or names in one OR filter of a targeted read.
+// targetedBatch bounds the DNs or names in one OR filter (inBatches).
 const targetedBatch = 100
 
 // resolveGroupOfNamesTargeted resolves a few groups without reading the
@@ -414,16 +422,9 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 			}
 			continue
 		}
-		if err := r.refuseWellKnown(n, top.sid, top.dn); err != nil {
-			res.Err = err
-			continue
-		}
 		x := newExpansion(r, n, res, top, groups, users)
-		x.walk(top)
-		if res.Err == nil && len(x.unseen) > 0 {
-			if err := x.resolveUnseen(ctx); err != nil {
-				return err
-			}
+		if err := x.run(ctx, top); err != nil {
+			return err
 		}
 		if res.Err == nil {
 			x.finish()
@@ -441,16 +442,13 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 func (r *resolver) mightGrant(ctx context.Context, n string, res *Group, cands []*gon, groups *groupIndex, users *userIndex) error {
 	union := map[string]struct{}{}
 	for _, c := range cands {
-		if c.err != nil || r.refuseWellKnown(n, c.sid, c.dn) != nil {
+		if c.err != nil {
 			return nil
 		}
 		scratch := &Group{Name: n, Found: true, DN: c.dn, Identity: c.identity}
 		x := newExpansion(r, n, scratch, c, groups, users)
-		x.walk(c)
-		if scratch.Err == nil && len(x.unseen) > 0 {
-			if err := x.resolveUnseen(ctx); err != nil {
-				return err
-			}
+		if err := x.run(ctx, c); err != nil {
+			return err
 		}
 		if scratch.Err != nil {
 			return nil
@@ -516,6 +514,21 @@ func newExpansion(r *resolver, name string, res *Group, top *gon, groups *groupI
 	return x
 }
 
+// run resolves the group top: refused when it is an all-accounts group
+// itself, else walked and its unseen members settled. A refusal or a
+// member's failure is res.Err; an error is the whole read's.
+func (x *expansion) run(ctx context.Context, top *gon) error {
+	if err := x.r.refuseWellKnown(x.name, top.sid, top.dn); err != nil {
+		x.res.Err = err
+		return nil
+	}
+	x.walk(top)
+	if x.res.Err == nil && len(x.unseen) > 0 {
+		return x.resolveUnseen(ctx)
+	}
+	return nil
+}
+
 // walk visits the nesting breadth-first from top until done or failed.
 func (x *expansion) walk(top *gon) {
 	type item struct {
@@ -576,6 +589,8 @@ func (x *expansion) member(m string, depth int) (*gon, error) {
 		x.t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 		return nil, nil
 	}
+	// A foreign principal's name ends the walk at once (settleUnseen,
+	// which also reads SIDs, would refuse it too, after the walk).
 	if err := r.refuseWellKnown(x.name, foreignSID(m), m); err != nil {
 		return nil, err
 	}
@@ -619,27 +634,20 @@ func (x *expansion) primaryMembers(g *gon) {
 	}
 }
 
-// resolveUnseen skips (and counts) the member DNs read neither as a group
-// nor as a user: outside the bases, foreign, or dangling. One of them may
-// be an all-accounts group outside the group base (Domain Users lives in
-// CN=Users): refused by its SID. An error is the whole read's.
+// resolveUnseen settles the member DNs read neither as a group nor as a
+// user (settleUnseen); a refusal is the group's error, any other error
+// the whole read's.
 func (x *expansion) resolveUnseen(ctx context.Context) error {
-	r := x.r
-	ids, err := r.unseenIdentities(ctx, x.unseen)
+	reached, err := x.r.settleUnseen(ctx, x.name, x.unseen, x.reached)
+	var wk *WellKnownGroupError
+	if errors.As(err, &wk) {
+		x.res.Err = err
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	for _, m := range x.unseen {
-		info := ids[normalizeDN(m)]
-		if err := r.refuseWellKnown(x.name, info.sid, m); err != nil {
-			x.res.Err = err
-			return nil
-		}
-		r.skip(r.unseenReason(m), m)
-		if r.src.Reach {
-			x.reached = append(x.reached, reachKey(m, info.identity))
-		}
-	}
+	x.reached = reached
 	return nil
 }
 

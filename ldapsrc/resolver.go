@@ -14,9 +14,6 @@ import (
 // uacDisabled is the ACCOUNTDISABLE bit of userAccountControl.
 const uacDisabled = 0x2
 
-// groupBatch bounds how many names go into one OR filter.
-const groupBatch = 100
-
 const maxSkipSamples = 5
 
 // dirReader is one read of the directory over one connection: paged and
@@ -123,34 +120,27 @@ type groupQuery struct {
 // (never one per group), and records each one's DN and member values.
 // A failed batch marks its groups failed; the others go on.
 func (r *resolver) findGroups(ctx context.Context, names []string, q groupQuery) error {
-	for start := 0; start < len(names); start += groupBatch {
-		end := min(start+groupBatch, len(names))
-		if err := r.findGroupBatch(ctx, names[start:end], q); err != nil {
+	return r.inBatches(names, func(batch []string) error {
+		if err := r.findGroupBatch(ctx, batch, q); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			for _, n := range names[start:end] {
-				r.res.Groups[n].Err = err
-			}
+			r.failAll(batch, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQuery) error {
 	attr := r.src.cfg.GroupNameAttribute
-	var b strings.Builder
-	b.WriteString("(&" + q.classFilter + "(|")
 	byKey := make(map[string]string, len(names))
 	for _, n := range names {
-		fmt.Fprintf(&b, "(%s=%s)", attr, ldap.EscapeFilter(n))
 		// Directories compare names case-insensitively; so do we.
 		byKey[FoldASCII(n)] = n
 	}
-	b.WriteString("))")
 	idAttr := identityAttr(r.src.cfg)
 	req := ldap.NewSearchRequest(r.groupBase(), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, 0, false, b.String(), append([]string{attr, idAttr, "objectSid"}, q.memberAttrs...), nil)
+		0, 0, false, "(&"+q.classFilter+orFilter(attr, names)+")", append([]string{attr, idAttr, "objectSid"}, q.memberAttrs...), nil)
 	dups := map[string][]string{}
 	err := r.pagedSearch(ctx, req, func(e *ldap.Entry) error {
 		for _, v := range e.GetEqualFoldAttributeValues(attr) {
@@ -261,15 +251,12 @@ func (r *resolver) skip(reason, dn string) {
 	}
 }
 
-// dnEqual compares DNs the way the directory does: case-insensitively and
-// ignoring spacing; unparsable DNs fall back to a case-insensitive compare.
+// dnEqual reports whether two DNs name one entry as the one index keys
+// them (normalizeDN): case-insensitively in ASCII only, spacing ignored,
+// escapes kept. DNs that differ under Unicode folding alone (the Kelvin
+// sign K) are two entries: a check for duplicates fails closed.
 func dnEqual(a, b string) bool {
-	da, errA := ldap.ParseDN(a)
-	db, errB := ldap.ParseDN(b)
-	if errA != nil || errB != nil {
-		return strings.EqualFold(a, b)
-	}
-	return da.EqualFold(db)
+	return normalizeDN(a) == normalizeDN(b)
 }
 
 // normalizeDN gives a map key under which equal DNs collide and distinct

@@ -92,7 +92,7 @@ type Source struct {
 func New(cfg config.LDAP, log *zap.Logger) *Source {
 	c := &connector{cfg: cfg, log: log}
 	s := &Source{connector: c, now: time.Now}
-	s.changeFeed = &changeFeed{connector: c, src: s}
+	s.changeFeed = &changeFeed{connector: c, src: s, digestOn: userDigestAttrs(cfg)}
 	setMaxPacket(cfg.MaxPacketBytes)
 	_, _ = rand.Read(c.fpKey[:])
 	c.readPassword = func() (string, error) {

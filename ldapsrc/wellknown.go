@@ -45,15 +45,7 @@ func wellKnownName(sid string) string {
 // foreignSID returns the SID a ForeignSecurityPrincipal DN is named by
 // (CN=S-1-5-11,CN=ForeignSecurityPrincipals,…), or "".
 func foreignSID(dn string) string {
-	parsed, err := ldap.ParseDN(dn)
-	if err != nil || len(parsed.RDNs) < 2 || len(parsed.RDNs[0].Attributes) != 1 || len(parsed.RDNs[1].Attributes) != 1 {
-		return ""
-	}
-	first, second := parsed.RDNs[0].Attributes[0], parsed.RDNs[1].Attributes[0]
-	if !strings.EqualFold(first.Type, "CN") || !strings.EqualFold(second.Type, "CN") || !strings.EqualFold(second.Value, "ForeignSecurityPrincipals") {
-		return ""
-	}
-	return strings.ToUpper(first.Value)
+	return strings.ToUpper(cnIn(dn, "ForeignSecurityPrincipals"))
 }
 
 // wellKnownPrincipal names the well-known security principal dn is
@@ -62,12 +54,17 @@ func foreignSID(dn string) string {
 // ...), or "". Each stands for a class of logons, never for one person,
 // and none lies in the domain partition a member search reads.
 func wellKnownPrincipal(dn string) string {
+	return cnIn(dn, "WellKnown Security Principals")
+}
+
+// cnIn returns x when dn is CN=x,CN=container,…, else "".
+func cnIn(dn, container string) string {
 	parsed, err := ldap.ParseDN(dn)
 	if err != nil || len(parsed.RDNs) < 2 || len(parsed.RDNs[0].Attributes) != 1 || len(parsed.RDNs[1].Attributes) != 1 {
 		return ""
 	}
 	first, second := parsed.RDNs[0].Attributes[0], parsed.RDNs[1].Attributes[0]
-	if !strings.EqualFold(first.Type, "CN") || !strings.EqualFold(second.Type, "CN") || !strings.EqualFold(second.Value, "WellKnown Security Principals") {
+	if !strings.EqualFold(first.Type, "CN") || !strings.EqualFold(second.Type, "CN") || !strings.EqualFold(second.Value, container) {
 		return ""
 	}
 	return first.Value

@@ -355,29 +355,18 @@ func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted boo
 	if !deleted && isReduced(obj) {
 		return // out of the scope: not ours
 	}
-	var ref Ref
-	var b *Binding
-	var rv string
-	switch o := obj.(type) {
-	case *rbacv1.RoleBinding:
-		ref, rv = Ref{Kind: KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, o.ResourceVersion
-		if !deleted {
-			b = fromRoleBinding(o)
-		}
-	case *rbacv1.ClusterRoleBinding:
-		ref, rv = Ref{Kind: KindClusterRoleBinding, Name: o.Name}, o.ResourceVersion
-		if !deleted {
-			b = fromClusterRoleBinding(o)
-		}
-	default:
+	ref, ok := refOf(obj)
+	if !ok || c.informerFor(ref) != inf {
 		return
 	}
-	if c.informerFor(ref) != inf {
-		return
-	}
+	rv := resourceVersion(obj)
 	c.caughtUp(ref, rv)
 	if c.h.Binding == nil {
 		return
+	}
+	var b *Binding
+	if !deleted {
+		b = toBinding(obj)
 	}
 	c.h.Binding(ref, b, rv)
 }
@@ -604,9 +593,7 @@ func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Bindin
 		c.mu.Unlock()
 		// The informer may have delivered it already.
 		if o, ok, _ := inf.GetStore().GetByKey(storeKey(ch.Ref)); ok {
-			if m, ok := o.(metav1.Object); ok {
-				c.caughtUp(ch.Ref, m.GetResourceVersion())
-			}
+			c.caughtUp(ch.Ref, resourceVersion(o))
 		}
 	}
 	return b, nil

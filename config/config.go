@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -637,12 +638,7 @@ func (p *Projects) validateProvisioning(add func(field, format string, args ...a
 	if len(p.NamespaceLabels) > 0 && !p.CreateNamespaces && !p.LabelExistingNamespaces {
 		add("projects.namespaceLabels", "has no effect unless projects.createNamespaces or projects.labelExistingNamespaces is true")
 	}
-	keys := make([]string, 0, len(p.NamespaceLabels))
-	for k := range p.NamespaceLabels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.NamespaceLabels)) {
 		field := "projects.namespaceLabels." + k
 		switch {
 		case !validLabelKey(k):

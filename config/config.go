@@ -606,9 +606,6 @@ func (k *Kubernetes) validate(add func(field, format string, args ...any)) {
 		add("kubernetes.bindingShardBytes", "must be between %d and %d (1 MiB, well under etcd's 1.5 MiB; it can only be lowered), got %d",
 			MinBindingShardBytes, DefaultBindingShardBytes, b)
 	}
-	if k.Burst <= 0 {
-		add("kubernetes.burst", "must be positive, got %d", k.Burst)
-	}
 }
 
 func (s *Server) validate(add func(field, format string, args ...any)) {

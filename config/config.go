@@ -299,6 +299,10 @@ type StaticProject struct {
 	Namespace string `yaml:"namespace"`
 }
 
+// DefaultNamespace is a project's namespace unless one is named:
+// runai-<project>, as Run:AI names it.
+func DefaultNamespace(project string) string { return "runai-" + project }
+
 // Kubernetes holds API server settings.
 type Kubernetes struct {
 	RunaiNamespace string `yaml:"runaiNamespace"`
@@ -581,7 +585,7 @@ func (p *Projects) validateStatic(add func(field, format string, args ...any)) {
 		if sp.Namespace != "" && !validDNSLabel(sp.Namespace) {
 			add(field+".namespace", "%q is not a valid namespace name", sp.Namespace)
 		}
-		if sp.Namespace == "" && ValidProjectName(sp.Name) && !validDNSLabel("runai-"+sp.Name) && p.CreateNamespaces {
+		if sp.Namespace == "" && ValidProjectName(sp.Name) && !validDNSLabel(DefaultNamespace(sp.Name)) && p.CreateNamespaces {
 			add(field+".namespace", "the default namespace runai-%s is longer than 63 characters; set a namespace", sp.Name)
 		}
 	}

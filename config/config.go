@@ -455,14 +455,10 @@ func (v ValidationError) Error() string {
 	return "invalid configuration:\n  " + strings.Join(msgs, "\n  ")
 }
 
-// projectNameRE is what Run:AI accepts as a project name (a DNS label); it
-// also guarantees that a project name can never inject into an LDAP filter.
-var projectNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// ValidProjectName reports whether name can be a Run:AI project name.
-func ValidProjectName(name string) bool {
-	return len(name) <= 63 && projectNameRE.MatchString(name)
-}
+// ValidProjectName reports whether name can be a Run:AI project name: a
+// DNS label, which also guarantees that a project name can never inject
+// into an LDAP filter.
+func ValidProjectName(name string) bool { return validDNSLabel(name) }
 
 // attrRE is an LDAP attribute description (name or OID).
 var attrRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
@@ -712,12 +708,13 @@ func (l *LDAP) validateBind(add func(field, format string, args ...any), confine
 	if l.BindDN == "" {
 		add("ldap.bindDN", "must be set (the service account to bind as, e.g. svc-runai-sync@EXAMPLE.COM)")
 	}
-	if l.BindPasswordFile == "" {
+	switch {
+	case l.BindPasswordFile == "":
 		add("ldap.bindPasswordFile", "must be set (a file holding the bind password, e.g. a mounted Secret)")
-	} else if !confined(l.BindPasswordFile) {
-		// Reported by checkFiles.
-	} else if _, err := os.Stat(l.BindPasswordFile); err != nil {
-		add("ldap.bindPasswordFile", "cannot read %q: %v", l.BindPasswordFile, errors.Unwrap(err))
+	case confined(l.BindPasswordFile): // else checkFiles reports it, and it is not read
+		if _, err := os.Stat(l.BindPasswordFile); err != nil {
+			add("ldap.bindPasswordFile", "cannot read %q: %v", l.BindPasswordFile, errors.Unwrap(err))
+		}
 	}
 	if l.BaseDN == "" {
 		add("ldap.baseDN", "must be set, e.g. \"DC=example,DC=com\"")

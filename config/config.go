@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -298,6 +299,10 @@ type StaticProject struct {
 	Namespace string `yaml:"namespace"`
 }
 
+// DefaultNamespace is a project's namespace unless one is named:
+// runai-<project>, as Run:AI names it.
+func DefaultNamespace(project string) string { return "runai-" + project }
+
 // Kubernetes holds API server settings.
 type Kubernetes struct {
 	RunaiNamespace string `yaml:"runaiNamespace"`
@@ -450,14 +455,10 @@ func (v ValidationError) Error() string {
 	return "invalid configuration:\n  " + strings.Join(msgs, "\n  ")
 }
 
-// projectNameRE is what Run:AI accepts as a project name (a DNS label); it
-// also guarantees that a project name can never inject into an LDAP filter.
-var projectNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// ValidProjectName reports whether name can be a Run:AI project name.
-func ValidProjectName(name string) bool {
-	return len(name) <= 63 && projectNameRE.MatchString(name)
-}
+// ValidProjectName reports whether name can be a Run:AI project name: a
+// DNS label, which also guarantees that a project name can never inject
+// into an LDAP filter.
+func ValidProjectName(name string) bool { return validDNSLabel(name) }
 
 // attrRE is an LDAP attribute description (name or OID).
 var attrRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
@@ -580,7 +581,7 @@ func (p *Projects) validateStatic(add func(field, format string, args ...any)) {
 		if sp.Namespace != "" && !validDNSLabel(sp.Namespace) {
 			add(field+".namespace", "%q is not a valid namespace name", sp.Namespace)
 		}
-		if sp.Namespace == "" && ValidProjectName(sp.Name) && !validDNSLabel("runai-"+sp.Name) && p.CreateNamespaces {
+		if sp.Namespace == "" && ValidProjectName(sp.Name) && !validDNSLabel(DefaultNamespace(sp.Name)) && p.CreateNamespaces {
 			add(field+".namespace", "the default namespace runai-%s is longer than 63 characters; set a namespace", sp.Name)
 		}
 	}
@@ -604,9 +605,6 @@ func (k *Kubernetes) validate(add func(field, format string, args ...any)) {
 	if b := k.BindingShardBytes; b < MinBindingShardBytes || b > DefaultBindingShardBytes {
 		add("kubernetes.bindingShardBytes", "must be between %d and %d (1 MiB, well under etcd's 1.5 MiB; it can only be lowered), got %d",
 			MinBindingShardBytes, DefaultBindingShardBytes, b)
-	}
-	if k.Burst <= 0 {
-		add("kubernetes.burst", "must be positive, got %d", k.Burst)
 	}
 }
 
@@ -637,12 +635,7 @@ func (p *Projects) validateProvisioning(add func(field, format string, args ...a
 	if len(p.NamespaceLabels) > 0 && !p.CreateNamespaces && !p.LabelExistingNamespaces {
 		add("projects.namespaceLabels", "has no effect unless projects.createNamespaces or projects.labelExistingNamespaces is true")
 	}
-	keys := make([]string, 0, len(p.NamespaceLabels))
-	for k := range p.NamespaceLabels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.NamespaceLabels)) {
 		field := "projects.namespaceLabels." + k
 		switch {
 		case !validLabelKey(k):
@@ -715,12 +708,13 @@ func (l *LDAP) validateBind(add func(field, format string, args ...any), confine
 	if l.BindDN == "" {
 		add("ldap.bindDN", "must be set (the service account to bind as, e.g. svc-runai-sync@EXAMPLE.COM)")
 	}
-	if l.BindPasswordFile == "" {
+	switch {
+	case l.BindPasswordFile == "":
 		add("ldap.bindPasswordFile", "must be set (a file holding the bind password, e.g. a mounted Secret)")
-	} else if !confined(l.BindPasswordFile) {
-		// Reported by checkFiles.
-	} else if _, err := os.Stat(l.BindPasswordFile); err != nil {
-		add("ldap.bindPasswordFile", "cannot read %q: %v", l.BindPasswordFile, errors.Unwrap(err))
+	case confined(l.BindPasswordFile): // else checkFiles reports it, and it is not read
+		if _, err := os.Stat(l.BindPasswordFile); err != nil {
+			add("ldap.bindPasswordFile", "cannot read %q: %v", l.BindPasswordFile, errors.Unwrap(err))
+		}
 	}
 	if l.BaseDN == "" {
 		add("ldap.baseDN", "must be set, e.g. \"DC=example,DC=com\"")

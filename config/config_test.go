@@ -425,3 +425,24 @@ func TestFenceKeysValidated(t *testing.T) {
 		t.Errorf("maxNewPerCycle default = %d, want 10", Default().Projects.MaxNewPerCycle)
 	}
 }
+
+// A bad burst is one error, not one per check that sees it.
+func TestBadBurstIsOneError(t *testing.T) {
+	for _, burst := range []string{"0", "-5"} {
+		src := strings.Replace(validYAML(t), "mode: enforce", "mode: enforce\nkubernetes:\n  burst: "+burst, 1)
+		_, err := Parse([]byte(src))
+		var verr ValidationError
+		if !errors.As(err, &verr) {
+			t.Fatalf("burst %s: %v", burst, err)
+		}
+		var got []string
+		for _, fe := range verr {
+			if fe.Field == "kubernetes.burst" {
+				got = append(got, fe.Message)
+			}
+		}
+		if len(got) != 1 || !strings.Contains(got[0], "at least 1") {
+			t.Errorf("burst %s: kubernetes.burst errors %q, want one saying \"at least 1\"", burst, got)
+		}
+	}
+}

@@ -108,7 +108,7 @@ func (c *Config) validateStaticFence(add func(field, format string, args ...any)
 	for i, sp := range c.Projects.Static {
 		ns := sp.Namespace
 		if ns == "" {
-			ns = "runai-" + sp.Name
+			ns = DefaultNamespace(sp.Name)
 		}
 		if why := c.Fenced(ns, ""); why != "" {
 			add(fmt.Sprintf("projects.static[%d]", i), "namespace %s can never be a project (%s): a system or Run:AI namespace, or one in projects.excludeNamespaces or outside projects.namespacePattern", ns, why)

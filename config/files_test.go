@@ -106,3 +106,16 @@ func TestFilesConfinedToConfigDir(t *testing.T) {
 		t.Errorf("with %s=%s: %v", FileRootEnv, filepath.Dir(outside), err)
 	}
 }
+
+// Whoever edits the configuration cannot widen the root from the file:
+// FileRoot has no key, and an unknown key is an error.
+func TestFileRootIsNotAKey(t *testing.T) {
+	t.Setenv(FileRootEnv, "")
+	dir := t.TempDir()
+	for _, key := range []string{"fileRoot", "FileRoot", "fileroot"} {
+		path := writeFile(t, filepath.Join(dir, "config.yaml"), key+": /\n"+strings.TrimPrefix(validYAML(t), "schedule: \"@every 5m\"\n"))
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s in the file: %v", key, err)
+		}
+	}
+}

@@ -77,9 +77,6 @@ func IsShard(ref Ref) bool { return model.IsShard(ref) }
 // EncodeManaged is model.EncodeManaged.
 func EncodeManaged(users []string) string { return model.EncodeManaged(users) }
 
-// DecodeManaged is model.DecodeManaged.
-func DecodeManaged(v string) ([]string, error) { return model.DecodeManaged(v) }
-
 // ExpectedRoleRef is the API form of model.ExpectedRoleRef.
 func ExpectedRoleRef(name string) rbacv1.RoleRef { return apiRoleRef(model.ExpectedRoleRef(name)) }
 

@@ -52,7 +52,8 @@ type Handlers struct {
 // of a managed name, or carrying the shard label, in a namespace that is
 // no project's is kept as its identity (reduceBinding), and a namespace as
 // its name, the labels the daemon reads and its phase. Such a binding
-// is read from the API if its namespace becomes a project's.
+// is read from the API if its namespace becomes a project's: once, until
+// the informer sees it change (then its transform keeps it whole).
 type Cache struct {
 	client  *Client
 	runaiNS string
@@ -74,6 +75,15 @@ type Cache struct {
 	// gone counts the sweeps that found a written binding missing from an
 	// informer that is past it (see sweep).
 	gone map[Ref]int
+	// promoted holds bindings the informers keep reduced, read whole from
+	// the API because their namespace has joined the scope since, each
+	// with the reduced state's resourceVersion (see promote).
+	promoted map[Ref]promotedBinding
+}
+
+type promotedBinding struct {
+	reducedRV string
+	b         *Binding
 }
 
 // sweepInterval is how often written states are checked against the
@@ -87,7 +97,8 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		}
 	}
-	ca := &Cache{client: c, runaiNS: runaiNS, h: h, written: map[Ref]*Binding{}, gone: map[Ref]int{}}
+	ca := &Cache{client: c, runaiNS: runaiNS, h: h, written: map[Ref]*Binding{}, gone: map[Ref]int{},
+		promoted: map[Ref]promotedBinding{}}
 	noIndex := cache.Indexers{}
 	ca.exec = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, byName(ExecutorBinding))
 	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
@@ -344,38 +355,29 @@ func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted boo
 	if !deleted && isReduced(obj) {
 		return // out of the scope: not ours
 	}
-	var ref Ref
-	var b *Binding
-	var rv string
-	switch o := obj.(type) {
-	case *rbacv1.RoleBinding:
-		ref, rv = Ref{Kind: KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, o.ResourceVersion
-		if !deleted {
-			b = fromRoleBinding(o)
-		}
-	case *rbacv1.ClusterRoleBinding:
-		ref, rv = Ref{Kind: KindClusterRoleBinding, Name: o.Name}, o.ResourceVersion
-		if !deleted {
-			b = fromClusterRoleBinding(o)
-		}
-	default:
+	ref, ok := refOf(obj)
+	if !ok || c.informerFor(ref) != inf {
 		return
 	}
-	if c.informerFor(ref) != inf {
-		return
-	}
+	rv := resourceVersion(obj)
 	c.caughtUp(ref, rv)
 	if c.h.Binding == nil {
 		return
+	}
+	var b *Binding
+	if !deleted {
+		b = toBinding(obj)
 	}
 	c.h.Binding(ref, b, rv)
 }
 
 // caughtUp forgets our own write once the informer has seen it or a later
-// state of the object.
+// state of the object, and any promoted state of it (the informer, or our
+// write, has a newer one).
 func (c *Cache) caughtUp(ref Ref, rv string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.promoted, ref)
 	w, ok := c.written[ref]
 	if !ok {
 		return
@@ -386,9 +388,6 @@ func (c *Cache) caughtUp(ref Ref, rv string) {
 }
 
 func (c *Cache) namespaceEvent(oldObj, obj any) {
-	if c.h.Namespace == nil {
-		return
-	}
 	toNS := func(o any) *Namespace {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
@@ -399,7 +398,14 @@ func (c *Cache) namespaceEvent(oldObj, obj any) {
 		}
 		return nil
 	}
-	c.h.Namespace(toNS(oldObj), toNS(obj))
+	old, cur := toNS(oldObj), toNS(obj)
+	if old != nil && (cur == nil || !inNamespace(c.client.scope, cur.Name, cur.Labels, true)) {
+		// Out of the scope, nothing of it is kept whole.
+		c.forgetPromoted(old.Name)
+	}
+	if c.h.Namespace != nil {
+		c.h.Namespace(old, cur)
+	}
 }
 
 func fromNamespace(ns *corev1.Namespace) Namespace {
@@ -455,10 +461,8 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 				if !c.inScope(b.Namespace) {
 					continue
 				}
-				// Its namespace has become a project's since the informer
-				// saw it: read it whole.
 				var err error
-				if b, err = c.client.Get(ctx, b.Ref); err != nil {
+				if b, err = c.promote(ctx, inf, b.Ref, o); err != nil {
 					return nil, err
 				}
 				if !b.Exists {
@@ -489,11 +493,15 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the informer cache: %w", ref, err)
 	}
-	if exists && isReduced(o) {
-		return c.client.Get(ctx, ref)
-	}
 	b := &Binding{Ref: ref}
-	if exists {
+	switch {
+	case exists && isReduced(o) && !c.inScope(ref.Namespace):
+		return c.client.Get(ctx, ref)
+	case exists && isReduced(o):
+		if b, err = c.promote(ctx, inf, ref, o); err != nil {
+			return nil, err
+		}
+	case exists:
 		if b = toBinding(o); b == nil {
 			return nil, fmt.Errorf("read %s from the informer cache: unexpected object %T", ref, o)
 		}
@@ -504,6 +512,51 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 		return newer(b, w), nil
 	}
 	return b, nil
+}
+
+// promote reads whole a binding that inf keeps reduced, o, though its
+// namespace has become a project's since the informer saw it: from the
+// API the first time, then from what that read returned, for as long as
+// the informer holds the same reduced state (a binding that never changes
+// would otherwise be read at every cycle, poll and repair).
+func (c *Cache) promote(ctx context.Context, inf cache.SharedIndexInformer, ref Ref, o any) (*Binding, error) {
+	rv := resourceVersion(o)
+	c.mu.Lock()
+	p, ok := c.promoted[ref]
+	c.mu.Unlock()
+	if ok && p.reducedRV == rv {
+		return p.b, nil
+	}
+	b, err := c.client.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Unless an event came meanwhile: the informer's store changes before
+	// its handlers (caughtUp) run, so this check cannot miss one.
+	if cur, ok, _ := inf.GetStore().GetByKey(storeKey(ref)); ok && isReduced(cur) && resourceVersion(cur) == rv {
+		c.promoted[ref] = promotedBinding{reducedRV: rv, b: b}
+	}
+	return b, nil
+}
+
+// forgetPromoted drops the promoted bindings of namespace ns.
+func (c *Cache) forgetPromoted(ns string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ref := range c.promoted {
+		if ref.Namespace == ns {
+			delete(c.promoted, ref)
+		}
+	}
+}
+
+func resourceVersion(o any) string {
+	if m, ok := o.(metav1.Object); ok {
+		return m.GetResourceVersion()
+	}
+	return ""
 }
 
 func (c *Cache) bindingInformers() []cache.SharedIndexInformer {
@@ -540,9 +593,7 @@ func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Bindin
 		c.mu.Unlock()
 		// The informer may have delivered it already.
 		if o, ok, _ := inf.GetStore().GetByKey(storeKey(ch.Ref)); ok {
-			if m, ok := o.(metav1.Object); ok {
-				c.caughtUp(ch.Ref, m.GetResourceVersion())
-			}
+			c.caughtUp(ch.Ref, resourceVersion(o))
 		}
 	}
 	return b, nil

@@ -141,18 +141,7 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 		return nil, err
 	}
 	holds := map[string]bool{}
-	err = eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize},
-		func(opts metav1.ListOptions) (string, error) {
-			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
-			if err != nil {
-				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
-			}
-			for i := range list.Items {
-				holds[list.Items[i].Namespace] = true
-			}
-			return list.Continue, nil
-		})
-	if err != nil {
+	if err := c.eachExecutor(ctx, func(rb *rbacv1.RoleBinding) { holds[rb.Namespace] = true }); err != nil {
 		return nil, err
 	}
 	for i := range out {
@@ -189,20 +178,12 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 		return nil, err
 	}
 	out := map[Ref]*Binding{}
-	err = eachPage(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize},
-		func(opts metav1.ListOptions) (string, error) {
-			list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
-			if err != nil {
-				return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
-			}
-			for i := range list.Items {
-				if list.Items[i].Name == ExecutorBinding && in(list.Items[i].Namespace) {
-					b := fromRoleBinding(&list.Items[i])
-					out[b.Ref] = b
-				}
-			}
-			return list.Continue, nil
-		})
+	err = c.eachExecutor(ctx, func(rb *rbacv1.RoleBinding) {
+		if in(rb.Namespace) {
+			b := fromRoleBinding(rb)
+			out[b.Ref] = b
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +209,25 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 		out[b.Ref] = b
 	}
 	return out, nil
+}
+
+// eachExecutor runs f on every executor RoleBinding, in every namespace,
+// one paged LIST (bindingPageSize a page).
+func (c *Client) eachExecutor(ctx context.Context, f func(*rbacv1.RoleBinding)) error {
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize}
+	return eachPage(opts, func(opts metav1.ListOptions) (string, error) {
+		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
+		if err != nil {
+			return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
+		}
+		for i := range list.Items {
+			// The field selector says so; a fake client ignores it.
+			if list.Items[i].Name == ExecutorBinding {
+				f(&list.Items[i])
+			}
+		}
+		return list.Continue, nil
+	})
 }
 
 // shards adds every shard (label ShardOfLabel, a shard's name) in the

@@ -77,9 +77,7 @@ func reduceBinding(obj any, keep bool) any {
 
 func trimMeta(m *metav1.ObjectMeta) {
 	m.ManagedFields = nil
-	if _, ok := m.Annotations[reducedAnnotation]; ok {
-		delete(m.Annotations, reducedAnnotation)
-	}
+	delete(m.Annotations, reducedAnnotation)
 	delete(m.Annotations, corev1.LastAppliedConfigAnnotation)
 }
 

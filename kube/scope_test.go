@@ -165,3 +165,140 @@ func TestClientBindingsKeepOnlyTheScope(t *testing.T) {
 		t.Errorf("namespaces keep labels outside the scope: %+v", nss)
 	}
 }
+
+// apiGets counts the fake's GETs of RoleBindings.
+func apiGets(cs *fake.Clientset) int {
+	n := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "rolebindings" {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, or fails the test after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A binding the informer reduced before its namespace became a project's
+// is read from the API once, not at every cycle until it changes; it is
+// read again when the informer holds a newer state, and forgotten (never
+// kept whole) once its namespace leaves the scope.
+func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	team := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}
+	cs := fake.NewClientset(team, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ExecutorBinding, Namespace: "team", ResourceVersion: "5"},
+		RoleRef: ExpectedRoleRef(ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}})
+	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
+	ca := NewCache(c, "runai", Handlers{})
+	if err := ca.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := ca.WaitForSync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	ref := ExecutorRef("team")
+	label := func(labels map[string]string) {
+		t.Helper()
+		ns := team.DeepCopy()
+		ns.Labels = labels
+		if _, err := cs.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(want string) {
+		t.Helper()
+		all, err := ca.Bindings(ctx, "runai")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ca.Get(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := all[ref]; got == nil || joinUsers(got) != want || joinUsers(b) != want {
+			t.Fatalf("Bindings %v, Get %+v, want users %s", all, b, want)
+		}
+	}
+
+	label(map[string]string{"runai/queue": "t"})
+	waitFor(t, "the namespace informer sees the label", func() bool { return ca.inScope("team") })
+	before := apiGets(cs)
+	for range 3 {
+		read("alice")
+	}
+	if n := apiGets(cs) - before; n != 1 {
+		t.Errorf("three cycles read the promoted binding with %d GETs, want 1", n)
+	}
+
+	// A change reaches the informer, which now keeps the binding whole.
+	rb, _ := cs.RbacV1().RoleBindings("team").Get(ctx, ExecutorBinding, metav1.GetOptions{})
+	rb.ResourceVersion, rb.Subjects = "6", []rbacv1.Subject{UserSubject("bob")}
+	if _, err := cs.RbacV1().RoleBindings("team").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the informer keeps the changed binding whole", func() bool {
+		o, ok, _ := ca.exec.GetStore().GetByKey(storeKey(ref))
+		return ok && !isReduced(o)
+	})
+	before = apiGets(cs)
+	read("bob")
+	if n := apiGets(cs) - before; n != 0 {
+		t.Errorf("reading a binding the informer holds whole made %d GETs", n)
+	}
+	ca.mu.Lock()
+	kept := len(ca.promoted)
+	ca.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("%d promoted bindings kept after the informer caught up", kept)
+	}
+
+	// Out of the scope and back: reduced again by a change while out, then
+	// read once more, and nothing kept whole while out.
+	label(nil)
+	waitFor(t, "the namespace informer sees the label go", func() bool { return !ca.inScope("team") })
+	rb.ResourceVersion, rb.Subjects = "7", []rbacv1.Subject{UserSubject("carol")}
+	if _, err := cs.RbacV1().RoleBindings("team").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the informer reduces the binding", func() bool {
+		o, ok, _ := ca.exec.GetStore().GetByKey(storeKey(ref))
+		return ok && isReduced(o) && o.(metav1.Object).GetResourceVersion() == "7"
+	})
+	if b, err := ca.Get(ctx, ref); err != nil || joinUsers(b) != "carol" {
+		t.Fatalf("Get outside the scope: %+v, %v", b, err)
+	}
+	ca.mu.Lock()
+	kept = len(ca.promoted)
+	ca.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("a binding outside the scope is kept whole")
+	}
+	label(map[string]string{"runai/queue": "t"})
+	waitFor(t, "the namespace informer sees the label again", func() bool { return ca.inScope("team") })
+	before = apiGets(cs)
+	read("carol")
+	read("carol")
+	if n := apiGets(cs) - before; n != 1 {
+		t.Errorf("re-promoted binding read with %d GETs, want 1", n)
+	}
+	// Leaving the scope forgets it.
+	label(nil)
+	waitFor(t, "the promoted binding is forgotten", func() bool {
+		ca.mu.Lock()
+		defer ca.mu.Unlock()
+		return len(ca.promoted) == 0
+	})
+}

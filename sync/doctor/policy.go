@@ -24,6 +24,8 @@ const policyFix = "install deploy/admission-policy.yaml and deploy/admission-pol
 type Fence struct {
 	Policy  *admissionv1.ValidatingAdmissionPolicy
 	Binding *admissionv1.ValidatingAdmissionPolicyBinding
+	// User is the daemon's user name it was found for.
+	User string
 }
 
 // FindFence finds the ValidatingAdmissionPolicy whose matchConditions
@@ -57,7 +59,7 @@ func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bi
 	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
 	for i := range found {
 		if slices.Contains(found[i].Spec.ValidationActions, admissionv1.Deny) {
-			return &Fence{Policy: pol, Binding: &found[i]}, nil
+			return &Fence{Policy: pol, Binding: &found[i], User: user}, nil
 		}
 	}
 	return nil, &Check{Name: CheckPolicy, Status: Fail,
@@ -98,7 +100,16 @@ func FenceParamsCheck(f *Fence, params map[string]string, readErr error, cfg *co
 		return c
 	}
 	where := ref.Namespace + "/" + ref.Name
+	// The shipped fence allows writes only from the ServiceAccount of the
+	// parameters' namespace (variables.home): another namespace's is
+	// matched, then refused every write.
+	saNS, isSA := serviceAccountNamespace(f.User)
 	switch {
+	case isSA && ref.Namespace != "" && saNS != ref.Namespace:
+		c.Status = Fail
+		c.Message = fmt.Sprintf("%s: its parameters are in namespace %s, so it allows writes only from ServiceAccounts of %s; %s is refused every write", what, ref.Namespace, ref.Namespace, f.User)
+		c.Fix = fmt.Sprintf("point the paramRef of ValidatingAdmissionPolicyBinding %s to namespace %s and put ConfigMap %s there (deploy/admission-policy-params.yaml), or run the daemon in %s", f.Binding.Name, saNS, ref.Name, ref.Namespace)
+		return c
 	case readErr != nil:
 		c.Status = Warn
 		c.Message = fmt.Sprintf("%s, applies to the daemon's requests; its parameters (ConfigMap %s) could not be read: %v", what, where, readErr)
@@ -130,4 +141,15 @@ func FenceParamsCheck(f *Fence, params map[string]string, readErr error, cfg *co
 	}
 	c.Status, c.Message = OK, fmt.Sprintf("%s, applies to the daemon's requests (parameters %s)", what, where)
 	return c
+}
+
+// serviceAccountNamespace returns the namespace of a ServiceAccount's
+// user name (system:serviceaccount:NAMESPACE:NAME).
+func serviceAccountNamespace(user string) (string, bool) {
+	rest, ok := strings.CutPrefix(user, "system:serviceaccount:")
+	if !ok {
+		return "", false
+	}
+	ns, _, ok := strings.Cut(rest, ":")
+	return ns, ok
 }

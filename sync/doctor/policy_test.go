@@ -62,13 +62,14 @@ func TestFindFence(t *testing.T) {
 
 func TestFenceParamsCheck(t *testing.T) {
 	pol, b := policy("fence", sa), binding("b", "fence", admissionv1.Deny)
-	f := &Fence{Policy: &pol, Binding: &b}
+	f := &Fence{Policy: &pol, Binding: &b, User: sa}
 	cfg := config.Default()
 	cfg.Projects.NamespaceLabel = "runai/queue"
 	cfg.Kubernetes.MaxBindingShards = 4
 	good := map[string]string{"namespaceLabel": "runai/queue", "runaiNamespace": "runai", "maxBindingShards": "16"}
 	for _, tc := range []struct {
 		name   string
+		user   string
 		params map[string]string
 		err    error
 		status Status
@@ -79,9 +80,16 @@ func TestFenceParamsCheck(t *testing.T) {
 		{name: "unreadable", err: errors.New("forbidden"), status: Warn, want: "could not be read"},
 		{name: "other label", params: map[string]string{"namespaceLabel": "kai.scheduler/queue"}, status: Fail, want: "namespaceLabel is \"kai.scheduler/queue\""},
 		{name: "fewer shards", params: map[string]string{"maxBindingShards": "2"}, status: Fail, want: "maxBindingShards is 2"},
+		// The daemon's ServiceAccount in another namespace than the
+		// parameters: matched by the policy, then refused every write.
+		{name: "daemon elsewhere", user: "system:serviceaccount:sync:runai-ldap-sync", params: good, status: Fail, want: "refused every write"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := FenceParamsCheck(f, tc.params, tc.err, &cfg)
+			f := *f
+			if tc.user != "" {
+				f.User = tc.user
+			}
+			c := FenceParamsCheck(&f, tc.params, tc.err, &cfg)
 			if c.Status != tc.status || !strings.Contains(c.Message, tc.want) {
 				t.Errorf("got %s %q, want %s saying %q", c.Status, c.Message, tc.status, tc.want)
 			}

@@ -521,7 +521,7 @@ func (rv *reviewer) review(ctx context.Context, a Access) (bool, string, error) 
 		return res.Status.Allowed, res.Status.Reason, nil
 	}
 	spec := authzv1.SubjectAccessReviewSpec{ResourceAttributes: attrs, User: rv.user, Groups: []string{"system:authenticated"}}
-	if ns, _, ok := strings.Cut(strings.TrimPrefix(rv.user, "system:serviceaccount:"), ":"); ok && !rv.plainUser && strings.HasPrefix(rv.user, "system:serviceaccount:") {
+	if ns, ok := serviceAccountNamespace(rv.user); ok && !rv.plainUser {
 		spec.Groups = append(spec.Groups, "system:serviceaccounts", "system:serviceaccounts:"+ns)
 	}
 	res, err := rv.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})

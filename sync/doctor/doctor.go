@@ -351,10 +351,14 @@ func (d *Doctor) checkPolicy(ctx context.Context, r *Report, daemon string) {
 		r.add(c)
 		return
 	}
-	fence, bad := FindFence(daemon, pols.Items, binds)
+	r.add(d.fenceCheck(ctx, daemon, pols.Items, binds))
+}
+
+// fenceCheck checks the policy that applies to the daemon's requests.
+func (d *Doctor) fenceCheck(ctx context.Context, daemon string, pols []admissionv1.ValidatingAdmissionPolicy, binds []admissionv1.ValidatingAdmissionPolicyBinding) Check {
+	fence, bad := FindFence(daemon, pols, binds)
 	if bad != nil {
-		r.add(*bad)
-		return
+		return *bad
 	}
 	var data map[string]string
 	var readErr error
@@ -371,7 +375,7 @@ func (d *Doctor) checkPolicy(ctx context.Context, r *Report, daemon string) {
 			}
 		}
 	}
-	r.add(FenceParamsCheck(fence, data, readErr, d.Config))
+	return FenceParamsCheck(fence, data, readErr, d.Config)
 }
 
 // checkGrants asks, for a sample of the users each managed binding holds,

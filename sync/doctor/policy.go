@@ -45,6 +45,16 @@ func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bi
 			Message: fmt.Sprintf("no ValidatingAdmissionPolicy applies to %s: its token may create any binding of Run:AI's roles (e.g. for system:authenticated) that RBAC cannot narrow", user),
 			Fix:     policyFix}
 	}
+	b, bad := denyingBinding(CheckPolicy, pol, bindings)
+	if bad != nil {
+		return nil, bad
+	}
+	return &Fence{Policy: pol, Binding: b, User: user}, nil
+}
+
+// denyingBinding returns a binding of pol that denies, or the failed check
+// (named name) when pol is not bound or only warns or audits.
+func denyingBinding(name string, pol *admissionv1.ValidatingAdmissionPolicy, bindings []admissionv1.ValidatingAdmissionPolicyBinding) (*admissionv1.ValidatingAdmissionPolicyBinding, *Check) {
 	var found []admissionv1.ValidatingAdmissionPolicyBinding
 	for _, b := range bindings {
 		if b.Spec.PolicyName == pol.Name {
@@ -52,17 +62,17 @@ func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bi
 		}
 	}
 	if len(found) == 0 {
-		return nil, &Check{Name: CheckPolicy, Status: Fail,
+		return nil, &Check{Name: name, Status: Fail,
 			Message: fmt.Sprintf("ValidatingAdmissionPolicy %s has no ValidatingAdmissionPolicyBinding: it is not enforced", pol.Name),
 			Fix:     "apply the ValidatingAdmissionPolicyBinding of deploy/admission-policy.yaml (policyName " + pol.Name + ", validationActions [Deny])"}
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
 	for i := range found {
 		if slices.Contains(found[i].Spec.ValidationActions, admissionv1.Deny) {
-			return &Fence{Policy: pol, Binding: &found[i], User: user}, nil
+			return &found[i], nil
 		}
 	}
-	return nil, &Check{Name: CheckPolicy, Status: Fail,
+	return nil, &Check{Name: name, Status: Fail,
 		Message: fmt.Sprintf("ValidatingAdmissionPolicyBinding %s of %s does not deny (validationActions %v): violations are only reported", found[0].Name, pol.Name, found[0].Spec.ValidationActions),
 		Fix:     "set validationActions: [Deny] in ValidatingAdmissionPolicyBinding " + found[0].Name}
 }

@@ -352,6 +352,7 @@ func (d *Doctor) checkPolicy(ctx context.Context, r *Report, daemon string) {
 		return
 	}
 	r.add(d.fenceCheck(ctx, daemon, pols.Items, binds))
+	r.add(StorePolicyCheck(pols.Items, binds))
 }
 
 // fenceCheck checks the policy that applies to the daemon's requests.

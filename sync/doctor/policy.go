@@ -11,6 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // CheckPolicy is the name of the admission policy check.
@@ -75,6 +76,47 @@ func denyingBinding(name string, pol *admissionv1.ValidatingAdmissionPolicy, bin
 	return nil, &Check{Name: name, Status: Fail,
 		Message: fmt.Sprintf("ValidatingAdmissionPolicyBinding %s of %s does not deny (validationActions %v): violations are only reported", found[0].Name, pol.Name, found[0].Spec.ValidationActions),
 		Fix:     "set validationActions: [Deny] in ValidatingAdmissionPolicyBinding " + found[0].Name}
+}
+
+// CheckStorePolicy is the name of the check of the guard store's policy.
+const CheckStorePolicy = "admission-policy.store"
+
+// StorePolicyCheck checks that a denying ValidatingAdmissionPolicy guards
+// writes to the guard's store (ConfigMap model.StateConfigMap): without
+// it, the daemon's token (a stolen one) may write approvals there and so
+// approve what the guard holds.
+func StorePolicyCheck(policies []admissionv1.ValidatingAdmissionPolicy, bindings []admissionv1.ValidatingAdmissionPolicyBinding) Check {
+	for i := range policies {
+		if !guardsStore(&policies[i]) {
+			continue
+		}
+		b, bad := denyingBinding(CheckStorePolicy, &policies[i], bindings)
+		if bad != nil {
+			return *bad
+		}
+		return Check{Name: CheckStorePolicy, Status: OK,
+			Message: fmt.Sprintf("ValidatingAdmissionPolicy %s, bound by %s, guards ConfigMap %s", policies[i].Name, b.Name, model.StateConfigMap)}
+	}
+	return Check{Name: CheckStorePolicy, Status: Fail,
+		Message: fmt.Sprintf("no ValidatingAdmissionPolicy guards ConfigMap %s (the guard's store): the daemon's token may write approvals there and so approve the removals and additions the guard holds", model.StateConfigMap),
+		Fix:     "install the policy runai-ldap-sync-state and its binding from deploy/admission-policy.yaml (the chart does by default)"}
+}
+
+// guardsStore reports whether p's matchConstraints take writes to the
+// store: configmaps, with no resourceNames or the store's among them.
+func guardsStore(p *admissionv1.ValidatingAdmissionPolicy) bool {
+	if p.Spec.MatchConstraints == nil {
+		return false
+	}
+	for _, r := range p.Spec.MatchConstraints.ResourceRules {
+		if (slices.Contains(r.APIGroups, "") || slices.Contains(r.APIGroups, "*")) &&
+			(slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "*")) &&
+			(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, model.StateConfigMap)) &&
+			(slices.Contains(r.Operations, admissionv1.Update) || slices.Contains(r.Operations, admissionv1.OperationAll)) {
+			return true
+		}
+	}
+	return false
 }
 
 // mentions reports whether one of p's matchConditions names user, quoted

@@ -44,6 +44,30 @@ func TestCompletionScripts(t *testing.T) {
 	}
 }
 
+// --config completes YAML files, on every command that takes it.
+func TestConfigCompletesYAML(t *testing.T) {
+	for _, cmd := range []string{"run", "once", "diff", "explain", "check-config", "doctor"} {
+		var out bytes.Buffer
+		if code := run([]string{"__complete", cmd, "--config", ""}, &out, &bytes.Buffer{}); code != 0 || out.String() != "yaml\nyml\n:8\n" {
+			t.Errorf("%s --config: exit %d, completions %q", cmd, code, out.String())
+		}
+	}
+}
+
+// -o other than text or json is a usage error, before the configuration is read.
+func TestOutputFormatChecked(t *testing.T) {
+	for _, args := range [][]string{
+		{"diff", "-o", "yaml", "--config", "/nonexistent"},
+		{"explain", "-o", "yaml", "--user", "u", "--config", "/nonexistent"},
+		{"doctor", "-o", "yaml", "--config", "/nonexistent"},
+	} {
+		var errOut bytes.Buffer
+		if code := run(args, &bytes.Buffer{}, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "-o must be text or json") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{},

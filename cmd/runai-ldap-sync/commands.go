@@ -10,7 +10,6 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
@@ -101,11 +100,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	c := &cli{f: &flags{}, stdout: stdout, stderr: stderr}
 	root := c.rootCmd()
 	runCmd, onceCmd := c.syncCmds()
-	diffCmd, explainCmd, checkCmd, doctorCmd := c.diffCmd(), c.explainCmd(), c.checkCmd(), c.doctorCmd()
-	for _, cmd := range []*cobra.Command{runCmd, onceCmd, diffCmd, explainCmd, checkCmd, doctorCmd} {
-		_ = cmd.MarkFlagFilename("config", "yaml", "yml")
-	}
-	root.AddCommand(runCmd, onceCmd, diffCmd, explainCmd, checkCmd, doctorCmd, c.versionCmd())
+	root.AddCommand(runCmd, onceCmd, c.diffCmd(), c.explainCmd(), c.checkCmd(), c.doctorCmd(), c.versionCmd())
 	// completion bash|zsh|fish|powershell (cobra's, added here rather than
 	// at Execute so that it is listed like the others).
 	root.InitDefaultCompletionCmd()
@@ -152,20 +147,21 @@ Run:AI's role bindings. See docs/cli.md for commands, exit statuses and doctor.`
 	return root
 }
 
-func (c *cli) configFlag(fs *pflag.FlagSet) {
-	fs.StringVar(&c.f.config, "config", "", "configuration file (required)")
+func (c *cli) configFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.f.config, "config", "", "configuration file (required)")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 }
 
+// outputFlag adds -o text|json, checked before cmd runs (a usage error).
 func (c *cli) outputFlag(cmd *cobra.Command, what string) {
 	cmd.Flags().StringVarP(&c.f.output, "output", "o", "text", "output format: text or json ("+what+")")
 	_ = cmd.RegisterFlagCompletionFunc("output", fixed("text", "json"))
-}
-
-func (c *cli) checkOutput() error {
-	if c.f.output != "text" && c.f.output != "json" {
-		return usageErr(fmt.Errorf("-o must be text or json, got %q", c.f.output))
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if c.f.output != "text" && c.f.output != "json" {
+			return usageErr(fmt.Errorf("-o must be text or json, got %q", c.f.output))
+		}
+		return nil
 	}
-	return nil
 }
 
 // syncCmds are run (the daemon) and once.
@@ -179,7 +175,7 @@ func (c *cli) syncCmds() (runCmd, onceCmd *cobra.Command) {
 			return runSync("run", c.f, c.stdout, c.stderr)
 		},
 	}
-	c.configFlag(runCmd.Flags())
+	c.configFlag(runCmd)
 
 	onceCmd = &cobra.Command{
 		Use:   "once",
@@ -189,7 +185,7 @@ func (c *cli) syncCmds() (runCmd, onceCmd *cobra.Command) {
 			return runSync("once", c.f, c.stdout, c.stderr)
 		},
 	}
-	c.configFlag(onceCmd.Flags())
+	c.configFlag(onceCmd)
 	// Not for run: it would switch the guard off for the life of the pod.
 	onceCmd.Flags().StringVar(&c.f.approve, "approve-removals", "", "approve what the guard holds on this one binding (ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME), for this one cycle")
 	return runCmd, onceCmd
@@ -205,13 +201,10 @@ the plan could not be made in full (an unreachable API server or directory, a
 failed group), nothing is printed on stdout and the error goes to stderr.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := c.checkOutput(); err != nil {
-				return asDiffError(err)
-			}
 			return runSync("diff", c.f, c.stdout, c.stderr)
 		},
 	}
-	c.configFlag(diffCmd.Flags())
+	c.configFlag(diffCmd)
 	c.outputFlag(diffCmd, "a JSON list of changes")
 	return diffCmd
 }
@@ -222,13 +215,10 @@ func (c *cli) explainCmd() *cobra.Command {
 		Short: "Say why a user has or lacks access (read-only)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := c.checkOutput(); err != nil {
-				return err
-			}
 			return runExplain(c.f, c.stdout, c.stderr)
 		},
 	}
-	c.configFlag(explainCmd.Flags())
+	c.configFlag(explainCmd)
 	c.outputFlag(explainCmd, "the explanation as JSON")
 	explainCmd.Flags().StringVar(&c.f.user, "user", "", "Kubernetes user name to explain, as bound (e.g. alice)")
 	explainCmd.Flags().StringVar(&c.f.project, "project", "", "only this project")
@@ -252,7 +242,7 @@ func (c *cli) checkCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.configFlag(checkCmd.Flags())
+	c.configFlag(checkCmd)
 	return checkCmd
 }
 
@@ -270,13 +260,10 @@ Run it with the daemon's kubeconfig or as a cluster admin; add --user-kubeconfig
 the ID the directory yields.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := c.checkOutput(); err != nil {
-				return err
-			}
 			return runDoctor(c.f, c.stdout, c.stderr)
 		},
 	}
-	c.configFlag(doctorCmd.Flags())
+	c.configFlag(doctorCmd)
 	c.outputFlag(doctorCmd, "the checks as JSON")
 	df := doctorCmd.Flags()
 	df.StringVar(&c.f.userKubeconfig, "user-kubeconfig", "", "kubeconfig of a person who logs in to the cluster (e.g. OIDC), for the user-ID check")

@@ -28,11 +28,7 @@ func runDoctor(f *flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: doctor.ExitFailures, err: err}
 	}
-	level := f.logLevel
-	if level == "info" {
-		level = "error" // the report is the output
-	}
-	log, err := newLogger(level, f.logFormat, stderr)
+	log, err := f.quietLogger("error", stderr) // the report is the output
 	if err != nil {
 		return usageErr(err)
 	}

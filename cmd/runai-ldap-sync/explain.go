@@ -24,11 +24,7 @@ func runExplain(f *flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	level := f.logLevel
-	if level == "info" {
-		level = "warn" // the explanation is the output
-	}
-	log, err := newLogger(level, f.logFormat, stderr)
+	log, err := f.quietLogger("warn", stderr) // the explanation is the output
 	if err != nil {
 		return usageErr(err)
 	}

@@ -70,6 +70,15 @@ func (f *flags) loadConfig() (*config.Config, *template.Template, error) {
 	return cfg, tmpl, nil
 }
 
+// quietLogger is the logger of a command whose output is not its log:
+// the default level (info) becomes level.
+func (f *flags) quietLogger(level string, stderr io.Writer) (*zap.Logger, error) {
+	if f.logLevel != "info" {
+		level = f.logLevel
+	}
+	return newLogger(level, f.logFormat, stderr)
+}
+
 // runSync runs `run`, `once` or `diff`.
 func runSync(cmd string, f *flags, stdout, stderr io.Writer) error {
 	approve, err := parseRef(f.approve)

@@ -22,13 +22,7 @@ type Access struct {
 }
 
 func (a Access) String() string {
-	res := a.Resource
-	if a.Group != "" {
-		res += "." + a.Group
-	}
-	if a.Subresource != "" {
-		res += "/" + a.Subresource
-	}
+	res := a.resource()
 	if a.Name != "" {
 		res += " " + a.Name
 	}
@@ -38,8 +32,8 @@ func (a Access) String() string {
 	return a.Verb + " " + res
 }
 
-// CanI is the kubectl command that asks the same question.
-func (a Access) CanI(as string) string {
+// resource is RESOURCE[.GROUP][/SUBRESOURCE], as kubectl names it.
+func (a Access) resource() string {
 	res := a.Resource
 	if a.Group != "" {
 		res += "." + a.Group
@@ -47,6 +41,12 @@ func (a Access) CanI(as string) string {
 	if a.Subresource != "" {
 		res += "/" + a.Subresource
 	}
+	return res
+}
+
+// CanI is the kubectl command that asks the same question.
+func (a Access) CanI(as string) string {
+	res := a.resource()
 	if a.Name != "" {
 		res += "/" + a.Name
 	}

@@ -351,10 +351,15 @@ func (d *Doctor) checkPolicy(ctx context.Context, r *Report, daemon string) {
 		r.add(c)
 		return
 	}
-	fence, bad := FindFence(daemon, pols.Items, binds)
+	r.add(d.fenceCheck(ctx, daemon, pols.Items, binds))
+	r.add(StorePolicyCheck(pols.Items, binds))
+}
+
+// fenceCheck checks the policy that applies to the daemon's requests.
+func (d *Doctor) fenceCheck(ctx context.Context, daemon string, pols []admissionv1.ValidatingAdmissionPolicy, binds []admissionv1.ValidatingAdmissionPolicyBinding) Check {
+	fence, bad := FindFence(daemon, pols, binds)
 	if bad != nil {
-		r.add(*bad)
-		return
+		return *bad
 	}
 	var data map[string]string
 	var readErr error
@@ -371,7 +376,7 @@ func (d *Doctor) checkPolicy(ctx context.Context, r *Report, daemon string) {
 			}
 		}
 	}
-	r.add(FenceParamsCheck(fence, data, readErr, d.Config))
+	return FenceParamsCheck(fence, data, readErr, d.Config)
 }
 
 // checkGrants asks, for a sample of the users each managed binding holds,
@@ -521,7 +526,7 @@ func (rv *reviewer) review(ctx context.Context, a Access) (bool, string, error) 
 		return res.Status.Allowed, res.Status.Reason, nil
 	}
 	spec := authzv1.SubjectAccessReviewSpec{ResourceAttributes: attrs, User: rv.user, Groups: []string{"system:authenticated"}}
-	if ns, _, ok := strings.Cut(strings.TrimPrefix(rv.user, "system:serviceaccount:"), ":"); ok && !rv.plainUser && strings.HasPrefix(rv.user, "system:serviceaccount:") {
+	if ns, ok := serviceAccountNamespace(rv.user); ok && !rv.plainUser {
 		spec.Groups = append(spec.Groups, "system:serviceaccounts", "system:serviceaccounts:"+ns)
 	}
 	res, err := rv.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})

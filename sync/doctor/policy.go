@@ -11,6 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // CheckPolicy is the name of the admission policy check.
@@ -24,6 +25,8 @@ const policyFix = "install deploy/admission-policy.yaml and deploy/admission-pol
 type Fence struct {
 	Policy  *admissionv1.ValidatingAdmissionPolicy
 	Binding *admissionv1.ValidatingAdmissionPolicyBinding
+	// User is the daemon's user name it was found for.
+	User string
 }
 
 // FindFence finds the ValidatingAdmissionPolicy whose matchConditions
@@ -43,6 +46,16 @@ func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bi
 			Message: fmt.Sprintf("no ValidatingAdmissionPolicy applies to %s: its token may create any binding of Run:AI's roles (e.g. for system:authenticated) that RBAC cannot narrow", user),
 			Fix:     policyFix}
 	}
+	b, bad := denyingBinding(CheckPolicy, pol, bindings)
+	if bad != nil {
+		return nil, bad
+	}
+	return &Fence{Policy: pol, Binding: b, User: user}, nil
+}
+
+// denyingBinding returns a binding of pol that denies, or the failed check
+// (named name) when pol is not bound or only warns or audits.
+func denyingBinding(name string, pol *admissionv1.ValidatingAdmissionPolicy, bindings []admissionv1.ValidatingAdmissionPolicyBinding) (*admissionv1.ValidatingAdmissionPolicyBinding, *Check) {
 	var found []admissionv1.ValidatingAdmissionPolicyBinding
 	for _, b := range bindings {
 		if b.Spec.PolicyName == pol.Name {
@@ -50,19 +63,60 @@ func FindFence(user string, policies []admissionv1.ValidatingAdmissionPolicy, bi
 		}
 	}
 	if len(found) == 0 {
-		return nil, &Check{Name: CheckPolicy, Status: Fail,
+		return nil, &Check{Name: name, Status: Fail,
 			Message: fmt.Sprintf("ValidatingAdmissionPolicy %s has no ValidatingAdmissionPolicyBinding: it is not enforced", pol.Name),
 			Fix:     "apply the ValidatingAdmissionPolicyBinding of deploy/admission-policy.yaml (policyName " + pol.Name + ", validationActions [Deny])"}
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
 	for i := range found {
 		if slices.Contains(found[i].Spec.ValidationActions, admissionv1.Deny) {
-			return &Fence{Policy: pol, Binding: &found[i]}, nil
+			return &found[i], nil
 		}
 	}
-	return nil, &Check{Name: CheckPolicy, Status: Fail,
+	return nil, &Check{Name: name, Status: Fail,
 		Message: fmt.Sprintf("ValidatingAdmissionPolicyBinding %s of %s does not deny (validationActions %v): violations are only reported", found[0].Name, pol.Name, found[0].Spec.ValidationActions),
 		Fix:     "set validationActions: [Deny] in ValidatingAdmissionPolicyBinding " + found[0].Name}
+}
+
+// CheckStorePolicy is the name of the check of the guard store's policy.
+const CheckStorePolicy = "admission-policy.store"
+
+// StorePolicyCheck checks that a denying ValidatingAdmissionPolicy guards
+// writes to the guard's store (ConfigMap model.StateConfigMap): without
+// it, the daemon's token (a stolen one) may write approvals there and so
+// approve what the guard holds.
+func StorePolicyCheck(policies []admissionv1.ValidatingAdmissionPolicy, bindings []admissionv1.ValidatingAdmissionPolicyBinding) Check {
+	for i := range policies {
+		if !guardsStore(&policies[i]) {
+			continue
+		}
+		b, bad := denyingBinding(CheckStorePolicy, &policies[i], bindings)
+		if bad != nil {
+			return *bad
+		}
+		return Check{Name: CheckStorePolicy, Status: OK,
+			Message: fmt.Sprintf("ValidatingAdmissionPolicy %s, bound by %s, guards ConfigMap %s", policies[i].Name, b.Name, model.StateConfigMap)}
+	}
+	return Check{Name: CheckStorePolicy, Status: Fail,
+		Message: fmt.Sprintf("no ValidatingAdmissionPolicy guards ConfigMap %s (the guard's store): the daemon's token may write approvals there and so approve the removals and additions the guard holds", model.StateConfigMap),
+		Fix:     "install the policy runai-ldap-sync-state and its binding from deploy/admission-policy.yaml (the chart does by default)"}
+}
+
+// guardsStore reports whether p's matchConstraints take writes to the
+// store: configmaps, with no resourceNames or the store's among them.
+func guardsStore(p *admissionv1.ValidatingAdmissionPolicy) bool {
+	if p.Spec.MatchConstraints == nil {
+		return false
+	}
+	for _, r := range p.Spec.MatchConstraints.ResourceRules {
+		if (slices.Contains(r.APIGroups, "") || slices.Contains(r.APIGroups, "*")) &&
+			(slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "*")) &&
+			(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, model.StateConfigMap)) &&
+			(slices.Contains(r.Operations, admissionv1.Update) || slices.Contains(r.Operations, admissionv1.OperationAll)) {
+			return true
+		}
+	}
+	return false
 }
 
 // mentions reports whether one of p's matchConditions names user, quoted
@@ -98,7 +152,16 @@ func FenceParamsCheck(f *Fence, params map[string]string, readErr error, cfg *co
 		return c
 	}
 	where := ref.Namespace + "/" + ref.Name
+	// The shipped fence allows writes only from the ServiceAccount of the
+	// parameters' namespace (variables.home): another namespace's is
+	// matched, then refused every write.
+	saNS, isSA := serviceAccountNamespace(f.User)
 	switch {
+	case isSA && ref.Namespace != "" && saNS != ref.Namespace:
+		c.Status = Fail
+		c.Message = fmt.Sprintf("%s: its parameters are in namespace %s, so it allows writes only from ServiceAccounts of %s; %s is refused every write", what, ref.Namespace, ref.Namespace, f.User)
+		c.Fix = fmt.Sprintf("point the paramRef of ValidatingAdmissionPolicyBinding %s to namespace %s and put ConfigMap %s there (deploy/admission-policy-params.yaml), or run the daemon in %s", f.Binding.Name, saNS, ref.Name, ref.Namespace)
+		return c
 	case readErr != nil:
 		c.Status = Warn
 		c.Message = fmt.Sprintf("%s, applies to the daemon's requests; its parameters (ConfigMap %s) could not be read: %v", what, where, readErr)
@@ -130,4 +193,15 @@ func FenceParamsCheck(f *Fence, params map[string]string, readErr error, cfg *co
 	}
 	c.Status, c.Message = OK, fmt.Sprintf("%s, applies to the daemon's requests (parameters %s)", what, where)
 	return c
+}
+
+// serviceAccountNamespace returns the namespace of a ServiceAccount's
+// user name (system:serviceaccount:NAMESPACE:NAME).
+func serviceAccountNamespace(user string) (string, bool) {
+	rest, ok := strings.CutPrefix(user, "system:serviceaccount:")
+	if !ok {
+		return "", false
+	}
+	ns, _, ok := strings.Cut(rest, ":")
+	return ns, ok
 }

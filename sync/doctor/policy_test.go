@@ -62,13 +62,14 @@ func TestFindFence(t *testing.T) {
 
 func TestFenceParamsCheck(t *testing.T) {
 	pol, b := policy("fence", sa), binding("b", "fence", admissionv1.Deny)
-	f := &Fence{Policy: &pol, Binding: &b}
+	f := &Fence{Policy: &pol, Binding: &b, User: sa}
 	cfg := config.Default()
 	cfg.Projects.NamespaceLabel = "runai/queue"
 	cfg.Kubernetes.MaxBindingShards = 4
 	good := map[string]string{"namespaceLabel": "runai/queue", "runaiNamespace": "runai", "maxBindingShards": "16"}
 	for _, tc := range []struct {
 		name   string
+		user   string
 		params map[string]string
 		err    error
 		status Status
@@ -79,11 +80,53 @@ func TestFenceParamsCheck(t *testing.T) {
 		{name: "unreadable", err: errors.New("forbidden"), status: Warn, want: "could not be read"},
 		{name: "other label", params: map[string]string{"namespaceLabel": "kai.scheduler/queue"}, status: Fail, want: "namespaceLabel is \"kai.scheduler/queue\""},
 		{name: "fewer shards", params: map[string]string{"maxBindingShards": "2"}, status: Fail, want: "maxBindingShards is 2"},
+		// The daemon's ServiceAccount in another namespace than the
+		// parameters: matched by the policy, then refused every write.
+		{name: "daemon elsewhere", user: "system:serviceaccount:sync:runai-ldap-sync", params: good, status: Fail, want: "refused every write"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := FenceParamsCheck(f, tc.params, tc.err, &cfg)
+			f := *f
+			if tc.user != "" {
+				f.User = tc.user
+			}
+			c := FenceParamsCheck(&f, tc.params, tc.err, &cfg)
 			if c.Status != tc.status || !strings.Contains(c.Message, tc.want) {
 				t.Errorf("got %s %q, want %s saying %q", c.Status, c.Message, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+func TestStorePolicyCheck(t *testing.T) {
+	store := func(name string, names ...string) admissionv1.ValidatingAdmissionPolicy {
+		return admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: admissionv1.ValidatingAdmissionPolicySpec{MatchConstraints: &admissionv1.MatchResources{
+				ResourceRules: []admissionv1.NamedRuleWithOperations{{ResourceNames: names, RuleWithOperations: admissionv1.RuleWithOperations{
+					Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
+					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"*"}, Resources: []string{"configmaps"}}}}}}}}
+	}
+	fence := policy("fence", sa)
+	for _, tc := range []struct {
+		name   string
+		pols   []admissionv1.ValidatingAdmissionPolicy
+		binds  []admissionv1.ValidatingAdmissionPolicyBinding
+		status Status
+		want   string
+	}{
+		{name: "the shipped one", pols: []admissionv1.ValidatingAdmissionPolicy{fence, store("state", "runai-ldap-sync-state")},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny), binding("s", "state", admissionv1.Deny)}, status: OK, want: "state, bound by s"},
+		{name: "only the fence", pols: []admissionv1.ValidatingAdmissionPolicy{fence},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny)}, status: Fail, want: "may write approvals"},
+		{name: "another ConfigMap's", pols: []admissionv1.ValidatingAdmissionPolicy{store("state", "other")},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("s", "state", admissionv1.Deny)}, status: Fail, want: "may write approvals"},
+		{name: "unbound", pols: []admissionv1.ValidatingAdmissionPolicy{store("state", "runai-ldap-sync-state")}, status: Fail, want: "has no ValidatingAdmissionPolicyBinding"},
+		{name: "audit only", pols: []admissionv1.ValidatingAdmissionPolicy{store("state")},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("s", "state", admissionv1.Audit)}, status: Fail, want: "does not deny"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := StorePolicyCheck(tc.pols, tc.binds)
+			if c.Name != CheckStorePolicy || c.Status != tc.status || !strings.Contains(c.Message, tc.want) || (c.Status != OK && c.Fix == "") {
+				t.Errorf("got %+v, want %s saying %q", c, tc.status, tc.want)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
@@ -70,13 +71,14 @@ type Metrics struct {
 	ProjectsDiscovered    prometheus.Gauge
 	ProjectsOrphaned      prometheus.Gauge
 	// Incremental change detection (incremental.*).
-	Polls            *prometheus.CounterVec
-	DirChanges       *prometheus.CounterVec
-	Incremental      *prometheus.CounterVec
-	Propagation      prometheus.Histogram
-	ForcedCycles     *prometheus.CounterVec
-	PollBlind        *prometheus.GaugeVec
-	bindingLabelKeys []string
+	Polls        *prometheus.CounterVec
+	DirChanges   *prometheus.CounterVec
+	Incremental  *prometheus.CounterVec
+	Propagation  prometheus.Histogram
+	ForcedCycles *prometheus.CounterVec
+	PollBlind    *prometheus.GaugeVec
+	// perBinding are the per-binding gauges, which ResetBindings drops.
+	perBinding []*prometheus.GaugeVec
 }
 
 // NewMetrics registers every metric.
@@ -84,117 +86,116 @@ func NewMetrics(version string) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bl := []string{"kind", "namespace", "name"}
-	m := &Metrics{Registry: reg, bindingLabelKeys: bl}
-	m.bindingMetrics(bl)
-	m.cycleMetrics()
-	m.watchMetrics()
-	m.pollMetrics()
-	m.provisioningMetrics()
-	reg.MustRegister(m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.BindingShards, m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors,
-		m.CycleDuration, m.Cycles, m.CyclesSkipped, m.LastSuccess, m.LastCycle, m.LDAPErrors, m.KubeErrors, m.Changes, m.Projects, m.ProjectsSkipped, m.GroupsMissing, m.GroupsFailed,
-		m.MembersSkipped, m.BuildInfo, m.Repairs, m.DriftEvents, m.Leader, m.LeaderStalled, m.LeaseUnrenewed, m.Events,
-		m.Polls, m.DirChanges, m.Incremental, m.Propagation, m.ForcedCycles, m.PollBlind,
-		m.NamespacesProvisioned, m.TemplateApplied, m.TemplateDrift, m.ProjectsDiscovered, m.ProjectsOrphaned)
+	m := &Metrics{Registry: reg}
+	// promauto registers each metric as it is made: no second list to keep.
+	f := promauto.With(reg)
+	m.bindingMetrics(f, bl)
+	m.cycleMetrics(f)
+	m.watchMetrics(f)
+	m.pollMetrics(f)
+	m.provisioningMetrics(f)
 	m.BuildInfo.WithLabelValues(version).Set(1)
 	m.zeroSeries()
 	return m
 }
 
 // bindingMetrics creates the per-binding gauges (labels kind, namespace, name).
-func (m *Metrics) bindingMetrics(bl []string) {
-	m.DriftMissing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_drift_missing_subjects",
+func (m *Metrics) bindingMetrics(f promauto.Factory, bl []string) {
+	m.DriftMissing = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_drift_missing_subjects",
 		Help: "Users the directory grants but the binding lacked, before this cycle's writes."}, bl)
-	m.DriftUnexpected = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_drift_unexpected_subjects",
+	m.DriftUnexpected = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_drift_unexpected_subjects",
 		Help: "Users in the binding that the policy would remove, before this cycle's writes."}, bl)
-	m.DesiredSubjects = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_desired_subjects",
+	m.DesiredSubjects = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_desired_subjects",
 		Help: "Users the directory says the binding should hold."}, bl)
-	m.BindingShards = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_shards",
+	m.BindingShards = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_shards",
 		Help: "Bindings (the first one and its shards <name>-1, -2, ...) that hold the binding's users."}, bl)
-	m.HeldRemovals = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_removals",
+	m.HeldRemovals = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_removals",
 		Help: "Removals the guard is holding until approved, per binding."}, append(bl, "reason"))
-	m.HeldAdditions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_additions",
+	m.HeldAdditions = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_held_additions",
 		Help: "Additions the guard is holding until approved (guard.maxAddCount), per binding."}, append(bl, "reason"))
-	m.Leftovers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_leftover_subjects",
+	m.Leftovers = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_leftover_subjects",
 		Help: "Users in the binding that the directory does not grant and group sync does not own: kept under policy sync, for an admin to clean up."}, bl)
-	m.BindingErrors = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_sync_errors",
+	m.BindingErrors = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "binding_sync_errors",
 		Help: "1 when the binding was left untouched this cycle because of an error."}, append(bl, "reason"))
+	m.perBinding = []*prometheus.GaugeVec{m.DriftMissing, m.DriftUnexpected, m.DesiredSubjects, m.BindingShards,
+		m.HeldRemovals, m.HeldAdditions, m.Leftovers, m.BindingErrors}
 }
 
 // cycleMetrics creates the what full cycles did and found.
-func (m *Metrics) cycleMetrics() {
-	m.CycleDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cycle_duration_seconds",
+func (m *Metrics) cycleMetrics(f promauto.Factory) {
+	m.CycleDuration = f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "cycle_duration_seconds",
 		Help: "Duration of sync cycles.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)})
-	m.Cycles = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cycles_total",
+	m.Cycles = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cycles_total",
 		Help: "Sync cycles run, by result: success; partial (some groups, bindings or objects skipped, everything else applied); failure (nothing could be read, nothing written)."}, []string{"result"})
-	m.CyclesSkipped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "cycles_skipped_total",
+	m.CyclesSkipped = f.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "cycles_skipped_total",
 		Help: "Scheduled cycles skipped because the previous one was still running."})
-	m.LastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
+	m.LastSuccess = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_success_timestamp_seconds",
 		Help: "Unix time of the end of the last fully successful cycle."})
-	m.LastCycle = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_cycle_timestamp_seconds",
+	m.LastCycle = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_cycle_timestamp_seconds",
 		Help: "Unix time of the end of the last cycle, successful or not."})
-	m.LDAPErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ldap_errors_total",
+	m.LDAPErrors = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ldap_errors_total",
 		Help: "Directory errors, by operation (connect, group)."}, []string{"operation"})
-	m.KubeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "kube_errors_total",
+	m.KubeErrors = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "kube_errors_total",
 		Help: "Kubernetes API errors, by operation (list, get, create, patch)."}, []string{"operation"})
-	m.Changes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "changes_total",
+	m.Changes = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "changes_total",
 		Help: "Changes applied: users added and removed, bindings created."}, []string{"kind", "action"})
-	m.Projects = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects",
+	m.Projects = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects",
 		Help: "Projects found in the last cycle."})
-	m.ProjectsSkipped = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "projects_skipped",
+	m.ProjectsSkipped = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "projects_skipped",
 		Help: "Projects skipped in the last cycle, by reason."}, []string{"reason"})
-	m.GroupsMissing = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "groups_missing",
+	m.GroupsMissing = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "groups_missing",
 		Help: "Configured groups that do not exist in the directory (they contribute no members)."})
-	m.GroupsFailed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "groups_failed",
+	m.GroupsFailed = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "groups_failed",
 		Help: "Groups whose lookup failed in the last cycle."})
-	m.MembersSkipped = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "members_skipped",
+	m.MembersSkipped = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "members_skipped",
 		Help: "Group members not bound in the last cycle, by reason."}, []string{"reason"})
-	m.BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+	m.BuildInfo = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Build information; always 1."}, []string{"version"})
 }
 
 // watchMetrics creates the repairs, Events and leadership between cycles.
-func (m *Metrics) watchMetrics() {
-	m.Repairs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "repairs_total",
+func (m *Metrics) watchMetrics(f promauto.Factory) {
+	m.Repairs = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "repairs_total",
 		Help: "Drift repairs run between cycles (re-applying the last desired state to bindings changed by someone else), by result."}, []string{"result"})
-	m.DriftEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drift_events_total",
+	m.DriftEvents = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "drift_events_total",
 		Help: "Changes by someone else to a managed binding that made it differ from the desired state, by kind of change (changed, deleted)."}, []string{"change"})
-	m.Leader = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
+	m.Leader = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader",
 		Help: "1 while this replica holds the leader lease (or leader election is off) and may write; 0 on standby."})
-	m.LeaderStalled = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader_stalled",
+	m.LeaderStalled = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader_stalled",
 		Help: "1 when the leader Lease is held but has not been renewed for 3 lease durations, as this replica sees it: no replica syncs (a dead holder, or a Lease taken by someone else); 0 otherwise."})
-	m.LeaseUnrenewed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader_lease_unrenewed_seconds",
+	m.LeaseUnrenewed = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "leader_lease_unrenewed_seconds",
 		Help: "Seconds since this replica last saw the leader Lease change (a renewal, a new holder); a live leader renews every few seconds."})
-	m.Events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
+	m.Events = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
 		Help: "Kubernetes Events recorded on managed bindings, by reason."}, []string{"reason"})
 }
 
 // pollMetrics creates the incremental change detection (incremental.*).
-func (m *Metrics) pollMetrics() {
-	m.Polls = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "directory_polls_total",
+func (m *Metrics) pollMetrics(f promauto.Factory) {
+	m.Polls = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "directory_polls_total",
 		Help: "Change polls of the directory between full cycles, by result (idle, changes, error, server_changed)."}, []string{"result"})
-	m.DirChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "directory_changes_total",
+	m.DirChanges = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "directory_changes_total",
 		Help: "Changed directory entries seen by polls, by kind (group, user) and whether they feed a managed binding (relevant: true, false)."}, []string{"kind", "relevant"})
-	m.Incremental = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "incremental_syncs_total",
+	m.Incremental = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "incremental_syncs_total",
 		Help: "Incremental syncs of the bindings fed by changed groups, by result (success, failure)."}, []string{"result"})
-	m.Propagation = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "propagation_seconds",
+	m.Propagation = f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "propagation_seconds",
 		Help: "Time from a poll seeing a directory change to the binding written.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)})
-	m.ForcedCycles = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
+	m.ForcedCycles = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "full_cycles_forced_total",
 		Help: "Full cycles run outside the schedule because changes could not be followed incrementally, by reason (server_changed, cursor_lost, new_project)."}, []string{"reason"})
-	m.PollBlind = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "directory_poll_blind",
+	m.PollBlind = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "directory_poll_blind",
 		Help: "1 when polls cannot see this kind of directory change (deletion), which then reaches the bindings at the next full cycle; 0 when they can."}, []string{"change"})
 }
 
 // provisioningMetrics creates the provisioning (projects.*).
-func (m *Metrics) provisioningMetrics() {
-	m.NamespacesProvisioned = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "namespaces_provisioned_total",
+func (m *Metrics) provisioningMetrics(f promauto.Factory) {
+	m.NamespacesProvisioned = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "namespaces_provisioned_total",
 		Help: "Project namespaces created or labelled (projects.createNamespaces, labelExistingNamespaces), by action (create, label)."}, []string{"action"})
-	m.TemplateApplied = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_objects_applied_total",
+	m.TemplateApplied = f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "template_objects_applied_total",
 		Help: "Project template objects applied, by action (create: was missing; update: was changed by hand)."}, []string{"action"})
-	m.TemplateDrift = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "template_objects_drift",
+	m.TemplateDrift = f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "template_objects_drift",
 		Help: "Project template objects that were missing or changed before the last cycle's writes, by change (missing, changed)."}, []string{"change"})
-	m.ProjectsDiscovered = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects_discovered",
+	m.ProjectsDiscovered = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects_discovered",
 		Help: "Projects named by directory groups (projects.fromGroups) in the last cycle."})
-	m.ProjectsOrphaned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects_orphaned",
+	m.ProjectsOrphaned = f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "projects_orphaned",
 		Help: "Projects whose namespace this tool provisioned but that are no longer static or discovered (kept, never deleted)."})
 }
 
@@ -297,12 +298,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 // ResetBindings drops every per-binding series, e.g. when this replica
 // stops leading, so only the leader reports drift and held removals.
 func (m *Metrics) ResetBindings() {
-	m.DriftMissing.Reset()
-	m.DriftUnexpected.Reset()
-	m.DesiredSubjects.Reset()
-	m.BindingShards.Reset()
-	m.HeldRemovals.Reset()
-	m.HeldAdditions.Reset()
-	m.Leftovers.Reset()
-	m.BindingErrors.Reset()
+	for _, v := range m.perBinding {
+		v.Reset()
+	}
 }

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
@@ -56,15 +57,11 @@ func insiderKube(projects, big, bigBytes, bombMiB int) (string, error) {
 
 func insiderKubeRun(projects, big, bigBytes, bombMiB int) (string, error) {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "runai-ldap-sync-insider-")
+	dir, self, err := scratch("runai-ldap-sync-insider-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
 	sc := scale{users: 20 * projects, projects: projects, groupSize: 10, bigGroup: 10}
 	ldif, _, _, _ := buildLDIF(sc)
 	slapd, err := harness.StartSlapd(ctx, filepath.Join(dir, "slapd"), harness.SlapdOptions{Suffix: suffix, LDIF: ldif, SizeLimit: -1})
@@ -77,38 +74,14 @@ func insiderKubeRun(projects, big, bigBytes, bombMiB int) (string, error) {
 		return "", err
 	}
 	defer etcd.Stop()
-	api, err := harness.StartAPIServer(ctx, etcd, filepath.Join(dir, "apiserver"))
+	api, kubeconfig, err := startCluster(ctx, etcd, filepath.Join(dir, "apiserver"), projects)
 	if err != nil {
 		return "", err
 	}
 	defer api.Stop()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
-		return "", err
-	}
-	if err := seedCluster(ctx, api, projects); err != nil {
-		return "", err
-	}
-	pw := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pw, []byte(slapd.ReaderPassword), 0o600); err != nil {
-		return "", err
-	}
 	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(`ldap:
-  urls: [%q]
-  allowInsecure: true
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-  schema: groupOfNames
-  userIDAttribute: uid
-groups:
-  executors: ["p-{project}-executors"]
-  viewers: ["p-{project}-viewers"]
-projects:
-  namespaceLabel: runai/queue
-`, slapd.URL, slapd.ReaderDN, pw, suffix)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	def := config.Default().Kubernetes
+	if err := writeOpenLDAPConfig(cfgPath, slapd, float64(def.QPS), def.Burst); err != nil {
 		return "", err
 	}
 	cs, err := kubernetes.NewForConfig(api.RestConfig())

@@ -58,15 +58,11 @@ func insiderMain(args []string) int {
 // into its report.
 func runInsider(groups, members, projectMembers int) (string, error) {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "runai-ldap-sync-insider-")
+	dir, self, err := scratch("runai-ldap-sync-insider-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
 
 	t0 := time.Now()
 	b := harness.NewLDIFBuilder(suffix)

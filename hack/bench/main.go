@@ -208,15 +208,11 @@ func benchMain() error {
 	flag.Parse()
 
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "runai-ldap-sync-bench-")
+	dir, self, err := scratch("runai-ldap-sync-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 
 	if !*openLDAP {
 		etcd, err := harness.StartEtcd(ctx, filepath.Join(dir, "etcd"))
@@ -250,47 +246,15 @@ func benchMain() error {
 		return err
 	}
 	defer etcd.Stop()
-	api, err := harness.StartAPIServer(ctx, etcd, filepath.Join(dir, "apiserver"))
+	t0 = time.Now()
+	api, kubeconfig, err := startCluster(ctx, etcd, filepath.Join(dir, "apiserver"), sc.projects)
 	if err != nil {
 		return err
 	}
 	defer api.Stop()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
-		return err
-	}
-	t0 = time.Now()
-	if err := seedCluster(ctx, api, sc.projects); err != nil {
-		return err
-	}
-	fmt.Printf("  %d labelled namespaces created in %s\n", sc.projects, time.Since(t0).Round(time.Millisecond))
+	fmt.Printf("  API server started, %d labelled namespaces created in %s\n", sc.projects, time.Since(t0).Round(time.Millisecond))
 
-	pw := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pw, []byte(slapd.ReaderPassword), 0o600); err != nil {
-		return err
-	}
-	writeConfig := func(path string, qps float64, burst int) error {
-		cfg := fmt.Sprintf(`ldap:
-  urls: [%q]
-  allowInsecure: true
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-  schema: groupOfNames
-  userIDAttribute: uid
-  pageSize: 1000
-  timeout: 5m
-groups:
-  executors: ["p-{project}-executors"]
-  viewers: ["p-{project}-viewers"]
-projects:
-  namespaceLabel: runai/queue
-kubernetes:
-  qps: %v
-  burst: %d
-`, slapd.URL, slapd.ReaderDN, pw, suffix, qps, burst)
-		return os.WriteFile(path, []byte(cfg), 0o600)
-	}
+	writeConfig := func(path string, qps float64, burst int) error { return writeOpenLDAPConfig(path, slapd, qps, burst) }
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := writeConfig(cfgPath, *qps, *burst); err != nil {
 		return err
@@ -447,18 +411,11 @@ func runCycle(ctx context.Context, self, name, cfgPath, kubeconfig string, dry b
 // against a fresh API server in dir.
 func firstCycleAt(ctx context.Context, self string, etcd *harness.Etcd, dir string, projects int, name string, qps float64, burst int, floor time.Duration,
 	writeConfig func(string, float64, int) error) (row, error) {
-	api, err := harness.StartAPIServer(ctx, etcd, dir)
+	api, kubeconfig, err := startCluster(ctx, etcd, dir, projects)
 	if err != nil {
 		return row{}, err
 	}
 	defer api.Stop()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
-		return row{}, err
-	}
-	if err := seedCluster(ctx, api, projects); err != nil {
-		return row{}, err
-	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := writeConfig(cfgPath, qps, burst); err != nil {
 		return row{}, err
@@ -586,6 +543,70 @@ func buildLDIF(sc scale) (ldif []byte, groupDNs, userDNs []string, newViewer [2]
 		}
 	}
 	return b.Bytes(), groupDNs, userDNs, newViewer
+}
+
+// scratch makes a run's scratch directory (the caller removes it) and
+// finds this binary, which runs each measured cycle as a child process.
+func scratch(prefix string) (dir, self string, err error) {
+	if self, err = os.Executable(); err != nil {
+		return "", "", err
+	}
+	dir, err = os.MkdirTemp("", prefix)
+	return dir, self, err
+}
+
+// startCluster starts a kube-apiserver on etcd with its data in dir, writes
+// its admin kubeconfig there and seeds the projects' labelled namespaces.
+// The caller stops the API server.
+func startCluster(ctx context.Context, etcd *harness.Etcd, dir string, projects int) (*harness.APIServer, string, error) {
+	api, err := harness.StartAPIServer(ctx, etcd, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err = api.WriteKubeconfig(kubeconfig, api.AdminToken); err == nil {
+		err = seedCluster(ctx, api, projects)
+	}
+	if err != nil {
+		api.Stop()
+		return nil, "", err
+	}
+	return api, kubeconfig, nil
+}
+
+// guardOff turns the guard's addition limit off in every bench
+// configuration: the bench fills bindings with whole groups (one of
+// 20,000 users), which the shipped limit (20 users a group a binding a
+// window) would hold for approval, so no cycle would measure the writes.
+const guardOff = "guard:\n  maxAddCount: 0\n"
+
+// writeOpenLDAPConfig writes to path a cycle's configuration against the
+// bench's slapd at client rate qps/burst (the reader's password beside it).
+func writeOpenLDAPConfig(path string, slapd *harness.Slapd, qps float64, burst int) error {
+	pw := path + ".pw"
+	if err := os.WriteFile(pw, []byte(slapd.ReaderPassword), 0o600); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`ldap:
+  urls: [%q]
+  allowInsecure: true
+  bindDN: %q
+  bindPasswordFile: %s
+  baseDN: %q
+  schema: groupOfNames
+  userIDAttribute: uid
+  pageSize: 1000
+  timeout: 5m
+`+guardOff+`groups:
+  executors: ["p-{project}-executors"]
+  viewers: ["p-{project}-viewers"]
+projects:
+  namespaceLabel: runai/queue
+kubernetes:
+  qps: %v
+  burst: %d
+`, slapd.URL, slapd.ReaderDN, pw, suffix, qps, burst)
+	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
 func seedCluster(ctx context.Context, api *harness.APIServer, projects int) error {
@@ -775,7 +796,8 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 	fmt.Fprintf(&b, "Scale: %d directory users (1%% disabled), %d projects each with an executors and a viewers group of %d members, "+
 		"%.0f%% of projects with nested groups three levels deep, one group of %d members, %d labelled namespaces. "+
 		"OpenLDAP 2.5 (slapd, schema groupOfNames, loaded offline with slapadd in %s; LDIF generated in %s), "+
-		"kube-apiserver v1.37.2 + etcd built from source. Client rate limit: QPS %v, burst %d.\n\n",
+		"kube-apiserver v1.37.2 + etcd built from source. Client rate limit: QPS %v, burst %d. "+
+		"The guard's addition limit is off (`guard.maxAddCount: 0`): whole groups fill the bindings, which the shipped limit would hold for approval.\n\n",
 		sc.users, sc.projects, sc.groupSize, sc.nestedShare*100, sc.bigGroup, sc.projects, load.Round(time.Millisecond), gen.Round(time.Millisecond), qps, burst)
 	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s**.\n\n", floorEntries, floor.Seconds())
 	writeTable(&b, rows, floor)
@@ -940,18 +962,11 @@ func benchAD(ctx context.Context, self string, etcd *harness.Etcd, dir string, u
 	seed := time.Since(start)
 	fmt.Printf("  seeded in %s\n", seed.Round(time.Millisecond))
 
-	api, err := harness.StartAPIServer(ctx, etcd, filepath.Join(dir, "apiserver-ad"))
+	api, kubeconfig, err := startCluster(ctx, etcd, filepath.Join(dir, "apiserver-ad"), projects)
 	if err != nil {
 		return "", err
 	}
 	defer api.Stop()
-	kubeconfig := filepath.Join(dir, "kubeconfig-ad")
-	if err := api.WriteKubeconfig(kubeconfig, api.AdminToken); err != nil {
-		return "", err
-	}
-	if err := seedCluster(ctx, api, projects); err != nil {
-		return "", err
-	}
 	pw := filepath.Join(dir, "pw-ad")
 	if err := os.WriteFile(pw, []byte("Bench-Pa55word"), 0o600); err != nil {
 		return "", err
@@ -966,7 +981,7 @@ func benchAD(ctx context.Context, self string, etcd *harness.Etcd, dir string, u
   pageSize: 1000
   timeout: 5m
   memberResolution: expand
-groups:
+`+guardOff+`groups:
   executors: ["p-{project}-executors"]
   viewers: ["p-{project}-viewers"]
 projects:

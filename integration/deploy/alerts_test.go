@@ -45,13 +45,7 @@ type ruleFile struct {
 // one copy of the rules.
 func alertRules(t *testing.T) ruleFile {
 	t.Helper()
-	var pr struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Metadata   any      `json:"metadata"`
-		Spec       ruleFile `json:"spec"`
-	}
-	find(t, build(t), "PrometheusRule", name).decode(t, &pr)
+	pr := prometheusRule(t, build(t), name)
 	if pr.APIVersion != "monitoring.coreos.com/v1" {
 		t.Fatalf("PrometheusRule apiVersion %s", pr.APIVersion)
 	}
@@ -59,6 +53,18 @@ func alertRules(t *testing.T) ruleFile {
 		t.Fatal("the PrometheusRule has no rule groups")
 	}
 	return pr.Spec
+}
+
+// prometheusRule decodes the PrometheusRule prName among objs.
+func prometheusRule(t *testing.T, objs []object, prName string) (pr struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   any      `json:"metadata"`
+	Spec       ruleFile `json:"spec"`
+}) {
+	t.Helper()
+	find(t, objs, "PrometheusRule", prName).decode(t, &pr)
+	return pr
 }
 
 // promtool runs promtool in dir and fails the test with its output on error.

@@ -64,15 +64,7 @@ func helm(t *testing.T, bin string, args ...string) (string, error) {
 // -n runai` would render it, with extra arguments (--set ...).
 func render(t *testing.T, bin string, args ...string) []object {
 	t.Helper()
-	out, err := helm(t, bin, append([]string{"template", name, chartDir(t), "-n", namespace}, args...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := decodeObjects([]byte(out))
-	if err != nil {
-		t.Fatalf("helm template output: %v", err)
-	}
-	return objs
+	return renderRelease(t, bin, name, args...)
 }
 
 // monitoringOn are the opt-ins the kustomize base has on, and the image it names.
@@ -514,34 +506,44 @@ func TestChartPackage(t *testing.T) {
 		if _, err := os.Stat(tgz); err != nil {
 			t.Fatalf("make chart VERSION=%s did not write %s:\n%s", version, tgz, out)
 		}
-		show, err := helm(t, "helm", "show", "chart", tgz)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var meta struct {
-			Version    string `json:"version"`
-			AppVersion string `json:"appVersion"`
-		}
-		if err := yaml.Unmarshal([]byte(show), &meta); err != nil {
-			t.Fatal(err)
-		}
-		if meta.Version != chartVersion || meta.AppVersion != version {
-			t.Errorf("VERSION=%s: chart version %q appVersion %q, want %q and %q", version, meta.Version, meta.AppVersion, chartVersion, version)
-		}
-		for _, bin := range helms {
-			if out, err := helm(t, bin, "lint", "--strict", "-n", namespace, tgz); err != nil {
-				t.Errorf("%v\n%s", err, out)
-			}
-		}
-		// The image defaults to the release's tag.
-		out2, err := helm(t, "helm", "template", name, tgz, "-n", namespace, "-s", "templates/deployment.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(out2, "image: "+defaultImageRepository+":"+version+"\n") {
-			t.Errorf("VERSION=%s: the packaged chart's image is not tagged %s:\n%s", version, version, out2)
+		checkPackagedChart(t, tgz, chartVersion, version)
+	}
+}
+
+// checkPackagedChart: the packaged chart's version is chartVersion, its
+// appVersion appVersion, it lints strictly with Helm 3 and 4 and renders
+// (for Kubernetes 1.30) with the image of appVersion. It returns the
+// chart's kubeVersion.
+func checkPackagedChart(t *testing.T, tgz, chartVersion, appVersion string) string {
+	t.Helper()
+	show, err := helm(t, "helm", "show", "chart", tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Version     string `json:"version"`
+		AppVersion  string `json:"appVersion"`
+		KubeVersion string `json:"kubeVersion"`
+	}
+	if err := yaml.Unmarshal([]byte(show), &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.Version != chartVersion || meta.AppVersion != appVersion {
+		t.Errorf("%s: chart version %q appVersion %q, want %q and %q", tgz, meta.Version, meta.AppVersion, chartVersion, appVersion)
+	}
+	for _, bin := range helms {
+		if out, err := helm(t, bin, "lint", "--strict", "-n", namespace, tgz); err != nil {
+			t.Errorf("%v\n%s", err, out)
 		}
 	}
+	out, err := helm(t, "helm", "template", name, tgz, "-n", namespace, "--kube-version", "1.30.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "image: "+defaultImageRepository+":"+appVersion+"\n") {
+		t.Errorf("%s: the packaged chart's image is not tagged %s (%s)", tgz, appVersion, defaultImageRepository)
+	}
+	return meta.KubeVersion
 }
 
 // TestChartSchemaFollowsConfig: the schema's config property lists exactly

@@ -32,18 +32,6 @@ func renderRelease(t *testing.T, bin, release string, args ...string) []object {
 	return objs
 }
 
-func chartRules(t *testing.T, objs []object, prName string) ruleFile {
-	t.Helper()
-	var pr struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Metadata   any      `json:"metadata"`
-		Spec       ruleFile `json:"spec"`
-	}
-	find(t, objs, "PrometheusRule", prName).decode(t, &pr)
-	return pr.Spec
-}
-
 // TestChartAlertsFollowTheRelease: with a release named other than
 // runai-ldap-sync, RunaiLdapSyncDown selects that release's Service (the job
 // label the ServiceMonitor gives its targets) and no rule names the base's
@@ -57,7 +45,7 @@ func TestChartAlertsFollowTheRelease(t *testing.T) {
 		t.Run(bin, func(t *testing.T) {
 			objs := renderRelease(t, bin, release, monitoringOn...)
 			find(t, objs, "Service", job) // the job the ServiceMonitor's targets get
-			rules := chartRules(t, objs, job)
+			rules := prometheusRule(t, objs, job).Spec
 			var down string
 			for _, g := range rules.Groups {
 				for _, r := range g.Rules {
@@ -106,8 +94,8 @@ func TestChartAlertSwitches(t *testing.T) {
 		t.Errorf("values.yaml prometheusRule.alerts lists\n  %v\nwant the alerts of deploy/prometheusrule.yaml\n  %v", listed, want)
 	}
 	for _, bin := range helms {
-		got := alertNames(chartRules(t, render(t, bin, append(slices.Clone(monitoringOn),
-			"--set", "prometheusRule.alerts.RunaiLdapSyncLeaderElection.enabled=false")...), name))
+		got := alertNames(prometheusRule(t, render(t, bin, append(slices.Clone(monitoringOn),
+			"--set", "prometheusRule.alerts.RunaiLdapSyncLeaderElection.enabled=false")...), name).Spec)
 		wantOff := slices.DeleteFunc(slices.Clone(base), func(s string) bool { return s == "RunaiLdapSyncLeaderElection" })
 		if !slices.Equal(got, wantOff) {
 			t.Errorf("%s: with RunaiLdapSyncLeaderElection off the chart renders %v, want %v", bin, got, wantOff)

@@ -605,3 +605,28 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Errorf("egress ports %v, want %v (DCs, API server, DNS)", out, want)
 	}
 }
+
+// TestShippedFilesApproveThroughTheStore: no shipped file tells an admin to
+// approve a hold with the binding annotation of earlier versions, which the
+// daemon removes unread (approvals live in the guard's store).
+func TestShippedFilesApproveThroughTheStore(t *testing.T) {
+	root := filepath.Join(repoRoot(t), "deploy")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		if bytes.Contains(data, []byte("runai-ldap-sync.github.io/approve-removals")) {
+			t.Errorf("%s names the retired approval annotation runai-ldap-sync.github.io/approve-removals; approvals are annotations on ConfigMap runai-ldap-sync-state", path)
+		}
+		return nil
+	})
+	if err != nil || n < 10 {
+		t.Fatalf("read %d files under %s: %v", n, root, err)
+	}
+}

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 )
 
@@ -292,32 +290,8 @@ func checkReleaseImage(t *testing.T, archive, dist string, files map[string]stri
 // with the image of the tag.
 func checkReleaseChart(t *testing.T, tgz, chartVersion string) {
 	t.Helper()
-	show, err := helm(t, "helm", "show", "chart", tgz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var meta struct {
-		Version     string `json:"version"`
-		AppVersion  string `json:"appVersion"`
-		KubeVersion string `json:"kubeVersion"`
-	}
-	if err := yaml.Unmarshal([]byte(show), &meta); err != nil {
-		t.Fatal(err)
-	}
-	if meta.Version != chartVersion || meta.AppVersion != releaseTag || meta.KubeVersion != ">=1.30.0-0" {
-		t.Errorf("chart version %q appVersion %q kubeVersion %q, want %q, %q, >=1.30.0-0", meta.Version, meta.AppVersion, meta.KubeVersion, chartVersion, releaseTag)
-	}
-	for _, bin := range helms {
-		if out, err := helm(t, bin, "lint", "--strict", "-n", namespace, tgz); err != nil {
-			t.Errorf("%v\n%s", err, out)
-		}
-	}
-	out, err := helm(t, "helm", "template", name, tgz, "-n", namespace, "--kube-version", "1.30.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "image: "+defaultImageRepository+":"+releaseTag+"\n") {
-		t.Errorf("the released chart does not default to the image %s:%s", defaultImageRepository, releaseTag)
+	if kv := checkPackagedChart(t, tgz, chartVersion, releaseTag); kv != ">=1.30.0-0" {
+		t.Errorf("chart kubeVersion %q, want >=1.30.0-0", kv)
 	}
 	if _, err := helm(t, "helm", "template", name, tgz, "-n", namespace, "--kube-version", "1.29.9"); err == nil ||
 		!strings.Contains(err.Error(), "kubeVersion") {

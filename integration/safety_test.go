@@ -804,7 +804,8 @@ func TestApplyUnderConflictsLosesNothing(t *testing.T) {
 // edits the plan does not care about and the daemon's own writes cause no
 // write at all; cycles read the bindings from the informers, not the API.
 func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
-	e := newEnv(t)
+	apiOpts, audit := withAuditLog(t)
+	e := newEnvWith(t, apiOpts)
 	seedSample(e)
 	ctx := context.Background()
 	addr := freeAddr(t)
@@ -822,13 +823,26 @@ func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
 	}
 
 	// A full cycle reads the bindings from the informers: no LIST, and no
-	// GET but the guard store's one read (approvals may have been added)
-	// and the new project's binding, which was outside the cached scope.
-	gets := d.metric("runai_ldap_sync_kube_requests_total", `verb="GET"`)
+	// GET but the guard store's: its one read (approvals may have been
+	// added) and the read before each write of it.
+	mark := len(audit.requests(t, daemonUserAgent))
 	e.bumpProjects(1)
 	d.waitLog("cycle done", 2, 20*time.Second)
-	if v := d.metric("runai_ldap_sync_kube_requests_total", `verb="GET"`); v-gets > 2 {
-		t.Errorf("a cycle with synced informers made %v GET/LIST requests, want at most 2 (the store, the new project's binding)", v-gets)
+	storeReads, storeWrites := 0, 0
+	for _, r := range audit.requests(t, daemonUserAgent)[mark:] {
+		store := r.ObjectRef.Resource == "configmaps" && r.ObjectRef.Namespace == "runai" && r.ObjectRef.Name == model.StateConfigMap
+		switch {
+		case store && r.Verb == "get":
+			storeReads++
+		case store && (r.Verb == "update" || r.Verb == "create"):
+			storeWrites++
+		case r.Verb == "get" || r.Verb == "list":
+			t.Errorf("a cycle with synced informers read %s %s", r.Verb, r.RequestURI)
+		}
+	}
+	t.Logf("the cycle read the guard's store %d times and wrote it %d times", storeReads, storeWrites)
+	if storeReads != 1+storeWrites {
+		t.Errorf("a cycle read the guard's store %d times and wrote it %d times, want one read and one more per write", storeReads, storeWrites)
 	}
 
 	// From here on the directory is down: repairs must not need it.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,43 +21,52 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
 
 // Issue 24 items 1, 2 and 8, each played by the insider's own identity on
 // the real kube-apiserver against the daemon running as shipped: deploy/
 // installed (RBAC, admission policy), the ServiceAccount's token, and
-// deploy/config.yaml's settings (leader election, polls every 5s, repair).
+// deploy/config.yaml itself (leader election, polls every 5s, repair, the
+// guard's defaults), only its directory replaced.
 
-// shippedBody is deploy/config.yaml without its ldap section (the env's
-// Samba replaces it), listening on addr.
-func shippedBody(addr string) string {
-	return fmt.Sprintf(`schedule: "@every 5m"
-mode: enforce
-policy: sync
-guard:
-  maxRemovePercent: 50
-  maxRemoveCount: 20
-  window: 1h
-groups:
-  executors: ["runai-{project}-executors"]
-  viewers: ["runai-{project}-viewers"]
-  globalViewers: ["runai-viewers"]
-projects:
-  namespaceLabel: runai/queue
-kubernetes:
-  runaiNamespace: runai
-server:
-  address: %q
-leaderElection:
-  enabled: true
-  leaseName: runai-ldap-sync
-incremental:
-  enabled: true
-  pollInterval: 5s
-`, addr)
+// shippedConfig writes deploy/config.yaml with the env's Samba in place
+// of the example directory (its groups' OU as ldap.groupBaseDN), listening
+// on addr, and returns its path.
+func (e *env) shippedConfig(addr string) string {
+	e.t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "config.yaml"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		e.t.Fatalf("deploy/config.yaml: %v", err)
+	}
+	ldap, _ := cfg["ldap"].(map[string]any)
+	server, _ := cfg["server"].(map[string]any)
+	if ldap == nil || server == nil {
+		e.t.Fatalf("deploy/config.yaml has no ldap or server section:\n%s", data)
+	}
+	for k, v := range map[string]any{"urls": []string{e.samba.LDAPSURL}, "caFile": e.samba.CAFile, "bindDN": e.bindUPN,
+		"bindPasswordFile": e.pwFile, "baseDN": e.ou, "groupBaseDN": e.ou} {
+		ldap[k] = v
+	}
+	server["address"] = addr
+	if data, err = yaml.Marshal(cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	path := filepath.Join(e.dir, fmt.Sprintf("shipped-config-%d.yaml", time.Now().UnixNano()))
+	writeFile(e.t, path, data)
+	return path
 }
 
 // insider returns a clientset for a new ServiceAccount ns/name holding
@@ -108,7 +118,7 @@ func (e *env) shippedDaemon() *daemon {
 	e.installDeploy()
 	kc, _ := e.saKubeconfig()
 	addr := freeAddr(e.t)
-	d := startDaemon(e.t, e.config(shippedBody(addr)), kc, addr)
+	d := startDaemon(e.t, e.shippedConfig(addr), kc, addr)
 	waitUntil(e.t, "the daemon leads and is ready", func() error {
 		if m, _ := get("http://" + addr + "/metrics"); !strings.Contains(m, "\nrunai_ldap_sync_leader 1\n") {
 			return fmt.Errorf("not leader")
@@ -250,7 +260,7 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	d.stop(syscall.SIGTERM, 30*time.Second)
 
 	// `once`, which reads with LIST, the same.
-	r := e.runAs(e.kubeconfig(), "once", "--config", e.config(shippedBody(freeAddr(t))))
+	r := e.runAs(e.kubeconfig(), "once", "--config", e.shippedConfig(freeAddr(t)))
 	if r.code != 0 && r.code != 1 {
 		t.Fatalf("once exited %d:\n%s", r.code, r.stderr)
 	}

@@ -51,10 +51,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e.group("runai-p2-viewers")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
 	e.namespace("runai-p2", map[string]string{"runai/queue": "p2"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, cfg := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera")
 	e.waitUsers(p1Exec, 10*time.Second, "alice")
 
@@ -110,42 +107,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 // disabled in AD and only in p1's viewers group, leaves the viewer
 // binding, while p3's last known viewer (val, from the store) stays and
 // the squatter's member (mallory) gains nothing.
-func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) {
-	e := newEnv(t)
-	for _, u := range []string{"vera", "dave", "val", "mallory"} {
-		e.user(u, true)
-	}
-	e.group("runai-p1-viewers", "vera", "dave")
-	e.group("runai-p3-viewers", "val")
-	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
-	e.namespace("runai-p3", map[string]string{"runai/queue": "p3"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
-	e.waitUsers(viewer, 10*time.Second, "dave", "val", "vera")
-	if code := d.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-
-	other, err := e.samba.AddOUUnder(e.ou, "Sandbox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.squatGroup(other, "runai-p3-viewers", "mallory")
-	if err := e.samba.SetEnabled(e.users["dave"], false); err != nil {
-		t.Fatal(err)
-	}
-	addr2 := freeAddr(t)
-	cfg2 := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr2))
-	d2 := startDaemon(t, cfg2, e.kubeconfig(), addr2)
-	d2.waitReady(60 * time.Second)
-	e.waitUsers(viewer, 20*time.Second, "val", "vera")
-	lines := d2.waitLog("group lookup failed; bindings it feeds lose no one", 1, 10*time.Second)
-	if !strings.Contains(fmt.Sprint(lines[0]["error"]), "ambiguous") {
-		t.Errorf("the failure is not the ambiguity: %v", lines[0])
-	}
-}
+func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) { p3MadeAmbiguous(t, false) }
 
 // TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates: as above, but
 // the daemon starts with no store (no last known members). The ambiguous
@@ -154,6 +116,17 @@ func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) {
 // and dave, disabled and only in p1's group, is removed rather than the
 // whole viewer binding being held.
 func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
+	e := p3MadeAmbiguous(t, true)
+	if g := e.store().State.Groups["runai-p3-viewers"]; g != nil && len(g.Members) != 0 {
+		t.Errorf("the fresh store knows p3's viewers already: %v", g.Members)
+	}
+}
+
+// p3MadeAmbiguous syncs p1's and p3's viewers, stops the daemon, [deletes
+// the store,] squats runai-p3-viewers in a sandbox OU, disables dave, and
+// restarts the daemon: the viewer binding holds val and vera, and the
+// failure logged is the ambiguity.
+func p3MadeAmbiguous(t *testing.T, forgetStore bool) *env {
 	e := newEnv(t)
 	for _, u := range []string{"vera", "dave", "val", "mallory"} {
 		e.user(u, true)
@@ -162,16 +135,15 @@ func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
 	e.group("runai-p3-viewers", "val")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
 	e.namespace("runai-p3", map[string]string{"runai/queue": "p3"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "dave", "val", "vera")
 	if code := d.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if err := e.cs.CoreV1().ConfigMaps("runai").Delete(context.Background(), model.StateConfigMap, metav1.DeleteOptions{}); err != nil {
-		t.Fatalf("delete the store: %v", err)
+	if forgetStore {
+		if err := e.cs.CoreV1().ConfigMaps("runai").Delete(context.Background(), model.StateConfigMap, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("delete the store: %v", err)
+		}
 	}
 
 	other, err := e.samba.AddOUUnder(e.ou, "Sandbox")
@@ -182,18 +154,13 @@ func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
 	if err := e.samba.SetEnabled(e.users["dave"], false); err != nil {
 		t.Fatal(err)
 	}
-	addr2 := freeAddr(t)
-	cfg2 := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr2))
-	d2 := startDaemon(t, cfg2, e.kubeconfig(), addr2)
-	d2.waitReady(60 * time.Second)
+	d2, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 20*time.Second, "val", "vera")
 	lines := d2.waitLog("group lookup failed; bindings it feeds lose no one", 1, 10*time.Second)
 	if !strings.Contains(fmt.Sprint(lines[0]["error"]), "ambiguous") {
 		t.Errorf("the failure is not the ambiguity: %v", lines[0])
 	}
-	if g := e.store().State.Groups["runai-p3-viewers"]; g != nil && len(g.Members) != 0 {
-		t.Errorf("the fresh store knows p3's viewers already: %v", g.Members)
-	}
+	return e
 }
 
 // TestReplacedGroupIsHeldUntilApproved: someone creates another
@@ -208,10 +175,7 @@ func TestReplacedGroupIsHeldUntilApproved(t *testing.T) {
 	}
 	e.group("runai-p1-viewers", "vera", "walt")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera", "walt")
 	if g := e.store().State.Groups["runai-p1-viewers"]; g == nil || g.ID == "" {
 		t.Fatalf("no pin in the store: %+v", g)
@@ -250,10 +214,7 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	}
 	e.group("runai-p1-viewers", "vera")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera")
 
 	crb, err := e.cs.RbacV1().ClusterRoleBindings().Get(ctx, kube.ViewerBinding, metav1.GetOptions{})
@@ -279,6 +240,17 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	e.removeMembers("runai-p1-viewers", "carol")
 	d.waitMetric("runai_ldap_sync_incremental_syncs_total", `result="success"`, n+1, 20*time.Second)
 	e.expectUsers(viewer, "carol", "vera")
+}
+
+// insiderDaemon starts the daemon with insiderYAML and daemonYAML, waits
+// until it is ready, and returns it and its configuration file.
+func (e *env) insiderDaemon() (*daemon, string) {
+	e.t.Helper()
+	addr := freeAddr(e.t)
+	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(e.t, cfg, e.kubeconfig(), addr)
+	d.waitReady(60 * time.Second)
+	return d, cfg
 }
 
 // squatGroup creates, under parent, a group of another group's cn, as a

@@ -363,22 +363,6 @@ leaderElection: {enabled: true, leaseName: %s, leaseDuration: 3s, renewDeadline:
 	}
 }
 
-// waitFor retries cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 // TestConfigFilesConfinedAndPublicRoots: the binary refuses a
 // configuration naming a file outside its directory (the ConfigMap
 // editor's way to the ServiceAccount token), naming the key, the path and

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,15 +98,7 @@ func (e *env) insider(ns, name string, namespaced bool, rules ...rbacv1.PolicyRu
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	exp := int64(3600)
-	tr, err := e.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	_, cs := e.saToken(ns, name)
 	return cs
 }
 

@@ -215,22 +215,12 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	}
 
 	d := e.shippedDaemon()
-	waitUntil(t, "alice in alpha", func() error {
-		if got := e.usersOf(alphaExec); strings.Join(got, ",") != "alice" {
-			return fmt.Errorf("alpha holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(alphaExec, 60*time.Second, "alice")
 	// Polls go on: a member added now is synced.
 	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["bob"]); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "bob in alpha through a poll", func() error {
-		if got := e.usersOf(alphaExec); strings.Join(got, ",") != "alice,bob" {
-			return fmt.Errorf("alpha holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(alphaExec, 60*time.Second, "alice", "bob")
 	if !d.alive() {
 		t.Fatal("the daemon died")
 	}
@@ -293,12 +283,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 
 	d := e.shippedDaemon()
 	p1 := kube.ExecutorRef("runai-p1")
-	waitUntil(t, "alice in runai-p1", func() error {
-		if got := e.usersOf(p1); strings.Join(got, ",") != "alice" {
-			return fmt.Errorf("runai-p1 holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(p1, 60*time.Second, "alice")
 
 	patch := fmt.Sprintf(`{"metadata":{"labels":{"runai/queue":"p1",%q:"true"}}}`, config.ProvisionedLabel)
 	if _, err := labeller.CoreV1().Namespaces().Patch(ctx, "monitoring", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
@@ -327,12 +312,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 	if err := e.samba.AddMembers(e.groups["runai-p1-executors"], e.users["bob"]); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "bob in runai-p1", func() error {
-		if got := e.usersOf(p1); strings.Join(got, ",") != "alice,bob" {
-			return fmt.Errorf("runai-p1 holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(p1, 60*time.Second, "alice", "bob")
 	if _, err := e.cs.RbacV1().RoleBindings("monitoring").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the copied label moved p1: an executor binding exists in monitoring (%v)", err)
 	}

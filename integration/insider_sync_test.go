@@ -37,7 +37,8 @@ var p1Exec = kube.ExecutorRef("runai-p1")
 // admin deletes the executor binding to have it recreated; an approval
 // annotation that admin puts on the binding approves nothing; `once
 // --approve-removals` approves the one binding it names; the key recorded
-// in the store approves the viewer binding.
+// in the store approves the viewer binding. The daemon runs as installed
+// (deploy/, its ServiceAccount's token).
 func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -51,7 +52,11 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e.group("runai-p2-viewers")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
 	e.namespace("runai-p2", map[string]string{"runai/queue": "p2"})
-	d, cfg := e.insiderDaemon()
+	// The daemon as installed: deploy/ (RBAC, admission policies) and its
+	// ServiceAccount's own token, which may consume approvals, never add one.
+	e.installDeploy()
+	kc, _ := e.saKubeconfig()
+	d, cfg := e.insiderDaemonAs(kc)
 	e.waitUsers(viewer, 10*time.Second, "vera")
 	e.waitUsers(p1Exec, 10*time.Second, "alice")
 
@@ -242,13 +247,20 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	e.expectUsers(viewer, "carol", "vera")
 }
 
-// insiderDaemon starts the daemon with insiderYAML and daemonYAML, waits
-// until it is ready, and returns it and its configuration file.
+// insiderDaemon starts the daemon as cluster admin with insiderYAML and
+// daemonYAML, waits until it is ready, and returns it and its
+// configuration file.
 func (e *env) insiderDaemon() (*daemon, string) {
+	e.t.Helper()
+	return e.insiderDaemonAs(e.kubeconfig())
+}
+
+// insiderDaemonAs is insiderDaemon with the credentials in kubeconfig.
+func (e *env) insiderDaemonAs(kubeconfig string) (*daemon, string) {
 	e.t.Helper()
 	addr := freeAddr(e.t)
 	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(e.t, cfg, e.kubeconfig(), addr)
+	d := startDaemon(e.t, cfg, kubeconfig, addr)
 	d.waitReady(60 * time.Second)
 	return d, cfg
 }

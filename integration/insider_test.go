@@ -393,14 +393,8 @@ func TestInsiderUnrelatedAttributeChange(t *testing.T) {
 // naming it is ambiguous, the group's error, never the last entry read.
 func TestOpenLDAPDuplicateUID(t *testing.T) {
 	s := startSlapd(t, harness.SlapdOptions{})
-	people, err := s.AddOU("people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := s.AddOU("contractors")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ous := slapdOUs(t, s, "people", "contractors")
+	people, other := ous[0], ous[1]
 	for i, u := range []string{"alice", "bob"} {
 		if _, err := s.AddUser(people, u, harness.UserOpts{UIDNumber: 1000 + i, GIDNumber: 1000}); err != nil {
 			t.Fatal(err)
@@ -452,15 +446,10 @@ func TestCheckConfigGroupBase(t *testing.T) {
 // taken as the group (its members) or as the account.
 func TestOpenLDAPEntryBothGroupAndUser(t *testing.T) {
 	s := startSlapd(t, harness.SlapdOptions{})
-	people, err := s.AddOU("people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := s.AddOU("groups")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ous := slapdOUs(t, s, "people", "groups")
+	people, groups := ous[0], ous[1]
 	dn := map[string]string{}
+	var err error
 	for _, u := range []string{"alice", "mallory"} {
 		if dn[u], err = s.AddUser(people, u, harness.UserOpts{}); err != nil {
 			t.Fatal(err)

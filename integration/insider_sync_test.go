@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
@@ -37,8 +40,9 @@ var p1Exec = kube.ExecutorRef("runai-p1")
 // admin deletes the executor binding to have it recreated; an approval
 // annotation that admin puts on the binding approves nothing; `once
 // --approve-removals` approves the one binding it names; the key recorded
-// in the store approves the viewer binding. The daemon runs as installed
-// (deploy/, its ServiceAccount's token).
+// in the store approves the viewer binding, and p1's admin cannot record
+// one there. The daemon runs as installed (deploy/, its ServiceAccount's
+// token); p1's admin acts with their own token.
 func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -77,10 +81,12 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e.expectUsers(p1Exec, "alice")
 	e.expectUsers(indexMap, "alice")
 
-	// p1's namespace admin deletes the executor binding: it is recreated,
-	// and the burst is still held (the window is in the store).
+	// p1's namespace admin (their own token) deletes the executor binding:
+	// it is recreated, and the burst is still held (the window is in the
+	// store).
+	p1Admin := e.insider("runai-p1", "p1-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
 	repairs := d.metric("runai_ldap_sync_repairs_total", `result="success"`)
-	if err := e.cs.RbacV1().RoleBindings("runai-p1").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
+	if err := p1Admin.RbacV1().RoleBindings("runai-p1").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	d.waitMetric("runai_ldap_sync_repairs_total", `result="success"`, repairs+1, 20*time.Second)
@@ -91,9 +97,17 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	if len(held.HeldAdd) != 25 || held.ApprovalKey == "" {
 		t.Fatalf("diff: %+v", held)
 	}
-	e.patchExec("runai-p1", fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, held.ApprovalKey))
+	approve := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, held.ApprovalKey)
+	if _, err := p1Admin.RbacV1().RoleBindings("runai-p1").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(approve), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("p1's admin annotates the executor binding: %v", err)
+	}
 	e.waitEvent(p1Exec, controller.ReasonApprovalRemoved, 15*time.Second, "approvals live in the guard's store")
 	e.expectUsers(p1Exec, "alice")
+	// ... nor can that admin record the key in the store.
+	storeApproval := fmt.Sprintf(`{"metadata":{"annotations":{%q:"p1 admin"}}}`, model.ApprovalPrefix+strings.TrimPrefix(held.ApprovalKey, "sha256:"))
+	if _, err := p1Admin.CoreV1().ConfigMaps("runai").Patch(ctx, model.StateConfigMap, types.MergePatchType, []byte(storeApproval), metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("p1's admin recording an approval in the store: %v, want Forbidden", err)
+	}
 
 	// A platform admin approves p1's executors by name: that binding only.
 	e.mustRun("once", "--config", cfg, "--approve-removals", p1Exec.String())

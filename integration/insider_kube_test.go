@@ -208,10 +208,11 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	}
 	// And, by beta's own admin, a bomb on beta's executor binding: planned,
 	// so read, within its bounds, and beta's error alone.
+	betaAdmin := e.insider("runai-beta", "beta-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
 	betaBomb := rb("runai-beta", kube.ExecutorBinding, kube.ExpectedRoleRef(kube.ExecutorBinding), nil)
 	betaBomb.Labels = nil
-	if _, err := e.cs.RbacV1().RoleBindings("runai-beta").Create(ctx, betaBomb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	if _, err := betaAdmin.RbacV1().RoleBindings("runai-beta").Create(ctx, betaBomb, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("beta's admin creates the bomb on beta's executor binding: %v", err)
 	}
 
 	d := e.shippedDaemon()

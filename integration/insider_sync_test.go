@@ -20,9 +20,10 @@ import (
 )
 
 // Directory insiders (issue 25, sync side), each driven the way the
-// insider would, against Samba AD with the daemon running with the shipped
-// guard, ownership and poll settings (daemonYAML only shortens backoffs and
-// the schedule, so that polls, not cycles, carry the changes).
+// insider would, against Samba AD with the daemon running as installed
+// (deploy/, its ServiceAccount's token) with the shipped guard, ownership
+// and poll settings (daemonYAML only shortens backoffs and the schedule,
+// so that polls, not cycles, carry the changes).
 
 const insiderYAML = `groups:
   executors: ["runai-{project}-executors"]
@@ -40,9 +41,8 @@ var p1Exec = kube.ExecutorRef("runai-p1")
 // admin deletes the executor binding to have it recreated; an approval
 // annotation that admin puts on the binding approves nothing; `once
 // --approve-removals` approves the one binding it names; the key recorded
-// in the store approves the viewer binding, and p1's admin cannot record
-// one there. The daemon runs as installed (deploy/, its ServiceAccount's
-// token); p1's admin acts with their own token.
+// in the store approves the viewer binding, and p1's admin (their own
+// token) cannot record one there.
 func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -56,11 +56,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e.group("runai-p2-viewers")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
 	e.namespace("runai-p2", map[string]string{"runai/queue": "p2"})
-	// The daemon as installed: deploy/ (RBAC, admission policies) and its
-	// ServiceAccount's own token, which may consume approvals, never add one.
-	e.installDeploy()
-	kc, _ := e.saKubeconfig()
-	d, cfg := e.insiderDaemonAs(kc)
+	d, cfg := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera")
 	e.waitUsers(p1Exec, 10*time.Second, "alice")
 
@@ -261,17 +257,14 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	e.expectUsers(viewer, "carol", "vera")
 }
 
-// insiderDaemon starts the daemon as cluster admin with insiderYAML and
-// daemonYAML, waits until it is ready, and returns it and its
-// configuration file.
+// insiderDaemon starts the daemon as installed (deploy/'s RBAC and
+// admission policies, its ServiceAccount's own token, which may consume
+// approvals but never add one) with insiderYAML and daemonYAML, waits
+// until it is ready, and returns it and its configuration file.
 func (e *env) insiderDaemon() (*daemon, string) {
 	e.t.Helper()
-	return e.insiderDaemonAs(e.kubeconfig())
-}
-
-// insiderDaemonAs is insiderDaemon with the credentials in kubeconfig.
-func (e *env) insiderDaemonAs(kubeconfig string) (*daemon, string) {
-	e.t.Helper()
+	e.installDeploy()
+	kubeconfig, _ := e.saKubeconfig()
 	addr := freeAddr(e.t)
 	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(e.t, cfg, kubeconfig, addr)

@@ -89,21 +89,29 @@ func (e *env) kubectl(stdin string, args ...string) string {
 // clientset using it.
 func (e *env) saKubeconfig() (string, kubernetes.Interface) {
 	e.t.Helper()
+	token, cs := e.saToken("runai", saName)
+	path := filepath.Join(e.dir, "sa-kubeconfig")
+	if err := e.api.WriteKubeconfig(path, token); err != nil {
+		e.t.Fatal(err)
+	}
+	return path, cs
+}
+
+// saToken returns a token of the ServiceAccount ns/name, issued by the API
+// server (TokenRequest, valid an hour), and a clientset using it.
+func (e *env) saToken(ns, name string) (string, kubernetes.Interface) {
+	e.t.Helper()
 	exp := int64(3600)
-	tr, err := e.cs.CoreV1().ServiceAccounts("runai").CreateToken(context.Background(), saName,
+	tr, err := e.cs.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), name,
 		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
 	if err != nil {
-		e.t.Fatalf("request a token for ServiceAccount runai/%s: %v", saName, err)
-	}
-	path := filepath.Join(e.dir, "sa-kubeconfig")
-	if err := e.api.WriteKubeconfig(path, tr.Status.Token); err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("request a token for ServiceAccount %s/%s: %v", ns, name, err)
 	}
 	cs, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return path, cs
+	return tr.Status.Token, cs
 }
 
 // runAs runs the daemon binary with the given kubeconfig.

@@ -346,6 +346,19 @@ func startSlapd(t *testing.T, opts harness.SlapdOptions) *harness.Slapd {
 	return s
 }
 
+// slapdOUs adds OUs of these names under s's suffix and returns their DNs.
+func slapdOUs(t *testing.T, s *harness.Slapd, names ...string) []string {
+	t.Helper()
+	dns := make([]string, len(names))
+	for i, name := range names {
+		var err error
+		if dns[i], err = s.AddOU(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dns
+}
+
 func slapdConfig(t *testing.T, s *harness.Slapd, schema string, mutate func(*config.LDAP)) config.LDAP {
 	return ldapConfig(t, s.ReaderPassword, func(c *config.LDAP) {
 		c.URLs = []string{s.LDAPSURL}
@@ -362,15 +375,10 @@ func slapdConfig(t *testing.T, s *harness.Slapd, schema string, mutate func(*con
 
 func TestOpenLDAPGroupOfNames(t *testing.T) {
 	s := startSlapd(t, harness.SlapdOptions{SizeLimit: 100})
-	people, err := s.AddOU("people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := s.AddOU("groups")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ous := slapdOUs(t, s, "people", "groups")
+	people, groups := ous[0], ous[1]
 	dn := map[string]string{}
+	var err error
 	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		if dn[u], err = s.AddUser(people, u, harness.UserOpts{Disabled: u == "dave"}); err != nil {
 			t.Fatal(err)

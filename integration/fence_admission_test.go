@@ -125,14 +125,20 @@ func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
 // parameters to reach the API server's admission (they load asynchronously).
 func waitUntil(t *testing.T, what string, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	waitFor(t, 60*time.Second, what, fn)
+}
+
+// waitFor retries cond until it returns nil or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		err := fn()
+		err := cond()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 60s: %v", what, err)
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

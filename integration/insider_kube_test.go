@@ -7,56 +7,65 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 )
 
 // Issue 24 items 1, 2 and 8, each played by the insider's own identity on
 // the real kube-apiserver against the daemon running as shipped: deploy/
 // installed (RBAC, admission policy), the ServiceAccount's token, and
-// deploy/config.yaml's settings (leader election, polls every 5s, repair).
+// deploy/config.yaml itself (leader election, polls every 5s, repair, the
+// guard's defaults), only its directory replaced.
 
-// shippedBody is deploy/config.yaml without its ldap section (the env's
-// Samba replaces it), listening on addr.
-func shippedBody(addr string) string {
-	return fmt.Sprintf(`schedule: "@every 5m"
-mode: enforce
-policy: sync
-guard:
-  maxRemovePercent: 50
-  maxRemoveCount: 20
-  window: 1h
-groups:
-  executors: ["runai-{project}-executors"]
-  viewers: ["runai-{project}-viewers"]
-  globalViewers: ["runai-viewers"]
-projects:
-  namespaceLabel: runai/queue
-kubernetes:
-  runaiNamespace: runai
-server:
-  address: %q
-leaderElection:
-  enabled: true
-  leaseName: runai-ldap-sync
-incremental:
-  enabled: true
-  pollInterval: 5s
-`, addr)
+// shippedConfig writes deploy/config.yaml with the env's Samba in place
+// of the example directory (its groups' OU as ldap.groupBaseDN), listening
+// on addr, and returns its path.
+func (e *env) shippedConfig(addr string) string {
+	e.t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "config.yaml"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		e.t.Fatalf("deploy/config.yaml: %v", err)
+	}
+	ldap, _ := cfg["ldap"].(map[string]any)
+	server, _ := cfg["server"].(map[string]any)
+	if ldap == nil || server == nil {
+		e.t.Fatalf("deploy/config.yaml has no ldap or server section:\n%s", data)
+	}
+	for k, v := range map[string]any{"urls": []string{e.samba.LDAPSURL}, "caFile": e.samba.CAFile, "bindDN": e.bindUPN,
+		"bindPasswordFile": e.pwFile, "baseDN": e.ou, "groupBaseDN": e.ou} {
+		ldap[k] = v
+	}
+	server["address"] = addr
+	if data, err = yaml.Marshal(cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	path := filepath.Join(e.dir, fmt.Sprintf("shipped-config-%d.yaml", time.Now().UnixNano()))
+	writeFile(e.t, path, data)
+	return path
 }
 
 // insider returns a clientset for a new ServiceAccount ns/name holding
@@ -89,15 +98,7 @@ func (e *env) insider(ns, name string, namespaced bool, rules ...rbacv1.PolicyRu
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	exp := int64(3600)
-	tr, err := e.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	_, cs := e.saToken(ns, name)
 	return cs
 }
 
@@ -108,7 +109,7 @@ func (e *env) shippedDaemon() *daemon {
 	e.installDeploy()
 	kc, _ := e.saKubeconfig()
 	addr := freeAddr(e.t)
-	d := startDaemon(e.t, e.config(shippedBody(addr)), kc, addr)
+	d := startDaemon(e.t, e.shippedConfig(addr), kc, addr)
 	waitUntil(e.t, "the daemon leads and is ready", func() error {
 		if m, _ := get("http://" + addr + "/metrics"); !strings.Contains(m, "\nrunai_ldap_sync_leader 1\n") {
 			return fmt.Errorf("not leader")
@@ -207,29 +208,20 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	}
 	// And, by beta's own admin, a bomb on beta's executor binding: planned,
 	// so read, within its bounds, and beta's error alone.
+	betaAdmin := e.insider("runai-beta", "beta-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
 	betaBomb := rb("runai-beta", kube.ExecutorBinding, kube.ExpectedRoleRef(kube.ExecutorBinding), nil)
 	betaBomb.Labels = nil
-	if _, err := e.cs.RbacV1().RoleBindings("runai-beta").Create(ctx, betaBomb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	if _, err := betaAdmin.RbacV1().RoleBindings("runai-beta").Create(ctx, betaBomb, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("beta's admin creates the bomb on beta's executor binding: %v", err)
 	}
 
 	d := e.shippedDaemon()
-	waitUntil(t, "alice in alpha", func() error {
-		if got := e.usersOf(alphaExec); strings.Join(got, ",") != "alice" {
-			return fmt.Errorf("alpha holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(alphaExec, 60*time.Second, "alice")
 	// Polls go on: a member added now is synced.
 	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["bob"]); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "bob in alpha through a poll", func() error {
-		if got := e.usersOf(alphaExec); strings.Join(got, ",") != "alice,bob" {
-			return fmt.Errorf("alpha holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(alphaExec, 60*time.Second, "alice", "bob")
 	if !d.alive() {
 		t.Fatal("the daemon died")
 	}
@@ -250,7 +242,7 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	d.stop(syscall.SIGTERM, 30*time.Second)
 
 	// `once`, which reads with LIST, the same.
-	r := e.runAs(e.kubeconfig(), "once", "--config", e.config(shippedBody(freeAddr(t))))
+	r := e.runAs(e.kubeconfig(), "once", "--config", e.shippedConfig(freeAddr(t)))
 	if r.code != 0 && r.code != 1 {
 		t.Fatalf("once exited %d:\n%s", r.code, r.stderr)
 	}
@@ -292,12 +284,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 
 	d := e.shippedDaemon()
 	p1 := kube.ExecutorRef("runai-p1")
-	waitUntil(t, "alice in runai-p1", func() error {
-		if got := e.usersOf(p1); strings.Join(got, ",") != "alice" {
-			return fmt.Errorf("runai-p1 holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(p1, 60*time.Second, "alice")
 
 	patch := fmt.Sprintf(`{"metadata":{"labels":{"runai/queue":"p1",%q:"true"}}}`, config.ProvisionedLabel)
 	if _, err := labeller.CoreV1().Namespaces().Patch(ctx, "monitoring", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
@@ -326,12 +313,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 	if err := e.samba.AddMembers(e.groups["runai-p1-executors"], e.users["bob"]); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "bob in runai-p1", func() error {
-		if got := e.usersOf(p1); strings.Join(got, ",") != "alice,bob" {
-			return fmt.Errorf("runai-p1 holds %v", got)
-		}
-		return nil
-	})
+	e.waitUsers(p1, 60*time.Second, "alice", "bob")
 	if _, err := e.cs.RbacV1().RoleBindings("monitoring").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the copied label moved p1: an executor binding exists in monitoring (%v)", err)
 	}

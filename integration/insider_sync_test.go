@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
@@ -17,9 +20,10 @@ import (
 )
 
 // Directory insiders (issue 25, sync side), each driven the way the
-// insider would, against Samba AD with the daemon running with the shipped
-// guard, ownership and poll settings (daemonYAML only shortens backoffs and
-// the schedule, so that polls, not cycles, carry the changes).
+// insider would, against Samba AD with the daemon running as installed
+// (deploy/, its ServiceAccount's token) with the shipped guard, ownership
+// and poll settings (daemonYAML only shortens backoffs and the schedule,
+// so that polls, not cycles, carry the changes).
 
 const insiderYAML = `groups:
   executors: ["runai-{project}-executors"]
@@ -37,7 +41,8 @@ var p1Exec = kube.ExecutorRef("runai-p1")
 // admin deletes the executor binding to have it recreated; an approval
 // annotation that admin puts on the binding approves nothing; `once
 // --approve-removals` approves the one binding it names; the key recorded
-// in the store approves the viewer binding.
+// in the store approves the viewer binding, and p1's admin (their own
+// token) cannot record one there.
 func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -51,10 +56,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e.group("runai-p2-viewers")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
 	e.namespace("runai-p2", map[string]string{"runai/queue": "p2"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, cfg := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera")
 	e.waitUsers(p1Exec, 10*time.Second, "alice")
 
@@ -75,10 +77,12 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	e.expectUsers(p1Exec, "alice")
 	e.expectUsers(indexMap, "alice")
 
-	// p1's namespace admin deletes the executor binding: it is recreated,
-	// and the burst is still held (the window is in the store).
+	// p1's namespace admin (their own token) deletes the executor binding:
+	// it is recreated, and the burst is still held (the window is in the
+	// store).
+	p1Admin := e.insider("runai-p1", "p1-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
 	repairs := d.metric("runai_ldap_sync_repairs_total", `result="success"`)
-	if err := e.cs.RbacV1().RoleBindings("runai-p1").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
+	if err := p1Admin.RbacV1().RoleBindings("runai-p1").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	d.waitMetric("runai_ldap_sync_repairs_total", `result="success"`, repairs+1, 20*time.Second)
@@ -89,9 +93,17 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	if len(held.HeldAdd) != 25 || held.ApprovalKey == "" {
 		t.Fatalf("diff: %+v", held)
 	}
-	e.patchExec("runai-p1", fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, held.ApprovalKey))
+	approve := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, held.ApprovalKey)
+	if _, err := p1Admin.RbacV1().RoleBindings("runai-p1").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(approve), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("p1's admin annotates the executor binding: %v", err)
+	}
 	e.waitEvent(p1Exec, controller.ReasonApprovalRemoved, 15*time.Second, "approvals live in the guard's store")
 	e.expectUsers(p1Exec, "alice")
+	// ... nor can that admin record the key in the store.
+	storeApproval := fmt.Sprintf(`{"metadata":{"annotations":{%q:"p1 admin"}}}`, model.ApprovalPrefix+strings.TrimPrefix(held.ApprovalKey, "sha256:"))
+	if _, err := p1Admin.CoreV1().ConfigMaps("runai").Patch(ctx, model.StateConfigMap, types.MergePatchType, []byte(storeApproval), metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("p1's admin recording an approval in the store: %v, want Forbidden", err)
+	}
 
 	// A platform admin approves p1's executors by name: that binding only.
 	e.mustRun("once", "--config", cfg, "--approve-removals", p1Exec.String())
@@ -110,42 +122,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 // disabled in AD and only in p1's viewers group, leaves the viewer
 // binding, while p3's last known viewer (val, from the store) stays and
 // the squatter's member (mallory) gains nothing.
-func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) {
-	e := newEnv(t)
-	for _, u := range []string{"vera", "dave", "val", "mallory"} {
-		e.user(u, true)
-	}
-	e.group("runai-p1-viewers", "vera", "dave")
-	e.group("runai-p3-viewers", "val")
-	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
-	e.namespace("runai-p3", map[string]string{"runai/queue": "p3"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
-	e.waitUsers(viewer, 10*time.Second, "dave", "val", "vera")
-	if code := d.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-
-	other, err := e.samba.AddOUUnder(e.ou, "Sandbox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.squatGroup(other, "runai-p3-viewers", "mallory")
-	if err := e.samba.SetEnabled(e.users["dave"], false); err != nil {
-		t.Fatal(err)
-	}
-	addr2 := freeAddr(t)
-	cfg2 := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr2))
-	d2 := startDaemon(t, cfg2, e.kubeconfig(), addr2)
-	d2.waitReady(60 * time.Second)
-	e.waitUsers(viewer, 20*time.Second, "val", "vera")
-	lines := d2.waitLog("group lookup failed; bindings it feeds lose no one", 1, 10*time.Second)
-	if !strings.Contains(fmt.Sprint(lines[0]["error"]), "ambiguous") {
-		t.Errorf("the failure is not the ambiguity: %v", lines[0])
-	}
-}
+func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) { p3MadeAmbiguous(t, false) }
 
 // TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates: as above, but
 // the daemon starts with no store (no last known members). The ambiguous
@@ -154,6 +131,17 @@ func TestFailedGroupHoldsOnlyItsUsers(t *testing.T) {
 // and dave, disabled and only in p1's group, is removed rather than the
 // whole viewer binding being held.
 func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
+	e := p3MadeAmbiguous(t, true)
+	if g := e.store().State.Groups["runai-p3-viewers"]; g != nil && len(g.Members) != 0 {
+		t.Errorf("the fresh store knows p3's viewers already: %v", g.Members)
+	}
+}
+
+// p3MadeAmbiguous syncs p1's and p3's viewers, stops the daemon, [deletes
+// the store,] squats runai-p3-viewers in a sandbox OU, disables dave, and
+// restarts the daemon: the viewer binding holds val and vera, and the
+// failure logged is the ambiguity.
+func p3MadeAmbiguous(t *testing.T, forgetStore bool) *env {
 	e := newEnv(t)
 	for _, u := range []string{"vera", "dave", "val", "mallory"} {
 		e.user(u, true)
@@ -162,16 +150,15 @@ func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
 	e.group("runai-p3-viewers", "val")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
 	e.namespace("runai-p3", map[string]string{"runai/queue": "p3"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "dave", "val", "vera")
 	if code := d.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if err := e.cs.CoreV1().ConfigMaps("runai").Delete(context.Background(), model.StateConfigMap, metav1.DeleteOptions{}); err != nil {
-		t.Fatalf("delete the store: %v", err)
+	if forgetStore {
+		if err := e.cs.CoreV1().ConfigMaps("runai").Delete(context.Background(), model.StateConfigMap, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("delete the store: %v", err)
+		}
 	}
 
 	other, err := e.samba.AddOUUnder(e.ou, "Sandbox")
@@ -182,18 +169,13 @@ func TestAmbiguousGroupWithoutLastKnownHoldsOnlyItsCandidates(t *testing.T) {
 	if err := e.samba.SetEnabled(e.users["dave"], false); err != nil {
 		t.Fatal(err)
 	}
-	addr2 := freeAddr(t)
-	cfg2 := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr2))
-	d2 := startDaemon(t, cfg2, e.kubeconfig(), addr2)
-	d2.waitReady(60 * time.Second)
+	d2, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 20*time.Second, "val", "vera")
 	lines := d2.waitLog("group lookup failed; bindings it feeds lose no one", 1, 10*time.Second)
 	if !strings.Contains(fmt.Sprint(lines[0]["error"]), "ambiguous") {
 		t.Errorf("the failure is not the ambiguity: %v", lines[0])
 	}
-	if g := e.store().State.Groups["runai-p3-viewers"]; g != nil && len(g.Members) != 0 {
-		t.Errorf("the fresh store knows p3's viewers already: %v", g.Members)
-	}
+	return e
 }
 
 // TestReplacedGroupIsHeldUntilApproved: someone creates another
@@ -208,10 +190,7 @@ func TestReplacedGroupIsHeldUntilApproved(t *testing.T) {
 	}
 	e.group("runai-p1-viewers", "vera", "walt")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera", "walt")
 	if g := e.store().State.Groups["runai-p1-viewers"]; g == nil || g.ID == "" {
 		t.Fatalf("no pin in the store: %+v", g)
@@ -250,10 +229,7 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	}
 	e.group("runai-p1-viewers", "vera")
 	e.namespace("runai-p1", map[string]string{"runai/queue": "p1"})
-	addr := freeAddr(t)
-	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
-	d := startDaemon(t, cfg, e.kubeconfig(), addr)
-	d.waitReady(60 * time.Second)
+	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera")
 
 	crb, err := e.cs.RbacV1().ClusterRoleBindings().Get(ctx, kube.ViewerBinding, metav1.GetOptions{})
@@ -279,6 +255,21 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	e.removeMembers("runai-p1-viewers", "carol")
 	d.waitMetric("runai_ldap_sync_incremental_syncs_total", `result="success"`, n+1, 20*time.Second)
 	e.expectUsers(viewer, "carol", "vera")
+}
+
+// insiderDaemon starts the daemon as installed (deploy/'s RBAC and
+// admission policies, its ServiceAccount's own token, which may consume
+// approvals but never add one) with insiderYAML and daemonYAML, waits
+// until it is ready, and returns it and its configuration file.
+func (e *env) insiderDaemon() (*daemon, string) {
+	e.t.Helper()
+	e.installDeploy()
+	kubeconfig, _ := e.saKubeconfig()
+	addr := freeAddr(e.t)
+	cfg := e.config(insiderYAML + daemonYAML + fmt.Sprintf("server: {address: %q}\n", addr))
+	d := startDaemon(e.t, cfg, kubeconfig, addr)
+	d.waitReady(60 * time.Second)
+	return d, cfg
 }
 
 // squatGroup creates, under parent, a group of another group's cn, as a

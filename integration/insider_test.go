@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -393,14 +394,8 @@ func TestInsiderUnrelatedAttributeChange(t *testing.T) {
 // naming it is ambiguous, the group's error, never the last entry read.
 func TestOpenLDAPDuplicateUID(t *testing.T) {
 	s := startSlapd(t, harness.SlapdOptions{})
-	people, err := s.AddOU("people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := s.AddOU("contractors")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ous := slapdOUs(t, s, "people", "contractors")
+	people, other := ous[0], ous[1]
 	for i, u := range []string{"alice", "bob"} {
 		if _, err := s.AddUser(people, u, harness.UserOpts{UIDNumber: 1000 + i, GIDNumber: 1000}); err != nil {
 			t.Fatal(err)
@@ -429,19 +424,21 @@ func TestOpenLDAPDuplicateUID(t *testing.T) {
 // TestCheckConfigGroupBase: check-config warns when groups are searched
 // across the whole domain, and not for the shipped example's group OU.
 func TestCheckConfigGroupBase(t *testing.T) {
-	e := newKubeEnv(t)
-	pw := filepath.Join(e.dir, "pw")
+	dir := t.TempDir() // check-config needs no cluster
+	pw := filepath.Join(dir, "pw")
 	writeFile(t, pw, []byte("x"))
 	base := fmt.Sprintf("ldap:\n  urls: [ldaps://dc1.example.com:636]\n  bindDN: svc@EXAMPLE.COM\n  bindPasswordFile: %s\n  baseDN: DC=example,DC=com\n", pw)
 	for body, warn := range map[string]bool{base: true, base + "  groupBaseDN: OU=Run:AI Groups,DC=example,DC=com\n": false} {
-		path := filepath.Join(e.dir, "c.yaml")
+		path := filepath.Join(dir, "c.yaml")
 		writeFile(t, path, []byte(body+groupsYAML))
-		r := e.run("check-config", "--config", path)
-		if r.code != 0 {
-			t.Fatalf("check-config: exit %d\n%s", r.code, r.stderr)
+		cmd := exec.Command(binary, "check-config", "--config", path)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if code := exitCode(cmd.Run()); code != 0 {
+			t.Fatalf("check-config: exit %d\n%s", code, stderr.String())
 		}
-		if got := strings.Contains(r.stderr, "ldap.groupBaseDN") && strings.Contains(r.stderr, "whole domain"); got != warn {
-			t.Errorf("check-config warned %v, want %v:\n%s", got, warn, r.stderr)
+		if got := strings.Contains(stderr.String(), "ldap.groupBaseDN") && strings.Contains(stderr.String(), "whole domain"); got != warn {
+			t.Errorf("check-config warned %v, want %v:\n%s", got, warn, stderr.String())
 		}
 	}
 }
@@ -452,15 +449,10 @@ func TestCheckConfigGroupBase(t *testing.T) {
 // taken as the group (its members) or as the account.
 func TestOpenLDAPEntryBothGroupAndUser(t *testing.T) {
 	s := startSlapd(t, harness.SlapdOptions{})
-	people, err := s.AddOU("people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, err := s.AddOU("groups")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ous := slapdOUs(t, s, "people", "groups")
+	people, groups := ous[0], ous[1]
 	dn := map[string]string{}
+	var err error
 	for _, u := range []string{"alice", "mallory"} {
 		if dn[u], err = s.AddUser(people, u, harness.UserOpts{}); err != nil {
 			t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -248,16 +247,7 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.kubectl("", "create", "clusterrolebinding", "elsewhere-sync", "--clusterrole=runai-ldap-sync", "--serviceaccount=elsewhere:"+saName)
-	exp := int64(600)
-	tr, err := e.cs.CoreV1().ServiceAccounts("elsewhere").CreateToken(ctx, saName,
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, other := e.saToken("elsewhere", saName)
 	_, err = other.RbacV1().RoleBindings("runai-beta").Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: executor, Subjects: []rbacv1.Subject{kube.UserSubject("alice")}},
 		metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
@@ -363,22 +353,6 @@ leaderElection: {enabled: true, leaseName: %s, leaseDuration: 3s, renewDeadline:
 	}
 }
 
-// waitFor retries cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 // TestConfigFilesConfinedAndPublicRoots: the binary refuses a
 // configuration naming a file outside its directory (the ConfigMap
 // editor's way to the ServiceAccount token), naming the key, the path and
@@ -438,23 +412,8 @@ func TestLabellerCannotMakeRunaiNamespacesProjects(t *testing.T) {
 	e.namespace("kai-scheduler", nil)
 	e.installFenced()
 
-	// The labeller: a ServiceAccount that may only patch namespaces.
-	e.namespace("ops", nil)
-	if _, err := e.cs.CoreV1().ServiceAccounts("ops").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "labeller"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.kubectl("", "create", "clusterrole", "namespace-labeller", "--verb=get,list,patch", "--resource=namespaces")
-	e.kubectl("", "create", "clusterrolebinding", "namespace-labeller", "--clusterrole=namespace-labeller", "--serviceaccount=ops:labeller")
-	exp := int64(600)
-	tr, err := e.cs.CoreV1().ServiceAccounts("ops").CreateToken(ctx, "labeller",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	labeller, err := kubernetes.NewForConfig(e.api.RestConfigFor(tr.Status.Token))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The labeller: a ServiceAccount that may only read and patch namespaces.
+	labeller := e.insider("ops", "labeller", false, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "patch"}})
 	for ns, project := range map[string]string{"runai-scale-adjust": "scale", "kai-scheduler": "kai"} {
 		if err := labelNamespace(ctx, labeller, ns, `{"runai/queue":"`+project+`"}`, false); err != nil {
 			t.Fatalf("the labeller labelling %s: %v", ns, err)

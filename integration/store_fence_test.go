@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
@@ -21,23 +20,12 @@ import (
 // TestStateStoreFence: with deploy/'s RBAC and admission policy on the
 // real kube-apiserver, the daemon's token creates and writes its guard
 // store and consumes an approval, but cannot add one (it cannot approve
-// its own holds); an admin of the Run:AI namespace may approve and may
-// write the state (their own `once`).
+// its own holds); an admin of the Run:AI namespace (their own token) may
+// approve and may write the state (their own `once`).
 func TestStateStoreFence(t *testing.T) {
 	e := newKubeEnv(t)
 	ctx := context.Background()
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.cs.CoreV1().ServiceAccounts("runai").Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: saName}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	_, sa := e.saKubeconfig()
-	e.kubectl("", "apply", "-n", "runai", "-f", filepath.Join(root, "deploy/rbac.yaml"))
-	e.kubectl("", "apply", "-n", "runai", "-f", filepath.Join(root, "deploy/admission-policy-params.yaml"))
-	e.kubectl("", "apply", "-f", filepath.Join(root, "deploy/admission-policy.yaml"))
+	sa := e.installFenced()
 
 	daemon := kube.NewStateStore(sa, "runai")
 	st := &model.State{Bindings: map[string]*model.BindingState{kube.ViewerRef().String(): {Known: true}}}
@@ -69,15 +57,19 @@ func TestStateStoreFence(t *testing.T) {
 	// An admin of the Run:AI namespace writing the state (`once` run with
 	// their own credentials, e.g. a migration): allowed, then the daemon
 	// writes its own again.
-	admin := kube.NewStateStore(e.cs, "runai")
+	runaiAdmin := e.insider("runai", "runai-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
+	admin := kube.NewStateStore(runaiAdmin, "runai")
 	if _, err := admin.Save(ctx, st, nil); err != nil {
 		t.Fatalf("an admin's once cannot save the state: %v", err)
 	}
 	if _, err := daemon.Save(ctx, st, nil); err != nil {
 		t.Fatal(err)
 	}
-	// An admin approving: allowed.
-	e.approve("sha256:00000000000000aa")
+	// An admin approving (their own token): allowed.
+	if _, err := runaiAdmin.CoreV1().ConfigMaps("runai").Patch(ctx, model.StateConfigMap, types.MergePatchType,
+		[]byte(fmt.Sprintf(`{"metadata":{"annotations":{"%s00000000000000aa":"approved"}}}`, model.ApprovalPrefix)), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("an admin of the Run:AI namespace cannot approve: %v", err)
+	}
 	// The daemon consuming the admin's approval, with its state: allowed.
 	snap, err := daemon.Load(ctx)
 	if err != nil || len(snap.Approvals) != 1 {

@@ -401,9 +401,6 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 		subjects = append(subjects, UserSubject(u))
 	}
 	annotations := map[string]string{ManagedAnnotation: EncodeManaged(ch.Add)}
-	for k, v := range ch.SetAnnotations {
-		annotations[k] = v
-	}
 	labels := map[string]string{ManagedByLabel: ManagedByValue}
 	if base, i, ok := ShardBase(ch.Ref); ok && i > 0 {
 		labels[ShardOfLabel] = base.Name
@@ -431,9 +428,6 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 
 func (c *Client) patch(ctx context.Context, ch Change, current *Binding, owned []string) (*Binding, error) {
 	annotations := map[string]any{}
-	for k, v := range ch.SetAnnotations {
-		annotations[k] = v
-	}
 	for _, a := range ch.DropAnnotations {
 		annotations[a] = nil
 	}

@@ -114,9 +114,6 @@ func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) 
 	managed := model.NewManaged(cur, ch)
 	cur.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
 	cur.Managed = managed
-	for k, v := range ch.SetAnnotations {
-		cur.Annotations[k] = v
-	}
 	for _, a := range ch.DropAnnotations {
 		delete(cur.Annotations, a)
 	}

@@ -15,9 +15,8 @@ type Change struct {
 	// added): recorded in the ownership record if the binding holds them
 	// after the write.
 	Own []string
-	// SetAnnotations are set and DropAnnotations removed in the same write
-	// (the guard's history, a used or stale approval).
-	SetAnnotations  map[string]string
+	// DropAnnotations are removed in the same write (an approval
+	// annotation on a binding, which the store replaced).
 	DropAnnotations []string
 }
 

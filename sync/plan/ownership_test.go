@@ -29,9 +29,6 @@ func write(t *testing.T, cur *model.Binding, p BindingPlan) *model.Binding {
 	next := cur.Copy()
 	next.Managed = model.NewManaged(cur, ch)
 	next.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
-	for k, v := range ch.SetAnnotations {
-		next.Annotations[k] = v
-	}
 	for _, k := range ch.DropAnnotations {
 		delete(next.Annotations, k)
 	}

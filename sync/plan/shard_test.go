@@ -41,9 +41,6 @@ func (c cluster) apply(t *testing.T, p BindingPlan) (writes int) {
 		next := cur.Copy()
 		next.Managed = model.NewManaged(cur, ch)
 		next.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
-		for k, v := range ch.SetAnnotations {
-			next.Annotations[k] = v
-		}
 		for _, k := range ch.DropAnnotations {
 			delete(next.Annotations, k)
 		}

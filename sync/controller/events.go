@@ -40,7 +40,7 @@ func (a *applier) copiedLabelEvent(sp plan.SkippedProject) {
 	case plan.SkipCopiedLabel:
 		a.event(ref, "", corev1.EventTypeWarning, ReasonProjectLabelCopied, fmt.Sprintf(
 			"label %s ignored: project %s is another namespace's (the one holding its executor binding, else %s, else the oldest labelled); a copied label or %s marker moves nothing: remove it",
-			label, sp.Name, plan.DefaultNamespace(sp.Name), config.ProvisionedLabel))
+			label, sp.Name, config.DefaultNamespace(sp.Name), config.ProvisionedLabel))
 	case plan.SkipDuplicate:
 		a.event(ref, "", corev1.EventTypeWarning, ReasonProjectLabelCopied, fmt.Sprintf(
 			"label %s ignored: several namespaces are labelled for project %s and none holds its executor binding or is the older; the project is not synced until only one is labelled",

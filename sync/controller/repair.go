@@ -168,7 +168,7 @@ func isStaticNamespace(cfg config.Projects, nss ...*kube.Namespace) bool {
 		for _, sp := range cfg.Static {
 			ns := sp.Namespace
 			if ns == "" {
-				ns = plan.DefaultNamespace(sp.Name)
+				ns = config.DefaultNamespace(sp.Name)
 			}
 			if ns == n.Name {
 				return true

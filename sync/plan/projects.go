@@ -46,9 +46,6 @@ type SkippedProject struct {
 	Reason    string `json:"reason"`
 }
 
-// DefaultNamespace is Run:AI's namespace for a project.
-func DefaultNamespace(project string) string { return "runai-" + project }
-
 // FindProjects derives the projects from the namespaces (those labelled
 // <namespaceLabel>=<project>) and the static list. It is pure: everything
 // odd is returned as a skipped project rather than guessed at.
@@ -193,7 +190,7 @@ func (fd *finder) named(disc Discovered) []namedProject {
 	for _, sp := range fd.cfg.Static {
 		nsName := sp.Namespace
 		if nsName == "" {
-			nsName = DefaultNamespace(sp.Name)
+			nsName = config.DefaultNamespace(sp.Name)
 		}
 		want = append(want, namedProject{Project{sp.Name, nsName}, true})
 		fd.isStatic[sp.Name] = true
@@ -202,7 +199,7 @@ func (fd *finder) named(disc Discovered) []namedProject {
 		known := fd.isStatic[name] || fd.isDiscovered[name] || len(fd.labelled[name]) > 0
 		fd.isDiscovered[name] = true
 		if !known {
-			want = append(want, namedProject{Project{name, DefaultNamespace(name)}, false})
+			want = append(want, namedProject{Project{name, config.DefaultNamespace(name)}, false})
 		}
 	}
 	return want
@@ -340,7 +337,7 @@ func homeNamespace(project string, nss []string, exists map[string]model.Namespa
 		cands = holding
 	}
 	if len(cands) > 1 {
-		if def := filter(cands, func(n string) bool { return n == DefaultNamespace(project) }); len(def) == 1 {
+		if def := filter(cands, func(n string) bool { return n == config.DefaultNamespace(project) }); len(def) == 1 {
 			cands = def
 		}
 	}
@@ -391,7 +388,7 @@ func InScope(cfg config.Projects, runaiNS, ns string, labels map[string]string) 
 		return true
 	}
 	for _, sp := range cfg.Static {
-		if ns == sp.Namespace || (sp.Namespace == "" && ns == DefaultNamespace(sp.Name)) {
+		if ns == sp.Namespace || (sp.Namespace == "" && ns == config.DefaultNamespace(sp.Name)) {
 			return true
 		}
 	}

@@ -134,7 +134,7 @@ func (c *chainSearch) entry(ctx context.Context, e *ldap.Entry) error {
 		if err := r.refuseWellKnown(c.name, decodeSID(e.GetRawAttributeValue("objectSid")), e.DN); err != nil {
 			return err // Everyone or Authenticated Users, as foreign principals
 		}
-		r.skip(kind, e.DN)
+		r.skips.add(kind, e.DN)
 		c.t.entry(e.DN, e.GetEqualFoldAttributeValue(cfg.UserIDAttribute), "", kind, ident)
 		return nil
 	}
@@ -168,12 +168,12 @@ func (c *chainSearch) user(e *ldap.Entry, ident string) error {
 	raw := e.GetEqualFoldAttributeValues(c.r.src.cfg.UserIDAttribute)
 	id, skip := c.r.account(e, raw, true, c.now)
 	if skip == SkipNoID {
-		c.r.skip(skip, e.DN) // not traced, as before
+		c.r.skips.add(skip, e.DN) // not traced, as before
 		return nil
 	}
 	rawID := e.GetEqualFoldAttributeValue(c.r.src.cfg.UserIDAttribute)
 	if skip != "" {
-		c.r.skip(skip, e.DN)
+		c.r.skips.add(skip, e.DN)
 		c.t.entry(e.DN, rawID, "", skip, ident)
 		return nil
 	}
@@ -224,7 +224,7 @@ func (r *resolver) settleUnseen(ctx context.Context, name string, unseen, reache
 		if err := r.refuseWellKnown(name, info.sid, dn); err != nil {
 			return nil, err
 		}
-		r.skip(r.unseenReason(dn), dn)
+		r.skips.add(r.unseenReason(dn), dn)
 		if r.src.Reach {
 			// By identity when the entry exists (moved out of the base: it
 			// may move back); else by DN, which a new entry may fill.

@@ -156,15 +156,6 @@ func disabled(e *ldap.Entry) bool {
 	return e.GetAttributeValue("pwdAccountLockedTime") != ""
 }
 
-// take adds a user to a member set, or counts why it cannot be one.
-func (r *resolver) take(u *user, into map[string]struct{}) {
-	if u.skip != "" {
-		r.skip(u.skip, u.dn)
-		return
-	}
-	into[u.id] = struct{}{}
-}
-
 // gon is a group entry of the groupOfNames kind (or an AD group with
 // memberResolution expand): its DN and member DNs.
 type gon struct {
@@ -585,7 +576,7 @@ func (x *expansion) member(m string, depth int) (*gon, error) {
 	case isGroup:
 		return x.nested(key, sub, depth)
 	case isUser:
-		r.take(u, x.members)
+		r.skips.take(u, x.members)
 		x.t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 		return nil, nil
 	}
@@ -629,7 +620,7 @@ func (x *expansion) primaryMembers(g *gon) {
 			x.reached = append(x.reached, reachKey(u.dn, u.identity))
 		}
 		x.t.group(g.dn, "", []string{u.dn})
-		x.r.take(u, x.members)
+		x.r.skips.take(u, x.members)
 		x.t.entry(u.dn, u.raw, u.id, u.skip, u.identity)
 	}
 }
@@ -729,7 +720,7 @@ func (r *resolver) posixMembers(n string, g *Group, users *userIndex) {
 			if r.src.Reach {
 				g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
 			}
-			r.take(u, members)
+			r.skips.take(u, members)
 			if r.src.Trace {
 				g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
 			}
@@ -740,7 +731,7 @@ func (r *resolver) posixMembers(n string, g *Group, users *userIndex) {
 		}
 		// A memberUid naming no account: bound, it would grant access to
 		// whoever later gets that name.
-		r.skip(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
+		r.skips.add(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
 	}
 	if g.Err != nil {
 		g.Reached, g.Memberships = nil, nil

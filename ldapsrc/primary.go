@@ -164,7 +164,7 @@ func (r *resolver) addPrimaryMembers(ctx context.Context, names []string) {
 				r.warnDomainWide(n, gs.dn, len(users.byPrimary[gs.sid]))
 			}
 			for _, u := range users.byPrimary[gs.sid] {
-				r.take(u, set)
+				r.skips.take(u, set)
 				if r.src.Reach {
 					g.Reached = append(g.Reached, reachKey(u.dn, u.identity))
 				}

@@ -14,8 +14,6 @@ import (
 // uacDisabled is the ACCOUNTDISABLE bit of userAccountControl.
 const uacDisabled = 0x2
 
-const maxSkipSamples = 5
-
 // dirReader is one read of the directory over one connection: paged and
 // ranged searches, the group and user indexes, and what it learnt of the
 // server (page size) and of entries outside the bases.
@@ -29,15 +27,13 @@ type dirReader struct {
 }
 
 // resolver turns group names into members over one dirReader: the result,
-// the skips counted once per entry, and what each group names directly.
-// Its stages: expansion (a full or targeted read), chainSearch (AD in-chain)
-// and posixMembers (rfc2307).
+// the skips (skipTally) and what each group names directly. Its stages:
+// expansion (a full or targeted read), chainSearch (AD in-chain) and
+// posixMembers (rfc2307).
 type resolver struct {
 	*dirReader
-	res *Result
-	// skipped holds the DNs seen per reason, so one disabled user in ten
-	// groups counts once.
-	skipped map[string]map[string]struct{}
+	res   *Result
+	skips *skipTally
 	// direct holds each found group's direct member DNs, to find members
 	// the in-chain search cannot see (outside the base, dangling).
 	direct map[string][]string
@@ -52,8 +48,8 @@ type resolver struct {
 func newResolver(s *Source, c *conn) *resolver {
 	return &resolver{
 		dirReader: &dirReader{src: s, conn: c},
-		res:       &Result{Groups: map[string]*Group{}, Skipped: map[string]int{}, SkippedSamples: map[string][]string{}},
-		skipped:   map[string]map[string]struct{}{},
+		res:       &Result{Groups: map[string]*Group{}},
+		skips:     newSkipTally(),
 		direct:    map[string][]string{},
 	}
 }
@@ -104,9 +100,7 @@ func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	for reason, dns := range r.skipped {
-		r.res.Skipped[reason] = len(dns)
-	}
+	r.res.Skipped, r.res.SkippedSamples = r.skips.counts(), r.skips.samples
 	return r.res, nil
 }
 
@@ -233,22 +227,6 @@ func classify(e *ldap.Entry) string {
 		return "user"
 	}
 	return SkipOther
-}
-
-func (r *resolver) skip(reason, dn string) {
-	m := r.skipped[reason]
-	if m == nil {
-		m = map[string]struct{}{}
-		r.skipped[reason] = m
-	}
-	key := normalizeDN(dn)
-	if _, ok := m[key]; ok {
-		return
-	}
-	m[key] = struct{}{}
-	if len(r.res.SkippedSamples[reason]) < maxSkipSamples {
-		r.res.SkippedSamples[reason] = append(r.res.SkippedSamples[reason], dn)
-	}
 }
 
 // dnEqual reports whether two DNs name one entry as the one index keys

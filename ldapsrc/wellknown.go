@@ -96,7 +96,7 @@ func (r *resolver) refuseWellKnown(group, sid, dn string) error {
 		return nil
 	}
 	err := &WellKnownGroupError{Group: group, Name: name, SID: sid, DN: dn}
-	r.skip(SkipWellKnown, dn)
+	r.skips.add(SkipWellKnown, dn)
 	r.src.log.Warn("a project group reaches an all-accounts group: refused, the group grants nobody",
 		zap.String("group", group), zap.String("wellKnown", name), zap.String("dn", dn),
 		zap.String("fix", "remove "+name+" from the group (or its nested groups); set ldap.allowWellKnownGroups: true only if every account should have this access"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,23 +66,11 @@ type Cache struct {
 
 	synced atomic.Bool
 
-	mu sync.Mutex
-	// written holds the objects returned by our own writes until the
-	// informer has caught up with them, so a read right after a write
-	// never sees the state from before it.
-	written map[Ref]*Binding
-	// gone counts the sweeps that found a written binding missing from an
-	// informer that is past it (see sweep).
-	gone map[Ref]int
-	// promoted holds bindings the informers keep reduced, read whole from
-	// the API because their namespace has joined the scope since, each
-	// with the reduced state's resourceVersion (see promote).
-	promoted map[Ref]promotedBinding
-}
-
-type promotedBinding struct {
-	reducedRV string
-	b         *Binding
+	// writes: our own writes until the informers have seen them.
+	writes *ownWrites
+	// promoted: reduced bindings read whole since their namespace joined
+	// the scope.
+	promoted promotions
 }
 
 // sweepInterval is how often written states are checked against the
@@ -97,8 +84,7 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
 		}
 	}
-	ca := &Cache{client: c, runaiNS: runaiNS, h: h, written: map[Ref]*Binding{}, gone: map[Ref]int{},
-		promoted: map[Ref]promotedBinding{}}
+	ca := &Cache{client: c, runaiNS: runaiNS, h: h, writes: newOwnWrites()}
 	noIndex := cache.Indexers{}
 	ca.exec = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, byName(ExecutorBinding))
 	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
@@ -255,35 +241,10 @@ func (c *Cache) sweepLoop(ctx context.Context) {
 	}
 }
 
-// sweep drops written states the informers are past, and reports as a
-// deletion a binding we wrote that the informer, now past our write, does
-// not hold: when its watch was down (an API server outage), the binding
-// was deleted before the informer ever saw it, so no event will come. The
-// condition must hold on two sweeps in a row, as the informer's store may
-// lag its sync point by a moment.
+// sweep reports as deleted the bindings we wrote that the informers, past
+// our write, no longer hold (see ownWrites.sweep).
 func (c *Cache) sweep() {
-	var deleted []Ref
-	c.mu.Lock()
-	for ref, w := range c.written {
-		inf := c.informerFor(ref)
-		if inf == nil || !past(inf, w.ResourceVersion) {
-			delete(c.gone, ref)
-			continue
-		}
-		if _, exists, _ := inf.GetStore().GetByKey(storeKey(ref)); exists {
-			delete(c.written, ref)
-			delete(c.gone, ref)
-			continue
-		}
-		c.gone[ref]++
-		if c.gone[ref] >= 2 {
-			delete(c.written, ref)
-			delete(c.gone, ref)
-			deleted = append(deleted, ref)
-		}
-	}
-	c.mu.Unlock()
-	for _, ref := range deleted {
+	for _, ref := range c.writes.sweep(c.informerFor) {
 		if c.h.Binding != nil {
 			c.h.Binding(ref, nil, "")
 		}
@@ -301,20 +262,6 @@ func storeKey(ref Ref) string {
 		return ref.Namespace + "/" + ref.Name
 	}
 	return ref.Name
-}
-
-// overlay returns our written state of ref if the informer has not caught
-// up with it yet. Call with c.mu held.
-func (c *Cache) overlay(ref Ref, inf cache.SharedIndexInformer) (*Binding, bool) {
-	w, ok := c.written[ref]
-	if !ok {
-		return nil, false
-	}
-	if inf != nil && past(inf, w.ResourceVersion) {
-		// The store reflects a state at least as new as our write.
-		return nil, false
-	}
-	return w, true
 }
 
 // WaitForSync waits until every informer has its initial list, or ctx
@@ -375,16 +322,8 @@ func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted boo
 // state of the object, and any promoted state of it (the informer, or our
 // write, has a newer one).
 func (c *Cache) caughtUp(ref Ref, rv string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.promoted, ref)
-	w, ok := c.written[ref]
-	if !ok {
-		return
-	}
-	if cmp, err := resourceversion.CompareResourceVersion(w.ResourceVersion, rv); err != nil || cmp <= 0 {
-		delete(c.written, ref)
-	}
+	c.promoted.forget(ref)
+	c.writes.caughtUp(ref, rv)
 }
 
 func (c *Cache) namespaceEvent(oldObj, obj any) {
@@ -401,7 +340,7 @@ func (c *Cache) namespaceEvent(oldObj, obj any) {
 	old, cur := toNS(oldObj), toNS(obj)
 	if old != nil && (cur == nil || !inNamespace(c.client.scope, cur.Name, cur.Labels, true)) {
 		// Out of the scope, nothing of it is kept whole.
-		c.forgetPromoted(old.Name)
+		c.promoted.forgetNamespace(old.Name)
 	}
 	if c.h.Namespace != nil {
 		c.h.Namespace(old, cur)
@@ -438,10 +377,7 @@ func (c *Cache) holdsExecutor(ns string) bool {
 	if _, ok, _ := c.exec.GetStore().GetByKey(storeKey(ref)); ok {
 		return true
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.written[ref]
-	return ok && w.Exists
+	return c.writes.exists(ref)
 }
 
 // Bindings returns every managed binding, from the informers once synced
@@ -472,13 +408,7 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 			out[b.Ref] = b
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for ref := range c.written {
-		if w, ok := c.overlay(ref, c.informerFor(ref)); ok {
-			out[ref] = newer(out[ref], w)
-		}
-	}
+	c.writes.overlayAll(out, c.informerFor)
 	return out, nil
 }
 
@@ -506,9 +436,7 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 			return nil, fmt.Errorf("read %s from the informer cache: unexpected object %T", ref, o)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if w, ok := c.overlay(ref, inf); ok {
+	if w, ok := c.writes.overlay(ref, inf); ok {
 		return newer(b, w), nil
 	}
 	return b, nil
@@ -521,35 +449,20 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 // would otherwise be read at every cycle, poll and repair).
 func (c *Cache) promote(ctx context.Context, inf cache.SharedIndexInformer, ref Ref, o any) (*Binding, error) {
 	rv := resourceVersion(o)
-	c.mu.Lock()
-	p, ok := c.promoted[ref]
-	c.mu.Unlock()
-	if ok && p.reducedRV == rv {
-		return p.b, nil
+	if b, ok := c.promoted.get(ref, rv); ok {
+		return b, nil
 	}
 	b, err := c.client.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	// Unless an event came meanwhile: the informer's store changes before
 	// its handlers (caughtUp) run, so this check cannot miss one.
-	if cur, ok, _ := inf.GetStore().GetByKey(storeKey(ref)); ok && isReduced(cur) && resourceVersion(cur) == rv {
-		c.promoted[ref] = promotedBinding{reducedRV: rv, b: b}
-	}
+	c.promoted.keep(ref, rv, b, func() bool {
+		cur, ok, _ := inf.GetStore().GetByKey(storeKey(ref))
+		return ok && isReduced(cur) && resourceVersion(cur) == rv
+	})
 	return b, nil
-}
-
-// forgetPromoted drops the promoted bindings of namespace ns.
-func (c *Cache) forgetPromoted(ns string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for ref := range c.promoted {
-		if ref.Namespace == ns {
-			delete(c.promoted, ref)
-		}
-	}
 }
 
 func resourceVersion(o any) string {
@@ -587,10 +500,7 @@ func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Bindin
 		return nil, err
 	}
 	if inf := c.informerFor(ch.Ref); inf != nil && c.Synced() {
-		c.mu.Lock()
-		c.written[ch.Ref] = b
-		delete(c.gone, ch.Ref)
-		c.mu.Unlock()
+		c.writes.record(ch.Ref, b)
 		// The informer may have delivered it already.
 		if o, ok, _ := inf.GetStore().GetByKey(storeKey(ch.Ref)); ok {
 			c.caughtUp(ch.Ref, resourceVersion(o))

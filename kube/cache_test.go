@@ -153,20 +153,6 @@ func TestNewerPrefersTheLaterWrite(t *testing.T) {
 	}
 }
 
-func TestCacheForgetsWritesOnceSeen(t *testing.T) {
-	ca := &Cache{written: map[Ref]*Binding{}}
-	ref := ExecutorRef("x")
-	ca.written[ref] = &Binding{ResourceVersion: "100"}
-	ca.caughtUp(ref, "99")
-	if _, ok := ca.written[ref]; !ok {
-		t.Fatal("forgot a write on an older event")
-	}
-	ca.caughtUp(ref, "100")
-	if _, ok := ca.written[ref]; ok {
-		t.Fatal("kept a write the informer has seen")
-	}
-}
-
 // stubInformer is an informer at a fixed sync point with a given store.
 type stubInformer struct {
 	cache.SharedIndexInformer
@@ -180,18 +166,18 @@ func (s *stubInformer) GetStore() cache.Store           { return s.store }
 func TestSweepReportsAWrittenBindingDeletedUnseen(t *testing.T) {
 	viewer := &stubInformer{rv: "100", store: cache.NewStore(cache.MetaNamespaceKeyFunc)}
 	var reported []string
-	ca := &Cache{viewer: viewer, written: map[Ref]*Binding{}, gone: map[Ref]int{},
+	ca := &Cache{viewer: viewer, writes: newOwnWrites(),
 		h: Handlers{Binding: func(ref Ref, b *Binding, _ string) { reported = append(reported, fmt.Sprintf("%s %v", ref, b == nil)) }}}
 	ca.synced.Store(true)
 	ref := ViewerRef()
 	// We created it at 120; the informer is at 100 (its watch is down).
-	ca.written[ref] = &Binding{Ref: ref, Exists: true, ResourceVersion: "120"}
+	ca.writes.record(ref, &Binding{Ref: ref, Exists: true, ResourceVersion: "120"})
 	if b, _ := ca.Get(context.Background(), ref); !b.Exists {
 		t.Fatal("our own write must be visible before the informer sees it")
 	}
 	ca.sweep()
 	ca.sweep()
-	if len(reported) != 0 || len(ca.written) != 1 {
+	if len(reported) != 0 || len(ca.writes.written) != 1 {
 		t.Fatalf("reported %v before the informer caught up", reported)
 	}
 	// The informer re-lists at 130 and the binding is not there: it was
@@ -205,16 +191,16 @@ func TestSweepReportsAWrittenBindingDeletedUnseen(t *testing.T) {
 		t.Fatalf("reported after one sweep: %v", reported)
 	}
 	ca.sweep()
-	if len(reported) != 1 || reported[0] != "ClusterRoleBinding/runai-job-viewer-manual true" || len(ca.written) != 0 {
-		t.Fatalf("reported %v, written %v", reported, ca.written)
+	if len(reported) != 1 || reported[0] != "ClusterRoleBinding/runai-job-viewer-manual true" || len(ca.writes.written) != 0 {
+		t.Fatalf("reported %v, written %v", reported, ca.writes.written)
 	}
 	// A binding the informer holds is just forgotten.
-	ca.written[ref] = &Binding{Ref: ref, Exists: true, ResourceVersion: "140"}
+	ca.writes.record(ref, &Binding{Ref: ref, Exists: true, ResourceVersion: "140"})
 	viewer.rv = "150"
 	_ = viewer.store.Add(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ViewerBinding, ResourceVersion: "140"}})
 	ca.sweep()
 	ca.sweep()
-	if len(reported) != 1 || len(ca.written) != 0 {
-		t.Errorf("reported %v, written %v", reported, ca.written)
+	if len(reported) != 1 || len(ca.writes.written) != 0 {
+		t.Errorf("reported %v, written %v", reported, ca.writes.written)
 	}
 }

@@ -258,9 +258,7 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	if n := apiGets(cs) - before; n != 0 {
 		t.Errorf("reading a binding the informer holds whole made %d GETs", n)
 	}
-	ca.mu.Lock()
-	kept := len(ca.promoted)
-	ca.mu.Unlock()
+	kept := ca.promoted.len()
 	if kept != 0 {
 		t.Errorf("%d promoted bindings kept after the informer caught up", kept)
 	}
@@ -280,9 +278,7 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	if b, err := ca.Get(ctx, ref); err != nil || joinUsers(b) != "carol" {
 		t.Fatalf("Get outside the scope: %+v, %v", b, err)
 	}
-	ca.mu.Lock()
-	kept = len(ca.promoted)
-	ca.mu.Unlock()
+	kept = ca.promoted.len()
 	if kept != 0 {
 		t.Errorf("a binding outside the scope is kept whole")
 	}
@@ -297,8 +293,6 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	// Leaving the scope forgets it.
 	label(nil)
 	waitFor(t, "the promoted binding is forgotten", func() bool {
-		ca.mu.Lock()
-		defer ca.mu.Unlock()
-		return len(ca.promoted) == 0
+		return ca.promoted.len() == 0
 	})
 }

@@ -1,0 +1,118 @@
+package kube
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/client-go/tools/cache"
+)
+
+// ownWrites holds the states our own writes returned until the informers
+// have caught up with them, so a read right after a write never sees the
+// state from before it. Its methods are safe for concurrent use (the
+// informers' handlers and the readers).
+type ownWrites struct {
+	mu      sync.Mutex
+	written map[Ref]*Binding
+	// gone counts the sweeps that found a written binding missing from an
+	// informer that is past it (see sweep).
+	gone map[Ref]int
+}
+
+func newOwnWrites() *ownWrites {
+	return &ownWrites{written: map[Ref]*Binding{}, gone: map[Ref]int{}}
+}
+
+// record remembers the state a write of ref returned.
+func (w *ownWrites) record(ref Ref, b *Binding) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.written[ref] = b
+	delete(w.gone, ref)
+}
+
+// caughtUp forgets our write of ref once the informer has seen it or a
+// later state of the object (rv).
+func (w *ownWrites) caughtUp(ref Ref, rv string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b, ok := w.written[ref]
+	if !ok {
+		return
+	}
+	if cmp, err := resourceversion.CompareResourceVersion(b.ResourceVersion, rv); err != nil || cmp <= 0 {
+		delete(w.written, ref)
+	}
+}
+
+// overlay returns our written state of ref if inf has not caught up with
+// it yet.
+func (w *ownWrites) overlay(ref Ref, inf cache.SharedIndexInformer) (*Binding, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.overlayLocked(ref, inf)
+}
+
+func (w *ownWrites) overlayLocked(ref Ref, inf cache.SharedIndexInformer) (*Binding, bool) {
+	b, ok := w.written[ref]
+	if !ok {
+		return nil, false
+	}
+	if inf != nil && past(inf, b.ResourceVersion) {
+		// The store reflects a state at least as new as our write.
+		return nil, false
+	}
+	return b, true
+}
+
+// overlayAll lays our written states that informerFor's informers have
+// not caught up with over out.
+func (w *ownWrites) overlayAll(out map[Ref]*Binding, informerFor func(Ref) cache.SharedIndexInformer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ref := range w.written {
+		if b, ok := w.overlayLocked(ref, informerFor(ref)); ok {
+			out[ref] = newer(out[ref], b)
+		}
+	}
+}
+
+// exists reports whether our last write of ref, not yet seen by the
+// informer, left it existing.
+func (w *ownWrites) exists(ref Ref) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b, ok := w.written[ref]
+	return ok && b.Exists
+}
+
+// sweep drops the written states the informers are past, and returns as
+// deleted the bindings we wrote that the informer, now past our write,
+// does not hold: when its watch was down (an API server outage), the
+// binding was deleted before the informer ever saw it, so no event will
+// come. The condition must hold on two sweeps in a row, as the informer's
+// store may lag its sync point by a moment.
+func (w *ownWrites) sweep(informerFor func(Ref) cache.SharedIndexInformer) []Ref {
+	var deleted []Ref
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ref, b := range w.written {
+		inf := informerFor(ref)
+		if inf == nil || !past(inf, b.ResourceVersion) {
+			delete(w.gone, ref)
+			continue
+		}
+		if _, exists, _ := inf.GetStore().GetByKey(storeKey(ref)); exists {
+			delete(w.written, ref)
+			delete(w.gone, ref)
+			continue
+		}
+		w.gone[ref]++
+		if w.gone[ref] >= 2 {
+			delete(w.written, ref)
+			delete(w.gone, ref)
+			deleted = append(deleted, ref)
+		}
+	}
+	return deleted
+}

@@ -1,0 +1,17 @@
+package kube
+
+import "testing"
+
+func TestCacheForgetsWritesOnceSeen(t *testing.T) {
+	w := newOwnWrites()
+	ref := ExecutorRef("x")
+	w.record(ref, &Binding{ResourceVersion: "100"})
+	w.caughtUp(ref, "99")
+	if _, ok := w.written[ref]; !ok {
+		t.Fatal("forgot a write on an older event")
+	}
+	w.caughtUp(ref, "100")
+	if _, ok := w.written[ref]; ok {
+		t.Fatal("kept a write the informer has seen")
+	}
+}

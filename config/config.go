@@ -324,7 +324,7 @@ type Kubernetes struct {
 }
 
 // MaxBindingShardsLimit is the most shards the deploy manifests allow a
-// binding (kube.MaxShards).
+// binding (model.MaxShards).
 const MaxBindingShardsLimit = 16
 
 // DefaultBindingShardBytes is the default and largest

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Deletions on OpenLDAP through polls (issue 17 item 2): with the
@@ -81,7 +81,7 @@ func pollsSeeOpenLDAPDeletions(t *testing.T, syncProv bool) {
 	cfg := e.slapdDaemonConfig(s, accessLogYAML+fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	alpha, beta := kube.ExecutorRef("runai-alpha"), kube.ExecutorRef("runai-beta")
+	alpha, beta := model.ExecutorRef("runai-alpha"), model.ExecutorRef("runai-beta")
 	members := append([]string{"alice", "bob", "erin"}, fill...)
 	e.waitUsers(alpha, 15*time.Second, members...)
 	e.waitUsers(viewer, 15*time.Second, append([]string{"gina", "vera"}, fill...)...)
@@ -151,7 +151,7 @@ func TestPollsBlindToOpenLDAPDeletionsWithoutAccessLog(t *testing.T) {
 	cfg := e.slapdDaemonConfig(s, accessLogYAML+fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	alpha := kube.ExecutorRef("runai-alpha")
+	alpha := model.ExecutorRef("runai-alpha")
 	members := append([]string{"alice", "bob", "erin"}, fill...)
 	e.waitUsers(alpha, 15*time.Second, members...)
 	d.waitLog("polls cannot see deleted entries", 1, 15*time.Second)
@@ -168,7 +168,7 @@ func TestPollsBlindToOpenLDAPDeletionsWithoutAccessLog(t *testing.T) {
 	if err := s.AddMembers(dn["runai-beta-executors"], "member", dn["gina"]); err != nil {
 		t.Fatal(err)
 	}
-	e.waitUsers(kube.ExecutorRef("runai-beta"), pollBound, "frank", "gina", "u0")
+	e.waitUsers(model.ExecutorRef("runai-beta"), pollBound, "frank", "gina", "u0")
 	e.expectUsers(alpha, members...)
 	if n := d.count("polls cannot see deleted entries"); n != 1 {
 		t.Errorf("%d blind warnings, want exactly one", n)

@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // hostileNames would, put into a filter unescaped, match other groups (or
@@ -113,7 +113,7 @@ func TestHostileProjectNamesAreRejected(t *testing.T) {
 	if !strings.Contains(r.stderr, `"reason":"invalid_name"`) || !strings.Contains(r.stderr, `"project":"Alpha_X.1"`) {
 		t.Errorf("invalid project label not reported:\n%s", r.stderr)
 	}
-	if b := e.binding(kube.ExecutorRef("odd")); b != nil {
+	if b := e.binding(model.ExecutorRef("odd")); b != nil {
 		t.Errorf("a binding was created for an invalid project: %+v", b)
 	}
 	e.expectUsers(alphaExec, "hand-added")

@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // The Helm chart on a real kube-apiserver, with Helm 3 and with Helm 4.
@@ -447,7 +447,7 @@ func testChart(t *testing.T, bin string) {
 	// helm uninstall removes the daemon and its permissions, and leaves
 	// every binding (and the operator's Secret) exactly as it was.
 	bindings = e.allBindings()
-	managed := []kube.Ref{alphaExec, betaExec, viewer, indexMap}
+	managed := []model.Ref{alphaExec, betaExec, viewer, indexMap}
 	for _, ref := range managed {
 		if e.binding(ref) == nil {
 			t.Fatalf("%s does not exist before uninstall", ref)
@@ -564,7 +564,7 @@ provisioning:
 	}
 	e.expectTemplate(tmpl, "gamma", "runai-gamma")
 	e.expectTemplate(tmpl, "alpha", "runai-alpha")
-	e.expectUsers(kube.ExecutorRef("runai-gamma"), "gus")
+	e.expectUsers(model.ExecutorRef("runai-gamma"), "gus")
 	expectForbidden(t, saUser, []refusal{
 		{"delete a namespace it created", func() error {
 			return sa.CoreV1().Namespaces().Delete(ctx, "runai-gamma", metav1.DeleteOptions{})

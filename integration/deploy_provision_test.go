@@ -14,6 +14,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // TestDeployProvisioning runs the daemon with the ServiceAccount's own
@@ -96,7 +97,7 @@ func TestDeployProvisioning(t *testing.T) {
 	for _, p := range []struct{ project, ns string }{{"gamma", "runai-gamma"}, {"alpha", "runai-alpha"}, {"other", "runai-other"}} {
 		e.expectTemplate(tmpl, p.project, p.ns)
 	}
-	e.expectUsers(kube.ExecutorRef("runai-gamma"), "gus")
+	e.expectUsers(model.ExecutorRef("runai-gamma"), "gus")
 
 	// A hand-deleted template binding is restored with these permissions.
 	if err := e.cs.RbacV1().RoleBindings("runai-alpha").Delete(ctx, "runai-user-psp", metav1.DeleteOptions{}); err != nil {
@@ -109,7 +110,7 @@ func TestDeployProvisioning(t *testing.T) {
 
 	// Still refused: everything the component does not need.
 	other := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "team-admins", Namespace: "runai-alpha"},
-		RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("someone")}}
+		RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("someone")}}
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

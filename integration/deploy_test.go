@@ -23,6 +23,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 const (
@@ -181,7 +182,7 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	waitForFence(t, ctx, sa)
 	e.setFenceParam("staticNamespaces", "ml-beta", func() error {
 		_, err := sa.RbacV1().RoleBindings("ml-beta").Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding)},
+			ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding)},
 			metav1.CreateOptions{DryRun: dry(true)})
 		return err
 	})
@@ -256,7 +257,7 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		t.Errorf("Lease %s has no holder", saName)
 	}
-	rb0, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb0, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func (e *env) expectLeastPrivilege(sa kubernetes.Interface) {
 	ctx := context.Background()
 	holder := "test"
 	other := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "team-admins", Namespace: "runai-alpha"},
-		RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("someone")}}
+		RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("someone")}}
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -361,10 +362,10 @@ func (e *env) expectLeastPrivilege(sa kubernetes.Interface) {
 			return err
 		}},
 		{"delete a managed RoleBinding", func() error {
-			return sa.RbacV1().RoleBindings("runai-alpha").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{})
+			return sa.RbacV1().RoleBindings("runai-alpha").Delete(ctx, model.ExecutorBinding, metav1.DeleteOptions{})
 		}},
 		{"delete the managed ClusterRoleBinding", func() error {
-			return sa.RbacV1().ClusterRoleBindings().Delete(ctx, kube.ViewerBinding, metav1.DeleteOptions{})
+			return sa.RbacV1().ClusterRoleBindings().Delete(ctx, model.ViewerBinding, metav1.DeleteOptions{})
 		}},
 		{"read the bind password Secret", func() error {
 			_, err := sa.CoreV1().Secrets("runai").Get(ctx, ldapSecret, metav1.GetOptions{})

@@ -14,8 +14,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // These tests resolve groups with the real resolver against the real
@@ -489,8 +489,8 @@ func TestOpenLDAPEndToEnd(t *testing.T) {
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	cfg := e.slapdDaemonConfig(s, "")
 	e.mustRun("once", "--config", cfg)
-	e.expectUsers(kube.ExecutorRef("runai-alpha"), "alice", "bob")
-	e.expectUsers(kube.IndexMapRef("runai"), "alice", "bob")
+	e.expectUsers(model.ExecutorRef("runai-alpha"), "alice", "bob")
+	e.expectUsers(model.IndexMapRef("runai"), "alice", "bob")
 }
 
 // slapdDaemonConfig writes a daemon configuration for s (schema

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // writeLine is a line of diff's text output that adds or removes a user.
@@ -83,10 +83,10 @@ func expectCheck(t *testing.T, d doctorJSON, name, status, message, fix string) 
 func (e *env) runaiCLIRoles() {
 	e.t.Helper()
 	rules := map[string][]rbacv1.PolicyRule{
-		kube.ViewerRole: {{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+		model.ViewerRole: {{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch"}}},
-		kube.ExecutorRole: {{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec", "pods/log"}, Verbs: []string{"get", "list", "create", "delete"}}},
-		kube.IndexMapRole: {{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"runai-cli-index"}, Verbs: []string{"get", "update", "patch"}}},
+		model.ExecutorRole: {{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec", "pods/log"}, Verbs: []string{"get", "list", "create", "delete"}}},
+		model.IndexMapRole: {{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"runai-cli-index"}, Verbs: []string{"get", "update", "patch"}}},
 	}
 	for name, r := range rules {
 		cr, err := e.cs.RbacV1().ClusterRoles().Get(context.Background(), name, metav1.GetOptions{})
@@ -200,7 +200,7 @@ func TestDoctor(t *testing.T) {
 	}
 
 	// A Run:AI ClusterRole is missing.
-	if err := e.cs.RbacV1().ClusterRoles().Delete(ctx, kube.ViewerRole, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().ClusterRoles().Delete(ctx, model.ViewerRole, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	d, _ = e.doctor(e.kubeconfig(), "--config", cfg, "--user-kubeconfig", aliceKC)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // env is one test's world: an OU of its own in the shared Samba, a
@@ -104,7 +105,7 @@ func (e *env) startKube() {
 		t.Fatal(err)
 	}
 	e.namespace("runai", nil)
-	for _, role := range []string{kube.ViewerRole, kube.ExecutorRole, kube.IndexMapRole} {
+	for _, role := range []string{model.ViewerRole, model.ExecutorRole, model.IndexMapRole} {
 		// Stand-ins for Run:AI's ClusterRoles, with a rule each (the real
 		// ones list jobs, pods, configmaps...).
 		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
@@ -219,7 +220,7 @@ func (e *env) mustRun(args ...string) result {
 }
 
 // binding reads a managed binding; nil if it does not exist.
-func (e *env) binding(ref kube.Ref) *kube.Binding {
+func (e *env) binding(ref model.Ref) *model.Binding {
 	e.t.Helper()
 	kc, err := kube.NewClient(e.api.RestConfig(), 100, 100)
 	if err != nil {
@@ -235,7 +236,7 @@ func (e *env) binding(ref kube.Ref) *kube.Binding {
 	return b
 }
 
-func (e *env) usersOf(ref kube.Ref) []string {
+func (e *env) usersOf(ref model.Ref) []string {
 	e.t.Helper()
 	b := e.binding(ref)
 	if b == nil {
@@ -246,7 +247,7 @@ func (e *env) usersOf(ref kube.Ref) []string {
 	return u
 }
 
-func (e *env) expectUsers(ref kube.Ref, want ...string) {
+func (e *env) expectUsers(ref model.Ref, want ...string) {
 	e.t.Helper()
 	sort.Strings(want)
 	got := e.usersOf(ref)
@@ -280,7 +281,7 @@ func decodePlan(t *testing.T, out string) map[string]jsonPlan {
 	}
 	m := map[string]jsonPlan{}
 	for _, p := range plans {
-		m[kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}.String()] = p
+		m[model.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}.String()] = p
 	}
 	return m
 }

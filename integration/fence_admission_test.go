@@ -17,6 +17,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // fencePolicy is the ValidatingAdmissionPolicy in deploy/admission-policy.yaml.
@@ -40,7 +41,7 @@ func dry(dryRun bool) []string {
 // tokenAttacks are the writes the issue found RBAC lets through (and a few
 // it does not), done with the ServiceAccount's client.
 func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
-	executor := kube.ExpectedRoleRef(kube.ExecutorBinding)
+	executor := kube.ExpectedRoleRef(model.ExecutorBinding)
 	clusterAdmin := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"}
 	everyone := rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:authenticated"}
 	rb := func(ns, name string, ref rbacv1.RoleRef, labels map[string]string, s ...rbacv1.Subject) func(bool) error {
@@ -52,7 +53,7 @@ func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
 		}
 	}
 	template := map[string]string{"runai-ldap-sync.github.io/template": "true"}
-	shardOf := map[string]string{kube.ShardOfLabel: "x"}
+	shardOf := map[string]string{model.ShardOfLabel: "x"}
 	crb := func(name string, ref rbacv1.RoleRef) func(bool) error {
 		return func(dryRun bool) error {
 			_, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
@@ -70,26 +71,26 @@ func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
 		}},
 		{what: "ClusterRoleBinding runai-job-viewer-manual to runai-job-executor", do: func(dryRun bool) error {
 			_, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: kube.ViewerBinding}, RoleRef: executor,
+				ObjectMeta: metav1.ObjectMeta{Name: model.ViewerBinding}, RoleRef: executor,
 				Subjects: []rbacv1.Subject{kube.UserSubject("hacker")}}, metav1.CreateOptions{DryRun: dry(dryRun)})
 			return err
 		}},
 		{what: "executor RoleBinding in kube-system (labelled runai/queue=sys)",
-			do: rb("kube-system", kube.ExecutorBinding, executor, nil, kube.UserSubject("hacker"))},
+			do: rb("kube-system", model.ExecutorBinding, executor, nil, kube.UserSubject("hacker"))},
 		{what: "executor RoleBinding in the unlabelled runai-backend (the fromGroups attack)",
-			do: rb("runai-backend", kube.ExecutorBinding, executor, nil, kube.UserSubject("hacker"))},
+			do: rb("runai-backend", model.ExecutorBinding, executor, nil, kube.UserSubject("hacker"))},
 		{what: "executor RoleBinding in an unlabelled namespace",
-			do: rb("unlabelled", kube.ExecutorBinding, executor, nil, kube.UserSubject("hacker"))},
+			do: rb("unlabelled", model.ExecutorBinding, executor, nil, kube.UserSubject("hacker"))},
 		{what: "RoleBinding of another name to runai-job-executor in a project namespace",
 			do: rb("runai-alpha", "team-executors", executor, nil, kube.UserSubject("hacker"))},
 		{what: "new executor RoleBinding with a Group subject",
-			do: rb("ml-beta-2", kube.ExecutorBinding, executor, nil, everyone)},
+			do: rb("ml-beta-2", model.ExecutorBinding, executor, nil, everyone)},
 		{what: "new executor RoleBinding for User system:anonymous",
-			do: rb("ml-beta-2", kube.ExecutorBinding, executor, nil, kube.UserSubject("system:anonymous"))},
+			do: rb("ml-beta-2", model.ExecutorBinding, executor, nil, kube.UserSubject("system:anonymous"))},
 		{what: "adding a Group subject to the executor binding", do: func(dryRun bool) error {
 			patch := `{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hand-added"},` +
 				`{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":"system:authenticated"}]}`
-			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType,
+			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, model.ExecutorBinding, types.MergePatchType,
 				[]byte(patch), metav1.PatchOptions{DryRun: dry(dryRun)})
 			return err
 		}},
@@ -98,23 +99,23 @@ func tokenAttacks(ctx context.Context, sa kubernetes.Interface) []attack {
 		{what: "template-labelled RoleBinding to cluster-admin", rbacRefuses: true,
 			do: rb("runai-alpha", "runai-scheduler-rw-3", clusterAdmin, template, kube.UserSubject("hacker"))},
 		{what: "index-map RoleBinding outside runai",
-			do: rb("runai-alpha", kube.IndexMapBinding, kube.ExpectedRoleRef(kube.IndexMapBinding), nil, kube.UserSubject("hacker"))},
+			do: rb("runai-alpha", model.IndexMapBinding, kube.ExpectedRoleRef(model.IndexMapBinding), nil, kube.UserSubject("hacker"))},
 		// Shards: <name>-1 … <name>-16 only, to the same role, in the same place.
 		{what: "executor RoleBinding named past the last shard (-17) in a project namespace",
-			do: rb("runai-alpha", kube.ExecutorBinding+"-17", executor, shardOf, kube.UserSubject("hacker"))},
+			do: rb("runai-alpha", model.ExecutorBinding+"-17", executor, shardOf, kube.UserSubject("hacker"))},
 		{what: "executor shard in an unlabelled namespace",
-			do: rb("unlabelled", kube.ExecutorBinding+"-1", executor, shardOf, kube.UserSubject("hacker"))},
+			do: rb("unlabelled", model.ExecutorBinding+"-1", executor, shardOf, kube.UserSubject("hacker"))},
 		{what: "index-map shard outside runai",
-			do: rb("runai-alpha", kube.IndexMapBinding+"-2", kube.ExpectedRoleRef(kube.IndexMapBinding), shardOf, kube.UserSubject("hacker"))},
-		{what: "ClusterRoleBinding named past the last viewer shard (-17)", do: crb(kube.ViewerBinding+"-17", kube.ExpectedRoleRef(kube.ViewerBinding))},
-		{what: "viewer shard to runai-job-executor", do: crb(kube.ViewerBinding+"-1", executor)},
+			do: rb("runai-alpha", model.IndexMapBinding+"-2", kube.ExpectedRoleRef(model.IndexMapBinding), shardOf, kube.UserSubject("hacker"))},
+		{what: "ClusterRoleBinding named past the last viewer shard (-17)", do: crb(model.ViewerBinding+"-17", kube.ExpectedRoleRef(model.ViewerBinding))},
+		{what: "viewer shard to runai-job-executor", do: crb(model.ViewerBinding+"-1", executor)},
 		{what: "patching a RoleBinding named past the last shard", rbacRefuses: true, do: func(dryRun bool) error {
-			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding+"-17", types.MergePatchType,
+			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, model.ExecutorBinding+"-17", types.MergePatchType,
 				[]byte(`{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hacker"}]}`), metav1.PatchOptions{DryRun: dry(dryRun)})
 			return err
 		}},
 		{what: "patching a ClusterRoleBinding named like a shard of another role", rbacRefuses: true, do: func(dryRun bool) error {
-			_, err := sa.RbacV1().ClusterRoleBindings().Patch(ctx, kube.ExecutorBinding+"-1", types.MergePatchType,
+			_, err := sa.RbacV1().ClusterRoleBindings().Patch(ctx, model.ExecutorBinding+"-1", types.MergePatchType,
 				[]byte(`{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hacker"}]}`), metav1.PatchOptions{DryRun: dry(dryRun)})
 			return err
 		}},
@@ -217,7 +218,7 @@ func (e *env) installDeploy(components ...string) {
 // each through; with deploy/'s admission policy each is refused, and the
 // daemon's own cycle still works with the same token.
 func TestAdmissionPolicyFencesTheToken(t *testing.T) {
-	executor := func() rbacv1.RoleRef { return kube.ExpectedRoleRef(kube.ExecutorBinding) }
+	executor := func() rbacv1.RoleRef { return kube.ExpectedRoleRef(model.ExecutorBinding) }
 	e := newEnv(t)
 	seedSample(e)
 	ctx := context.Background()
@@ -273,22 +274,22 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 		t.Errorf("the ClusterRoleBinding for system:authenticated exists: %v", err)
 	}
 	for _, ns := range []string{"kube-system", "runai-backend", "unlabelled"} {
-		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, model.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("an executor binding exists in %s: %v", ns, err)
 		}
 	}
 
 	// The shards the daemon writes, -1 … -16, are allowed to the token.
-	for _, name := range []string{kube.ExecutorBinding + "-1", kube.ExecutorBinding + "-16"} {
+	for _, name := range []string{model.ExecutorBinding + "-1", model.ExecutorBinding + "-16"} {
 		if _, err := sa.RbacV1().RoleBindings("runai-alpha").Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{kube.ShardOfLabel: kube.ExecutorBinding}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{model.ShardOfLabel: model.ExecutorBinding}},
 			RoleRef:    executor(), Subjects: []rbacv1.Subject{kube.UserSubject("alice")}},
 			metav1.CreateOptions{DryRun: dry(true)}); err != nil {
 			t.Errorf("the token may not create the shard %s: %v", name, err)
 		}
 	}
 	if _, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: kube.ViewerBinding + "-16"}, RoleRef: kube.ExpectedRoleRef(kube.ViewerBinding),
+		ObjectMeta: metav1.ObjectMeta{Name: model.ViewerBinding + "-16"}, RoleRef: kube.ExpectedRoleRef(model.ViewerBinding),
 		Subjects: []rbacv1.Subject{kube.UserSubject("vera")}}, metav1.CreateOptions{DryRun: dry(true)}); err != nil {
 		t.Errorf("the token may not create the viewer shard -16: %v", err)
 	}
@@ -298,24 +299,24 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 	viewerShard := func(name string) func() error {
 		return func() error {
 			_, err := sa.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: name}, RoleRef: kube.ExpectedRoleRef(kube.ViewerBinding),
+				ObjectMeta: metav1.ObjectMeta{Name: name}, RoleRef: kube.ExpectedRoleRef(model.ViewerBinding),
 				Subjects: []rbacv1.Subject{kube.UserSubject("vera")}}, metav1.CreateOptions{DryRun: dry(true)})
 			return err
 		}
 	}
-	e.setFenceParam("maxBindingShards", "2", refusedByFence(viewerShard(kube.ViewerBinding+"-3")))
-	if err := viewerShard(kube.ViewerBinding + "-2")(); err != nil {
+	e.setFenceParam("maxBindingShards", "2", refusedByFence(viewerShard(model.ViewerBinding+"-3")))
+	if err := viewerShard(model.ViewerBinding + "-2")(); err != nil {
 		t.Errorf("maxBindingShards=2 refuses the viewer shard -2: %v", err)
 	}
-	if err := viewerShard(kube.ViewerBinding)(); err != nil {
+	if err := viewerShard(model.ViewerBinding)(); err != nil {
 		t.Errorf("maxBindingShards=2 refuses the viewer binding itself: %v", err)
 	}
-	e.setFenceParam("maxBindingShards", "0", refusedByFence(viewerShard(kube.ViewerBinding+"-1")))
-	e.setFenceParam("maxBindingShards", "16", viewerShard(kube.ViewerBinding+"-16"))
+	e.setFenceParam("maxBindingShards", "0", refusedByFence(viewerShard(model.ViewerBinding+"-1")))
+	e.setFenceParam("maxBindingShards", "16", viewerShard(model.ViewerBinding+"-16"))
 
 	// The policy applies to the ServiceAccount only: the admin still may.
 	if _, err := e.cs.RbacV1().RoleBindings("unlabelled").Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "admin-made"}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding),
+		ObjectMeta: metav1.ObjectMeta{Name: "admin-made"}, RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding),
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "team"}}},
 		metav1.CreateOptions{DryRun: dry(true)}); err != nil {
 		t.Errorf("the policy refused the cluster admin: %v", err)
@@ -327,7 +328,7 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 	bindIn := func(ns string) func() error {
 		return func() error {
 			_, err := sa.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding)},
+				ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding)},
 				metav1.CreateOptions{DryRun: dry(true)})
 			return err
 		}
@@ -354,7 +355,7 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 	kc, _ := e.saKubeconfig()
 	e.setFenceParam("staticNamespaces", "ml-beta", func() error {
 		_, err := sa.RbacV1().RoleBindings("ml-beta").Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding)},
+			ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding}, RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding)},
 			metav1.CreateOptions{DryRun: dry(true)})
 		return err
 	})
@@ -369,7 +370,7 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 
 	// A Group subject an admin put on a managed binding is kept through the
 	// daemon's patches, and the token cannot take it away.
-	rb0, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb0, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,11 +384,11 @@ func TestAdmissionPolicyFencesTheToken(t *testing.T) {
 	}
 	e.expectUsers(alphaExec, "alice", "carol", "erin", "hand-added")
 	dropGroup := `{"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"alice"}]}`
-	_, err = sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(dropGroup), metav1.PatchOptions{})
+	_, err = sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, model.ExecutorBinding, types.MergePatchType, []byte(dropGroup), metav1.PatchOptions{})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), fencePolicy) {
 		t.Errorf("removing the admin's Group subject with the token: %v, want refused by %s", err, fencePolicy)
 	}
-	rb1, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb1, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

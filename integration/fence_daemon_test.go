@@ -8,7 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // TestFenceRefusesTheIssuesAttacks replays the two attacks of the issue
@@ -51,7 +51,7 @@ projects:
 	}
 	e.expectUsers(alphaExec, "alice")
 	for _, ns := range []string{"runai-backend", "kube-system", "runai-legacy"} {
-		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, model.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("an executor binding exists in %s: %v", ns, err)
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Renames, moves and deletions through polls (issue 17): with the shipped
@@ -121,7 +121,7 @@ func TestPollsFollowRenamesMovesAndDeletions(t *testing.T) {
 		groupsYAML+longSchedule+fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	alpha, beta := kube.ExecutorRef("runai-alpha"), kube.ExecutorRef("runai-beta")
+	alpha, beta := model.ExecutorRef("runai-alpha"), model.ExecutorRef("runai-beta")
 	members := append([]string{"alice", "bob", "carol", "erin"}, fill...)
 	e.waitUsers(alpha, 15*time.Second, members...)
 	e.waitUsers(viewer, 15*time.Second, append([]string{"gina", "vera"}, fill...)...)

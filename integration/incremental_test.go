@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Incremental change detection against the real directories: with the
@@ -41,7 +41,7 @@ func nonWatchRequests(d *daemon) float64 {
 
 // expectPropagated waits for ref to hold exactly want, within the bound,
 // and logs how long it took.
-func expectPropagated(e *env, what string, ref kube.Ref, start time.Time, want ...string) {
+func expectPropagated(e *env, what string, ref model.Ref, start time.Time, want ...string) {
 	e.t.Helper()
 	e.waitUsers(ref, propagationBound, want...)
 	e.t.Logf("%s: %s updated %v after the directory change", what, ref, time.Since(start).Round(10*time.Millisecond))
@@ -313,7 +313,7 @@ func incrementalOpenLDAP(t *testing.T, syncProv bool) {
 	e.namespace("runai-beta", map[string]string{"runai/queue": "beta"})
 	addr := freeAddr(t)
 	cfg := e.slapdDaemonConfig(s, incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr))
-	alpha, beta := kube.ExecutorRef("runai-alpha"), kube.ExecutorRef("runai-beta")
+	alpha, beta := model.ExecutorRef("runai-alpha"), model.ExecutorRef("runai-beta")
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 	e.waitUsers(alpha, 10*time.Second, "alice", "bob", "carol")
@@ -398,14 +398,14 @@ projects:
 ` + incrementalYAML + fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	e.waitUsers(kube.ExecutorRef("runai-alpha"), 10*time.Second, "alice")
+	e.waitUsers(model.ExecutorRef("runai-alpha"), 10*time.Second, "alice")
 	if v := d.metric("runai_ldap_sync_cycles_total", ""); v != 1 {
 		t.Fatalf("cycles_total = %v before the change, want 1", v)
 	}
 
 	start := time.Now()
 	e.group("runai-gamma-executors", "gus")
-	expectPropagated(e, "new directory project", kube.ExecutorRef("runai-gamma"), start, "gus")
+	expectPropagated(e, "new directory project", model.ExecutorRef("runai-gamma"), start, "gus")
 	if labels, _, ok := e.nsLabels("runai-gamma"); !ok || labels["runai/queue"] != "gamma" {
 		t.Errorf("namespace runai-gamma: exists %v, labels %v", ok, labels)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Issue 24 items 1, 2 and 8, each played by the insider's own identity on
@@ -183,13 +184,13 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	admin := e.insider("team", "team-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
 
 	bomb := bombRecord(t)
-	shard := map[string]string{kube.ShardOfLabel: "x"}
+	shard := map[string]string{model.ShardOfLabel: "x"}
 	rb := func(ns, name string, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *rbacv1.RoleBinding {
 		return &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: shard,
-			Annotations: map[string]string{kube.ManagedAnnotation: bomb}}, RoleRef: roleRef, Subjects: subjects}
+			Annotations: map[string]string{model.ManagedAnnotation: bomb}}, RoleRef: roleRef, Subjects: subjects}
 	}
-	for _, name := range []string{kube.ExecutorBinding, kube.ExecutorBinding + "-1", kube.ExecutorBinding + "-2",
-		kube.IndexMapBinding + "-1", kube.IndexMapBinding + "-2", kube.IndexMapBinding + "-3"} {
+	for _, name := range []string{model.ExecutorBinding, model.ExecutorBinding + "-1", model.ExecutorBinding + "-2",
+		model.IndexMapBinding + "-1", model.IndexMapBinding + "-2", model.IndexMapBinding + "-3"} {
 		if _, err := admin.RbacV1().RoleBindings("team").Create(ctx, rb("team", name, kube.ExpectedRoleRef(name), nil), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("the namespace admin creates %s: %v", name, err)
 		}
@@ -200,8 +201,8 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	}
 	const big = 20
 	for i := 0; i < big; i++ {
-		b := rb("team", fmt.Sprintf("big-%d", i), kube.ExpectedRoleRef(kube.ExecutorBinding), subjects)
-		delete(b.Annotations, kube.ManagedAnnotation)
+		b := rb("team", fmt.Sprintf("big-%d", i), kube.ExpectedRoleRef(model.ExecutorBinding), subjects)
+		delete(b.Annotations, model.ManagedAnnotation)
 		if _, err := admin.RbacV1().RoleBindings("team").Create(ctx, b, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("the namespace admin creates a 1 MB binding: %v", err)
 		}
@@ -209,7 +210,7 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	// And, by beta's own admin, a bomb on beta's executor binding: planned,
 	// so read, within its bounds, and beta's error alone.
 	betaAdmin := e.insider("runai-beta", "beta-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
-	betaBomb := rb("runai-beta", kube.ExecutorBinding, kube.ExpectedRoleRef(kube.ExecutorBinding), nil)
+	betaBomb := rb("runai-beta", model.ExecutorBinding, kube.ExpectedRoleRef(model.ExecutorBinding), nil)
 	betaBomb.Labels = nil
 	if _, err := betaAdmin.RbacV1().RoleBindings("runai-beta").Create(ctx, betaBomb, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("beta's admin creates the bomb on beta's executor binding: %v", err)
@@ -230,7 +231,7 @@ func TestInsiderNamespaceAdminCannotBloatTheDaemon(t *testing.T) {
 	} else {
 		t.Logf("daemon peak RSS with the bombs: %d MiB", rss)
 	}
-	if b := e.binding(kube.ExecutorRef("runai-beta")); len(b.Users()) != 0 {
+	if b := e.binding(model.ExecutorRef("runai-beta")); len(b.Users()) != 0 {
 		t.Errorf("beta, whose record is over its bounds, was written: %v", b.Users())
 	}
 	if m, _ := get("http://" + d.addr + "/metrics"); !strings.Contains(m, `namespace="runai-beta",reason="ownership_record"} 1`) {
@@ -283,7 +284,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 	labeller := e.insider("default", "labeller", false, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"patch"}})
 
 	d := e.shippedDaemon()
-	p1 := kube.ExecutorRef("runai-p1")
+	p1 := model.ExecutorRef("runai-p1")
 	e.waitUsers(p1, 60*time.Second, "alice")
 
 	patch := fmt.Sprintf(`{"metadata":{"labels":{"runai/queue":"p1",%q:"true"}}}`, config.ProvisionedLabel)
@@ -314,7 +315,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitUsers(p1, 60*time.Second, "alice", "bob")
-	if _, err := e.cs.RbacV1().RoleBindings("monitoring").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := e.cs.RbacV1().RoleBindings("monitoring").Get(ctx, model.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the copied label moved p1: an executor binding exists in monitoring (%v)", err)
 	}
 
@@ -330,7 +331,7 @@ func TestInsiderLabellerCannotMoveAProject(t *testing.T) {
 			return err
 		}
 		for _, ev := range evs.Items {
-			if ev.InvolvedObject.Kind == kube.KindClusterRoleBinding && ev.InvolvedObject.Name == kube.ViewerBinding {
+			if ev.InvolvedObject.Kind == model.KindClusterRoleBinding && ev.InvolvedObject.Name == model.ViewerBinding {
 				return nil
 			}
 		}

@@ -32,7 +32,7 @@ projects:
   namespaceLabel: runai/queue
 `
 
-var p1Exec = kube.ExecutorRef("runai-p1")
+var p1Exec = model.ExecutorRef("runai-p1")
 
 // TestGroupOwnerBurstIsHeldOnlyForItsUsers: the owner of p1's groups nests
 // a 25-member group (standing in for Domain Users) into them; at the same
@@ -82,7 +82,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 	// store).
 	p1Admin := e.insider("runai-p1", "p1-admin", true, rbacv1.PolicyRule{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}})
 	repairs := d.metric("runai_ldap_sync_repairs_total", `result="success"`)
-	if err := p1Admin.RbacV1().RoleBindings("runai-p1").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
+	if err := p1Admin.RbacV1().RoleBindings("runai-p1").Delete(ctx, model.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	d.waitMetric("runai_ldap_sync_repairs_total", `result="success"`, repairs+1, 20*time.Second)
@@ -94,7 +94,7 @@ func TestGroupOwnerBurstIsHeldOnlyForItsUsers(t *testing.T) {
 		t.Fatalf("diff: %+v", held)
 	}
 	approve := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, plan.ApproveAnnotation, held.ApprovalKey)
-	if _, err := p1Admin.RbacV1().RoleBindings("runai-p1").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(approve), metav1.PatchOptions{}); err != nil {
+	if _, err := p1Admin.RbacV1().RoleBindings("runai-p1").Patch(ctx, model.ExecutorBinding, types.MergePatchType, []byte(approve), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("p1's admin annotates the executor binding: %v", err)
 	}
 	e.waitEvent(p1Exec, controller.ReasonApprovalRemoved, 15*time.Second, "approvals live in the guard's store")
@@ -232,7 +232,7 @@ func TestHandGrantIsNeverAdopted(t *testing.T) {
 	d, _ := e.insiderDaemon()
 	e.waitUsers(viewer, 10*time.Second, "vera")
 
-	crb, err := e.cs.RbacV1().ClusterRoleBindings().Get(ctx, kube.ViewerBinding, metav1.GetOptions{})
+	crb, err := e.cs.RbacV1().ClusterRoleBindings().Get(ctx, model.ViewerBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

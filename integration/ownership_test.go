@@ -36,8 +36,8 @@ projects:
 // kept it by hand: users, no ownership record.
 func (e *env) handKept(ns string, users ...string) {
 	e.t.Helper()
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding, Namespace: ns},
-		RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding)}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: ns},
+		RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding)}
 	for _, u := range users {
 		rb.Subjects = append(rb.Subjects, kube.UserSubject(u))
 	}
@@ -48,7 +48,7 @@ func (e *env) handKept(ns string, users ...string) {
 
 func (e *env) patchExec(ns, patch string) {
 	e.t.Helper()
-	if _, err := e.cs.RbacV1().RoleBindings(ns).Patch(context.Background(), kube.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := e.cs.RbacV1().RoleBindings(ns).Patch(context.Background(), model.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -66,7 +66,7 @@ func (e *env) setSubjects(ns string, users ...string) {
 	e.patchExec(ns, string(raw))
 }
 
-func (e *env) expectRecord(ref kube.Ref, want ...string) {
+func (e *env) expectRecord(ref model.Ref, want ...string) {
 	e.t.Helper()
 	b := e.binding(ref)
 	owned, err := b.Owned()
@@ -140,7 +140,7 @@ func (e *env) handKeptAgain(t *testing.T, cfg string) {
 	offCfg := cfg + ".noadopt"
 	writeFile(t, offCfg, []byte(off))
 	e.mustRun("once", "--config", offCfg)
-	e.expectRecord(kube.ExecutorRef("runai-beta"))
+	e.expectRecord(model.ExecutorRef("runai-beta"))
 }
 
 // TestUserPutBackByHandIsNotRemoved: the tool added bob; someone removed
@@ -277,14 +277,14 @@ func TestCorruptRecordStopsNothing(t *testing.T) {
 	seedSample(e)
 	e.namespace("scratch", nil)
 	e.handKept("scratch", "mallory")
-	e.patchExec("scratch", fmt.Sprintf(`{"metadata":{"annotations":{%q:"[\"broken"}}}`, kube.ManagedAnnotation))
+	e.patchExec("scratch", fmt.Sprintf(`{"metadata":{"annotations":{%q:"[\"broken"}}}`, model.ManagedAnnotation))
 	cfg := e.config(groupsYAML + sampleProjects)
 	e.mustRun("once", "--config", cfg)
 	expectSampleSynced(e, 10*time.Second)
-	e.expectUsers(kube.ExecutorRef("scratch"), "mallory")
+	e.expectUsers(model.ExecutorRef("scratch"), "mallory")
 
 	// The same on a project's binding: only that binding stops.
-	e.patchExec("runai-alpha", fmt.Sprintf(`{"metadata":{"annotations":{%q:"[\"broken"}}}`, kube.ManagedAnnotation))
+	e.patchExec("runai-alpha", fmt.Sprintf(`{"metadata":{"annotations":{%q:"[\"broken"}}}`, model.ManagedAnnotation))
 	e.removeMembers("runai-beta-executors", "frank")
 	e.user("henry", true)
 	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["henry"]); err != nil {
@@ -299,5 +299,5 @@ func TestCorruptRecordStopsNothing(t *testing.T) {
 		t.Errorf("binding with an unreadable record was written: %v -> %v", before, got)
 	}
 	e.waitEvent(alphaExec, controller.ReasonLeftUntouched, 10*time.Second, "ownership record unreadable", "fix or remove the annotation")
-	e.expectUsers(kube.ExecutorRef("ml-beta"), "bob")
+	e.expectUsers(model.ExecutorRef("ml-beta"), "bob")
 }

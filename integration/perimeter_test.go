@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // installFenced installs deploy/ (with components) on a cluster without
@@ -62,8 +63,8 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 	e.namespace("monitoring", nil)
 	e.namespace("runai-delta", nil)
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding, Labels: map[string]string{"team": "alpha"}},
-		RoleRef:    kube.ExpectedRoleRef(kube.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("hand-added")}},
+		ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Labels: map[string]string{"team": "alpha"}},
+		RoleRef:    kube.ExpectedRoleRef(model.ExecutorBinding), Subjects: []rbacv1.Subject{kube.UserSubject("hand-added")}},
 		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +74,10 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 			"runai-ldap-sync.github.io/provisioned": "true", "runai/namespace-version": "v2"}, true)
 	})
 
-	executor := kube.ExpectedRoleRef(kube.ExecutorBinding)
+	executor := kube.ExpectedRoleRef(model.ExecutorBinding)
 	patchExec := func(patch string) func() error {
 		return func() error {
-			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, model.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 			return err
 		}
 	}
@@ -94,7 +95,7 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 	saSubject := func(ns, name string) rbacv1.Subject {
 		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}
 	}
-	template := map[string]string{"runai-ldap-sync.github.io/template": "true", kube.ManagedByLabel: kube.ManagedByValue}
+	template := map[string]string{"runai-ldap-sync.github.io/template": "true", model.ManagedByLabel: model.ManagedByValue}
 	ghost := []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "ghost", UID: "0b1e6c1c-0000-4000-8000-000000000000"}}
 	lease := func(name, holder string, seconds int32) func() error {
 		return func() error {
@@ -109,15 +110,15 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 		{"ownerReferences to an absent owner on the executor binding (the garbage collector would delete it)",
 			patchExec(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"ghost","uid":"0b1e6c1c-0000-4000-8000-000000000000"}]}}`)},
 		{"a finalizer on the executor binding", patchExec(`{"metadata":{"finalizers":["example.com/block"]}}`)},
-		{"a new executor binding with ownerReferences", createRB("runai-beta", kube.ExecutorBinding, executor, nil, ghost, kube.UserSubject("alice"))},
+		{"a new executor binding with ownerReferences", createRB("runai-beta", model.ExecutorBinding, executor, nil, ghost, kube.UserSubject("alice"))},
 		{"the managed-by label set to another value", patchExec(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":"someone-else"}}}`)},
 		{"a label the daemon never writes", patchExec(`{"metadata":{"labels":{"team":"hijacked"}}}`)},
-		{"a shard labelled as another binding's", createRB("runai-alpha", kube.ExecutorBinding+"-1", executor,
-			map[string]string{kube.ShardOfLabel: kube.IndexMapBinding}, nil, kube.UserSubject("alice"))},
-		{"an executor binding in runai-scale-adjust (labelled)", createRB("runai-scale-adjust", kube.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
-		{"an executor binding in kai-scheduler (labelled)", createRB("kai-scheduler", kube.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
-		{"an executor binding in kai-resource-reservation (labelled)", createRB("kai-resource-reservation", kube.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
-		{"an executor binding in runai-reservation (labelled)", createRB("runai-reservation", kube.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
+		{"a shard labelled as another binding's", createRB("runai-alpha", model.ExecutorBinding+"-1", executor,
+			map[string]string{model.ShardOfLabel: model.IndexMapBinding}, nil, kube.UserSubject("alice"))},
+		{"an executor binding in runai-scale-adjust (labelled)", createRB("runai-scale-adjust", model.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
+		{"an executor binding in kai-scheduler (labelled)", createRB("kai-scheduler", model.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
+		{"an executor binding in kai-resource-reservation (labelled)", createRB("kai-resource-reservation", model.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
+		{"an executor binding in runai-reservation (labelled)", createRB("runai-reservation", model.ExecutorBinding, executor, nil, nil, kube.UserSubject("alice"))},
 		{"a template binding of runai-scheduler-rw for kube-system's default ServiceAccount", createRB("runai-alpha", "runai-scheduler-rw",
 			clusterRole("runai-scheduler-rw"), template, nil, saSubject("kube-system", "default"))},
 		{"a template binding of runai-scheduler-rw for another Run:AI ServiceAccount", createRB("runai-alpha", "runai-scheduler-rw",
@@ -152,7 +153,7 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 		}},
 		{"an Event with ownerReferences", func() error {
 			_, err := sa.CoreV1().Events("runai").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "x.1", OwnerReferences: ghost},
-				InvolvedObject: corev1.ObjectReference{Kind: "RoleBinding", Namespace: "runai", Name: kube.IndexMapBinding},
+				InvolvedObject: corev1.ObjectReference{Kind: "RoleBinding", Namespace: "runai", Name: model.IndexMapBinding},
 				Reason:         "x", Message: "x", Type: corev1.EventTypeNormal}, metav1.CreateOptions{})
 			return err
 		}},
@@ -182,11 +183,11 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 			t.Logf("refused: %s: %v", r.what, err)
 		}
 	}
-	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rb.OwnerReferences) != 0 || len(rb.Finalizers) != 0 || rb.Labels["team"] != "alpha" || rb.Labels[kube.ManagedByLabel] != "" {
+	if len(rb.OwnerReferences) != 0 || len(rb.Finalizers) != 0 || rb.Labels["team"] != "alpha" || rb.Labels[model.ManagedByLabel] != "" {
 		t.Errorf("the executor binding changed: %+v", rb.ObjectMeta)
 	}
 	if _, err := e.cs.CoordinationV1().Leases("runai").Get(ctx, saName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -205,13 +206,13 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 	now := metav1.NewMicroTime(time.Now())
 	for what, do := range map[string]func() error{
 		"adding a user and the managed-by label to the executor binding": func() error {
-			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, kube.ExecutorBinding, types.MergePatchType,
+			_, err := sa.RbacV1().RoleBindings("runai-alpha").Patch(ctx, model.ExecutorBinding, types.MergePatchType,
 				[]byte(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":"runai-ldap-sync"}},"subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"hand-added"},{"apiGroup":"rbac.authorization.k8s.io","kind":"User","name":"alice"}]}`),
 				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
 			return err
 		},
-		"a shard labelled with its own base": dryRB("runai-alpha", kube.ExecutorBinding+"-1", executor,
-			map[string]string{kube.ShardOfLabel: kube.ExecutorBinding, kube.ManagedByLabel: kube.ManagedByValue}, kube.UserSubject("alice")),
+		"a shard labelled with its own base": dryRB("runai-alpha", model.ExecutorBinding+"-1", executor,
+			map[string]string{model.ShardOfLabel: model.ExecutorBinding, model.ManagedByLabel: model.ManagedByValue}, kube.UserSubject("alice")),
 		"the template's runai-scheduler-rw": dryRB("runai-alpha", "runai-scheduler-rw", clusterRole("runai-scheduler-rw"), template, saSubject("runai", "runai-scheduler-rw")),
 		"the template's runai-user-psp":     dryRB("runai-alpha", "runai-user-psp", clusterRole("use-runai-user-psp"), template, saSubject("runai-alpha", "default")),
 		"a project namespace with its namespaceLabels": func() error {
@@ -249,7 +250,7 @@ func TestPolicyPinsMetadataLabelsAndSubjects(t *testing.T) {
 	e.kubectl("", "create", "clusterrolebinding", "elsewhere-sync", "--clusterrole=runai-ldap-sync", "--serviceaccount=elsewhere:"+saName)
 	_, other := e.saToken("elsewhere", saName)
 	_, err = other.RbacV1().RoleBindings("runai-beta").Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding}, RoleRef: executor, Subjects: []rbacv1.Subject{kube.UserSubject("alice")}},
+		ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding}, RoleRef: executor, Subjects: []rbacv1.Subject{kube.UserSubject("alice")}},
 		metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "allows only the ServiceAccount runai-ldap-sync of runai") {
 		t.Errorf("a legitimate write by elsewhere's %s: %v, want refused naming the install namespace", saName, err)
@@ -426,7 +427,7 @@ func TestLabellerCannotMakeRunaiNamespacesProjects(t *testing.T) {
 		t.Fatalf("once as %s: exit %d (a refusal means the daemon tried)\n%s", saUser, r.code, r.stderr)
 	}
 	for _, ns := range []string{"runai-scale-adjust", "kai-scheduler"} {
-		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := e.cs.RbacV1().RoleBindings(ns).Get(ctx, model.ExecutorBinding, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("an executor binding exists in %s: %v", ns, err)
 		}
 		if !strings.Contains(r.stderr, ns) {

@@ -69,17 +69,17 @@ func (e *env) expectTemplate(tmpl *template.Template, project, ns string) {
 		if got.RoleRef != want.RoleRef || !reflect.DeepEqual(got.Subjects, want.Subjects) {
 			e.t.Errorf("template binding %s/%s = %+v %+v, want %+v %+v", ns, name, got.RoleRef, got.Subjects, want.RoleRef, want.Subjects)
 		}
-		if got.Labels[kube.ManagedByLabel] != kube.ManagedByValue || got.Labels[controller.TemplateLabel] != "true" {
-			e.t.Errorf("template binding %s/%s labels %v, want %s=%s and %s=true", ns, name, got.Labels, kube.ManagedByLabel, kube.ManagedByValue, controller.TemplateLabel)
+		if got.Labels[model.ManagedByLabel] != model.ManagedByValue || got.Labels[controller.TemplateLabel] != "true" {
+			e.t.Errorf("template binding %s/%s labels %v, want %s=%s and %s=true", ns, name, got.Labels, model.ManagedByLabel, model.ManagedByValue, controller.TemplateLabel)
 		}
 		applied := false
 		for _, mf := range got.ManagedFields {
-			if mf.Manager == kube.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply {
+			if mf.Manager == model.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply {
 				applied = true
 			}
 		}
 		if !applied {
-			e.t.Errorf("template binding %s/%s was not server-side applied by %s: %+v", ns, name, kube.FieldManager, got.ManagedFields)
+			e.t.Errorf("template binding %s/%s was not server-side applied by %s: %+v", ns, name, model.FieldManager, got.ManagedFields)
 		}
 	}
 }
@@ -133,7 +133,7 @@ func TestProvisionNewProjectsInOneCycle(t *testing.T) {
 	ctx := context.Background()
 	tmplPath, tmpl := exampleTemplate(t)
 	tmplPath = e.inDir(tmplPath)
-	gammaExec, deltaExec := kube.ExecutorRef("runai-gamma"), kube.ExecutorRef("runai-delta")
+	gammaExec, deltaExec := model.ExecutorRef("runai-gamma"), model.ExecutorRef("runai-delta")
 
 	// Features off (today's configuration plus the static project): nothing
 	// is created; gamma is reported as missing its namespace.
@@ -148,7 +148,7 @@ func TestProvisionNewProjectsInOneCycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rbs.Items) != 1 || rbs.Items[0].Name != kube.ExecutorBinding {
+	if len(rbs.Items) != 1 || rbs.Items[0].Name != model.ExecutorBinding {
 		t.Errorf("with provisioning off, runai-alpha holds %d RoleBindings, want only the executor binding", len(rbs.Items))
 	}
 	if !strings.Contains(r.stderr, `"reason":"namespace_missing"`) {
@@ -219,7 +219,7 @@ func TestProvisionNewProjectsInOneCycle(t *testing.T) {
 	e.expectUsers(deltaExec, "dora")
 	e.expectUsers(alphaExec, "alice")
 	e.expectUsers(indexMap, "alice", "dora", "gus")
-	if b := e.binding(deltaExec); b.RoleRef != model.ExpectedRoleRef(kube.ExecutorBinding) {
+	if b := e.binding(deltaExec); b.RoleRef != model.ExpectedRoleRef(model.ExecutorBinding) {
 		t.Errorf("executor binding roleRef %+v", b.RoleRef)
 	}
 	for _, want := range []string{`"namespace provisioned"`, `"action":"create"`, `"template object applied"`, `"namespaces_provisioned":2`, `"template_objects_applied":18`} {
@@ -317,7 +317,7 @@ func TestProvisionNeverTouchesAnotherProjectsNamespace(t *testing.T) {
 	if labels, _, _ := e.nsLabels("runai-bare"); labels["runai/queue"] != "" || labels["tier"] != "" {
 		t.Errorf("runai-bare was labelled without labelExistingNamespaces: %v", labels)
 	}
-	e.expectUsers(kube.ExecutorRef("runai-bare"), "bea")
+	e.expectUsers(model.ExecutorRef("runai-bare"), "bea")
 	if !strings.Contains(r.stderr, `"project":"taken","namespace":"runai-taken","reason":"label_conflict"`) {
 		t.Errorf("the conflict is not reported:\n%s", r.stderr)
 	}
@@ -342,7 +342,7 @@ func TestProvisionNeverTouchesAnotherProjectsNamespace(t *testing.T) {
 	}
 	// Only someone-else's own (empty) binding may be in runai-taken: tina,
 	// of the static project "taken", is not bound there.
-	if b := e.binding(kube.ExecutorRef("runai-taken")); b != nil && len(b.Users()) > 0 {
+	if b := e.binding(model.ExecutorRef("runai-taken")); b != nil && len(b.Users()) > 0 {
 		t.Errorf("users of another project bound in runai-taken: %v", b.Users())
 	}
 	ns, err := e.cs.CoreV1().Namespaces().Get(ctx, "runai-taken", metav1.GetOptions{})
@@ -382,7 +382,7 @@ func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 	cfg := e.config(groupsYAML + fmt.Sprintf(provisionProjects, tmplPath) + incrementalYAML + fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	e.waitUsers(kube.ExecutorRef("runai-gamma"), 10*time.Second, "gus")
+	e.waitUsers(model.ExecutorRef("runai-gamma"), 10*time.Second, "gus")
 	e.expectTemplate(tmpl, "gamma", "runai-gamma")
 
 	start := time.Now()

@@ -10,7 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // TestIncrementalOpenLDAPMirrorLateReplication: two OpenLDAP providers in
@@ -71,7 +71,7 @@ func TestIncrementalOpenLDAPMirrorLateReplication(t *testing.T) {
 	addr := freeAddr(t)
 	d := startDaemon(t, e.slapdDaemonConfig(a, incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr)), e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	alphaRef, betaRef := kube.ExecutorRef("runai-alpha"), kube.ExecutorRef("runai-beta")
+	alphaRef, betaRef := model.ExecutorRef("runai-alpha"), model.ExecutorRef("runai-beta")
 	e.waitUsers(alphaRef, 10*time.Second, "alice")
 	e.waitUsers(betaRef, 10*time.Second, "erin")
 	d.waitMetric("runai_ldap_sync_directory_polls_total", `result="idle"`, 1, 10*time.Second)

@@ -23,8 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics/metricstest"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // proxy is a TCP proxy on loopback for fault injection between the daemon
@@ -319,9 +319,9 @@ func (d *daemon) waitReady(within time.Duration) {
 }
 
 // snapshot is every managed binding's users.
-type snapshot map[kube.Ref][]string
+type snapshot map[model.Ref][]string
 
-func (e *env) snapshot(refs ...kube.Ref) snapshot {
+func (e *env) snapshot(refs ...model.Ref) snapshot {
 	e.t.Helper()
 	s := snapshot{}
 	for _, ref := range refs {
@@ -353,7 +353,7 @@ func (e *env) expectNoneLost(before snapshot, what string) {
 }
 
 // waitUsers waits until ref holds exactly want.
-func (e *env) waitUsers(ref kube.Ref, within time.Duration, want ...string) {
+func (e *env) waitUsers(ref model.Ref, within time.Duration, want ...string) {
 	e.t.Helper()
 	sort.Strings(want)
 	deadline := time.Now().Add(within)
@@ -375,7 +375,7 @@ func (e *env) waitUsers(ref kube.Ref, within time.Duration, want ...string) {
 
 // events lists the Events recorded on a binding (the viewer
 // ClusterRoleBinding's are in the Run:AI namespace, "runai" here).
-func (e *env) events(ref kube.Ref) []corev1.Event {
+func (e *env) events(ref model.Ref) []corev1.Event {
 	e.t.Helper()
 	ns := ref.Namespace
 	if ns == "" {
@@ -396,7 +396,7 @@ func (e *env) events(ref kube.Ref) []corev1.Event {
 
 // waitEvent waits for an Event on ref with reason whose message contains
 // every one of parts.
-func (e *env) waitEvent(ref kube.Ref, reason string, within time.Duration, parts ...string) corev1.Event {
+func (e *env) waitEvent(ref model.Ref, reason string, within time.Duration, parts ...string) corev1.Event {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -512,7 +512,7 @@ func (e *env) inDir(path string) string {
 }
 
 // expectNoDuplicates fails if a binding lists a subject twice.
-func (e *env) expectNoDuplicates(refs ...kube.Ref) {
+func (e *env) expectNoDuplicates(refs ...model.Ref) {
 	e.t.Helper()
 	for _, ref := range refs {
 		b := e.binding(ref)

@@ -30,7 +30,7 @@ import (
 // lost, the daemon keeps running, the metrics show the fault, and it
 // recovers by itself once the fault is gone.
 
-var sampleRefs = []kube.Ref{alphaExec, betaExec, viewer, indexMap}
+var sampleRefs = []model.Ref{alphaExec, betaExec, viewer, indexMap}
 
 // expectSampleSynced checks the state seedSample's directory should give.
 func expectSampleSynced(e *env, within time.Duration) {
@@ -283,7 +283,7 @@ func TestAPIServerRestartDuringCycle(t *testing.T) {
 		t.Fatal("daemon died")
 	}
 	// The informers reconnected: a hand deletion is repaired within seconds.
-	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), kube.ViewerBinding, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), model.ViewerBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// After a long outage the informers re-list within their backoff (up
@@ -319,7 +319,7 @@ func TestConcurrentHandEditsAreNeverLost(t *testing.T) {
 			defer wg.Done()
 			for i := range edits {
 				err := retry.RetryOnConflict(backoff, func() error {
-					rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+					rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 					if err != nil {
 						return err
 					}
@@ -456,7 +456,7 @@ func TestTwoReplicasExactlyOneWrites(t *testing.T) {
 	}
 
 	// Drift and a full cycle: only the leader acts.
-	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(ctx, kube.ViewerBinding, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(ctx, model.ViewerBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitUsers(viewer, 20*time.Second, "gina", "vera")
@@ -482,7 +482,7 @@ func TestTwoReplicasExactlyOneWrites(t *testing.T) {
 		t.Errorf("failover took %v, more than the lease duration (4s) and slack", took)
 	}
 	b.waitReady(30 * time.Second)
-	if err := e.cs.RbacV1().RoleBindings("runai").Delete(ctx, kube.IndexMapBinding, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().RoleBindings("runai").Delete(ctx, model.IndexMapBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitUsers(indexMap, 20*time.Second, "alice", "bob", "carol", "erin", "frank")
@@ -522,8 +522,8 @@ func TestSIGTERMFinishesTheWriteInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	refs := append(sampleRefs, kube.ExecutorRef("trigger"))
-	rvs := map[kube.Ref]string{}
+	refs := append(sampleRefs, model.ExecutorRef("trigger"))
+	rvs := map[model.Ref]string{}
 	for _, ref := range refs {
 		if b := e.binding(ref); b != nil {
 			rvs[ref] = b.ResourceVersion
@@ -560,7 +560,7 @@ func TestSIGTERMFinishesTheWriteInFlight(t *testing.T) {
 		if changed != written[ref.String()] {
 			t.Errorf("%s changed=%v but logged=%v", ref, changed, written[ref.String()])
 		}
-		if changed && ref != kube.ExecutorRef("trigger") {
+		if changed && ref != model.ExecutorRef("trigger") {
 			has := false
 			for _, u := range b.Users() {
 				has = has || u == "zoe"
@@ -686,8 +686,8 @@ func TestApplyUnderConflictsLosesNothing(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ref := kube.ExecutorRef("p")
-	if _, err := kc.Apply(ctx, kube.Change{Ref: ref, Create: true, Add: []string{"seed"}}, nil); err != nil {
+	ref := model.ExecutorRef("p")
+	if _, err := kc.Apply(ctx, model.Change{Ref: ref, Create: true, Add: []string{"seed"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	stale, err := kc.Get(ctx, ref)
@@ -707,7 +707,7 @@ func TestApplyUnderConflictsLosesNothing(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				u := fmt.Sprintf("bot-%d-%d", w, i)
-				_, err := kc.Apply(ctx, kube.Change{Ref: ref, Add: []string{u}}, stale)
+				_, err := kc.Apply(ctx, model.Change{Ref: ref, Add: []string{u}}, stale)
 				mu.Lock()
 				if err == nil {
 					applied[u] = true
@@ -722,7 +722,7 @@ func TestApplyUnderConflictsLosesNothing(t *testing.T) {
 			for i := range each {
 				u := fmt.Sprintf("human-%d-%d", w, i)
 				err := retry.RetryOnConflict(backoff, func() error {
-					rb, err := cs.RbacV1().RoleBindings("p").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+					rb, err := cs.RbacV1().RoleBindings("p").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 					if err != nil {
 						return err
 					}
@@ -849,7 +849,7 @@ func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
 	searches := d.metric("runai_ldap_sync_ldap_searches_total", "")
 
 	// A hand-added user and a Group: nothing to repair, nothing written.
-	rb, err := e.cs.RbacV1().RoleBindings("ml-beta").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb, err := e.cs.RbacV1().RoleBindings("ml-beta").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -874,7 +874,7 @@ func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
 	e.waitEvent(betaExec, controller.ReasonChanged, 10*time.Second, "drift repair after a change by someone else", "added by group sync: bob, frank")
 
 	// A deleted binding is recreated within seconds.
-	if err := e.cs.RbacV1().RoleBindings("runai").Delete(ctx, kube.IndexMapBinding, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().RoleBindings("runai").Delete(ctx, model.IndexMapBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	start = time.Now()
@@ -886,7 +886,7 @@ func TestDriftRepairedWithinSecondsWithoutTheDirectory(t *testing.T) {
 	burst := time.Now()
 	for i := range 10 {
 		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-			rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+			rb, err := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}

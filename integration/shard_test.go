@@ -22,11 +22,11 @@ import (
 const shardBytes = 4096
 
 // shardsOf reads a binding and its shards: which users each holds.
-func (e *env) shardsOf(ref kube.Ref) map[string][]string {
+func (e *env) shardsOf(ref model.Ref) map[string][]string {
 	e.t.Helper()
 	out := map[string][]string{}
-	for i := 0; i <= kube.MaxShards; i++ {
-		if b := e.binding(kube.ShardRef(ref, i)); b != nil {
+	for i := 0; i <= model.MaxShards; i++ {
+		if b := e.binding(model.ShardRef(ref, i)); b != nil {
 			u := b.Users()
 			sort.Strings(u)
 			out[b.Name] = u
@@ -47,7 +47,7 @@ func union(shards map[string][]string) map[string]string {
 }
 
 // waitUnion waits until the binding and its shards hold exactly want.
-func (e *env) waitUnion(ref kube.Ref, within time.Duration, want []string) map[string][]string {
+func (e *env) waitUnion(ref model.Ref, within time.Duration, want []string) map[string][]string {
 	e.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -128,7 +128,7 @@ leaderElection: {enabled: false}
 guard: {maxRemoveCount: 1000, maxRemovePercent: 90, maxAddCount: 0}
 kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 `+fmt.Sprintf("server: {address: %q}\n", addr))
-	viewer := kube.ViewerRef()
+	viewer := model.ViewerRef()
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 
@@ -137,12 +137,12 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 		t.Fatalf("240 users, 56 a binding: want the binding and 4 shards, got %v", keys(shards))
 	}
 	for i := 0; i < 5; i++ {
-		ref := kube.ShardRef(viewer, i)
+		ref := model.ShardRef(viewer, i)
 		b := e.binding(ref)
 		if b == nil {
 			t.Fatalf("%s missing", ref)
 		}
-		if b.RoleRef != model.ExpectedRoleRef(kube.ViewerBinding) || len(b.Users()) > 56 {
+		if b.RoleRef != model.ExpectedRoleRef(model.ViewerBinding) || len(b.Users()) > 56 {
 			t.Errorf("%s: roleRef %v, %d users", ref, b.RoleRef, len(b.Users()))
 		}
 		if owned, err := b.Owned(); err != nil || len(owned) != len(b.Users()) {
@@ -152,7 +152,7 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if crb.Labels[kube.ManagedByLabel] != kube.ManagedByValue || (i > 0) != (crb.Labels[kube.ShardOfLabel] == kube.ViewerBinding) {
+		if crb.Labels[model.ManagedByLabel] != model.ManagedByValue || (i > 0) != (crb.Labels[model.ShardOfLabel] == model.ViewerBinding) {
 			t.Errorf("%s labels %v", ref, crb.Labels)
 		}
 		// The authorizer grants the role to a user of every shard.
@@ -171,7 +171,7 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 	}
 
 	// A hand-deleted shard is repaired.
-	s2 := kube.ShardRef(viewer, 2)
+	s2 := model.ShardRef(viewer, 2)
 	inS2 := shards[s2.Name][0]
 	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), s2.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 
 	// A hand edit in shard 1: a managed user removed comes back, a user
 	// added by hand stays (policy sync).
-	s1 := kube.ShardRef(viewer, 1)
+	s1 := model.ShardRef(viewer, 1)
 	crb, err := e.cs.RbacV1().ClusterRoleBindings().Get(context.Background(), s1.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -203,8 +203,8 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 
 	// One new user writes exactly one shard.
 	before := map[string]string{}
-	for i := 0; i <= kube.MaxShards; i++ {
-		if b := e.binding(kube.ShardRef(viewer, i)); b != nil {
+	for i := 0; i <= model.MaxShards; i++ {
+		if b := e.binding(model.ShardRef(viewer, i)); b != nil {
 			before[b.Name] = b.ResourceVersion
 		}
 	}
@@ -213,8 +213,8 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 	}
 	e.mustRun("once", "--config", cfg)
 	written := 0
-	for i := 0; i <= kube.MaxShards; i++ {
-		if b := e.binding(kube.ShardRef(viewer, i)); b != nil && b.ResourceVersion != before[b.Name] {
+	for i := 0; i <= model.MaxShards; i++ {
+		if b := e.binding(model.ShardRef(viewer, i)); b != nil && b.ResourceVersion != before[b.Name] {
 			written++
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Users and groups in separate OUs (ldap.userBaseDN, ldap.groupBaseDN),
@@ -33,7 +33,7 @@ func TestSplitBasesNestedActiveDirectory(t *testing.T) {
 	e.addGroupUnder(groups, "l1", "bob", "l2")
 	e.addGroupUnder(groups, "runai-alpha-executors", "alice", "l1")
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
-	alpha := kube.ExecutorRef("runai-alpha")
+	alpha := model.ExecutorRef("runai-alpha")
 	want := []string{"alice", "bob", "carol", "dave"}
 
 	for _, c := range []struct {
@@ -137,7 +137,7 @@ groups:
 	}
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
-	alpha := kube.ExecutorRef("runai-alpha")
+	alpha := model.ExecutorRef("runai-alpha")
 	e.waitUsers(alpha, 15*time.Second, "alice", "bob", "carol", "dave")
 	if v := d.metric("runai_ldap_sync_members_skipped", `reason="outside_base"`); v != 0 {
 		t.Errorf("members_skipped{outside_base} = %v, want 0", v)

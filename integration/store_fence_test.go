@@ -28,7 +28,7 @@ func TestStateStoreFence(t *testing.T) {
 	sa := e.installFenced()
 
 	daemon := kube.NewStateStore(sa, "runai")
-	st := &model.State{Bindings: map[string]*model.BindingState{kube.ViewerRef().String(): {Known: true}}}
+	st := &model.State{Bindings: map[string]*model.BindingState{model.ViewerRef().String(): {Known: true}}}
 	waitUntil(t, "the daemon's token creates its store", func() error { _, err := daemon.Save(ctx, st, nil); return err })
 	patch := func(c func() (*corev1.ConfigMap, error)) error { _, err := c(); return err }
 	refused := func(err error) error {
@@ -78,7 +78,7 @@ func TestStateStoreFence(t *testing.T) {
 	if _, err := daemon.Save(ctx, &snap.State, []string{"sha256:00000000000000aa"}); err != nil {
 		t.Fatalf("the daemon cannot consume an approval: %v", err)
 	}
-	if snap, err := daemon.Load(ctx); err != nil || len(snap.Approvals) != 0 || !snap.State.Bindings[kube.ViewerRef().String()].Known {
+	if snap, err := daemon.Load(ctx); err != nil || len(snap.Approvals) != 0 || !snap.State.Bindings[model.ViewerRef().String()].Known {
 		t.Errorf("after consuming: %+v, %v", snap, err)
 	}
 	// The token reads no other ConfigMap (RBAC: get by name only).

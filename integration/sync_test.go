@@ -49,8 +49,8 @@ func seedSample(e *env) {
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	e.namespace("ml-beta", nil)
 	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding, Namespace: "runai-alpha"},
-		RoleRef:    kube.ExpectedRoleRef(kube.ExecutorBinding),
+		ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "runai-alpha"},
+		RoleRef:    kube.ExpectedRoleRef(model.ExecutorBinding),
 		Subjects:   []rbacv1.Subject{kube.UserSubject("hand-added")},
 	}
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(context.Background(), rb, metav1.CreateOptions{}); err != nil {
@@ -66,10 +66,10 @@ const sampleProjects = `projects:
 `
 
 var (
-	alphaExec = kube.ExecutorRef("runai-alpha")
-	betaExec  = kube.ExecutorRef("ml-beta")
-	viewer    = kube.ViewerRef()
-	indexMap  = kube.IndexMapRef("runai")
+	alphaExec = model.ExecutorRef("runai-alpha")
+	betaExec  = model.ExecutorRef("ml-beta")
+	viewer    = model.ViewerRef()
+	indexMap  = model.IndexMapRef("runai")
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -118,7 +118,7 @@ func TestEndToEnd(t *testing.T) {
 	e.expectUsers(betaExec, "bob", "frank")
 	e.expectUsers(viewer, "gina", "vera")
 	e.expectUsers(indexMap, "alice", "bob", "carol", "erin", "frank")
-	for _, ref := range []kube.Ref{alphaExec, betaExec, viewer, indexMap} {
+	for _, ref := range []model.Ref{alphaExec, betaExec, viewer, indexMap} {
 		b := e.binding(ref)
 		if b.RoleRef != model.ExpectedRoleRef(ref.Name) {
 			t.Errorf("%s roleRef = %+v", ref, b.RoleRef)
@@ -132,8 +132,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Second cycle: nothing to do, nothing written.
-	rvs := map[kube.Ref]string{}
-	for _, ref := range []kube.Ref{alphaExec, betaExec, viewer, indexMap} {
+	rvs := map[model.Ref]string{}
+	for _, ref := range []model.Ref{alphaExec, betaExec, viewer, indexMap} {
 		rvs[ref] = e.binding(ref).ResourceVersion
 	}
 	e.mustRun("once", "--config", cfg)
@@ -175,7 +175,7 @@ func TestHandEditsArePreservedAndRepaired(t *testing.T) {
 
 	// A human adds a user and a group, and removes a managed user by hand.
 	ctx := context.Background()
-	rb, err := e.cs.RbacV1().RoleBindings("ml-beta").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb, err := e.cs.RbacV1().RoleBindings("ml-beta").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestHandEditsArePreservedAndRepaired(t *testing.T) {
 	}
 
 	// A deleted binding is recreated.
-	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(ctx, kube.ViewerBinding, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().ClusterRoleBindings().Delete(ctx, model.ViewerBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.mustRun("once", "--config", cfg)
@@ -224,12 +224,12 @@ func TestRoleRefMismatchIsLeftAlone(t *testing.T) {
 	e := newEnv(t)
 	seedSample(e)
 	ctx := context.Background()
-	if err := e.cs.RbacV1().RoleBindings("runai-alpha").Delete(ctx, kube.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
+	if err := e.cs.RbacV1().RoleBindings("runai-alpha").Delete(ctx, model.ExecutorBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	wrong := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding, Namespace: "runai-alpha"},
-		RoleRef:    kube.ExpectedRoleRef(kube.ViewerBinding),
+		ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "runai-alpha"},
+		RoleRef:    kube.ExpectedRoleRef(model.ViewerBinding),
 		Subjects:   []rbacv1.Subject{kube.UserSubject("someone")},
 	}
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(ctx, wrong, metav1.CreateOptions{}); err != nil {

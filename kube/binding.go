@@ -11,70 +11,85 @@ import (
 )
 
 // The names below forward to sync/model, where the vocabulary lives, so
-// that code written against kube keeps building while it moves over.
+// that code written against kube keeps building while it moves over; they
+// go once sync/controller speaks model.
 
 // Run:AI's binding and role names (BRIEF §2).
 const (
-	ViewerBinding   = model.ViewerBinding
+	// Deprecated: use model.ViewerBinding.
+	ViewerBinding = model.ViewerBinding
+	// Deprecated: use model.ExecutorBinding.
 	ExecutorBinding = model.ExecutorBinding
+	// Deprecated: use model.IndexMapBinding.
 	IndexMapBinding = model.IndexMapBinding
 
-	ViewerRole   = model.ViewerRole
+	// Deprecated: use model.ViewerRole.
+	ViewerRole = model.ViewerRole
+	// Deprecated: use model.ExecutorRole.
 	ExecutorRole = model.ExecutorRole
+	// Deprecated: use model.IndexMapRole.
 	IndexMapRole = model.IndexMapRole
 
+	// Deprecated: use model.KindClusterRoleBinding.
 	KindClusterRoleBinding = model.KindClusterRoleBinding
-	KindRoleBinding        = model.KindRoleBinding
+	// Deprecated: use model.KindRoleBinding.
+	KindRoleBinding = model.KindRoleBinding
 
+	// Deprecated: use model.ManagedAnnotation.
 	ManagedAnnotation = model.ManagedAnnotation
-	ManagedByLabel    = model.ManagedByLabel
-	ManagedByValue    = model.ManagedByValue
-	FieldManager      = model.FieldManager
+	// Deprecated: use model.ManagedByLabel.
+	ManagedByLabel = model.ManagedByLabel
+	// Deprecated: use model.ManagedByValue.
+	ManagedByValue = model.ManagedByValue
+	// Deprecated: use model.FieldManager.
+	FieldManager = model.FieldManager
 
-	MaxShards    = model.MaxShards
+	// Deprecated: use model.MaxShards.
+	MaxShards = model.MaxShards
+	// Deprecated: use model.ShardOfLabel.
 	ShardOfLabel = model.ShardOfLabel
 )
 
 type (
-	// Ref is model.Ref.
+	// Deprecated: use model.Ref.
 	Ref = model.Ref
-	// Binding is model.Binding.
+	// Deprecated: use model.Binding.
 	Binding = model.Binding
-	// Change is model.Change.
+	// Deprecated: use model.Change.
 	Change = model.Change
-	// Namespace is model.Namespace.
+	// Deprecated: use model.Namespace.
 	Namespace = model.Namespace
 )
 
 var (
-	// ErrManagedUnreadable is model.ErrManagedUnreadable.
+	// Deprecated: use model.ErrManagedUnreadable.
 	ErrManagedUnreadable = model.ErrManagedUnreadable
-	// ErrRoleRefChanged is model.ErrRoleRefChanged.
+	// Deprecated: use model.ErrRoleRefChanged.
 	ErrRoleRefChanged = model.ErrRoleRefChanged
 )
 
-// ViewerRef is model.ViewerRef.
-func ViewerRef() Ref { return model.ViewerRef() }
+// Deprecated: use model.ViewerRef.
+func ViewerRef() model.Ref { return model.ViewerRef() }
 
-// IndexMapRef is model.IndexMapRef.
-func IndexMapRef(runaiNS string) Ref { return model.IndexMapRef(runaiNS) }
+// Deprecated: use model.IndexMapRef.
+func IndexMapRef(runaiNS string) model.Ref { return model.IndexMapRef(runaiNS) }
 
-// ExecutorRef is model.ExecutorRef.
-func ExecutorRef(ns string) Ref { return model.ExecutorRef(ns) }
+// Deprecated: use model.ExecutorRef.
+func ExecutorRef(ns string) model.Ref { return model.ExecutorRef(ns) }
 
-// ShardRef is model.ShardRef.
-func ShardRef(base Ref, i int) Ref { return model.ShardRef(base, i) }
+// Deprecated: use model.ShardRef.
+func ShardRef(base model.Ref, i int) model.Ref { return model.ShardRef(base, i) }
 
-// ShardBase is model.ShardBase.
-func ShardBase(ref Ref) (Ref, int, bool) { return model.ShardBase(ref) }
+// Deprecated: use model.ShardBase.
+func ShardBase(ref model.Ref) (model.Ref, int, bool) { return model.ShardBase(ref) }
 
-// ShardNames is model.ShardNames.
+// Deprecated: use model.ShardNames.
 func ShardNames(name string) []string { return model.ShardNames(name) }
 
-// IsShard is model.IsShard.
-func IsShard(ref Ref) bool { return model.IsShard(ref) }
+// Deprecated: use model.IsShard.
+func IsShard(ref model.Ref) bool { return model.IsShard(ref) }
 
-// EncodeManaged is model.EncodeManaged.
+// Deprecated: use model.EncodeManaged.
 func EncodeManaged(users []string) string { return model.EncodeManaged(users) }
 
 // ExpectedRoleRef is the API form of model.ExpectedRoleRef.

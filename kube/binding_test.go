@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
@@ -12,13 +13,13 @@ import (
 // kept on it: only that binding is affected, and only if it is planned.
 func TestUnreadableRecordIsTheBindingsError(t *testing.T) {
 	rb := &rbacv1.RoleBinding{}
-	rb.Namespace, rb.Name = "team", ExecutorBinding
-	rb.Annotations = map[string]string{ManagedAnnotation: `["alice"`}
+	rb.Namespace, rb.Name = "team", model.ExecutorBinding
+	rb.Annotations = map[string]string{model.ManagedAnnotation: `["alice"`}
 	b := fromRoleBinding(rb)
 	if owned, err := b.Owned(); err == nil || owned != nil || !strings.Contains(err.Error(), "team") {
 		t.Errorf("got managed %v, err %v", owned, err)
 	}
-	rb.Annotations[ManagedAnnotation] = `["Smith, John"]`
+	rb.Annotations[model.ManagedAnnotation] = `["Smith, John"]`
 	if owned, err := fromRoleBinding(rb).Owned(); err != nil || !reflect.DeepEqual(owned, []string{"Smith, John"}) {
 		t.Errorf("got managed %v, err %v", owned, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,10 +25,10 @@ type Handlers struct {
 	// Binding is called when a managed binding is created, changed or
 	// deleted by anyone, including this process. b is nil for a deletion;
 	// rv is then the resourceVersion of the deleted object, if known.
-	Binding func(ref Ref, b *Binding, rv string)
+	Binding func(ref model.Ref, b *model.Binding, rv string)
 	// Namespace is called when a namespace appears, disappears, or changes
 	// its labels or phase.
-	Namespace func(old, cur *Namespace)
+	Namespace func(old, cur *model.Namespace)
 	// WatchError is called when a watch fails (the informer retries).
 	WatchError func(what string, err error)
 	// TemplateSelector, when set, also watches the RoleBindings matching
@@ -86,11 +87,11 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 	}
 	ca := &Cache{client: c, runaiNS: runaiNS, h: h, writes: newOwnWrites()}
 	noIndex := cache.Indexers{}
-	ca.exec = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, byName(ExecutorBinding))
-	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(IndexMapBinding))
-	ca.viewer = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, byName(ViewerBinding))
+	ca.exec = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, byName(model.ExecutorBinding))
+	ca.indexMap = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, runaiNS, 0, noIndex, byName(model.IndexMapBinding))
+	ca.viewer = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, byName(model.ViewerBinding))
 	ca.ns = corev1informers.NewNamespaceInformer(c.cs, 0, noIndex)
-	shards := func(o *metav1.ListOptions) { o.LabelSelector = ShardOfLabel }
+	shards := func(o *metav1.ListOptions) { o.LabelSelector = model.ShardOfLabel }
 	ca.rbShards = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, shards)
 	ca.crbShards = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, shards)
 	if h.TemplateSelector != "" {
@@ -136,24 +137,24 @@ func (c *Cache) inScope(ns string) bool {
 	return inNamespace(c.client.scope, ns, labels, known)
 }
 
-func refOf(obj any) (Ref, bool) {
+func refOf(obj any) (model.Ref, bool) {
 	switch o := obj.(type) {
 	case *rbacv1.RoleBinding:
-		return Ref{Kind: KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, true
+		return model.Ref{Kind: model.KindRoleBinding, Namespace: o.Namespace, Name: o.Name}, true
 	case *rbacv1.ClusterRoleBinding:
-		return Ref{Kind: KindClusterRoleBinding, Name: o.Name}, true
+		return model.Ref{Kind: model.KindClusterRoleBinding, Name: o.Name}, true
 	}
-	return Ref{}, false
+	return model.Ref{}, false
 }
 
 func (c *Cache) informers() map[string]cache.SharedIndexInformer {
 	m := map[string]cache.SharedIndexInformer{
-		"RoleBindings " + ExecutorBinding:                  c.exec,
-		"RoleBinding " + c.runaiNS + "/" + IndexMapBinding: c.indexMap,
-		"ClusterRoleBinding " + ViewerBinding:              c.viewer,
-		"namespaces":                                       c.ns,
-		"shard RoleBindings":                               c.rbShards,
-		"shard ClusterRoleBindings":                        c.crbShards,
+		"RoleBindings " + model.ExecutorBinding:                  c.exec,
+		"RoleBinding " + c.runaiNS + "/" + model.IndexMapBinding: c.indexMap,
+		"ClusterRoleBinding " + model.ViewerBinding:              c.viewer,
+		"namespaces":                c.ns,
+		"shard RoleBindings":        c.rbShards,
+		"shard ClusterRoleBindings": c.crbShards,
 	}
 	if c.tmpl != nil {
 		m["template RoleBindings"] = c.tmpl
@@ -257,7 +258,7 @@ func past(inf cache.SharedIndexInformer, rv string) bool {
 	return err == nil && cmp >= 0
 }
 
-func storeKey(ref Ref) string {
+func storeKey(ref model.Ref) string {
 	if ref.Namespace != "" {
 		return ref.Namespace + "/" + ref.Name
 	}
@@ -311,7 +312,7 @@ func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted boo
 	if c.h.Binding == nil {
 		return
 	}
-	var b *Binding
+	var b *model.Binding
 	if !deleted {
 		b = toBinding(obj)
 	}
@@ -321,13 +322,13 @@ func (c *Cache) bindingEvent(inf cache.SharedIndexInformer, obj any, deleted boo
 // caughtUp forgets our own write once the informer has seen it or a later
 // state of the object, and any promoted state of it (the informer, or our
 // write, has a newer one).
-func (c *Cache) caughtUp(ref Ref, rv string) {
+func (c *Cache) caughtUp(ref model.Ref, rv string) {
 	c.promoted.forget(ref)
 	c.writes.caughtUp(ref, rv)
 }
 
 func (c *Cache) namespaceEvent(oldObj, obj any) {
-	toNS := func(o any) *Namespace {
+	toNS := func(o any) *model.Namespace {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
 		}
@@ -347,18 +348,18 @@ func (c *Cache) namespaceEvent(oldObj, obj any) {
 	}
 }
 
-func fromNamespace(ns *corev1.Namespace) Namespace {
-	return Namespace{Name: ns.Name, Labels: ns.Labels, ResourceVersion: ns.ResourceVersion, Created: ns.CreationTimestamp.Time,
+func fromNamespace(ns *corev1.Namespace) model.Namespace {
+	return model.Namespace{Name: ns.Name, Labels: ns.Labels, ResourceVersion: ns.ResourceVersion, Created: ns.CreationTimestamp.Time,
 		Terminating: ns.Status.Phase == corev1.NamespaceTerminating || ns.DeletionTimestamp != nil}
 }
 
 // Namespaces returns every namespace, from the informer once synced.
-func (c *Cache) Namespaces(ctx context.Context) ([]Namespace, error) {
+func (c *Cache) Namespaces(ctx context.Context) ([]model.Namespace, error) {
 	if !c.Synced() {
 		return c.client.Namespaces(ctx)
 	}
 	items := c.ns.GetStore().List()
-	out := make([]Namespace, 0, len(items))
+	out := make([]model.Namespace, 0, len(items))
 	for _, o := range items {
 		if ns, ok := o.(*corev1.Namespace); ok {
 			n := fromNamespace(ns)
@@ -373,7 +374,7 @@ func (c *Cache) Namespaces(ctx context.Context) ([]Namespace, error) {
 // holdsExecutor reports whether ns holds an executor RoleBinding, by the
 // informer (which keeps at least the identity of every one) or our write.
 func (c *Cache) holdsExecutor(ns string) bool {
-	ref := ExecutorRef(ns)
+	ref := model.ExecutorRef(ns)
 	if _, ok, _ := c.exec.GetStore().GetByKey(storeKey(ref)); ok {
 		return true
 	}
@@ -382,11 +383,11 @@ func (c *Cache) holdsExecutor(ns string) bool {
 
 // Bindings returns every managed binding, from the informers once synced
 // (no API request), else from the API.
-func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
+func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*model.Binding, error) {
 	if !c.Synced() || runaiNS != c.runaiNS {
 		return c.client.Bindings(ctx, runaiNS)
 	}
-	out := map[Ref]*Binding{}
+	out := map[model.Ref]*model.Binding{}
 	for _, inf := range c.bindingInformers() {
 		for _, o := range inf.GetStore().List() {
 			b := toBinding(o)
@@ -414,7 +415,7 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding,
 
 // Get returns one binding, from the informers once synced; a binding the
 // informers do not watch is read from the API.
-func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
+func (c *Cache) Get(ctx context.Context, ref model.Ref) (*model.Binding, error) {
 	inf := c.informerFor(ref)
 	if !c.Synced() || inf == nil {
 		return c.client.Get(ctx, ref)
@@ -423,7 +424,7 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the informer cache: %w", ref, err)
 	}
-	b := &Binding{Ref: ref}
+	b := &model.Binding{Ref: ref}
 	switch {
 	case exists && isReduced(o) && !c.inScope(ref.Namespace):
 		return c.client.Get(ctx, ref)
@@ -447,7 +448,7 @@ func (c *Cache) Get(ctx context.Context, ref Ref) (*Binding, error) {
 // API the first time, then from what that read returned, for as long as
 // the informer holds the same reduced state (a binding that never changes
 // would otherwise be read at every cycle, poll and repair).
-func (c *Cache) promote(ctx context.Context, inf cache.SharedIndexInformer, ref Ref, o any) (*Binding, error) {
+func (c *Cache) promote(ctx context.Context, inf cache.SharedIndexInformer, ref model.Ref, o any) (*model.Binding, error) {
 	rv := resourceVersion(o)
 	if b, ok := c.promoted.get(ref, rv); ok {
 		return b, nil
@@ -476,17 +477,17 @@ func (c *Cache) bindingInformers() []cache.SharedIndexInformer {
 	return []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer, c.rbShards, c.crbShards}
 }
 
-func (c *Cache) informerFor(ref Ref) cache.SharedIndexInformer {
+func (c *Cache) informerFor(ref model.Ref) cache.SharedIndexInformer {
 	switch {
-	case IsShard(ref) && ref.Kind == KindClusterRoleBinding:
+	case model.IsShard(ref) && ref.Kind == model.KindClusterRoleBinding:
 		return c.crbShards
-	case IsShard(ref):
+	case model.IsShard(ref):
 		return c.rbShards
-	case ref.Kind == KindClusterRoleBinding && ref.Name == ViewerBinding:
+	case ref.Kind == model.KindClusterRoleBinding && ref.Name == model.ViewerBinding:
 		return c.viewer
-	case ref.Kind == KindRoleBinding && ref.Name == ExecutorBinding:
+	case ref.Kind == model.KindRoleBinding && ref.Name == model.ExecutorBinding:
 		return c.exec
-	case ref.Kind == KindRoleBinding && ref.Name == IndexMapBinding && ref.Namespace == c.runaiNS:
+	case ref.Kind == model.KindRoleBinding && ref.Name == model.IndexMapBinding && ref.Namespace == c.runaiNS:
 		return c.indexMap
 	}
 	return nil
@@ -494,7 +495,7 @@ func (c *Cache) informerFor(ref Ref) cache.SharedIndexInformer {
 
 // Apply writes through the Client and remembers the result until the
 // informer has seen it.
-func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+func (c *Cache) Apply(ctx context.Context, ch model.Change, current *model.Binding) (*model.Binding, error) {
 	b, err := c.client.Apply(ctx, ch, current)
 	if err != nil {
 		return nil, err
@@ -511,7 +512,7 @@ func (c *Cache) Apply(ctx context.Context, ch Change, current *Binding) (*Bindin
 
 // newer returns whichever of the cached and the written state is more
 // recent; an unknown order keeps the informer's state.
-func newer(cached, written *Binding) *Binding {
+func newer(cached, written *model.Binding) *model.Binding {
 	if cached == nil || !cached.Exists {
 		// Not seen yet (created by us), or deleted after our write: in the
 		// latter case caughtUp has already dropped the written state.
@@ -525,7 +526,7 @@ func newer(cached, written *Binding) *Binding {
 }
 
 // toBinding converts an informer's object; nil for anything else.
-func toBinding(o any) *Binding {
+func toBinding(o any) *model.Binding {
 	switch b := o.(type) {
 	case *rbacv1.RoleBinding:
 		return fromRoleBinding(b)

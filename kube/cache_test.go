@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,7 +27,7 @@ type seen struct {
 	ns       []string
 }
 
-func (s *seen) binding(ref Ref, b *Binding, _ string) {
+func (s *seen) binding(ref model.Ref, b *model.Binding, _ string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	state := "deleted"
@@ -36,7 +37,7 @@ func (s *seen) binding(ref Ref, b *Binding, _ string) {
 	s.bindings = append(s.bindings, ref.String()+" "+state)
 }
 
-func joinUsers(b *Binding) string {
+func joinUsers(b *model.Binding) string {
 	out := ""
 	for i, u := range b.Users() {
 		if i > 0 {
@@ -56,15 +57,15 @@ func (s *seen) get() ([]string, []string) {
 func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ExecutorBinding, Namespace: "runai-a", ResourceVersion: "10"},
-		RoleRef: ExpectedRoleRef(ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}}
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ViewerBinding, ResourceVersion: "11"},
-		RoleRef: ExpectedRoleRef(ViewerBinding)}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "runai-a", ResourceVersion: "10"},
+		RoleRef: ExpectedRoleRef(model.ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ViewerBinding, ResourceVersion: "11"},
+		RoleRef: ExpectedRoleRef(model.ViewerBinding)}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-a", Labels: map[string]string{"runai/queue": "a"}}}
 	cs := fake.NewClientset(rb, crb, ns)
 	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}}
 	var s seen
-	ca := NewCache(c, "runai", Handlers{Binding: s.binding, Namespace: func(_, cur *Namespace) {
+	ca := NewCache(c, "runai", Handlers{Binding: s.binding, Namespace: func(_, cur *model.Namespace) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if cur != nil {
@@ -89,8 +90,8 @@ func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	nss, _ := ca.Namespaces(ctx)
-	a, _ := ca.Get(ctx, ExecutorRef("runai-a"))
-	missing, _ := ca.Get(ctx, IndexMapRef("runai"))
+	a, _ := ca.Get(ctx, model.ExecutorRef("runai-a"))
+	missing, _ := ca.Get(ctx, model.IndexMapRef("runai"))
 	if after := len(cs.Actions()); after != before {
 		t.Errorf("reads after sync made %d API requests: %v", after-before, cs.Actions()[before:])
 	}
@@ -108,7 +109,7 @@ func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 	if _, err := cs.RbacV1().RoleBindings("runai-a").Update(ctx, rb2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.RbacV1().ClusterRoleBindings().Delete(ctx, ViewerBinding, metav1.DeleteOptions{}); err != nil {
+	if err := cs.RbacV1().ClusterRoleBindings().Delete(ctx, model.ViewerBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-b"}}, metav1.CreateOptions{}); err != nil {
@@ -137,18 +138,18 @@ func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 }
 
 func TestNewerPrefersTheLaterWrite(t *testing.T) {
-	cached := &Binding{Exists: true, ResourceVersion: "99"}
-	written := &Binding{Exists: true, ResourceVersion: "100"}
+	cached := &model.Binding{Exists: true, ResourceVersion: "99"}
+	written := &model.Binding{Exists: true, ResourceVersion: "100"}
 	if newer(cached, written) != written {
 		t.Error("a write newer than the cache must win")
 	}
-	if newer(&Binding{Exists: true, ResourceVersion: "101"}, written).ResourceVersion != "101" {
+	if newer(&model.Binding{Exists: true, ResourceVersion: "101"}, written).ResourceVersion != "101" {
 		t.Error("a cache newer than the write must win")
 	}
-	if newer(&Binding{}, written) != written {
+	if newer(&model.Binding{}, written) != written {
 		t.Error("a binding we created and the informer has not seen must be returned")
 	}
-	if newer(&Binding{Exists: true, ResourceVersion: "abc"}, written).ResourceVersion != "abc" {
+	if newer(&model.Binding{Exists: true, ResourceVersion: "abc"}, written).ResourceVersion != "abc" {
 		t.Error("an incomparable version keeps the informer's state")
 	}
 }
@@ -167,11 +168,13 @@ func TestSweepReportsAWrittenBindingDeletedUnseen(t *testing.T) {
 	viewer := &stubInformer{rv: "100", store: cache.NewStore(cache.MetaNamespaceKeyFunc)}
 	var reported []string
 	ca := &Cache{viewer: viewer, writes: newOwnWrites(),
-		h: Handlers{Binding: func(ref Ref, b *Binding, _ string) { reported = append(reported, fmt.Sprintf("%s %v", ref, b == nil)) }}}
+		h: Handlers{Binding: func(ref model.Ref, b *model.Binding, _ string) {
+			reported = append(reported, fmt.Sprintf("%s %v", ref, b == nil))
+		}}}
 	ca.synced.Store(true)
-	ref := ViewerRef()
+	ref := model.ViewerRef()
 	// We created it at 120; the informer is at 100 (its watch is down).
-	ca.writes.record(ref, &Binding{Ref: ref, Exists: true, ResourceVersion: "120"})
+	ca.writes.record(ref, &model.Binding{Ref: ref, Exists: true, ResourceVersion: "120"})
 	if b, _ := ca.Get(context.Background(), ref); !b.Exists {
 		t.Fatal("our own write must be visible before the informer sees it")
 	}
@@ -195,9 +198,9 @@ func TestSweepReportsAWrittenBindingDeletedUnseen(t *testing.T) {
 		t.Fatalf("reported %v, written %v", reported, ca.writes.written)
 	}
 	// A binding the informer holds is just forgotten.
-	ca.writes.record(ref, &Binding{Ref: ref, Exists: true, ResourceVersion: "140"})
+	ca.writes.record(ref, &model.Binding{Ref: ref, Exists: true, ResourceVersion: "140"})
 	viewer.rv = "150"
-	_ = viewer.store.Add(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ViewerBinding, ResourceVersion: "140"}})
+	_ = viewer.store.Add(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ViewerBinding, ResourceVersion: "140"}})
 	ca.sweep()
 	ca.sweep()
 	if len(reported) != 1 || len(ca.writes.written) != 0 {

@@ -41,7 +41,7 @@ type Client struct {
 	// md lists metadata only (no subjects): how shards are found.
 	md    metadata.Interface
 	Stats *RequestStats
-	scope Scope
+	scope model.Scope
 }
 
 // RequestStats counts API requests by HTTP verb, for metrics and the
@@ -135,7 +135,7 @@ func eachPage(opts metav1.ListOptions, page func(opts metav1.ListOptions) (strin
 
 // Namespaces lists every namespace, page by page, and which of them hold
 // an executor RoleBinding (one more paged LIST).
-func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
+func (c *Client) Namespaces(ctx context.Context) ([]model.Namespace, error) {
 	out, err := c.namespaces(ctx)
 	if err != nil {
 		return nil, err
@@ -150,8 +150,8 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 	return out, nil
 }
 
-func (c *Client) namespaces(ctx context.Context) ([]Namespace, error) {
-	var out []Namespace
+func (c *Client) namespaces(ctx context.Context) ([]model.Namespace, error) {
+	var out []model.Namespace
 	err := eachPage(metav1.ListOptions{}, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.CoreV1().Namespaces().List(ctx, opts)
 		if err != nil {
@@ -172,12 +172,12 @@ func (c *Client) namespaces(ctx context.Context) ([]Namespace, error) {
 // one paged LIST for all executor RoleBindings (however many projects
 // there are), one GET each for the viewer and index-map bindings. A
 // binding outside the scope is dropped as its page is read.
-func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding, error) {
+func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*model.Binding, error) {
 	in, err := c.scopedNamespaces(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[Ref]*Binding{}
+	out := map[model.Ref]*model.Binding{}
 	err = c.eachExecutor(ctx, func(rb *rbacv1.RoleBinding) {
 		if in(rb.Namespace) {
 			b := fromRoleBinding(rb)
@@ -190,20 +190,20 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 	if err := c.shards(ctx, in, out); err != nil {
 		return nil, err
 	}
-	viewer, err := c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ViewerBinding, metav1.GetOptions{})
+	viewer, err := c.cs.RbacV1().ClusterRoleBindings().Get(ctx, model.ViewerBinding, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return nil, fmt.Errorf("get ClusterRoleBinding %s: %w", ViewerBinding, err)
+		return nil, fmt.Errorf("get ClusterRoleBinding %s: %w", model.ViewerBinding, err)
 	default:
 		b := fromClusterRoleBinding(viewer)
 		out[b.Ref] = b
 	}
-	im, err := c.cs.RbacV1().RoleBindings(runaiNS).Get(ctx, IndexMapBinding, metav1.GetOptions{})
+	im, err := c.cs.RbacV1().RoleBindings(runaiNS).Get(ctx, model.IndexMapBinding, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return nil, fmt.Errorf("get RoleBinding %s/%s: %w", runaiNS, IndexMapBinding, err)
+		return nil, fmt.Errorf("get RoleBinding %s/%s: %w", runaiNS, model.IndexMapBinding, err)
 	default:
 		b := fromRoleBinding(im)
 		out[b.Ref] = b
@@ -214,15 +214,15 @@ func (c *Client) Bindings(ctx context.Context, runaiNS string) (map[Ref]*Binding
 // eachExecutor runs f on every executor RoleBinding, in every namespace,
 // one paged LIST (bindingPageSize a page).
 func (c *Client) eachExecutor(ctx context.Context, f func(*rbacv1.RoleBinding)) error {
-	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ExecutorBinding).String(), Limit: bindingPageSize}
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", model.ExecutorBinding).String(), Limit: bindingPageSize}
 	return eachPage(opts, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.cs.RbacV1().RoleBindings("").List(ctx, opts)
 		if err != nil {
-			return "", fmt.Errorf("list %s RoleBindings: %w", ExecutorBinding, err)
+			return "", fmt.Errorf("list %s RoleBindings: %w", model.ExecutorBinding, err)
 		}
 		for i := range list.Items {
 			// The field selector says so; a fake client ignores it.
-			if list.Items[i].Name == ExecutorBinding {
+			if list.Items[i].Name == model.ExecutorBinding {
 				f(&list.Items[i])
 			}
 		}
@@ -235,22 +235,22 @@ func (c *Client) eachExecutor(ctx context.Context, f func(*rbacv1.RoleBinding)) 
 // size: the LISTs (one of RoleBindings, one of ClusterRoleBindings, paged,
 // whatever the number of projects) read metadata only, and only the shards
 // in the scope are then read whole, one GET each.
-func (c *Client) shards(ctx context.Context, in func(string) bool, out map[Ref]*Binding) error {
-	var refs []Ref
-	for _, kind := range []string{KindRoleBinding, KindClusterRoleBinding} {
+func (c *Client) shards(ctx context.Context, in func(string) bool, out map[model.Ref]*model.Binding) error {
+	var refs []model.Ref
+	for _, kind := range []string{model.KindRoleBinding, model.KindClusterRoleBinding} {
 		res := rbacv1.SchemeGroupVersion.WithResource("rolebindings")
-		if kind == KindClusterRoleBinding {
+		if kind == model.KindClusterRoleBinding {
 			res = rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings")
 		}
 		// A page of metadata may still carry 256 KiB of annotations an item.
-		err := eachPage(metav1.ListOptions{LabelSelector: ShardOfLabel, Limit: bindingPageSize}, func(opts metav1.ListOptions) (string, error) {
+		err := eachPage(metav1.ListOptions{LabelSelector: model.ShardOfLabel, Limit: bindingPageSize}, func(opts metav1.ListOptions) (string, error) {
 			list, err := c.md.Resource(res).Namespace("").List(ctx, opts)
 			if err != nil {
-				return "", fmt.Errorf("list shard %ss (label %s): %w", kind, ShardOfLabel, err)
+				return "", fmt.Errorf("list shard %ss (label %s): %w", kind, model.ShardOfLabel, err)
 			}
 			for i := range list.Items {
-				ref := Ref{Kind: kind, Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
-				if IsShard(ref) && (kind == KindClusterRoleBinding || in(ref.Namespace)) {
+				ref := model.Ref{Kind: kind, Namespace: list.Items[i].Namespace, Name: list.Items[i].Name}
+				if model.IsShard(ref) && (kind == model.KindClusterRoleBinding || in(ref.Namespace)) {
 					refs = append(refs, ref)
 				}
 			}
@@ -290,10 +290,10 @@ func (c *Client) scopedNamespaces(ctx context.Context) (func(string) bool, error
 }
 
 // Get reads one binding; a missing one is returned with Exists false.
-func (c *Client) Get(ctx context.Context, ref Ref) (*Binding, error) {
-	var b *Binding
+func (c *Client) Get(ctx context.Context, ref model.Ref) (*model.Binding, error) {
+	var b *model.Binding
 	var err error
-	if ref.Kind == KindClusterRoleBinding {
+	if ref.Kind == model.KindClusterRoleBinding {
 		var crb *rbacv1.ClusterRoleBinding
 		crb, err = c.cs.RbacV1().ClusterRoleBindings().Get(ctx, ref.Name, metav1.GetOptions{})
 		if err == nil {
@@ -307,7 +307,7 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*Binding, error) {
 		}
 	}
 	if apierrors.IsNotFound(err) {
-		return &Binding{Ref: ref}, nil
+		return &model.Binding{Ref: ref}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", ref, err)
@@ -315,12 +315,12 @@ func (c *Client) Get(ctx context.Context, ref Ref) (*Binding, error) {
 	return b, nil
 }
 
-func fromRoleBinding(rb *rbacv1.RoleBinding) *Binding {
-	return newBinding(Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}, &rb.ObjectMeta, rb.RoleRef, rb.Subjects)
+func fromRoleBinding(rb *rbacv1.RoleBinding) *model.Binding {
+	return newBinding(model.Ref{Kind: model.KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}, &rb.ObjectMeta, rb.RoleRef, rb.Subjects)
 }
 
-func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *Binding {
-	return newBinding(Ref{Kind: KindClusterRoleBinding, Name: crb.Name}, &crb.ObjectMeta, crb.RoleRef, crb.Subjects)
+func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *model.Binding {
+	return newBinding(model.Ref{Kind: model.KindClusterRoleBinding, Name: crb.Name}, &crb.ObjectMeta, crb.RoleRef, crb.Subjects)
 }
 
 // newBinding never fails and never reads the ownership record: Owned
@@ -328,10 +328,10 @@ func fromClusterRoleBinding(crb *rbacv1.ClusterRoleBinding) *Binding {
 // be read is an error of that binding only, and nothing at all for a
 // binding of a managed name that is not planned (one in a namespace that
 // is no project).
-func newBinding(ref Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *Binding {
-	return &Binding{
+func newBinding(ref model.Ref, meta *metav1.ObjectMeta, roleRef rbacv1.RoleRef, subjects []rbacv1.Subject) *model.Binding {
+	return &model.Binding{
 		Ref: ref, Exists: true, UID: string(meta.UID), ResourceVersion: meta.ResourceVersion, RoleRef: modelRoleRef(roleRef),
-		Subjects: modelSubjects(subjects), Annotations: meta.Annotations, Record: meta.Annotations[ManagedAnnotation],
+		Subjects: modelSubjects(subjects), Annotations: meta.Annotations, Record: meta.Annotations[model.ManagedAnnotation],
 	}
 }
 
@@ -351,7 +351,7 @@ func conflictBackoff(n int) time.Duration {
 // read again and the same additions and removals are applied to what is
 // there now, so a concurrent writer's subjects are kept. It returns the
 // binding as written.
-func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Binding, error) {
+func (c *Client) Apply(ctx context.Context, ch model.Change, current *model.Binding) (*model.Binding, error) {
 	if ch.Create && (current == nil || !current.Exists) {
 		b, err := c.create(ctx, ch)
 		if err == nil || !apierrors.IsAlreadyExists(err) {
@@ -372,11 +372,11 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 			current = fresh
 		}
 		if current.RoleRef != model.ExpectedRoleRef(ch.Ref.Name) {
-			return nil, fmt.Errorf("%s: %w", ch.Ref, ErrRoleRefChanged)
+			return nil, fmt.Errorf("%s: %w", ch.Ref, model.ErrRoleRefChanged)
 		}
 		owned, err := current.Owned()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrManagedUnreadable, err)
+			return nil, fmt.Errorf("%w: %w", model.ErrManagedUnreadable, err)
 		}
 		b, err := c.patch(ctx, ch, current, owned)
 		if err == nil {
@@ -395,24 +395,24 @@ func (c *Client) Apply(ctx context.Context, ch Change, current *Binding) (*Bindi
 	}
 }
 
-func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
+func (c *Client) create(ctx context.Context, ch model.Change) (*model.Binding, error) {
 	subjects := make([]rbacv1.Subject, 0, len(ch.Add))
 	for _, u := range model.SortedUnique(ch.Add) {
 		subjects = append(subjects, UserSubject(u))
 	}
-	annotations := map[string]string{ManagedAnnotation: EncodeManaged(ch.Add)}
-	labels := map[string]string{ManagedByLabel: ManagedByValue}
-	if base, i, ok := ShardBase(ch.Ref); ok && i > 0 {
-		labels[ShardOfLabel] = base.Name
+	annotations := map[string]string{model.ManagedAnnotation: model.EncodeManaged(ch.Add)}
+	labels := map[string]string{model.ManagedByLabel: model.ManagedByValue}
+	if base, i, ok := model.ShardBase(ch.Ref); ok && i > 0 {
+		labels[model.ShardOfLabel] = base.Name
 	}
 	meta := metav1.ObjectMeta{
 		Name: ch.Ref.Name, Namespace: ch.Ref.Namespace,
 		Labels:      labels,
 		Annotations: annotations,
 	}
-	opts := metav1.CreateOptions{FieldManager: FieldManager}
+	opts := metav1.CreateOptions{FieldManager: model.FieldManager}
 	roleRef := ExpectedRoleRef(ch.Ref.Name)
-	if ch.Ref.Kind == KindClusterRoleBinding {
+	if ch.Ref.Kind == model.KindClusterRoleBinding {
 		crb, err := c.cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: meta, RoleRef: roleRef, Subjects: subjects}, opts)
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", ch.Ref, err)
@@ -426,14 +426,14 @@ func (c *Client) create(ctx context.Context, ch Change) (*Binding, error) {
 	return fromRoleBinding(rb), nil
 }
 
-func (c *Client) patch(ctx context.Context, ch Change, current *Binding, owned []string) (*Binding, error) {
+func (c *Client) patch(ctx context.Context, ch model.Change, current *model.Binding, owned []string) (*model.Binding, error) {
 	annotations := map[string]any{}
 	for _, a := range ch.DropAnnotations {
 		annotations[a] = nil
 	}
 	record := model.NewManagedFrom(current, owned, ch)
-	if len(record) > 0 || current.Annotations[ManagedAnnotation] != "" {
-		annotations[ManagedAnnotation] = EncodeManaged(record)
+	if len(record) > 0 || current.Annotations[model.ManagedAnnotation] != "" {
+		annotations[model.ManagedAnnotation] = model.EncodeManaged(record)
 	}
 	// A merge patch that carries the resourceVersion is refused with a
 	// Conflict if the object changed since we read it.
@@ -441,9 +441,9 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding, owned [
 		"resourceVersion": current.ResourceVersion,
 		"annotations":     annotations,
 	}
-	if base, i, ok := ShardBase(ch.Ref); ok && i > 0 {
+	if base, i, ok := model.ShardBase(ch.Ref); ok && i > 0 {
 		// A shard is found by its label: put it back if it was removed.
-		meta["labels"] = map[string]any{ShardOfLabel: base.Name}
+		meta["labels"] = map[string]any{model.ShardOfLabel: base.Name}
 	}
 	patch := map[string]any{"metadata": meta}
 	if len(ch.Add) > 0 || len(ch.Remove) > 0 {
@@ -453,8 +453,8 @@ func (c *Client) patch(ctx context.Context, ch Change, current *Binding, owned [
 	if err != nil {
 		return nil, fmt.Errorf("encode patch: %w", err)
 	}
-	opts := metav1.PatchOptions{FieldManager: FieldManager}
-	if ch.Ref.Kind == KindClusterRoleBinding {
+	opts := metav1.PatchOptions{FieldManager: model.FieldManager}
+	if ch.Ref.Kind == model.KindClusterRoleBinding {
 		crb, err := c.cs.RbacV1().ClusterRoleBindings().Patch(ctx, ch.Ref.Name, types.MergePatchType, body, opts)
 		if err != nil {
 			return nil, err

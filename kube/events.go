@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,7 +47,7 @@ func NewEventRecorder(c *Client, host, runaiNS string) *EventRecorder {
 }
 
 // Event records one Event on the binding ref (uid may be empty).
-func (r *EventRecorder) Event(ref Ref, uid string, eventType, reason, message string) {
+func (r *EventRecorder) Event(ref model.Ref, uid string, eventType, reason, message string) {
 	r.sent.Add(1)
 	r.rec.Event(objectReference(ref, uid, r.runaiNS), eventType, reason, Truncate(message, maxEventMessage))
 }
@@ -68,7 +69,7 @@ const KindNamespace = "Namespace"
 // namespace of its object (the API refuses any other for the Events
 // client-go writes), so a cluster-scoped binding's is referred to in
 // clusterNS, and a namespace's in itself.
-func objectReference(ref Ref, uid string, clusterNS string) runtime.Object {
+func objectReference(ref model.Ref, uid string, clusterNS string) runtime.Object {
 	o := &corev1.ObjectReference{
 		APIVersion: rbacv1.SchemeGroupVersion.String(),
 		Kind:       ref.Kind,

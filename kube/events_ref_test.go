@@ -3,6 +3,7 @@ package kube
 import (
 	"testing"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -11,12 +12,12 @@ import (
 // namespace's in itself.
 func TestEventNamespaces(t *testing.T) {
 	for _, tc := range []struct {
-		ref      Ref
+		ref      model.Ref
 		ns, kind string
 	}{
-		{ExecutorRef("runai-a"), "runai-a", KindRoleBinding},
-		{ViewerRef(), "runai-system", KindClusterRoleBinding},
-		{Ref{Kind: KindNamespace, Name: "monitoring"}, "monitoring", KindNamespace},
+		{model.ExecutorRef("runai-a"), "runai-a", model.KindRoleBinding},
+		{model.ViewerRef(), "runai-system", model.KindClusterRoleBinding},
+		{model.Ref{Kind: KindNamespace, Name: "monitoring"}, "monitoring", KindNamespace},
 	} {
 		o := objectReference(tc.ref, "", "runai-system").(*corev1.ObjectReference)
 		if o.Namespace != tc.ns || o.Kind != tc.kind || o.Name != tc.ref.Name {

@@ -1,6 +1,9 @@
 package kube
 
-import "sync"
+import (
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+	"sync"
+)
 
 // promotions holds bindings the informers keep reduced, read whole from
 // the API because their namespace has joined the scope since, each with
@@ -8,16 +11,16 @@ import "sync"
 // are safe for concurrent use.
 type promotions struct {
 	mu sync.Mutex
-	m  map[Ref]promotedBinding
+	m  map[model.Ref]promotedBinding
 }
 
 type promotedBinding struct {
 	reducedRV string
-	b         *Binding
+	b         *model.Binding
 }
 
 // get returns the binding read whole for ref's reduced state reducedRV.
-func (p *promotions) get(ref Ref, reducedRV string) (*Binding, bool) {
+func (p *promotions) get(ref model.Ref, reducedRV string) (*model.Binding, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.m[ref]
@@ -29,20 +32,20 @@ func (p *promotions) get(ref Ref, reducedRV string) (*Binding, bool) {
 
 // keep remembers b as ref read whole for the reduced state reducedRV, if
 // current (called under the lock, so no forget runs between) holds.
-func (p *promotions) keep(ref Ref, reducedRV string, b *Binding, current func() bool) {
+func (p *promotions) keep(ref model.Ref, reducedRV string, b *model.Binding, current func() bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !current() {
 		return
 	}
 	if p.m == nil {
-		p.m = map[Ref]promotedBinding{}
+		p.m = map[model.Ref]promotedBinding{}
 	}
 	p.m[ref] = promotedBinding{reducedRV: reducedRV, b: b}
 }
 
 // forget drops ref's promoted state.
-func (p *promotions) forget(ref Ref) {
+func (p *promotions) forget(ref model.Ref) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.m, ref)

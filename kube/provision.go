@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +18,7 @@ import (
 // changes one: an existing namespace is an error (IsAlreadyExists).
 func (c *Client) CreateNamespace(ctx context.Context, name string, labels map[string]string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
-	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
+	if _, err := c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: model.FieldManager}); err != nil {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	return nil
@@ -33,7 +34,7 @@ func (c *Client) LabelNamespace(ctx context.Context, name, resourceVersion strin
 	if err != nil {
 		return fmt.Errorf("encode namespace patch: %w", err)
 	}
-	if _, err := c.cs.CoreV1().Namespaces().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+	if _, err := c.cs.CoreV1().Namespaces().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: model.FieldManager}); err != nil {
 		return fmt.Errorf("label namespace %s: %w", name, err)
 	}
 	return nil
@@ -74,7 +75,7 @@ func (c *Client) GetObject(ctx context.Context, gvr schema.GroupVersionResource,
 // back, fields others set are left alone, and nothing is ever deleted.
 func (c *Client) ApplyObject(ctx context.Context, gvr schema.GroupVersionResource, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	u, err := c.dyn.Resource(gvr).Namespace(obj.GetNamespace()).Apply(ctx, obj.GetName(), obj,
-		metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		metav1.ApplyOptions{FieldManager: model.FieldManager, Force: true})
 	if err != nil {
 		return nil, fmt.Errorf("apply %s %s/%s: %w", gvr.Resource, obj.GetNamespace(), obj.GetName(), err)
 	}

@@ -8,14 +8,14 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Scope is model.Scope.
+// Deprecated: use model.Scope.
 type Scope = model.Scope
 
 // SetScope limits what c reads to s; call it before the first read.
-func (c *Client) SetScope(s Scope) { c.scope = s }
+func (c *Client) SetScope(s model.Scope) { c.scope = s }
 
 // keepLabels returns the labels of the scope's keys (all without keys).
-func keepLabels(s Scope, labels map[string]string) map[string]string {
+func keepLabels(s model.Scope, labels map[string]string) map[string]string {
 	if s.NamespaceLabels == nil || labels == nil {
 		return labels
 	}
@@ -31,7 +31,7 @@ func keepLabels(s Scope, labels map[string]string) map[string]string {
 // inNamespace reports whether bindings in ns are in the scope, ns being
 // known with labels; an unknown namespace (known false) is, so a binding is
 // never lost to a namespace the informer has not seen yet.
-func inNamespace(s Scope, ns string, labels map[string]string, known bool) bool {
+func inNamespace(s model.Scope, ns string, labels map[string]string, known bool) bool {
 	return s.Namespace == nil || !known || s.Namespace(ns, labels)
 }
 
@@ -42,7 +42,7 @@ const reducedAnnotation = "runai-ldap-sync.github.io/reduced-in-cache"
 
 // reduceNamespace keeps what the daemon reads of a namespace: its name,
 // the scope's labels and whether it is going away.
-func reduceNamespace(s Scope, ns *corev1.Namespace) *corev1.Namespace {
+func reduceNamespace(s model.Scope, ns *corev1.Namespace) *corev1.Namespace {
 	return &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion,
 			CreationTimestamp: ns.CreationTimestamp, DeletionTimestamp: ns.DeletionTimestamp, Labels: keepLabels(s, ns.Labels)},

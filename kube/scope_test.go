@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +18,7 @@ import (
 
 // projectScope is the daemon's scope in short: namespaces labelled
 // runai/queue, reading only that label.
-var projectScope = Scope{
+var projectScope = model.Scope{
 	Namespace:       func(_ string, labels map[string]string) bool { _, ok := labels["runai/queue"]; return ok },
 	NamespaceLabels: []string{"runai/queue"},
 }
@@ -26,9 +27,9 @@ func bulkyBinding(ns, name string, labels map[string]string) *rbacv1.RoleBinding
 	big := strings.Repeat("x", 64<<10)
 	return &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, ResourceVersion: "5",
-			Annotations:   map[string]string{ManagedAnnotation: `["` + big + `"]`, reducedAnnotation: "true", "other": big},
+			Annotations:   map[string]string{model.ManagedAnnotation: `["` + big + `"]`, reducedAnnotation: "true", "other": big},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
-		RoleRef:  ExpectedRoleRef(ExecutorBinding),
+		RoleRef:  ExpectedRoleRef(model.ExecutorBinding),
 		Subjects: []rbacv1.Subject{UserSubject("mallory"), UserSubject(big)},
 	}
 }
@@ -36,12 +37,12 @@ func bulkyBinding(ns, name string, labels map[string]string) *rbacv1.RoleBinding
 func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	shard := map[string]string{ShardOfLabel: ExecutorBinding}
+	shard := map[string]string{model.ShardOfLabel: model.ExecutorBinding}
 	objs := []*rbacv1.RoleBinding{
-		bulkyBinding("runai-a", ExecutorBinding, nil),
-		bulkyBinding("runai-a", ExecutorBinding+"-1", shard),
-		bulkyBinding("team", ExecutorBinding, nil),
-		bulkyBinding("team", ExecutorBinding+"-2", shard),
+		bulkyBinding("runai-a", model.ExecutorBinding, nil),
+		bulkyBinding("runai-a", model.ExecutorBinding+"-1", shard),
+		bulkyBinding("team", model.ExecutorBinding, nil),
+		bulkyBinding("team", model.ExecutorBinding+"-2", shard),
 		bulkyBinding("team", "anything", shard),
 		bulkyBinding("runai-a", "anything", shard),
 	}
@@ -75,13 +76,13 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 			if !ok {
 				continue
 			}
-			ref := Ref{Kind: KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}
+			ref := model.Ref{Kind: model.KindRoleBinding, Namespace: rb.Namespace, Name: rb.Name}
 			whole := ca.informerFor(ref) == inf && rb.Namespace == "runai-a"
 			if len(rb.ManagedFields) > 0 {
 				t.Errorf("%s keeps managedFields", ref)
 			}
 			if whole {
-				if isReduced(rb) || len(rb.Subjects) != 2 || rb.Annotations[ManagedAnnotation] == "" {
+				if isReduced(rb) || len(rb.Subjects) != 2 || rb.Annotations[model.ManagedAnnotation] == "" {
 					t.Errorf("%s in a project namespace is not kept whole: %+v", ref, rb.ObjectMeta.Annotations[reducedAnnotation])
 				}
 				continue
@@ -100,11 +101,11 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || all[ExecutorRef("runai-a")] == nil || all[ShardRef(ExecutorRef("runai-a"), 1)] == nil {
+	if len(all) != 2 || all[model.ExecutorRef("runai-a")] == nil || all[model.ShardRef(model.ExecutorRef("runai-a"), 1)] == nil {
 		t.Errorf("Bindings = %v, want the project's binding and its shard only", all)
 	}
 	// One outside the scope is read from the API when asked for.
-	b, err := ca.Get(ctx, ExecutorRef("team"))
+	b, err := ca.Get(ctx, model.ExecutorRef("team"))
 	if err != nil || len(b.Subjects) != 2 {
 		t.Errorf("Get outside the scope: %v, %v", b, err)
 	}
@@ -124,8 +125,8 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := all[ExecutorRef("team")]
-	if len(all) != 4 || got == nil || len(got.Subjects) != 2 || all[ShardRef(ExecutorRef("team"), 2)] == nil {
+	got := all[model.ExecutorRef("team")]
+	if len(all) != 4 || got == nil || len(got.Subjects) != 2 || all[model.ShardRef(model.ExecutorRef("team"), 2)] == nil {
 		t.Errorf("after labelling: %d bindings, team's %+v", len(all), got)
 	}
 }
@@ -133,9 +134,9 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 // The Client drops bindings outside the scope as it reads each page.
 func TestClientBindingsKeepOnlyTheScope(t *testing.T) {
 	ctx := context.Background()
-	shard := map[string]string{ShardOfLabel: ExecutorBinding}
-	bindings := []*rbacv1.RoleBinding{bulkyBinding("runai-a", ExecutorBinding, nil), bulkyBinding("team", ExecutorBinding, nil),
-		bulkyBinding("team", ExecutorBinding+"-1", shard), bulkyBinding("runai-a", ExecutorBinding+"-1", shard),
+	shard := map[string]string{model.ShardOfLabel: model.ExecutorBinding}
+	bindings := []*rbacv1.RoleBinding{bulkyBinding("runai-a", model.ExecutorBinding, nil), bulkyBinding("team", model.ExecutorBinding, nil),
+		bulkyBinding("team", model.ExecutorBinding+"-1", shard), bulkyBinding("runai-a", model.ExecutorBinding+"-1", shard),
 		bulkyBinding("runai-a", "anything", shard)}
 	objs := []runtime.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "runai-a", Labels: map[string]string{"runai/queue": "a", "other": "x"}}},
@@ -157,7 +158,7 @@ func TestClientBindingsKeepOnlyTheScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || all[ExecutorRef("runai-a")] == nil || all[ShardRef(ExecutorRef("runai-a"), 1)] == nil {
+	if len(all) != 2 || all[model.ExecutorRef("runai-a")] == nil || all[model.ShardRef(model.ExecutorRef("runai-a"), 1)] == nil {
 		t.Errorf("Bindings = %v", all)
 	}
 	nss, _ := c.Namespaces(ctx)
@@ -197,8 +198,8 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	team := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}
-	cs := fake.NewClientset(team, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ExecutorBinding, Namespace: "team", ResourceVersion: "5"},
-		RoleRef: ExpectedRoleRef(ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}})
+	cs := fake.NewClientset(team, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "team", ResourceVersion: "5"},
+		RoleRef: ExpectedRoleRef(model.ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}})
 	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
 	ca := NewCache(c, "runai", Handlers{})
 	if err := ca.Start(ctx); err != nil {
@@ -209,7 +210,7 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	if err := ca.WaitForSync(sctx); err != nil {
 		t.Fatal(err)
 	}
-	ref := ExecutorRef("team")
+	ref := model.ExecutorRef("team")
 	label := func(labels map[string]string) {
 		t.Helper()
 		ns := team.DeepCopy()
@@ -244,7 +245,7 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	}
 
 	// A change reaches the informer, which now keeps the binding whole.
-	rb, _ := cs.RbacV1().RoleBindings("team").Get(ctx, ExecutorBinding, metav1.GetOptions{})
+	rb, _ := cs.RbacV1().RoleBindings("team").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	rb.ResourceVersion, rb.Subjects = "6", []rbacv1.Subject{UserSubject("bob")}
 	if _, err := cs.RbacV1().RoleBindings("team").Update(ctx, rb, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

@@ -88,14 +88,14 @@ func (s *StateStore) Save(ctx context.Context, st *model.State, consumed []strin
 		var written *corev1.ConfigMap
 		if apierrors.IsNotFound(err) {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: model.StateConfigMap, Namespace: s.ns,
-				Labels: map[string]string{ManagedByLabel: ManagedByValue}}, BinaryData: map[string][]byte{stateKey: data}}
-			written, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+				Labels: map[string]string{model.ManagedByLabel: model.ManagedByValue}}, BinaryData: map[string][]byte{stateKey: data}}
+			written, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: model.FieldManager})
 		} else if err == nil {
 			cm.BinaryData = map[string][]byte{stateKey: data}
 			for _, k := range consumed {
 				delete(cm.Annotations, model.ApprovalPrefix+strings.TrimPrefix(k, model.ApprovalScheme))
 			}
-			written, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+			written, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: model.FieldManager})
 		}
 		if err == nil {
 			s.remember(written)

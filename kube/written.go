@@ -3,6 +3,7 @@ package kube
 import (
 	"sync"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
 )
@@ -13,18 +14,18 @@ import (
 // informers' handlers and the readers).
 type ownWrites struct {
 	mu      sync.Mutex
-	written map[Ref]*Binding
+	written map[model.Ref]*model.Binding
 	// gone counts the sweeps that found a written binding missing from an
 	// informer that is past it (see sweep).
-	gone map[Ref]int
+	gone map[model.Ref]int
 }
 
 func newOwnWrites() *ownWrites {
-	return &ownWrites{written: map[Ref]*Binding{}, gone: map[Ref]int{}}
+	return &ownWrites{written: map[model.Ref]*model.Binding{}, gone: map[model.Ref]int{}}
 }
 
 // record remembers the state a write of ref returned.
-func (w *ownWrites) record(ref Ref, b *Binding) {
+func (w *ownWrites) record(ref model.Ref, b *model.Binding) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.written[ref] = b
@@ -33,7 +34,7 @@ func (w *ownWrites) record(ref Ref, b *Binding) {
 
 // caughtUp forgets our write of ref once the informer has seen it or a
 // later state of the object (rv).
-func (w *ownWrites) caughtUp(ref Ref, rv string) {
+func (w *ownWrites) caughtUp(ref model.Ref, rv string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	b, ok := w.written[ref]
@@ -47,13 +48,13 @@ func (w *ownWrites) caughtUp(ref Ref, rv string) {
 
 // overlay returns our written state of ref if inf has not caught up with
 // it yet.
-func (w *ownWrites) overlay(ref Ref, inf cache.SharedIndexInformer) (*Binding, bool) {
+func (w *ownWrites) overlay(ref model.Ref, inf cache.SharedIndexInformer) (*model.Binding, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.overlayLocked(ref, inf)
 }
 
-func (w *ownWrites) overlayLocked(ref Ref, inf cache.SharedIndexInformer) (*Binding, bool) {
+func (w *ownWrites) overlayLocked(ref model.Ref, inf cache.SharedIndexInformer) (*model.Binding, bool) {
 	b, ok := w.written[ref]
 	if !ok {
 		return nil, false
@@ -67,7 +68,7 @@ func (w *ownWrites) overlayLocked(ref Ref, inf cache.SharedIndexInformer) (*Bind
 
 // overlayAll lays our written states that informerFor's informers have
 // not caught up with over out.
-func (w *ownWrites) overlayAll(out map[Ref]*Binding, informerFor func(Ref) cache.SharedIndexInformer) {
+func (w *ownWrites) overlayAll(out map[model.Ref]*model.Binding, informerFor func(model.Ref) cache.SharedIndexInformer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for ref := range w.written {
@@ -79,7 +80,7 @@ func (w *ownWrites) overlayAll(out map[Ref]*Binding, informerFor func(Ref) cache
 
 // exists reports whether our last write of ref, not yet seen by the
 // informer, left it existing.
-func (w *ownWrites) exists(ref Ref) bool {
+func (w *ownWrites) exists(ref model.Ref) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	b, ok := w.written[ref]
@@ -92,8 +93,8 @@ func (w *ownWrites) exists(ref Ref) bool {
 // binding was deleted before the informer ever saw it, so no event will
 // come. The condition must hold on two sweeps in a row, as the informer's
 // store may lag its sync point by a moment.
-func (w *ownWrites) sweep(informerFor func(Ref) cache.SharedIndexInformer) []Ref {
-	var deleted []Ref
+func (w *ownWrites) sweep(informerFor func(model.Ref) cache.SharedIndexInformer) []model.Ref {
+	var deleted []model.Ref
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for ref, b := range w.written {

@@ -1,11 +1,14 @@
 package kube
 
-import "testing"
+import (
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
+	"testing"
+)
 
 func TestCacheForgetsWritesOnceSeen(t *testing.T) {
 	w := newOwnWrites()
-	ref := ExecutorRef("x")
-	w.record(ref, &Binding{ResourceVersion: "100"})
+	ref := model.ExecutorRef("x")
+	w.record(ref, &model.Binding{ResourceVersion: "100"})
 	w.caughtUp(ref, "99")
 	if _, ok := w.written[ref]; !ok {
 		t.Fatal("forgot a write on an older event")

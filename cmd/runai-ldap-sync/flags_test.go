@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // --approve-removals approves one named binding for one cycle of `once`;
@@ -36,9 +36,9 @@ func TestApproveRemovalsIsForOnceOnly(t *testing.T) {
 }
 
 func TestParseRef(t *testing.T) {
-	for in, want := range map[string]kube.Ref{
-		"ClusterRoleBinding/runai-job-viewer-manual":     kube.ViewerRef(),
-		"RoleBinding/runai-p1/runai-job-executor-manual": kube.ExecutorRef("runai-p1"),
+	for in, want := range map[string]model.Ref{
+		"ClusterRoleBinding/runai-job-viewer-manual":     model.ViewerRef(),
+		"RoleBinding/runai-p1/runai-job-executor-manual": model.ExecutorRef("runai-p1"),
 	} {
 		if got, err := parseRef(in); err != nil || got != want || got.String() != in {
 			t.Errorf("parseRef(%q) = %v, %v", in, got, err)

@@ -29,6 +29,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/leader"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -178,8 +179,8 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 		// The daemon reads current state from informers, which also report
 		// hand edits for repair. once and diff read with LIST and GET.
 		h := kube.Handlers{
-			Binding:   func(ref kube.Ref, b *kube.Binding, rv string) { d.runner.BindingChanged(ref, b, rv) },
-			Namespace: func(old, cur *kube.Namespace) { d.runner.NamespaceChanged(old, cur) },
+			Binding:   func(ref model.Ref, b *model.Binding, rv string) { d.runner.BindingChanged(ref, b, rv) },
+			Namespace: func(old, cur *model.Namespace) { d.runner.NamespaceChanged(old, cur) },
 			WatchError: func(what string, err error) {
 				m.KubeErrors.WithLabelValues("watch").Inc()
 				log.Warn("watch failed; the informer retries", zap.String("watch", what), zap.Error(err))
@@ -218,18 +219,18 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 // parseRef reads a binding named as ClusterRoleBinding/NAME or
 // RoleBinding/NAMESPACE/NAME (as logs, Events and diff print it); "" is
 // the zero Ref.
-func parseRef(s string) (kube.Ref, error) {
+func parseRef(s string) (model.Ref, error) {
 	if s == "" {
-		return kube.Ref{}, nil
+		return model.Ref{}, nil
 	}
 	parts := strings.Split(s, "/")
 	switch {
-	case len(parts) == 2 && parts[0] == kube.KindClusterRoleBinding && parts[1] != "":
-		return kube.Ref{Kind: parts[0], Name: parts[1]}, nil
-	case len(parts) == 3 && parts[0] == kube.KindRoleBinding && parts[1] != "" && parts[2] != "":
-		return kube.Ref{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
+	case len(parts) == 2 && parts[0] == model.KindClusterRoleBinding && parts[1] != "":
+		return model.Ref{Kind: parts[0], Name: parts[1]}, nil
+	case len(parts) == 3 && parts[0] == model.KindRoleBinding && parts[1] != "" && parts[2] != "":
+		return model.Ref{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
 	}
-	return kube.Ref{}, fmt.Errorf("%q names no binding: use ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME (diff prints them)", s)
+	return model.Ref{}, fmt.Errorf("%q names no binding: use ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME (diff prints them)", s)
 }
 
 // identity names this replica in the Lease and in Events: the host (the

@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func TestPrintExplanation(t *testing.T) {
 	ex := &controller.Explanation{User: "erin",
 		Projects: []controller.ProjectExplanation{{Project: "alpha", Namespace: "runai-alpha", Executor: controller.BindingExplanation{
-			Binding: kube.ExecutorRef("runai-alpha"), Granted: true, Via: []string{"erin ← alpha-executors"},
-			Entries: []string{"CN=erin,OU=People (objectGUID 1)"}, Holds: true, Shard: kube.ExecutorBinding + "-1", Pending: "add"}}},
-		Viewer: &controller.BindingExplanation{Binding: kube.ViewerRef(), Why: []string{"not a member of runai-viewers"}, Holds: true, HandAdded: true,
+			Binding: model.ExecutorRef("runai-alpha"), Granted: true, Via: []string{"erin ← alpha-executors"},
+			Entries: []string{"CN=erin,OU=People (objectGUID 1)"}, Holds: true, Shard: model.ExecutorBinding + "-1", Pending: "add"}}},
+		Viewer: &controller.BindingExplanation{Binding: model.ViewerRef(), Why: []string{"not a member of runai-viewers"}, Holds: true, HandAdded: true,
 			Error: "lookup failed"},
 	}
 	var out bytes.Buffer

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // planJSON is one change in `diff -o json`: a binding's users, or (with
@@ -132,7 +132,7 @@ func planEntries(rep *controller.Report) []planJSON {
 
 // printEntry writes one entry of the plan as text.
 func printEntry(w io.Writer, p planJSON) {
-	ref := kube.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
+	ref := model.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
 	suffix := ""
 	switch {
 	case p.Kind == "Namespace" && p.Create:

@@ -6,16 +6,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 func TestDiffShowsNamespacesAndTemplateObjects(t *testing.T) {
 	rep := &controller.Report{
-		Plans: []plan.BindingPlan{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"},
-			Writes: []kube.Change{{Ref: kube.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}}, Shards: 1}},
+		Plans: []plan.BindingPlan{{Ref: model.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"},
+			Writes: []model.Change{{Ref: model.ExecutorRef("runai-gamma"), Create: true, Add: []string{"gus"}}}, Shards: 1}},
 		Provision: controller.ProvisionReport{
 			Namespaces: []plan.NamespaceAction{
 				{Project: "gamma", Namespace: "runai-gamma", Create: true, Labels: map[string]string{"runai/queue": "gamma"}},
@@ -66,7 +66,7 @@ RoleBinding/runai-gamma/runai-job-executor-manual (create)
 // adopted, forgotten and leftover users, held additions, a stale approval,
 // and the command that approves exactly what is held.
 func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
-	ref := kube.ExecutorRef("runai-alpha")
+	ref := model.ExecutorRef("runai-alpha")
 	rep := &controller.Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"bob"}, Held: []string{"carol"}, HeldAdd: []string{"dan"},
 		Adopt: []string{"alice"}, Disown: []string{"old"}, Leftovers: []string{"zed"}, StaleApproval: "true", ApprovalKey: "sha256:0123456789abcdef",
 		ApproveCommand: plan.ApproveCommand("runai", ref, "sha256:0123456789abcdef")}}}
@@ -111,11 +111,11 @@ func TestDiffShowsOwnershipAndApprovals(t *testing.T) {
 // diff shows which shard each user goes to or leaves, for a binding spread
 // over shards.
 func TestDiffShowsShards(t *testing.T) {
-	ref := kube.ViewerRef()
-	s2, s3 := kube.ShardRef(ref, 2), kube.ShardRef(ref, 3)
+	ref := model.ViewerRef()
+	s2, s3 := model.ShardRef(ref, 2), model.ShardRef(ref, 3)
 	rep := &controller.Report{Plans: []plan.BindingPlan{{Ref: ref, Add: []string{"newbie"}, Remove: []string{"gone"}, Shards: 4,
-		Writes: []kube.Change{{Ref: s2, Remove: []string{"gone"}}, {Ref: s3, Create: true, Add: []string{"mover", "newbie"}}},
-		Moves:  []kube.Change{{Ref: ref, Remove: []string{"mover"}}}}}}
+		Writes: []model.Change{{Ref: s2, Remove: []string{"gone"}}, {Ref: s3, Create: true, Add: []string{"mover", "newbie"}}},
+		Moves:  []model.Change{{Ref: ref, Remove: []string{"mover"}}}}}}
 	var text bytes.Buffer
 	if err := printPlan(&text, rep, "text"); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func insiderKubeMain(args []string) int {
@@ -142,10 +143,10 @@ func createBombs(ctx context.Context, cs kubernetes.Interface, mib int) error {
 	_, _ = zw.Write(plain.Bytes())
 	_ = zw.Close()
 	record := "gzip+base64:" + base64.StdEncoding.EncodeToString(z.Bytes())
-	for _, name := range []string{kube.ExecutorBinding, kube.ExecutorBinding + "-1", kube.ExecutorBinding + "-2",
-		kube.IndexMapBinding + "-1", kube.IndexMapBinding + "-2", kube.IndexMapBinding + "-3"} {
+	for _, name := range []string{model.ExecutorBinding, model.ExecutorBinding + "-1", model.ExecutorBinding + "-2",
+		model.IndexMapBinding + "-1", model.IndexMapBinding + "-2", model.IndexMapBinding + "-3"} {
 		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team",
-			Labels: map[string]string{kube.ShardOfLabel: "x"}, Annotations: map[string]string{kube.ManagedAnnotation: record}},
+			Labels: map[string]string{model.ShardOfLabel: "x"}, Annotations: map[string]string{model.ManagedAnnotation: record}},
 			RoleRef: kube.ExpectedRoleRef(name)}
 		if _, err := cs.RbacV1().RoleBindings("team").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create bomb %s: %w", name, err)
@@ -164,8 +165,8 @@ func createBig(ctx context.Context, cs kubernetes.Interface, n, size int) error 
 	}
 	for i := 0; i < n; i++ {
 		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("big-%d", i), Namespace: "team",
-			Labels: map[string]string{kube.ShardOfLabel: kube.ExecutorBinding}},
-			RoleRef: kube.ExpectedRoleRef(kube.ExecutorBinding), Subjects: subjects}
+			Labels: map[string]string{model.ShardOfLabel: model.ExecutorBinding}},
+			RoleRef: kube.ExpectedRoleRef(model.ExecutorBinding), Subjects: subjects}
 		if _, err := cs.RbacV1().RoleBindings("team").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create big binding %d: %w", i, err)
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -615,7 +616,7 @@ func seedCluster(ctx context.Context, api *harness.APIServer, projects int) erro
 	if err != nil {
 		return err
 	}
-	for _, role := range []string{kube.ViewerRole, kube.ExecutorRole, kube.IndexMapRole} {
+	for _, role := range []string{model.ViewerRole, model.ExecutorRole, model.IndexMapRole} {
 		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}}}}
 		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func main() {
@@ -182,9 +183,9 @@ server:
 			return err
 		}
 		for time.Since(start) < 30*time.Second {
-			rb, err := cs.RbacV1().RoleBindings("runai-vision").Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+			rb, err := cs.RbacV1().RoleBindings("runai-vision").Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 			if err == nil && hasUser(rb.Subjects, "frank") {
-				fmt.Printf("  frank is in RoleBinding/runai-vision/%s %.1f s later (a change poll, not a cycle)\n", kube.ExecutorBinding, time.Since(start).Seconds())
+				fmt.Printf("  frank is in RoleBinding/runai-vision/%s %.1f s later (a change poll, not a cycle)\n", model.ExecutorBinding, time.Since(start).Seconds())
 				return nil
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -238,7 +239,7 @@ func (d *seed) group(cn string, members ...string) {
 }
 
 func seedKube(ctx context.Context, cs kubernetes.Interface) error {
-	for _, role := range []string{kube.ViewerRole, kube.ExecutorRole, kube.IndexMapRole} {
+	for _, role := range []string{model.ViewerRole, model.ExecutorRole, model.IndexMapRole} {
 		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}}}}
 		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
@@ -254,8 +255,8 @@ func seedKube(ctx context.Context, cs kubernetes.Interface) error {
 		}
 	}
 	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: kube.ExecutorBinding, Namespace: "runai-vision"},
-		RoleRef:    kube.ExpectedRoleRef(kube.ExecutorBinding),
+		ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "runai-vision"},
+		RoleRef:    kube.ExpectedRoleRef(model.ExecutorBinding),
 		Subjects:   []rbacv1.Subject{kube.UserSubject("ops-oncall")},
 	}
 	_, err := cs.RbacV1().RoleBindings("runai-vision").Create(ctx, rb, metav1.CreateOptions{})
@@ -263,7 +264,7 @@ func seedKube(ctx context.Context, cs kubernetes.Interface) error {
 }
 
 func removeSubject(ctx context.Context, cs kubernetes.Interface, ns, user string) error {
-	rb, err := cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+	rb, err := cs.RbacV1().RoleBindings(ns).Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -286,21 +287,21 @@ func printBindings(ctx context.Context, cs kubernetes.Interface) error {
 		}
 		sort.Strings(names)
 		fmt.Printf("  %-58s %s\n", ref, strings.Join(names, " "))
-		fmt.Printf("  %-58s managed by runai-ldap-sync: %s\n", "", annotations[kube.ManagedAnnotation])
+		fmt.Printf("  %-58s managed by runai-ldap-sync: %s\n", "", annotations[model.ManagedAnnotation])
 	}
-	crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, kube.ViewerBinding, metav1.GetOptions{})
+	crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, model.ViewerBinding, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	show("ClusterRoleBinding/"+crb.Name, crb.Subjects, crb.Annotations)
 	for _, ns := range []string{"runai-vision", "runai-nlp"} {
-		rb, err := cs.RbacV1().RoleBindings(ns).Get(ctx, kube.ExecutorBinding, metav1.GetOptions{})
+		rb, err := cs.RbacV1().RoleBindings(ns).Get(ctx, model.ExecutorBinding, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		show("RoleBinding/"+ns+"/"+rb.Name, rb.Subjects, rb.Annotations)
 	}
-	rb, err := cs.RbacV1().RoleBindings("runai").Get(ctx, kube.IndexMapBinding, metav1.GetOptions{})
+	rb, err := cs.RbacV1().RoleBindings("runai").Get(ctx, model.IndexMapBinding, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}

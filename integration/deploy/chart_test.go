@@ -25,8 +25,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // The chart in deploy/chart/runai-ldap-sync, tested with Helm 3 and Helm 4
@@ -805,9 +805,9 @@ func TestChartShardRBACFollowsConfig(t *testing.T) {
 			}
 		}
 		var want []string
-		for _, base := range []string{kube.ExecutorBinding, kube.IndexMapBinding, kube.ViewerBinding} {
+		for _, base := range []string{model.ExecutorBinding, model.IndexMapBinding, model.ViewerBinding} {
 			want = append(want, base)
-			want = append(want, kube.ShardNames(base)[:n]...)
+			want = append(want, model.ShardNames(base)[:n]...)
 		}
 		slices.Sort(got)
 		slices.Sort(want)

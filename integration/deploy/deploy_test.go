@@ -33,7 +33,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 const (
@@ -510,10 +510,10 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{rbacGroup}, Resources: []string{"rolebindings", "clusterrolebindings"}, Verbs: []string{"get", "list", "watch", "create"}},
 		// The binding names and their shards <name>-1 … <name>-16, nothing else.
-		{APIGroups: []string{rbacGroup}, Resources: []string{"rolebindings"}, ResourceNames: append(append(append([]string{kube.ExecutorBinding}, kube.ShardNames(kube.ExecutorBinding)...),
-			kube.IndexMapBinding), kube.ShardNames(kube.IndexMapBinding)...), Verbs: []string{"patch", "update"}},
-		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterrolebindings"}, ResourceNames: append([]string{kube.ViewerBinding}, kube.ShardNames(kube.ViewerBinding)...), Verbs: []string{"patch", "update"}},
-		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterroles"}, ResourceNames: []string{kube.ViewerRole, kube.ExecutorRole, kube.IndexMapRole}, Verbs: []string{"bind"}},
+		{APIGroups: []string{rbacGroup}, Resources: []string{"rolebindings"}, ResourceNames: append(append(append([]string{model.ExecutorBinding}, model.ShardNames(model.ExecutorBinding)...),
+			model.IndexMapBinding), model.ShardNames(model.IndexMapBinding)...), Verbs: []string{"patch", "update"}},
+		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterrolebindings"}, ResourceNames: append([]string{model.ViewerBinding}, model.ShardNames(model.ViewerBinding)...), Verbs: []string{"patch", "update"}},
+		{APIGroups: []string{rbacGroup}, Resources: []string{"clusterroles"}, ResourceNames: []string{model.ViewerRole, model.ExecutorRole, model.IndexMapRole}, Verbs: []string{"bind"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
 	if !reflect.DeepEqual(cr.Rules, wantCR) {

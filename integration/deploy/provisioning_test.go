@@ -21,8 +21,8 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // buildWith copies deploy/ and adds components to its kustomization, as
@@ -62,7 +62,7 @@ func TestProvisioningComponents(t *testing.T) {
 	}
 	var bindRoles, bindingNames []string
 	for _, r := range tmpl.ClusterRoles() {
-		if r != kube.ExecutorRole { // the base binds it already
+		if r != model.ExecutorRole { // the base binds it already
 			bindRoles = append(bindRoles, r)
 		}
 	}
@@ -217,8 +217,8 @@ func TestFenceParamsAgree(t *testing.T) {
 		t.Errorf("fence parameters excludeNamespaces=%q namespacePattern=%q disagree with config.yaml (%q, %q)",
 			params.Data["excludeNamespaces"], params.Data["namespacePattern"], raw.Projects.ExcludeNamespaces, raw.Projects.NamespacePattern)
 	}
-	if params.Data["maxBindingShards"] != strconv.Itoa(kube.MaxShards) {
-		t.Errorf("fence parameter maxBindingShards=%q, want %d (config.yaml keeps the default)", params.Data["maxBindingShards"], kube.MaxShards)
+	if params.Data["maxBindingShards"] != strconv.Itoa(model.MaxShards) {
+		t.Errorf("fence parameter maxBindingShards=%q, want %d (config.yaml keeps the default)", params.Data["maxBindingShards"], model.MaxShards)
 	}
 	if _, ok := params.Data["excludeNamespaces"]; !ok {
 		t.Error("the fence parameters lack excludeNamespaces")
@@ -257,7 +257,7 @@ func TestFenceParamsAgree(t *testing.T) {
 	}
 	var roles []string
 	for _, r := range tmpl.ClusterRoles() {
-		if r != kube.ExecutorRole {
+		if r != model.ExecutorRole {
 			roles = append(roles, r)
 		}
 	}
@@ -279,7 +279,7 @@ func TestFenceParamsAgree(t *testing.T) {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &rb); err != nil {
 			t.Fatal(err)
 		}
-		if rb.RoleRef.Name == kube.ExecutorRole {
+		if rb.RoleRef.Name == model.ExecutorRole {
 			continue
 		}
 		for _, s := range rb.Subjects {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Load reads and parses the template projects.template names; nil, nil
@@ -147,7 +148,7 @@ func Parse(data []byte) (*Template, error) {
 			return nil, fmt.Errorf("document %d (line %d): %s is already defined by document %d", doc, o.Line, id, prev)
 		}
 		seen[id] = doc
-		if o.Kind.GVK.Kind == "RoleBinding" && o.Name == kube.ExecutorBinding {
+		if o.Kind.GVK.Kind == "RoleBinding" && o.Name == model.ExecutorBinding {
 			t.Executor = &o
 			continue
 		}
@@ -280,14 +281,14 @@ func checkRoleBinding(name string, rb *rbacv1.RoleBinding) error {
 	if rb.RoleRef.Name == "" || (rb.RoleRef.Kind != "ClusterRole" && rb.RoleRef.Kind != "Role") || rb.RoleRef.APIGroup != rbacv1.GroupName {
 		return fmt.Errorf("roleRef must name a ClusterRole or Role of apiGroup %s, got %+v", rbacv1.GroupName, rb.RoleRef)
 	}
-	if name != kube.ExecutorBinding {
+	if name != model.ExecutorBinding {
 		return nil
 	}
-	if rb.RoleRef != kube.ExpectedRoleRef(kube.ExecutorBinding) {
-		return fmt.Errorf("%s must refer to ClusterRole %s, as Run:AI's template does; got %s %s", kube.ExecutorBinding, kube.ExecutorRole, rb.RoleRef.Kind, rb.RoleRef.Name)
+	if rb.RoleRef != kube.ExpectedRoleRef(model.ExecutorBinding) {
+		return fmt.Errorf("%s must refer to ClusterRole %s, as Run:AI's template does; got %s %s", model.ExecutorBinding, model.ExecutorRole, rb.RoleRef.Kind, rb.RoleRef.Name)
 	}
 	if len(rb.Subjects) > 0 {
-		return fmt.Errorf("%s must have no subjects in the template: its users come from the directory (groups.executors)", kube.ExecutorBinding)
+		return fmt.Errorf("%s must have no subjects in the template: its users come from the directory (groups.executors)", model.ExecutorBinding)
 	}
 	return nil
 }

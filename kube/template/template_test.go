@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 const exampleTemplate = "../../deploy/components/provisioning/project-template.yaml"
@@ -38,7 +38,7 @@ func TestExampleTemplateParses(t *testing.T) {
 		if o.GetNamespace() != "runai-vision" || o.GetLabels()["app.kubernetes.io/managed-by"] != "runai-ldap-sync" {
 			t.Errorf("%s: namespace %q labels %v", o.GetName(), o.GetNamespace(), o.GetLabels())
 		}
-		if o.GetName() == kube.ExecutorBinding {
+		if o.GetName() == model.ExecutorBinding {
 			t.Error("the executor binding is rendered: its subjects would be applied over the directory's")
 		}
 	}

@@ -3,11 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -186,12 +187,7 @@ func (e *env) pod(deployment string) (args []string, dir string) {
 			}
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(e.t)
 	for name, data := range files {
 		if name == "config.yaml" {
 			s := strings.ReplaceAll(string(data), mount.MountPath+"/", dir+"/")
@@ -313,7 +309,7 @@ func testChart(t *testing.T, bin string) {
 		t.Errorf("%s install without the Secret: want an error naming it, got %v\n%s", bin, err, out)
 	}
 	if got := e.chartSnapshot(dyn); len(got) != 0 {
-		t.Fatalf("refused installs left objects behind: %v", keys(got))
+		t.Fatalf("refused installs left objects behind: %v", slices.Sorted(maps.Keys(got)))
 	}
 
 	// Install as docs/install.md says: the operator creates the Secret, then helm install.
@@ -323,7 +319,7 @@ func testChart(t *testing.T, bin string) {
 	t.Logf("%s install:\n%s", bin, out)
 	before := e.chartSnapshot(dyn)
 	if len(before) != len(chartObjects) {
-		t.Fatalf("%s install created %v, want all of %d chart objects", bin, keys(before), len(chartObjects))
+		t.Fatalf("%s install created %v, want all of %d chart objects", bin, slices.Sorted(maps.Keys(before)), len(chartObjects))
 	}
 
 	// A full cycle as the ServiceAccount, with the pod's files.
@@ -456,7 +452,7 @@ func testChart(t *testing.T, bin string) {
 	out = e.mustHelm(bin, "uninstall", "runai-ldap-sync", "-n", "runai")
 	t.Logf("%s uninstall:\n%s", bin, out)
 	if left := e.chartSnapshot(dyn); len(left) != 0 {
-		t.Errorf("helm uninstall left %v", keys(left))
+		t.Errorf("helm uninstall left %v", slices.Sorted(maps.Keys(left)))
 	}
 	gone := e.allBindings()
 	for k := range bindings {
@@ -498,15 +494,6 @@ func testChart(t *testing.T, bin string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // runtimeFrom converts an unstructured object into a typed one.

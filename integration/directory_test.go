@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -20,32 +19,6 @@ import (
 
 // These tests resolve groups with the real resolver against the real
 // directories, one directory shape per test.
-
-func ldapConfig(t *testing.T, password string, mutate func(*config.LDAP)) config.LDAP {
-	t.Helper()
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte(password), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default().LDAP
-	cfg.BindPasswordFile = pw
-	cfg.Timeout = 10 * time.Second
-	mutate(&cfg)
-	return cfg
-}
-
-// resolve resolves names with a full read and, to prove the two agree on
-// every case these tests build, with the targeted read incremental syncs
-// use.
-func resolve(t *testing.T, cfg config.LDAP, names ...string) *ldapsrc.Result {
-	t.Helper()
-	res, err := ldapsrc.New(cfg, zap.NewNop()).Resolve(context.Background(), names)
-	if err != nil {
-		t.Fatalf("resolve: %v", err)
-	}
-	sameAsTargeted(t, cfg, names, res)
-	return res
-}
 
 func sameAsTargeted(t *testing.T, cfg config.LDAP, names []string, full *ldapsrc.Result) {
 	t.Helper()
@@ -79,30 +52,6 @@ func nonZero(m map[string]int) map[string]int {
 		}
 	}
 	return out
-}
-
-func wantMembers(t *testing.T, res *ldapsrc.Result, group string, want ...string) {
-	t.Helper()
-	g := res.Groups[group]
-	if g == nil || g.Err != nil || !g.Found {
-		t.Fatalf("group %s: %+v", group, g)
-	}
-	if strings.Join(g.Members, ",") != strings.Join(want, ",") {
-		t.Errorf("group %s members = %v, want %v", group, g.Members, want)
-	}
-}
-
-// adConfig binds as the env's service account over LDAPS.
-func (e *env) adConfig(mutate func(*config.LDAP)) config.LDAP {
-	return ldapConfig(e.t, e.password, func(c *config.LDAP) {
-		c.URLs = []string{e.samba.LDAPSURL}
-		c.CAFile = e.samba.CAFile
-		c.BindDN = e.bindUPN
-		c.BaseDN = e.ou
-		if mutate != nil {
-			mutate(c)
-		}
-	})
 }
 
 func TestActiveDirectoryShapes(t *testing.T) {
@@ -335,44 +284,6 @@ func TestActiveDirectoryConnections(t *testing.T) {
 	})
 }
 
-// slapdEnv is an OpenLDAP directory for the groupOfNames/rfc2307 schemas.
-func startSlapd(t *testing.T, opts harness.SlapdOptions) *harness.Slapd {
-	t.Helper()
-	s, err := harness.StartSlapd(context.Background(), t.TempDir(), opts)
-	if err != nil {
-		t.Fatalf("start slapd: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s
-}
-
-// slapdOUs adds OUs of these names under s's suffix and returns their DNs.
-func slapdOUs(t *testing.T, s *harness.Slapd, names ...string) []string {
-	t.Helper()
-	dns := make([]string, len(names))
-	for i, name := range names {
-		var err error
-		if dns[i], err = s.AddOU(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dns
-}
-
-func slapdConfig(t *testing.T, s *harness.Slapd, schema string, mutate func(*config.LDAP)) config.LDAP {
-	return ldapConfig(t, s.ReaderPassword, func(c *config.LDAP) {
-		c.URLs = []string{s.LDAPSURL}
-		c.CAFile = s.CAFile
-		c.BindDN = s.ReaderDN
-		c.BaseDN = s.Suffix
-		c.Schema = schema
-		c.UserIDAttribute = "uid"
-		if mutate != nil {
-			mutate(c)
-		}
-	})
-}
-
 func TestOpenLDAPGroupOfNames(t *testing.T) {
 	s := startSlapd(t, harness.SlapdOptions{SizeLimit: 100})
 	ous := slapdOUs(t, s, "people", "groups")
@@ -487,34 +398,8 @@ func TestOpenLDAPEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
-	cfg := e.slapdDaemonConfig(s, "")
+	cfg := e.slapdDaemonConfig(s, "", "")
 	e.mustRun("once", "--config", cfg)
 	e.expectUsers(model.ExecutorRef("runai-alpha"), "alice", "bob")
 	e.expectUsers(model.IndexMapRef("runai"), "alice", "bob")
-}
-
-// slapdDaemonConfig writes a daemon configuration for s (schema
-// groupOfNames, executors runai-{project}-executors) plus extra YAML.
-func (e *env) slapdDaemonConfig(s *harness.Slapd, extra string) string {
-	e.t.Helper()
-	pw := filepath.Join(e.dir, "slapd-pw")
-	if err := os.WriteFile(pw, []byte(s.ReaderPassword), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	cfg := filepath.Join(e.dir, fmt.Sprintf("slapd-%d.yaml", time.Now().UnixNano()))
-	body := fmt.Sprintf(`ldap:
-  urls: [%q]
-  caFile: %s
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-  schema: groupOfNames
-  userIDAttribute: uid
-groups:
-  executors: ["runai-{project}-executors"]
-`, s.LDAPSURL, e.inDir(s.CAFile), s.ReaderDN, pw, s.Suffix) + extra
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	return cfg
 }

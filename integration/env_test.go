@@ -2,13 +2,10 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +16,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
@@ -116,172 +112,10 @@ func (e *env) startKube() {
 	}
 }
 
-func (e *env) user(sam string, enabled bool) string {
-	e.t.Helper()
-	dn, err := e.samba.AddUser(e.ou, sam, enabled)
-	if err != nil {
-		e.t.Fatalf("add user %s: %v", sam, err)
-	}
-	e.users[sam] = dn
-	return dn
-}
-
-// numberedUsers adds enabled users prefix0 … prefix<n-1> in one batch and
-// returns their sAMAccountNames.
-func (e *env) numberedUsers(prefix string, n int) []string {
-	e.t.Helper()
-	var names []string
-	for i := range n {
-		names = append(names, fmt.Sprintf("%s%d", prefix, i))
-	}
-	dns, err := e.samba.AddUsers(e.ou, names, true)
-	if err != nil {
-		e.t.Fatalf("add users %s0..%s%d: %v", prefix, prefix, n-1, err)
-	}
-	for i, name := range names {
-		e.users[name] = dns[i]
-	}
-	return names
-}
-
-// group creates a group whose members are users (by sAMAccountName) or
-// groups (by cn) created before.
-func (e *env) group(cn string, members ...string) string {
-	e.t.Helper()
-	return e.addGroupUnder(e.ou, cn, members...)
-}
-
-func (e *env) dns(names []string) []string {
-	e.t.Helper()
-	var out []string
-	for _, m := range names {
-		if dn, ok := e.users[m]; ok {
-			out = append(out, dn)
-		} else if dn, ok := e.groups[m]; ok {
-			out = append(out, dn)
-		} else {
-			e.t.Fatalf("unknown member %q", m)
-		}
-	}
-	return out
-}
-
-func (e *env) removeMembers(group string, members ...string) {
-	e.t.Helper()
-	if err := e.samba.RemoveMembers(e.groups[group], e.dns(members)...); err != nil {
-		e.t.Fatalf("remove members from %s: %v", group, err)
-	}
-}
-
 func (e *env) namespace(name string, labels map[string]string) {
 	e.t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if _, err := e.cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 		e.t.Fatalf("create namespace %s: %v", name, err)
 	}
-}
-
-// config writes a configuration file for this env's Samba; body is
-// appended YAML.
-func (e *env) config(body string) string {
-	e.t.Helper()
-	return e.configVia(e.samba.LDAPSURL, e.samba.CAFile, "10s", body)
-}
-
-func (e *env) kubeconfig() string {
-	path := filepath.Join(e.dir, "kubeconfig")
-	if _, err := os.Stat(path); err != nil {
-		if err := e.api.WriteKubeconfig(path, e.api.AdminToken); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	return path
-}
-
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// run runs the binary under test against this env's cluster, as admin.
-func (e *env) run(args ...string) result {
-	e.t.Helper()
-	return e.runAs(e.kubeconfig(), args...)
-}
-
-func (e *env) mustRun(args ...string) result {
-	e.t.Helper()
-	r := e.run(args...)
-	// diff exits 1 when it lists changes (kubectl diff's convention).
-	if r.code != 0 && !(len(args) > 0 && args[0] == "diff" && r.code == 1) {
-		e.t.Fatalf("%v exited %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
-	}
-	return r
-}
-
-// binding reads a managed binding; nil if it does not exist.
-func (e *env) binding(ref model.Ref) *model.Binding {
-	e.t.Helper()
-	kc, err := kube.NewClient(e.api.RestConfig(), 100, 100)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	b, err := kc.Get(context.Background(), ref)
-	if err != nil {
-		e.t.Fatalf("get %s: %v", ref, err)
-	}
-	if !b.Exists {
-		return nil
-	}
-	return b
-}
-
-func (e *env) usersOf(ref model.Ref) []string {
-	e.t.Helper()
-	b := e.binding(ref)
-	if b == nil {
-		e.t.Fatalf("%s does not exist", ref)
-	}
-	u := b.Users()
-	sort.Strings(u)
-	return u
-}
-
-func (e *env) expectUsers(ref model.Ref, want ...string) {
-	e.t.Helper()
-	sort.Strings(want)
-	got := e.usersOf(ref)
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		e.t.Errorf("%s users = %v, want %v", ref, got, want)
-	}
-}
-
-// jsonPlan decodes `diff -o json`.
-type jsonPlan struct {
-	Kind      string   `json:"kind"`
-	Namespace string   `json:"namespace"`
-	Name      string   `json:"name"`
-	Add       []string `json:"add"`
-	Remove    []string `json:"remove"`
-	Create    bool     `json:"create"`
-	Held      []string `json:"held"`
-	HeldAdd   []string `json:"heldAdd"`
-	Adopt     []string `json:"adopt"`
-	Disown    []string `json:"disown"`
-	Leftovers []string `json:"leftovers"`
-	// ApprovalKey approves exactly what is held.
-	ApprovalKey string `json:"approvalKey"`
-}
-
-func decodePlan(t *testing.T, out string) map[string]jsonPlan {
-	t.Helper()
-	var plans []jsonPlan
-	if err := json.Unmarshal([]byte(out), &plans); err != nil {
-		t.Fatalf("diff -o json output is not JSON: %v\n%s", err, out)
-	}
-	m := map[string]jsonPlan{}
-	for _, p := range plans {
-		m[model.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}.String()] = p
-	}
-	return m
 }

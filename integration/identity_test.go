@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
@@ -18,62 +17,6 @@ import (
 // Renames, moves and deletions through polls (issue 17): with the shipped
 // defaults and a schedule of one hour, each must reach the bindings within
 // a few poll intervals, never waiting for the next cycle.
-
-// longSchedule is the shipped configuration's only change: no full cycle
-// runs during the test, so whatever reaches a binding came through a poll.
-const longSchedule = "schedule: \"@every 1h\"\n"
-
-// pollBound: a few of the default 5 s poll intervals, far below the hour.
-const pollBound = 20 * time.Second
-
-// addUserUnder adds an enabled user under parent and records it.
-func (e *env) addUserUnder(parent, sam string) string {
-	e.t.Helper()
-	dn, err := e.samba.AddUser(parent, sam, true)
-	if err != nil {
-		e.t.Fatalf("add user %s: %v", sam, err)
-	}
-	e.users[sam] = dn
-	return dn
-}
-
-// addGroupUnder adds a group under parent with members by name.
-func (e *env) addGroupUnder(parent, cn string, members ...string) string {
-	e.t.Helper()
-	dn, err := e.samba.AddGroup(parent, cn)
-	if err != nil {
-		e.t.Fatalf("add group %s: %v", cn, err)
-	}
-	e.groups[cn] = dn
-	if len(members) > 0 {
-		if err := e.samba.AddMembers(dn, e.dns(members)...); err != nil {
-			e.t.Fatalf("add members to %s: %v", cn, err)
-		}
-	}
-	return dn
-}
-
-func (e *env) ouUnder(parent, name string) string {
-	e.t.Helper()
-	dn, err := e.samba.AddOUUnder(parent, name)
-	if err != nil {
-		e.t.Fatalf("add OU %s: %v", name, err)
-	}
-	return dn
-}
-
-// bindAccountDN is the DN of the env's service account.
-func (e *env) bindAccountDN() string {
-	return "CN=" + strings.TrimSuffix(e.bindUPN, "@example.test") + "," + e.ou
-}
-
-// configLDAP writes a configuration for this env's Samba with more ldap
-// settings (indented YAML lines, which continue configVia's ldap block)
-// and body appended; the request timeout is the default's.
-func (e *env) configLDAP(ldapExtra, body string) string {
-	e.t.Helper()
-	return e.configVia(e.samba.LDAPSURL, e.samba.CAFile, config.Default().LDAP.Timeout.String(), ldapExtra+body)
-}
 
 // TestPollsFollowRenamesMovesAndDeletions: users in their own OU
 // (ldap.userBaseDN), groups beside it, the bind account allowed to read
@@ -85,14 +28,14 @@ func TestPollsFollowRenamesMovesAndDeletions(t *testing.T) {
 	disabledOU := e.ouUnder(people, "Disabled")
 	elsewhere := e.ouUnder(e.ou, "Elsewhere")
 	for _, u := range []string{"alice", "bob", "carol", "erin", "frank", "vera", "gina"} {
-		e.addUserUnder(people, u)
+		e.addUserUnder(people, u, true)
 	}
 	// Enough members that the guard's shipped limits (50 %, 20 an hour)
 	// let the four single removals below through.
 	var fill []string
 	for i := range 8 {
 		fill = append(fill, fmt.Sprintf("u%d", i))
-		e.addUserUnder(people, fill[i])
+		e.addUserUnder(people, fill[i], true)
 	}
 	e.addGroupUnder(e.ou, "runai-alpha-inner", "erin")
 	e.addGroupUnder(e.ou, "runai-alpha-core", "carol", "runai-alpha-inner")
@@ -112,7 +55,7 @@ func TestPollsFollowRenamesMovesAndDeletions(t *testing.T) {
 	}
 	// The DC keeps no tombstone yet: one, so that the account can tell it
 	// sees them (docs/operations.md).
-	if err := e.samba.Delete(e.addUserUnder(elsewhere, "gone-before")); err != nil {
+	if err := e.samba.Delete(e.addUserUnder(elsewhere, "gone-before", true)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -215,11 +158,11 @@ func TestPollsFollowRenamesMovesAndDeletions(t *testing.T) {
 	// Someone who may create users makes new ones with the old names and
 	// DNs: identity is the server's objectGUID, so neither gets the old
 	// entries' access.
-	e.addUserUnder(people, "alice")
-	e.addUserUnder(people, "erin")
+	e.addUserUnder(people, "alice", true)
+	e.addUserUnder(people, "erin", true)
 	// A change that does reach the binding, made after them: once it is
 	// there, the polls have seen the new entries too.
-	e.addUserUnder(people, "zed")
+	e.addUserUnder(people, "zed", true)
 	if err := e.samba.AddMembers(e.groups["runai-alpha-executors"], e.users["zed"]); err != nil {
 		t.Fatal(err)
 	}

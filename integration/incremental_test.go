@@ -20,16 +20,6 @@ import (
 // schedule at one hour, every directory change must reach the bindings
 // within the poll interval plus a few seconds, through polls, not cycles.
 
-const incrementalYAML = `schedule: "@every 1h"
-retry: {minBackoff: 1s, maxBackoff: 4s}
-repair: {minInterval: 1s}
-leaderElection: {enabled: false}
-incremental: {enabled: true, pollInterval: 1s}
-`
-
-// propagationBound is the poll interval plus a few seconds.
-const propagationBound = 6 * time.Second
-
 // nonWatchRequests sums the daemon's Kubernetes requests other than watches.
 func nonWatchRequests(d *daemon) float64 {
 	n := 0.0
@@ -312,7 +302,7 @@ func incrementalOpenLDAP(t *testing.T, syncProv bool) {
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	e.namespace("runai-beta", map[string]string{"runai/queue": "beta"})
 	addr := freeAddr(t)
-	cfg := e.slapdDaemonConfig(s, incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr))
+	cfg := e.slapdDaemonConfig(s, "", incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr))
 	alpha, beta := model.ExecutorRef("runai-alpha"), model.ExecutorRef("runai-beta")
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)

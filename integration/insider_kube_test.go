@@ -14,12 +14,10 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
@@ -67,40 +65,6 @@ func (e *env) shippedConfig(addr string) string {
 	path := filepath.Join(e.dir, fmt.Sprintf("shipped-config-%d.yaml", time.Now().UnixNano()))
 	writeFile(e.t, path, data)
 	return path
-}
-
-// insider returns a clientset for a new ServiceAccount ns/name holding
-// rules (in ns when namespaced, else cluster-wide), with a token the API
-// server issued: the insider's own identity, checked by real RBAC.
-func (e *env) insider(ns, name string, namespaced bool, rules ...rbacv1.PolicyRule) kubernetes.Interface {
-	e.t.Helper()
-	ctx := context.Background()
-	if _, err := e.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		e.namespace(ns, nil)
-	}
-	if _, err := e.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		e.t.Fatal(err)
-	}
-	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}}
-	meta := metav1.ObjectMeta{Name: "insider-" + name}
-	var err error
-	if namespaced {
-		meta.Namespace = ns
-		if _, err = e.cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{}); err == nil {
-			_, err = e.cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: subject,
-				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: meta.Name}}, metav1.CreateOptions{})
-		}
-	} else {
-		if _, err = e.cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{}); err == nil {
-			_, err = e.cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: subject,
-				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: meta.Name}}, metav1.CreateOptions{})
-		}
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	_, cs := e.saToken(ns, name)
-	return cs
 }
 
 // shippedDaemon installs deploy/ and starts `run` with the

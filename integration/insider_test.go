@@ -434,7 +434,7 @@ func TestCheckConfigGroupBase(t *testing.T) {
 		cmd := exec.Command(binary, "check-config", "--config", path)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
-		if code := exitCode(cmd.Run()); code != 0 {
+		if code := exitStatus(cmd.Run()); code != 0 {
 			t.Fatalf("check-config: exit %d\n%s", code, stderr.String())
 		}
 		if got := strings.Contains(stderr.String(), "ldap.groupBaseDN") && strings.Contains(stderr.String(), "whole domain"); got != warn {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,46 +18,6 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 )
-
-// setLockoutPolicy sets the domain's account lockout policy, as
-// `samba-tool domain passwordsettings set --account-lockout-threshold=N
-// --account-lockout-duration=M --reset-account-lockout-after=M` does: the
-// same attributes on the domain object (durations in negative 100ns units).
-func setLockoutPolicy(t *testing.T, s *harness.Samba, threshold int, d time.Duration) {
-	t.Helper()
-	c, err := s.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ticks := strconv.FormatInt(-int64(d/100), 10)
-	req := ldap.NewModifyRequest(s.BaseDN, nil)
-	req.Replace("lockoutThreshold", []string{strconv.Itoa(threshold)})
-	req.Replace("lockoutDuration", []string{ticks})
-	req.Replace("lockOutObservationWindow", []string{ticks})
-	if err := c.Modify(req); err != nil {
-		t.Fatalf("set the lockout policy: %v", err)
-	}
-}
-
-// badPwdCount reads the account's failed-bind count and whether it is
-// locked out.
-func badPwdCount(t *testing.T, s *harness.Samba, dn string) (int, bool) {
-	t.Helper()
-	c, err := s.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"badPwdCount", "lockoutTime"}, nil))
-	if err != nil || len(res.Entries) != 1 {
-		t.Fatalf("read badPwdCount of %s: %v", dn, err)
-	}
-	n, _ := strconv.Atoi(res.Entries[0].GetAttributeValue("badPwdCount"))
-	lt := res.Entries[0].GetAttributeValue("lockoutTime")
-	return n, lt != "" && lt != "0"
-}
 
 // TestWrongPasswordNeverLocksTheAccount runs the daemon with the default
 // configuration (incremental polls and repairs on; timings scaled down)

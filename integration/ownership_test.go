@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
@@ -13,7 +12,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
@@ -44,26 +42,6 @@ func (e *env) handKept(ns string, users ...string) {
 	if _, err := e.cs.RbacV1().RoleBindings(ns).Create(context.Background(), rb, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
-}
-
-func (e *env) patchExec(ns, patch string) {
-	e.t.Helper()
-	if _, err := e.cs.RbacV1().RoleBindings(ns).Patch(context.Background(), model.ExecutorBinding, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-func (e *env) setSubjects(ns string, users ...string) {
-	e.t.Helper()
-	subjects := []rbacv1.Subject{}
-	for _, u := range users {
-		subjects = append(subjects, kube.UserSubject(u))
-	}
-	raw, err := json.Marshal(map[string]any{"subjects": subjects})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.patchExec(ns, string(raw))
 }
 
 func (e *env) expectRecord(ref model.Ref, want ...string) {

@@ -23,28 +23,6 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// installFenced installs deploy/ (with components) on a cluster without
-// Samba: the Secret the Deployment mounts is made of stand-in files. It
-// returns the ServiceAccount's client once the policy is enforced.
-func (e *env) installFenced(components ...string) kubernetes.Interface {
-	e.t.Helper()
-	ctx := context.Background()
-	if _, err := e.cs.CoreV1().ServiceAccounts("runai").Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: saName}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		e.t.Fatal(err)
-	}
-	if e.samba == nil {
-		if _, err := e.cs.CoreV1().Secrets("runai").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ldapSecret},
-			StringData: map[string]string{"bind-password": "x\n", "ca.crt": "x\n"}}, metav1.CreateOptions{}); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	e.installDeploy(components...)
-	_, sa := e.saKubeconfig()
-	waitForFence(e.t, ctx, sa)
-	return sa
-}
-
 // TestPolicyPinsMetadataLabelsAndSubjects: with the shipped deploy/ (and
 // both provisioning components), the ServiceAccount's own token cannot set
 // ownerReferences or finalizers on anything it writes, set label values it
@@ -377,24 +355,14 @@ func TestConfigFilesConfinedAndPublicRoots(t *testing.T) {
 		return path
 	}
 	out, err := exec.Command(binary, "check-config", "--config", write(token)).CombinedOutput()
-	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "ldap.bindPasswordFile") || !strings.Contains(string(out), token) ||
+	if code := exitStatus(err); code != 2 || !strings.Contains(string(out), "ldap.bindPasswordFile") || !strings.Contains(string(out), token) ||
 		!strings.Contains(string(out), "outside "+dir) {
 		t.Errorf("bindPasswordFile outside the directory: exit %d\n%s", code, out)
 	}
 	out, err = exec.Command(binary, "check-config", "--config", write(pw)).CombinedOutput()
-	if code := exitCode(err); code != 0 || !strings.Contains(string(out), "warning: ldap.caFile") || !strings.Contains(string(out), "public") {
+	if code := exitStatus(err); code != 0 || !strings.Contains(string(out), "warning: ldap.caFile") || !strings.Contains(string(out), "public") {
 		t.Errorf("caFile unset: exit %d, want 0 with a warning about the public roots\n%s", code, out)
 	}
-}
-
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
 }
 
 // TestLabellerCannotMakeRunaiNamespacesProjects: someone allowed only to

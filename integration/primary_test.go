@@ -1,14 +1,11 @@
 package integration
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
@@ -78,28 +75,6 @@ func TestActiveDirectoryPrimaryGroup(t *testing.T) {
 			}
 		})
 	}
-}
-
-// memberValues reads a group's member values as the domain admin.
-func (e *env) memberValues(groupDN string) []string {
-	e.t.Helper()
-	c, err := e.samba.Conn(context.Background())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer c.Close()
-	res, err := c.Search(ldap.NewSearchRequest(groupDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=group)", []string{"member"}, nil))
-	if err != nil || len(res.Entries) != 1 {
-		e.t.Fatalf("read member of %s: %v", groupDN, err)
-	}
-	return res.Entries[0].GetAttributeValues("member")
-}
-
-func dnIs(a, b string) bool {
-	pa, errA := ldap.ParseDN(a)
-	pb, errB := ldap.ParseDN(b)
-	return errA == nil && errB == nil && pa.EqualFold(pb)
 }
 
 // TestIncrementalPrimaryGroupAndDomainUsers, with the daemon and polls:

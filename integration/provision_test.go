@@ -84,18 +84,6 @@ func (e *env) expectTemplate(tmpl *template.Template, project, ns string) {
 	}
 }
 
-func (e *env) nsLabels(name string) (map[string]string, string, bool) {
-	e.t.Helper()
-	ns, err := e.cs.CoreV1().Namespaces().Get(context.Background(), name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, "", false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ns.Labels, ns.ResourceVersion, true
-}
-
 // seedProvisioning: alpha is an existing, labelled project; gamma is a new
 // static project and delta a new group in the directory, neither with a
 // namespace yet.

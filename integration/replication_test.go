@@ -69,7 +69,7 @@ func TestIncrementalOpenLDAPMirrorLateReplication(t *testing.T) {
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
 	e.namespace("runai-beta", map[string]string{"runai/queue": "beta"})
 	addr := freeAddr(t)
-	d := startDaemon(t, e.slapdDaemonConfig(a, incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr)), e.kubeconfig(), addr)
+	d := startDaemon(t, e.slapdDaemonConfig(a, "", incrementalYAML+fmt.Sprintf("server: {address: %q}\n", addr)), e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 	alphaRef, betaRef := model.ExecutorRef("runai-alpha"), model.ExecutorRef("runai-beta")
 	e.waitUsers(alphaRef, 10*time.Second, "alice")

@@ -30,23 +30,6 @@ import (
 // lost, the daemon keeps running, the metrics show the fault, and it
 // recovers by itself once the fault is gone.
 
-var sampleRefs = []model.Ref{alphaExec, betaExec, viewer, indexMap}
-
-// expectSampleSynced checks the state seedSample's directory should give.
-func expectSampleSynced(e *env, within time.Duration) {
-	e.t.Helper()
-	e.waitUsers(alphaExec, within, "alice", "bob", "carol", "erin", "hand-added")
-	e.waitUsers(betaExec, within, "bob", "frank")
-	e.waitUsers(viewer, within, "gina", "vera")
-	e.waitUsers(indexMap, within, "alice", "bob", "carol", "erin", "frank")
-}
-
-const daemonYAML = `schedule: "@every 1h"
-retry: {minBackoff: 1s, maxBackoff: 4s}
-repair: {minInterval: 1s}
-leaderElection: {leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 1s}
-`
-
 // TestDirectoryFaultsRemoveNoOneAndRecover injects the connection-level
 // faults with the default configuration (change polls and repairs on).
 func TestDirectoryFaultsRemoveNoOneAndRecover(t *testing.T) { directoryFaults(t, true) }

@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"syscall"
 	"testing"
@@ -49,9 +51,9 @@ func union(shards map[string][]string) map[string]string {
 // waitUnion waits until the binding and its shards hold exactly want.
 func (e *env) waitUnion(ref model.Ref, within time.Duration, want []string) map[string][]string {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		shards := e.shardsOf(ref)
+	var shards map[string][]string
+	waitFor(e.t, within, ref.String()+" and its shards hold exactly the users wanted", func() error {
+		shards = e.shardsOf(ref)
 		u := union(shards)
 		same := len(u) == len(want)
 		for _, w := range want {
@@ -59,14 +61,12 @@ func (e *env) waitUnion(ref model.Ref, within time.Duration, want []string) map[
 				same = false
 			}
 		}
-		if same {
-			return shards
+		if !same {
+			return fmt.Errorf("they hold %d users, want %d", len(u), len(want))
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s and its shards hold %d users, want %d, within %v", ref, len(u), len(want), within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	return shards
 }
 
 // mayListPods asks the API server's authorizer (SubjectAccessReview)
@@ -121,7 +121,7 @@ func TestShardedUnionOnTheRealServer(t *testing.T) {
 		e.namespace("runai-"+p, map[string]string{"runai/queue": p})
 	}
 	addr := freeAddr(t)
-	cfg := e.slapdDaemonConfig(s, `  viewers: ["runai-{project}-viewers"]
+	cfg := e.slapdDaemonConfig(s, "", `  viewers: ["runai-{project}-viewers"]
 schedule: "@every 1h"
 repair: {minInterval: 1s}
 leaderElection: {enabled: false}
@@ -134,7 +134,7 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 
 	shards := e.waitUnion(viewer, 10*time.Second, users)
 	if len(shards) != 5 {
-		t.Fatalf("240 users, 56 a binding: want the binding and 4 shards, got %v", keys(shards))
+		t.Fatalf("240 users, 56 a binding: want the binding and 4 shards, got %v", slices.Sorted(maps.Keys(shards)))
 	}
 	for i := 0; i < 5; i++ {
 		ref := model.ShardRef(viewer, i)
@@ -233,7 +233,7 @@ kubernetes: {bindingShardBytes: `+fmt.Sprint(shardBytes)+`}
 	e.mustRun("once", "--config", cfg)
 	shards = e.waitUnion(viewer, time.Second, append(append([]string(nil), users[:40]...), "hand-added"))
 	if len(shards) != 5 {
-		t.Errorf("emptied shards are left in place: %v", keys(shards))
+		t.Errorf("emptied shards are left in place: %v", slices.Sorted(maps.Keys(shards)))
 	}
 	for _, u := range []string{users[100], users[239], late} {
 		if e.mayListPods(u) {

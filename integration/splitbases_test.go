@@ -2,8 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +24,7 @@ func TestSplitBasesNestedActiveDirectory(t *testing.T) {
 	users := e.ouUnder(e.ou, "Users")
 	groups := e.ouUnder(e.ou, "Groups")
 	for _, u := range []string{"alice", "bob", "carol", "dave", "ivy", "jack"} {
-		e.addUserUnder(users, u)
+		e.addUserUnder(users, u, true)
 	}
 	e.addGroupUnder(groups, "l3", "dave")
 	e.addGroupUnder(groups, "l2", "carol", "l3")
@@ -115,26 +113,9 @@ func TestSplitBasesNestedOpenLDAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
-	pw := filepath.Join(e.dir, "slapd-pw")
-	writeFile(t, pw, []byte(s.ReaderPassword))
 	addr := freeAddr(t)
-	cfg := filepath.Join(e.dir, "slapd.yaml")
-	body := fmt.Sprintf(`ldap:
-  urls: [%q]
-  caFile: %s
-  bindDN: %q
-  bindPasswordFile: %s
-  baseDN: %q
-  userBaseDN: %q
-  groupBaseDN: %q
-  schema: groupOfNames
-  userIDAttribute: uid
-groups:
-  executors: ["runai-{project}-executors"]
-`, s.LDAPSURL, e.inDir(s.CAFile), s.ReaderDN, pw, s.Suffix, people, groupsOU) + longSchedule + fmt.Sprintf("server: {address: %q}\n", addr)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.slapdDaemonConfig(s, fmt.Sprintf("  userBaseDN: %q\n  groupBaseDN: %q\n", people, groupsOU),
+		longSchedule+fmt.Sprintf("server: {address: %q}\n", addr))
 	d := startDaemon(t, cfg, e.kubeconfig(), addr)
 	d.waitReady(60 * time.Second)
 	alpha := model.ExecutorRef("runai-alpha")

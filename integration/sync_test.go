@@ -3,12 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,58 +16,6 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
-)
-
-const groupsYAML = `groups:
-  executors: ["runai-{project}-executors"]
-  viewers: ["runai-{project}-viewers"]
-  globalViewers: ["runai-viewers"]
-`
-
-// seedSample builds the directory and cluster most tests start from:
-//
-//	alpha (labelled namespace runai-alpha): executors alice, bob, dave
-//	  (disabled) and the nested group runai-alpha-core (carol, and erin via a
-//	  second level); viewers vera. The executor binding exists, as Run:AI's
-//	  template leaves it, with a hand-added user.
-//	beta (static, namespace ml-beta): executors bob, frank; no viewer group.
-//	global viewers: gina.
-func seedSample(e *env) {
-	for _, u := range []string{"alice", "bob", "carol", "erin", "frank", "vera", "gina"} {
-		e.user(u, true)
-	}
-	e.user("dave", false)
-	e.group("runai-alpha-inner", "erin")
-	e.group("runai-alpha-core", "carol", "runai-alpha-inner")
-	e.group("runai-alpha-executors", "alice", "bob", "dave", "runai-alpha-core")
-	e.group("runai-alpha-viewers", "vera")
-	e.group("runai-beta-executors", "bob", "frank")
-	e.group("runai-viewers", "gina")
-
-	e.namespace("runai-alpha", map[string]string{"runai/queue": "alpha"})
-	e.namespace("ml-beta", nil)
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "runai-alpha"},
-		RoleRef:    kube.ExpectedRoleRef(model.ExecutorBinding),
-		Subjects:   []rbacv1.Subject{kube.UserSubject("hand-added")},
-	}
-	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Create(context.Background(), rb, metav1.CreateOptions{}); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-const sampleProjects = `projects:
-  namespaceLabel: runai/queue
-  static:
-  - name: beta
-    namespace: ml-beta
-`
-
-var (
-	alphaExec = model.ExecutorRef("runai-alpha")
-	betaExec  = model.ExecutorRef("ml-beta")
-	viewer    = model.ViewerRef()
-	indexMap  = model.IndexMapRef("runai")
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -318,32 +264,4 @@ func TestDaemonServesMetricsAndStopsCleanly(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("daemon did not stop within 30s of SIGTERM")
 	}
-}
-
-func get(url string) (string, int) {
-	resp, err := http.Get(url) //nolint:gosec // test URL on loopback
-	if err != nil {
-		return "", 0
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b), resp.StatusCode
-}
-
-// syncBuffer is a buffer a child process writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

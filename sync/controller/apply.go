@@ -32,17 +32,24 @@ type applier struct {
 	written map[kube.Ref]string
 }
 
-// applyPlans writes the plans of rep unless dry-run, the same way for a
-// cycle, a poll and a repair, and returns the errors. Events and metrics
-// observe the outcomes once the writes are done.
-func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report, current map[kube.Ref]*kube.Binding) []error {
-	var errs []error
-	var outcomes []outcome
+// applied is what the apply step did: each plan's outcome, the bindings
+// whose write failed, and the errors.
+type applied struct {
+	outcomes    []outcome
+	writeErrors map[kube.Ref]error
+	errs        []error
+}
+
+// applyPlans writes the plans unless dry-run, the same way for a cycle, a
+// poll and a repair, and returns what it did. Events, metrics and logs
+// observe the outcomes once the run's report is built.
+func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, trigger string, plans []plan.BindingPlan, current map[kube.Ref]*kube.Binding) applied {
+	res := applied{writeErrors: map[kube.Ref]error{}}
 	if !opts.DryRun {
-		a.s.guard.noteHeld(rep.Plans, rep.Trigger == TriggerCycle)
+		a.s.guard.noteHeld(plans, trigger == TriggerCycle)
 	}
-	for i := range rep.Plans {
-		p := &rep.Plans[i]
+	for i := range plans {
+		p := &plans[i]
 		o := outcome{p: p, cur: current[p.Ref]}
 		// A binding planned before in this term and now created again was
 		// deleted under us: drift a human should see (its Event). A first
@@ -50,61 +57,37 @@ func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, rep *Report
 		_, known := a.shards[p.Ref]
 		o.firstCreate = p.Create && !known
 		if p.Err != nil {
-			a.s.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
 			// A failed group is counted as such; an unreadable record is
 			// that binding's error (Event, metric), not the cycle's.
 			if !errors.Is(p.Err, plan.ErrGroupFailed) && !errors.Is(p.Err, plan.ErrRecordUnreadable) {
-				errs = append(errs, p.Err)
+				res.errs = append(res.errs, p.Err)
 			}
-			outcomes = append(outcomes, o)
+			res.outcomes = append(res.outcomes, o)
 			continue
 		}
 		a.shards[p.Ref] = p.Shards
-		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
-			a.s.log.Warn("changes held by the guard; approve exactly these by recording the key in the guard's store (approve), or run once with --approve-removals naming this binding",
-				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
-				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
-				zap.Strings("heldGroups", p.HeldGroups), zap.String("approve", p.ApproveCommand),
-				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
-		}
 		if opts.DryRun || !p.HasChanges() {
-			outcomes = append(outcomes, o)
+			res.outcomes = append(res.outcomes, o)
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			// Shutting down: do not start another write.
-			errs = append(errs, fmt.Errorf("%s interrupted before writing %s: %w", rep.Trigger, p.Ref, err))
-			outcomes = append(outcomes, o)
+			res.errs = append(res.errs, fmt.Errorf("%s interrupted before writing %s: %w", trigger, p.Ref, err))
+			res.outcomes = append(res.outcomes, o)
 			break
 		}
 		o.tried = true
-		b, err := a.apply(ctx, p, current, rep.Trigger)
+		b, err := a.apply(ctx, p, current, trigger)
 		if err != nil {
 			o.err = err
-			rep.WriteErrors[p.Ref] = err
-			errs = append(errs, err)
+			res.writeErrors[p.Ref] = err
+			res.errs = append(res.errs, err)
 		} else {
 			o.written = b
-			rep.Applied++
 		}
-		outcomes = append(outcomes, o)
+		res.outcomes = append(res.outcomes, o)
 	}
-	if !opts.DryRun {
-		var created []string
-		for _, o := range outcomes {
-			a.recordEvents(o, rep.Trigger)
-			a.s.obs.applied(o)
-			if o.firstCreate && o.tried && o.err == nil {
-				created = append(created, o.p.Ref.String())
-			}
-		}
-		rep.Created += len(created)
-		if len(created) > 0 {
-			a.s.log.Info("bindings created", zap.String("trigger", rep.Trigger), zap.Int("count", len(created)),
-				zap.String("bindings", listOf("", created)))
-		}
-	}
-	return errs
+	return res
 }
 
 // outcome is what applying one plan came to.

@@ -22,20 +22,6 @@ func (m termMemory) Remember(groups map[string]*ldapsrc.Group) {
 	}
 }
 
-// noteGroups records in rep which groups of a directory read failed and
-// which do not exist: the same for a cycle's read and a poll's.
-func noteGroups(rep *Report, groups map[string]*ldapsrc.Group) {
-	for _, name := range sortedKeys(groups) {
-		g := groups[name]
-		switch {
-		case g.Err != nil:
-			rep.FailedGroups[name] = g.Err
-		case !g.Found:
-			rep.MissingGroups = append(rep.MissingGroups, name)
-		}
-	}
-}
-
 // learnGroups keeps what a read taught, once its groups were planned with
 // (so a failure in it falls back to what was known before): the members
 // of every group read without error, and, for the polls, what each group

@@ -16,10 +16,10 @@ func TestGroupsNotedAndLearnt(t *testing.T) {
 		"missing": {Name: "missing"},
 		"failed":  {Name: "failed", Err: errors.New("timeout")},
 	}
-	rep := newReport(TriggerCycle)
-	noteGroups(rep, groups)
-	if !reflect.DeepEqual(rep.MissingGroups, []string{"missing"}) || len(rep.FailedGroups) != 1 || rep.FailedGroups["failed"] == nil {
-		t.Errorf("missing %v, failed %v", rep.MissingGroups, rep.FailedGroups)
+	read := &pass{res: &ldapsrc.Result{Groups: groups}, pinned: true}
+	missing, failed := missingGroups(groups), read.failedGroups()
+	if !reflect.DeepEqual(missing, []string{"missing"}) || len(failed) != 1 || failed["failed"] == nil {
+		t.Errorf("missing %v, failed %v", missing, failed)
 	}
 
 	mem := termMemory{"failed": {"bob"}}

@@ -228,109 +228,29 @@ func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) 
 func (p *poller) advance(next *ldapsrc.Cursor) { p.inc.cursor = next }
 
 // applyChanges re-resolves the groups a change set touches and writes the
-// bindings whose desired state changed, through the same plan, guard and
-// policy as a full cycle.
+// bindings whose desired state changed: the pipeline, in the scope of the
+// groups the change reached.
 func (p *poller) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions) *Report {
-	rep := newReport(TriggerChange)
-	inc := p.inc
-	prevDesired := p.s.desired
-	popts := p.s.planOpts
-	popts.Now = time.Now()
-	if prevDesired == nil {
+	if p.s.desired == nil {
 		return nil // no cycle has planned yet: nothing to re-sync against
 	}
 	// The last cycle's projects: a new project needs a cycle.
 	projects := p.s.lastProjects
 	all := model.SortedUnique(plan.AllGroupNames(p.s.cfg.Groups, projects))
-	affected := affectedGroups(cs, all, inc.reached, p.s.obs.m)
-	rep.Projects = projects
-	if project := newDiscoveredProject(p.s.cfg, cs, projects); project != "" {
-		// A group that makes a new project (projects.fromGroups): only a
-		// full cycle provisions and syncs a project.
-		p.s.log.Info("directory group for a new project; full cycle", zap.String("project", project))
-		rep.CycleWanted = true
-	}
-	if len(affected) == 0 {
-		p.s.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
+	sc := scope{trigger: TriggerChange, changes: cs, seen: seen, all: all,
+		affected: affectedGroups(cs, all, p.inc.reached, p.s.obs.m)}
+	// A group that makes a new project (projects.fromGroups): only a full
+	// cycle provisions and syncs a project.
+	project := newDiscoveredProject(p.s.cfg, cs, projects)
+	sc.newProject = project != ""
+	p.s.logs.changesSeen(cs, sc.affected, project)
+	if len(sc.affected) == 0 {
 		p.advance(&cs.Next)
+		rep := newReport(TriggerChange)
+		rep.Projects, rep.CycleWanted = projects, sc.newProject
 		return rep
 	}
-	p.s.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
-		zap.Int("entries", len(cs.Entries)), zap.Strings("groups", sample(affected, 20)), zap.Int("groupCount", len(affected)))
-
-	rep.Err = p.incremental(ctx, cs, seen, opts, rep, inc, prevDesired, popts, all, affected)
-	rep.Duration = time.Since(rep.Started)
-	if p.s.obs.m != nil {
-		result := "success"
-		if rep.Err != nil {
-			result = "failure"
-		}
-		p.s.obs.m.Incremental.WithLabelValues(result).Inc()
-		for _, bp := range rep.Plans {
-			p.s.obs.planDone(bp, rep)
-		}
-	}
-	return rep
-}
-
-func (p *poller) incremental(ctx context.Context, cs *ldapsrc.ChangeSet, seen time.Time, opts CycleOptions,
-	rep *Report, inc incState, prevDesired map[kube.Ref]plan.Desired, popts plan.PlanOptions, all, affected []string) error {
-	resolve := p.s.dir.Resolve
-	if t, ok := p.s.dir.(TargetedResolver); ok {
-		resolve = t.ResolveTargeted
-	}
-	res, err := resolve(ctx, affected)
-	if err != nil {
-		p.s.obs.ldapError("connect")
-		// Nothing written; the cursor stays, so the next poll tries again.
-		rep.DirErr = err
-		return fmt.Errorf("read changed groups: %w", err)
-	}
-	res, usedPins, err := p.s.guard.pinRead(ctx, &popts, res, rep)
-	if err != nil {
-		// Nothing written; the cursor stays, so the next poll tries again.
-		return err
-	}
-	known := p.s.members.Known()
-	groups := standingGroups(all, res.Groups, inc.failed, known)
-	desired := plan.DesiredState(rep.Projects, p.s.cfg.Groups, p.s.cfg.Kubernetes.RunaiNamespace, groups, known)
-
-	// Exactly the bindings whose desired state moved; the others are as
-	// the last cycle (and the repairs since) left them.
-	changed := changedDesired(desired, prevDesired)
-	var errs []error
-	current := map[kube.Ref]*kube.Binding{}
-	if len(changed) > 0 {
-		if current, errs = p.s.planEach(ctx, changed, popts, rep); current == nil {
-			return errors.Join(errs...)
-		}
-	}
-	// What a later poll could fix: a read or a write that failed. A binding
-	// left untouched by the plan (roleRef not Run:AI's, too large) fails
-	// the same way every time, so it does not hold the cursor back.
-	retry := len(errs) > 0
-	if err := p.s.guard.commitState(ctx, opts, rep.Plans, res.Groups, usedPins); err != nil {
-		// Without the guard's record, nothing is written; the cursor stays.
-		return errors.Join(append(errs, err)...)
-	}
-	errs = append(errs, p.s.writes.applyPlans(ctx, opts, rep, current)...)
-	retry = retry || len(rep.WriteErrors) > 0 || len(rep.FailedGroups) > 0
-	p.s.obs.propagated(rep, opts, seen)
-
-	// What was read is the new last known state, as after a cycle.
-	for _, d := range changed {
-		// A binding not written stays "changed", so the poll that retries
-		// (the cursor stays) writes it.
-		if _, failed := rep.WriteErrors[d.Ref]; current[d.Ref] != nil && !failed {
-			p.s.desired[d.Ref] = d
-		}
-	}
-	p.s.learnGroups(res.Groups)
-	errs = append(errs, groupErrors(rep)...)
-	if !retry {
-		p.advance(&cs.Next)
-	}
-	return errors.Join(errs...)
+	return p.s.run(ctx, sc, opts)
 }
 
 // standingGroups is every group of a poll's plan: those read again, and

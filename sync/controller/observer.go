@@ -4,8 +4,11 @@ import (
 	"errors"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -140,19 +143,6 @@ func (o metricsObserver) ldapError(op string) {
 	}
 }
 
-// propagated observes, for each binding a poll wrote, the time since the
-// poll saw the change.
-func (o metricsObserver) propagated(rep *Report, opts CycleOptions, seen time.Time) {
-	if o.m == nil {
-		return
-	}
-	for _, p := range rep.Plans {
-		if _, failed := rep.WriteErrors[p.Ref]; p.HasChanges() && p.Err == nil && !failed && !opts.DryRun {
-			o.m.Propagation.Observe(time.Since(seen).Seconds())
-		}
-	}
-}
-
 // polled counts a poll by its result.
 func (o metricsObserver) polled(result string) {
 	if o.m != nil {
@@ -171,4 +161,157 @@ func (o metricsObserver) applied(out outcome) {
 	}
 	o.m.Changes.WithLabelValues(p.Ref.Kind, "add").Add(float64(len(p.Add)))
 	o.m.Changes.WithLabelValues(p.Ref.Kind, "remove").Add(float64(len(p.Remove)))
+}
+
+// pollDone publishes a poll's re-sync: its result, each planned binding's
+// series, and for each binding written the time since the poll saw the
+// change.
+func (o metricsObserver) pollDone(rep *Report, opts CycleOptions, seen time.Time) {
+	if o.m == nil {
+		return
+	}
+	result := "success"
+	if rep.Err != nil {
+		result = "failure"
+	}
+	o.m.Incremental.WithLabelValues(result).Inc()
+	for _, bp := range rep.Plans {
+		o.planDone(bp, rep)
+	}
+	if opts.DryRun {
+		return
+	}
+	for _, out := range rep.outcomes {
+		if out.tried && out.err == nil {
+			o.m.Propagation.Observe(time.Since(seen).Seconds())
+		}
+	}
+}
+
+// logObserver says in the log what the pipeline found and did, once a
+// run's report (or a poll's finding) is built. Progress and a step's own
+// failures (a binding written, a write or a mark that failed) are logged
+// where they happen instead: a reader of the log waits for them.
+type logObserver struct{ log *zap.Logger }
+
+// outcomes logs the bindings left untouched and the changes held, and the
+// one summary of a run's first creations.
+func (o logObserver) outcomes(rep *Report, opts CycleOptions) {
+	var created []string
+	for _, out := range rep.outcomes {
+		p := out.p
+		if p.Err != nil {
+			o.log.Error("binding left untouched", zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.Error(p.Err))
+			continue
+		}
+		if len(p.Held) > 0 || len(p.HeldAdd) > 0 {
+			o.log.Warn("changes held by the guard; approve exactly these by recording the key in the guard's store (approve), or run once with --approve-removals naming this binding",
+				zap.String("binding", p.Ref.String()), zap.String("trigger", rep.Trigger), zap.String("reason", p.HoldReason), zap.Strings("held", p.Held),
+				zap.String("addReason", p.AddHoldReason), zap.Strings("heldAdded", p.HeldAdd), zap.String("approvalKey", p.ApprovalKey),
+				zap.Strings("heldGroups", p.HeldGroups), zap.String("approve", p.ApproveCommand),
+				zap.Int("windowRemoved", p.WindowRemoved), zap.Int("windowAdded", p.WindowAdded))
+		}
+		if out.firstCreate && out.tried && out.err == nil {
+			created = append(created, p.Ref.String())
+		}
+	}
+	if len(created) > 0 && !opts.DryRun {
+		o.log.Info("bindings created", zap.String("trigger", rep.Trigger), zap.Int("count", len(created)),
+			zap.String("bindings", listOf("", created)))
+	}
+}
+
+// cycleRead logs what a cycle's read found: groups missing or failed,
+// members skipped, and the leftovers its plans keep.
+func (o logObserver) cycleRead(rep *Report) {
+	if len(rep.MissingGroups) > 0 {
+		o.log.Warn("groups not found in the directory; they contribute no members",
+			zap.Int("count", len(rep.MissingGroups)), zap.Strings("groups", sample(rep.MissingGroups, 20)))
+	}
+	for name, err := range rep.FailedGroups {
+		o.log.Error("group lookup failed; bindings it feeds lose no one", zap.String("group", name), zap.Error(err))
+	}
+	for reason, n := range rep.Skipped {
+		o.log.Info("members skipped", zap.String("reason", reason), zap.Int("count", n), zap.Strings("examples", rep.skippedSamples[reason]))
+	}
+	o.leftovers(rep)
+}
+
+// leftovers says once per cycle which users are kept although the
+// directory does not grant them and group sync does not own them.
+func (o logObserver) leftovers(rep *Report) {
+	var bindings, users int
+	var examples []string
+	for _, p := range rep.Plans {
+		if p.Err != nil || len(p.Leftovers) == 0 {
+			continue
+		}
+		bindings++
+		users += len(p.Leftovers)
+		for _, u := range p.Leftovers {
+			if len(examples) < 20 {
+				examples = append(examples, p.Ref.String()+": "+u)
+			}
+		}
+	}
+	if users == 0 {
+		return
+	}
+	o.log.Info("leftovers: users in bindings that the directory does not grant and group sync does not own are kept; remove them by hand (runai-ldap-sync diff lists them) or use policy authoritative",
+		zap.Int("bindings", bindings), zap.Int("users", users), zap.Strings("examples", examples))
+}
+
+// cycleDone says how a cycle went.
+func (o logObserver) cycleDone(rep *Report, trigger string) {
+	fields := []zap.Field{
+		zap.String("trigger", trigger), zap.String("result", rep.Result()), zap.Duration("duration", rep.Duration),
+		zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
+		zap.Int("groups_missing", len(rep.MissingGroups)), zap.Int("groups_failed", len(rep.FailedGroups)),
+	}
+	switch rep.Result() {
+	case ResultFailure:
+		o.log.Error("cycle failed", append(fields, zap.Error(rep.Err))...)
+	case ResultPartial:
+		o.log.Warn("cycle partial: applied what it safely could and skipped the rest",
+			append(fields, zap.Strings("failed_groups", sortedKeys(rep.FailedGroups)), zap.Error(rep.Err))...)
+	default:
+		o.log.Info("cycle done", fields...)
+	}
+}
+
+// repairDone says how a repair went.
+func (o logObserver) repairDone(rep *Report, refs []model.Ref) {
+	fields := []zap.Field{zap.Int("bindings", len(refs)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
+	if rep.Err != nil {
+		o.log.Error("repair failed", append(fields, zap.Error(rep.Err))...)
+		return
+	}
+	o.log.Info("repair done", fields...)
+}
+
+// pollDone says how a poll's re-sync went, if it planned or failed.
+func (o logObserver) pollDone(rep *Report) {
+	if rep == nil || len(rep.Plans) == 0 && rep.Err == nil {
+		return
+	}
+	fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
+	if rep.Err != nil {
+		o.log.Error("incremental sync failed; the next poll tries again", append(fields, zap.Error(rep.Err))...)
+		return
+	}
+	o.log.Info("incremental sync done", fields...)
+}
+
+// changesSeen says what a poll's change set reached: a new project (a
+// full cycle is wanted), no managed group, or the groups re-synced.
+func (o logObserver) changesSeen(cs *ldapsrc.ChangeSet, affected []string, project string) {
+	if project != "" {
+		o.log.Info("directory group for a new project; full cycle", zap.String("project", project))
+	}
+	if len(affected) == 0 {
+		o.log.Debug("directory changes feed no managed group", zap.Int("entries", len(cs.Entries)))
+		return
+	}
+	o.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
+		zap.Int("entries", len(cs.Entries)), zap.Strings("groups", sample(affected, 20)), zap.Int("groupCount", len(affected)))
 }

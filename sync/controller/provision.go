@@ -95,12 +95,57 @@ type ProvisionReport struct {
 	TemplateErrors map[template.Key]error
 }
 
+// projectsFound is what a cycle's project step found: the projects, those
+// skipped, the names discovery found, and the namespaces to create or
+// label and the orphaned projects (projects.*).
+type projectsFound struct {
+	projects   []plan.Project
+	skipped    []plan.SkippedProject
+	discovered []string
+	actions    []plan.NamespaceAction
+	orphaned   []plan.Project
+}
+
+// provisioned is what a cycle's provisioning did: the projects kept (a
+// project whose namespace could not be created is dropped from the
+// cycle), and the namespaces and template objects written or failed.
+type provisioned struct {
+	ran      bool
+	projects []plan.Project
+	skipped  []plan.SkippedProject
+	nsErrors map[string]error
+	tmpl     templateResult
+	errs     []error
+}
+
+// templateResult is what a template check found and did.
+type templateResult struct {
+	objects int
+	changes []TemplateChange
+	errors  map[template.Key]error
+	errs    []error
+}
+
+// report is the ProvisionReport of what a cycle found and did.
+func (v provisioned) report(f projectsFound) ProvisionReport {
+	r := ProvisionReport{Discovered: f.discovered, Namespaces: f.actions, Orphaned: f.orphaned,
+		NamespaceErrors: v.nsErrors, TemplateObjects: v.tmpl.objects, Templates: v.tmpl.changes, TemplateErrors: v.tmpl.errors}
+	if r.NamespaceErrors == nil {
+		r.NamespaceErrors = map[string]error{}
+	}
+	if r.TemplateErrors == nil {
+		r.TemplateErrors = map[template.Key]error{}
+	}
+	return r
+}
+
 // findProjects discovers projects (if configured) and derives the cycle's
 // projects and namespace actions. A failed discovery is returned, and the
 // cycle goes on with the projects it knows.
-func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace, rep *Report) error {
+func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace) (projectsFound, error) {
 	var disc plan.Discovered
 	var derr error
+	var found projectsFound
 	var invalid []plan.SkippedProject
 	if fg := v.s.cfg.Projects.FromGroups; fg != nil {
 		var d *ldapsrc.Discovery
@@ -121,7 +166,7 @@ func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace, re
 		} else {
 			disc.Names = d.Names()
 			v.discovered = disc.Names
-			rep.Provision.Discovered = disc.Names
+			found.discovered = disc.Names
 			for _, p := range d.Invalid {
 				invalid = append(invalid, plan.SkippedProject{Name: p.Name, Reason: plan.SkipInvalidName})
 				v.s.log.Warn("group matches projects.fromGroups but does not name a valid project (lower-case letters, digits and '-'); skipped",
@@ -130,8 +175,8 @@ func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace, re
 		}
 	}
 	f := plan.FindProjectsWith(nss, v.s.cfg.Projects, disc)
-	rep.Projects, rep.SkippedProjects = f.Projects, append(f.Skipped, invalid...)
-	rep.Provision.Namespaces, rep.Provision.Orphaned = f.Actions, f.Orphaned
+	found.projects, found.skipped = f.Projects, append(f.Skipped, invalid...)
+	found.actions, found.orphaned = f.Actions, f.Orphaned
 	for _, sp := range f.Skipped {
 		fields := []zap.Field{zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason)}
 		if sp.Reason == plan.SkipFenced {
@@ -144,54 +189,56 @@ func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace, re
 		v.s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",
 			zap.String("project", p.Name), zap.String("namespace", p.Namespace))
 	}
-	return derr
+	return found, derr
 }
 
 // provision creates and labels the namespaces found, then keeps the
 // template objects present in every project namespace. Nothing happens in
 // a dry run but the report. A project whose namespace could not be created
 // is dropped from this cycle.
-func (v *provisioner) provision(ctx context.Context, opts CycleOptions, rep *Report) []error {
-	if len(rep.Provision.Namespaces) == 0 && v.tmpl == nil {
-		return nil
+func (v *provisioner) provision(ctx context.Context, opts CycleOptions, found projectsFound) provisioned {
+	out := provisioned{ran: true, projects: found.projects, nsErrors: map[string]error{}}
+	if len(found.actions) == 0 && v.tmpl == nil {
+		return out
 	}
 	if v.prov == nil {
-		return []error{errors.New("projects.createNamespaces, labelExistingNamespaces or template is set, but no Kubernetes writer is wired for them")}
+		out.errs = []error{errors.New("projects.createNamespaces, labelExistingNamespaces or template is set, but no Kubernetes writer is wired for them")}
+		return out
 	}
-	var errs []error
 	failed := map[string]bool{}
-	for _, a := range rep.Provision.Namespaces {
+	for _, a := range found.actions {
 		if opts.DryRun {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("%s interrupted before provisioning namespace %s: %w", rep.Trigger, a.Namespace, err))
+			out.errs = append(out.errs, fmt.Errorf("%s interrupted before provisioning namespace %s: %w", TriggerCycle, a.Namespace, err))
 			failed[a.Namespace] = a.Create
 			continue
 		}
 		if err := v.writeNamespace(ctx, a); err != nil {
-			rep.Provision.NamespaceErrors[a.Namespace] = err
-			errs = append(errs, err)
+			out.nsErrors[a.Namespace] = err
+			out.errs = append(out.errs, err)
 			if a.Create {
 				failed[a.Namespace] = true
 			}
 		}
 	}
 	if len(failed) > 0 {
-		kept := rep.Projects[:0:0]
-		for _, p := range rep.Projects {
+		kept := found.projects[:0:0]
+		for _, p := range found.projects {
 			if failed[p.Namespace] {
-				rep.SkippedProjects = append(rep.SkippedProjects, plan.SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: plan.SkipCreateFailed})
+				out.skipped = append(out.skipped, plan.SkippedProject{Name: p.Name, Namespace: p.Namespace, Reason: plan.SkipCreateFailed})
 				continue
 			}
 			kept = append(kept, p)
 		}
-		rep.Projects = kept
+		out.projects = kept
 	}
 	if t := v.tmpl; t != nil {
-		errs = append(errs, v.applyTemplate(ctx, opts, rep, t)...)
+		out.tmpl = v.applyTemplate(ctx, opts, TriggerCycle, out.projects, found.actions, t)
+		out.errs = append(out.errs, out.tmpl.errs...)
 	}
-	return errs
+	return out
 }
 
 func (v *provisioner) writeNamespace(ctx context.Context, a plan.NamespaceAction) error {
@@ -234,38 +281,40 @@ var templateSelector = TemplateLabel + "=true"
 // cluster and applies only those missing or changed: one LIST per kind
 // per cycle, a GET for an object the LIST did not return (made before us,
 // or its label removed), and one apply per object that needs it.
-func (v *provisioner) applyTemplate(ctx context.Context, opts CycleOptions, rep *Report, t *template.Template) []error {
+func (v *provisioner) applyTemplate(ctx context.Context, opts CycleOptions, trigger string, projects []plan.Project,
+	actions []plan.NamespaceAction, t *template.Template) templateResult {
+	res := templateResult{errors: map[template.Key]error{}}
 	live := map[template.Key]*unstructured.Unstructured{}
 	for _, k := range t.Kinds() {
 		items, err := v.prov.ListObjects(ctx, k.GVR(), templateSelector)
 		if err != nil {
 			v.s.obs.kubeError("list")
-			return []error{fmt.Errorf("read template objects: %w", err)}
+			res.errs = []error{fmt.Errorf("read template objects: %w", err)}
+			return res
 		}
 		for i := range items {
 			live[template.KeyOf(&items[i])] = &items[i]
 		}
 	}
 	creating := map[string]bool{}
-	for _, a := range rep.Provision.Namespaces {
+	for _, a := range actions {
 		if a.Create && opts.DryRun {
 			creating[a.Namespace] = true
 		}
 	}
 	labels := map[string]string{kube.ManagedByLabel: kube.ManagedByValue, TemplateLabel: "true"}
-	var errs []error
-	for _, p := range rep.Projects {
+	for _, p := range projects {
 		for _, obj := range t.Render(p.Name, p.Namespace, labels) {
 			key := template.KeyOf(obj)
 			kind, _ := template.KindOf(obj)
-			rep.Provision.TemplateObjects++
+			res.objects++
 			cur := live[key]
 			if cur == nil && !creating[p.Namespace] {
 				var err error
 				if cur, err = v.prov.GetObject(ctx, kind.GVR(), key.Namespace, key.Name); err != nil {
 					v.s.obs.kubeError("get")
-					rep.Provision.TemplateErrors[key] = err
-					errs = append(errs, err)
+					res.errors[key] = err
+					res.errs = append(res.errs, err)
 					continue
 				}
 			}
@@ -277,23 +326,23 @@ func (v *provisioner) applyTemplate(ctx context.Context, opts CycleOptions, rep 
 			if !ch.Create {
 				ch.Field = field
 			}
-			rep.Provision.Templates = append(rep.Provision.Templates, ch)
+			res.changes = append(res.changes, ch)
 		}
 	}
 	if opts.DryRun {
-		return errs
+		return res
 	}
-	for _, ch := range rep.Provision.Templates {
+	for _, ch := range res.changes {
 		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("%s interrupted before applying %s: %w", rep.Trigger, ch.Key, err))
+			res.errs = append(res.errs, fmt.Errorf("%s interrupted before applying %s: %w", trigger, ch.Key, err))
 			break
 		}
 		if err := v.applyObject(ctx, ch); err != nil {
-			rep.Provision.TemplateErrors[ch.Key] = err
-			errs = append(errs, err)
+			res.errors[ch.Key] = err
+			res.errs = append(res.errs, err)
 		}
 	}
-	return errs
+	return res
 }
 
 func (v *provisioner) applyObject(ctx context.Context, ch TemplateChange) error {
@@ -346,8 +395,9 @@ func (s *Syncer) RepairTemplate(ctx context.Context, opts CycleOptions) *Report 
 	if t == nil || s.provisioning.prov == nil || s.lastProjects == nil {
 		return rep
 	}
-	rep.Projects = s.lastProjects
-	rep.Err = errors.Join(s.provisioning.applyTemplate(ctx, opts, rep, t)...)
+	res := s.provisioning.applyTemplate(ctx, opts, TriggerRepair, s.lastProjects, nil, t)
+	rep.Projects, rep.Err = s.lastProjects, errors.Join(res.errs...)
+	rep.Provision.TemplateObjects, rep.Provision.Templates, rep.Provision.TemplateErrors = res.objects, res.changes, res.errors
 	rep.Duration = time.Since(rep.Started)
 	return rep
 }

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -186,48 +185,20 @@ func isStaticNamespace(cfg config.Projects, nss ...*kube.Namespace) bool {
 // executor bindings whose namespace is gone or terminating (the namespace
 // change queues a full cycle).
 func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions) *Report {
-	rep := newReport(TriggerRepair)
-	rep.Err = s.repair(ctx, refs, opts, rep)
-	rep.Duration = time.Since(rep.Started)
-	s.obs.repairDone(rep)
-	return rep
-}
-
-func (s *Syncer) repair(ctx context.Context, refs []kube.Ref, opts CycleOptions, rep *Report) error {
-	desired := make([]plan.Desired, 0, len(refs))
-	for _, ref := range refs {
-		if d, ok := s.desired[ref]; ok {
-			desired = append(desired, d)
-		}
-	}
-	if len(desired) == 0 {
-		return nil
-	}
-	popts := planOptions(s.cfg, opts)
-	if _, err := s.guard.loadState(ctx, &popts); err != nil {
-		return err
-	}
-	current, errs := s.planEach(ctx, desired, popts, rep)
-	if current == nil {
-		return errors.Join(errs...)
-	}
-	if err := s.guard.commitState(ctx, opts, rep.Plans, nil, nil); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
-	return errors.Join(errs...)
+	return s.run(ctx, scope{trigger: TriggerRepair, refs: refs}, opts)
 }
 
 // planEach reads each binding's current state (the informer cache, in the
-// daemon) and plans it into rep, skipping executor bindings whose
-// namespace is gone or terminating (that change queues a full cycle). A nil
-// map means nothing could be planned.
-func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions, rep *Report) (map[kube.Ref]*kube.Binding, []error) {
+// daemon) and plans it, skipping executor bindings whose namespace is gone
+// or terminating (that change queues a full cycle). A nil map means
+// nothing could be planned.
+func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions) (map[kube.Ref]*kube.Binding, []plan.BindingPlan, []error) {
 	live, err := liveNamespaces(ctx, s.cluster, s.obs)
 	if err != nil {
-		return nil, []error{err}
+		return nil, nil, []error{err}
 	}
 	var errs []error
+	var plans []plan.BindingPlan
 	current := map[kube.Ref]*kube.Binding{}
 	for _, d := range desired {
 		if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
@@ -239,9 +210,9 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 			errs = append(errs, err)
 			continue
 		}
-		rep.Plans = append(rep.Plans, plan.PlanOne(d, shards, popts))
+		plans = append(plans, plan.PlanOne(d, shards, popts))
 	}
-	return current, errs
+	return current, plans, errs
 }
 
 // getShards reads a binding and every shard it may have into current,

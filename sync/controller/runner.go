@@ -468,7 +468,7 @@ func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
 	t.s.work.template = false
 	t.workSince = time.Time{}
 	t.nextPoll = t.lastCycleEnd.Add(r.PollInterval)
-	logReport(r.Log, rep, trigger)
+	logObserver{log: r.Log}.cycleDone(rep, trigger)
 	switch rep.Result() {
 	case ResultSuccess:
 		r.Status.SetReady(true)
@@ -511,7 +511,7 @@ func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
 		return
 	}
 	rep := t.s.Repair(ctx, refs, r.Options)
-	logRepair(r.Log, rep, refs)
+	logObserver{log: r.Log}.repairDone(rep, refs)
 	if rep.Err != nil && ctx.Err() == nil {
 		// Try the bindings that failed again after RetryMin; the scheduled
 		// cycle repairs them too. Repairs do not read the directory, so the
@@ -543,14 +543,7 @@ func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
 	if result == PollIdle || result == PollChanges {
 		t.directoryOK()
 	}
-	if rep != nil && (len(rep.Plans) > 0 || rep.Err != nil) {
-		fields := []zap.Field{zap.Int("bindings", len(rep.Plans)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
-		if rep.Err != nil {
-			r.Log.Error("incremental sync failed; the next poll tries again", append(fields, zap.Error(rep.Err))...)
-		} else {
-			r.Log.Info("incremental sync done", fields...)
-		}
-	}
+	logObserver{log: r.Log}.pollDone(rep)
 	if rep != nil && rep.CycleWanted {
 		if r.Metrics != nil {
 			r.Metrics.ForcedCycles.WithLabelValues(ForcedNewProject).Inc()
@@ -617,34 +610,6 @@ func (r *Runner) checkPassword(t *term, now time.Time) {
 	t.directoryOK()
 	t.cycle = "" // whatever was due waits for this one
 	t.want("password-changed")
-}
-
-// logRepair says how a repair went.
-func logRepair(log *zap.Logger, rep *Report, refs []kube.Ref) {
-	fields := []zap.Field{zap.Int("bindings", len(refs)), zap.Int("bindings_written", rep.Applied), zap.Duration("duration", rep.Duration)}
-	if rep.Err != nil {
-		log.Error("repair failed", append(fields, zap.Error(rep.Err))...)
-		return
-	}
-	log.Info("repair done", fields...)
-}
-
-// logReport says how a cycle went.
-func logReport(log *zap.Logger, rep *Report, trigger string) {
-	fields := []zap.Field{
-		zap.String("trigger", trigger), zap.String("result", rep.Result()), zap.Duration("duration", rep.Duration),
-		zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
-		zap.Int("groups_missing", len(rep.MissingGroups)), zap.Int("groups_failed", len(rep.FailedGroups)),
-	}
-	switch rep.Result() {
-	case ResultFailure:
-		log.Error("cycle failed", append(fields, zap.Error(rep.Err))...)
-	case ResultPartial:
-		log.Warn("cycle partial: applied what it safely could and skipped the rest",
-			append(fields, zap.Strings("failed_groups", sortedKeys(rep.FailedGroups)), zap.Error(rep.Err))...)
-	default:
-		log.Info("cycle done", fields...)
-	}
 }
 
 // Ready reports whether a cycle has run without failure in this term.

@@ -124,16 +124,13 @@ func (g *guardState) checkPins(snap *model.StateSnapshot, groups map[string]*mod
 // the guard's state into popts and checks the groups read against their
 // identity pins, and returns the read as planning must see it and the pin
 // approvals used. Without the state nothing is planned.
-func (g *guardState) pinRead(ctx context.Context, popts *plan.PlanOptions, res *ldapsrc.Result, rep *Report) (*ldapsrc.Result, []string, error) {
+func (g *guardState) pinRead(ctx context.Context, popts *plan.PlanOptions, res *ldapsrc.Result) (*ldapsrc.Result, []string, error) {
 	snap, err := g.loadState(ctx, popts)
 	if err != nil {
 		return nil, nil, err
 	}
 	groups, used := g.checkPins(snap, res.Groups, popts.Now)
-	res = &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}
-	rep.Skipped = res.Skipped
-	noteGroups(rep, res.Groups)
-	return res, used, nil
+	return &ldapsrc.Result{Groups: groups, Skipped: res.Skipped, SkippedSamples: res.SkippedSamples}, used, nil
 }
 
 // commitState records in the store, before any binding is written, each

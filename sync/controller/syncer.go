@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -61,8 +60,10 @@ type Syncer struct {
 	dir     Directory
 	cluster Cluster
 	log     *zap.Logger
-	// obs publishes results as metrics (obs.m nil: none).
-	obs metricsObserver
+	// obs publishes results as metrics (obs.m nil: none), logs as log
+	// lines.
+	obs  metricsObserver
+	logs logObserver
 
 	// writes applies plans and records the Events of what it did.
 	writes applier
@@ -123,7 +124,7 @@ func passwordFingerprint(dir Directory) (string, error) {
 
 // New returns a Syncer. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Syncer {
-	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics},
+	s := &Syncer{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics}, logs: logObserver{log: log},
 		members: termMemory{}, guard: guardState{store: &memStore{}}, work: newWorkQueue()}
 	s.polls.s = s
 	s.guard.s = s
@@ -188,6 +189,11 @@ type Report struct {
 
 	// read is what the cycle planned from (explain reads a user's part).
 	read readState
+	// skippedSamples are examples of the members skipped, by reason.
+	skippedSamples map[string][]string
+	// outcomes are what applying each plan came to (Events, metrics and
+	// logs observe them).
+	outcomes []outcome
 }
 
 // readState is what a cycle read: the groups as resolved and the current
@@ -229,125 +235,7 @@ func (r *Report) Changes() []plan.BindingPlan {
 // Cycle runs one sync cycle: projects, directory, desired state, plan and,
 // unless dry-run, the writes.
 func (s *Syncer) Cycle(ctx context.Context, opts CycleOptions) *Report {
-	rep := newReport(TriggerCycle)
-	rep.Err = s.cycle(ctx, opts, rep)
-	if rep.Err != nil && (rep.Plans == nil || ctx.Err() != nil) {
-		// Stopped before planning (nothing could be read, nothing written),
-		// or interrupted by a shutdown.
-		rep.Fatal = true
-	}
-	rep.Duration = time.Since(rep.Started)
-	s.obs.cycleDone(rep)
-	return rep
-}
-
-func (s *Syncer) cycle(ctx context.Context, opts CycleOptions, rep *Report) error {
-	read, err := s.readDirectory(ctx, opts, rep)
-	if err != nil {
-		return err
-	}
-	popts := planOptions(s.cfg, opts)
-	res, usedPins, err := s.guard.pinRead(ctx, &popts, read.res, rep)
-	if err != nil {
-		return err
-	}
-	logDirectory(s.log, rep, res)
-	// Namespaces and template objects, once the directory answered (if it
-	// cannot be reached, nothing at all is written).
-	provisionErrs := s.provisioning.provision(ctx, opts, rep)
-
-	current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
-	if err != nil {
-		s.obs.kubeError("list")
-		return fmt.Errorf("read current bindings: %w", err)
-	}
-
-	rep.read = readState{groups: res.Groups, current: current}
-	desired := plan.DesiredState(rep.Projects, s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, res.Groups, s.members.Known())
-	rep.Plans = plan.Plan(desired, current, popts)
-	stateErr := s.guard.commitState(ctx, opts, rep.Plans, res.Groups, usedPins)
-	// Repairs from now on re-apply this desired state.
-	byRef := make(map[kube.Ref]plan.Desired, len(desired))
-	for _, d := range desired {
-		byRef[d.Ref] = d
-	}
-	s.desired, s.planOpts = byRef, popts
-	s.lastProjects = rep.Projects
-	s.polls.rememberCycle(read.mark, res)
-	s.learnGroups(res.Groups)
-
-	errs := provisionErrs
-	if read.discoverErr != nil {
-		errs = append(errs, read.discoverErr)
-	}
-	errs = append(errs, groupErrors(rep)...)
-	logLeftovers(s.log, rep)
-	if stateErr != nil {
-		// Without the guard's record, nothing is written.
-		return errors.Join(append(errs, stateErr)...)
-	}
-	errs = append(errs, s.writes.applyPlans(ctx, opts, rep, current)...)
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
-}
-
-// cycleRead is what a cycle's read step found: the groups, the change
-// history's mark taken before the read, and a discovery error that did
-// not stop the read.
-type cycleRead struct {
-	res         *ldapsrc.Result
-	mark        *ldapsrc.Cursor
-	discoverErr error
-}
-
-// readDirectory is a cycle's read step: the projects (namespaces, then
-// directory discovery), the change history's mark, and every managed
-// group. An error means nothing could be read: nothing is written.
-func (s *Syncer) readDirectory(ctx context.Context, opts CycleOptions, rep *Report) (cycleRead, error) {
-	nss, err := s.cluster.Namespaces(ctx)
-	if err != nil {
-		s.obs.kubeError("list")
-		return cycleRead{}, fmt.Errorf("find projects: %w", err)
-	}
-	// A full cycle starts a new directory connection: it picks up a
-	// rotated password or CA, and returns to the first server of
-	// ldap.urls after a failover. Its discovery, mark and read, and the
-	// polls until the next cycle, then share that one connection.
-	s.Close()
-	discoverErr := s.provisioning.findProjects(ctx, nss, rep)
-	if unreachable(discoverErr) {
-		// The directory cannot be used at all: do not bind again for the
-		// mark and the read (a refused password would count three times).
-		rep.DirErr = discoverErr
-		return cycleRead{}, fmt.Errorf("read directory: %w", discoverErr)
-	}
-
-	names := plan.AllGroupNames(s.cfg.Groups, rep.Projects)
-	// Before the read: a change made during it is seen by the next poll.
-	// The mark and the read share one connection, so one server.
-	mark, markErr := s.polls.markChanges(ctx, opts)
-	if unreachable(markErr) {
-		rep.DirErr = markErr
-		s.obs.ldapError("connect")
-		return cycleRead{}, fmt.Errorf("read directory: %w", markErr)
-	}
-	res, err := s.dir.Resolve(ctx, names)
-	if err != nil {
-		s.obs.ldapError("connect")
-		// Nothing could be read: write nothing at all.
-		rep.DirErr = err
-		return cycleRead{}, fmt.Errorf("read directory: %w", err)
-	}
-	return cycleRead{res: res, mark: mark, discoverErr: discoverErr}, nil
-}
-
-// groupErrors are the errors of the groups whose lookup failed.
-func groupErrors(rep *Report) []error {
-	var errs []error
-	for name, gerr := range rep.FailedGroups {
-		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
-	}
-	return errs
+	return s.run(ctx, cycleScope(), opts)
 }
 
 func newReport(trigger string) *Report {
@@ -360,43 +248,6 @@ func planOptions(cfg *config.Config, opts CycleOptions) plan.PlanOptions {
 	return plan.PlanOptions{Policy: cfg.Policy, Guard: cfg.Guard, Adopt: cfg.Ownership.Adopt, Approve: opts.Approve, Now: time.Now(),
 		RunaiNamespace: cfg.Kubernetes.RunaiNamespace,
 		MaxShards:      cfg.Kubernetes.MaxBindingShards, ShardBytes: cfg.Kubernetes.BindingShardBytes}
-}
-
-// logLeftovers says once per cycle which users are kept although the
-// directory does not grant them and group sync does not own them.
-func logLeftovers(log *zap.Logger, rep *Report) {
-	var bindings, users int
-	var examples []string
-	for _, p := range rep.Plans {
-		if p.Err != nil || len(p.Leftovers) == 0 {
-			continue
-		}
-		bindings++
-		users += len(p.Leftovers)
-		for _, u := range p.Leftovers {
-			if len(examples) < 20 {
-				examples = append(examples, p.Ref.String()+": "+u)
-			}
-		}
-	}
-	if users == 0 {
-		return
-	}
-	log.Info("leftovers: users in bindings that the directory does not grant and group sync does not own are kept; remove them by hand (runai-ldap-sync diff lists them) or use policy authoritative",
-		zap.Int("bindings", bindings), zap.Int("users", users), zap.Strings("examples", examples))
-}
-
-func logDirectory(log *zap.Logger, rep *Report, res *ldapsrc.Result) {
-	if len(rep.MissingGroups) > 0 {
-		log.Warn("groups not found in the directory; they contribute no members",
-			zap.Int("count", len(rep.MissingGroups)), zap.Strings("groups", sample(rep.MissingGroups, 20)))
-	}
-	for name, err := range rep.FailedGroups {
-		log.Error("group lookup failed; bindings it feeds lose no one", zap.String("group", name), zap.Error(err))
-	}
-	for reason, n := range res.Skipped {
-		log.Info("members skipped", zap.String("reason", reason), zap.Int("count", n), zap.Strings("examples", res.SkippedSamples[reason]))
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -103,9 +103,14 @@ func StorePolicyCheck(policies []admissionv1.ValidatingAdmissionPolicy, bindings
 }
 
 // guardsStore reports whether p's matchConstraints take writes to the
-// store: configmaps, with no resourceNames or the store's among them.
+// store (configmaps, with no resourceNames or the store's among them) and
+// one of its validations is about the approval annotations: the fence
+// also matches ConfigMap writes, but only to keep them in the Run:AI
+// namespace, so matching alone says nothing about approvals.
 func guardsStore(p *admissionv1.ValidatingAdmissionPolicy) bool {
-	if p.Spec.MatchConstraints == nil {
+	if p.Spec.MatchConstraints == nil || !slices.ContainsFunc(p.Spec.Validations, func(v admissionv1.Validation) bool {
+		return strings.Contains(v.Expression, model.ApprovalPrefix)
+	}) {
 		return false
 	}
 	for _, r := range p.Spec.MatchConstraints.ResourceRules {

@@ -98,14 +98,21 @@ func TestFenceParamsCheck(t *testing.T) {
 }
 
 func TestStorePolicyCheck(t *testing.T) {
-	store := func(name string, names ...string) admissionv1.ValidatingAdmissionPolicy {
+	configMaps := func(name, validation string, names ...string) admissionv1.ValidatingAdmissionPolicy {
 		return admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: admissionv1.ValidatingAdmissionPolicySpec{MatchConstraints: &admissionv1.MatchResources{
 				ResourceRules: []admissionv1.NamedRuleWithOperations{{ResourceNames: names, RuleWithOperations: admissionv1.RuleWithOperations{
 					Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
-					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"*"}, Resources: []string{"configmaps"}}}}}}}}
+					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"*"}, Resources: []string{"configmaps"}}}}}},
+				Validations: []admissionv1.Validation{{Expression: validation}}}}
+	}
+	store := func(name string, names ...string) admissionv1.ValidatingAdmissionPolicy {
+		return configMaps(name, "variables.ann.all(k, !k.startsWith('approve.runai-ldap-sync.github.io/'))", names...)
 	}
 	fence := policy("fence", sa)
+	// The shipped fence matches every ConfigMap write too, only to keep
+	// the daemon's in the Run:AI namespace.
+	fenceOnConfigMaps := configMaps("fence", "!variables.isConfigMap || request.namespace == variables.runaiNS")
 	for _, tc := range []struct {
 		name   string
 		pols   []admissionv1.ValidatingAdmissionPolicy
@@ -116,6 +123,8 @@ func TestStorePolicyCheck(t *testing.T) {
 		{name: "the shipped one", pols: []admissionv1.ValidatingAdmissionPolicy{fence, store("state", "runai-ldap-sync-state")},
 			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny), binding("s", "state", admissionv1.Deny)}, status: OK, want: "state, bound by s"},
 		{name: "only the fence", pols: []admissionv1.ValidatingAdmissionPolicy{fence},
+			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny)}, status: Fail, want: "may write approvals"},
+		{name: "only the fence, which matches ConfigMap writes too", pols: []admissionv1.ValidatingAdmissionPolicy{fenceOnConfigMaps},
 			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("b", "fence", admissionv1.Deny)}, status: Fail, want: "may write approvals"},
 		{name: "another ConfigMap's", pols: []admissionv1.ValidatingAdmissionPolicy{store("state", "other")},
 			binds: []admissionv1.ValidatingAdmissionPolicyBinding{binding("s", "state", admissionv1.Deny)}, status: Fail, want: "may write approvals"},

@@ -189,6 +189,45 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("missing group: exit %d, want 1:\n%s", code, d)
 	}
 
+	// The fence's parameters are looked up in another namespace: the
+	// shipped fence then allows writes only from that namespace's
+	// ServiceAccounts, so the daemon is refused every write.
+	vab := e.cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings()
+	fence, err := vab.Get(ctx, fencePolicy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := fence.DeepCopy()
+	moved.Spec.ParamRef.Namespace = "elsewhere"
+	if _, err := vab.Update(ctx, moved, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d, code = e.doctor(e.kubeconfig(), "--config", cfg, "--user-kubeconfig", aliceKC)
+	expectCheck(t, d, "admission-policy", "fail", "its parameters are in namespace elsewhere", "point the paramRef of ValidatingAdmissionPolicyBinding "+fencePolicy+" to namespace runai")
+	if code != 2 {
+		t.Errorf("fence parameters in another namespace: exit %d, want 2", code)
+	}
+	fence, err = vab.Get(ctx, fencePolicy, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fence.Spec.ParamRef.Namespace = "runai"
+	if _, err := vab.Update(ctx, fence, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The guard store's policy is not installed: a stolen token could
+	// write approvals.
+	if err := e.cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, "runai-ldap-sync-state", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d, code = e.doctor(e.kubeconfig(), "--config", cfg, "--user-kubeconfig", aliceKC)
+	expectCheck(t, d, "admission-policy.store", "fail", "no ValidatingAdmissionPolicy guards ConfigMap runai-ldap-sync-state", "runai-ldap-sync-state")
+	expectCheck(t, d, "admission-policy", "ok", "ValidatingAdmissionPolicy "+fencePolicy, "")
+	if code != 2 {
+		t.Errorf("store policy not installed: exit %d, want 2", code)
+	}
+
 	// The admission policy is not installed.
 	if err := e.cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, fencePolicy, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

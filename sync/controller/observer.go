@@ -143,6 +143,13 @@ func (o metricsObserver) ldapError(op string) {
 	}
 }
 
+// drift counts a drift BindingChanged queued a repair for.
+func (o metricsObserver) drift(d drift) {
+	if o.m != nil {
+		o.m.DriftEvents.WithLabelValues(d.change).Inc()
+	}
+}
+
 // polled counts a poll by its result.
 func (o metricsObserver) polled(result string) {
 	if o.m != nil {
@@ -314,4 +321,16 @@ func (o logObserver) changesSeen(cs *ldapsrc.ChangeSet, affected []string, proje
 	}
 	o.log.Info("directory changed; re-syncing the bindings fed by the changed groups",
 		zap.Int("entries", len(cs.Entries)), zap.Strings("groups", sample(affected, 20)), zap.Int("groupCount", len(affected)))
+}
+
+// drift says what BindingChanged queued a repair for.
+func (o logObserver) drift(d drift) {
+	if d.shard != "" {
+		o.log.Info("a shard of a managed binding was changed by someone else; repair queued to check it",
+			zap.String("binding", d.ref.String()), zap.String("shard", d.shard), zap.String("change", d.change))
+		return
+	}
+	o.log.Info("drift detected: a managed binding was changed by someone else; repair queued",
+		zap.String("binding", d.ref.String()), zap.String("change", d.change),
+		zap.Strings("missing", nonNil(d.missing)), zap.Strings("unexpected", nonNil(d.unexpected)))
 }

@@ -88,12 +88,10 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	// shard, or to a binding that has shards, queues a repair, which reads
 	// them and writes only what the plan finds.
 	if index > 0 || s.writes.shards[logical] > 1 {
-		s.log.Info("a shard of a managed binding was changed by someone else; repair queued to check it",
-			zap.String("binding", logical.String()), zap.String("shard", ref.Name), zap.String("change", change))
-		if s.obs.m != nil {
-			s.obs.m.DriftEvents.WithLabelValues(change).Inc()
-		}
 		s.work.add(logical)
+		d := drift{ref: logical, shard: ref.Name, change: change}
+		s.obs.drift(d)
+		s.logs.drift(d)
 		return
 	}
 	cur := b
@@ -104,13 +102,19 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	if !p.HasChanges() {
 		return
 	}
-	s.log.Info("drift detected: a managed binding was changed by someone else; repair queued",
-		zap.String("binding", ref.String()), zap.String("change", change),
-		zap.Strings("missing", nonNil(p.Add)), zap.Strings("unexpected", nonNil(p.Remove)))
-	if s.obs.m != nil {
-		s.obs.m.DriftEvents.WithLabelValues(change).Inc()
-	}
 	s.work.add(ref)
+	dr := drift{ref: ref, change: change, missing: p.Add, unexpected: p.Remove}
+	s.obs.drift(dr)
+	s.logs.drift(dr)
+}
+
+// drift is a change by someone else that BindingChanged queued a repair
+// for: of a binding (what it misses and holds unexpectedly), or of a
+// sharded binding's shard (planned by the repair, which reads them all).
+type drift struct {
+	ref                 kube.Ref
+	shard, change       string
+	missing, unexpected []string
 }
 
 // NamespaceChanged is the informer handler for namespaces: a namespace

@@ -306,7 +306,7 @@ func fixed(values ...string) cobra.CompletionFunc {
 // printDiff runs a dry-run cycle and prints its plan, only when the plan
 // is complete: a partial plan would read as "these are all the changes".
 func printDiff(ctx context.Context, d *daemon, format string, stdout io.Writer) error {
-	rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: true})
+	rep := d.newPipeline().Cycle(ctx, controller.CycleOptions{DryRun: true})
 	if rep.Err != nil {
 		return &exitError{code: exitDiffError, err: fmt.Errorf("the plan is incomplete, so none is printed: %w", rep.Err)}
 	}

@@ -123,7 +123,7 @@ func runSync(cmd string, f *flags, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "once":
-		rep := d.newSyncer().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, Approve: approve})
+		rep := d.newPipeline().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, Approve: approve})
 		d.flushEvents()
 		if rep.Err != nil {
 			return &exitError{code: exitFailed, err: fmt.Errorf("cycle failed: %w", rep.Err)}
@@ -149,11 +149,11 @@ type daemon struct {
 	kc     *kube.Client
 	cache  *kube.Cache // run only
 	events *kube.EventRecorder
-	// newSyncer builds a Syncer with fresh state (one per leadership term).
-	newSyncer func() *controller.Syncer
-	// runner is the controller loop (run only; set before the informers
+	// newPipeline builds a Pipeline with fresh state (one per leadership term).
+	newPipeline func() *controller.Pipeline
+	// loop is the controller loop (run only; set before the informers
 	// start, whose handlers post events to it).
-	runner   *controller.Runner
+	loop     *controller.Loop
 	metrics  *metrics.Metrics
 	log      *zap.Logger
 	identity string
@@ -179,15 +179,15 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 		// The daemon reads current state from informers, which also report
 		// hand edits for repair. once and diff read with LIST and GET.
 		h := kube.Handlers{
-			Binding:   func(ref model.Ref, b *model.Binding, rv string) { d.runner.BindingChanged(ref, b, rv) },
-			Namespace: func(old, cur *model.Namespace) { d.runner.NamespaceChanged(old, cur) },
+			Binding:   func(ref model.Ref, b *model.Binding, rv string) { d.loop.BindingChanged(ref, b, rv) },
+			Namespace: func(old, cur *model.Namespace) { d.loop.NamespaceChanged(old, cur) },
 			WatchError: func(what string, err error) {
 				m.KubeErrors.WithLabelValues("watch").Inc()
 				log.Warn("watch failed; the informer retries", zap.String("watch", what), zap.Error(err))
 			},
 		}
 		if tmpl != nil {
-			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.runner.TemplateChanged() }
+			h.TemplateSelector, h.Template = controller.TemplateSelector(), func() { d.loop.TemplateChanged() }
 		}
 		d.cache = kube.NewCache(kc, cfg.Kubernetes.RunaiNamespace, h)
 		cluster = d.cache
@@ -198,7 +198,7 @@ func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.L
 	if (cmd == "run" || cmd == "once") && cfg.Mode == config.ModeEnforce {
 		d.events = kube.NewEventRecorder(kc, d.identity, cfg.Kubernetes.RunaiNamespace)
 	}
-	d.newSyncer = func() *controller.Syncer {
+	d.newPipeline = func() *controller.Pipeline {
 		s := controller.New(cfg, src, cluster, log, m)
 		if src.Reach {
 			s.WithChanges(src)
@@ -266,8 +266,8 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 	if cfg.Server.Address != "" {
 		go func() { srvErr <- health.Serve(ctx, cfg.Server.Address, health.NewHandler(d.metrics, status), d.log) }()
 	}
-	r := &controller.Runner{
-		NewSyncer: d.newSyncer, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
+	r := &controller.Loop{
+		NewPipeline: d.newPipeline, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
 		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun},
 		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff, Elected: true,
 	}
@@ -278,7 +278,7 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 		r.PollInterval = cfg.Incremental.PollInterval
 	}
 	// Set before the informers start: their handlers post to it.
-	d.runner = r
+	d.loop = r
 	// The informers run on standby replicas too, so a new leader starts
 	// with a warm cache.
 	if err := d.cache.Start(ctx); err != nil {
@@ -345,7 +345,7 @@ func (d *daemon) lead(ctx context.Context, status *health.Status) {
 		d.log.Warn("informers not synced; reading with LIST and GET until they are", zap.Error(err))
 	}
 	cancel()
-	d.runner.Lead(ctx)
+	d.loop.Lead(ctx)
 }
 
 // newLogger logs at level to w: JSON lines, or text with format "text"

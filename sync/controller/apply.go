@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -22,29 +22,29 @@ const writeTimeout = 30 * time.Second
 // records Events of what it did, and keeps what later steps need to know
 // of those writes.
 type applier struct {
-	s      *Syncer // the term's cluster, logger, metrics and configuration
+	s      *Pipeline // the term's cluster, logger, metrics and configuration
 	events Recorder
 	// shards is how many bindings (the first and its shards) each logical
 	// binding had after its last plan.
-	shards map[kube.Ref]int
+	shards map[model.Ref]int
 	// written is the resourceVersion of our last write per binding, so the
 	// informer's echo of our own write is not taken for drift.
-	written map[kube.Ref]string
+	written map[model.Ref]string
 }
 
 // applied is what the apply step did: each plan's outcome, the bindings
 // whose write failed, and the errors.
 type applied struct {
 	outcomes    []outcome
-	writeErrors map[kube.Ref]error
+	writeErrors map[model.Ref]error
 	errs        []error
 }
 
 // applyPlans writes the plans unless dry-run, the same way for a cycle, a
 // poll and a repair, and returns what it did. Events, metrics and logs
 // observe the outcomes once the run's report is built.
-func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, trigger string, plans []plan.BindingPlan, current map[kube.Ref]*kube.Binding) applied {
-	res := applied{writeErrors: map[kube.Ref]error{}}
+func (a *applier) applyPlans(ctx context.Context, opts CycleOptions, trigger string, plans []plan.BindingPlan, current map[model.Ref]*model.Binding) applied {
+	res := applied{writeErrors: map[model.Ref]error{}}
 	if !opts.DryRun {
 		a.s.guard.noteHeld(plans, trigger == TriggerCycle)
 	}
@@ -95,7 +95,7 @@ type outcome struct {
 	p *plan.BindingPlan
 	// cur is the binding before; written is it after a write (tried) that
 	// succeeded, and err the write's error if it failed.
-	cur, written *kube.Binding
+	cur, written *model.Binding
 	tried        bool
 	err          error
 	// firstCreate: a creation of a binding not planned before in this
@@ -107,15 +107,15 @@ type outcome struct {
 
 // apply writes one plan: every binding's write, then the moves. It returns
 // the binding as written.
-func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[kube.Ref]*kube.Binding, trigger string) (*kube.Binding, error) {
+func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[model.Ref]*model.Binding, trigger string) (*model.Binding, error) {
 	// Detached from ctx: a shutdown lets the writes in flight finish.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	// A user moving between shards is in the new one before leaving the
 	// old one. A failed write stops the rest (the next cycle or repair
 	// plans afresh).
-	written := map[kube.Ref]*kube.Binding{}
-	for _, ch := range append(append([]kube.Change(nil), p.Writes...), p.Moves...) {
+	written := map[model.Ref]*model.Binding{}
+	for _, ch := range append(append([]model.Change(nil), p.Writes...), p.Moves...) {
 		cur := current[ch.Ref]
 		if w, ok := written[ch.Ref]; ok {
 			cur = w

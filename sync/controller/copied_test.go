@@ -10,6 +10,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // A copied project label and provisioned marker (issue 24 item 2) move
@@ -18,7 +19,7 @@ import (
 func TestCopiedLabelMovesNothingAndIsReported(t *testing.T) {
 	dir, cl := newFixture()
 	cl.nss[0].HoldsExecutor = true
-	cl.nss = append(cl.nss, kube.Namespace{Name: "monitoring", Labels: map[string]string{"runai/queue": "alpha", config.ProvisionedLabel: "true"}})
+	cl.nss = append(cl.nss, model.Namespace{Name: "monitoring", Labels: map[string]string{"runai/queue": "alpha", config.ProvisionedLabel: "true"}})
 	rec := &fakeRecorder{}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), dir, cl, zap.NewNop(), m).WithEvents(rec)
@@ -26,7 +27,7 @@ func TestCopiedLabelMovesNothingAndIsReported(t *testing.T) {
 	if rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if cl.bindings[kube.ExecutorRef("monitoring")] != nil || cl.bindings[kube.ExecutorRef("runai-alpha")] == nil {
+	if cl.bindings[model.ExecutorRef("monitoring")] != nil || cl.bindings[model.ExecutorRef("runai-alpha")] == nil {
 		t.Fatalf("the copy moved the project: %v", cl.bindings)
 	}
 	var found bool

@@ -17,7 +17,7 @@ import (
 const maxListed = 30
 
 // event records an Event on a binding, if Events are on.
-func (a *applier) event(ref kube.Ref, uid string, eventType, reason, message string) {
+func (a *applier) event(ref model.Ref, uid string, eventType, reason, message string) {
 	if a.events == nil {
 		return
 	}
@@ -34,7 +34,7 @@ const ReasonProjectLabelCopied = "ProjectLabelCopied"
 // copiedLabelEvent reports, in the namespace itself, a project label that
 // moves nothing (plan.SkipCopiedLabel, plan.SkipDuplicate).
 func (a *applier) copiedLabelEvent(sp plan.SkippedProject) {
-	ref := kube.Ref{Kind: kube.KindNamespace, Name: sp.Namespace}
+	ref := model.Ref{Kind: kube.KindNamespace, Name: sp.Namespace}
 	label := a.s.cfg.Projects.NamespaceLabel + "=" + sp.Name
 	switch sp.Reason {
 	case plan.SkipCopiedLabel:
@@ -49,7 +49,7 @@ func (a *applier) copiedLabelEvent(sp plan.SkippedProject) {
 }
 
 // untouchedEvent explains why a binding was not written.
-func (a *applier) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
+func (a *applier) untouchedEvent(p *plan.BindingPlan, cur *model.Binding) {
 	if errors.Is(p.Err, plan.ErrRoleRefMismatch) && cur != nil && cur.RoleRef == model.ExpectedRoleRef(p.Ref.Name) {
 		// It is a shard whose roleRef is wrong: the plan's error names it.
 		a.event(p.Ref, cur.UID, corev1.EventTypeWarning, ReasonRoleRefMismatch, "left untouched: "+p.Err.Error())
@@ -71,7 +71,7 @@ func (a *applier) untouchedEvent(p *plan.BindingPlan, cur *kube.Binding) {
 	a.event(p.Ref, uidOf(cur), corev1.EventTypeWarning, ReasonLeftUntouched, "left untouched: "+p.Err.Error())
 }
 
-func uidOf(b *kube.Binding) string {
+func uidOf(b *model.Binding) string {
 	if b == nil {
 		return ""
 	}

@@ -7,14 +7,14 @@ import (
 	"strings"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // BindingExplanation says whether one user is in one binding, and why.
 type BindingExplanation struct {
-	Binding kube.Ref `json:"binding"`
+	Binding model.Ref `json:"binding"`
 	// Granted: the directory puts the user in this binding.
 	Granted bool `json:"granted"`
 	// Via lists the group paths that grant it, e.g. "alice ← core ← executors".
@@ -64,7 +64,7 @@ type Explanation struct {
 // executor binding is listed, and the viewer and index-map reasons are
 // limited to the groups that project (and the global viewers) contribute.
 // The directory must trace members (ldapsrc.Source.Trace).
-func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanation, error) {
+func (s *Pipeline) Explain(ctx context.Context, user, project string) (*Explanation, error) {
 	rep := s.Cycle(ctx, CycleOptions{DryRun: true})
 	if rep.Plans == nil {
 		// Nothing could be read: there is nothing to explain.
@@ -78,7 +78,7 @@ func (s *Syncer) Explain(ctx context.Context, user, project string) (*Explanatio
 
 // explainUser reads one user's part of a dry-run cycle's report.
 func explainUser(cfg *config.Config, user, project string, rep *Report) *Explanation {
-	plans := map[kube.Ref]plan.BindingPlan{}
+	plans := map[model.Ref]plan.BindingPlan{}
 	for _, p := range rep.Plans {
 		plans[p.Ref] = p
 	}
@@ -93,18 +93,18 @@ func explainUser(cfg *config.Config, user, project string, rep *Report) *Explana
 		}
 		viewerGroups = append(viewerGroups, viewNames...)
 		execGroups = append(execGroups, execNames...)
-		ref := kube.ExecutorRef(p.Namespace)
+		ref := model.ExecutorRef(p.Namespace)
 		out.Projects = append(out.Projects, ProjectExplanation{Project: p.Name, Namespace: p.Namespace,
 			Executor: m.explain(ref, execNames, groups, plan.ShardsOf(ref, current), plans[ref])})
 	}
 	viewerGroups = append(viewerGroups, cfg.Groups.GlobalViewers...)
 	if len(cfg.Groups.Viewers)+len(cfg.Groups.GlobalViewers) > 0 {
-		ref := kube.ViewerRef()
+		ref := model.ViewerRef()
 		e := m.explain(ref, viewerGroups, groups, plan.ShardsOf(ref, current), plans[ref])
 		out.Viewer = &e
 	}
 	if len(cfg.Groups.Executors) > 0 {
-		ref := kube.IndexMapRef(cfg.Kubernetes.RunaiNamespace)
+		ref := model.IndexMapRef(cfg.Kubernetes.RunaiNamespace)
 		e := m.explain(ref, execGroups, groups, plan.ShardsOf(ref, current), plans[ref])
 		out.IndexMap = &e
 	}
@@ -126,17 +126,17 @@ func (m matcher) is(ms ldapsrc.Membership) bool {
 }
 
 var skipWords = map[string]string{
-	ldapsrc.SkipDisabled:    "the account is disabled",
-	ldapsrc.SkipComputer:    "it is a computer account",
-	ldapsrc.SkipForeign:     "it is a foreign security principal",
-	ldapsrc.SkipNoID:        "the entry has no user ID attribute",
-	ldapsrc.SkipInvalidID:   "the user ID is rejected (empty, control characters, system: prefix or too long)",
-	ldapsrc.SkipOther:       "the entry is not a user",
-	ldapsrc.SkipOutsideBase: "the entry is outside the base DN",
-	ldapsrc.SkipUnresolved:  "the member names no account",
+	model.SkipDisabled:    "the account is disabled",
+	model.SkipComputer:    "it is a computer account",
+	model.SkipForeign:     "it is a foreign security principal",
+	model.SkipNoID:        "the entry has no user ID attribute",
+	model.SkipInvalidID:   "the user ID is rejected (empty, control characters, system: prefix or too long)",
+	model.SkipOther:       "the entry is not a user",
+	model.SkipOutsideBase: "the entry is outside the base DN",
+	model.SkipUnresolved:  "the member names no account",
 }
 
-func (m matcher) explain(ref kube.Ref, groups []string, resolved map[string]*ldapsrc.Group, shards []*kube.Binding, bp plan.BindingPlan) BindingExplanation {
+func (m matcher) explain(ref model.Ref, groups []string, resolved map[string]*model.Group, shards []*model.Binding, bp plan.BindingPlan) BindingExplanation {
 	e := BindingExplanation{Binding: ref}
 	for _, name := range groups {
 		g := resolved[name]

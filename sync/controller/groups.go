@@ -1,6 +1,6 @@
 package controller
 
-import "github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+import "github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 
 // termMemory keeps each group's member list from its last good lookup, so
 // that a binding fed by a group whose lookup fails loses no one. It lives
@@ -14,7 +14,7 @@ type termMemory map[string][]string
 func (m termMemory) Known() map[string][]string { return m }
 
 // Remember records the members of the groups read without error.
-func (m termMemory) Remember(groups map[string]*ldapsrc.Group) {
+func (m termMemory) Remember(groups map[string]*model.Group) {
 	for name, g := range groups {
 		if g.Err == nil {
 			m[name] = g.Members
@@ -26,14 +26,14 @@ func (m termMemory) Remember(groups map[string]*ldapsrc.Group) {
 // (so a failure in it falls back to what was known before): the members
 // of every group read without error, and, for the polls, what each group
 // reached and which failed (a failed group keeps what it reached before).
-func (s *Syncer) learnGroups(groups map[string]*ldapsrc.Group) {
+func (s *Pipeline) learnGroups(groups map[string]*model.Group) {
 	s.members.Remember(groups)
 	s.polls.learn(groups)
 }
 
 // learn records, for the polls, what each group of a read reached and
 // which failed (a failed group keeps what it reached before).
-func (p *poller) learn(groups map[string]*ldapsrc.Group) {
+func (p *poller) learn(groups map[string]*model.Group) {
 	if !p.on() {
 		return
 	}

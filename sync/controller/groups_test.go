@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // A read's failed and missing groups are reported, and only the groups read
 // without error are remembered: a failure falls back to what was known.
 func TestGroupsNotedAndLearnt(t *testing.T) {
-	groups := map[string]*ldapsrc.Group{
+	groups := map[string]*model.Group{
 		"ok":      {Name: "ok", Found: true, Members: []string{"alice"}, Reached: []string{"guid-ok"}},
 		"missing": {Name: "missing"},
 		"failed":  {Name: "failed", Err: errors.New("timeout")},

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // A flood of informer events costs one entry per object: the inbox holds
@@ -12,22 +12,22 @@ import (
 // namespace, one template flag and a bounded number of ticks.
 func TestInboxIsBoundedByObjectsNotEvents(t *testing.T) {
 	q := inbox{kick: make(chan struct{}, 1)}
-	refs := []kube.Ref{kube.ExecutorRef("runai-a"), kube.ExecutorRef("runai-b"), kube.ViewerRef()}
-	latest := map[kube.Ref]string{}
+	refs := []model.Ref{model.ExecutorRef("runai-a"), model.ExecutorRef("runai-b"), model.ViewerRef()}
+	latest := map[model.Ref]string{}
 	for i := 0; i < 100000; i++ {
 		r := refs[i%len(refs)]
 		rv := string(rune('a' + i%26))
 		latest[r] = rv
-		q.post(evBinding{ref: r, b: &kube.Binding{Ref: r, ResourceVersion: rv}, rv: rv})
+		q.post(evBinding{ref: r, b: &model.Binding{Ref: r, ResourceVersion: rv}, rv: rv})
 		q.post(evTemplate{})
 	}
 	for i := 0; i < 1000; i++ {
 		q.post(evTick{at: time.Unix(int64(i), 0)})
 	}
-	before := &kube.Namespace{Name: "runai-c"}
-	q.post(evNamespace{old: before, cur: &kube.Namespace{Name: "runai-c", Labels: map[string]string{"runai/queue": "x"}}})
-	last := &kube.Namespace{Name: "runai-c", Labels: map[string]string{"runai/queue": "c"}}
-	q.post(evNamespace{old: &kube.Namespace{Name: "runai-c"}, cur: last})
+	before := &model.Namespace{Name: "runai-c"}
+	q.post(evNamespace{old: before, cur: &model.Namespace{Name: "runai-c", Labels: map[string]string{"runai/queue": "x"}}})
+	last := &model.Namespace{Name: "runai-c", Labels: map[string]string{"runai/queue": "c"}}
+	q.post(evNamespace{old: &model.Namespace{Name: "runai-c"}, cur: last})
 	if n := q.size(); n != len(refs)+1+maxTicks+1 {
 		t.Fatalf("inbox holds %d entries after 201,002 events on %d objects", n, len(refs)+1)
 	}

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -66,7 +65,7 @@ type incState struct {
 	// it tells a lost cursor from none yet.
 	cycles int
 	// reached is, per group name, every entry a change to which may
-	// change the group's members (ldapsrc.Group.Reached).
+	// change the group's members (model.Group.Reached).
 	reached map[string][]string
 	// failed are the groups whose last lookup failed, with the error.
 	failed map[string]error
@@ -75,9 +74,9 @@ type incState struct {
 // poller is the polls' part of a term: the change source, what the last
 // cycle (and the polls since) left for the next poll, and whether polls
 // can run at all. Its methods keep that state and run a poll's read, plan
-// and apply (applyChanges) through the Syncer's shared steps.
+// and apply (applyChanges) through the Pipeline's shared steps.
 type poller struct {
-	s       *Syncer // the term's logger, metrics and configuration
+	s       *Pipeline // the term's logger, metrics and configuration
 	changes ChangeSource
 	inc     incState
 	// off is set when the directory turns out to keep no change markers;
@@ -94,7 +93,7 @@ func (p *poller) on() bool { return p.changes != nil && !p.off }
 // WithChanges turns on incremental change detection: every full cycle
 // marks the directory's change history, and Poll re-syncs what changed
 // since. Call it before the first cycle.
-func (s *Syncer) WithChanges(cs ChangeSource) *Syncer {
+func (s *Pipeline) WithChanges(cs ChangeSource) *Pipeline {
 	s.polls.changes = cs
 	return s
 }
@@ -173,7 +172,7 @@ func (p *poller) noteDeletions(visible bool) {
 // re-syncs exactly the bindings those changes feed. An idle poll costs one
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
-func (s *Syncer) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
+func (s *Pipeline) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
 	s.guard.pollApprovals(ctx)
 	if !s.polls.on() {
 		return PollOff, nil
@@ -255,24 +254,24 @@ func (p *poller) applyChanges(ctx context.Context, cs *ldapsrc.ChangeSet, seen t
 
 // standingGroups is every group of a poll's plan: those read again, and
 // the others as the last read left them.
-func standingGroups(all []string, read map[string]*ldapsrc.Group, failed map[string]error, known map[string][]string) map[string]*ldapsrc.Group {
-	groups := make(map[string]*ldapsrc.Group, len(all))
+func standingGroups(all []string, read map[string]*model.Group, failed map[string]error, known map[string][]string) map[string]*model.Group {
+	groups := make(map[string]*model.Group, len(all))
 	for _, name := range all {
 		if g, ok := read[name]; ok {
 			groups[name] = g
 			continue
 		}
 		if ferr, failed := failed[name]; failed {
-			groups[name] = &ldapsrc.Group{Name: name, Err: fmt.Errorf("%w: %w", errNotReread, ferr)}
+			groups[name] = &model.Group{Name: name, Err: fmt.Errorf("%w: %w", errNotReread, ferr)}
 			continue
 		}
-		groups[name] = &ldapsrc.Group{Name: name, Found: true, Members: known[name]}
+		groups[name] = &model.Group{Name: name, Found: true, Members: known[name]}
 	}
 	return groups
 }
 
 // changedDesired returns the desired bindings that differ from prev.
-func changedDesired(desired []plan.Desired, prev map[kube.Ref]plan.Desired) []plan.Desired {
+func changedDesired(desired []plan.Desired, prev map[model.Ref]plan.Desired) []plan.Desired {
 	var changed []plan.Desired
 	for _, d := range desired {
 		if old, ok := prev[d.Ref]; !ok || !sameDesired(old, d) {

@@ -12,10 +12,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics/metricstest"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // fakeChanges is a ChangeSource whose answers the test queues; the real
@@ -64,7 +64,7 @@ func (f *fakeChanges) change(entries ...string) {
 	f.next = append(f.next, cs)
 }
 
-func incFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeChanges) {
+func incFixture(t *testing.T) (*Pipeline, *fakeDir, *fakeCluster, *fakeChanges) {
 	t.Helper()
 	dir, cl := newFixture()
 	ch := &fakeChanges{server: "dc1", usn: 100}
@@ -109,14 +109,14 @@ func TestPollResyncsExactlyTheAffectedBindings(t *testing.T) {
 	if !reflect.DeepEqual(dir.asked, [][]string{{"runai-alpha-executors"}}) {
 		t.Errorf("resolved %v, want only the changed group", dir.asked)
 	}
-	want := []kube.Ref{kube.ExecutorRef("runai-alpha"), kube.IndexMapRef("runai")}
+	want := []model.Ref{model.ExecutorRef("runai-alpha"), model.IndexMapRef("runai")}
 	if !reflect.DeepEqual(cl.writes, want) {
 		t.Errorf("wrote %v, want %v", cl.writes, want)
 	}
-	if got := cl.users(kube.ExecutorRef("runai-alpha")); !reflect.DeepEqual(got, []string{"alice", "dave", "zed"}) {
+	if got := cl.users(model.ExecutorRef("runai-alpha")); !reflect.DeepEqual(got, []string{"alice", "dave", "zed"}) {
 		t.Errorf("alpha = %v", got)
 	}
-	if got := cl.users(kube.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "carol", "dave", "erin", "frank", "zed"}) {
+	if got := cl.users(model.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "carol", "dave", "erin", "frank", "zed"}) {
 		t.Errorf("index map = %v", got)
 	}
 	// The cursor moved: the next poll asks from the change set's cursor.
@@ -142,7 +142,7 @@ func TestPollFollowsMembersAndNestedEntries(t *testing.T) {
 	if !reflect.DeepEqual(dir.asked, [][]string{{"runai-beta-executors"}}) {
 		t.Errorf("resolved %v, want the group carol is reached through", dir.asked)
 	}
-	if got := cl.users(kube.ExecutorRef("runai-beta")); !reflect.DeepEqual(got, []string{"erin", "frank"}) {
+	if got := cl.users(model.ExecutorRef("runai-beta")); !reflect.DeepEqual(got, []string{"erin", "frank"}) {
 		t.Errorf("beta = %v", got)
 	}
 	// An entry no managed group reaches costs no directory read.
@@ -173,14 +173,14 @@ func TestPollAppliesTheGuardAndPolicy(t *testing.T) {
 	}
 	var held []string
 	for _, p := range rep.Plans {
-		if p.Ref == kube.ExecutorRef("runai-beta") {
+		if p.Ref == model.ExecutorRef("runai-beta") {
 			held = p.Held
 		}
 	}
 	if !reflect.DeepEqual(held, []string{"erin", "frank"}) {
 		t.Errorf("held = %v, want the guard to hold both removals", held)
 	}
-	if got := cl.users(kube.ExecutorRef("runai-beta")); !reflect.DeepEqual(got, []string{"carol", "erin", "frank"}) {
+	if got := cl.users(model.ExecutorRef("runai-beta")); !reflect.DeepEqual(got, []string{"carol", "erin", "frank"}) {
 		t.Errorf("beta = %v: the guard must hold removals in incremental syncs too", got)
 	}
 }
@@ -229,13 +229,13 @@ func TestServerSwitchDropsTheCursor(t *testing.T) {
 	}
 }
 
-func TestRunnerRunsAFullCycleOnServerSwitch(t *testing.T) {
+func TestLoopRunsAFullCycleOnServerSwitch(t *testing.T) {
 	dir, cl := newFixture()
 	ch := &fakeChanges{server: "dc1", usn: 1}
 	m := metrics.NewMetrics("test")
-	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
+	r := &Loop{Pipeline: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
 		Metrics: m, Log: zap.NewNop(), PollInterval: 20 * time.Millisecond, RetryMin: time.Hour, RetryMax: time.Hour}
-	startRunner(t, r)
+	startLoop(t, r)
 	waitFor(t, 10*time.Second, func() bool { return counter(t, m.Polls.WithLabelValues(PollIdle)) >= 1 })
 	ch.Lock()
 	ch.next = append(ch.next, &ldapsrc.ChangeSet{Next: ldapsrc.Cursor{Server: "dc2"}, ServerChanged: true})
@@ -250,9 +250,9 @@ func TestMarkFailureForcesAFullCycleOnce(t *testing.T) {
 	dir, cl := newFixture()
 	ch := &fakeChanges{server: "dc1", usn: 1, markErr: errors.New("rootDSE: busy")}
 	m := metrics.NewMetrics("test")
-	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
+	r := &Loop{Pipeline: New(testConfig(), dir, cl, zap.NewNop(), m).WithChanges(ch), Schedule: "@every 1h",
 		Metrics: m, Log: zap.NewNop(), PollInterval: 10 * time.Millisecond, RetryMin: 200 * time.Millisecond, RetryMax: time.Hour}
-	startRunner(t, r)
+	startLoop(t, r)
 	// The first cycle could not mark the history: a forced cycle follows,
 	// which can, and polls go idle.
 	waitFor(t, 10*time.Second, func() bool { return counter(t, m.ForcedCycles.WithLabelValues(PollCursorLost)) >= 1 })
@@ -285,7 +285,7 @@ func TestPollCursorMovesPastABindingThatAlwaysFails(t *testing.T) {
 	s, dir, cl, ch := incFixture(t)
 	// alpha's binding points at another role: the plan leaves it alone,
 	// every time; retrying the poll cannot fix that.
-	cl.edit(kube.ExecutorRef("runai-alpha"), func(b *kube.Binding) { b.RoleRef.Name = "cluster-admin" })
+	cl.edit(model.ExecutorRef("runai-alpha"), func(b *model.Binding) { b.RoleRef.Name = "cluster-admin" })
 	dir.members["runai-alpha-executors"] = []string{"alice"}
 	ch.change("runai-alpha-executors")
 	_, rep := s.Poll(context.Background(), CycleOptions{})
@@ -296,7 +296,7 @@ func TestPollCursorMovesPastABindingThatAlwaysFails(t *testing.T) {
 	if last := ch.polled[len(ch.polled)-1]; last.USN != 110 {
 		t.Errorf("next poll from %+v: the cursor must move past a binding that always fails", last)
 	}
-	if got := cl.users(kube.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "carol", "erin", "frank"}) {
+	if got := cl.users(model.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "carol", "erin", "frank"}) {
 		t.Errorf("index map = %v: the other bindings still sync", got)
 	}
 }

@@ -50,7 +50,7 @@ func (o metricsObserver) cycleDone(rep *Report) {
 	m.GroupsMissing.Set(float64(len(rep.MissingGroups)))
 	m.GroupsFailed.Set(float64(len(rep.FailedGroups)))
 	m.LDAPErrors.WithLabelValues("group").Add(float64(len(rep.FailedGroups)))
-	for _, r := range ldapsrc.SkipReasons {
+	for _, r := range model.SkipReasons {
 		m.MembersSkipped.WithLabelValues(r).Set(float64(rep.Skipped[r]))
 	}
 	m.ResetBindings() // every per-binding series is set again below

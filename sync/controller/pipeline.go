@@ -3,380 +3,272 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
-// scope is what one run of the pipeline covers, and the only thing in
-// which a cycle, a poll and a repair differ: what is read, and which
-// bindings are planned. Every guard, fence, ownership and shard rule, the
-// store's commit and the writes are the same steps for all three.
-type scope struct {
-	// trigger names the path: TriggerCycle (every project; also diff and
-	// explain as its dry run), TriggerChange (a poll) or TriggerRepair.
-	trigger string
-	// A poll's: the change set, when the poll saw it, the groups it reached
-	// and every group of the last cycle's projects (the others stand as
-	// last read), and whether it names a new project (a cycle is wanted).
-	changes       *ldapsrc.ChangeSet
-	seen          time.Time
-	affected, all []string
-	newProject    bool
-	// A repair's: the bindings to plan against the last desired state,
-	// without reading the directory.
-	refs []model.Ref
+// Directory is the source of desired state (ldapsrc.Source).
+type Directory interface {
+	Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error)
 }
 
-func cycleScope() scope { return scope{trigger: TriggerCycle} }
+// Cluster is the provider of current state and the writer: kube.Client,
+// or kube.Cache, which reads from informers.
+type Cluster interface {
+	Namespaces(ctx context.Context) ([]model.Namespace, error)
+	Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*model.Binding, error)
+	Get(ctx context.Context, ref model.Ref) (*model.Binding, error)
+	Apply(ctx context.Context, ch model.Change, current *model.Binding) (*model.Binding, error)
+}
 
-// pass is one run of the pipeline: its scope, and what each step returned,
-// from which the Report is built once at the end.
-type pass struct {
-	s       *Syncer
-	sc      scope
-	opts    CycleOptions
-	popts   plan.PlanOptions
-	started time.Time
+// Recorder records Kubernetes Events on bindings (kube.EventRecorder).
+type Recorder interface {
+	Event(ref model.Ref, uid string, eventType, reason, message string)
+}
 
-	// found are the projects planned (a cycle finds them; the others take
-	// the last cycle's), with what provisioning found and did.
-	found projectsFound
-	prov  provisioned
-	// res is the directory's answer as planned (pins checked); nil for a
-	// repair. mark is where a cycle's read left the change history.
-	res      *ldapsrc.Result
-	pinned   bool
-	mark     *ldapsrc.Cursor
-	usedPins []string
-	dirErr   error
-	// desired are the bindings planned: a cycle's every binding, a poll's
-	// those whose desired state moved, a repair's the given refs.
-	desired []plan.Desired
+// Event reasons.
+const (
+	ReasonCreated         = "BindingCreated"
+	ReasonChanged         = "SubjectsChanged"
+	ReasonRemovalsHeld    = "RemovalsHeld"
+	ReasonRoleRefMismatch = "RoleRefMismatch"
+	ReasonLeftUntouched   = "LeftUntouched"
+	ReasonWriteFailed     = "WriteFailed"
+	// ReasonApprovalRemoved: an approval that matched nothing held was
+	// removed.
+	ReasonApprovalRemoved = "ApprovalRemoved"
+)
+
+// Triggers of a write, as logged.
+const (
+	TriggerCycle  = "cycle"
+	TriggerRepair = "repair"
+)
+
+// Pipeline runs sync cycles.
+type Pipeline struct {
+	cfg     *config.Config
+	dir     Directory
+	cluster Cluster
+	log     *zap.Logger
+	// obs publishes results as metrics (obs.m nil: none), logs as log
+	// lines.
+	obs  metricsObserver
+	logs logObserver
+
+	// writes applies plans and records the Events of what it did.
+	writes applier
+
+	// Everything below is the state of one leadership term, owned by the
+	// controller loop (Loop): a Pipeline is not safe for concurrent use,
+	// and a new term starts with a new Pipeline.
+
+	// members are each group's members from its last good lookup (the
+	// term's first plan brings back those the guard's store kept).
+	members termMemory
+	// guard is the term's view of the guard's store (state.go).
+	guard guardState
+	// desired is the last full cycle's desired state per binding: repairs
+	// re-apply it without reading the directory. nil before the first
+	// cycle: nothing is repaired then.
+	desired map[model.Ref]plan.Desired
+	// planOpts are the policy inputs the last cycle planned with; the
+	// guard's state is guard.snap, the store's latest read or write.
+	planOpts plan.PlanOptions
+
+	work workQueue
+
+	// provisioning serves the opt-in projects.* features.
+	provisioning provisioner
+	// polls is the polls' state (WithChanges).
+	polls poller
+
+	// lastProjects are the last cycle's projects, for incremental syncs and
+	// template repairs.
+	lastProjects []plan.Project
+}
+
+// unreachable reports whether err means the directory could not be used at
+// all (no server reachable and bound, or the credentials refused), as
+// opposed to one search failing.
+func unreachable(err error) bool {
+	var ce *ldapsrc.ConnectError
+	return err != nil && (errors.As(err, &ce) || errors.Is(err, ldapsrc.ErrInvalidCredentials))
+}
+
+// Close ends the term's use of the directory: the connection its reads
+// shared is closed (the next term dials afresh).
+func (s *Pipeline) Close() {
+	if c, ok := s.dir.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
+// passwordFingerprint identifies the bind password file's content, when
+// the directory can tell (ldapsrc.Source.PasswordFingerprint).
+func passwordFingerprint(dir Directory) (string, error) {
+	if p, ok := dir.(interface{ PasswordFingerprint() (string, error) }); ok {
+		return p.PasswordFingerprint()
+	}
+	return "", errors.New("the directory cannot tell whether its password changed")
+}
+
+// New returns a Pipeline. metrics may be nil.
+func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Pipeline {
+	s := &Pipeline{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics}, logs: logObserver{log: log},
+		members: termMemory{}, guard: guardState{store: &memStore{}}, work: newWorkQueue()}
+	s.polls.s = s
+	s.guard.s = s
+	s.provisioning = provisioner{s: s, provisioned: map[string]string{}}
+	s.writes = applier{s: s, written: map[model.Ref]string{}, shards: map[model.Ref]int{}}
+	return s
+}
+
+// WithEvents makes the Pipeline record a Kubernetes Event on a binding for
+// every change, held removal and binding left untouched. Call it before
+// the first cycle.
+func (s *Pipeline) WithEvents(r Recorder) *Pipeline {
+	s.writes.events = r
+	return s
+}
+
+// CycleOptions change one cycle.
+type CycleOptions struct {
+	// DryRun computes and reports, and writes nothing.
+	DryRun bool
+	// Approve names the one binding whose held changes this cycle
+	// approves (once --approve-removals); the zero Ref approves none.
+	Approve model.Ref
+}
+
+// Report is what one cycle or repair found and did.
+type Report struct {
+	// Trigger is TriggerCycle or TriggerRepair.
+	Trigger         string
+	Started         time.Time
+	Duration        time.Duration
+	Projects        []plan.Project
+	SkippedProjects []plan.SkippedProject
+	MissingGroups   []string
+	FailedGroups    map[string]error
+	Skipped         map[string]int
+	Plans           []plan.BindingPlan
+	// Applied counts bindings written.
+	Applied int
+	// Created counts first creations, recorded in one "bindings created"
+	// log line rather than one Event each (a re-creation after a
+	// deletion keeps its Event).
+	Created     int
+	WriteErrors map[model.Ref]error
+	// Provision is what the projects.* provisioning found and did.
+	Provision ProvisionReport
+	// Err is the cycle's overall error; nil means fully successful.
+	Err error
+	// Fatal: nothing could be read (namespaces, the directory, the current
+	// bindings), so nothing was written: the cycle failed. Otherwise an
+	// Err means a partial cycle: what was safe was applied, and the failed
+	// groups, bindings or objects were skipped.
+	Fatal bool
+	// DirErr is the error of a failed contact with the directory as a
+	// whole (connect, bind, a read of everything): the controller backs
+	// off on it.
+	DirErr error
+
+	// CycleWanted: a poll saw what only a full cycle handles (a group
+	// that makes a new project).
+	CycleWanted bool
+
+	// read is what the cycle planned from (explain reads a user's part).
+	read readState
+	// skippedSamples are examples of the members skipped, by reason.
+	skippedSamples map[string][]string
+	// outcomes are what applying each plan came to (Events, metrics and
+	// logs observe them).
+	outcomes []outcome
+}
+
+// readState is what a cycle read: the groups as resolved and the current
+// bindings.
+type readState struct {
+	groups  map[string]*model.Group
 	current map[model.Ref]*model.Binding
-	plans   []plan.BindingPlan
-	// soft are errors that stopped nothing: a failed discovery, a binding
-	// that could not be read (a poll retries them).
-	soft     []error
-	stateErr error
-	applied  applied
-	// done: nothing in scope, nothing to do.
-	done bool
 }
 
-// run is the pipeline: read → pin → (provision) → desired and plan →
-// commit the guard's state → apply → remember; then the Report is built
-// and the observers (metrics, Events, logs) see it.
-func (s *Syncer) run(ctx context.Context, sc scope, opts CycleOptions) *Report {
-	p := &pass{s: s, sc: sc, opts: opts, popts: planOptions(s.cfg, opts), started: time.Now()}
-	rep := p.report(ctx, p.steps(ctx))
-	s.observe(rep, sc, opts)
-	return rep
+// Cycle results, as counted in runai_ldap_sync_cycles_total.
+const (
+	ResultSuccess = "success"
+	ResultPartial = "partial"
+	ResultFailure = "failure"
+)
+
+// Result says whether the cycle succeeded, was partial or failed.
+func (r *Report) Result() string {
+	switch {
+	case r.Err == nil:
+		return ResultSuccess
+	case r.Fatal:
+		return ResultFailure
+	}
+	return ResultPartial
 }
 
-func (p *pass) steps(ctx context.Context) error {
-	for _, step := range []func(context.Context) error{p.read, p.pin, p.provision, p.plan} {
-		if err := step(ctx); err != nil || p.done {
-			return err
-		}
-	}
-	p.stateErr = p.s.guard.commitState(ctx, p.opts, p.plans, p.groupsRead(), p.usedPins)
-	if p.stateErr == nil {
-		// Without the guard's record, nothing is written.
-		p.applied = p.s.writes.applyPlans(ctx, p.opts, p.sc.trigger, p.plans, p.current)
-	}
-	p.remember()
-	errs := append(append(p.soft, p.prov.errs...), groupErrors(p.failedGroups())...)
-	if p.stateErr != nil {
-		errs = append(errs, p.stateErr)
-	}
-	errs = append(errs, p.applied.errs...)
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
-}
-
-// read reads what the scope needs from the directory: a cycle, the
-// projects and every managed group; a poll, the groups a change reached;
-// a repair, nothing (it picks its bindings of the last desired state).
-func (p *pass) read(ctx context.Context) error {
-	switch p.sc.trigger {
-	case TriggerCycle:
-		return p.readAll(ctx)
-	case TriggerChange:
-		p.found.projects = p.s.lastProjects
-		resolve := p.s.dir.Resolve
-		if t, ok := p.s.dir.(TargetedResolver); ok {
-			resolve = t.ResolveTargeted
-		}
-		res, err := resolve(ctx, p.sc.affected)
-		if err != nil {
-			p.s.obs.ldapError("connect")
-			// Nothing written; the cursor stays, so the next poll tries again.
-			p.dirErr = err
-			return fmt.Errorf("read changed groups: %w", err)
-		}
-		p.res = res
-	case TriggerRepair:
-		for _, ref := range p.sc.refs {
-			if d, ok := p.s.desired[ref]; ok {
-				p.desired = append(p.desired, d)
-			}
-		}
-		p.done = len(p.desired) == 0
-	}
-	return nil
-}
-
-// readAll is a cycle's read: the projects (namespaces, then directory
-// discovery), the change history's mark, and every managed group. An error
-// means nothing could be read: nothing is written.
-func (p *pass) readAll(ctx context.Context) error {
-	s := p.s
-	nss, err := s.cluster.Namespaces(ctx)
-	if err != nil {
-		s.obs.kubeError("list")
-		return fmt.Errorf("find projects: %w", err)
-	}
-	// A full cycle starts a new directory connection: it picks up a
-	// rotated password or CA, and returns to the first server of
-	// ldap.urls after a failover. Its discovery, mark and read, and the
-	// polls until the next cycle, then share that one connection.
-	s.Close()
-	var discoverErr error
-	p.found, discoverErr = s.provisioning.findProjects(ctx, nss)
-	if unreachable(discoverErr) {
-		// The directory cannot be used at all: do not bind again for the
-		// mark and the read (a refused password would count three times).
-		p.dirErr = discoverErr
-		return fmt.Errorf("read directory: %w", discoverErr)
-	}
-	if discoverErr != nil {
-		p.soft = append(p.soft, discoverErr)
-	}
-	// Before the read: a change made during it is seen by the next poll.
-	// The mark and the read share one connection, so one server.
-	mark, markErr := s.polls.markChanges(ctx, p.opts)
-	if unreachable(markErr) {
-		p.dirErr = markErr
-		s.obs.ldapError("connect")
-		return fmt.Errorf("read directory: %w", markErr)
-	}
-	res, err := s.dir.Resolve(ctx, plan.AllGroupNames(s.cfg.Groups, p.found.projects))
-	if err != nil {
-		s.obs.ldapError("connect")
-		// Nothing could be read: write nothing at all.
-		p.dirErr = err
-		return fmt.Errorf("read directory: %w", err)
-	}
-	p.res, p.mark = res, mark
-	return nil
-}
-
-// pin loads the guard's state into the plan's options and, after a
-// directory read, checks the groups read against their identity pins.
-// Without the state nothing is planned.
-func (p *pass) pin(ctx context.Context) error {
-	if p.res == nil {
-		_, err := p.s.guard.loadState(ctx, &p.popts)
-		return err
-	}
-	res, used, err := p.s.guard.pinRead(ctx, &p.popts, p.res)
-	if err != nil {
-		// A poll's cursor stays, so the next poll tries again.
-		return err
-	}
-	p.res, p.usedPins, p.pinned = res, used, true
-	return nil
-}
-
-// provision is a cycle's: namespaces and template objects, once the
-// directory answered (if it cannot be reached, nothing at all is written).
-func (p *pass) provision(ctx context.Context) error {
-	if p.sc.trigger == TriggerCycle {
-		p.prov = p.s.provisioning.provision(ctx, p.opts, p.found)
-	}
-	return nil
-}
-
-// plan computes the desired state of the scope's bindings and plans them
-// against their current state.
-func (p *pass) plan(ctx context.Context) error {
-	s := p.s
-	switch p.sc.trigger {
-	case TriggerCycle:
-		current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
-		if err != nil {
-			s.obs.kubeError("list")
-			return fmt.Errorf("read current bindings: %w", err)
-		}
-		p.current = current
-		p.desired = plan.DesiredState(p.projects(), s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, p.res.Groups, s.members.Known())
-		p.plans = plan.Plan(p.desired, current, p.popts)
-		return nil
-	case TriggerChange:
-		known := s.members.Known()
-		groups := standingGroups(p.sc.all, p.res.Groups, s.polls.inc.failed, known)
-		desired := plan.DesiredState(p.projects(), s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, groups, known)
-		// Exactly the bindings whose desired state moved; the others are as
-		// the last cycle (and the repairs since) left them.
-		p.desired = changedDesired(desired, s.desired)
-		p.current = map[model.Ref]*model.Binding{}
-		if len(p.desired) == 0 {
-			return nil
-		}
-	}
-	current, plans, errs := s.planEach(ctx, p.desired, p.popts)
-	if current == nil {
-		return errors.Join(errs...)
-	}
-	p.current, p.plans, p.soft = current, plans, append(p.soft, errs...)
-	return nil
-}
-
-// remember keeps what the run taught for the runs after it. A cycle's
-// desired state, projects and groups are remembered even when the store
-// could not be written (nothing was); a poll's only once written, so the
-// poll that retries (its cursor stays) writes what this one did not.
-func (p *pass) remember() {
-	s := p.s
-	switch p.sc.trigger {
-	case TriggerCycle:
-		// Repairs and polls from now on re-plan against this desired state.
-		byRef := make(map[model.Ref]plan.Desired, len(p.desired))
-		for _, d := range p.desired {
-			byRef[d.Ref] = d
-		}
-		s.desired, s.planOpts = byRef, p.popts
-		s.lastProjects = p.projects()
-		s.polls.rememberCycle(p.mark, p.res)
-		s.learnGroups(p.res.Groups)
-	case TriggerChange:
-		if p.stateErr != nil {
-			return
-		}
-		for _, d := range p.desired {
-			// A binding not written stays "changed", so the poll that retries
-			// writes it.
-			if _, failed := p.applied.writeErrors[d.Ref]; p.current[d.Ref] != nil && !failed {
-				s.desired[d.Ref] = d
-			}
-		}
-		s.learnGroups(p.res.Groups)
-		// What a later poll could fix: a read or a write that failed. A
-		// binding left untouched by the plan (roleRef not Run:AI's, too
-		// large) fails the same way every time, so it does not hold the
-		// cursor back.
-		if len(p.soft) == 0 && len(p.applied.writeErrors) == 0 && len(p.failedGroups()) == 0 {
-			s.polls.advance(&p.sc.changes.Next)
-		}
-	}
-}
-
-// projects are the projects planned: a cycle's, less those whose
-// namespace could not be created; the last cycle's for the others.
-func (p *pass) projects() []plan.Project {
-	if p.prov.projects != nil {
-		return p.prov.projects
-	}
-	return p.found.projects
-}
-
-// groupsRead are the groups read from the directory, as planned (none
-// before their pins were checked).
-func (p *pass) groupsRead() map[string]*model.Group {
-	if !p.pinned {
-		return nil
-	}
-	return p.res.Groups
-}
-
-// failedGroups are the groups of the read whose lookup failed.
-func (p *pass) failedGroups() map[string]error {
-	failed := map[string]error{}
-	for name, g := range p.groupsRead() {
-		if g.Err != nil {
-			failed[name] = g.Err
-		}
-	}
-	return failed
-}
-
-// report builds the run's Report from what the steps returned.
-func (p *pass) report(ctx context.Context, err error) *Report {
-	rep := newReport(p.sc.trigger)
-	rep.Started, rep.Duration, rep.Err, rep.DirErr = p.started, time.Since(p.started), err, p.dirErr
-	rep.Projects = p.projects()
-	rep.SkippedProjects = append(p.found.skipped, p.prov.skipped...)
-	rep.Provision = p.prov.report(p.found)
-	rep.Plans, rep.CycleWanted = p.plans, p.sc.newProject
-	if p.pinned {
-		rep.Skipped, rep.skippedSamples = p.res.Skipped, p.res.SkippedSamples
-		rep.MissingGroups, rep.FailedGroups = missingGroups(p.res.Groups), p.failedGroups()
-	}
-	if p.sc.trigger == TriggerCycle && p.res != nil && p.current != nil {
-		rep.read = readState{groups: p.res.Groups, current: p.current}
-	}
-	rep.outcomes = p.applied.outcomes
-	for _, o := range p.applied.outcomes {
-		switch {
-		case o.err != nil:
-			rep.WriteErrors[o.p.Ref] = o.err
-		case o.tried:
-			rep.Applied++
-			if o.firstCreate {
-				rep.Created++
-			}
-		}
-	}
-	if p.sc.trigger == TriggerCycle && err != nil && (p.plans == nil || ctx.Err() != nil) {
-		// Stopped before planning (nothing could be read, nothing written),
-		// or interrupted by a shutdown.
-		rep.Fatal = true
-	}
-	return rep
-}
-
-// missingGroups are the groups of a read that do not exist, sorted.
-func missingGroups(groups map[string]*model.Group) []string {
-	var out []string
-	for _, name := range sortedKeys(groups) {
-		if g := groups[name]; g.Err == nil && !g.Found {
-			out = append(out, name)
+// Changes returns the plans that write something.
+func (r *Report) Changes() []plan.BindingPlan {
+	var out []plan.BindingPlan
+	for _, p := range r.Plans {
+		if p.HasChanges() {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// groupErrors are the errors of the groups whose lookup failed.
-func groupErrors(failed map[string]error) []error {
-	var errs []error
-	for name, gerr := range failed {
-		errs = append(errs, fmt.Errorf("group %q: %w", name, gerr))
-	}
-	return errs
+// Cycle runs one sync cycle: projects, directory, desired state, plan and,
+// unless dry-run, the writes.
+func (s *Pipeline) Cycle(ctx context.Context, opts CycleOptions) *Report {
+	return s.run(ctx, cycleScope(), opts)
 }
 
-// observe shows a finished run to its observers: Events and metrics of
-// each plan's outcome, then the path's metrics and logs.
-func (s *Syncer) observe(rep *Report, sc scope, opts CycleOptions) {
-	s.logs.outcomes(rep, opts)
-	if !opts.DryRun {
-		for _, o := range rep.outcomes {
-			s.writes.recordEvents(o, rep.Trigger)
-			s.obs.applied(o)
-		}
+func newReport(trigger string) *Report {
+	return &Report{Trigger: trigger, Started: time.Now(), FailedGroups: map[string]error{}, WriteErrors: map[model.Ref]error{},
+		Provision: ProvisionReport{NamespaceErrors: map[string]error{}, TemplateErrors: map[template.Key]error{}}}
+}
+
+// planOptions are the policy inputs of a plan under cfg.
+func planOptions(cfg *config.Config, opts CycleOptions) plan.PlanOptions {
+	return plan.PlanOptions{Policy: cfg.Policy, Guard: cfg.Guard, Adopt: cfg.Ownership.Adopt, Approve: opts.Approve, Now: time.Now(),
+		RunaiNamespace: cfg.Kubernetes.RunaiNamespace,
+		MaxShards:      cfg.Kubernetes.MaxBindingShards, ShardBytes: cfg.Kubernetes.BindingShardBytes}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	switch sc.trigger {
-	case TriggerCycle:
-		s.obs.cycleDone(rep)
-		s.logs.cycleRead(rep)
-	case TriggerChange:
-		s.obs.pollDone(rep, opts, sc.seen)
-	case TriggerRepair:
-		s.obs.repairDone(rep)
+	sort.Strings(out)
+	return out
+}
+
+func sample(s []string, n int) []string {
+	if len(s) <= n {
+		return s
 	}
+	return s[:n]
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -11,9 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -37,7 +37,7 @@ type Provisioner interface {
 // labels namespaces and keeps the project template's objects present, and
 // keeps what it learnt doing so.
 type provisioner struct {
-	s          *Syncer // the term's logger, metrics and configuration
+	s          *Pipeline // the term's logger, metrics and configuration
 	discoverer Discoverer
 	prov       Provisioner
 	// tmpl is the project template (WithTemplate); nil: none.
@@ -50,17 +50,17 @@ type provisioner struct {
 	discovered []string
 }
 
-// WithProvisioning gives the Syncer what the opt-in projects.* features
+// WithProvisioning gives the Pipeline what the opt-in projects.* features
 // need: the directory's project discovery and the namespace and template
 // writer. Call it before the first cycle.
-func (s *Syncer) WithProvisioning(d Discoverer, p Provisioner) *Syncer {
+func (s *Pipeline) WithProvisioning(d Discoverer, p Provisioner) *Pipeline {
 	s.provisioning.discoverer, s.provisioning.prov = d, p
 	return s
 }
 
-// WithTemplate gives the Syncer Run:AI's project template
+// WithTemplate gives the Pipeline Run:AI's project template
 // (projects.template, read at start-up by template.Load); nil: none.
-func (s *Syncer) WithTemplate(t *template.Template) *Syncer {
+func (s *Pipeline) WithTemplate(t *template.Template) *Pipeline {
 	s.provisioning.tmpl = t
 	return s
 }
@@ -142,7 +142,7 @@ func (v provisioned) report(f projectsFound) ProvisionReport {
 // findProjects discovers projects (if configured) and derives the cycle's
 // projects and namespace actions. A failed discovery is returned, and the
 // cycle goes on with the projects it knows.
-func (v *provisioner) findProjects(ctx context.Context, nss []kube.Namespace) (projectsFound, error) {
+func (v *provisioner) findProjects(ctx context.Context, nss []model.Namespace) (projectsFound, error) {
 	var disc plan.Discovered
 	var derr error
 	var found projectsFound
@@ -302,7 +302,7 @@ func (v *provisioner) applyTemplate(ctx context.Context, opts CycleOptions, trig
 			creating[a.Namespace] = true
 		}
 	}
-	labels := map[string]string{kube.ManagedByLabel: kube.ManagedByValue, TemplateLabel: "true"}
+	labels := map[string]string{model.ManagedByLabel: model.ManagedByValue, TemplateLabel: "true"}
 	for _, p := range projects {
 		for _, obj := range t.Render(p.Name, p.Namespace, labels) {
 			key := template.KeyOf(obj)
@@ -376,7 +376,7 @@ func TemplateSelector() string { return templateSelector }
 // TemplateChanged is the informer handler for the template's RoleBindings:
 // one was changed or deleted (by anyone), so the template is checked again
 // (RepairTemplate) within repair.minInterval. It never blocks.
-func (s *Syncer) TemplateChanged() {
+func (s *Pipeline) TemplateChanged() {
 	if s.provisioning.tmpl == nil {
 		return
 	}
@@ -389,7 +389,7 @@ func (s *Syncer) TemplateChanged() {
 // RepairTemplate brings back the template objects of the last cycle's
 // projects, without reading the directory: the same comparison and apply
 // as a cycle's, so an object that matches is not written.
-func (s *Syncer) RepairTemplate(ctx context.Context, opts CycleOptions) *Report {
+func (s *Pipeline) RepairTemplate(ctx context.Context, opts CycleOptions) *Report {
 	rep := newReport(TriggerRepair)
 	t := s.provisioning.tmpl
 	if t == nil || s.provisioning.prov == nil || s.lastProjects == nil {

@@ -18,10 +18,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube/template"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -45,7 +45,7 @@ func (f *fakeProv) CreateNamespace(_ context.Context, name string, l map[string]
 	f.calls = append(f.calls, "create-ns "+name)
 	f.cl.Lock()
 	defer f.cl.Unlock()
-	f.cl.nss = append(f.cl.nss, kube.Namespace{Name: name, Labels: l})
+	f.cl.nss = append(f.cl.nss, model.Namespace{Name: name, Labels: l})
 	return nil
 }
 
@@ -122,7 +122,7 @@ metadata: {name: runai-job-executor-manual, namespace: <NAMESPACE>}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: runai-job-executor}
 `
 
-func provisioningFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeProv, *metrics.Metrics) {
+func provisioningFixture(t *testing.T) (*Pipeline, *fakeDir, *fakeCluster, *fakeProv, *metrics.Metrics) {
 	t.Helper()
 	dir, cl := newFixture()
 	dir.members["runai-gamma-executors"] = []string{"gus"}
@@ -160,7 +160,7 @@ func TestCycleProvisionsNewProjectsInOneCycle(t *testing.T) {
 	if len(rep.Provision.Templates) != 8 || rep.Provision.TemplateObjects != 8 {
 		t.Errorf("planned %d template changes of %d objects, want 8 of 8", len(rep.Provision.Templates), rep.Provision.TemplateObjects)
 	}
-	if !hasPlan(rep, kube.ExecutorRef("runai-delta"), true) {
+	if !hasPlan(rep, model.ExecutorRef("runai-delta"), true) {
 		t.Error("the dry run does not plan the new project's executor binding")
 	}
 
@@ -178,14 +178,14 @@ func TestCycleProvisionsNewProjectsInOneCycle(t *testing.T) {
 				t.Errorf("%s/%s not applied", ns, name)
 			}
 		}
-		if hasObject(prov, ns, kube.ExecutorBinding) {
+		if hasObject(prov, ns, model.ExecutorBinding) {
 			t.Errorf("the template's executor binding was applied in %s: its subjects are the directory's", ns)
 		}
 	}
-	if got := cl.users(kube.ExecutorRef("runai-delta")); !reflect.DeepEqual(got, []string{"dora"}) {
+	if got := cl.users(model.ExecutorRef("runai-delta")); !reflect.DeepEqual(got, []string{"dora"}) {
 		t.Errorf("new directory project's executors = %v", got)
 	}
-	if got := cl.users(kube.ExecutorRef("runai-gamma")); !reflect.DeepEqual(got, []string{"gus"}) {
+	if got := cl.users(model.ExecutorRef("runai-gamma")); !reflect.DeepEqual(got, []string{"gus"}) {
 		t.Errorf("new static project's executors = %v", got)
 	}
 	labelsOf := func(name string) map[string]string {
@@ -245,7 +245,7 @@ func namespaceNames(as []plan.NamespaceAction) []string {
 	return out
 }
 
-func hasPlan(rep *Report, ref kube.Ref, create bool) bool {
+func hasPlan(rep *Report, ref model.Ref, create bool) bool {
 	for _, p := range rep.Plans {
 		if p.Ref == ref && p.Create == create {
 			return true
@@ -279,7 +279,7 @@ func TestCycleProvisioningFailures(t *testing.T) {
 	if !containsSkip(rep.SkippedProjects, "gamma", plan.SkipCreateFailed) {
 		t.Errorf("skipped %+v", rep.SkippedProjects)
 	}
-	if got := cl.users(kube.ExecutorRef("runai-delta")); !reflect.DeepEqual(got, []string{"dora"}) {
+	if got := cl.users(model.ExecutorRef("runai-delta")); !reflect.DeepEqual(got, []string{"dora"}) {
 		t.Errorf("delta's executors = %v", got)
 	}
 	if v := value(m.ProjectsSkipped.WithLabelValues(plan.SkipCreateFailed)); v != 1 {
@@ -297,7 +297,7 @@ func TestCycleProvisioningFailures(t *testing.T) {
 	if !reflect.DeepEqual(prov2.calls[:1], []string{"create-ns runai-gamma"}) || strings.Contains(strings.Join(prov2.calls, " "), "runai-delta") {
 		t.Errorf("writes %v", prov2.calls)
 	}
-	if cl2.users(kube.ExecutorRef("runai-alpha")) == nil {
+	if cl2.users(model.ExecutorRef("runai-alpha")) == nil {
 		t.Error("labelled projects were not synced after a discovery failure")
 	}
 }
@@ -421,13 +421,13 @@ func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
 	// discovery makes it a project, by labelling it (a discovered project
 	// never uses an unlabelled namespace as it is: the fence).
 	s.cfg.Projects.LabelExistingNamespaces = true
-	cl.nss = append(cl.nss, kube.Namespace{Name: "runai-epsilon"})
+	cl.nss = append(cl.nss, model.Namespace{Name: "runai-epsilon"})
 	dir.members["runai-epsilon-executors"] = []string{"eve"}
 	s.provisioning.discoverer = fakeDiscoverer{d: &ldapsrc.Discovery{Projects: []ldapsrc.DiscoveredProject{{Name: "epsilon"}}}}
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	epsilon := kube.ExecutorRef("runai-epsilon")
+	epsilon := model.ExecutorRef("runai-epsilon")
 	if got := cl.users(epsilon); !reflect.DeepEqual(got, []string{"eve"}) {
 		t.Fatalf("epsilon's executors = %v", got)
 	}
@@ -452,6 +452,6 @@ func TestDiscoveryFailureKeepsTheLastProjects(t *testing.T) {
 	s2, _, _, _, _ := provisioningFixture(t)
 	s2.provisioning.discoverer = fakeDiscoverer{err: errors.New("search timed out")}
 	if rep := s2.Cycle(context.Background(), CycleOptions{}); hasPlan(rep, epsilon, false) || hasPlan(rep, epsilon, true) {
-		t.Error("a fresh Syncer invented discovered projects")
+		t.Error("a fresh Pipeline invented discovered projects")
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
@@ -19,15 +19,15 @@ import (
 // projects changed (which needs a full cycle), and whether a template
 // object changed. Repeated events coalesce. Owned by the loop.
 type workQueue struct {
-	refs  map[kube.Ref]struct{}
+	refs  map[model.Ref]struct{}
 	cycle bool
 	// template: a template object was changed or deleted.
 	template bool
 }
 
-func newWorkQueue() workQueue { return workQueue{refs: map[kube.Ref]struct{}{}} }
+func newWorkQueue() workQueue { return workQueue{refs: map[model.Ref]struct{}{}} }
 
-func (q *workQueue) add(refs ...kube.Ref) {
+func (q *workQueue) add(refs ...model.Ref) {
 	for _, r := range refs {
 		q.refs[r] = struct{}{}
 	}
@@ -40,7 +40,7 @@ func (q *workQueue) requestTemplate() { q.template = true }
 func (q *workQueue) pending() bool { return len(q.refs) > 0 || q.cycle || q.template }
 
 // take empties the queue of bindings and the cycle request.
-func (q *workQueue) take() (refs []kube.Ref, cycle bool) {
+func (q *workQueue) take() (refs []model.Ref, cycle bool) {
 	for r := range q.refs {
 		refs = append(refs, r)
 	}
@@ -56,10 +56,10 @@ func (q *workQueue) take() (refs []kube.Ref, cycle bool) {
 // guard; our own writes (by resourceVersion) and changes the plan does not
 // care about (a hand-added user, a Group subject) are ignored. b is nil
 // for a deletion. It never blocks on a server.
-func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
+func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
 	// A shard belongs to the logical binding it extends.
-	logical, index, ok := kube.ShardBase(ref)
-	if !ok || (index > 0 && !kube.IsShard(ref)) {
+	logical, index, ok := model.ShardBase(ref)
+	if !ok || (index > 0 && !model.IsShard(ref)) {
 		return
 	}
 	d, managed := s.desired[logical]
@@ -96,9 +96,9 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 	}
 	cur := b
 	if cur == nil {
-		cur = &kube.Binding{Ref: ref}
+		cur = &model.Binding{Ref: ref}
 	}
-	p := plan.PlanOne(d, []*kube.Binding{cur}, opts)
+	p := plan.PlanOne(d, []*model.Binding{cur}, opts)
 	if !p.HasChanges() {
 		return
 	}
@@ -112,7 +112,7 @@ func (s *Syncer) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
 // for: of a binding (what it misses and holds unexpectedly), or of a
 // sharded binding's shard (planned by the repair, which reads them all).
 type drift struct {
-	ref                 kube.Ref
+	ref                 model.Ref
 	shard, change       string
 	missing, unexpected []string
 }
@@ -122,9 +122,9 @@ type drift struct {
 // namespace appearing, disappearing or terminating, changes the set of
 // projects, which needs a full cycle (the new project's groups must be
 // read). Other namespace changes are ignored.
-func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
+func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) {
 	label := s.cfg.Projects.NamespaceLabel
-	value := func(n *kube.Namespace) (string, bool) {
+	value := func(n *model.Namespace) (string, bool) {
 		if n == nil || label == "" {
 			return "", false
 		}
@@ -163,7 +163,7 @@ func (s *Syncer) NamespaceChanged(old, cur *kube.Namespace) {
 	s.work.requestCycle()
 }
 
-func isStaticNamespace(cfg config.Projects, nss ...*kube.Namespace) bool {
+func isStaticNamespace(cfg config.Projects, nss ...*model.Namespace) bool {
 	for _, n := range nss {
 		if n == nil {
 			continue
@@ -188,7 +188,7 @@ func isStaticNamespace(cfg config.Projects, nss ...*kube.Namespace) bool {
 // same way. Bindings not in the last desired state are skipped, as are
 // executor bindings whose namespace is gone or terminating (the namespace
 // change queues a full cycle).
-func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions) *Report {
+func (s *Pipeline) Repair(ctx context.Context, refs []model.Ref, opts CycleOptions) *Report {
 	return s.run(ctx, scope{trigger: TriggerRepair, refs: refs}, opts)
 }
 
@@ -196,16 +196,16 @@ func (s *Syncer) Repair(ctx context.Context, refs []kube.Ref, opts CycleOptions)
 // daemon) and plans it, skipping executor bindings whose namespace is gone
 // or terminating (that change queues a full cycle). A nil map means
 // nothing could be planned.
-func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions) (map[kube.Ref]*kube.Binding, []plan.BindingPlan, []error) {
+func (s *Pipeline) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions) (map[model.Ref]*model.Binding, []plan.BindingPlan, []error) {
 	live, err := liveNamespaces(ctx, s.cluster, s.obs)
 	if err != nil {
 		return nil, nil, []error{err}
 	}
 	var errs []error
 	var plans []plan.BindingPlan
-	current := map[kube.Ref]*kube.Binding{}
+	current := map[model.Ref]*model.Binding{}
 	for _, d := range desired {
-		if d.Ref.Name == kube.ExecutorBinding && !live[d.Ref.Namespace] {
+		if d.Ref.Name == model.ExecutorBinding && !live[d.Ref.Namespace] {
 			continue
 		}
 		shards, err := getShards(ctx, s.cluster, d.Ref, current)
@@ -225,10 +225,10 @@ func (s *Syncer) planEach(ctx context.Context, desired []plan.Desired, popts pla
 // still counts, and its roleRef or record may leave the binding
 // untouched). From the informer cache in the daemon, these are memory
 // reads.
-func getShards(ctx context.Context, cluster Cluster, ref kube.Ref, current map[kube.Ref]*kube.Binding) ([]*kube.Binding, error) {
-	var out []*kube.Binding
-	for i := 0; i <= kube.MaxShards; i++ {
-		r := kube.ShardRef(ref, i)
+func getShards(ctx context.Context, cluster Cluster, ref model.Ref, current map[model.Ref]*model.Binding) ([]*model.Binding, error) {
+	var out []*model.Binding
+	for i := 0; i <= model.MaxShards; i++ {
+		r := model.ShardRef(ref, i)
 		b, err := cluster.Get(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", r, err)

@@ -22,7 +22,7 @@ import (
 )
 
 type recordedEvent struct {
-	ref                   kube.Ref
+	ref                   model.Ref
 	uid                   string
 	kind, reason, message string
 }
@@ -32,7 +32,7 @@ type fakeRecorder struct {
 	events []recordedEvent
 }
 
-func (f *fakeRecorder) Event(ref kube.Ref, uid string, eventType, reason, message string) {
+func (f *fakeRecorder) Event(ref model.Ref, uid string, eventType, reason, message string) {
 	f.Lock()
 	defer f.Unlock()
 	f.events = append(f.events, recordedEvent{ref, uid, eventType, reason, message})
@@ -46,10 +46,10 @@ func (f *fakeRecorder) take() []recordedEvent {
 	return out
 }
 
-var alphaRef = kube.ExecutorRef("runai-alpha")
+var alphaRef = model.ExecutorRef("runai-alpha")
 
 // syncedFixture runs a first cycle, so repairs have a desired state.
-func syncedFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeRecorder) {
+func syncedFixture(t *testing.T) (*Pipeline, *fakeDir, *fakeCluster, *fakeRecorder) {
 	t.Helper()
 	dir, cl := newFixture()
 	rec := &fakeRecorder{}
@@ -60,16 +60,16 @@ func syncedFixture(t *testing.T) (*Syncer, *fakeDir, *fakeCluster, *fakeRecorder
 	return s, dir, cl, rec
 }
 
-func pending(s *Syncer) []kube.Ref {
-	var out []kube.Ref
+func pending(s *Pipeline) []model.Ref {
+	var out []model.Ref
 	for r := range s.work.refs {
 		out = append(out, r)
 	}
 	return out
 }
 
-func dropUser(name string) func(*kube.Binding) {
-	return func(b *kube.Binding) {
+func dropUser(name string) func(*model.Binding) {
+	return func(b *model.Binding) {
 		var keep []model.Subject
 		for _, s := range b.Subjects {
 			if s.Name != name {
@@ -91,7 +91,7 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 		t.Fatalf("own write queued a repair: %v", p)
 	}
 	// A hand-added user and a Group: not drift under policy sync.
-	b := cl.edit(alphaRef, func(b *kube.Binding) {
+	b := cl.edit(alphaRef, func(b *model.Binding) {
 		b.Subjects = append(b.Subjects, model.UserSubject("contractor"), model.Subject{APIGroup: model.RBACGroup, Kind: model.KindGroup, Name: "admins"})
 	})
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
@@ -99,22 +99,22 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 		t.Fatalf("a harmless hand edit queued a repair: %v", p)
 	}
 	// An unmanaged binding: ignored.
-	other := kube.ExecutorRef("elsewhere")
-	s.BindingChanged(other, &kube.Binding{Ref: other, Exists: true}, "999")
+	other := model.ExecutorRef("elsewhere")
+	s.BindingChanged(other, &model.Binding{Ref: other, Exists: true}, "999")
 	if p := pending(s); len(p) != 0 {
 		t.Fatalf("unmanaged binding queued: %v", p)
 	}
 	// A managed user removed by hand: drift.
 	b = cl.edit(alphaRef, dropUser("alice"))
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	if p := pending(s); !reflect.DeepEqual(p, []kube.Ref{alphaRef}) {
+	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{alphaRef}) {
 		t.Fatalf("pending = %v, want alpha", p)
 	}
 	// A deletion: drift.
 	s.work.take()
-	rv := cl.remove(kube.ViewerRef())
-	s.BindingChanged(kube.ViewerRef(), nil, rv)
-	if p := pending(s); !reflect.DeepEqual(p, []kube.Ref{kube.ViewerRef()}) {
+	rv := cl.remove(model.ViewerRef())
+	s.BindingChanged(model.ViewerRef(), nil, rv)
+	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{model.ViewerRef()}) {
 		t.Fatalf("pending = %v, want viewer", p)
 	}
 }
@@ -127,8 +127,8 @@ func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
 
 	b := cl.edit(alphaRef, dropUser("alice"))
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	cl.remove(kube.ViewerRef())
-	s.BindingChanged(kube.ViewerRef(), nil, "")
+	cl.remove(model.ViewerRef())
+	s.BindingChanged(model.ViewerRef(), nil, "")
 	refs, _ := s.work.take()
 
 	cl.writes = nil
@@ -142,7 +142,7 @@ func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
 	if got := cl.users(alphaRef); !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
 		t.Errorf("alpha after repair = %v", got)
 	}
-	if got := cl.users(kube.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
+	if got := cl.users(model.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
 		t.Errorf("viewer after repair = %v", got)
 	}
 	if len(cl.writes) != 2 || rep.Applied != 2 || rep.Trigger != TriggerRepair {
@@ -174,7 +174,7 @@ func TestRepairBeforeAnyCycleDoesNothing(t *testing.T) {
 	if p := pending(s); len(p) != 0 {
 		t.Fatalf("queued before the first cycle: %v", p)
 	}
-	rep := s.Repair(context.Background(), []kube.Ref{alphaRef}, CycleOptions{})
+	rep := s.Repair(context.Background(), []model.Ref{alphaRef}, CycleOptions{})
 	if rep.Err != nil || len(cl.writes) != 0 || dir.resolves != 0 {
 		t.Errorf("err=%v writes=%v resolves=%d", rep.Err, cl.writes, dir.resolves)
 	}
@@ -223,7 +223,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	// An approval annotation on the binding (which a project admin may
 	// write) approves nothing: the repair drops it.
 	key := plan.ApprovalKey(alphaRef, []string{"u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}, nil)
-	b = cl.edit(alphaRef, func(b *kube.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
+	b = cl.edit(alphaRef, func(b *model.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	refs, _ = s.work.take()
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
@@ -275,11 +275,11 @@ func TestRepairSkipsGoneNamespacesAndFailedGroups(t *testing.T) {
 		t.Errorf("binding of a failed group queued: %v", p)
 	}
 	// beta's namespace is terminating: its binding is not recreated.
-	betaRef := kube.ExecutorRef("runai-beta")
+	betaRef := model.ExecutorRef("runai-beta")
 	cl.nss[1].Terminating = true
 	cl.remove(betaRef)
 	cl.writes = nil
-	if rep := s.Repair(context.Background(), []kube.Ref{alphaRef, betaRef}, CycleOptions{}); rep.Err != nil || len(cl.writes) != 0 {
+	if rep := s.Repair(context.Background(), []model.Ref{alphaRef, betaRef}, CycleOptions{}); rep.Err != nil || len(cl.writes) != 0 {
 		t.Errorf("err=%v writes=%v", rep.Err, cl.writes)
 	}
 }
@@ -287,13 +287,13 @@ func TestRepairSkipsGoneNamespacesAndFailedGroups(t *testing.T) {
 func TestNamespaceChangedQueuesACycle(t *testing.T) {
 	s, _, _, _ := syncedFixture(t)
 	s.cfg.Projects.Static = []config.StaticProject{{Name: "gamma"}}
-	ns := func(name string, labels map[string]string) *kube.Namespace {
-		return &kube.Namespace{Name: name, Labels: labels}
+	ns := func(name string, labels map[string]string) *model.Namespace {
+		return &model.Namespace{Name: name, Labels: labels}
 	}
 	q := map[string]string{"runai/queue": "delta"}
 	tests := []struct {
 		name     string
-		old, cur *kube.Namespace
+		old, cur *model.Namespace
 		want     bool
 	}{
 		{"unrelated namespace created", nil, ns("kube-x", nil), false},
@@ -302,7 +302,7 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 		{"label added", ns("d", nil), ns("d", q), true},
 		{"label value changed", ns("d", map[string]string{"runai/queue": "old"}), ns("d", q), true},
 		{"labelled namespace deleted", ns("d", q), nil, true},
-		{"labelled namespace terminating", ns("d", q), &kube.Namespace{Name: "d", Labels: q, Terminating: true}, true},
+		{"labelled namespace terminating", ns("d", q), &model.Namespace{Name: "d", Labels: q, Terminating: true}, true},
 		{"labelled namespace other change", ns("d", q), ns("d", map[string]string{"runai/queue": "delta", "y": "1"}), false},
 		{"static project namespace created", nil, ns("runai-gamma", nil), true},
 	}
@@ -349,7 +349,7 @@ func TestCycleEvents(t *testing.T) {
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Created != 0 || rep.Applied != 1 {
 		t.Errorf("re-creation counted in the summary: created %d, written %d", rep.Created, rep.Applied)
 	}
-	byRef := map[kube.Ref]recordedEvent{}
+	byRef := map[model.Ref]recordedEvent{}
 	for _, e := range rec.take() {
 		byRef[e.ref] = e
 	}
@@ -363,7 +363,7 @@ func TestCycleEvents(t *testing.T) {
 	s.Cycle(context.Background(), CycleOptions{})
 	for _, e := range rec.take() {
 		switch e.ref {
-		case kube.ExecutorRef("runai-beta"):
+		case model.ExecutorRef("runai-beta"):
 			if e.reason != ReasonChanged || e.message != "removed by group sync (no longer in the directory groups; they were added by group sync): frank" {
 				t.Errorf("beta event %+v", e)
 			}
@@ -374,7 +374,7 @@ func TestCycleEvents(t *testing.T) {
 		}
 	}
 	// roleRef mismatch.
-	cl.edit(alphaRef, func(b *kube.Binding) { b.RoleRef.Name = "cluster-admin" })
+	cl.edit(alphaRef, func(b *model.Binding) { b.RoleRef.Name = "cluster-admin" })
 	dir.failing["runai-alpha-executors"] = false
 	s.Cycle(context.Background(), CycleOptions{})
 	found := false
@@ -407,12 +407,12 @@ func TestEventMessagesAreBounded(t *testing.T) {
 	}
 }
 
-func TestRunnerRepairsDriftQuicklyAndRateLimited(t *testing.T) {
+func TestLoopRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 	s, _, cl, _ := syncedFixture(t)
 	m := metrics.NewMetrics("test")
 	s.obs = metricsObserver{m: m}
-	r := &Runner{Syncer: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(), RepairInterval: time.Second}
-	startRunner(t, r)
+	r := &Loop{Pipeline: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(), RepairInterval: time.Second}
+	startLoop(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 
 	edit := func(user string) time.Time {
@@ -452,20 +452,20 @@ func testCounter(t *testing.T, m *metrics.Metrics, name, match string) float64 {
 	return metricstest.Sum(t, m.Registry, name, match)
 }
 
-func TestRunnerRunsACycleWhenProjectsChange(t *testing.T) {
+func TestLoopRunsACycleWhenProjectsChange(t *testing.T) {
 	dir, cl := newFixture()
 	s := New(testConfig(), dir, cl, zap.NewNop(), nil)
-	r := &Runner{Syncer: s, Schedule: "@every 1h", Log: zap.NewNop(), RepairInterval: time.Second}
-	startRunner(t, r)
+	r := &Loop{Pipeline: s, Schedule: "@every 1h", Log: zap.NewNop(), RepairInterval: time.Second}
+	startLoop(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 	// gamma appears: a full cycle (which reads the directory) creates its binding.
 	dir.members["runai-gamma-executors"] = []string{"zed"}
-	gamma := kube.Namespace{Name: "runai-gamma", Labels: map[string]string{"runai/queue": "gamma"}}
+	gamma := model.Namespace{Name: "runai-gamma", Labels: map[string]string{"runai/queue": "gamma"}}
 	cl.Lock()
 	cl.nss = append(cl.nss, gamma)
 	cl.Unlock()
 	r.NamespaceChanged(nil, &gamma)
-	waitFor(t, 5*time.Second, func() bool { return len(cl.users(kube.ExecutorRef("runai-gamma"))) == 1 })
+	waitFor(t, 5*time.Second, func() bool { return len(cl.users(model.ExecutorRef("runai-gamma"))) == 1 })
 }
 
 func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
@@ -473,16 +473,16 @@ func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
 	s.work.take()
 	// The informer saw our write, then missed the deletion while its watch
 	// was down; the re-list reports it with our write's version.
-	own, _ := cl.Get(context.Background(), kube.ViewerRef())
-	cl.remove(kube.ViewerRef())
-	s.BindingChanged(kube.ViewerRef(), nil, own.ResourceVersion)
+	own, _ := cl.Get(context.Background(), model.ViewerRef())
+	cl.remove(model.ViewerRef())
+	s.BindingChanged(model.ViewerRef(), nil, own.ResourceVersion)
 	if p := pending(s); len(p) != 1 {
 		t.Fatalf("deletion ignored: pending = %v", p)
 	}
 }
 
-// startRunner runs r until the test ends, then stops it and waits.
-func startRunner(t *testing.T, r *Runner) {
+// startLoop runs r until the test ends, then stops it and waits.
+func startLoop(t *testing.T, r *Loop) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -490,7 +490,7 @@ func startRunner(t *testing.T, r *Runner) {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
+			t.Errorf("loop: %v", err)
 		}
 	})
 }

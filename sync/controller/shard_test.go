@@ -10,7 +10,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
@@ -18,7 +17,7 @@ import (
 
 // shardedFixture: 150 global viewers, 66 users of 4 characters a binding
 // (bindingShardBytes 4096): the viewer binding and two shards.
-func shardedFixture(t *testing.T) (*Syncer, *fakeCluster, *fakeRecorder, *metrics.Metrics, []string) {
+func shardedFixture(t *testing.T) (*Pipeline, *fakeCluster, *fakeRecorder, *metrics.Metrics, []string) {
 	t.Helper()
 	dir, cl := newFixture()
 	var viewers []string
@@ -39,10 +38,10 @@ func shardedFixture(t *testing.T) (*Syncer, *fakeCluster, *fakeRecorder, *metric
 }
 
 // granted is every user the viewer binding and its shards hold.
-func (f *fakeCluster) granted(ref kube.Ref) []string {
+func (f *fakeCluster) granted(ref model.Ref) []string {
 	seen := map[string]bool{}
-	for i := 0; i <= kube.MaxShards; i++ {
-		for _, u := range f.users(kube.ShardRef(ref, i)) {
+	for i := 0; i <= model.MaxShards; i++ {
+		for _, u := range f.users(model.ShardRef(ref, i)) {
 			seen[u] = true
 		}
 	}
@@ -56,13 +55,13 @@ func (f *fakeCluster) granted(ref kube.Ref) []string {
 
 func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	s, cl, rec, m, all := shardedFixture(t)
-	viewer := kube.ViewerRef()
+	viewer := model.ViewerRef()
 	sort.Strings(all)
 	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
 		t.Fatalf("granted %d users, want %d", len(got), len(all))
 	}
 	for i := 0; i < 3; i++ {
-		if n := len(cl.users(kube.ShardRef(viewer, i))); n == 0 || n > 66 {
+		if n := len(cl.users(model.ShardRef(viewer, i))); n == 0 || n > 66 {
 			t.Errorf("binding %d holds %d users", i, n)
 		}
 	}
@@ -79,18 +78,18 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 
 	// A hand-deleted shard queues a repair of the logical binding, which
 	// writes that shard alone.
-	s1 := kube.ShardRef(viewer, 1)
+	s1 := model.ShardRef(viewer, 1)
 	rv := cl.remove(s1)
 	s.BindingChanged(s1, nil, rv)
 	refs, _ := s.work.take()
-	if !reflect.DeepEqual(refs, []kube.Ref{viewer}) {
+	if !reflect.DeepEqual(refs, []model.Ref{viewer}) {
 		t.Fatalf("queued %v, want the logical binding", refs)
 	}
 	cl.writes = nil
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || rep.Applied != 1 {
 		t.Fatalf("repair: %v, applied %d", rep.Err, rep.Applied)
 	}
-	if !reflect.DeepEqual(cl.writes, []kube.Ref{s1}) {
+	if !reflect.DeepEqual(cl.writes, []model.Ref{s1}) {
 		t.Errorf("repair wrote %v, want %v", cl.writes, s1)
 	}
 	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
@@ -105,8 +104,8 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 
 	// The whole logical binding deleted by hand: its re-creation is drift,
 	// one Event on the logical binding, none on its shards.
-	for i := 0; i <= kube.MaxShards; i++ {
-		cl.remove(kube.ShardRef(viewer, i))
+	for i := 0; i <= model.MaxShards; i++ {
+		cl.remove(model.ShardRef(viewer, i))
 	}
 	rec.take()
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || rep.Created != 0 {
@@ -114,7 +113,7 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	}
 	var viewerEvents int
 	for _, e := range rec.take() {
-		if e.ref.Name != kube.ViewerBinding && e.ref.Kind == kube.KindClusterRoleBinding {
+		if e.ref.Name != model.ViewerBinding && e.ref.Kind == model.KindClusterRoleBinding {
 			t.Errorf("event on a shard: %+v", e)
 		}
 		if e.ref == viewer {
@@ -134,12 +133,12 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 // the role.
 func TestShardMovesWaitForTheirWrites(t *testing.T) {
 	s, cl, _, _, all := shardedFixture(t)
-	viewer := kube.ViewerRef()
+	viewer := model.ViewerRef()
 	sort.Strings(all)
 	before := cl.users(viewer)
 	s.cfg.Kubernetes.BindingShardBytes = 3000 // 42 users a binding: moves
-	for i := 1; i <= kube.MaxShards; i++ {
-		cl.failOn[kube.ShardRef(viewer, i)] = true
+	for i := 1; i <= model.MaxShards; i++ {
+		cl.failOn[model.ShardRef(viewer, i)] = true
 	}
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if rep.Err == nil || rep.WriteErrors[viewer] == nil {
@@ -155,8 +154,8 @@ func TestShardMovesWaitForTheirWrites(t *testing.T) {
 	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
 		t.Errorf("after the moves %d users granted, want %d", len(got), len(all))
 	}
-	for i := 0; i <= kube.MaxShards; i++ {
-		if n := len(cl.users(kube.ShardRef(viewer, i))); n > 42 {
+	for i := 0; i <= model.MaxShards; i++ {
+		if n := len(cl.users(model.ShardRef(viewer, i))); n > 42 {
 			t.Errorf("binding %d holds %d users, more than the safe size", i, n)
 		}
 	}
@@ -165,9 +164,9 @@ func TestShardMovesWaitForTheirWrites(t *testing.T) {
 // explain looks at every shard: a user held by a shard holds the binding.
 func TestExplainSeesShards(t *testing.T) {
 	s, cl, _, _, _ := shardedFixture(t)
-	viewer := kube.ViewerRef()
+	viewer := model.ViewerRef()
 	var inShard2 string
-	for _, u := range cl.users(kube.ShardRef(viewer, 2)) {
+	for _, u := range cl.users(model.ShardRef(viewer, 2)) {
 		inShard2 = u
 	}
 	if inShard2 == "" {
@@ -177,7 +176,7 @@ func TestExplainSeesShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ex.Viewer == nil || !ex.Viewer.Holds || ex.Viewer.HandAdded || ex.Viewer.Shard != kube.ViewerBinding+"-2" {
+	if ex.Viewer == nil || !ex.Viewer.Holds || ex.Viewer.HandAdded || ex.Viewer.Shard != model.ViewerBinding+"-2" {
 		t.Errorf("explain %s: %+v", inShard2, ex.Viewer)
 	}
 }
@@ -190,10 +189,10 @@ func TestRepairReadsTheShardsTheCycleRead(t *testing.T) {
 	dir, cl := newFixture()
 	cfg := testConfig()
 	cfg.Kubernetes.MaxBindingShards = 0
-	shard := kube.ShardRef(alphaRef, 1)
-	cl.bindings[shard] = &kube.Binding{Ref: shard, Exists: true, ResourceVersion: "1", Annotations: map[string]string{},
+	shard := model.ShardRef(alphaRef, 1)
+	cl.bindings[shard] = &model.Binding{Ref: shard, Exists: true, ResourceVersion: "1", Annotations: map[string]string{},
 		RoleRef: model.RoleRef{APIGroup: model.RBACGroup, Kind: "ClusterRole", Name: "cluster-admin"}}
-	cl.bindings[alphaRef] = &kube.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "2", Annotations: map[string]string{},
+	cl.bindings[alphaRef] = &model.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "2", Annotations: map[string]string{},
 		RoleRef: model.ExpectedRoleRef(alphaRef.Name), Subjects: []model.Subject{model.UserSubject("bob")}}
 	s := New(cfg, dir, cl, zap.NewNop(), nil)
 	rep := s.Cycle(context.Background(), CycleOptions{})

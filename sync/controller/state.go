@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
@@ -28,7 +27,7 @@ type StateStore interface {
 
 // guardState is the term's view of the guard's store.
 type guardState struct {
-	s     *Syncer // the term's logger, metrics, configuration and members
+	s     *Pipeline // the term's logger, metrics, configuration and members
 	store StateStore
 	// snap is the store's last read (or write); loaded says this term read
 	// it once (and took its last known members).
@@ -38,18 +37,18 @@ type guardState struct {
 	// heldPins each group held for its pin to the key that approves it
 	// (pollApprovals): what the last plans hold, nothing that was released
 	// since.
-	held     map[string]kube.Ref
+	held     map[string]model.Ref
 	heldPins map[string]string
 }
 
 // WithState keeps the guard's state in store. Call it before the first
-// cycle; without it the state lives in memory for the Syncer's life.
-func (s *Syncer) WithState(store StateStore) *Syncer {
+// cycle; without it the state lives in memory for the Pipeline's life.
+func (s *Pipeline) WithState(store StateStore) *Pipeline {
 	s.guard.store = store
 	return s
 }
 
-// memStore is the store of a Syncer built without one (tests, explain).
+// memStore is the store of a Pipeline built without one (tests, explain).
 type memStore struct{ snap model.StateSnapshot }
 
 func (m *memStore) Load(context.Context) (*model.StateSnapshot, error) {
@@ -188,7 +187,7 @@ func (g *guardState) commitState(ctx context.Context, opts CycleOptions, plans [
 // full cycle's plans are every binding: what they do not hold is released.
 func (g *guardState) noteHeld(plans []plan.BindingPlan, all bool) {
 	if g.held == nil || all {
-		g.held = map[string]kube.Ref{}
+		g.held = map[string]model.Ref{}
 	}
 	for _, p := range plans {
 		for k, ref := range g.held {

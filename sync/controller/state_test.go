@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
@@ -120,8 +119,8 @@ func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if store.saves != 1 || len(cl.users(kube.ShardRef(model.ViewerRef(), 1))) == 0 {
-		t.Fatalf("first cycle: %d saves, viewer shard 1 %v; want 1 save and a sharded viewer binding", store.saves, cl.users(kube.ShardRef(model.ViewerRef(), 1)))
+	if store.saves != 1 || len(cl.users(model.ShardRef(model.ViewerRef(), 1))) == 0 {
+		t.Fatalf("first cycle: %d saves, viewer shard 1 %v; want 1 save and a sharded viewer binding", store.saves, cl.users(model.ShardRef(model.ViewerRef(), 1)))
 	}
 	dir.members["runai-alpha-executors"] = []string{"dave", "bob", "alice"} // same members, another order
 	for i := range 2 {
@@ -184,13 +183,13 @@ func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 		t.Fatalf("approved repair: %v, alpha = %v", rep.Err, cl.users(alphaRef))
 	}
 	// A namespace admin takes carl out, and the ownership record with him.
-	b := cl.edit(alphaRef, func(b *kube.Binding) {
+	b := cl.edit(alphaRef, func(b *model.Binding) {
 		dropUser("carl")(b)
 		b.Record, b.Managed = "", nil
-		delete(b.Annotations, kube.ManagedAnnotation)
+		delete(b.Annotations, model.ManagedAnnotation)
 	})
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	if p := pending(s); !reflect.DeepEqual(p, []kube.Ref{alphaRef}) {
+	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{alphaRef}) {
 		t.Fatalf("pending = %v, want alpha: carl was granted and approved", p)
 	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // Status is what /readyz reports. With leader election, it outlives the
-// Runners of the leadership terms.
+// Loops of the leadership terms.
 type Status struct {
 	// LeaderElection is true when replicas elect a leader.
 	LeaderElection bool

@@ -12,29 +12,29 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/health"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Runner is the daemon's controller loop. One goroutine (Run) owns all
-// sync state: the Syncer of the current leadership term (last desired
+// Loop is the daemon's controller loop. One goroutine (Run) owns all
+// sync state: the Pipeline of the current leadership term (last desired
 // state, last known members, poll cursor and its server, projects),
 // the pending work and the backoff. Schedule ticks, informer events and
 // leadership changes reach it as events in its inbox; it runs cycles,
 // polls and repairs itself, one at a time, so nothing is shared behind a
-// lock. A leadership term starts from a fresh Syncer: nothing learnt in an
+// lock. A leadership term starts from a fresh Pipeline: nothing learnt in an
 // earlier term (members, projects, cursor) is trusted.
-type Runner struct {
-	// NewSyncer builds the fresh Syncer of a term. Syncer, if set, is used
+type Loop struct {
+	// NewPipeline builds the fresh Pipeline of a term. Pipeline, if set, is used
 	// for the first term instead (tests).
-	NewSyncer func() *Syncer
-	Syncer    *Syncer
-	Schedule  string
-	Metrics   *metrics.Metrics
-	Log       *zap.Logger
-	Options   CycleOptions
+	NewPipeline func() *Pipeline
+	Pipeline    *Pipeline
+	Schedule    string
+	Metrics     *metrics.Metrics
+	Log         *zap.Logger
+	Options     CycleOptions
 	// RetryMin and RetryMax bound the one backoff of all directory contact
 	// (cycles, polls, forced cycles) after a failure: it doubles from
 	// RetryMin to RetryMax, and any success ends it.
@@ -50,8 +50,8 @@ type Runner struct {
 	// Status, if set, is told when a cycle has run without failure (for
 	// /readyz).
 	Status *health.Status
-	// PollInterval, when positive and the Syncer has a ChangeSource, polls
-	// the directory for changes between cycles (see Syncer.Poll).
+	// PollInterval, when positive and the Pipeline has a ChangeSource, polls
+	// the directory for changes between cycles (see Pipeline.Poll).
 	PollInterval time.Duration
 	// Elected: terms start only through Lead (leader election); otherwise
 	// one term lasts the whole Run.
@@ -78,11 +78,11 @@ const defaultCredentialCheck = 10 * time.Second
 type (
 	evTick    struct{ at time.Time }
 	evBinding struct {
-		ref kube.Ref
-		b   *kube.Binding
+		ref model.Ref
+		b   *model.Binding
 		rv  string
 	}
-	evNamespace struct{ old, cur *kube.Namespace }
+	evNamespace struct{ old, cur *model.Namespace }
 	evTemplate  struct{}
 )
 
@@ -111,8 +111,8 @@ type lead struct {
 type inbox struct {
 	mu       sync.Mutex
 	ticks    []evTick
-	bindings map[kube.Ref]evBinding
-	refs     []kube.Ref // bindings' keys in arrival order
+	bindings map[model.Ref]evBinding
+	refs     []model.Ref // bindings' keys in arrival order
 	nss      map[string]evNamespace
 	names    []string // nss' keys in arrival order
 	template bool
@@ -133,7 +133,7 @@ func (q *inbox) post(ev any) {
 		q.ticks = append(q.ticks, e)
 	case evBinding:
 		if q.bindings == nil {
-			q.bindings = map[kube.Ref]evBinding{}
+			q.bindings = map[model.Ref]evBinding{}
 		}
 		if _, ok := q.bindings[e.ref]; !ok {
 			q.refs = append(q.refs, e.ref)
@@ -197,7 +197,7 @@ func (q *inbox) size() int {
 	return n
 }
 
-func (r *Runner) init() {
+func (r *Loop) init() {
 	r.initOnce.Do(func() {
 		r.inbox.kick = make(chan struct{}, 1)
 		r.leads = make(chan lead)
@@ -224,28 +224,28 @@ func (r *Runner) init() {
 
 // BindingChanged is the informer handler for managed bindings (b is nil
 // for a deletion). It never blocks.
-func (r *Runner) BindingChanged(ref kube.Ref, b *kube.Binding, rv string) {
+func (r *Loop) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
 	r.init()
 	r.inbox.post(evBinding{ref, b, rv})
 }
 
 // NamespaceChanged is the informer handler for namespaces. It never blocks.
-func (r *Runner) NamespaceChanged(old, cur *kube.Namespace) {
+func (r *Loop) NamespaceChanged(old, cur *model.Namespace) {
 	r.init()
 	r.inbox.post(evNamespace{old, cur})
 }
 
 // TemplateChanged is the informer handler for template objects. It never
 // blocks.
-func (r *Runner) TemplateChanged() {
+func (r *Loop) TemplateChanged() {
 	r.init()
 	r.inbox.post(evTemplate{})
 }
 
 // Lead runs one leadership term until ctx ends, and returns once the term
 // is over: the write in flight finished, nothing else started. The term
-// starts from a fresh Syncer.
-func (r *Runner) Lead(ctx context.Context) {
+// starts from a fresh Pipeline.
+func (r *Loop) Lead(ctx context.Context) {
 	r.init()
 	l := lead{ctx: ctx, done: make(chan struct{})}
 	select {
@@ -257,7 +257,7 @@ func (r *Runner) Lead(ctx context.Context) {
 
 // Run runs the loop until ctx ends, then finishes the write in flight and
 // returns.
-func (r *Runner) Run(ctx context.Context) error {
+func (r *Loop) Run(ctx context.Context) error {
 	r.init()
 	if _, err := cron.ParseStandard(r.Schedule); err != nil {
 		return fmt.Errorf("schedule %q: %w", r.Schedule, err)
@@ -287,7 +287,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // term is one leadership term's state, owned by the loop goroutine.
 type term struct {
-	s *Syncer
+	s *Pipeline
 	// cycle is the trigger of a full cycle due, "" for none, due at
 	// cycleAt (and once the directory backoff allows).
 	cycle   string
@@ -310,21 +310,21 @@ type term struct {
 	// Repairs: when work was first queued, and when the last ran.
 	workSince   time.Time
 	lastRepair  time.Time
-	retryRefs   []kube.Ref
+	retryRefs   []model.Ref
 	retryRefsAt time.Time
 }
 
-func (r *Runner) syncer() *Syncer {
-	if s := r.Syncer; s != nil {
-		r.Syncer = nil
+func (r *Loop) pipeline() *Pipeline {
+	if s := r.Pipeline; s != nil {
+		r.Pipeline = nil
 		return s
 	}
-	return r.NewSyncer()
+	return r.NewPipeline()
 }
 
 // term runs one leadership term until ctx ends.
-func (r *Runner) term(ctx context.Context) {
-	t := &term{s: r.syncer(), cycle: "start"}
+func (r *Loop) term(ctx context.Context) {
+	t := &term{s: r.pipeline(), cycle: "start"}
 	defer t.s.Close()
 	r.Status.SetReady(false)
 	defer r.Status.SetReady(false)
@@ -363,7 +363,7 @@ func (r *Runner) term(ctx context.Context) {
 }
 
 // handle applies the events in order.
-func (r *Runner) handle(t *term, evs []any) {
+func (r *Loop) handle(t *term, evs []any) {
 	for _, ev := range evs {
 		switch e := ev.(type) {
 		case evTick:
@@ -397,9 +397,9 @@ func (r *Runner) handle(t *term, evs []any) {
 	}
 }
 
-func (r *Runner) repairs() bool { return r.RepairInterval > 0 && !r.Options.DryRun }
+func (r *Loop) repairs() bool { return r.RepairInterval > 0 && !r.Options.DryRun }
 
-func (r *Runner) polls(t *term) bool {
+func (r *Loop) polls(t *term) bool {
 	return r.PollInterval > 0 && t.s.polls.on() && !r.Options.DryRun
 }
 
@@ -413,7 +413,7 @@ func (t *term) want(trigger string) {
 
 // step does the first thing due, if any, and reports whether it did. What
 // is due is decide's answer; step only carries it out.
-func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
+func (r *Loop) step(ctx context.Context, t *term, now time.Time) bool {
 	if !t.s.work.pending() {
 		t.workSince = time.Time{}
 	}
@@ -449,7 +449,7 @@ func (r *Runner) step(ctx context.Context, t *term, now time.Time) bool {
 }
 
 // schedule is the part of the loop state the scheduling decision reads.
-func (r *Runner) schedule(t *term) schedule {
+func (r *Loop) schedule(t *term) schedule {
 	return schedule{
 		cred: t.cred != "", credNextCheck: t.credNextCheck, backoffUntil: t.backoffUntil,
 		cycle: t.cycle != "", cycleAt: t.cycleAt,
@@ -460,7 +460,7 @@ func (r *Runner) schedule(t *term) schedule {
 	}
 }
 
-func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
+func (r *Loop) runCycle(ctx context.Context, t *term, trigger string) {
 	rep := t.s.Cycle(ctx, r.Options)
 	t.lastCycleEnd = r.Clock()
 	// A full cycle covers whatever repairs and template checks were queued.
@@ -495,7 +495,7 @@ func (r *Runner) runCycle(ctx context.Context, t *term, trigger string) {
 	}
 }
 
-func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
+func (r *Loop) runRepair(ctx context.Context, t *term, now time.Time) {
 	refs, _ := t.s.work.take()
 	template := t.s.work.template
 	t.s.work.template = false
@@ -528,7 +528,7 @@ func (r *Runner) runRepair(ctx context.Context, t *term, now time.Time) {
 	}
 }
 
-func (r *Runner) runPoll(ctx context.Context, t *term, now time.Time) {
+func (r *Loop) runPoll(ctx context.Context, t *term, now time.Time) {
 	result, rep := t.s.Poll(ctx, r.Options)
 	t.nextPoll = r.Clock().Add(r.PollInterval)
 	if result == PollOff {
@@ -571,7 +571,7 @@ func (t *term) directoryOK() {
 
 // directoryFailed starts or extends the one backoff of directory contact.
 // A refused password is not tried again until the password file changes.
-func (r *Runner) directoryFailed(t *term, err error, now time.Time) {
+func (r *Loop) directoryFailed(t *term, err error, now time.Time) {
 	var ce *ldapsrc.CredentialsError
 	if errors.As(err, &ce) && !ce.Locked && ce.Fingerprint != "" {
 		t.cred = ce.Fingerprint
@@ -595,7 +595,7 @@ func (r *Runner) directoryFailed(t *term, err error, now time.Time) {
 
 // checkPassword reads the password file's fingerprint; new content is
 // tried once, with a full cycle.
-func (r *Runner) checkPassword(t *term, now time.Time) {
+func (r *Loop) checkPassword(t *term, now time.Time) {
 	t.credNextCheck = now.Add(r.CredentialCheck)
 	fp, err := passwordFingerprint(t.s.dir)
 	if err != nil {
@@ -613,7 +613,7 @@ func (r *Runner) checkPassword(t *term, now time.Time) {
 }
 
 // Ready reports whether a cycle has run without failure in this term.
-func (r *Runner) Ready() bool {
+func (r *Loop) Ready() bool {
 	r.init()
 	return r.Status.Ready()
 }

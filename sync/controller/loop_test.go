@@ -10,9 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // blockingDir holds every Resolve until released, to keep a cycle running.
@@ -32,9 +32,9 @@ func TestTickSkipsWhileACycleRuns(t *testing.T) {
 	dir, cl := newFixture()
 	bd := &blockingDir{fakeDir: *dir, started: make(chan struct{}, 1), release: make(chan struct{})}
 	m := metrics.NewMetrics("test")
-	r := &Runner{Syncer: New(testConfig(), bd, cl, zap.NewNop(), m), Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
+	r := &Loop{Pipeline: New(testConfig(), bd, cl, zap.NewNop(), m), Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
 		RetryMin: time.Hour, RetryMax: time.Hour}
-	startRunner(t, r)
+	startLoop(t, r)
 	<-bd.started // the start cycle runs
 	r.init()
 	r.inbox.post(evTick{at: time.Now()})
@@ -108,23 +108,23 @@ func (f *flakyDir) PasswordFingerprint() (string, error) {
 	return f.fp, nil
 }
 
-// newFlakyRunner runs the default configuration's loop (polls and repairs
+// newFlakyLoop runs the default configuration's loop (polls and repairs
 // on) against a flakyDir, with scaled timings.
-func newFlakyRunner(t *testing.T, err error) (*Runner, *flakyDir, *metrics.Metrics) {
+func newFlakyLoop(t *testing.T, err error) (*Loop, *flakyDir, *metrics.Metrics) {
 	t.Helper()
 	dir, cl := newFixture()
 	fd := &flakyDir{fakeDir: *dir, err: err, fp: "old"}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), fd, cl, zap.NewNop(), m).WithChanges(fd)
-	r := &Runner{Syncer: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
+	r := &Loop{Pipeline: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
 		PollInterval: 10 * time.Millisecond, RepairInterval: 10 * time.Millisecond,
 		RetryMin: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond, CredentialCheck: 50 * time.Millisecond}
 	return r, fd, m
 }
 
 func TestOneBackoffForAllDirectoryContact(t *testing.T) {
-	r, fd, _ := newFlakyRunner(t, &ldapsrc.ConnectError{Errs: []error{errors.New("dc1: connection refused")}})
-	startRunner(t, r)
+	r, fd, _ := newFlakyLoop(t, &ldapsrc.ConnectError{Errs: []error{errors.New("dc1: connection refused")}})
+	startLoop(t, r)
 	time.Sleep(1500 * time.Millisecond)
 	fd.mu.Lock()
 	contacts := append([]time.Time(nil), fd.contacts...)
@@ -156,8 +156,8 @@ func TestOneBackoffForAllDirectoryContact(t *testing.T) {
 
 func TestRefusedPasswordWaitsForANewPassword(t *testing.T) {
 	refused := &ldapsrc.CredentialsError{Fingerprint: "old"}
-	r, fd, m := newFlakyRunner(t, fmt.Errorf("no directory server could be used: %w", refused))
-	startRunner(t, r)
+	r, fd, m := newFlakyLoop(t, fmt.Errorf("no directory server could be used: %w", refused))
+	startLoop(t, r)
 	waitFor(t, 2*time.Second, func() bool { return fd.count() >= 1 })
 	// Many credential checks, retry backoffs and polls go by.
 	time.Sleep(700 * time.Millisecond)
@@ -182,8 +182,8 @@ func TestRefusedPasswordWaitsForANewPassword(t *testing.T) {
 }
 
 func TestRefusedNewPasswordIsTriedOnce(t *testing.T) {
-	r, fd, _ := newFlakyRunner(t, &ldapsrc.CredentialsError{Fingerprint: "old"})
-	startRunner(t, r)
+	r, fd, _ := newFlakyLoop(t, &ldapsrc.CredentialsError{Fingerprint: "old"})
+	startLoop(t, r)
 	waitFor(t, 2*time.Second, func() bool { return fd.count() >= 1 })
 	// Another wrong password: tried once, then waited on again.
 	fd.set(&ldapsrc.CredentialsError{Fingerprint: "new"}, "new")
@@ -198,10 +198,10 @@ func TestPartialCycleIsReadyAndCounted(t *testing.T) {
 	dir, cl := newFixture()
 	dir.failing = map[string]bool{"runai-alpha-executors": true}
 	m := metrics.NewMetrics("test")
-	r := &Runner{Syncer: New(testConfig(), dir, cl, zap.NewNop(), m), Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
+	r := &Loop{Pipeline: New(testConfig(), dir, cl, zap.NewNop(), m), Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
 		RetryMin: 300 * time.Millisecond, RetryMax: time.Hour}
 	start := time.Now()
-	startRunner(t, r)
+	startLoop(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 	if v := testCounter(t, m, "runai_ldap_sync_cycles_total", `result="partial"`); v != 1 {
 		t.Errorf("cycles_total{partial} = %v", v)
@@ -221,14 +221,14 @@ func TestPartialCycleIsReadyAndCounted(t *testing.T) {
 
 func TestNewTermStartsFromNothing(t *testing.T) {
 	dir, cl := newFixture()
-	var built []*Syncer
-	r := &Runner{Schedule: "@every 1h", Log: zap.NewNop(), Elected: true, RetryMin: time.Hour, RetryMax: time.Hour,
-		NewSyncer: func() *Syncer {
+	var built []*Pipeline
+	r := &Loop{Schedule: "@every 1h", Log: zap.NewNop(), Elected: true, RetryMin: time.Hour, RetryMax: time.Hour,
+		NewPipeline: func() *Pipeline {
 			s := New(testConfig(), dir, cl, zap.NewNop(), nil)
 			built = append(built, s)
 			return s
 		}}
-	startRunner(t, r)
+	startLoop(t, r)
 	term := func(between func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -247,16 +247,16 @@ func TestNewTermStartsFromNothing(t *testing.T) {
 		dir.members["runai-alpha-viewers"] = nil
 		dir.failing["runai-alpha-viewers"] = true
 		cl.Lock()
-		dropUser("vera")(cl.bindings[kube.ViewerRef()])
+		dropUser("vera")(cl.bindings[model.ViewerRef()])
 		cl.Unlock()
 	})
 	// Term 2 must not fall back on term 1's members for the failed group:
 	// that would give vera her access back.
 	term(nil)
 	if len(built) != 2 || built[0] == built[1] {
-		t.Fatalf("%d Syncers for two terms; each term needs its own", len(built))
+		t.Fatalf("%d Pipelines for two terms; each term needs its own", len(built))
 	}
-	for _, u := range cl.users(kube.ViewerRef()) {
+	for _, u := range cl.users(model.ViewerRef()) {
 		if u == "vera" {
 			t.Fatal("a new term re-added a user from an earlier term's members")
 		}

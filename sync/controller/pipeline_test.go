@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -40,9 +39,9 @@ func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, e
 	if f.connErr != nil {
 		return nil, f.connErr
 	}
-	res := &ldapsrc.Result{Groups: map[string]*ldapsrc.Group{}, Skipped: map[string]int{}}
+	res := &ldapsrc.Result{Groups: map[string]*model.Group{}, Skipped: map[string]int{}}
 	for _, n := range names {
-		g := &ldapsrc.Group{Name: n}
+		g := &model.Group{Name: n}
 		if f.failing[n] {
 			g.Err = errors.New("timeout")
 		} else if m, ok := f.members[n]; ok {
@@ -64,43 +63,43 @@ func (f *fakeDir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, e
 // with a resourceVersion that grows with every write.
 type fakeCluster struct {
 	sync.Mutex
-	nss      []kube.Namespace
-	bindings map[kube.Ref]*kube.Binding
-	writes   []kube.Ref
-	failOn   map[kube.Ref]bool
+	nss      []model.Namespace
+	bindings map[model.Ref]*model.Binding
+	writes   []model.Ref
+	failOn   map[model.Ref]bool
 	rv       int
 	reads    int
 }
 
-func (f *fakeCluster) Namespaces(context.Context) ([]kube.Namespace, error) {
+func (f *fakeCluster) Namespaces(context.Context) ([]model.Namespace, error) {
 	f.Lock()
 	defer f.Unlock()
 	f.reads++
-	return append([]kube.Namespace(nil), f.nss...), nil
+	return append([]model.Namespace(nil), f.nss...), nil
 }
 
-func (f *fakeCluster) Bindings(context.Context, string) (map[kube.Ref]*kube.Binding, error) {
+func (f *fakeCluster) Bindings(context.Context, string) (map[model.Ref]*model.Binding, error) {
 	f.Lock()
 	defer f.Unlock()
 	f.reads++
-	out := map[kube.Ref]*kube.Binding{}
+	out := map[model.Ref]*model.Binding{}
 	for k, v := range f.bindings {
 		out[k] = v.Copy()
 	}
 	return out, nil
 }
 
-func (f *fakeCluster) Get(_ context.Context, ref kube.Ref) (*kube.Binding, error) {
+func (f *fakeCluster) Get(_ context.Context, ref model.Ref) (*model.Binding, error) {
 	f.Lock()
 	defer f.Unlock()
 	f.reads++
 	if b, ok := f.bindings[ref]; ok {
 		return b.Copy(), nil
 	}
-	return &kube.Binding{Ref: ref}, nil
+	return &model.Binding{Ref: ref}, nil
 }
 
-func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) (*kube.Binding, error) {
+func (f *fakeCluster) Apply(_ context.Context, ch model.Change, _ *model.Binding) (*model.Binding, error) {
 	f.Lock()
 	defer f.Unlock()
 	if f.failOn[ch.Ref] {
@@ -109,7 +108,7 @@ func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) 
 	f.writes = append(f.writes, ch.Ref)
 	cur := f.bindings[ch.Ref]
 	if cur == nil {
-		cur = &kube.Binding{Ref: ch.Ref, Exists: true, UID: "uid-" + ch.Ref.String(), RoleRef: model.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
+		cur = &model.Binding{Ref: ch.Ref, Exists: true, UID: "uid-" + ch.Ref.String(), RoleRef: model.ExpectedRoleRef(ch.Ref.Name), Annotations: map[string]string{}}
 	}
 	managed := model.NewManaged(cur, ch)
 	cur.Subjects = model.NewSubjects(cur.Subjects, ch.Add, ch.Remove)
@@ -125,7 +124,7 @@ func (f *fakeCluster) Apply(_ context.Context, ch kube.Change, _ *kube.Binding) 
 
 // edit changes a binding the way a human would, bumping its version, and
 // returns the new state as an informer would deliver it.
-func (f *fakeCluster) edit(ref kube.Ref, fn func(b *kube.Binding)) *kube.Binding {
+func (f *fakeCluster) edit(ref model.Ref, fn func(b *model.Binding)) *model.Binding {
 	f.Lock()
 	defer f.Unlock()
 	b := f.bindings[ref]
@@ -135,7 +134,7 @@ func (f *fakeCluster) edit(ref kube.Ref, fn func(b *kube.Binding)) *kube.Binding
 	return b.Copy()
 }
 
-func (f *fakeCluster) remove(ref kube.Ref) string {
+func (f *fakeCluster) remove(ref model.Ref) string {
 	f.Lock()
 	defer f.Unlock()
 	delete(f.bindings, ref)
@@ -143,7 +142,7 @@ func (f *fakeCluster) remove(ref kube.Ref) string {
 	return strconv.Itoa(f.rv)
 }
 
-func (f *fakeCluster) users(ref kube.Ref) []string {
+func (f *fakeCluster) users(ref model.Ref) []string {
 	f.Lock()
 	defer f.Unlock()
 	b := f.bindings[ref]
@@ -175,12 +174,12 @@ func newFixture() (*fakeDir, *fakeCluster) {
 		"runai-viewers":         {"gina"},
 	}, failing: map[string]bool{}}
 	cl := &fakeCluster{
-		nss: []kube.Namespace{
+		nss: []model.Namespace{
 			{Name: "runai-alpha", Labels: map[string]string{"runai/queue": "alpha"}},
 			{Name: "runai-beta", Labels: map[string]string{"runai/queue": "beta"}},
 		},
-		bindings: map[kube.Ref]*kube.Binding{},
-		failOn:   map[kube.Ref]bool{},
+		bindings: map[model.Ref]*model.Binding{},
+		failOn:   map[model.Ref]bool{},
 	}
 	return dir, cl
 }
@@ -195,10 +194,10 @@ func TestCycleCreatesThenIsIdle(t *testing.T) {
 	if rep.Applied != 4 || len(cl.writes) != 4 {
 		t.Fatalf("first cycle wrote %d bindings (%v), want 4", rep.Applied, cl.writes)
 	}
-	if got := cl.users(kube.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "bob", "carol", "dave", "erin", "frank"}) {
+	if got := cl.users(model.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "bob", "carol", "dave", "erin", "frank"}) {
 		t.Errorf("index map = %v", got)
 	}
-	if got := cl.users(kube.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
+	if got := cl.users(model.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
 		t.Errorf("viewer = %v", got)
 	}
 	cl.writes = nil
@@ -232,13 +231,13 @@ func TestCycleFailedGroupRemovesNobody(t *testing.T) {
 	if rep.Err == nil {
 		t.Error("a failed group must fail the cycle")
 	}
-	if got := cl.users(kube.ExecutorRef("runai-alpha")); !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
+	if got := cl.users(model.ExecutorRef("runai-alpha")); !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
 		t.Errorf("alpha lost someone: %v", got)
 	}
-	if got := cl.users(kube.ExecutorRef("runai-beta")); !reflect.DeepEqual(got, []string{"carol", "erin"}) {
+	if got := cl.users(model.ExecutorRef("runai-beta")); !reflect.DeepEqual(got, []string{"carol", "erin"}) {
 		t.Errorf("beta did not sync: %v", got)
 	}
-	if got := cl.users(kube.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "bob", "carol", "dave", "erin"}) {
+	if got := cl.users(model.IndexMapRef("runai")); !reflect.DeepEqual(got, []string{"alice", "bob", "carol", "dave", "erin"}) {
 		t.Errorf("index map = %v", got)
 	}
 }
@@ -257,7 +256,7 @@ func TestCycleDirectoryDownWritesNothing(t *testing.T) {
 
 func TestCycleWriteErrorDoesNotStopOthers(t *testing.T) {
 	dir, cl := newFixture()
-	cl.failOn[kube.ExecutorRef("runai-alpha")] = true
+	cl.failOn[model.ExecutorRef("runai-alpha")] = true
 	s := New(testConfig(), dir, cl, zap.NewNop(), nil)
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if rep.Err == nil || rep.Applied != 3 || len(rep.WriteErrors) != 1 {
@@ -281,12 +280,12 @@ func TestCycleCancelledStartsNoWrite(t *testing.T) {
 // error only: the cycle succeeds and the metric names the reason.
 func TestCycleOwnershipReporting(t *testing.T) {
 	dir, cl := newFixture()
-	betaRef := kube.ExecutorRef("runai-beta")
-	cl.bindings[alphaRef] = &kube.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "1", RoleRef: model.ExpectedRoleRef(kube.ExecutorBinding),
+	betaRef := model.ExecutorRef("runai-beta")
+	cl.bindings[alphaRef] = &model.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "1", RoleRef: model.ExpectedRoleRef(model.ExecutorBinding),
 		Subjects: []model.Subject{model.UserSubject("alice"), model.UserSubject("bob"), model.UserSubject("dave"), model.UserSubject("zed")}, Annotations: map[string]string{}}
-	cl.bindings[betaRef] = &kube.Binding{Ref: betaRef, Exists: true, ResourceVersion: "1", RoleRef: model.ExpectedRoleRef(kube.ExecutorBinding),
+	cl.bindings[betaRef] = &model.Binding{Ref: betaRef, Exists: true, ResourceVersion: "1", RoleRef: model.ExpectedRoleRef(model.ExecutorBinding),
 		Subjects: []model.Subject{model.UserSubject("carol")}, ManagedErr: errors.New("bad record"),
-		Annotations: map[string]string{kube.ManagedAnnotation: "[\"carol"}}
+		Annotations: map[string]string{model.ManagedAnnotation: "[\"carol"}}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), dir, cl, zap.NewNop(), m)
 	rep := s.Cycle(context.Background(), CycleOptions{})

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"reflect"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestGroupsNotedAndLearnt(t *testing.T) {
 		t.Errorf("remembered %v, want %v", mem, want)
 	}
 
-	p := poller{changes: &fakeChanges{}, inc: incState{reached: map[string][]string{"failed": {"guid-old"}}, failed: map[string]error{}}}
+	p := poller{changes: &controllertest.Changes{}, inc: incState{reached: map[string][]string{"failed": {"guid-old"}}, failed: map[string]error{}}}
 	p.learn(groups)
 	if !reflect.DeepEqual(p.inc.reached["ok"], []string{"guid-ok"}) || !reflect.DeepEqual(p.inc.reached["failed"], []string{"guid-old"}) || p.inc.failed["failed"] == nil {
 		t.Errorf("polls learnt reached %v, failed %v", p.inc.reached, p.inc.failed)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // blockingDir holds every Resolve until released, to keep a cycle running.
 type blockingDir struct {
-	fakeDir
+	controllertest.Dir
 	started chan struct{}
 	release chan struct{}
 }
@@ -25,12 +26,12 @@ type blockingDir struct {
 func (b *blockingDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error) {
 	b.started <- struct{}{}
 	<-b.release
-	return b.fakeDir.Resolve(ctx, names)
+	return b.Dir.Resolve(ctx, names)
 }
 
 func TestTickSkipsWhileACycleRuns(t *testing.T) {
 	dir, cl := newFixture()
-	bd := &blockingDir{fakeDir: *dir, started: make(chan struct{}, 1), release: make(chan struct{})}
+	bd := &blockingDir{Dir: *dir, started: make(chan struct{}, 1), release: make(chan struct{})}
 	m := metrics.NewMetrics("test")
 	r := &Loop{Pipeline: New(testConfig(), bd, cl, zap.NewNop(), m), Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
 		RetryMin: time.Hour, RetryMax: time.Hour}
@@ -56,7 +57,7 @@ func TestTickSkipsWhileACycleRuns(t *testing.T) {
 // stands for connection and bind failures, which the real servers produce
 // in the integration tests (TestWrongPasswordNeverLocksTheAccount).
 type flakyDir struct {
-	fakeDir
+	controllertest.Dir
 	mu       sync.Mutex
 	err      error
 	fp       string
@@ -88,7 +89,7 @@ func (f *flakyDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Result
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.fakeDir.Resolve(ctx, names)
+	return f.Dir.Resolve(ctx, names)
 }
 
 func (f *flakyDir) Mark(context.Context) (ldapsrc.Cursor, error) {
@@ -113,7 +114,7 @@ func (f *flakyDir) PasswordFingerprint() (string, error) {
 func newFlakyLoop(t *testing.T, err error) (*Loop, *flakyDir, *metrics.Metrics) {
 	t.Helper()
 	dir, cl := newFixture()
-	fd := &flakyDir{fakeDir: *dir, err: err, fp: "old"}
+	fd := &flakyDir{Dir: *dir, err: err, fp: "old"}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), fd, cl, zap.NewNop(), m).WithChanges(fd)
 	r := &Loop{Pipeline: s, Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
@@ -196,7 +197,7 @@ func TestRefusedNewPasswordIsTriedOnce(t *testing.T) {
 
 func TestPartialCycleIsReadyAndCounted(t *testing.T) {
 	dir, cl := newFixture()
-	dir.failing = map[string]bool{"runai-alpha-executors": true}
+	dir.Failing = map[string]bool{"runai-alpha-executors": true}
 	m := metrics.NewMetrics("test")
 	r := &Loop{Pipeline: New(testConfig(), dir, cl, zap.NewNop(), m), Schedule: "@every 1h", Metrics: m, Log: zap.NewNop(),
 		RetryMin: 300 * time.Millisecond, RetryMax: time.Hour}
@@ -244,10 +245,10 @@ func TestNewTermStartsFromNothing(t *testing.T) {
 	term(func() {
 		// Meanwhile (another replica led): vera left the group and lost the
 		// binding; now the group's lookup fails.
-		dir.members["runai-alpha-viewers"] = nil
-		dir.failing["runai-alpha-viewers"] = true
+		dir.Members["runai-alpha-viewers"] = nil
+		dir.Failing["runai-alpha-viewers"] = true
 		cl.Lock()
-		dropUser("vera")(cl.bindings[model.ViewerRef()])
+		dropUser("vera")(cl.Objects[model.ViewerRef()])
 		cl.Unlock()
 	})
 	// Term 2 must not fall back on term 1's members for the failed group:
@@ -256,7 +257,7 @@ func TestNewTermStartsFromNothing(t *testing.T) {
 	if len(built) != 2 || built[0] == built[1] {
 		t.Fatalf("%d Pipelines for two terms; each term needs its own", len(built))
 	}
-	for _, u := range cl.users(model.ViewerRef()) {
+	for _, u := range cl.Users(model.ViewerRef()) {
 		if u == "vera" {
 			t.Fatal("a new term re-added a user from an earlier term's members")
 		}

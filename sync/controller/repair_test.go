@@ -3,9 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,38 +21,13 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
-type recordedEvent struct {
-	ref                   model.Ref
-	uid                   string
-	kind, reason, message string
-}
-
-type fakeRecorder struct {
-	sync.Mutex
-	events []recordedEvent
-}
-
-func (f *fakeRecorder) Event(ref model.Ref, uid string, eventType, reason, message string) {
-	f.Lock()
-	defer f.Unlock()
-	f.events = append(f.events, recordedEvent{ref, uid, eventType, reason, message})
-}
-
-func (f *fakeRecorder) take() []recordedEvent {
-	f.Lock()
-	defer f.Unlock()
-	out := f.events
-	f.events = nil
-	return out
-}
-
 var alphaRef = model.ExecutorRef("runai-alpha")
 
 // syncedFixture runs a first cycle, so repairs have a desired state.
-func syncedFixture(t *testing.T) (*Pipeline, *fakeDir, *fakeCluster, *fakeRecorder) {
+func syncedFixture(t *testing.T) (*Pipeline, *controllertest.Dir, *controllertest.Cluster, *controllertest.Recorder) {
 	t.Helper()
 	dir, cl := newFixture()
-	rec := &fakeRecorder{}
+	rec := &controllertest.Recorder{}
 	s := New(testConfig(), dir, cl, zap.NewNop(), metrics.NewMetrics("test")).WithEvents(rec)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
@@ -91,7 +66,7 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 		t.Fatalf("own write queued a repair: %v", p)
 	}
 	// A hand-added user and a Group: not drift under policy sync.
-	b := cl.edit(alphaRef, func(b *model.Binding) {
+	b := cl.Edit(alphaRef, func(b *model.Binding) {
 		b.Subjects = append(b.Subjects, model.UserSubject("contractor"), model.Subject{APIGroup: model.RBACGroup, Kind: model.KindGroup, Name: "admins"})
 	})
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
@@ -105,14 +80,14 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 		t.Fatalf("unmanaged binding queued: %v", p)
 	}
 	// A managed user removed by hand: drift.
-	b = cl.edit(alphaRef, dropUser("alice"))
+	b = cl.Edit(alphaRef, dropUser("alice"))
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{alphaRef}) {
 		t.Fatalf("pending = %v, want alpha", p)
 	}
 	// A deletion: drift.
 	s.work.take()
-	rv := cl.remove(model.ViewerRef())
+	rv := cl.Remove(model.ViewerRef())
 	s.BindingChanged(model.ViewerRef(), nil, rv)
 	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{model.ViewerRef()}) {
 		t.Fatalf("pending = %v, want viewer", p)
@@ -121,39 +96,39 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 
 func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
 	s, dir, cl, rec := syncedFixture(t)
-	rec.take()
-	dir.connErr = fmt.Errorf("directory down") // a repair must not need it
-	resolves := dir.resolves
+	rec.Take()
+	dir.ConnErr = fmt.Errorf("directory down") // a repair must not need it
+	resolves := dir.Resolves
 
-	b := cl.edit(alphaRef, dropUser("alice"))
+	b := cl.Edit(alphaRef, dropUser("alice"))
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	cl.remove(model.ViewerRef())
+	cl.Remove(model.ViewerRef())
 	s.BindingChanged(model.ViewerRef(), nil, "")
 	refs, _ := s.work.take()
 
-	cl.writes = nil
+	cl.Writes = nil
 	rep := s.Repair(context.Background(), refs, CycleOptions{})
 	if rep.Err != nil {
 		t.Fatalf("repair: %v", rep.Err)
 	}
-	if dir.resolves != resolves {
+	if dir.Resolves != resolves {
 		t.Errorf("repair read the directory")
 	}
-	if got := cl.users(alphaRef); !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
+	if got := cl.Users(alphaRef); !reflect.DeepEqual(got, []string{"alice", "bob", "dave"}) {
 		t.Errorf("alpha after repair = %v", got)
 	}
-	if got := cl.users(model.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
+	if got := cl.Users(model.ViewerRef()); !reflect.DeepEqual(got, []string{"gina", "vera"}) {
 		t.Errorf("viewer after repair = %v", got)
 	}
-	if len(cl.writes) != 2 || rep.Applied != 2 || rep.Trigger != TriggerRepair {
-		t.Errorf("writes=%v applied=%d trigger=%s", cl.writes, rep.Applied, rep.Trigger)
+	if len(cl.Writes) != 2 || rep.Applied != 2 || rep.Trigger != TriggerRepair {
+		t.Errorf("writes=%v applied=%d trigger=%s", cl.Writes, rep.Applied, rep.Trigger)
 	}
-	evs := rec.take()
+	evs := rec.Take()
 	if len(evs) != 2 {
 		t.Fatalf("events = %+v", evs)
 	}
 	for _, e := range evs {
-		if e.kind != "Normal" || !strings.HasPrefix(e.message, "drift repair after a change by someone else: ") {
+		if e.Kind != "Normal" || !strings.HasPrefix(e.Message, "drift repair after a change by someone else: ") {
 			t.Errorf("event %+v", e)
 		}
 	}
@@ -175,30 +150,30 @@ func TestRepairBeforeAnyCycleDoesNothing(t *testing.T) {
 		t.Fatalf("queued before the first cycle: %v", p)
 	}
 	rep := s.Repair(context.Background(), []model.Ref{alphaRef}, CycleOptions{})
-	if rep.Err != nil || len(cl.writes) != 0 || dir.resolves != 0 {
-		t.Errorf("err=%v writes=%v resolves=%d", rep.Err, cl.writes, dir.resolves)
+	if rep.Err != nil || len(cl.Writes) != 0 || dir.Resolves != 0 {
+		t.Errorf("err=%v writes=%v resolves=%d", rep.Err, cl.Writes, dir.Resolves)
 	}
 }
 
 func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	dir, cl := newFixture()
 	many := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
-	dir.members["runai-alpha-executors"] = many
-	rec := &fakeRecorder{}
+	dir.Members["runai-alpha-executors"] = many
+	rec := &controllertest.Recorder{}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), dir, cl, zap.NewNop(), m).WithEvents(rec)
 	s.Cycle(context.Background(), CycleOptions{})
 	// Eight of ten leave the group: the cycle holds the removals.
-	dir.members["runai-alpha-executors"] = []string{"u0", "u1"}
+	dir.Members["runai-alpha-executors"] = []string{"u0", "u1"}
 	rep := s.Cycle(context.Background(), CycleOptions{})
-	if len(cl.users(alphaRef)) != 10 {
-		t.Fatalf("guard did not hold: %v", cl.users(alphaRef))
+	if len(cl.Users(alphaRef)) != 10 {
+		t.Fatalf("guard did not hold: %v", cl.Users(alphaRef))
 	}
 	held := false
-	for _, e := range rec.take() {
-		if e.ref == alphaRef && e.reason == ReasonRemovalsHeld && e.kind == "Warning" &&
-			strings.Contains(e.message, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%") &&
-			strings.Contains(e.message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.message, "annotate configmap runai-ldap-sync-state "+model.ApprovalPrefix) {
+	for _, e := range rec.Take() {
+		if e.Ref == alphaRef && e.Reason == ReasonRemovalsHeld && e.Kind == "Warning" &&
+			strings.Contains(e.Message, "removal held by guard (8 removals, more than guard.maxRemovePercent=50%") &&
+			strings.Contains(e.Message, "u2, u3, u4, u5, u6, u7, u8, u9") && strings.Contains(e.Message, "annotate configmap runai-ldap-sync-state "+model.ApprovalPrefix) {
 			held = true
 		}
 	}
@@ -207,13 +182,13 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	}
 
 	// Someone removes u0 by hand: the repair puts u0 back and still holds.
-	b := cl.edit(alphaRef, dropUser("u0"))
+	b := cl.Edit(alphaRef, dropUser("u0"))
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	refs, _ := s.work.take()
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if got := cl.users(alphaRef); len(got) != 10 {
+	if got := cl.Users(alphaRef); len(got) != 10 {
 		t.Fatalf("repair removed held users or did not re-add u0: %v", got)
 	}
 	if got := testCounter(t, m, "runai_ldap_sync_binding_held_removals", `namespace="runai-alpha"`); got != 8 {
@@ -223,13 +198,13 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	// An approval annotation on the binding (which a project admin may
 	// write) approves nothing: the repair drops it.
 	key := plan.ApprovalKey(alphaRef, []string{"u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}, nil)
-	b = cl.edit(alphaRef, func(b *model.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
+	b = cl.Edit(alphaRef, func(b *model.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	refs, _ = s.work.take()
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if got := cl.users(alphaRef); len(got) != 10 {
+	if got := cl.Users(alphaRef); len(got) != 10 {
 		t.Fatalf("an approval on the binding approved: %v", got)
 	}
 	after, _ := cl.Get(context.Background(), alphaRef)
@@ -244,18 +219,18 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	if len(refs) != 1 {
 		t.Fatalf("approval did not queue a repair")
 	}
-	rec.take()
+	rec.Take()
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if got := cl.users(alphaRef); !reflect.DeepEqual(got, []string{"u0", "u1"}) {
+	if got := cl.Users(alphaRef); !reflect.DeepEqual(got, []string{"u0", "u1"}) {
 		t.Errorf("after approval = %v", got)
 	}
 	if _, ok := s.guard.store.(*memStore).snap.Approvals[key]; ok {
 		t.Error("approval not consumed")
 	}
-	evs := rec.take()
-	if len(evs) != 1 || !strings.Contains(evs[0].message, "the guard's hold was approved") || !strings.Contains(evs[0].message, "u2, u3") {
+	evs := rec.Take()
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, "the guard's hold was approved") || !strings.Contains(evs[0].Message, "u2, u3") {
 		t.Errorf("approval events = %+v", evs)
 	}
 	if got := testCounter(t, m, "runai_ldap_sync_binding_held_removals", `namespace="runai-alpha"`); got != 0 {
@@ -267,20 +242,20 @@ func TestRepairSkipsGoneNamespacesAndFailedGroups(t *testing.T) {
 	s, dir, cl, _ := syncedFixture(t)
 	// alpha's group fails at the next cycle: its binding is left alone, and
 	// a repair must leave it alone too, even when it is deleted.
-	dir.failing["runai-alpha-executors"] = true
+	dir.Failing["runai-alpha-executors"] = true
 	s.Cycle(context.Background(), CycleOptions{})
-	cl.remove(alphaRef)
+	cl.Remove(alphaRef)
 	s.BindingChanged(alphaRef, nil, "")
 	if p := pending(s); len(p) != 0 {
 		t.Errorf("binding of a failed group queued: %v", p)
 	}
 	// beta's namespace is terminating: its binding is not recreated.
 	betaRef := model.ExecutorRef("runai-beta")
-	cl.nss[1].Terminating = true
-	cl.remove(betaRef)
-	cl.writes = nil
-	if rep := s.Repair(context.Background(), []model.Ref{alphaRef, betaRef}, CycleOptions{}); rep.Err != nil || len(cl.writes) != 0 {
-		t.Errorf("err=%v writes=%v", rep.Err, cl.writes)
+	cl.NSs[1].Terminating = true
+	cl.Remove(betaRef)
+	cl.Writes = nil
+	if rep := s.Repair(context.Background(), []model.Ref{alphaRef, betaRef}, CycleOptions{}); rep.Err != nil || len(cl.Writes) != 0 {
+		t.Errorf("err=%v writes=%v", rep.Err, cl.Writes)
 	}
 }
 
@@ -329,12 +304,12 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 
 func TestCycleEvents(t *testing.T) {
 	dir, cl := newFixture()
-	rec := &fakeRecorder{}
+	rec := &controllertest.Recorder{}
 	core, logs := observer.New(zapcore.InfoLevel)
 	s := New(testConfig(), dir, cl, zap.New(core), metrics.NewMetrics("test")).WithEvents(rec)
 	// The first cycle's creations: one summary, no Event per binding.
 	rep := s.Cycle(context.Background(), CycleOptions{})
-	if evs := rec.take(); len(evs) != 0 {
+	if evs := rec.Take(); len(evs) != 0 {
 		t.Errorf("first cycle recorded %d Events, want none: %+v", len(evs), evs)
 	}
 	if rep.Err != nil || rep.Created == 0 || rep.Created != rep.Applied {
@@ -345,41 +320,41 @@ func TestCycleEvents(t *testing.T) {
 		t.Errorf("want one summary line naming %s, got %+v", alphaRef, sum)
 	}
 	// A binding deleted by hand and created again is drift: its Event.
-	cl.remove(alphaRef)
+	cl.Remove(alphaRef)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Created != 0 || rep.Applied != 1 {
 		t.Errorf("re-creation counted in the summary: created %d, written %d", rep.Created, rep.Applied)
 	}
-	byRef := map[model.Ref]recordedEvent{}
-	for _, e := range rec.take() {
-		byRef[e.ref] = e
+	byRef := map[model.Ref]controllertest.Event{}
+	for _, e := range rec.Take() {
+		byRef[e.Ref] = e
 	}
-	if e := byRef[alphaRef]; len(byRef) != 1 || e.reason != ReasonCreated || e.uid == "" ||
-		e.message != "created by group sync with Run:AI's roleRef and 3 users; added by group sync: alice, bob, dave" {
+	if e := byRef[alphaRef]; len(byRef) != 1 || e.Reason != ReasonCreated || e.UID == "" ||
+		e.Message != "created by group sync with Run:AI's roleRef and 3 users; added by group sync: alice, bob, dave" {
 		t.Errorf("events after a re-creation %+v", byRef)
 	}
 	// A user leaves: one removal, explained.
-	dir.members["runai-beta-executors"] = []string{"carol", "erin"}
-	dir.failing["runai-alpha-executors"] = true
+	dir.Members["runai-beta-executors"] = []string{"carol", "erin"}
+	dir.Failing["runai-alpha-executors"] = true
 	s.Cycle(context.Background(), CycleOptions{})
-	for _, e := range rec.take() {
-		switch e.ref {
+	for _, e := range rec.Take() {
+		switch e.Ref {
 		case model.ExecutorRef("runai-beta"):
-			if e.reason != ReasonChanged || e.message != "removed by group sync (no longer in the directory groups; they were added by group sync): frank" {
+			if e.Reason != ReasonChanged || e.Message != "removed by group sync (no longer in the directory groups; they were added by group sync): frank" {
 				t.Errorf("beta event %+v", e)
 			}
 		case alphaRef:
-			if e.reason != ReasonLeftUntouched || e.kind != "Warning" || !strings.Contains(e.message, "group runai-alpha-executors failed") {
+			if e.Reason != ReasonLeftUntouched || e.Kind != "Warning" || !strings.Contains(e.Message, "group runai-alpha-executors failed") {
 				t.Errorf("alpha event %+v", e)
 			}
 		}
 	}
 	// roleRef mismatch.
-	cl.edit(alphaRef, func(b *model.Binding) { b.RoleRef.Name = "cluster-admin" })
-	dir.failing["runai-alpha-executors"] = false
+	cl.Edit(alphaRef, func(b *model.Binding) { b.RoleRef.Name = "cluster-admin" })
+	dir.Failing["runai-alpha-executors"] = false
 	s.Cycle(context.Background(), CycleOptions{})
 	found := false
-	for _, e := range rec.take() {
-		if e.ref == alphaRef && e.reason == ReasonRoleRefMismatch && strings.Contains(e.message, "roleRef mismatch: the binding refers to ClusterRole/cluster-admin, expected ClusterRole/runai-job-executor") {
+	for _, e := range rec.Take() {
+		if e.Ref == alphaRef && e.Reason == ReasonRoleRefMismatch && strings.Contains(e.Message, "roleRef mismatch: the binding refers to ClusterRole/cluster-admin, expected ClusterRole/runai-job-executor") {
 			found = true
 		}
 	}
@@ -388,7 +363,7 @@ func TestCycleEvents(t *testing.T) {
 	}
 	// Dry run: no events.
 	s.Cycle(context.Background(), CycleOptions{DryRun: true})
-	if evs := rec.take(); len(evs) != 0 {
+	if evs := rec.Take(); len(evs) != 0 {
 		t.Errorf("dry run recorded events: %+v", evs)
 	}
 }
@@ -416,16 +391,16 @@ func TestLoopRepairsDriftQuicklyAndRateLimited(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 
 	edit := func(user string) time.Time {
-		b := cl.edit(alphaRef, dropUser(user))
+		b := cl.Edit(alphaRef, dropUser(user))
 		r.BindingChanged(alphaRef, b, b.ResourceVersion)
 		return time.Now()
 	}
 	start := edit("alice")
-	waitFor(t, 3*time.Second, func() bool { return len(cl.users(alphaRef)) == 3 })
+	waitFor(t, 3*time.Second, func() bool { return len(cl.Users(alphaRef)) == 3 })
 	first := time.Since(start)
 	// A second edit right away waits for the interval.
 	start = edit("bob")
-	waitFor(t, 3*time.Second, func() bool { return len(cl.users(alphaRef)) == 3 })
+	waitFor(t, 3*time.Second, func() bool { return len(cl.Users(alphaRef)) == 3 })
 	second := time.Since(start)
 	if first > time.Second || second < 700*time.Millisecond {
 		t.Errorf("first repair after %v (want quick), second after %v (want rate-limited to ~1s)", first, second)
@@ -459,13 +434,13 @@ func TestLoopRunsACycleWhenProjectsChange(t *testing.T) {
 	startLoop(t, r)
 	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
 	// gamma appears: a full cycle (which reads the directory) creates its binding.
-	dir.members["runai-gamma-executors"] = []string{"zed"}
+	dir.Members["runai-gamma-executors"] = []string{"zed"}
 	gamma := model.Namespace{Name: "runai-gamma", Labels: map[string]string{"runai/queue": "gamma"}}
 	cl.Lock()
-	cl.nss = append(cl.nss, gamma)
+	cl.NSs = append(cl.NSs, gamma)
 	cl.Unlock()
 	r.NamespaceChanged(nil, &gamma)
-	waitFor(t, 5*time.Second, func() bool { return len(cl.users(model.ExecutorRef("runai-gamma"))) == 1 })
+	waitFor(t, 5*time.Second, func() bool { return len(cl.Users(model.ExecutorRef("runai-gamma"))) == 1 })
 }
 
 func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
@@ -474,7 +449,7 @@ func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
 	// The informer saw our write, then missed the deletion while its watch
 	// was down; the re-list reports it with our write's version.
 	own, _ := cl.Get(context.Background(), model.ViewerRef())
-	cl.remove(model.ViewerRef())
+	cl.Remove(model.ViewerRef())
 	s.BindingChanged(model.ViewerRef(), nil, own.ResourceVersion)
 	if p := pending(s); len(p) != 1 {
 		t.Fatalf("deletion ignored: pending = %v", p)

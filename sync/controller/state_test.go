@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"reflect"
 	"slices"
 	"testing"
@@ -26,8 +27,8 @@ func TestUnreadableStoreWritesNothing(t *testing.T) {
 	dir, cl := newFixture()
 	s := New(testConfig(), dir, cl, zap.NewNop(), nil).WithState(&failingStore{})
 	rep := s.Cycle(context.Background(), CycleOptions{})
-	if rep.Err == nil || !rep.Fatal || len(cl.writes) != 0 {
-		t.Errorf("err=%v fatal=%v writes=%v", rep.Err, rep.Fatal, cl.writes)
+	if rep.Err == nil || !rep.Fatal || len(cl.Writes) != 0 {
+		t.Errorf("err=%v fatal=%v writes=%v", rep.Err, rep.Fatal, cl.Writes)
 	}
 }
 
@@ -41,12 +42,12 @@ func TestLastKnownMembersSurviveANewTerm(t *testing.T) {
 		t.Fatal(rep.Err)
 	}
 	// New term; alpha's viewers group fails; gina leaves the global group.
-	dir.failing["runai-alpha-viewers"] = true
-	dir.members["runai-viewers"] = nil
-	dir.members["runai-alpha-executors"] = []string{"alice", "bob", "dave"}
+	dir.Failing["runai-alpha-viewers"] = true
+	dir.Members["runai-viewers"] = nil
+	dir.Members["runai-alpha-executors"] = []string{"alice", "bob", "dave"}
 	s2 := New(testConfig(), dir, cl, zap.NewNop(), nil).WithState(store)
 	s2.Cycle(context.Background(), CycleOptions{})
-	if got := cl.users(model.ViewerRef()); !reflect.DeepEqual(got, []string{"vera"}) {
+	if got := cl.Users(model.ViewerRef()); !reflect.DeepEqual(got, []string{"vera"}) {
 		t.Errorf("viewer = %v, want vera kept (alpha's last known) and gina removed", got)
 	}
 }
@@ -64,7 +65,7 @@ func TestStaleApprovalsExpire(t *testing.T) {
 		t.Fatalf("approval not noted: %+v", store.snap)
 	}
 	store.snap.State.ApprovalsSeen["sha256:00000000000000aa"] = seen.Add(-2 * time.Hour)
-	dir.members["runai-viewers"] = []string{"gina", "gus"} // something to write
+	dir.Members["runai-viewers"] = []string{"gina", "gus"} // something to write
 	s.Cycle(context.Background(), CycleOptions{})
 	if len(store.snap.Approvals) != 0 || len(store.snap.State.ApprovalsSeen) != 0 {
 		t.Errorf("stale approval kept: %+v", store.snap)
@@ -109,8 +110,8 @@ func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
 	for i := range 150 {
 		viewers = append(viewers, fmt.Sprintf("v%03d", i))
 	}
-	dir.members["runai-viewers"] = viewers
-	dir.members["runai-beta-viewers"] = []string{}
+	dir.Members["runai-viewers"] = viewers
+	dir.Members["runai-beta-viewers"] = []string{}
 	cfg := testConfig()
 	cfg.Kubernetes.BindingShardBytes = 4096
 	cfg.Guard.MaxAddCount = 0
@@ -119,18 +120,18 @@ func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if store.saves != 1 || len(cl.users(model.ShardRef(model.ViewerRef(), 1))) == 0 {
-		t.Fatalf("first cycle: %d saves, viewer shard 1 %v; want 1 save and a sharded viewer binding", store.saves, cl.users(model.ShardRef(model.ViewerRef(), 1)))
+	if store.saves != 1 || len(cl.Users(model.ShardRef(model.ViewerRef(), 1))) == 0 {
+		t.Fatalf("first cycle: %d saves, viewer shard 1 %v; want 1 save and a sharded viewer binding", store.saves, cl.Users(model.ShardRef(model.ViewerRef(), 1)))
 	}
-	dir.members["runai-alpha-executors"] = []string{"dave", "bob", "alice"} // same members, another order
+	dir.Members["runai-alpha-executors"] = []string{"dave", "bob", "alice"} // same members, another order
 	for i := range 2 {
 		store.saves = 0
-		writes := len(cl.writes)
+		writes := len(cl.Writes)
 		if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 			t.Fatal(rep.Err)
 		}
-		if store.saves != 0 || len(cl.writes) != writes {
-			t.Errorf("steady cycle %d: %d store saves, bindings written %v; want none", i+2, store.saves, cl.writes[writes:])
+		if store.saves != 0 || len(cl.Writes) != writes {
+			t.Errorf("steady cycle %d: %d store saves, bindings written %v; want none", i+2, store.saves, cl.Writes[writes:])
 		}
 	}
 	// A new term reads the store back: still nothing to write.
@@ -140,7 +141,7 @@ func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
 		t.Errorf("new term over the same inputs: err %v, %d store saves; want none", rep.Err, store.saves)
 	}
 	// A real change is saved before the binding is written.
-	dir.members["runai-viewers"] = append(viewers[1:], "gus")
+	dir.Members["runai-viewers"] = append(viewers[1:], "gus")
 	store.saves = 0
 	if rep := s2.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || store.saves != 1 {
 		t.Errorf("a changed group: err %v, %d store saves; want 1", rep.Err, store.saves)
@@ -154,7 +155,7 @@ func TestSteadyStateDoesNotWriteTheStore(t *testing.T) {
 // burst, held, and the drift waited for the next cycle).
 func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 	dir, cl := newFixture()
-	ch := &fakeChanges{server: "dc1", usn: 100}
+	ch := &controllertest.Changes{Server: "dc1", USN: 100}
 	cfg := testConfig()
 	cfg.Guard.MaxAddCount = 3
 	store := &memStore{}
@@ -163,8 +164,8 @@ func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 		t.Fatal(rep.Err)
 	}
 	// carl joins: a fourth addition through the group within the window.
-	dir.members["runai-alpha-executors"] = []string{"alice", "bob", "carl", "dave"}
-	ch.change("runai-alpha-executors")
+	dir.Members["runai-alpha-executors"] = []string{"alice", "bob", "carl", "dave"}
+	ch.Change("runai-alpha-executors")
 	_, rep := s.Poll(context.Background(), CycleOptions{})
 	var key string
 	for _, p := range rep.Plans {
@@ -172,18 +173,18 @@ func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 			key = p.ApprovalKey
 		}
 	}
-	if key == "" || slices.Contains(cl.users(alphaRef), "carl") {
-		t.Fatalf("carl's addition not held: %v", cl.users(alphaRef))
+	if key == "" || slices.Contains(cl.Users(alphaRef), "carl") {
+		t.Fatalf("carl's addition not held: %v", cl.Users(alphaRef))
 	}
 	// Approved in the store: the next poll queues the repair that adds him.
 	store.snap.Approvals = map[string]string{key: "ok"}
 	s.Poll(context.Background(), CycleOptions{})
 	refs, _ := s.work.take()
-	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || !slices.Contains(cl.users(alphaRef), "carl") {
-		t.Fatalf("approved repair: %v, alpha = %v", rep.Err, cl.users(alphaRef))
+	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || !slices.Contains(cl.Users(alphaRef), "carl") {
+		t.Fatalf("approved repair: %v, alpha = %v", rep.Err, cl.Users(alphaRef))
 	}
 	// A namespace admin takes carl out, and the ownership record with him.
-	b := cl.edit(alphaRef, func(b *model.Binding) {
+	b := cl.Edit(alphaRef, func(b *model.Binding) {
 		dropUser("carl")(b)
 		b.Record, b.Managed = "", nil
 		delete(b.Annotations, model.ManagedAnnotation)
@@ -210,7 +211,7 @@ func (l *loadCountingStore) Load(ctx context.Context) (*model.StateSnapshot, err
 // gone, is no longer waited for.
 func TestApprovalsArePolledOnlyWhileSomethingIsHeld(t *testing.T) {
 	dir, cl := newFixture()
-	dir.ids = map[string]string{"runai-viewers": "guid-1"}
+	dir.IDs = map[string]string{"runai-viewers": "guid-1"}
 	store := &loadCountingStore{}
 	s := New(testConfig(), dir, cl, zap.NewNop(), nil).WithState(store)
 	cycle := func() {
@@ -228,12 +229,12 @@ func TestApprovalsArePolledOnlyWhileSomethingIsHeld(t *testing.T) {
 	if polled() {
 		t.Fatal("nothing held, the store read")
 	}
-	dir.ids["runai-viewers"] = "guid-2" // a same-named group elsewhere
+	dir.IDs["runai-viewers"] = "guid-2" // a same-named group elsewhere
 	cycle()
 	if !polled() {
 		t.Fatal("group pin held, the store not read for its approval")
 	}
-	dir.ids["runai-viewers"] = "guid-1" // the group is the pinned one again
+	dir.IDs["runai-viewers"] = "guid-1" // the group is the pinned one again
 	cycle()
 	if polled() {
 		t.Error("pin released, the store still read every poll")
@@ -242,15 +243,15 @@ func TestApprovalsArePolledOnlyWhileSomethingIsHeld(t *testing.T) {
 	// Eight of ten leave alpha's group (beta's keeps them in the index
 	// map): held on alpha's binding alone; then the project goes.
 	many := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
-	dir.members["runai-alpha-executors"] = many
-	dir.members["runai-beta-executors"] = many
+	dir.Members["runai-alpha-executors"] = many
+	dir.Members["runai-beta-executors"] = many
 	cycle()
-	dir.members["runai-alpha-executors"] = many[:2]
+	dir.Members["runai-alpha-executors"] = many[:2]
 	cycle()
 	if !polled() {
 		t.Fatal("removals held, the store not read for their approval")
 	}
-	cl.nss = cl.nss[1:] // runai-alpha is no project any more
+	cl.NSs = cl.NSs[1:] // runai-alpha is no project any more
 	cycle()
 	if polled() {
 		t.Error("the held binding's project is gone, the store still read every poll")

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"strings"
 	"testing"
 
@@ -18,21 +19,21 @@ import (
 // is reported by an Event in the copying namespace and the skip metric.
 func TestCopiedLabelMovesNothingAndIsReported(t *testing.T) {
 	dir, cl := newFixture()
-	cl.nss[0].HoldsExecutor = true
-	cl.nss = append(cl.nss, model.Namespace{Name: "monitoring", Labels: map[string]string{"runai/queue": "alpha", config.ProvisionedLabel: "true"}})
-	rec := &fakeRecorder{}
+	cl.NSs[0].HoldsExecutor = true
+	cl.NSs = append(cl.NSs, model.Namespace{Name: "monitoring", Labels: map[string]string{"runai/queue": "alpha", config.ProvisionedLabel: "true"}})
+	rec := &controllertest.Recorder{}
 	m := metrics.NewMetrics("test")
 	s := New(testConfig(), dir, cl, zap.NewNop(), m).WithEvents(rec)
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if cl.bindings[model.ExecutorRef("monitoring")] != nil || cl.bindings[model.ExecutorRef("runai-alpha")] == nil {
-		t.Fatalf("the copy moved the project: %v", cl.bindings)
+	if cl.Objects[model.ExecutorRef("monitoring")] != nil || cl.Objects[model.ExecutorRef("runai-alpha")] == nil {
+		t.Fatalf("the copy moved the project: %v", cl.Objects)
 	}
 	var found bool
-	for _, e := range rec.take() {
-		if e.ref.Kind == kube.KindNamespace && e.ref.Name == "monitoring" && e.reason == ReasonProjectLabelCopied && strings.Contains(e.message, "runai/queue=alpha") {
+	for _, e := range rec.Take() {
+		if e.Ref.Kind == kube.KindNamespace && e.Ref.Name == "monitoring" && e.Reason == ReasonProjectLabelCopied && strings.Contains(e.Message, "runai/queue=alpha") {
 			found = true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"reflect"
 	"sort"
 	"testing"
@@ -17,18 +18,18 @@ import (
 
 // shardedFixture: 150 global viewers, 66 users of 4 characters a binding
 // (bindingShardBytes 4096): the viewer binding and two shards.
-func shardedFixture(t *testing.T) (*Pipeline, *fakeCluster, *fakeRecorder, *metrics.Metrics, []string) {
+func shardedFixture(t *testing.T) (*Pipeline, *controllertest.Cluster, *controllertest.Recorder, *metrics.Metrics, []string) {
 	t.Helper()
 	dir, cl := newFixture()
 	var viewers []string
 	for i := range 150 {
 		viewers = append(viewers, fmt.Sprintf("v%03d", i))
 	}
-	dir.members["runai-viewers"] = append(append([]string(nil), viewers...), "gina")
+	dir.Members["runai-viewers"] = append(append([]string(nil), viewers...), "gina")
 	cfg := testConfig()
 	cfg.Kubernetes.BindingShardBytes = 4096
 	cfg.Guard.MaxAddCount = 0 // 150 viewers at once: sharding, not the guard, is tested here
-	rec := &fakeRecorder{}
+	rec := &controllertest.Recorder{}
 	m := metrics.NewMetrics("test")
 	s := New(cfg, dir, cl, zap.NewNop(), m).WithEvents(rec)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
@@ -37,36 +38,20 @@ func shardedFixture(t *testing.T) (*Pipeline, *fakeCluster, *fakeRecorder, *metr
 	return s, cl, rec, m, append(viewers, "gina", "vera")
 }
 
-// granted is every user the viewer binding and its shards hold.
-func (f *fakeCluster) granted(ref model.Ref) []string {
-	seen := map[string]bool{}
-	for i := 0; i <= model.MaxShards; i++ {
-		for _, u := range f.users(model.ShardRef(ref, i)) {
-			seen[u] = true
-		}
-	}
-	var out []string
-	for u := range seen {
-		out = append(out, u)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	s, cl, rec, m, all := shardedFixture(t)
 	viewer := model.ViewerRef()
 	sort.Strings(all)
-	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
+	if got := cl.Granted(viewer); !reflect.DeepEqual(got, all) {
 		t.Fatalf("granted %d users, want %d", len(got), len(all))
 	}
 	for i := 0; i < 3; i++ {
-		if n := len(cl.users(model.ShardRef(viewer, i))); n == 0 || n > 66 {
+		if n := len(cl.Users(model.ShardRef(viewer, i))); n == 0 || n > 66 {
 			t.Errorf("binding %d holds %d users", i, n)
 		}
 	}
 	// The first cycle's creations are one summary log line, not Events.
-	if evs := rec.take(); len(evs) != 0 {
+	if evs := rec.Take(); len(evs) != 0 {
 		t.Errorf("first cycle recorded %d Events, want none: %+v", len(evs), evs)
 	}
 	if v := testCounter(t, m, "runai_ldap_sync_binding_shards", `name="runai-job-viewer-manual"`); v != 3 {
@@ -79,20 +64,20 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	// A hand-deleted shard queues a repair of the logical binding, which
 	// writes that shard alone.
 	s1 := model.ShardRef(viewer, 1)
-	rv := cl.remove(s1)
+	rv := cl.Remove(s1)
 	s.BindingChanged(s1, nil, rv)
 	refs, _ := s.work.take()
 	if !reflect.DeepEqual(refs, []model.Ref{viewer}) {
 		t.Fatalf("queued %v, want the logical binding", refs)
 	}
-	cl.writes = nil
+	cl.Writes = nil
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || rep.Applied != 1 {
 		t.Fatalf("repair: %v, applied %d", rep.Err, rep.Applied)
 	}
-	if !reflect.DeepEqual(cl.writes, []model.Ref{s1}) {
-		t.Errorf("repair wrote %v, want %v", cl.writes, s1)
+	if !reflect.DeepEqual(cl.Writes, []model.Ref{s1}) {
+		t.Errorf("repair wrote %v, want %v", cl.Writes, s1)
 	}
-	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
+	if got := cl.Granted(viewer); !reflect.DeepEqual(got, all) {
 		t.Errorf("after the repair %d users granted", len(got))
 	}
 	// Its own writes are no drift.
@@ -105,20 +90,20 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	// The whole logical binding deleted by hand: its re-creation is drift,
 	// one Event on the logical binding, none on its shards.
 	for i := 0; i <= model.MaxShards; i++ {
-		cl.remove(model.ShardRef(viewer, i))
+		cl.Remove(model.ShardRef(viewer, i))
 	}
-	rec.take()
+	rec.Take()
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil || rep.Created != 0 {
 		t.Fatalf("cycle: %v, created %d in the summary, want 0", rep.Err, rep.Created)
 	}
 	var viewerEvents int
-	for _, e := range rec.take() {
-		if e.ref.Name != model.ViewerBinding && e.ref.Kind == model.KindClusterRoleBinding {
+	for _, e := range rec.Take() {
+		if e.Ref.Name != model.ViewerBinding && e.Ref.Kind == model.KindClusterRoleBinding {
 			t.Errorf("event on a shard: %+v", e)
 		}
-		if e.ref == viewer {
+		if e.Ref == viewer {
 			viewerEvents++
-			if e.reason != ReasonCreated || e.uid != "uid-"+viewer.String() {
+			if e.Reason != ReasonCreated || e.UID != "uid-"+viewer.String() {
 				t.Errorf("re-creation event %+v", e)
 			}
 		}
@@ -135,49 +120,29 @@ func TestShardMovesWaitForTheirWrites(t *testing.T) {
 	s, cl, _, _, all := shardedFixture(t)
 	viewer := model.ViewerRef()
 	sort.Strings(all)
-	before := cl.users(viewer)
+	before := cl.Users(viewer)
 	s.cfg.Kubernetes.BindingShardBytes = 3000 // 42 users a binding: moves
 	for i := 1; i <= model.MaxShards; i++ {
-		cl.failOn[model.ShardRef(viewer, i)] = true
+		cl.FailOn[model.ShardRef(viewer, i)] = true
 	}
 	rep := s.Cycle(context.Background(), CycleOptions{})
 	if rep.Err == nil || rep.WriteErrors[viewer] == nil {
 		t.Fatalf("want a write error on the viewer binding, got %v", rep.Err)
 	}
-	if got := cl.users(viewer); !reflect.DeepEqual(got, before) {
+	if got := cl.Users(viewer); !reflect.DeepEqual(got, before) {
 		t.Errorf("the first binding lost users before their new shard was written: %d of %d", len(got), len(before))
 	}
-	clear(cl.failOn)
+	clear(cl.FailOn)
 	if rep := s.Cycle(context.Background(), CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
-	if got := cl.granted(viewer); !reflect.DeepEqual(got, all) {
+	if got := cl.Granted(viewer); !reflect.DeepEqual(got, all) {
 		t.Errorf("after the moves %d users granted, want %d", len(got), len(all))
 	}
 	for i := 0; i <= model.MaxShards; i++ {
-		if n := len(cl.users(model.ShardRef(viewer, i))); n > 42 {
+		if n := len(cl.Users(model.ShardRef(viewer, i))); n > 42 {
 			t.Errorf("binding %d holds %d users, more than the safe size", i, n)
 		}
-	}
-}
-
-// explain looks at every shard: a user held by a shard holds the binding.
-func TestExplainSeesShards(t *testing.T) {
-	s, cl, _, _, _ := shardedFixture(t)
-	viewer := model.ViewerRef()
-	var inShard2 string
-	for _, u := range cl.users(model.ShardRef(viewer, 2)) {
-		inShard2 = u
-	}
-	if inShard2 == "" {
-		t.Fatal("shard 2 is empty")
-	}
-	ex, err := s.Explain(context.Background(), inShard2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ex.Viewer == nil || !ex.Viewer.Holds || ex.Viewer.HandAdded || ex.Viewer.Shard != model.ViewerBinding+"-2" {
-		t.Errorf("explain %s: %+v", inShard2, ex.Viewer)
 	}
 }
 
@@ -190,9 +155,9 @@ func TestRepairReadsTheShardsTheCycleRead(t *testing.T) {
 	cfg := testConfig()
 	cfg.Kubernetes.MaxBindingShards = 0
 	shard := model.ShardRef(alphaRef, 1)
-	cl.bindings[shard] = &model.Binding{Ref: shard, Exists: true, ResourceVersion: "1", Annotations: map[string]string{},
+	cl.Objects[shard] = &model.Binding{Ref: shard, Exists: true, ResourceVersion: "1", Annotations: map[string]string{},
 		RoleRef: model.RoleRef{APIGroup: model.RBACGroup, Kind: "ClusterRole", Name: "cluster-admin"}}
-	cl.bindings[alphaRef] = &model.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "2", Annotations: map[string]string{},
+	cl.Objects[alphaRef] = &model.Binding{Ref: alphaRef, Exists: true, ResourceVersion: "2", Annotations: map[string]string{},
 		RoleRef: model.ExpectedRoleRef(alphaRef.Name), Subjects: []model.Subject{model.UserSubject("bob")}}
 	s := New(cfg, dir, cl, zap.NewNop(), nil)
 	rep := s.Cycle(context.Background(), CycleOptions{})
@@ -201,13 +166,13 @@ func TestRepairReadsTheShardsTheCycleRead(t *testing.T) {
 			t.Fatalf("cycle plan of alpha: %+v, want the shard's roleRef mismatch", p)
 		}
 	}
-	cl.writes = nil
-	b := cl.edit(alphaRef, dropUser("bob"))
+	cl.Writes = nil
+	b := cl.Edit(alphaRef, dropUser("bob"))
 	s.BindingChanged(alphaRef, b, b.ResourceVersion)
 	refs, _ := s.work.take()
 	rep = s.Repair(context.Background(), refs, CycleOptions{})
-	if len(cl.writes) != 0 {
-		t.Errorf("repair wrote %v past the shard the cycle left the binding untouched for", cl.writes)
+	if len(cl.Writes) != 0 {
+		t.Errorf("repair wrote %v past the shard the cycle left the binding untouched for", cl.Writes)
 	}
 	for _, p := range rep.Plans {
 		if p.Ref == alphaRef && !errors.Is(p.Err, plan.ErrRoleRefMismatch) {

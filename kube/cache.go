@@ -493,15 +493,18 @@ func (c *Cache) informerFor(ref model.Ref) cache.SharedIndexInformer {
 	return nil
 }
 
-// Apply writes through the Client and remembers the result until the
-// informer has seen it.
+// Apply writes through the Client and remembers the result (see
+// ownWrites): for reads until the informer has seen it, and its version
+// for Wrote.
 func (c *Cache) Apply(ctx context.Context, ch model.Change, current *model.Binding) (*model.Binding, error) {
 	b, err := c.client.Apply(ctx, ch, current)
-	if err != nil {
-		return nil, err
+	if err != nil || b == nil {
+		return b, err
 	}
-	if inf := c.informerFor(ch.Ref); inf != nil && c.Synced() {
-		c.writes.record(ch.Ref, b)
+	inf := c.informerFor(ch.Ref)
+	overlay := inf != nil && c.Synced()
+	c.writes.record(ch.Ref, b, overlay)
+	if overlay {
 		// The informer may have delivered it already.
 		if o, ok, _ := inf.GetStore().GetByKey(storeKey(ch.Ref)); ok {
 			c.caughtUp(ch.Ref, resourceVersion(o))
@@ -509,6 +512,10 @@ func (c *Cache) Apply(ctx context.Context, ch model.Change, current *model.Bindi
 	}
 	return b, nil
 }
+
+// Wrote reports whether rv is the state of our own last write of ref, or
+// a state from before it: the informer's echo of our write, not drift.
+func (c *Cache) Wrote(ref model.Ref, rv string) bool { return c.writes.wrote(ref, rv) }
 
 // newer returns whichever of the cached and the written state is more
 // recent; an unknown order keeps the informer's state.

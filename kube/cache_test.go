@@ -174,7 +174,7 @@ func TestSweepReportsAWrittenBindingDeletedUnseen(t *testing.T) {
 	ca.synced.Store(true)
 	ref := model.ViewerRef()
 	// We created it at 120; the informer is at 100 (its watch is down).
-	ca.writes.record(ref, &model.Binding{Ref: ref, Exists: true, ResourceVersion: "120"})
+	ca.writes.record(ref, &model.Binding{Ref: ref, Exists: true, ResourceVersion: "120"}, true)
 	if b, _ := ca.Get(context.Background(), ref); !b.Exists {
 		t.Fatal("our own write must be visible before the informer sees it")
 	}
@@ -198,7 +198,7 @@ func TestSweepReportsAWrittenBindingDeletedUnseen(t *testing.T) {
 		t.Fatalf("reported %v, written %v", reported, ca.writes.written)
 	}
 	// A binding the informer holds is just forgotten.
-	ca.writes.record(ref, &model.Binding{Ref: ref, Exists: true, ResourceVersion: "140"})
+	ca.writes.record(ref, &model.Binding{Ref: ref, Exists: true, ResourceVersion: "140"}, true)
 	viewer.rv = "150"
 	_ = viewer.store.Add(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ViewerBinding, ResourceVersion: "140"}})
 	ca.sweep()

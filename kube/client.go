@@ -346,6 +346,11 @@ func conflictBackoff(n int) time.Duration {
 	return d/2 + rand.N(d)
 }
 
+// Wrote is always false: a Client keeps no record of its writes, as it
+// has no informers whose echoes of them could be taken for drift (Cache
+// has).
+func (c *Client) Wrote(model.Ref, string) bool { return false }
+
 // Apply makes one change. An existing binding is patched, never deleted and
 // recreated, with its resourceVersion as precondition; on a conflict it is
 // read again and the same additions and removals are applied to what is

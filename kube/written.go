@@ -8,28 +8,50 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// ownWrites holds the states our own writes returned until the informers
-// have caught up with them, so a read right after a write never sees the
-// state from before it. Its methods are safe for concurrent use (the
-// informers' handlers and the readers).
+// ownWrites is the one record of our own writes: the states they returned
+// until the informers have caught up with them, so a read right after a
+// write never sees the state from before it; and, for good, the
+// resourceVersion of our last write of each binding, so the informer's
+// echo of it (or a state from before it) is not taken for drift (wrote).
+// Its methods are safe for concurrent use (the informers' handlers, the
+// readers and the controller loop).
 type ownWrites struct {
 	mu      sync.Mutex
 	written map[model.Ref]*model.Binding
+	// last is the resourceVersion of our last write per binding.
+	last map[model.Ref]string
 	// gone counts the sweeps that found a written binding missing from an
 	// informer that is past it (see sweep).
 	gone map[model.Ref]int
 }
 
 func newOwnWrites() *ownWrites {
-	return &ownWrites{written: map[model.Ref]*model.Binding{}, gone: map[model.Ref]int{}}
+	return &ownWrites{written: map[model.Ref]*model.Binding{}, last: map[model.Ref]string{}, gone: map[model.Ref]int{}}
 }
 
-// record remembers the state a write of ref returned.
-func (w *ownWrites) record(ref model.Ref, b *model.Binding) {
+// record remembers the state a write of ref returned; overlay says
+// whether reads still need it (the informers need not have started).
+func (w *ownWrites) record(ref model.Ref, b *model.Binding, overlay bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.written[ref] = b
-	delete(w.gone, ref)
+	w.last[ref] = b.ResourceVersion
+	if overlay {
+		w.written[ref] = b
+		delete(w.gone, ref)
+	}
+}
+
+// wrote reports whether rv is the state of our last write of ref, or of a
+// state before it. A resourceVersion that cannot be compared is not ours.
+func (w *ownWrites) wrote(ref model.Ref, rv string) bool {
+	w.mu.Lock()
+	last := w.last[ref]
+	w.mu.Unlock()
+	if last == "" || rv == "" {
+		return false
+	}
+	cmp, err := resourceversion.CompareResourceVersion(rv, last)
+	return err == nil && cmp <= 0
 }
 
 // caughtUp forgets our write of ref once the informer has seen it or a

@@ -27,9 +27,6 @@ type applier struct {
 	// shards is how many bindings (the first and its shards) each logical
 	// binding had after its last plan.
 	shards map[model.Ref]int
-	// written is the resourceVersion of our last write per binding, so the
-	// informer's echo of our own write is not taken for drift.
-	written map[model.Ref]string
 }
 
 // applied is what the apply step did: each plan's outcome, the bindings
@@ -132,7 +129,6 @@ func (a *applier) apply(ctx context.Context, p *plan.BindingPlan, current map[mo
 		}
 		if b != nil {
 			written[ch.Ref] = b
-			a.written[ch.Ref] = b.ResourceVersion
 		}
 	}
 	b := current[p.Ref]

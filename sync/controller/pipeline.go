@@ -28,6 +28,10 @@ type Cluster interface {
 	Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*model.Binding, error)
 	Get(ctx context.Context, ref model.Ref) (*model.Binding, error)
 	Apply(ctx context.Context, ch model.Change, current *model.Binding) (*model.Binding, error)
+	// Wrote reports whether rv is the state of our own last write of ref,
+	// or older: the one record of our writes is the Cluster's (kube.Cache),
+	// whose informers echo them.
+	Wrote(ref model.Ref, rv string) bool
 }
 
 // Recorder records Kubernetes Events on bindings (kube.EventRecorder).
@@ -129,7 +133,7 @@ func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, me
 	s.polls.s = s
 	s.guard.s = s
 	s.provisioning = provisioner{s: s, provisioned: map[string]string{}}
-	s.writes = applier{s: s, written: map[model.Ref]string{}, shards: map[model.Ref]int{}}
+	s.writes = applier{s: s, shards: map[model.Ref]int{}}
 	return s
 }
 

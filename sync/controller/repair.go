@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -68,16 +67,14 @@ func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
 	// The store as last read or written, by whichever path (cycle, poll,
 	// repair) touched it last.
 	opts.State = s.guard.snap
-	written := s.writes.written[ref]
 	if !managed {
 		return
 	}
-	// Our own write, or a state from before it. A deletion is never ours,
-	// and one found by a re-list carries the last state's version.
-	if b != nil && written != "" && rv != "" {
-		if cmp, err := resourceversion.CompareResourceVersion(rv, written); err == nil && cmp <= 0 {
-			return
-		}
+	// Our own write, or a state from before it (the Cluster keeps our
+	// writes). A deletion is never ours, and one found by a re-list carries
+	// the last state's version.
+	if b != nil && s.cluster.Wrote(ref, rv) {
+		return
 	}
 	change := "changed"
 	if b == nil {

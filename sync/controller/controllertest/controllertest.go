@@ -76,6 +76,17 @@ type Cluster struct {
 	FailOn  map[model.Ref]bool
 	RV      int
 	Reads   int
+	// last is the resourceVersion of each binding's last write (Wrote).
+	last map[model.Ref]int
+}
+
+// Wrote reports whether rv is the state of the last write of ref, or older.
+func (f *Cluster) Wrote(ref model.Ref, rv string) bool {
+	f.Lock()
+	defer f.Unlock()
+	n, err := strconv.Atoi(rv)
+	last, ok := f.last[ref]
+	return ok && err == nil && n <= last
 }
 
 // Namespaces returns NSs.
@@ -130,6 +141,10 @@ func (f *Cluster) Apply(_ context.Context, ch model.Change, _ *model.Binding) (*
 	f.RV++
 	cur.ResourceVersion = strconv.Itoa(f.RV)
 	f.Objects[ch.Ref] = cur
+	if f.last == nil {
+		f.last = map[model.Ref]int{}
+	}
+	f.last[ch.Ref] = f.RV
 	return cur.Copy(), nil
 }
 

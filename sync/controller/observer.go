@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -225,6 +226,22 @@ func (o logObserver) outcomes(rep *Report, opts CycleOptions) {
 	if len(created) > 0 && !opts.DryRun {
 		o.log.Info("bindings created", zap.String("trigger", rep.Trigger), zap.Int("count", len(created)),
 			zap.String("bindings", listOf("", created)))
+	}
+}
+
+// projects logs the projects a cycle's placement skipped, and those no
+// longer configured or discovered.
+func (o logObserver) projects(rep *Report, cfg config.Projects) {
+	for _, sp := range rep.placed {
+		fields := []zap.Field{zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason)}
+		if sp.Reason == plan.SkipFenced {
+			fields = append(fields, zap.String("fence", cfg.Fenced(sp.Namespace)))
+		}
+		o.log.Warn("project skipped", fields...)
+	}
+	for _, p := range rep.Provision.Orphaned {
+		o.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",
+			zap.String("project", p.Name), zap.String("namespace", p.Namespace))
 	}
 }
 

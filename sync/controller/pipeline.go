@@ -193,6 +193,9 @@ type Report struct {
 
 	// read is what the cycle planned from (explain reads a user's part).
 	read readState
+	// placed are the projects that the namespaces' labels skip (the
+	// first of SkippedProjects).
+	placed []plan.SkippedProject
 	// skippedSamples are examples of the members skipped, by reason.
 	skippedSamples map[string][]string
 	// outcomes are what applying each plan came to (Events, metrics and

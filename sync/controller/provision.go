@@ -99,11 +99,13 @@ type ProvisionReport struct {
 // skipped, the names discovery found, and the namespaces to create or
 // label and the orphaned projects (projects.*).
 type projectsFound struct {
-	projects   []plan.Project
-	skipped    []plan.SkippedProject
-	discovered []string
-	actions    []plan.NamespaceAction
-	orphaned   []plan.Project
+	projects []plan.Project
+	// placed are the projects the namespaces' labels skip (placement,
+	// fence); skipped adds the discovered names that are not valid ones.
+	placed, skipped []plan.SkippedProject
+	discovered      []string
+	actions         []plan.NamespaceAction
+	orphaned        []plan.Project
 }
 
 // provisioned is what a cycle's provisioning did: the projects kept (a
@@ -175,20 +177,8 @@ func (v *provisioner) findProjects(ctx context.Context, nss []model.Namespace) (
 		}
 	}
 	f := plan.FindProjectsWith(nss, v.s.cfg.Projects, disc)
-	found.projects, found.skipped = f.Projects, append(f.Skipped, invalid...)
+	found.projects, found.placed, found.skipped = f.Projects, f.Skipped, append(f.Skipped, invalid...)
 	found.actions, found.orphaned = f.Actions, f.Orphaned
-	for _, sp := range f.Skipped {
-		fields := []zap.Field{zap.String("project", sp.Name), zap.String("namespace", sp.Namespace), zap.String("reason", sp.Reason)}
-		if sp.Reason == plan.SkipFenced {
-			fields = append(fields, zap.String("fence", v.s.cfg.Projects.Fenced(sp.Namespace)))
-		}
-		v.s.log.Warn("project skipped", fields...)
-		v.s.writes.copiedLabelEvent(sp)
-	}
-	for _, p := range f.Orphaned {
-		v.s.log.Warn("project is no longer configured or discovered; its namespace is kept and still synced (never deleted or unlabelled): remove the label or the namespace by hand if it is gone for good",
-			zap.String("project", p.Name), zap.String("namespace", p.Namespace))
-	}
 	return found, derr
 }
 

@@ -310,7 +310,7 @@ func (p *pass) report(ctx context.Context, err error) *Report {
 	rep := newReport(p.sc.trigger)
 	rep.Started, rep.Duration, rep.Err, rep.DirErr = p.started, time.Since(p.started), err, p.dirErr
 	rep.Projects = p.projects()
-	rep.SkippedProjects = append(p.found.skipped, p.prov.skipped...)
+	rep.SkippedProjects, rep.placed = append(p.found.skipped, p.prov.skipped...), p.found.placed
 	rep.Provision = p.prov.report(p.found)
 	rep.Plans, rep.CycleWanted = p.plans, p.sc.newProject
 	if p.pinned {
@@ -372,7 +372,11 @@ func (s *Pipeline) observe(rep *Report, sc scope, opts CycleOptions) {
 	}
 	switch sc.trigger {
 	case TriggerCycle:
+		for _, sp := range rep.placed {
+			s.writes.copiedLabelEvent(sp)
+		}
 		s.obs.cycleDone(rep)
+		s.logs.projects(rep, s.cfg.Projects)
 		s.logs.cycleRead(rep)
 	case TriggerChange:
 		s.obs.pollDone(rep, opts, sc.seen)

@@ -18,9 +18,10 @@ import (
 // leaving it half-known.
 const writeTimeout = 30 * time.Second
 
-// applier is the apply step of the pipeline: it writes plans, logs and
-// records Events of what it did, and keeps what later steps need to know
-// of those writes.
+// applier is the apply step of the pipeline: it writes plans and keeps
+// what later runs need to know of those writes (how many shards each
+// binding has); the Events of what it did are recorded once the run's
+// report is built (Pipeline.observe).
 type applier struct {
 	s      *Pipeline // the term's cluster, logger, metrics and configuration
 	events Recorder

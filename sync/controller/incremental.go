@@ -348,20 +348,6 @@ func affectedGroups(cs *ldapsrc.ChangeSet, all []string, reached map[string][]st
 	return out
 }
 
-// liveNamespaces maps each namespace to whether it is live (not terminating).
-func liveNamespaces(ctx context.Context, cluster Cluster, obs metricsObserver) (map[string]bool, error) {
-	nss, err := cluster.Namespaces(ctx)
-	if err != nil {
-		obs.kubeError("list")
-		return nil, fmt.Errorf("read namespaces: %w", err)
-	}
-	live := make(map[string]bool, len(nss))
-	for _, n := range nss {
-		live[n.Name] = !n.Terminating
-	}
-	return live, nil
-}
-
 func sameDesired(a, b plan.Desired) bool {
 	return a.Ref == b.Ref && a.Incomplete == b.Incomplete && (a.Err == nil) == (b.Err == nil) && slices.Equal(a.Users, b.Users)
 }

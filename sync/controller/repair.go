@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
@@ -187,51 +186,4 @@ func isStaticNamespace(cfg config.Projects, nss ...*model.Namespace) bool {
 // change queues a full cycle).
 func (s *Pipeline) Repair(ctx context.Context, refs []model.Ref, opts CycleOptions) *Report {
 	return s.run(ctx, scope{trigger: TriggerRepair, refs: refs}, opts)
-}
-
-// planEach reads each binding's current state (the informer cache, in the
-// daemon) and plans it, skipping executor bindings whose namespace is gone
-// or terminating (that change queues a full cycle). A nil map means
-// nothing could be planned.
-func (s *Pipeline) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions) (map[model.Ref]*model.Binding, []plan.BindingPlan, []error) {
-	live, err := liveNamespaces(ctx, s.cluster, s.obs)
-	if err != nil {
-		return nil, nil, []error{err}
-	}
-	var errs []error
-	var plans []plan.BindingPlan
-	current := map[model.Ref]*model.Binding{}
-	for _, d := range desired {
-		if d.Ref.Name == model.ExecutorBinding && !live[d.Ref.Namespace] {
-			continue
-		}
-		shards, err := getShards(ctx, s.cluster, d.Ref, current)
-		if err != nil {
-			s.obs.kubeError("get")
-			errs = append(errs, err)
-			continue
-		}
-		plans = append(plans, plan.PlanOne(d, shards, popts))
-	}
-	return current, plans, errs
-}
-
-// getShards reads a binding and every shard it may have into current,
-// and returns them as plan.PlanOne takes them: every shard name, as the
-// cycle's list does, also with sharding turned off (a shard made before
-// still counts, and its roleRef or record may leave the binding
-// untouched). From the informer cache in the daemon, these are memory
-// reads.
-func getShards(ctx context.Context, cluster Cluster, ref model.Ref, current map[model.Ref]*model.Binding) ([]*model.Binding, error) {
-	var out []*model.Binding
-	for i := 0; i <= model.MaxShards; i++ {
-		r := model.ShardRef(ref, i)
-		b, err := cluster.Get(ctx, r)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", r, err)
-		}
-		current[r] = b
-		out = append(out, b)
-	}
-	return out, nil
 }

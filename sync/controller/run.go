@@ -237,6 +237,67 @@ func (p *pass) plan(ctx context.Context) error {
 	return nil
 }
 
+// planEach reads each binding's current state (the informer cache, in the
+// daemon) and plans it, skipping executor bindings whose namespace is gone
+// or terminating (that change queues a full cycle). A nil map means
+// nothing could be planned.
+func (s *Pipeline) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions) (map[model.Ref]*model.Binding, []plan.BindingPlan, []error) {
+	live, err := liveNamespaces(ctx, s.cluster, s.obs)
+	if err != nil {
+		return nil, nil, []error{err}
+	}
+	var errs []error
+	var plans []plan.BindingPlan
+	current := map[model.Ref]*model.Binding{}
+	for _, d := range desired {
+		if d.Ref.Name == model.ExecutorBinding && !live[d.Ref.Namespace] {
+			continue
+		}
+		shards, err := getShards(ctx, s.cluster, d.Ref, current)
+		if err != nil {
+			s.obs.kubeError("get")
+			errs = append(errs, err)
+			continue
+		}
+		plans = append(plans, plan.PlanOne(d, shards, popts))
+	}
+	return current, plans, errs
+}
+
+// getShards reads a binding and every shard it may have into current,
+// and returns them as plan.PlanOne takes them: every shard name, as the
+// cycle's list does, also with sharding turned off (a shard made before
+// still counts, and its roleRef or record may leave the binding
+// untouched). From the informer cache in the daemon, these are memory
+// reads.
+func getShards(ctx context.Context, cluster Cluster, ref model.Ref, current map[model.Ref]*model.Binding) ([]*model.Binding, error) {
+	var out []*model.Binding
+	for i := 0; i <= model.MaxShards; i++ {
+		r := model.ShardRef(ref, i)
+		b, err := cluster.Get(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", r, err)
+		}
+		current[r] = b
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// liveNamespaces maps each namespace to whether it is live (not terminating).
+func liveNamespaces(ctx context.Context, cluster Cluster, obs metricsObserver) (map[string]bool, error) {
+	nss, err := cluster.Namespaces(ctx)
+	if err != nil {
+		obs.kubeError("list")
+		return nil, fmt.Errorf("read namespaces: %w", err)
+	}
+	live := make(map[string]bool, len(nss))
+	for _, n := range nss {
+		live[n.Name] = !n.Terminating
+	}
+	return live, nil
+}
+
 // remember keeps what the run taught for the runs after it. A cycle's
 // desired state, projects and groups are remembered even when the store
 // could not be written (nothing was); a poll's only once written, so the

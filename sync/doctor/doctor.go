@@ -241,19 +241,12 @@ func (d *Doctor) checkGroups(r *Report, p Projects) {
 		} else if missing[w.name] {
 			bad++
 			r.add(Check{Name: CheckGroups, Status: Warn, Message: fmt.Sprintf("group %s (%s) was not found: it grants no one", w.name, of),
-				Fix: fmt.Sprintf("create the group under %s, or fix the template %s", groupBase(d.Config.LDAP), w.key)})
+				Fix: fmt.Sprintf("create the group under %s, or fix the template %s", d.Config.LDAP.GroupBase(), w.key)})
 		}
 	}
 	if bad == 0 {
 		r.add(Check{Name: CheckGroups, Status: OK, Message: fmt.Sprintf("all %d groups of %d projects found", len(wants), len(p.Projects))})
 	}
-}
-
-func groupBase(l config.LDAP) string {
-	if l.GroupBaseDN != "" {
-		return l.GroupBaseDN
-	}
-	return l.BaseDN
 }
 
 func (d *Doctor) checkDeletions(ctx context.Context, r *Report) {

@@ -376,43 +376,12 @@ func (d *Doctor) fenceCheck(ctx context.Context, daemon string, pols []admission
 // whether they may do what Run:AI's CLI does (SubjectAccessReview as
 // that user): the roles really grant it.
 func (d *Doctor) checkGrants(ctx context.Context, r *Report, caller string, projects []plan.Project) {
-	runaiNS := d.Config.Kubernetes.RunaiNamespace
 	n := d.Sample
 	if n <= 0 {
 		n = 2
 	}
-	rbac := d.Kube.RbacV1()
 	for _, g := range GrantKinds {
-		var users []string
-		var ns, what string
-		switch g.Binding {
-		case model.ViewerBinding:
-			what = "ClusterRoleBinding " + g.Binding
-			b, err := rbac.ClusterRoleBindings().Get(ctx, g.Binding, metav1.GetOptions{})
-			if err == nil {
-				users = usersOf(b.Subjects)
-			}
-			if len(projects) > 0 {
-				ns = projects[0].Namespace
-			}
-		case model.ExecutorBinding:
-			for _, p := range projects {
-				b, err := rbac.RoleBindings(p.Namespace).Get(ctx, g.Binding, metav1.GetOptions{})
-				if err == nil && len(usersOf(b.Subjects)) > 0 {
-					users, ns, what = usersOf(b.Subjects), p.Namespace, "RoleBinding "+p.Namespace+"/"+g.Binding
-					break
-				}
-			}
-			if what == "" {
-				what = "RoleBinding " + g.Binding + " (no project has one with users)"
-			}
-		case model.IndexMapBinding:
-			what, ns = "RoleBinding "+runaiNS+"/"+g.Binding, runaiNS
-			b, err := rbac.RoleBindings(runaiNS).Get(ctx, g.Binding, metav1.GetOptions{})
-			if err == nil {
-				users = usersOf(b.Subjects)
-			}
-		}
+		users, ns, what := d.grantSample(ctx, g, projects)
 		c := Check{Name: CheckGrants}
 		if len(users) == 0 {
 			c.Status, c.Message = Warn, what+" holds no user yet: what it grants is not checked"
@@ -447,6 +416,41 @@ func (d *Doctor) checkGrants(ctx context.Context, r *Report, caller string, proj
 		}
 		r.add(c)
 	}
+}
+
+// grantSample reads the binding of kind g whose users checkGrants
+// samples: the viewer binding, the first project executor binding that
+// holds users, or the index map. It returns its users, the namespace their
+// access is asked in, and the binding's name as the check says it.
+func (d *Doctor) grantSample(ctx context.Context, g GrantKind, projects []plan.Project) (users []string, ns, what string) {
+	runaiNS := d.Config.Kubernetes.RunaiNamespace
+	rbac := d.Kube.RbacV1()
+	switch g.Binding {
+	case model.ViewerBinding:
+		what = "ClusterRoleBinding " + g.Binding
+		b, err := rbac.ClusterRoleBindings().Get(ctx, g.Binding, metav1.GetOptions{})
+		if err == nil {
+			users = usersOf(b.Subjects)
+		}
+		if len(projects) > 0 {
+			ns = projects[0].Namespace
+		}
+	case model.ExecutorBinding:
+		for _, p := range projects {
+			b, err := rbac.RoleBindings(p.Namespace).Get(ctx, g.Binding, metav1.GetOptions{})
+			if err == nil && len(usersOf(b.Subjects)) > 0 {
+				return usersOf(b.Subjects), p.Namespace, "RoleBinding " + p.Namespace + "/" + g.Binding
+			}
+		}
+		what = "RoleBinding " + g.Binding + " (no project has one with users)"
+	case model.IndexMapBinding:
+		what, ns = "RoleBinding "+runaiNS+"/"+g.Binding, runaiNS
+		b, err := rbac.RoleBindings(runaiNS).Get(ctx, g.Binding, metav1.GetOptions{})
+		if err == nil {
+			users = usersOf(b.Subjects)
+		}
+	}
+	return users, ns, what
 }
 
 func accessList(as []Access) string {

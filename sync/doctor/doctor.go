@@ -214,34 +214,21 @@ func (d *Doctor) checkGroups(r *Report, p Projects) {
 	for _, m := range p.Missing {
 		missing[m] = true
 	}
-	g := d.Config.Groups
-	type want struct{ key, template, project, name string }
-	var wants []want
-	for _, pr := range p.Projects {
-		for _, t := range g.Executors {
-			wants = append(wants, want{"groups.executors", t, pr.Name, config.ExpandGroup(t, pr.Name)})
-		}
-		for _, t := range g.Viewers {
-			wants = append(wants, want{"groups.viewers", t, pr.Name, config.ExpandGroup(t, pr.Name)})
-		}
-	}
-	for _, t := range g.GlobalViewers {
-		wants = append(wants, want{"groups.globalViewers", t, "", t})
-	}
+	wants := plan.WantedGroups(d.Config.Groups, p.Projects)
 	bad := 0
 	for _, w := range wants {
-		of := w.key + " " + w.template
-		if w.project != "" {
-			of += ", project " + w.project
+		of := w.Key + " " + w.Template
+		if w.Project != "" {
+			of += ", project " + w.Project
 		}
-		if err, ok := p.Failed[w.name]; ok {
+		if err, ok := p.Failed[w.Name]; ok {
 			bad++
-			r.add(Check{Name: CheckGroups, Status: Fail, Message: fmt.Sprintf("group %s (%s) could not be read: %v", w.name, of, err),
+			r.add(Check{Name: CheckGroups, Status: Fail, Message: fmt.Sprintf("group %s (%s) could not be read: %v", w.Name, of, err),
 				Fix: "check the bind account's read access to the group and its members"})
-		} else if missing[w.name] {
+		} else if missing[w.Name] {
 			bad++
-			r.add(Check{Name: CheckGroups, Status: Warn, Message: fmt.Sprintf("group %s (%s) was not found: it grants no one", w.name, of),
-				Fix: fmt.Sprintf("create the group under %s, or fix the template %s", d.Config.LDAP.GroupBase(), w.key)})
+			r.add(Check{Name: CheckGroups, Status: Warn, Message: fmt.Sprintf("group %s (%s) was not found: it grants no one", w.Name, of),
+				Fix: fmt.Sprintf("create the group under %s, or fix the template %s", d.Config.LDAP.GroupBase(), w.Key)})
 		}
 	}
 	if bad == 0 {

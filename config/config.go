@@ -217,6 +217,22 @@ type LDAP struct {
 	MaxPacketBytes int64 `yaml:"maxPacketBytes"`
 }
 
+// GroupBase is where groups are searched: ldap.groupBaseDN, else ldap.baseDN.
+func (l LDAP) GroupBase() string {
+	if l.GroupBaseDN != "" {
+		return l.GroupBaseDN
+	}
+	return l.BaseDN
+}
+
+// UserBase is where users are searched: ldap.userBaseDN, else ldap.baseDN.
+func (l LDAP) UserBase() string {
+	if l.UserBaseDN != "" {
+		return l.UserBaseDN
+	}
+	return l.BaseDN
+}
+
 // Groups holds the group name templates; {project} is replaced by the
 // project name.
 type Groups struct {

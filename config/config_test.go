@@ -446,3 +446,14 @@ func TestBadBurstIsOneError(t *testing.T) {
 		}
 	}
 }
+
+func TestSearchBasesDefaultToBaseDN(t *testing.T) {
+	l := LDAP{BaseDN: "DC=example,DC=com"}
+	if l.GroupBase() != l.BaseDN || l.UserBase() != l.BaseDN {
+		t.Errorf("without their own DNs: group base %q, user base %q, want %q", l.GroupBase(), l.UserBase(), l.BaseDN)
+	}
+	l.GroupBaseDN, l.UserBaseDN = "OU=Groups,DC=example,DC=com", "OU=People,DC=example,DC=com"
+	if l.GroupBase() != l.GroupBaseDN || l.UserBase() != l.UserBaseDN {
+		t.Errorf("with their own DNs: group base %q, user base %q", l.GroupBase(), l.UserBase())
+	}
+}

@@ -50,11 +50,7 @@ func (c *Config) OptOuts() []OptOut {
 	if c.LDAP.AllowWellKnownGroups {
 		add("ldap.allowWellKnownGroups", "a project group that reaches Domain Users, Domain Computers, Authenticated Users or Everyone grants every account of the domain: any owner of a project group can do that by nesting one")
 	}
-	groupBase := c.LDAP.GroupBaseDN
-	if groupBase == "" {
-		groupBase = c.LDAP.BaseDN
-	}
-	if DomainRoot(groupBase) {
+	if groupBase := c.LDAP.GroupBase(); DomainRoot(groupBase) {
 		add("ldap.groupBaseDN", "groups are searched across the whole domain ("+groupBase+"): anyone delegated to create groups in any OU can create a group named like a project's (squat a missing one, or make one ambiguous); set ldap.groupBaseDN to an OU where only IT creates groups")
 	}
 	if fg := c.Projects.FromGroups; fg != nil && fg.BaseDN != "" && DomainRoot(fg.BaseDN) {

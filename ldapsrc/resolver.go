@@ -54,19 +54,9 @@ func newResolver(s *Source, c *conn) *resolver {
 	}
 }
 
-func (r *dirReader) groupBase() string {
-	if r.src.cfg.GroupBaseDN != "" {
-		return r.src.cfg.GroupBaseDN
-	}
-	return r.src.cfg.BaseDN
-}
+func (r *dirReader) groupBase() string { return r.src.cfg.GroupBase() }
 
-func (r *dirReader) userBase() string {
-	if r.src.cfg.UserBaseDN != "" {
-		return r.src.cfg.UserBaseDN
-	}
-	return r.src.cfg.BaseDN
-}
+func (r *dirReader) userBase() string { return r.src.cfg.UserBase() }
 
 func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error) {
 	for _, n := range names {

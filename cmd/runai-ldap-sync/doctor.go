@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
@@ -43,32 +44,9 @@ func runDoctor(f *flags, stdout, stderr io.Writer) error {
 	if tmpl != nil {
 		d.TemplateRoles = tmpl.ClusterRoles()
 	}
-	var kc *kube.Client
-	cc, err := kube.RestConfig(f.kubeconfig, f.context)
-	if err == nil {
-		d.Where = fmt.Sprintf("%s, from %s", cc.Host, cc.Source)
-		if cc.Context != "" {
-			d.Where += " context " + cc.Context
-		}
-		if cc.Timeout == 0 {
-			cc.Timeout = requestTimeout // a check never waits for ever on a silent API server
-		}
-		if kc, err = kube.NewClient(cc.Config, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst); err == nil {
-			d.Kube = kc.Clientset()
-		}
-	}
-	d.KubeErr = err
-	if f.userKubeconfig != "" || f.userContext != "" {
-		ucc, err := kube.RestConfig(f.userKubeconfig, f.userContext)
-		if err != nil {
-			return &exitError{code: doctor.ExitFailures, err: fmt.Errorf("--user-kubeconfig: %w", err)}
-		}
-		if ucc.Timeout == 0 {
-			ucc.Timeout = requestTimeout
-		}
-		if d.User, err = kubernetes.NewForConfig(ucc.Config); err != nil {
-			return &exitError{code: doctor.ExitFailures, err: fmt.Errorf("--user-kubeconfig: %w", err)}
-		}
+	kc, err := f.doctorClients(cfg, d)
+	if err != nil {
+		return &exitError{code: doctor.ExitFailures, err: err}
 	}
 	d.Plan = func(ctx context.Context) doctor.Projects {
 		// As diff's (newDaemon), on doctor's Source: one bind for the run.
@@ -96,4 +74,34 @@ func runDoctor(f *flags, stdout, stderr io.Writer) error {
 		return &exitError{code: code}
 	}
 	return nil
+}
+
+// doctorClients connects doctor to the API server as the daemon would
+// (d.Kube, and the client of its dry-run cycle; d.KubeErr when it cannot,
+// which doctor reports as a check) and, with --user-kubeconfig or
+// --user-context, as a person (d.User). No request waits for ever on a
+// silent API server.
+func (f *flags) doctorClients(cfg *config.Config, d *doctor.Doctor) (*kube.Client, error) {
+	kc, cc, err := f.kubeClient(cfg, requestTimeout)
+	if err == nil {
+		d.Kube, d.Where = kc.Clientset(), fmt.Sprintf("%s, from %s", cc.Host, cc.Source)
+		if cc.Context != "" {
+			d.Where += " context " + cc.Context
+		}
+	}
+	d.KubeErr = err
+	if f.userKubeconfig == "" && f.userContext == "" {
+		return kc, nil
+	}
+	ucc, err := kube.RestConfig(f.userKubeconfig, f.userContext)
+	if err != nil {
+		return nil, fmt.Errorf("--user-kubeconfig: %w", err)
+	}
+	if ucc.Timeout == 0 {
+		ucc.Timeout = requestTimeout
+	}
+	if d.User, err = kubernetes.NewForConfig(ucc.Config); err != nil {
+		return nil, fmt.Errorf("--user-kubeconfig: %w", err)
+	}
+	return kc, nil
 }

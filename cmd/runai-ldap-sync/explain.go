@@ -8,10 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/runai-ldap-sync/runai-ldap-sync/kube"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // runExplain answers `explain --user ID [--project NAME] [-o text|json]`:
@@ -31,15 +29,10 @@ func runExplain(f *flags, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	cc, err := kube.RestConfig(f.kubeconfig, f.context)
+	kc, _, err := f.kubeClient(cfg, 0)
 	if err != nil {
 		return &exitError{code: exitFailed, err: err}
 	}
-	kc, err := kube.NewClient(cc.Config, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
-	if err != nil {
-		return &exitError{code: exitFailed, err: err}
-	}
-	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	src.Trace = true
 	// The discovery and the fence of a cycle; a dry run writes nothing.

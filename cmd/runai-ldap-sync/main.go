@@ -30,7 +30,6 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/leader"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/metrics"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
-	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -160,16 +159,11 @@ type daemon struct {
 }
 
 func newDaemon(cfg *config.Config, tmpl *template.Template, f *flags, log *zap.Logger, cmd string) (*daemon, error) {
-	cc, err := kube.RestConfig(f.kubeconfig, f.context)
+	kc, cc, err := f.kubeClient(cfg, 0)
 	if err != nil {
 		return nil, err
 	}
 	rc := cc.Config
-	kc, err := kube.NewClient(rc, cfg.Kubernetes.QPS, cfg.Kubernetes.Burst)
-	if err != nil {
-		return nil, err
-	}
-	kc.SetScope(plan.Scope(cfg))
 	src := ldapsrc.New(cfg.LDAP, log.Named("ldap"))
 	m := metrics.NewMetrics(version)
 	m.WatchStats(&src.Stats, kc.Stats)

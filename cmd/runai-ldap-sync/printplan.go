@@ -130,26 +130,11 @@ func planEntries(rep *controller.Report) []planJSON {
 	return out
 }
 
-// printEntry writes one entry of the plan as text.
+// printEntry writes one entry of the plan as text: its line, its labels,
+// a line per user, then its shards and its approval.
 func printEntry(w io.Writer, p planJSON) {
 	ref := model.Ref{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
-	suffix := ""
-	switch {
-	case p.Kind == "Namespace" && p.Create:
-		suffix = " (create)"
-	case p.Kind == "Namespace":
-		suffix = " (label)"
-	case p.Template && p.Create:
-		suffix = " (create from the project template)"
-	case p.Template:
-		suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
-	case p.Create:
-		suffix = " (create)"
-	}
-	if p.ShardCount > 1 {
-		suffix += fmt.Sprintf(" (%d bindings: it and %d shards)", p.ShardCount, p.ShardCount-1)
-	}
-	fmt.Fprintf(w, "%s%s\n", ref, suffix)
+	fmt.Fprintf(w, "%s%s\n", ref, entrySuffix(p))
 	keys := make([]string, 0, len(p.Labels))
 	for k := range p.Labels {
 		keys = append(keys, k)
@@ -176,29 +161,7 @@ func printEntry(w io.Writer, p planJSON) {
 		}
 	}
 	for _, sh := range p.Shards {
-		if len(sh.MoveOut) > 0 {
-			fmt.Fprintf(w, "  shard %s: moves out %s (after the writes above)\n", sh.Name, strings.Join(sh.MoveOut, ", "))
-			continue
-		}
-		var parts []string
-		for _, u := range sh.Add {
-			parts = append(parts, "+ "+u)
-		}
-		for _, u := range sh.Remove {
-			parts = append(parts, "- "+u)
-		}
-		switch {
-		case len(parts) == 0:
-			parts = []string{"ownership record or annotations only"}
-		case len(parts) > 10:
-			// The users are listed above; a shard's share is a count.
-			parts = []string{fmt.Sprintf("+%d users, -%d users", len(sh.Add), len(sh.Remove))}
-		}
-		create := ""
-		if sh.Create {
-			create = " (create)"
-		}
-		fmt.Fprintf(w, "  shard %s%s: %s\n", sh.Name, create, strings.Join(parts, ", "))
+		printShard(w, sh)
 	}
 	if p.ApprovalRemoved != "" {
 		fmt.Fprintf(w, "~ approval %q on the binding removed: approvals are read from the guard's store only\n", p.ApprovalRemoved)
@@ -206,6 +169,54 @@ func printEntry(w io.Writer, p planJSON) {
 	if p.ApproveCommand != "" {
 		fmt.Fprintf(w, "  approve exactly the held changes with: %s\n", p.ApproveCommand)
 	}
+}
+
+// entrySuffix says what happens to an entry as a whole.
+func entrySuffix(p planJSON) string {
+	suffix := ""
+	switch {
+	case p.Kind == "Namespace" && p.Create:
+		suffix = " (create)"
+	case p.Kind == "Namespace":
+		suffix = " (label)"
+	case p.Template && p.Create:
+		suffix = " (create from the project template)"
+	case p.Template:
+		suffix = fmt.Sprintf(" (bring back to the project template: %s differs)", p.Field)
+	case p.Create:
+		suffix = " (create)"
+	}
+	if p.ShardCount > 1 {
+		suffix += fmt.Sprintf(" (%d bindings: it and %d shards)", p.ShardCount, p.ShardCount-1)
+	}
+	return suffix
+}
+
+// printShard writes what the plan's writes do to one shard.
+func printShard(w io.Writer, sh shardJSON) {
+	if len(sh.MoveOut) > 0 {
+		fmt.Fprintf(w, "  shard %s: moves out %s (after the writes above)\n", sh.Name, strings.Join(sh.MoveOut, ", "))
+		return
+	}
+	var parts []string
+	for _, u := range sh.Add {
+		parts = append(parts, "+ "+u)
+	}
+	for _, u := range sh.Remove {
+		parts = append(parts, "- "+u)
+	}
+	switch {
+	case len(parts) == 0:
+		parts = []string{"ownership record or annotations only"}
+	case len(parts) > 10:
+		// The users are listed above; a shard's share is a count.
+		parts = []string{fmt.Sprintf("+%d users, -%d users", len(sh.Add), len(sh.Remove))}
+	}
+	create := ""
+	if sh.Create {
+		create = " (create)"
+	}
+	fmt.Fprintf(w, "  shard %s%s: %s\n", sh.Name, create, strings.Join(parts, ", "))
 }
 
 // group orders diff entries: namespaces, template objects, bindings.

@@ -214,46 +214,26 @@ func (d *Doctor) checkGroups(r *Report, p Projects) {
 	for _, m := range p.Missing {
 		missing[m] = true
 	}
-	g := d.Config.Groups
-	type want struct{ key, template, project, name string }
-	var wants []want
-	for _, pr := range p.Projects {
-		for _, t := range g.Executors {
-			wants = append(wants, want{"groups.executors", t, pr.Name, config.ExpandGroup(t, pr.Name)})
-		}
-		for _, t := range g.Viewers {
-			wants = append(wants, want{"groups.viewers", t, pr.Name, config.ExpandGroup(t, pr.Name)})
-		}
-	}
-	for _, t := range g.GlobalViewers {
-		wants = append(wants, want{"groups.globalViewers", t, "", t})
-	}
+	wants := plan.WantedGroups(d.Config.Groups, p.Projects)
 	bad := 0
 	for _, w := range wants {
-		of := w.key + " " + w.template
-		if w.project != "" {
-			of += ", project " + w.project
+		of := w.Key + " " + w.Template
+		if w.Project != "" {
+			of += ", project " + w.Project
 		}
-		if err, ok := p.Failed[w.name]; ok {
+		if err, ok := p.Failed[w.Name]; ok {
 			bad++
-			r.add(Check{Name: CheckGroups, Status: Fail, Message: fmt.Sprintf("group %s (%s) could not be read: %v", w.name, of, err),
+			r.add(Check{Name: CheckGroups, Status: Fail, Message: fmt.Sprintf("group %s (%s) could not be read: %v", w.Name, of, err),
 				Fix: "check the bind account's read access to the group and its members"})
-		} else if missing[w.name] {
+		} else if missing[w.Name] {
 			bad++
-			r.add(Check{Name: CheckGroups, Status: Warn, Message: fmt.Sprintf("group %s (%s) was not found: it grants no one", w.name, of),
-				Fix: fmt.Sprintf("create the group under %s, or fix the template %s", groupBase(d.Config.LDAP), w.key)})
+			r.add(Check{Name: CheckGroups, Status: Warn, Message: fmt.Sprintf("group %s (%s) was not found: it grants no one", w.Name, of),
+				Fix: fmt.Sprintf("create the group under %s, or fix the template %s", d.Config.LDAP.GroupBase(), w.Key)})
 		}
 	}
 	if bad == 0 {
 		r.add(Check{Name: CheckGroups, Status: OK, Message: fmt.Sprintf("all %d groups of %d projects found", len(wants), len(p.Projects))})
 	}
-}
-
-func groupBase(l config.LDAP) string {
-	if l.GroupBaseDN != "" {
-		return l.GroupBaseDN
-	}
-	return l.BaseDN
 }
 
 func (d *Doctor) checkDeletions(ctx context.Context, r *Report) {
@@ -383,43 +363,12 @@ func (d *Doctor) fenceCheck(ctx context.Context, daemon string, pols []admission
 // whether they may do what Run:AI's CLI does (SubjectAccessReview as
 // that user): the roles really grant it.
 func (d *Doctor) checkGrants(ctx context.Context, r *Report, caller string, projects []plan.Project) {
-	runaiNS := d.Config.Kubernetes.RunaiNamespace
 	n := d.Sample
 	if n <= 0 {
 		n = 2
 	}
-	rbac := d.Kube.RbacV1()
 	for _, g := range GrantKinds {
-		var users []string
-		var ns, what string
-		switch g.Binding {
-		case model.ViewerBinding:
-			what = "ClusterRoleBinding " + g.Binding
-			b, err := rbac.ClusterRoleBindings().Get(ctx, g.Binding, metav1.GetOptions{})
-			if err == nil {
-				users = usersOf(b.Subjects)
-			}
-			if len(projects) > 0 {
-				ns = projects[0].Namespace
-			}
-		case model.ExecutorBinding:
-			for _, p := range projects {
-				b, err := rbac.RoleBindings(p.Namespace).Get(ctx, g.Binding, metav1.GetOptions{})
-				if err == nil && len(usersOf(b.Subjects)) > 0 {
-					users, ns, what = usersOf(b.Subjects), p.Namespace, "RoleBinding "+p.Namespace+"/"+g.Binding
-					break
-				}
-			}
-			if what == "" {
-				what = "RoleBinding " + g.Binding + " (no project has one with users)"
-			}
-		case model.IndexMapBinding:
-			what, ns = "RoleBinding "+runaiNS+"/"+g.Binding, runaiNS
-			b, err := rbac.RoleBindings(runaiNS).Get(ctx, g.Binding, metav1.GetOptions{})
-			if err == nil {
-				users = usersOf(b.Subjects)
-			}
-		}
+		users, ns, what := d.grantSample(ctx, g, projects)
 		c := Check{Name: CheckGrants}
 		if len(users) == 0 {
 			c.Status, c.Message = Warn, what+" holds no user yet: what it grants is not checked"
@@ -454,6 +403,41 @@ func (d *Doctor) checkGrants(ctx context.Context, r *Report, caller string, proj
 		}
 		r.add(c)
 	}
+}
+
+// grantSample reads the binding of kind g whose users checkGrants
+// samples: the viewer binding, the first project executor binding that
+// holds users, or the index map. It returns its users, the namespace their
+// access is asked in, and the binding's name as the check says it.
+func (d *Doctor) grantSample(ctx context.Context, g GrantKind, projects []plan.Project) (users []string, ns, what string) {
+	runaiNS := d.Config.Kubernetes.RunaiNamespace
+	rbac := d.Kube.RbacV1()
+	switch g.Binding {
+	case model.ViewerBinding:
+		what = "ClusterRoleBinding " + g.Binding
+		b, err := rbac.ClusterRoleBindings().Get(ctx, g.Binding, metav1.GetOptions{})
+		if err == nil {
+			users = usersOf(b.Subjects)
+		}
+		if len(projects) > 0 {
+			ns = projects[0].Namespace
+		}
+	case model.ExecutorBinding:
+		for _, p := range projects {
+			b, err := rbac.RoleBindings(p.Namespace).Get(ctx, g.Binding, metav1.GetOptions{})
+			if err == nil && len(usersOf(b.Subjects)) > 0 {
+				return usersOf(b.Subjects), p.Namespace, "RoleBinding " + p.Namespace + "/" + g.Binding
+			}
+		}
+		what = "RoleBinding " + g.Binding + " (no project has one with users)"
+	case model.IndexMapBinding:
+		what, ns = "RoleBinding "+runaiNS+"/"+g.Binding, runaiNS
+		b, err := rbac.RoleBindings(runaiNS).Get(ctx, g.Binding, metav1.GetOptions{})
+		if err == nil {
+			users = usersOf(b.Subjects)
+		}
+	}
+	return users, ns, what
 }
 
 func accessList(as []Access) string {

@@ -32,13 +32,38 @@ func GroupNames(g config.Groups, project string) (executors, viewers []string) {
 
 // AllGroupNames lists every group a cycle must resolve.
 func AllGroupNames(g config.Groups, projects []Project) []string {
-	var out []string
-	for _, p := range projects {
-		e, v := GroupNames(g, p.Name)
-		out = append(out, e...)
-		out = append(out, v...)
+	wanted := WantedGroups(g, projects)
+	out := make([]string, len(wanted))
+	for i, w := range wanted {
+		out[i] = w.Name
 	}
-	out = append(out, g.GlobalViewers...)
+	return out
+}
+
+// WantedGroup is a group a cycle resolves and the setting that names it.
+type WantedGroup struct {
+	Key      string // groups.executors, groups.viewers or groups.globalViewers
+	Template string // the setting's entry, before {project} expansion
+	Project  string // "" for a global viewer group
+	Name     string
+}
+
+// WantedGroups lists every group a cycle must resolve, with where it comes
+// from: each project's executor then viewer groups, then the global viewer
+// groups.
+func WantedGroups(g config.Groups, projects []Project) []WantedGroup {
+	var out []WantedGroup
+	for _, p := range projects {
+		for _, t := range g.Executors {
+			out = append(out, WantedGroup{"groups.executors", t, p.Name, config.ExpandGroup(t, p.Name)})
+		}
+		for _, t := range g.Viewers {
+			out = append(out, WantedGroup{"groups.viewers", t, p.Name, config.ExpandGroup(t, p.Name)})
+		}
+	}
+	for _, t := range g.GlobalViewers {
+		out = append(out, WantedGroup{"groups.globalViewers", t, "", t})
+	}
 	return out
 }
 

@@ -176,3 +176,27 @@ func TestDesiredStateAmbiguousKeepsCandidates(t *testing.T) {
 		t.Errorf("no last known: %+v", d)
 	}
 }
+
+func TestWantedGroupsNameTheirSetting(t *testing.T) {
+	g := config.Groups{Executors: []string{"runai-{project}-executors"}, Viewers: []string{"{project}-viewers"}, GlobalViewers: []string{"runai-viewers"}}
+	projects := []Project{{Name: "alpha", Namespace: "runai-alpha"}, {Name: "beta", Namespace: "ml-beta"}}
+	want := []WantedGroup{
+		{"groups.executors", "runai-{project}-executors", "alpha", "runai-alpha-executors"},
+		{"groups.viewers", "{project}-viewers", "alpha", "alpha-viewers"},
+		{"groups.executors", "runai-{project}-executors", "beta", "runai-beta-executors"},
+		{"groups.viewers", "{project}-viewers", "beta", "beta-viewers"},
+		{"groups.globalViewers", "runai-viewers", "", "runai-viewers"},
+	}
+	if got := WantedGroups(g, projects); !reflect.DeepEqual(got, want) {
+		t.Errorf("WantedGroups = %+v\nwant %+v", got, want)
+	}
+	names := AllGroupNames(g, projects)
+	if len(names) != len(want) {
+		t.Fatalf("AllGroupNames = %v", names)
+	}
+	for i, w := range want {
+		if names[i] != w.Name {
+			t.Errorf("AllGroupNames[%d] = %q, want %q", i, names[i], w.Name)
+		}
+	}
+}

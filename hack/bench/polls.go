@@ -47,6 +47,11 @@ type pollStats struct {
 		Error        string           `json:"error,omitempty"`
 	} `json:"change"`
 	MaxRSSKiB int64 `json:"maxRSSKiB"`
+	// LiveHeapKiB is the heap still in use after the full cycle (after a
+	// collection): what the daemon keeps between cycles.
+	LiveHeapKiB int64 `json:"liveHeapKiB"`
+	// GoMemLimit is the GOMEMLIMIT the child ran with (the Deployment's).
+	GoMemLimit string `json:"goMemLimit,omitempty"`
 }
 
 // pollsMain: a full cycle, then idle polls, then one change (a member
@@ -97,15 +102,23 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	}
 	src := ldapsrc.New(cfg.LDAP, zap.NewNop())
 	src.Reach = true
-	s := controller.New(cfg, src, cache, zap.NewNop(), nil).WithChanges(src)
+	// As `run` wires it: informer cache, change polls, the guard's store.
+	s := controller.New(cfg, src, cache, zap.NewNop(), nil).WithChanges(src).WithState(kc.StateStore(cfg.Kubernetes.RunaiNamespace))
 	defer src.ClosePolls()
 	var st pollStats
 	// At the large scale the cycle reports the union bindings too large
 	// to store (see the table above); the polls work all the same.
 	rep := s.Cycle(ctx, controller.CycleOptions{})
 	st.CycleSeconds = rep.Duration.Seconds()
+	if rep.Err != nil {
+		st.Change.Error = "full cycle: " + firstLine(rep.Err.Error())
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st.LiveHeapKiB = int64(ms.HeapAlloc / 1024)
+	st.GoMemLimit = os.Getenv("GOMEMLIMIT")
 	if path := os.Getenv("BENCH_POLLS_HEAPPROFILE"); path != "" {
-		runtime.GC()
 		if f, err := os.Create(path); err == nil {
 			_ = pprof.Lookup("heap").WriteTo(f, 0)
 			f.Close()
@@ -202,10 +215,16 @@ func addMember(c config.LDAP, adminDN, adminPW, groupDN, memberDN string) error 
 }
 
 // runPollsChild runs the polls child and returns its figures.
-func runPollsChild(ctx context.Context, self, cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string) (pollStats, error) {
+// The child runs with goMemLimit as GOMEMLIMIT ("" leaves it unset), as
+// the Deployment runs the daemon.
+func runPollsChild(ctx context.Context, self, cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN, goMemLimit string) (pollStats, error) {
 	cmd := exec.CommandContext(ctx, self, "polls", "--config", cfgPath, "--kubeconfig", kubeconfig,
 		"--admin-dn", adminDN, "--admin-password", adminPW, "--group", groupDN, "--member", memberDN)
 	cmd.Stderr = os.Stderr
+	cmd.Env = os.Environ()
+	if goMemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		return pollStats{}, fmt.Errorf("polls: %w", err)
@@ -215,9 +234,11 @@ func runPollsChild(ctx context.Context, self, cfgPath, kubeconfig, adminDN, admi
 		return pollStats{}, fmt.Errorf("polls: %w: %s", err, out)
 	}
 	fmt.Printf("  incremental: idle poll %.2f ms (%d searches, %d entries, %d binds, kube %s over %d polls); "+
-		"one change written %.0f ms after it was made (%d polls, %d searches, %d entries, kube %s, %d bindings written), peak RSS %d MiB\n",
+		"one change written %.0f ms after it was made (%d polls, %d searches, %d entries, kube %s, %d bindings written); "+
+		"full cycle %.2fs, peak RSS %d MiB, live heap after the cycle %d MiB, GOMEMLIMIT %s\n",
 		st.Idle.SecondsPerPoll*1000, st.Idle.Searches, st.Idle.Entries, st.Idle.Binds, verbs(st.Idle.KubeRequests), st.Idle.Polls,
-		st.Change.Seconds*1000, st.Change.Polls, st.Change.Searches, st.Change.Entries, verbs(st.Change.KubeRequests), st.Change.Written, st.MaxRSSKiB/1024)
+		st.Change.Seconds*1000, st.Change.Polls, st.Change.Searches, st.Change.Entries, verbs(st.Change.KubeRequests), st.Change.Written,
+		st.CycleSeconds, st.MaxRSSKiB/1024, st.LiveHeapKiB/1024, orUnset(st.GoMemLimit))
 	if st.Change.Error != "" {
 		fmt.Printf("      error: %s\n", st.Change.Error)
 	}
@@ -233,11 +254,19 @@ func writePollTable(b *strings.Builder, st pollStats) {
 		float64(st.Idle.Searches)/float64(st.Idle.Polls), float64(st.Idle.Entries)/float64(st.Idle.Polls), st.Idle.Binds, verbs(st.Idle.KubeRequests))
 	fmt.Fprintf(b, "| one change (a member added), made → binding written | %.0f ms | %d | %d | — | %s | %d |\n", st.Change.Seconds*1000,
 		st.Change.Searches, st.Change.Entries, verbs(st.Change.KubeRequests), st.Change.Written)
-	fmt.Fprintf(b, "\nThe full cycle before the polls (with the reach index they need) took %.2f s; peak RSS of the process %d MiB. "+
-		"In the daemon add up to `incremental.pollInterval` for a change to be seen.\n", st.CycleSeconds, st.MaxRSSKiB/1024)
+	fmt.Fprintf(b, "\nThe daemon's full cycle before the polls (from its informer cache, with the reach index the polls need) took %.2f s; "+
+		"peak RSS of the process %d MiB with GOMEMLIMIT %s (the Deployment's), live heap after the cycle %d MiB. "+
+		"In the daemon add up to `incremental.pollInterval` for a change to be seen.\n", st.CycleSeconds, st.MaxRSSKiB/1024, orUnset(st.GoMemLimit), st.LiveHeapKiB/1024)
 	if st.Change.Error != "" {
 		fmt.Fprintf(b, "\nError reported: `%s`\n", st.Change.Error)
 	}
+}
+
+func orUnset(s string) string {
+	if s == "" {
+		return "unset"
+	}
+	return s
 }
 
 func writePollTableTo(report *string, st pollStats) {

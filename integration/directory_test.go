@@ -109,7 +109,7 @@ func TestActiveDirectoryShapes(t *testing.T) {
 	t.Run("disabled, computer and foreign members are skipped and counted", func(t *testing.T) {
 		res := resolve(t, e.adConfig(func(c *config.LDAP) { c.BaseDN = e.samba.BaseDN; c.GroupBaseDN = e.ou }), "mixed")
 		wantMembers(t, res, "mixed", "erin")
-		for reason, n := range map[string]int{ldapsrc.SkipDisabled: 1, ldapsrc.SkipComputer: 1, ldapsrc.SkipForeign: 1} {
+		for reason, n := range map[string]int{model.SkipDisabled: 1, model.SkipComputer: 1, model.SkipForeign: 1} {
 			if res.Skipped[reason] != n {
 				t.Errorf("skipped[%s] = %d, want %d (all: %v)", reason, res.Skipped[reason], n, res.Skipped)
 			}
@@ -125,7 +125,7 @@ func TestActiveDirectoryShapes(t *testing.T) {
 	t.Run("members outside the user base are skipped and counted", func(t *testing.T) {
 		res := resolve(t, e.adConfig(func(c *config.LDAP) { c.BaseDN = e.samba.BaseDN; c.UserBaseDN = e.ou }), "far")
 		wantMembers(t, res, "far", "alice")
-		if res.Skipped[ldapsrc.SkipOutsideBase] != 1 {
+		if res.Skipped[model.SkipOutsideBase] != 1 {
 			t.Errorf("skipped = %v, want outside_base 1", res.Skipped)
 		}
 	})
@@ -162,7 +162,7 @@ func TestActiveDirectoryShapes(t *testing.T) {
 			wantMembers(t, res, g, "alice", "bob", "carol")
 		}
 		wantMembers(t, res, "mixed", "erin")
-		for reason, n := range map[string]int{ldapsrc.SkipDisabled: 1, ldapsrc.SkipComputer: 1, ldapsrc.SkipForeign: 1} {
+		for reason, n := range map[string]int{model.SkipDisabled: 1, model.SkipComputer: 1, model.SkipForeign: 1} {
 			if res.Skipped[reason] != n {
 				t.Errorf("skipped[%s] = %d, want %d (all: %v)", reason, res.Skipped[reason], n, res.Skipped)
 			}
@@ -172,7 +172,7 @@ func TestActiveDirectoryShapes(t *testing.T) {
 		}
 		res = resolve(t, e.adConfig(func(c *config.LDAP) { inChain(c); c.BaseDN = e.samba.BaseDN; c.UserBaseDN = e.ou }), "far")
 		wantMembers(t, res, "far", "alice")
-		if res.Skipped[ldapsrc.SkipOutsideBase] != 1 {
+		if res.Skipped[model.SkipOutsideBase] != 1 {
 			t.Errorf("skipped = %v, want outside_base 1", res.Skipped)
 		}
 	})
@@ -212,7 +212,7 @@ func TestActiveDirectoryLargeGroupAndPaging(t *testing.T) {
 		if g.Err != nil || len(g.Members) != n {
 			t.Fatalf("pageSize %d: err=%v, %d members, want %d", pageSize, g.Err, len(g.Members), n)
 		}
-		if res.Skipped[ldapsrc.SkipUnresolved] != 0 {
+		if res.Skipped[model.SkipUnresolved] != 0 {
 			t.Errorf("pageSize %d: %v", pageSize, res.Skipped)
 		}
 	}
@@ -337,7 +337,7 @@ func TestOpenLDAPGroupOfNames(t *testing.T) {
 	if g := res.Groups["absent"]; g.Found || g.Err != nil {
 		t.Errorf("absent: %+v", g)
 	}
-	for reason, n := range map[string]int{ldapsrc.SkipDisabled: 1, ldapsrc.SkipUnresolved: 1, ldapsrc.SkipOutsideBase: 1} {
+	for reason, n := range map[string]int{model.SkipDisabled: 1, model.SkipUnresolved: 1, model.SkipOutsideBase: 1} {
 		if res.Skipped[reason] != n {
 			t.Errorf("skipped[%s] = %d, want %d (all %v)", reason, res.Skipped[reason], n, res.Skipped)
 		}
@@ -378,7 +378,7 @@ func TestOpenLDAPRFC2307(t *testing.T) {
 	}
 	res := resolve(t, slapdConfig(t, s, config.SchemaRFC2307, nil), "ml-team", "nope")
 	wantMembers(t, res, "ml-team", "alice", "bob")
-	if res.Skipped[ldapsrc.SkipDisabled] != 1 || res.Skipped[ldapsrc.SkipUnresolved] != 1 {
+	if res.Skipped[model.SkipDisabled] != 1 || res.Skipped[model.SkipUnresolved] != 1 {
 		t.Errorf("skipped = %v, want disabled 1, unresolved 1", res.Skipped)
 	}
 }

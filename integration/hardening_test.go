@@ -10,6 +10,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // TestContactsAndHiddenIDsAreSkipped puts into one real AD group an
@@ -67,11 +68,11 @@ func TestContactsAndHiddenIDsAreSkipped(t *testing.T) {
 				if grp.Err != nil || strings.Join(grp.Members, ",") != want {
 					t.Fatalf("members = %q (err %v), want only %s", grp.Members, grp.Err, want)
 				}
-				if got.Skipped[ldapsrc.SkipContact] != 1 {
-					t.Errorf("contacts skipped = %d, want 1 (%v)", got.Skipped[ldapsrc.SkipContact], got.Skipped)
+				if got.Skipped[model.SkipContact] != 1 {
+					t.Errorf("contacts skipped = %d, want 1 (%v)", got.Skipped[model.SkipContact], got.Skipped)
 				}
-				if got.Skipped[ldapsrc.SkipInvalidID] != 2 {
-					t.Errorf("invalid IDs = %d, want 2 (%v)", got.Skipped[ldapsrc.SkipInvalidID], got.Skipped)
+				if got.Skipped[model.SkipInvalidID] != 2 {
+					t.Errorf("invalid IDs = %d, want 2 (%v)", got.Skipped[model.SkipInvalidID], got.Skipped)
 				}
 			})
 		}

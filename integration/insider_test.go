@@ -19,6 +19,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/integration/harness"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Directory insiders (docs/safety.md, "Who can steer the daemon"): a group
@@ -107,8 +108,8 @@ func TestInsiderWellKnownGroups(t *testing.T) {
 						t.Errorf("%s: the error does not name the setting: %v", n, g.Err)
 					}
 				}
-				if res.Skipped[ldapsrc.SkipWellKnown] < len(refused)-1 {
-					t.Errorf("skipped = %v: want the all-accounts groups counted under %s", res.Skipped, ldapsrc.SkipWellKnown)
+				if res.Skipped[model.SkipWellKnown] < len(refused)-1 {
+					t.Errorf("skipped = %v: want the all-accounts groups counted under %s", res.Skipped, model.SkipWellKnown)
 				}
 			})
 		}
@@ -220,7 +221,7 @@ func TestInsiderASCIIFolding(t *testing.T) {
 				t.Errorf("runai-k-viewers resolved to %s (%v): the Kelvin sign matched k", g.DN, g.Members)
 			}
 			wantMembers(t, res, "runai-team-viewers", "bob")
-			if res.Skipped[ldapsrc.SkipInvalidID] != 1 {
+			if res.Skipped[model.SkipInvalidID] != 1 {
 				t.Errorf("skipped = %v, want invalid_id 1 (the non-ASCII ID)", res.Skipped)
 			}
 		})
@@ -249,7 +250,7 @@ func TestInsiderExpiredAccount(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			res := resolve(t, e.adConfig(func(c *config.LDAP) { c.MemberResolution = mode }), "runai-exp-viewers")
 			wantMembers(t, res, "runai-exp-viewers", "later", "never")
-			if res.Skipped[ldapsrc.SkipExpired] != 1 {
+			if res.Skipped[model.SkipExpired] != 1 {
 				t.Errorf("skipped = %v, want expired 1", res.Skipped)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // TestActiveDirectoryPrimaryGroup: a user whose primary group is a project
@@ -44,7 +45,7 @@ func TestActiveDirectoryPrimaryGroup(t *testing.T) {
 			res := resolve(t, cfg, "prim-outer", "prim-inner")
 			wantMembers(t, res, "prim-outer", "alice", "bob", "carol", "dave")
 			wantMembers(t, res, "prim-inner", "carol", "dave")
-			if res.Skipped[ldapsrc.SkipDisabled] != 1 {
+			if res.Skipped[model.SkipDisabled] != 1 {
 				t.Errorf("skipped = %v, want disabled 1 (erin, primary member of prim-outer)", res.Skipped)
 			}
 			// Domain Users is every account's primary group until changed

@@ -8,9 +8,6 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Deprecated: use model.Scope.
-type Scope = model.Scope
-
 // SetScope limits what c reads to s; call it before the first read.
 func (c *Client) SetScope(s model.Scope) { c.scope = s }
 

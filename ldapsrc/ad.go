@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // inChainRule is Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: a filter
@@ -167,7 +168,7 @@ func (c *chainSearch) nestedGroup(ctx context.Context, e *ldap.Entry) error {
 func (c *chainSearch) user(e *ldap.Entry, ident string) error {
 	raw := e.GetEqualFoldAttributeValues(c.r.src.cfg.UserIDAttribute)
 	id, skip := c.r.account(e, raw, true, c.now)
-	if skip == SkipNoID {
+	if skip == model.SkipNoID {
 		c.r.skips.add(skip, e.DN) // not traced, as before
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // user is what the resolver needs of one user entry.
@@ -126,17 +127,17 @@ func (r *dirReader) readUsersInto(ctx context.Context, extra string, idx *userIn
 func (r *dirReader) account(e *ldap.Entry, raw []string, ad bool, now time.Time) (id, skip string) {
 	switch {
 	case disabled(e):
-		return "", SkipDisabled
+		return "", model.SkipDisabled
 	case ad && expired(e, now):
-		return "", SkipExpired
+		return "", model.SkipExpired
 	case len(raw) == 0:
-		return "", SkipNoID
+		return "", model.SkipNoID
 	}
 	cfg := r.src.cfg
 	id, err := NormalizeID(raw[0], cfg.UserIDCase, cfg.UserIDPrefix)
 	if err != nil {
 		r.src.log.Debug("member rejected", zap.String("dn", e.DN), zap.Error(err))
-		return "", SkipInvalidID
+		return "", model.SkipInvalidID
 	}
 	return id, ""
 }
@@ -430,13 +431,13 @@ func (r *resolver) expand(ctx context.Context, names []string, groups *groupInde
 // the plan then holds back only these users. A candidate that fails leaves
 // MightGrant nil (unknown: the last known members decide). An error is the
 // whole read's.
-func (r *resolver) mightGrant(ctx context.Context, n string, res *Group, cands []*gon, groups *groupIndex, users *userIndex) error {
+func (r *resolver) mightGrant(ctx context.Context, n string, res *model.Group, cands []*gon, groups *groupIndex, users *userIndex) error {
 	union := map[string]struct{}{}
 	for _, c := range cands {
 		if c.err != nil {
 			return nil
 		}
-		scratch := &Group{Name: n, Found: true, DN: c.dn, Identity: c.identity}
+		scratch := &model.Group{Name: n, Found: true, DN: c.dn, Identity: c.identity}
 		x := newExpansion(r, n, scratch, c, groups, users)
 		if err := x.run(ctx, c); err != nil {
 			return err
@@ -454,7 +455,7 @@ func (r *resolver) mightGrant(ctx context.Context, n string, res *Group, cands [
 
 // named returns the one group named n, recorded in res; nil when there is
 // none, or when the name is ambiguous or the entry failed (res.Err).
-func (idx *groupIndex) named(n string, res *Group) *gon {
+func (idx *groupIndex) named(n string, res *model.Group) *gon {
 	found := idx.byName[FoldASCII(n)]
 	switch len(found) {
 	case 0:
@@ -482,7 +483,7 @@ func (idx *groupIndex) named(n string, res *Group) *gon {
 type expansion struct {
 	r       *resolver
 	name    string
-	res     *Group
+	res     *model.Group
 	groups  *groupIndex
 	users   *userIndex
 	t       *tracer
@@ -492,7 +493,7 @@ type expansion struct {
 	unseen  []string
 }
 
-func newExpansion(r *resolver, name string, res *Group, top *gon, groups *groupIndex, users *userIndex) *expansion {
+func newExpansion(r *resolver, name string, res *model.Group, top *gon, groups *groupIndex, users *userIndex) *expansion {
 	x := &expansion{r: r, name: name, res: res, groups: groups, users: users,
 		members: map[string]struct{}{}, visited: map[string]bool{normalizeDN(top.dn): true}}
 	if r.src.Trace {
@@ -699,7 +700,7 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 
 // posixMembers binds the accounts a posixGroup's memberUid values name;
 // a uid no account or two accounts answer to is skipped or fails the group.
-func (r *resolver) posixMembers(n string, g *Group, users *userIndex) {
+func (r *resolver) posixMembers(n string, g *model.Group, users *userIndex) {
 	members := map[string]struct{}{}
 	if r.src.Reach {
 		g.Reached = append(g.Reached, reachKey(g.DN, g.Identity))
@@ -722,16 +723,16 @@ func (r *resolver) posixMembers(n string, g *Group, users *userIndex) {
 			}
 			r.skips.take(u, members)
 			if r.src.Trace {
-				g.Memberships = append(g.Memberships, Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
+				g.Memberships = append(g.Memberships, model.Membership{RawID: uid, ID: u.id, DN: u.dn, Path: []string{n}, Skip: u.skip, Identity: IdentityLabel(u.identity)})
 			}
 			continue
 		}
 		if r.src.Trace {
-			g.Memberships = append(g.Memberships, Membership{RawID: uid, Path: []string{n}, Skip: SkipUnresolved})
+			g.Memberships = append(g.Memberships, model.Membership{RawID: uid, Path: []string{n}, Skip: model.SkipUnresolved})
 		}
 		// A memberUid naming no account: bound, it would grant access to
 		// whoever later gets that name.
-		r.skips.add(SkipUnresolved, "memberUid="+uid+" in "+g.DN)
+		r.skips.add(model.SkipUnresolved, "memberUid="+uid+" in "+g.DN)
 	}
 	if g.Err != nil {
 		g.Reached, g.Memberships = nil, nil

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 const fakeBase = "DC=fake,DC=test"
@@ -127,7 +128,7 @@ func TestForcedRangeRetrievalActiveDirectory(t *testing.T) {
 	}
 	// Every direct member was read through the ranges and matched a user:
 	// a lost range would show up as unresolved members.
-	if res.Skipped[SkipUnresolved] != 0 || res.Skipped[SkipOutsideBase] != 0 {
+	if res.Skipped[model.SkipUnresolved] != 0 || res.Skipped[model.SkipOutsideBase] != 0 {
 		t.Errorf("skipped %v", res.Skipped)
 	}
 	var ranges []string

@@ -10,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func TestFormatGUID(t *testing.T) {
@@ -209,7 +210,7 @@ func TestInChainWithSplitBasesFindsNestedGroups(t *testing.T) {
 	}
 	// The nested group is a group, not a member outside the base; the one
 	// member really outside is counted so.
-	if res.Skipped[SkipOutsideBase] != 1 {
+	if res.Skipped[model.SkipOutsideBase] != 1 {
 		t.Errorf("skipped %v, want one outside_base (u0009)", res.Skipped)
 	}
 	id := func(b byte) string { s, _ := FormatGUID([]byte(guidBytes(b))); return guidPrefix + s }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Primary groups (Active Directory). A user's primaryGroupID names one
@@ -173,7 +174,7 @@ func (r *resolver) addPrimaryMembers(ctx context.Context, names []string) {
 					if !dnEqual(gs.dn, g.DN) {
 						path = append(path, rdnValue(gs.dn))
 					}
-					g.Memberships = append(g.Memberships, Membership{RawID: u.raw, ID: u.id, DN: u.dn, Path: path, Skip: u.skip, Identity: IdentityLabel(u.identity)})
+					g.Memberships = append(g.Memberships, model.Membership{RawID: u.raw, ID: u.id, DN: u.dn, Path: path, Skip: u.skip, Identity: IdentityLabel(u.identity)})
 				}
 			}
 		}

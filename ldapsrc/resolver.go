@@ -9,6 +9,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // uacDisabled is the ACCOUNTDISABLE bit of userAccountControl.
@@ -48,7 +49,7 @@ type resolver struct {
 func newResolver(s *Source, c *conn) *resolver {
 	return &resolver{
 		dirReader: &dirReader{src: s, conn: c},
-		res:       &Result{Groups: map[string]*Group{}},
+		res:       &Result{Groups: map[string]*model.Group{}},
 		skips:     newSkipTally(),
 		direct:    map[string][]string{},
 	}
@@ -60,7 +61,7 @@ func (r *dirReader) userBase() string { return r.src.cfg.UserBase() }
 
 func (r *resolver) resolve(ctx context.Context, names []string) (*Result, error) {
 	for _, n := range names {
-		r.res.Groups[n] = &Group{Name: n}
+		r.res.Groups[n] = &model.Group{Name: n}
 	}
 	var err error
 	switch r.src.cfg.Schema {
@@ -177,19 +178,19 @@ func (r *resolver) findGroupBatch(ctx context.Context, names []string, q groupQu
 func (r *dirReader) unseenReason(dn string) string {
 	parsed, err := ldap.ParseDN(dn)
 	if err != nil {
-		return SkipUnresolved
+		return model.SkipUnresolved
 	}
 	for _, rdn := range parsed.RDNs {
 		for _, av := range rdn.Attributes {
 			if strings.EqualFold(av.Type, "CN") && strings.EqualFold(av.Value, "ForeignSecurityPrincipals") {
-				return SkipForeign
+				return model.SkipForeign
 			}
 		}
 	}
 	if base, err := ldap.ParseDN(r.userBase()); err == nil && !base.AncestorOfFold(parsed) {
-		return SkipOutsideBase
+		return model.SkipOutsideBase
 	}
-	return SkipUnresolved
+	return model.SkipUnresolved
 }
 
 // classify says what kind of entry a member is, from its objectClass values.
@@ -198,13 +199,13 @@ func classify(e *ldap.Entry) string {
 	for _, oc := range e.GetEqualFoldAttributeValues("objectClass") {
 		switch strings.ToLower(oc) {
 		case "computer":
-			return SkipComputer
+			return model.SkipComputer
 		case "contact":
 			// An AD contact is a person (top, person, organizationalPerson,
 			// contact) but no account: nobody can log in as it.
-			return SkipContact
+			return model.SkipContact
 		case "foreignsecurityprincipal":
-			return SkipForeign
+			return model.SkipForeign
 		case "group":
 			return "group"
 		case "user":
@@ -216,7 +217,7 @@ func classify(e *ldap.Entry) string {
 	if isUser || isPerson {
 		return "user"
 	}
-	return SkipOther
+	return model.SkipOther
 }
 
 // dnEqual reports whether two DNs name one entry as the one index keys

@@ -21,36 +21,13 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Skip reasons (model.Skip*): why a member of a group did not become a
-// subject; the names are the model's so metrics need not import ldapsrc.
-const (
-	SkipDisabled    = model.SkipDisabled
-	SkipExpired     = model.SkipExpired
-	SkipComputer    = model.SkipComputer
-	SkipContact     = model.SkipContact
-	SkipForeign     = model.SkipForeign
-	SkipNoID        = model.SkipNoID
-	SkipInvalidID   = model.SkipInvalidID
-	SkipOther       = model.SkipOther
-	SkipOutsideBase = model.SkipOutsideBase
-	SkipUnresolved  = model.SkipUnresolved
-	// SkipWellKnown: refused all-accounts group (wellknown.go).
-	SkipWellKnown = model.SkipWellKnown
-)
-
-// SkipReasons lists every reason, so metrics can report zeros too.
-var SkipReasons = model.SkipReasons
-
 // MaxUserIDLength bounds a user ID; longer values are rejected, as a DNS
 // subdomain name is the longest name Kubernetes tools handle comfortably.
 const MaxUserIDLength = 253
 
-// Group is what one group name resolved to (model.Group: the plan reads it).
-type Group = model.Group
-
 // Result is one resolution of a set of group names.
 type Result struct {
-	Groups map[string]*Group
+	Groups map[string]*model.Group
 	// Skipped counts unique member entries skipped, by reason.
 	Skipped map[string]int
 	// SkippedSamples keeps a few DNs per reason for the log line.

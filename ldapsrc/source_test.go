@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 func TestNormalizeID(t *testing.T) {
@@ -93,13 +94,13 @@ func TestDNCompare(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	tests := map[string][]string{
-		"user":       {"top", "person", "organizationalPerson", "user"},
-		SkipComputer: {"top", "person", "organizationalPerson", "user", "computer"},
-		"group":      {"top", "group"},
-		SkipForeign:  {"top", "foreignSecurityPrincipal"},
+		"user":             {"top", "person", "organizationalPerson", "user"},
+		model.SkipComputer: {"top", "person", "organizationalPerson", "user", "computer"},
+		"group":            {"top", "group"},
+		model.SkipForeign:  {"top", "foreignSecurityPrincipal"},
 		// AD contacts are persons too, but no account.
-		SkipContact: {"top", "person", "organizationalPerson", "contact"},
-		SkipOther:   {"top", "device"},
+		model.SkipContact: {"top", "person", "organizationalPerson", "contact"},
+		model.SkipOther:   {"top", "device"},
 	}
 	for want, ocs := range tests {
 		e := ldap.NewEntry("CN=x", map[string][]string{"objectClass": ocs})

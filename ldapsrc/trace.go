@@ -6,11 +6,6 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
-// Membership explains one member of one resolved group: how it is reached
-// and whether it became a subject. Recorded only when Source.Trace is set
-// (for `explain`), so the daemon's cycles pay nothing for it.
-type Membership = model.Membership
-
 // traced is a member entry seen while resolving, before paths are known.
 type traced struct {
 	dn, rawID, id, skip, identity string
@@ -48,7 +43,7 @@ func (t *tracer) entry(dn, rawID, id, skip, identity string) {
 
 // memberships walks the graph from the top group and returns, per member
 // entry recorded, the shortest path of groups that reaches it.
-func (t *tracer) memberships(topDN, topName string) []Membership {
+func (t *tracer) memberships(topDN, topName string) []model.Membership {
 	type step struct {
 		key  string
 		path []string
@@ -71,7 +66,7 @@ func (t *tracer) memberships(topDN, topName string) []Membership {
 			}
 		}
 	}
-	out := make([]Membership, 0, len(t.entries))
+	out := make([]model.Membership, 0, len(t.entries))
 	done := map[string]bool{}
 	for _, e := range t.entries {
 		if k := normalizeDN(e.dn); done[k] {
@@ -83,7 +78,7 @@ func (t *tracer) memberships(topDN, topName string) []Membership {
 		if !ok {
 			p = []string{topName} // reached through a group we could not see
 		}
-		out = append(out, Membership{RawID: e.rawID, ID: e.id, DN: e.dn, Path: p, Skip: e.skip, Identity: IdentityLabel(e.identity)})
+		out = append(out, model.Membership{RawID: e.rawID, ID: e.id, DN: e.dn, Path: p, Skip: e.skip, Identity: IdentityLabel(e.identity)})
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"go.uber.org/zap"
 )
 
@@ -85,7 +86,7 @@ func (e *WellKnownGroupError) Error() string {
 
 // refuseWellKnown returns the error for a project group that reaches the
 // group or principal sid at dn, or nil when sid is no all-accounts group or
-// the configuration allows them. Each refusal is counted (SkipWellKnown)
+// the configuration allows them. Each refusal is counted (model.SkipWellKnown)
 // and logged with the fix.
 func (r *resolver) refuseWellKnown(group, sid, dn string) error {
 	name := wellKnownName(sid)
@@ -96,7 +97,7 @@ func (r *resolver) refuseWellKnown(group, sid, dn string) error {
 		return nil
 	}
 	err := &WellKnownGroupError{Group: group, Name: name, SID: sid, DN: dn}
-	r.skips.add(SkipWellKnown, dn)
+	r.skips.add(model.SkipWellKnown, dn)
 	r.src.log.Warn("a project group reaches an all-accounts group: refused, the group grants nobody",
 		zap.String("group", group), zap.String("wellKnown", name), zap.String("dn", dn),
 		zap.String("fix", "remove "+name+" from the group (or its nested groups); set ldap.allowWellKnownGroups: true only if every account should have this access"))

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
-	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
@@ -117,7 +116,7 @@ type matcher struct {
 
 // is reports whether a traced member is the user asked about: by its
 // normalised ID, or by its raw ID when it was rejected or skipped.
-func (m matcher) is(ms ldapsrc.Membership) bool {
+func (m matcher) is(ms model.Membership) bool {
 	if ms.ID != "" && ms.ID == m.user {
 		return true
 	}

@@ -482,18 +482,12 @@ func testChart(t *testing.T, bin string) {
 	}
 	// The ServiceAccount is gone, and with it its token (the API server
 	// checks the ServiceAccount through its informer: allow it to catch up).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := sa.RbacV1().RoleBindings("runai-alpha").List(ctx, metav1.ListOptions{})
-		if apierrors.IsUnauthorized(err) {
-			break
+	waitFor(t, 30*time.Second, "the ServiceAccount's token stops working after uninstall", func() error {
+		if _, err := sa.RbacV1().RoleBindings("runai-alpha").List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+			return fmt.Errorf("still answered: %v", errString(err))
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("the ServiceAccount's token still works 30s after uninstall: %v", err)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // runtimeFrom converts an unstructured object into a typed one.

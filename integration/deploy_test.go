@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,13 +150,12 @@ func TestDeployLeastPrivilege(t *testing.T) {
 	if _, err := e.cs.RbacV1().RoleBindings("runai-alpha").Update(ctx, rb0, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for strings.Join(e.usersOf(alphaExec), ",") != "alice,bob,carol,erin,hand-added" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the leader did not repair %s within 60s: %v\nleader log:\n%s", alphaExec, e.usersOf(alphaExec), leader.logs.String())
+	waitFor(t, 60*time.Second, "the leader repairs "+alphaExec.String(), func() error {
+		if got := strings.Join(e.usersOf(alphaExec), ","); got != "alice,bob,carol,erin,hand-added" {
+			return fmt.Errorf("users %s\nleader log:\n%s", got, leader.logs.String())
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	for i, r := range replicas {
 		if err := r.stop(); err != nil {
 			t.Errorf("replica %d: %v\n%s", i, err, r.logs.String())

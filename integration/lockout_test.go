@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -150,13 +151,12 @@ server: {address: %q}
 		t.Fatal(err)
 	}
 	d := startDaemon(t, cfgPath, kc, addr)
-	deadline := time.Now().Add(60 * time.Second)
-	for accepted.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon never dialled the directory")
+	waitFor(t, 60*time.Second, "the daemon dials the directory", func() error {
+		if accepted.Load() == 0 {
+			return errors.New("no connection accepted")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	time.Sleep(500 * time.Millisecond) // well inside the TLS handshake's wait
 	start := time.Now()
 	code := d.stop(syscall.SIGTERM, 20*time.Second)

@@ -375,18 +375,14 @@ func TestProvisionDaemonRepairsTemplateWithinSeconds(t *testing.T) {
 
 	start := time.Now()
 	e.handChangeTemplate()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "template bindings restored", func() error {
 		_, errDel := e.cs.RbacV1().RoleBindings("runai-gamma").Get(ctx, "runai-scheduler-rw", metav1.GetOptions{})
 		got, errEd := e.cs.RbacV1().RoleBindings("runai-alpha").Get(ctx, "researcher-service-rw", metav1.GetOptions{})
 		if errDel == nil && errEd == nil && len(got.Subjects) == len(templateBindings(tmpl, "alpha", "runai-alpha")["researcher-service-rw"].Subjects) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("template bindings not restored within 10s (deleted: %v, edited: %+v)", errDel, got)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("deleted: %v, edited: %+v", errDel, got)
+	})
 	t.Logf("template bindings restored %v after the hand changes", time.Since(start).Round(10*time.Millisecond))
 	e.expectTemplate(tmpl, "gamma", "runai-gamma")
 	e.expectTemplate(tmpl, "alpha", "runai-alpha")

@@ -213,18 +213,14 @@ func TestDaemonServesMetricsAndStopsCleanly(t *testing.T) {
 	defer cmd.Process.Kill() //nolint:errcheck
 
 	base := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waitFor(t, 60*time.Second, "the daemon is ready", func() error {
 		// A lone replica leads: ready means its first cycle succeeded, never
 		// "standby".
-		if body, code := get(base + "/readyz"); code == http.StatusOK && strings.TrimSpace(body) == "ok" {
-			break
+		if body, code := get(base + "/readyz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+			return fmt.Errorf("/readyz %d %q; logs:\n%s", code, body, logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready after 60s; logs:\n%s", logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, code := get(base + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d", code)
 	}

@@ -16,8 +16,8 @@ func waitUntil(t *testing.T, what string, fn func() error) {
 }
 
 // waitFor retries cond until it returns nil, or fails the test with
-// cond's last error once timeout has passed. Every wait of these tests is
-// this loop.
+// cond's last error once timeout has passed. The tests wait through it (a
+// fault injector that must strike within milliseconds polls on its own).
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

@@ -260,18 +260,8 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 	if cfg.Server.Address != "" {
 		go func() { srvErr <- health.Serve(ctx, cfg.Server.Address, health.NewHandler(d.metrics, status), d.log) }()
 	}
-	r := &controller.Loop{
-		NewPipeline: d.newPipeline, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
-		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun},
-		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff, Elected: true,
-	}
-	if cfg.Repair.Enabled {
-		r.RepairInterval = cfg.Repair.MinInterval
-	}
-	if cfg.Incremental.Enabled {
-		r.PollInterval = cfg.Incremental.PollInterval
-	}
 	// Set before the informers start: their handlers post to it.
+	r := d.newLoop(status)
 	d.loop = r
 	// The informers run on standby replicas too, so a new leader starts
 	// with a warm cache.
@@ -282,18 +272,7 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- r.Run(ctx) }()
 	runErr := make(chan error, 1)
-	go func() {
-		if cfg.LeaderElection.Enabled {
-			e := &leader.Elector{Config: d.rc, Namespace: cfg.Kubernetes.RunaiNamespace, Name: cfg.LeaderElection.LeaseName,
-				Identity: d.identity, LeaseDuration: cfg.LeaderElection.LeaseDuration, RenewDeadline: cfg.LeaderElection.RenewDeadline,
-				RetryPeriod: cfg.LeaderElection.RetryPeriod, Log: d.log, OnNewLeader: status.SetLeader,
-				Metrics: d.metrics, OnStalled: status.SetStalled}
-			runErr <- e.Run(ctx, func(tctx context.Context) { d.lead(tctx, status) })
-		} else {
-			d.lead(ctx, status)
-			runErr <- nil
-		}
-	}()
+	go func() { runErr <- d.elect(ctx, status) }()
 	code := exitOK
 	select {
 	case err := <-srvErr:
@@ -316,6 +295,38 @@ func (d *daemon) run(ctx context.Context, f *flags) int {
 	d.flushEvents()
 	d.log.Info("stopped")
 	return code
+}
+
+// newLoop builds the controller loop from the configuration.
+func (d *daemon) newLoop(status *health.Status) *controller.Loop {
+	cfg := d.cfg
+	r := &controller.Loop{
+		NewPipeline: d.newPipeline, Schedule: cfg.Schedule, Metrics: d.metrics, Log: d.log, Status: status,
+		Options:  controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun},
+		RetryMin: cfg.Retry.MinBackoff, RetryMax: cfg.Retry.MaxBackoff, Elected: true,
+	}
+	if cfg.Repair.Enabled {
+		r.RepairInterval = cfg.Repair.MinInterval
+	}
+	if cfg.Incremental.Enabled {
+		r.PollInterval = cfg.Incremental.PollInterval
+	}
+	return r
+}
+
+// elect leads for each term this replica wins (leader election), or for
+// the whole run without it, until ctx ends.
+func (d *daemon) elect(ctx context.Context, status *health.Status) error {
+	cfg := d.cfg
+	if !cfg.LeaderElection.Enabled {
+		d.lead(ctx, status)
+		return nil
+	}
+	e := &leader.Elector{Config: d.rc, Namespace: cfg.Kubernetes.RunaiNamespace, Name: cfg.LeaderElection.LeaseName,
+		Identity: d.identity, LeaseDuration: cfg.LeaderElection.LeaseDuration, RenewDeadline: cfg.LeaderElection.RenewDeadline,
+		RetryPeriod: cfg.LeaderElection.RetryPeriod, Log: d.log, OnNewLeader: status.SetLeader,
+		Metrics: d.metrics, OnStalled: status.SetStalled}
+	return e.Run(ctx, func(tctx context.Context) { d.lead(tctx, status) })
 }
 
 // lead runs one leadership term (the whole run without leader election)

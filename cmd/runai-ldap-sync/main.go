@@ -122,16 +122,7 @@ func runSync(cmd string, f *flags, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "once":
-		rep := d.newPipeline().Cycle(ctx, controller.CycleOptions{DryRun: cfg.Mode == config.ModeDryRun, Approve: approve})
-		d.flushEvents()
-		if rep.Err != nil {
-			return &exitError{code: exitFailed, err: fmt.Errorf("cycle failed: %w", rep.Err)}
-		}
-		log.Info("cycle done", zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
-			zap.Int("namespaces_provisioned", len(rep.Provision.Namespaces)-len(rep.Provision.NamespaceErrors)),
-			zap.Int("template_objects_applied", len(rep.Provision.Templates)-len(rep.Provision.TemplateErrors)),
-			zap.Duration("duration", rep.Duration))
-		return nil
+		return d.once(ctx, approve)
 	case "diff":
 		return printDiff(ctx, d, f.output, stdout)
 	default: // run
@@ -237,6 +228,21 @@ func identity() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return host + "_" + hex.EncodeToString(b)
+}
+
+// once runs `once`: one cycle (approving the removals held on approve, if
+// any), its Events written, and what it did.
+func (d *daemon) once(ctx context.Context, approve model.Ref) error {
+	rep := d.newPipeline().Cycle(ctx, controller.CycleOptions{DryRun: d.cfg.Mode == config.ModeDryRun, Approve: approve})
+	d.flushEvents()
+	if rep.Err != nil {
+		return &exitError{code: exitFailed, err: fmt.Errorf("cycle failed: %w", rep.Err)}
+	}
+	d.log.Info("cycle done", zap.Int("projects", len(rep.Projects)), zap.Int("bindings_written", rep.Applied),
+		zap.Int("namespaces_provisioned", len(rep.Provision.Namespaces)-len(rep.Provision.NamespaceErrors)),
+		zap.Int("template_objects_applied", len(rep.Provision.Templates)-len(rep.Provision.TemplateErrors)),
+		zap.Duration("duration", rep.Duration))
+	return nil
 }
 
 // flushEvents gives the Events recorded so far a few seconds to be written.

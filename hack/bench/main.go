@@ -201,7 +201,8 @@ func benchMain() error {
 	adUsers := flag.Int("ad-users", 5000, "users of the Active Directory (Samba) case; 0 skips it")
 	adProjects := flag.Int("ad-projects", 250, "projects of the Active Directory case")
 	adInChain := flag.Int("ad-inchain-projects", 25, "projects (two groups each) the Active Directory case resolves with memberResolution inChain: one server-side search per group, so a sample")
-	flag.StringVar(&profileDir, "profile-dir", "", "write CPU and allocation profiles of the steady-state cycle here (steady-state.cpu.pprof, steady-state.allocs.pprof)")
+	flag.StringVar(&profileDir, "profile-dir", "", "write CPU and allocation profiles of the steady-state cycle (steady-state.cpu.pprof, steady-state.allocs.pprof) "+
+		"and of the daemon's full cycle (daemon-cycle.cpu.pprof, daemon-cycle.allocs.pprof, daemon-after-cycle.heap.pprof) here")
 	migQPS := flag.Float64("migration-qps", 200, "client QPS of the migration-rate first cycle (the rate docs/operations.md recommends)")
 	migBurst := flag.Int("migration-burst", 400, "client burst of the migration-rate first cycle")
 	insiderGroups := flag.Int("insider-groups", 100, "large groups outside the projects in the directory-insider case; 0 skips it")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -108,7 +109,9 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	var st pollStats
 	// At the large scale the cycle reports the union bindings too large
 	// to store (see the table above); the polls work all the same.
+	stopProfile := startCPUProfile(os.Getenv("BENCH_POLLS_CPUPROFILE"))
 	rep := s.Cycle(ctx, controller.CycleOptions{})
+	stopProfile()
 	st.CycleSeconds = rep.Duration.Seconds()
 	if rep.Err != nil {
 		st.Change.Error = "full cycle: " + firstLine(rep.Err.Error())
@@ -118,6 +121,12 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	runtime.ReadMemStats(&ms)
 	st.LiveHeapKiB = int64(ms.HeapAlloc / 1024)
 	st.GoMemLimit = os.Getenv("GOMEMLIMIT")
+	if path := os.Getenv("BENCH_POLLS_ALLOCSPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if path := os.Getenv("BENCH_POLLS_HEAPPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
 			_ = pprof.Lookup("heap").WriteTo(f, 0)
@@ -222,6 +231,11 @@ func runPollsChild(ctx context.Context, self, cfgPath, kubeconfig, adminDN, admi
 		"--admin-dn", adminDN, "--admin-password", adminPW, "--group", groupDN, "--member", memberDN)
 	cmd.Stderr = os.Stderr
 	cmd.Env = os.Environ()
+	if profileDir != "" {
+		cmd.Env = append(cmd.Env, "BENCH_POLLS_CPUPROFILE="+filepath.Join(profileDir, "daemon-cycle.cpu.pprof"),
+			"BENCH_POLLS_ALLOCSPROFILE="+filepath.Join(profileDir, "daemon-cycle.allocs.pprof"),
+			"BENCH_POLLS_HEAPPROFILE="+filepath.Join(profileDir, "daemon-after-cycle.heap.pprof"))
+	}
 	if goMemLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
 	}
@@ -260,6 +274,19 @@ func writePollTable(b *strings.Builder, st pollStats) {
 	if st.Change.Error != "" {
 		fmt.Fprintf(b, "\nError reported: `%s`\n", st.Change.Error)
 	}
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called (path "": nothing).
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func orUnset(s string) string {

@@ -165,6 +165,22 @@ func TestClientBindingsKeepOnlyTheScope(t *testing.T) {
 	if len(nss) != 2 || len(nss[0].Labels)+len(nss[1].Labels) != 1 {
 		t.Errorf("namespaces keep labels outside the scope: %+v", nss)
 	}
+	// Both hold an executor binding (read as metadata): a project found by
+	// label stays where its binding is.
+	for _, ns := range nss {
+		if !ns.HoldsExecutor {
+			t.Errorf("namespace %s holds %s, Namespaces says it does not", ns.Name, model.ExecutorBinding)
+		}
+	}
+	// Only executor bindings count: without them no namespace holds one.
+	md2 := metadatafake.NewSimpleMetadataClient(scheme, metas[2:]...)
+	c2 := &Client{cs: cs, md: md2, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
+	nss, _ = c2.Namespaces(ctx)
+	for _, ns := range nss {
+		if ns.HoldsExecutor {
+			t.Errorf("namespace %s holds no %s, Namespaces says it does", ns.Name, model.ExecutorBinding)
+		}
+	}
 }
 
 // apiGets counts the fake's GETs of RoleBindings.

@@ -235,8 +235,12 @@ func dnEqual(a, b string) bool {
 // DNs have no escapes, quotes, multi-valued RDNs or non-ASCII bytes: those
 // take a fast path (ASCII lower-case, spaces around separators dropped)
 // that allocates once, which matters when a cycle normalises hundreds of
-// thousands of them; it gives the same key as the parsed path.
+// thousands of them; it gives the same key as the parsed path. A DN that
+// is already its own key (OpenLDAP's, mostly) is returned as it is.
 func normalizeDN(s string) string {
+	if ownKey(s) {
+		return s
+	}
 	if plainDN(s) {
 		var b strings.Builder
 		b.Grow(len(s))
@@ -256,6 +260,35 @@ func normalizeDN(s string) string {
 	}
 	return slowNormalizeDN(s)
 }
+
+// ownKey reports whether the fast path of normalizeDN would give s back
+// unchanged: plainDN, no upper-case letter, no space at either end or next
+// to a separator, and a type in every RDN.
+func ownKey(s string) bool {
+	typed := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'A' && c <= 'Z', c < ' ' || c > '~':
+			return false
+		case c == '\\' || c == '"' || c == '+' || c == '#' || c == ';' || c == '<' || c == '>':
+			return false
+		case c == ' ':
+			if i == 0 || i == len(s)-1 || isDNSep(s[i-1]) || isDNSep(s[i+1]) {
+				return false
+			}
+		case c == '=':
+			typed = true
+		case c == ',':
+			if !typed {
+				return false
+			}
+			typed = false
+		}
+	}
+	return typed
+}
+
+func isDNSep(c byte) bool { return c == ',' || c == '=' }
 
 // plainDN: printable ASCII with nothing RFC 4514 escapes or quotes.
 func plainDN(s string) bool {

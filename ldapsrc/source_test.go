@@ -92,6 +92,43 @@ func TestDNCompare(t *testing.T) {
 	}
 }
 
+// A DN that is already its own key comes back as it is, without an
+// allocation, and exactly when the fast path would give it back unchanged.
+func TestNormalizeDNOwnKey(t *testing.T) {
+	for _, dn := range []string{
+		"uid=u000001,ou=people,dc=bench,dc=example", "cn=alice smith,ou=users,dc=x", "cn=a=b,dc=x",
+		"CN=a,dc=x", "cn= a,dc=x", "cn=a ,dc=x", "cn=a, dc=x", " cn=a", "cn=a ", "cn", "cn=a,,dc=x", "cn=a,dc", "",
+		`cn=a\,b,dc=x`, "cn=a+uid=b,dc=x", "cn=é,dc=x",
+	} {
+		want := dn
+		if plainDN(dn) {
+			var b strings.Builder
+			for i, rdn := range strings.Split(dn, ",") {
+				typ, val, _ := strings.Cut(rdn, "=")
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(FoldASCII(strings.TrimSpace(typ)) + "=" + FoldASCII(strings.TrimSpace(val)))
+			}
+			want = b.String()
+		}
+		fast := plainDN(dn) && want == dn && !strings.Contains(dn, ",,") && strings.Contains(dn, "=") && !strings.HasSuffix(dn, ",")
+		for _, rdn := range strings.Split(dn, ",") {
+			fast = fast && strings.Contains(rdn, "=")
+		}
+		if ownKey(dn) != fast {
+			t.Errorf("ownKey(%q) = %v, want %v", dn, ownKey(dn), fast)
+		}
+		if ownKey(dn) && normalizeDN(dn) != dn {
+			t.Errorf("normalizeDN(%q) = %q, want it unchanged", dn, normalizeDN(dn))
+		}
+	}
+	dn := "uid=u000001,ou=people,dc=bench,dc=example"
+	if n := testing.AllocsPerRun(100, func() { _ = normalizeDN(dn) }); n != 0 {
+		t.Errorf("normalizeDN of a DN that is its own key allocated %v times", n)
+	}
+}
+
 func TestClassify(t *testing.T) {
 	tests := map[string][]string{
 		"user":             {"top", "person", "organizationalPerson", "user"},

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	gosync "sync"
+	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -82,6 +83,19 @@ type cycleStats struct {
 	// MaxRSSKiB is VmHWM read by the process itself: rusage's maxrss of a
 	// child on Linux includes the parent's RSS at fork, which is wrong here.
 	MaxRSSKiB int64 `json:"maxRSSKiB"`
+	// CPUSeconds is the process's CPU time (user + system, every thread:
+	// the collector's too) over the cycle: less sensitive than wall time
+	// to what else runs on the machine.
+	CPUSeconds float64 `json:"cpuSeconds"`
+}
+
+// cpuTime is this process's CPU time so far (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cycleMain runs one cycle exactly as `runai-ldap-sync once` does (same
@@ -124,7 +138,7 @@ func cycleMain(args []string) int {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	rep := s.Cycle(context.Background(), controller.CycleOptions{DryRun: *dryRun})
 	seconds := rep.Duration.Seconds()
 	if rec != nil {
@@ -141,7 +155,8 @@ func cycleMain(args []string) int {
 		}
 	}
 	st := cycleStats{Seconds: seconds, Searches: src.Stats.Searches.Load(), Entries: src.Stats.Entries.Load(),
-		KubeRequests: kc.Stats.Count(), Written: rep.Applied, Changes: len(rep.Changes()), MaxRSSKiB: vmHWM()}
+		KubeRequests: kc.Stats.Count(), Written: rep.Applied, Changes: len(rep.Changes()), MaxRSSKiB: vmHWM(),
+		CPUSeconds: (cpuTime() - cpu0).Seconds()}
 	for _, p := range rep.Plans {
 		if p.Shards > 1 {
 			if st.Shards == nil {
@@ -201,7 +216,8 @@ func benchMain() error {
 	adUsers := flag.Int("ad-users", 5000, "users of the Active Directory (Samba) case; 0 skips it")
 	adProjects := flag.Int("ad-projects", 250, "projects of the Active Directory case")
 	adInChain := flag.Int("ad-inchain-projects", 25, "projects (two groups each) the Active Directory case resolves with memberResolution inChain: one server-side search per group, so a sample")
-	flag.StringVar(&profileDir, "profile-dir", "", "write CPU and allocation profiles of the steady-state cycle here (steady-state.cpu.pprof, steady-state.allocs.pprof)")
+	flag.StringVar(&profileDir, "profile-dir", "", "write CPU and allocation profiles of the steady-state cycle (steady-state.cpu.pprof, steady-state.allocs.pprof) "+
+		"and of the daemon's full cycle (daemon-cycle.cpu.pprof, daemon-cycle.allocs.pprof, daemon-after-cycle.heap.pprof) here")
 	migQPS := flag.Float64("migration-qps", 200, "client QPS of the migration-rate first cycle (the rate docs/operations.md recommends)")
 	migBurst := flag.Int("migration-burst", 400, "client burst of the migration-rate first cycle")
 	insiderGroups := flag.Int("insider-groups", 100, "large groups outside the projects in the directory-insider case; 0 skips it")
@@ -280,14 +296,16 @@ func benchMain() error {
 		return fmt.Errorf("floor: %w", err)
 	}
 	var fl struct {
-		Seconds float64 `json:"seconds"`
-		Entries int     `json:"entries"`
+		Seconds    float64 `json:"seconds"`
+		CPUSeconds float64 `json:"cpuSeconds"`
+		Entries    int     `json:"entries"`
 	}
 	if err := json.Unmarshal(floorOut, &fl); err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
 	floor, floorEntries := time.Duration(fl.Seconds*float64(time.Second)), fl.Entries
-	fmt.Printf("  floor (plain paged read of all groups and users): %s, %d entries\n", floor.Round(time.Millisecond), floorEntries)
+	floorCPU = fl.CPUSeconds
+	fmt.Printf("  floor (plain paged read of all groups and users): %s (CPU %.2fs), %d entries\n", floor.Round(time.Millisecond), floorCPU, floorEntries)
 
 	run := func(name string, dry bool) (row, error) {
 		return runCycle(ctx, self, name, cfgPath, kubeconfig, dry, floor)
@@ -393,6 +411,9 @@ func benchMain() error {
 // profileDir is -profile-dir.
 var profileDir string
 
+// floorCPU is the CPU time of the floor's best read, in seconds.
+var floorCPU float64
+
 // daemonMemLimit is -daemon-gomemlimit, resolved.
 var daemonMemLimit string
 
@@ -488,9 +509,14 @@ func verdict(sc scale, rows []row, floor time.Duration, polls pollStats) string 
 			rssVerdict = "not judged below 100,000 users"
 		}
 	}
+	cpu := ""
+	if floorCPU > 0 {
+		cpu = fmt.Sprintf(" CPU time against the floor's read (%.2f s): steady state %.2f×, daemon's full cycle %.2f×.",
+			floorCPU, steady.stats.CPUSeconds/floorCPU, polls.CycleCPUSeconds/floorCPU)
+	}
 	return fmt.Sprintf("**Verdict%s:** steady state (`once`) %.2f× the floor (target ≤ 1.3×: %s, %d writes), "+
-		"daemon's full cycle from its informer cache %.2f× (target ≤ 1.3×: %s), daemon peak RSS with polls %.0f MiB at GOMEMLIMIT %s (target < 256 MiB: %s).",
-		scale, ratio, ok(ratio <= 1.3 && steady.writes() == 0), steady.writes(), daemon, ok(daemon <= 1.3), rss, orUnset(polls.GoMemLimit), rssVerdict)
+		"daemon's full cycle from its informer cache %.2f× (target ≤ 1.3×: %s), daemon peak RSS with polls %.0f MiB at GOMEMLIMIT %s (target < 256 MiB: %s).%s",
+		scale, ratio, ok(ratio <= 1.3 && steady.writes() == 0), steady.writes(), daemon, ok(daemon <= 1.3), rss, orUnset(polls.GoMemLimit), rssVerdict, cpu)
 }
 
 // scenarios runs first, steady-state, one-change and diff cycles.
@@ -700,12 +726,12 @@ func seedCluster(ctx context.Context, api *harness.APIServer, projects int) erro
 }
 
 func floorMain(args []string) int {
-	d, n, err := measureFloor(args[0], args[1], args[2], args[3], args[4], args[5])
+	d, cpu, n, err := measureFloor(args[0], args[1], args[2], args[3], args[4], args[5])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"seconds": d.Seconds(), "entries": n})
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"seconds": d.Seconds(), "cpuSeconds": cpu.Seconds(), "entries": n})
 	return 0
 }
 
@@ -727,34 +753,35 @@ var floorQueries = map[string][]struct {
 
 // measureFloor times the least any client must do: a plain paged read of
 // the same group and user entries the sync reads, entries counted and
-// dropped page by page (best of three). caFile empty: plain LDAP.
-func measureFloor(kind, url, caFile, bindDN, password, base string) (time.Duration, int, error) {
+// dropped page by page (best of three, with that read's CPU time). caFile
+// empty: plain LDAP.
+func measureFloor(kind, url, caFile, bindDN, password, base string) (time.Duration, time.Duration, int, error) {
 	queries, ok := floorQueries[kind]
 	if !ok {
-		return 0, 0, fmt.Errorf("unknown directory kind %q", kind)
+		return 0, 0, 0, fmt.Errorf("unknown directory kind %q", kind)
 	}
 	var opts []ldap.DialOpt
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(pem)
 		opts = append(opts, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}))
 	}
-	best := time.Duration(0)
+	best, bestCPU := time.Duration(0), time.Duration(0)
 	n := 0
 	for i := 0; i < 3; i++ {
 		c, err := ldap.DialURL(url, opts...)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if err := c.Bind(bindDN, password); err != nil {
 			c.Close()
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		n = 0
 		for _, q := range queries {
 			req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, q.filter, q.attrs, nil)
@@ -764,7 +791,7 @@ func measureFloor(kind, url, caFile, bindDN, password, base string) (time.Durati
 				res, err := c.Search(req)
 				if err != nil {
 					c.Close()
-					return 0, 0, err
+					return 0, 0, 0, err
 				}
 				n += len(res.Entries)
 				pc, _ := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
@@ -774,13 +801,13 @@ func measureFloor(kind, url, caFile, bindDN, password, base string) (time.Durati
 				paging.SetCookie(pc.Cookie)
 			}
 		}
-		d := time.Since(start)
+		d, cpu := time.Since(start), cpuTime()-cpu0
 		c.Close()
 		if best == 0 || d < best {
-			best = d
+			best, bestCPU = d, cpu
 		}
 	}
-	return best, n, nil
+	return best, bestCPU, n, nil
 }
 
 type row struct {
@@ -804,8 +831,8 @@ func (r row) writes() int64 {
 }
 
 func (r row) summary(floor time.Duration) string {
-	s := fmt.Sprintf("%.2fs (%.1f× floor), %d searches, %d entries, kube %s, %d bindings written, peak RSS %d MiB",
-		r.stats.Seconds, r.stats.Seconds/floor.Seconds(), r.stats.Searches, r.stats.Entries, verbs(r.stats.KubeRequests), r.stats.Written, r.stats.MaxRSSKiB/1024)
+	s := fmt.Sprintf("%.2fs (%.1f× floor; CPU %.2fs), %d searches, %d entries, kube %s, %d bindings written, peak RSS %d MiB",
+		r.stats.Seconds, r.stats.Seconds/floor.Seconds(), r.stats.CPUSeconds, r.stats.Searches, r.stats.Entries, verbs(r.stats.KubeRequests), r.stats.Written, r.stats.MaxRSSKiB/1024)
 	if r.stats.Error != "" {
 		s += "\n      error: " + r.stats.Error
 	}
@@ -838,12 +865,18 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 		"kube-apiserver v1.37.2 + etcd built from source. Client rate limit: QPS %v, burst %d. "+
 		"The guard's addition limit is off (`guard.maxAddCount: 0`): whole groups fill the bindings, which the shipped limit would hold for approval.\n\n",
 		sc.users, sc.projects, sc.groupSize, sc.nestedShare*100, sc.bigGroup, sc.projects, load.Round(time.Millisecond), gen.Round(time.Millisecond), qps, burst)
-	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s**.\n\n", floorEntries, floor.Seconds())
+	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s** (CPU time of that read %.2f s).\n\n", floorEntries, floor.Seconds(), floorCPU)
 	writeTable(&b, rows, floor)
 	b.WriteString("\nWall time is the cycle alone (inside the measured process); peak RSS is that process's maximum resident set. " +
-		"Kubernetes reads are LIST/GET requests (one paged LIST of namespaces, one paged LIST of executor bindings, one paged LIST each of " +
-		"shard RoleBindings and ClusterRoleBindings, two GETs), independent of the number of projects apart from paging. Kubernetes writes " +
+		"Kubernetes reads are LIST/GET requests: the namespaces (listed twice, 500 a page), the executor bindings (listed twice, once as metadata, 50 a page), " +
+		"the shard RoleBindings and ClusterRoleBindings (metadata), then GETs of the shards in scope, the viewer and index-map bindings and the guard's store; " +
+		"their number grows with the projects only through paging. Kubernetes writes " +
 		"count every object written: a binding spread over shards is one binding written, and as many writes as shards it changes.\n")
+	b.WriteString("\nCPU time of each cycle (user + system, every thread):")
+	for _, r := range rows {
+		fmt.Fprintf(&b, " %s %.2f s;", r.name, r.stats.CPUSeconds)
+	}
+	b.WriteString(" less sensitive than wall time to what else runs on the machine.\n")
 	if len(rows) > 0 && len(rows[0].stats.Shards) > 0 {
 		var parts []string
 		for _, ref := range sortedKeys(rows[0].stats.Shards) {

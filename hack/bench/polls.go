@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -28,8 +30,9 @@ import (
 // change carried to its binding by a poll, with the daemon's own wiring
 // (informer cache, change tracking on).
 type pollStats struct {
-	CycleSeconds float64 `json:"cycleSeconds"`
-	Idle         struct {
+	CycleSeconds    float64 `json:"cycleSeconds"`
+	CycleCPUSeconds float64 `json:"cycleCPUSeconds"`
+	Idle            struct {
 		Polls          int              `json:"polls"`
 		SecondsPerPoll float64          `json:"secondsPerPoll"`
 		Searches       int64            `json:"searches"`
@@ -50,6 +53,10 @@ type pollStats struct {
 	// LiveHeapKiB is the heap still in use after the full cycle (after a
 	// collection): what the daemon keeps between cycles.
 	LiveHeapKiB int64 `json:"liveHeapKiB"`
+	// PeakLiveHeapKiB is the largest live heap (as of a collection's end)
+	// seen during the full cycle, sampled every 10 ms: GOMEMLIMIT needs
+	// room above it.
+	PeakLiveHeapKiB int64 `json:"peakLiveHeapKiB"`
 	// GoMemLimit is the GOMEMLIMIT the child ran with (the Deployment's).
 	GoMemLimit string `json:"goMemLimit,omitempty"`
 }
@@ -108,7 +115,13 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	var st pollStats
 	// At the large scale the cycle reports the union bindings too large
 	// to store (see the table above); the polls work all the same.
+	stopProfile := startCPUProfile(os.Getenv("BENCH_POLLS_CPUPROFILE"))
+	cpu0 := cpuTime()
+	stopSampling := samplePeakLive(&st.PeakLiveHeapKiB)
 	rep := s.Cycle(ctx, controller.CycleOptions{})
+	stopSampling()
+	st.CycleCPUSeconds = (cpuTime() - cpu0).Seconds()
+	stopProfile()
 	st.CycleSeconds = rep.Duration.Seconds()
 	if rep.Err != nil {
 		st.Change.Error = "full cycle: " + firstLine(rep.Err.Error())
@@ -118,6 +131,12 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 	runtime.ReadMemStats(&ms)
 	st.LiveHeapKiB = int64(ms.HeapAlloc / 1024)
 	st.GoMemLimit = os.Getenv("GOMEMLIMIT")
+	if path := os.Getenv("BENCH_POLLS_ALLOCSPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if path := os.Getenv("BENCH_POLLS_HEAPPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil {
 			_ = pprof.Lookup("heap").WriteTo(f, 0)
@@ -222,6 +241,11 @@ func runPollsChild(ctx context.Context, self, cfgPath, kubeconfig, adminDN, admi
 		"--admin-dn", adminDN, "--admin-password", adminPW, "--group", groupDN, "--member", memberDN)
 	cmd.Stderr = os.Stderr
 	cmd.Env = os.Environ()
+	if profileDir != "" {
+		cmd.Env = append(cmd.Env, "BENCH_POLLS_CPUPROFILE="+filepath.Join(profileDir, "daemon-cycle.cpu.pprof"),
+			"BENCH_POLLS_ALLOCSPROFILE="+filepath.Join(profileDir, "daemon-cycle.allocs.pprof"),
+			"BENCH_POLLS_HEAPPROFILE="+filepath.Join(profileDir, "daemon-after-cycle.heap.pprof"))
+	}
 	if goMemLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
 	}
@@ -235,10 +259,10 @@ func runPollsChild(ctx context.Context, self, cfgPath, kubeconfig, adminDN, admi
 	}
 	fmt.Printf("  incremental: idle poll %.2f ms (%d searches, %d entries, %d binds, kube %s over %d polls); "+
 		"one change written %.0f ms after it was made (%d polls, %d searches, %d entries, kube %s, %d bindings written); "+
-		"full cycle %.2fs, peak RSS %d MiB, live heap after the cycle %d MiB, GOMEMLIMIT %s\n",
+		"full cycle %.2fs (CPU %.2fs), peak RSS %d MiB, live heap %d MiB at most during the cycle and %d MiB after it, GOMEMLIMIT %s\n",
 		st.Idle.SecondsPerPoll*1000, st.Idle.Searches, st.Idle.Entries, st.Idle.Binds, verbs(st.Idle.KubeRequests), st.Idle.Polls,
 		st.Change.Seconds*1000, st.Change.Polls, st.Change.Searches, st.Change.Entries, verbs(st.Change.KubeRequests), st.Change.Written,
-		st.CycleSeconds, st.MaxRSSKiB/1024, st.LiveHeapKiB/1024, orUnset(st.GoMemLimit))
+		st.CycleSeconds, st.CycleCPUSeconds, st.MaxRSSKiB/1024, st.PeakLiveHeapKiB/1024, st.LiveHeapKiB/1024, orUnset(st.GoMemLimit))
 	if st.Change.Error != "" {
 		fmt.Printf("      error: %s\n", st.Change.Error)
 	}
@@ -255,11 +279,48 @@ func writePollTable(b *strings.Builder, st pollStats) {
 	fmt.Fprintf(b, "| one change (a member added), made → binding written | %.0f ms | %d | %d | — | %s | %d |\n", st.Change.Seconds*1000,
 		st.Change.Searches, st.Change.Entries, verbs(st.Change.KubeRequests), st.Change.Written)
 	fmt.Fprintf(b, "\nThe daemon's full cycle before the polls (from its informer cache, with the reach index the polls need) took %.2f s; "+
-		"peak RSS of the process %d MiB with GOMEMLIMIT %s (the Deployment's), live heap after the cycle %d MiB. "+
-		"In the daemon add up to `incremental.pollInterval` for a change to be seen.\n", st.CycleSeconds, st.MaxRSSKiB/1024, orUnset(st.GoMemLimit), st.LiveHeapKiB/1024)
+		"peak RSS of the process %d MiB with GOMEMLIMIT %s (the Deployment's); live heap %d MiB at most during the cycle, %d MiB after it. "+
+		"In the daemon add up to `incremental.pollInterval` for a change to be seen.\n", st.CycleSeconds, st.MaxRSSKiB/1024, orUnset(st.GoMemLimit), st.PeakLiveHeapKiB/1024, st.LiveHeapKiB/1024)
 	if st.Change.Error != "" {
 		fmt.Fprintf(b, "\nError reported: `%s`\n", st.Change.Error)
 	}
+}
+
+// samplePeakLive records into kib the largest live heap the runtime
+// reports (/gc/heap/live:bytes) until the returned function is called.
+func samplePeakLive(kib *int64) func() {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			if v := int64(sample[0].Value.Uint64() / 1024); v > *kib {
+				*kib = v
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called (path "": nothing).
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func orUnset(s string) string {

@@ -73,7 +73,7 @@ func (r *resolver) members(ctx context.Context, groupDN, groupID string, direct 
 	if err != nil {
 		return nil, nil, err
 	}
-	return sortedSet(c.ids), reached, nil
+	return model.SortedKeys(c.ids), reached, nil
 }
 
 // chainSearch is one group's in-chain member search: what the group and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -449,7 +448,7 @@ func (r *resolver) mightGrant(ctx context.Context, n string, res *model.Group, c
 			union[m] = struct{}{}
 		}
 	}
-	res.MightGrant = sortedSet(union)
+	res.MightGrant = model.SortedKeys(union)
 	return nil
 }
 
@@ -645,7 +644,7 @@ func (x *expansion) resolveUnseen(ctx context.Context) error {
 
 // finish records the members (and what was reached and traced).
 func (x *expansion) finish() {
-	x.res.Members, x.res.Reached = sortedSet(x.members), x.reached
+	x.res.Members, x.res.Reached = model.SortedKeys(x.members), x.reached
 	if x.t != nil {
 		x.res.Memberships = x.t.memberships(x.res.DN, x.name)
 	}
@@ -738,7 +737,7 @@ func (r *resolver) posixMembers(n string, g *model.Group, users *userIndex) {
 		g.Reached, g.Memberships = nil, nil
 		return
 	}
-	g.Members = sortedSet(members)
+	g.Members = model.SortedKeys(members)
 }
 
 // stripUID drops the optional "#'bitstring'B" suffix of a uniqueMember.
@@ -747,13 +746,4 @@ func stripUID(v string) string {
 		return v[:i]
 	}
 	return v
-}
-
-func sortedSet(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

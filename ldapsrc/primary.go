@@ -178,6 +178,6 @@ func (r *resolver) addPrimaryMembers(ctx context.Context, names []string) {
 				}
 			}
 		}
-		g.Members = sortedSet(set)
+		g.Members = model.SortedKeys(set)
 	}
 }

@@ -879,7 +879,7 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 	b.WriteString(" less sensitive than wall time to what else runs on the machine.\n")
 	if len(rows) > 0 && len(rows[0].stats.Shards) > 0 {
 		var parts []string
-		for _, ref := range sortedKeys(rows[0].stats.Shards) {
+		for _, ref := range model.SortedKeys(rows[0].stats.Shards) {
 			parts = append(parts, fmt.Sprintf("`%s` %d bindings (it and %d shards)", ref, rows[0].stats.Shards[ref], rows[0].stats.Shards[ref]-1))
 		}
 		b.WriteString("\nSpread over shards (safe size 1 MiB a binding by the stored-size estimate): " + strings.Join(parts, ", ") + ".\n")
@@ -1127,13 +1127,4 @@ kubernetes:
 	b.WriteString("\n" + inChainNote + "\n")
 	writePollTable(&b, polls)
 	return b.String(), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -297,7 +297,7 @@ func (o logObserver) cycleDone(rep *Report, trigger string) {
 		o.log.Error("cycle failed", append(fields, zap.Error(rep.Err))...)
 	case ResultPartial:
 		o.log.Warn("cycle partial: applied what it safely could and skipped the rest",
-			append(fields, zap.Strings("failed_groups", sortedKeys(rep.FailedGroups)), zap.Error(rep.Err))...)
+			append(fields, zap.Strings("failed_groups", model.SortedKeys(rep.FailedGroups)), zap.Error(rep.Err))...)
 	default:
 		o.log.Info("cycle done", fields...)
 	}

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"sort"
 	"time"
 
 	"go.uber.org/zap"
@@ -255,15 +254,6 @@ func planOptions(cfg *config.Config, opts CycleOptions) plan.PlanOptions {
 	return plan.PlanOptions{Policy: cfg.Policy, Guard: cfg.Guard, Adopt: cfg.Ownership.Adopt, Approve: opts.Approve, Now: time.Now(),
 		RunaiNamespace: cfg.Kubernetes.RunaiNamespace,
 		MaxShards:      cfg.Kubernetes.MaxBindingShards, ShardBytes: cfg.Kubernetes.BindingShardBytes}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func sample(s []string, n int) []string {

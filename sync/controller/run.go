@@ -404,7 +404,7 @@ func (p *pass) report(ctx context.Context, err error) *Report {
 // missingGroups are the groups of a read that do not exist, sorted.
 func missingGroups(groups map[string]*model.Group) []string {
 	var out []string
-	for _, name := range sortedKeys(groups) {
+	for _, name := range model.SortedKeys(groups) {
 		if g := groups[name]; g.Err == nil && !g.Found {
 			out = append(out, name)
 		}

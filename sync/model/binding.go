@@ -164,11 +164,11 @@ func NewManagedFrom(current *Binding, owned []string, ch Change) []string {
 			claim(u)
 		}
 	}
-	return setToSorted(set)
+	return SortedKeys(set)
 }
 
 // SortedUnique returns the strings of in, sorted, each once.
-func SortedUnique(in []string) []string { return setToSorted(toSet(in)) }
+func SortedUnique(in []string) []string { return SortedKeys(toSet(in)) }
 
 func toSet(in []string) map[string]struct{} {
 	m := make(map[string]struct{}, len(in))
@@ -178,10 +178,12 @@ func toSet(in []string) map[string]struct{} {
 	return m
 }
 
-func setToSorted(m map[string]struct{}) []string {
+// SortedKeys returns m's keys sorted, never nil (an empty list encodes
+// as [], not null).
+func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
-	for s := range m {
-		out = append(out, s)
+	for k := range m {
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out

@@ -27,7 +27,7 @@ func benchState(b *testing.B) ([]Project, map[string]*model.Group, map[model.Ref
 				set[fmt.Sprintf("u%06d", rng.IntN(users))] = struct{}{}
 			}
 			gn := "runai-" + name + "-" + kind
-			groups[gn] = &model.Group{Name: gn, Found: true, Members: sortedKeys(set)}
+			groups[gn] = &model.Group{Name: gn, Found: true, Members: model.SortedKeys(set)}
 		}
 	}
 	groups["runai-viewers"] = &model.Group{Name: "runai-viewers", Found: true}

@@ -6,7 +6,6 @@ package plan
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/config"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
@@ -150,7 +149,7 @@ func executorDesired(p Project, names []string, groups map[string]*model.Group, 
 	if d.Err != nil {
 		d.Sources = nil
 	} else {
-		d.Users = sortedKeys(users)
+		d.Users = model.SortedKeys(users)
 	}
 	return d, len(names) > 0
 }
@@ -218,18 +217,9 @@ func (u *union) desired() Desired {
 	for m := range u.users {
 		delete(u.keep, m)
 	}
-	d := Desired{Ref: u.ref, Users: sortedKeys(u.users), Sources: u.sources, Incomplete: u.blind, Failed: u.failed}
+	d := Desired{Ref: u.ref, Users: model.SortedKeys(u.users), Sources: u.sources, Incomplete: u.blind, Failed: u.failed}
 	if len(u.keep) > 0 {
-		d.Keep = sortedKeys(u.keep)
+		d.Keep = model.SortedKeys(u.keep)
 	}
 	return d
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

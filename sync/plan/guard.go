@@ -332,7 +332,7 @@ func nextState(prev model.BindingState, hist []HistoryEntry, p *BindingPlan, v v
 	for _, u := range p.Remove {
 		delete(granted, u)
 	}
-	st := &model.BindingState{History: hist, Known: true, Granted: sortedKeys(granted)}
+	st := &model.BindingState{History: hist, Known: true, Granted: model.SortedKeys(granted)}
 	if len(st.Granted) == 0 {
 		st.Granted = nil
 	}

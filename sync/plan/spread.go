@@ -84,7 +84,7 @@ func overflowing(slots []*member, want, removing map[string]struct{}, authoritat
 		if sl.size <= limit {
 			continue
 		}
-		users := sortedKeys(sl.users)
+		users := model.SortedKeys(sl.users)
 		for k := len(users) - 1; k >= 0 && sl.size > limit; k-- {
 			u := users[k]
 			_, wanted := want[u]

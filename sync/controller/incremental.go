@@ -24,12 +24,6 @@ type ChangeSource interface {
 	Changes(ctx context.Context, since ldapsrc.Cursor) (*ldapsrc.ChangeSet, error)
 }
 
-// TargetedResolver resolves a few groups without reading the whole
-// directory (ldapsrc.Source); incremental syncs use it when available.
-type TargetedResolver interface {
-	ResolveTargeted(ctx context.Context, names []string) (*ldapsrc.Result, error)
-}
-
 // Poll results, as counted in runai_ldap_sync_directory_polls_total.
 const (
 	PollIdle          = metrics.PollIdle

@@ -479,7 +479,7 @@ func (r *Loop) directoryFailed(t *term, err error, now time.Time) {
 // tried once, with a full cycle.
 func (r *Loop) checkPassword(t *term, now time.Time) {
 	t.credNextCheck = now.Add(r.CredentialCheck)
-	fp, err := passwordFingerprint(t.s.dir)
+	fp, err := t.s.dir.PasswordFingerprint()
 	if err != nil {
 		r.Log.Warn("cannot read the bind password file; checking again", zap.Error(err))
 		return

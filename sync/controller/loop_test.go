@@ -23,6 +23,10 @@ type blockingDir struct {
 	release chan struct{}
 }
 
+func (b *blockingDir) ResolveTargeted(ctx context.Context, names []string) (*ldapsrc.Result, error) {
+	return b.Resolve(ctx, names)
+}
+
 func (b *blockingDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error) {
 	b.started <- struct{}{}
 	<-b.release
@@ -81,6 +85,10 @@ func (f *flakyDir) set(err error, fp string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.err, f.fp = err, fp
+}
+
+func (f *flakyDir) ResolveTargeted(ctx context.Context, names []string) (*ldapsrc.Result, error) {
+	return f.Resolve(ctx, names)
 }
 
 func (f *flakyDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error) {

@@ -15,9 +15,20 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
-// Directory is the source of desired state (ldapsrc.Source).
+// Directory is the source of desired state (ldapsrc.Source): every
+// capability the pipeline uses is declared here, none found by type
+// assertion.
 type Directory interface {
+	// Resolve reads the named groups (a cycle reads every managed group).
 	Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error)
+	// ResolveTargeted reads a few groups without reading the whole
+	// directory (a poll's).
+	ResolveTargeted(ctx context.Context, names []string) (*ldapsrc.Result, error)
+	// PasswordFingerprint identifies the bind password file's content: a
+	// new one is tried once.
+	PasswordFingerprint() (string, error)
+	// Close ends the connection the term's reads shared.
+	Close()
 }
 
 // Cluster is the provider of current state and the writer: kube.Client,
@@ -110,20 +121,7 @@ func unreachable(err error) bool {
 
 // Close ends the term's use of the directory: the connection its reads
 // shared is closed (the next term dials afresh).
-func (s *Pipeline) Close() {
-	if c, ok := s.dir.(interface{ Close() }); ok {
-		c.Close()
-	}
-}
-
-// passwordFingerprint identifies the bind password file's content, when
-// the directory can tell (ldapsrc.Source.PasswordFingerprint).
-func passwordFingerprint(dir Directory) (string, error) {
-	if p, ok := dir.(interface{ PasswordFingerprint() (string, error) }); ok {
-		return p.PasswordFingerprint()
-	}
-	return "", errors.New("the directory cannot tell whether its password changed")
-}
+func (s *Pipeline) Close() { s.dir.Close() }
 
 // New returns a Pipeline. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Pipeline {

@@ -108,11 +108,7 @@ func (p *pass) read(ctx context.Context) error {
 		return p.readAll(ctx)
 	case TriggerChange:
 		p.found.projects = p.s.lastProjects
-		resolve := p.s.dir.Resolve
-		if t, ok := p.s.dir.(TargetedResolver); ok {
-			resolve = t.ResolveTargeted
-		}
-		res, err := resolve(ctx, p.sc.affected)
+		res, err := p.s.dir.ResolveTargeted(ctx, p.sc.affected)
 		if err != nil {
 			p.s.obs.ldapError("connect")
 			// Nothing written; the cursor stays, so the next poll tries again.

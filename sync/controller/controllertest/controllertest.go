@@ -38,6 +38,19 @@ type Dir struct {
 // DNOf is the fake directory's normalised DN of a group or user.
 func DNOf(name string) string { return "cn=" + name }
 
+// ResolveTargeted is Resolve: the fake has no whole directory to spare.
+func (f *Dir) ResolveTargeted(ctx context.Context, names []string) (*ldapsrc.Result, error) {
+	return f.Resolve(ctx, names)
+}
+
+// PasswordFingerprint fails: the fake has no password file.
+func (f *Dir) PasswordFingerprint() (string, error) {
+	return "", errors.New("the fake directory has no password file")
+}
+
+// Close closes nothing.
+func (f *Dir) Close() {}
+
 // Resolve answers from Members, failing the groups in Failing and every
 // group when ConnErr is set.
 func (f *Dir) Resolve(_ context.Context, names []string) (*ldapsrc.Result, error) {

@@ -65,8 +65,8 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	// writes that shard alone.
 	s1 := model.ShardRef(viewer, 1)
 	rv := cl.Remove(s1)
-	s.BindingChanged(s1, nil, rv)
-	refs, _ := s.work.take()
+	queueBinding(s, s1, nil, rv)
+	refs, _ := work(s).take()
 	if !reflect.DeepEqual(refs, []model.Ref{viewer}) {
 		t.Fatalf("queued %v, want the logical binding", refs)
 	}
@@ -82,7 +82,7 @@ func TestShardedBindingIsOneBindingForEventsAndMetrics(t *testing.T) {
 	}
 	// Its own writes are no drift.
 	b, _ := cl.Get(context.Background(), s1)
-	s.BindingChanged(s1, b, b.ResourceVersion)
+	queueBinding(s, s1, b, b.ResourceVersion)
 	if p := pending(s); len(p) != 0 {
 		t.Errorf("own shard write queued: %v", p)
 	}
@@ -168,8 +168,8 @@ func TestRepairReadsTheShardsTheCycleRead(t *testing.T) {
 	}
 	cl.Writes = nil
 	b := cl.Edit(alphaRef, dropUser("bob"))
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	refs, _ := s.work.take()
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
+	refs, _ := work(s).take()
 	rep = s.Repair(context.Background(), refs, CycleOptions{})
 	if len(cl.Writes) != 0 {
 		t.Errorf("repair wrote %v past the shard the cycle left the binding untouched for", cl.Writes)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -123,4 +124,40 @@ func (q *inbox) size() int {
 		n++
 	}
 	return n
+}
+
+// workQueue collects what the informers saw between two runs of the
+// controller loop's repairs: bindings to repair, whether the set of
+// projects changed (which needs a full cycle), and whether a template
+// object changed. Repeated events coalesce. Owned by the loop.
+type workQueue struct {
+	refs  map[model.Ref]struct{}
+	cycle bool
+	// template: a template object was changed or deleted.
+	template bool
+}
+
+func newWorkQueue() workQueue { return workQueue{refs: map[model.Ref]struct{}{}} }
+
+func (q *workQueue) add(refs ...model.Ref) {
+	for _, r := range refs {
+		q.refs[r] = struct{}{}
+	}
+}
+
+func (q *workQueue) requestCycle()    { q.cycle = true }
+func (q *workQueue) requestTemplate() { q.template = true }
+
+// pending reports whether anything is queued.
+func (q *workQueue) pending() bool { return len(q.refs) > 0 || q.cycle || q.template }
+
+// take empties the queue of bindings and the cycle request.
+func (q *workQueue) take() (refs []model.Ref, cycle bool) {
+	for r := range q.refs {
+		refs = append(refs, r)
+	}
+	clear(q.refs)
+	cycle, q.cycle = q.cycle, false
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	return refs, cycle
 }

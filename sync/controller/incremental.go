@@ -167,7 +167,6 @@ func (p *poller) noteDeletions(visible bool) {
 // small directory search and no Kubernetes request. It returns the poll's
 // result and, when bindings were re-synced, the report.
 func (s *Pipeline) Poll(ctx context.Context, opts CycleOptions) (string, *Report) {
-	s.guard.pollApprovals(ctx)
 	if !s.polls.on() {
 		return PollOff, nil
 	}

@@ -194,6 +194,9 @@ type term struct {
 	lastRepair  time.Time
 	retryRefs   []model.Ref
 	retryRefsAt time.Time
+	// work is what the informers and approvals asked for since the last
+	// repair: bindings to repair, a cycle, a template check.
+	work workQueue
 }
 
 func (r *Loop) pipeline() *Pipeline {
@@ -206,7 +209,7 @@ func (r *Loop) pipeline() *Pipeline {
 
 // term runs one leadership term until ctx ends.
 func (r *Loop) term(ctx context.Context) {
-	t := &term{s: r.pipeline(), cycle: "start"}
+	t := &term{s: r.pipeline(), cycle: "start", work: newWorkQueue()}
 	defer t.s.Close()
 	r.Status.SetReady(false)
 	defer r.Status.SetReady(false)
@@ -261,20 +264,26 @@ func (r *Loop) handle(t *term, evs []any) {
 			if !r.repairs() {
 				continue
 			}
-			t.s.BindingChanged(e.ref, e.b, e.rv)
+			if ref, ok := t.s.BindingChanged(e.ref, e.b, e.rv); ok {
+				t.work.add(ref)
+			}
 		case evNamespace:
 			if !r.repairs() {
 				continue
 			}
-			t.s.NamespaceChanged(e.old, e.cur)
+			if t.s.NamespaceChanged(e.old, e.cur) {
+				t.work.requestCycle()
+			}
 		case evTemplate:
 			if !r.repairs() {
 				continue
 			}
-			t.s.TemplateChanged()
+			if t.s.TemplateChanged() {
+				t.work.requestTemplate()
+			}
 		}
 	}
-	if t.workSince.IsZero() && t.s.work.pending() {
+	if t.workSince.IsZero() && t.work.pending() {
 		t.workSince = r.Clock()
 	}
 }
@@ -296,7 +305,7 @@ func (t *term) want(trigger string) {
 // step does the first thing due, if any, and reports whether it did. What
 // is due is decide's answer; step only carries it out.
 func (r *Loop) step(ctx context.Context, t *term, now time.Time) bool {
-	if !t.s.work.pending() {
+	if !t.work.pending() {
 		t.workSince = time.Time{}
 	}
 	switch act, _ := decide(r.schedule(t), now); act {
@@ -305,7 +314,7 @@ func (r *Loop) step(ctx context.Context, t *term, now time.Time) bool {
 	case actQueueCycle:
 		// Informer-queued full cycle (project namespaces changed), rate
 		// limited like repairs; a cycle already due covers it.
-		t.s.work.cycle = false
+		t.work.cycle = false
 		if t.cycle == "" {
 			t.want("namespaces")
 		}
@@ -317,7 +326,7 @@ func (r *Loop) step(ctx context.Context, t *term, now time.Time) bool {
 	case actRepair:
 		r.runRepair(ctx, t, now)
 	case actRetryRepairs:
-		t.s.work.add(t.retryRefs...)
+		t.work.add(t.retryRefs...)
 		t.retryRefs = nil
 		if t.workSince.IsZero() {
 			t.workSince = now
@@ -335,7 +344,7 @@ func (r *Loop) schedule(t *term) schedule {
 	return schedule{
 		cred: t.cred != "", credNextCheck: t.credNextCheck, backoffUntil: t.backoffUntil,
 		cycle: t.cycle != "", cycleAt: t.cycleAt,
-		watchCycle: t.s.work.cycle, repairWork: len(t.s.work.refs) > 0 || t.s.work.template, workSince: t.workSince,
+		watchCycle: t.work.cycle, repairWork: len(t.work.refs) > 0 || t.work.template, workSince: t.workSince,
 		repairs: r.repairs(), repairInterval: r.RepairInterval, lastRepair: t.lastRepair,
 		retries: len(t.retryRefs) > 0, retryAt: t.retryRefsAt,
 		polls: r.polls(t), nextPoll: t.nextPoll,
@@ -346,8 +355,8 @@ func (r *Loop) runCycle(ctx context.Context, t *term, trigger string) {
 	rep := t.s.Cycle(ctx, r.Options)
 	t.lastCycleEnd = r.Clock()
 	// A full cycle covers whatever repairs and template checks were queued.
-	t.s.work.take()
-	t.s.work.template = false
+	t.work.take()
+	t.work.template = false
 	t.workSince = time.Time{}
 	t.nextPoll = t.lastCycleEnd.Add(r.PollInterval)
 	logObserver{log: r.Log}.cycleDone(rep, trigger)
@@ -378,9 +387,9 @@ func (r *Loop) runCycle(ctx context.Context, t *term, trigger string) {
 }
 
 func (r *Loop) runRepair(ctx context.Context, t *term, now time.Time) {
-	refs, _ := t.s.work.take()
-	template := t.s.work.template
-	t.s.work.template = false
+	refs, _ := t.work.take()
+	template := t.work.template
+	t.work.template = false
 	t.workSince = time.Time{}
 	t.lastRepair = now
 	if template {
@@ -411,6 +420,12 @@ func (r *Loop) runRepair(ctx context.Context, t *term, now time.Time) {
 }
 
 func (r *Loop) runPoll(ctx context.Context, t *term, now time.Time) {
+	// An approval recorded in the store since: its repair, or a cycle.
+	refs, cycle := t.s.Approvals(ctx)
+	t.work.add(refs...)
+	if cycle {
+		t.work.requestCycle()
+	}
 	result, rep := t.s.Poll(ctx, r.Options)
 	t.nextPoll = r.Clock().Add(r.PollInterval)
 	if result == PollOff {

@@ -52,7 +52,7 @@ func TestLogObserverSaysWhatTheRunFoundOnce(t *testing.T) {
 	}
 
 	b := cl.Edit(alphaRef, dropUser("alice"))
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
 	drift := logs.FilterMessageSnippet("drift detected").All()
 	if len(drift) != 1 || drift[0].ContextMap()["binding"] != alphaRef.String() {
 		t.Errorf("drift detected: %+v", drift)

@@ -99,8 +99,6 @@ type Pipeline struct {
 	// guard's state is guard.snap, the store's latest read or write.
 	planOpts plan.PlanOptions
 
-	work workQueue
-
 	// provisioning serves the opt-in projects.* features.
 	provisioning provisioner
 	// polls is the polls' state (WithChanges).
@@ -126,7 +124,7 @@ func (s *Pipeline) Close() { s.dir.Close() }
 // New returns a Pipeline. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Pipeline {
 	s := &Pipeline{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics}, logs: logObserver{log: log},
-		members: termMemory{}, guard: guardState{store: &memStore{}}, work: newWorkQueue()}
+		members: termMemory{}, guard: guardState{store: &memStore{}}}
 	s.polls.s = s
 	s.guard.s = s
 	s.provisioning = provisioner{s: s, provisioned: map[string]string{}}

@@ -365,15 +365,11 @@ func TemplateSelector() string { return templateSelector }
 
 // TemplateChanged is the informer handler for the template's RoleBindings:
 // one was changed or deleted (by anyone), so the template is checked again
-// (RepairTemplate) within repair.minInterval. It never blocks.
-func (s *Pipeline) TemplateChanged() {
-	if s.provisioning.tmpl == nil {
-		return
-	}
-	active := s.desired != nil
-	if active {
-		s.work.requestTemplate()
-	}
+// (RepairTemplate) within repair.minInterval: it reports whether a check
+// is wanted. It never blocks.
+func (s *Pipeline) TemplateChanged() bool {
+	// Before the first cycle nothing was applied: nothing to check.
+	return s.provisioning.tmpl != nil && s.desired != nil
 }
 
 // RepairTemplate brings back the template objects of the last cycle's

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,53 +11,17 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/plan"
 )
 
-// workQueue collects what the informers saw between two runs of the
-// controller loop's repairs: bindings to repair, whether the set of
-// projects changed (which needs a full cycle), and whether a template
-// object changed. Repeated events coalesce. Owned by the loop.
-type workQueue struct {
-	refs  map[model.Ref]struct{}
-	cycle bool
-	// template: a template object was changed or deleted.
-	template bool
-}
-
-func newWorkQueue() workQueue { return workQueue{refs: map[model.Ref]struct{}{}} }
-
-func (q *workQueue) add(refs ...model.Ref) {
-	for _, r := range refs {
-		q.refs[r] = struct{}{}
-	}
-}
-
-func (q *workQueue) requestCycle()    { q.cycle = true }
-func (q *workQueue) requestTemplate() { q.template = true }
-
-// pending reports whether anything is queued.
-func (q *workQueue) pending() bool { return len(q.refs) > 0 || q.cycle || q.template }
-
-// take empties the queue of bindings and the cycle request.
-func (q *workQueue) take() (refs []model.Ref, cycle bool) {
-	for r := range q.refs {
-		refs = append(refs, r)
-	}
-	clear(q.refs)
-	cycle, q.cycle = q.cycle, false
-	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
-	return refs, cycle
-}
-
-// BindingChanged is the informer handler for managed bindings. It queues a
-// repair when someone else's change makes the binding differ from the
+// BindingChanged is the informer handler for managed bindings. It returns
+// the binding to repair (ok) when someone else's change makes it differ from the
 // last desired state, as the plan sees it under the configured policy and
 // guard; our own writes (by resourceVersion) and changes the plan does not
 // care about (a hand-added user, a Group subject) are ignored. b is nil
 // for a deletion. It never blocks on a server.
-func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
+func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) (repair model.Ref, ok bool) {
 	// A shard belongs to the logical binding it extends.
-	logical, index, ok := model.ShardBase(ref)
-	if !ok || (index > 0 && !model.IsShard(ref)) {
-		return
+	logical, index, isBase := model.ShardBase(ref)
+	if !isBase || (index > 0 && !model.IsShard(ref)) {
+		return model.Ref{}, false
 	}
 	d, managed := s.desired[logical]
 	opts := s.planOpts
@@ -67,13 +30,13 @@ func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
 	// repair) touched it last.
 	opts.State = s.guard.snap
 	if !managed {
-		return
+		return model.Ref{}, false
 	}
 	// Our own write, or a state from before it (the Cluster keeps our
 	// writes). A deletion is never ours, and one found by a re-list carries
 	// the last state's version.
 	if b != nil && s.cluster.Wrote(ref, rv) {
-		return
+		return model.Ref{}, false
 	}
 	change := "changed"
 	if b == nil {
@@ -84,11 +47,10 @@ func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
 	// shard, or to a binding that has shards, queues a repair, which reads
 	// them and writes only what the plan finds.
 	if index > 0 || s.writes.shards[logical] > 1 {
-		s.work.add(logical)
 		d := drift{ref: logical, shard: ref.Name, change: change}
 		s.obs.drift(d)
 		s.logs.drift(d)
-		return
+		return logical, true
 	}
 	cur := b
 	if cur == nil {
@@ -96,12 +58,12 @@ func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) {
 	}
 	p := plan.PlanOne(d, []*model.Binding{cur}, opts)
 	if !p.HasChanges() {
-		return
+		return model.Ref{}, false
 	}
-	s.work.add(ref)
 	dr := drift{ref: ref, change: change, missing: p.Add, unexpected: p.Remove}
 	s.obs.drift(dr)
 	s.logs.drift(dr)
+	return ref, true
 }
 
 // drift is a change by someone else that BindingChanged queued a repair
@@ -117,8 +79,9 @@ type drift struct {
 // that gains, loses or changes the project label, or a static project's
 // namespace appearing, disappearing or terminating, changes the set of
 // projects, which needs a full cycle (the new project's groups must be
-// read). Other namespace changes are ignored.
-func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) {
+// read): it reports whether one is wanted. Other namespace changes are
+// ignored.
+func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) bool {
 	label := s.cfg.Projects.NamespaceLabel
 	value := func(n *model.Namespace) (string, bool) {
 		if n == nil || label == "" {
@@ -135,7 +98,7 @@ func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) {
 		relevant = (old == nil) != (cur == nil) || (old != nil && cur != nil && old.Terminating != cur.Terminating)
 	}
 	if !relevant {
-		return
+		return false
 	}
 	active := s.desired != nil
 	if cur != nil && label != "" {
@@ -147,7 +110,7 @@ func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) {
 		}
 	}
 	if !active {
-		return
+		return false
 	}
 	name := ""
 	if cur != nil {
@@ -156,7 +119,7 @@ func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) {
 		name = old.Name
 	}
 	s.log.Info("project namespaces changed; full cycle queued", zap.String("namespace", name))
-	s.work.requestCycle()
+	return true
 }
 
 func isStaticNamespace(cfg config.Projects, nss ...*model.Namespace) bool {

@@ -6,6 +6,7 @@ import (
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,9 +36,42 @@ func syncedFixture(t *testing.T) (*Pipeline, *controllertest.Dir, *controllertes
 	return s, dir, cl, rec
 }
 
+// queues hold, per Pipeline under test, what its handlers asked the loop
+// to do, as the loop's term does in the daemon.
+var queues = struct {
+	sync.Mutex
+	m map[*Pipeline]*workQueue
+}{m: map[*Pipeline]*workQueue{}}
+
+func work(s *Pipeline) *workQueue {
+	queues.Lock()
+	defer queues.Unlock()
+	q := queues.m[s]
+	if q == nil {
+		nq := newWorkQueue()
+		q = &nq
+		queues.m[s] = q
+	}
+	return q
+}
+
+// queueBinding runs the binding handler and queues its repair.
+func queueBinding(s *Pipeline, ref model.Ref, b *model.Binding, rv string) {
+	if r, ok := s.BindingChanged(ref, b, rv); ok {
+		work(s).add(r)
+	}
+}
+
+// queueNamespace runs the namespace handler and queues its cycle.
+func queueNamespace(s *Pipeline, old, cur *model.Namespace) {
+	if s.NamespaceChanged(old, cur) {
+		work(s).requestCycle()
+	}
+}
+
 func pending(s *Pipeline) []model.Ref {
 	var out []model.Ref
-	for r := range s.work.refs {
+	for r := range work(s).refs {
 		out = append(out, r)
 	}
 	return out
@@ -57,11 +91,11 @@ func dropUser(name string) func(*model.Binding) {
 
 func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 	s, _, cl, _ := syncedFixture(t)
-	s.work.take()
+	work(s).take()
 
 	// The informer's echo of our own write: same resourceVersion.
 	own, _ := cl.Get(context.Background(), alphaRef)
-	s.BindingChanged(alphaRef, own, own.ResourceVersion)
+	queueBinding(s, alphaRef, own, own.ResourceVersion)
 	if p := pending(s); len(p) != 0 {
 		t.Fatalf("own write queued a repair: %v", p)
 	}
@@ -69,26 +103,26 @@ func TestBindingChangedQueuesOnlyDriftBySomeoneElse(t *testing.T) {
 	b := cl.Edit(alphaRef, func(b *model.Binding) {
 		b.Subjects = append(b.Subjects, model.UserSubject("contractor"), model.Subject{APIGroup: model.RBACGroup, Kind: model.KindGroup, Name: "admins"})
 	})
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
 	if p := pending(s); len(p) != 0 {
 		t.Fatalf("a harmless hand edit queued a repair: %v", p)
 	}
 	// An unmanaged binding: ignored.
 	other := model.ExecutorRef("elsewhere")
-	s.BindingChanged(other, &model.Binding{Ref: other, Exists: true}, "999")
+	queueBinding(s, other, &model.Binding{Ref: other, Exists: true}, "999")
 	if p := pending(s); len(p) != 0 {
 		t.Fatalf("unmanaged binding queued: %v", p)
 	}
 	// A managed user removed by hand: drift.
 	b = cl.Edit(alphaRef, dropUser("alice"))
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
 	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{alphaRef}) {
 		t.Fatalf("pending = %v, want alpha", p)
 	}
 	// A deletion: drift.
-	s.work.take()
+	work(s).take()
 	rv := cl.Remove(model.ViewerRef())
-	s.BindingChanged(model.ViewerRef(), nil, rv)
+	queueBinding(s, model.ViewerRef(), nil, rv)
 	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{model.ViewerRef()}) {
 		t.Fatalf("pending = %v, want viewer", p)
 	}
@@ -101,10 +135,10 @@ func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
 	resolves := dir.Resolves
 
 	b := cl.Edit(alphaRef, dropUser("alice"))
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
 	cl.Remove(model.ViewerRef())
-	s.BindingChanged(model.ViewerRef(), nil, "")
-	refs, _ := s.work.take()
+	queueBinding(s, model.ViewerRef(), nil, "")
+	refs, _ := work(s).take()
 
 	cl.Writes = nil
 	rep := s.Repair(context.Background(), refs, CycleOptions{})
@@ -135,7 +169,7 @@ func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
 	// The repair's own writes are not drift.
 	for _, ref := range refs {
 		b, _ := cl.Get(context.Background(), ref)
-		s.BindingChanged(ref, b, b.ResourceVersion)
+		queueBinding(s, ref, b, b.ResourceVersion)
 	}
 	if p := pending(s); len(p) != 0 {
 		t.Errorf("own repair write queued: %v", p)
@@ -145,7 +179,7 @@ func TestRepairReappliesLastDesiredStateWithoutTheDirectory(t *testing.T) {
 func TestRepairBeforeAnyCycleDoesNothing(t *testing.T) {
 	dir, cl := newFixture()
 	s := New(testConfig(), dir, cl, zap.NewNop(), nil)
-	s.BindingChanged(alphaRef, nil, "5")
+	queueBinding(s, alphaRef, nil, "5")
 	if p := pending(s); len(p) != 0 {
 		t.Fatalf("queued before the first cycle: %v", p)
 	}
@@ -183,8 +217,8 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 
 	// Someone removes u0 by hand: the repair puts u0 back and still holds.
 	b := cl.Edit(alphaRef, dropUser("u0"))
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	refs, _ := s.work.take()
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
+	refs, _ := work(s).take()
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
@@ -199,8 +233,8 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	// write) approves nothing: the repair drops it.
 	key := plan.ApprovalKey(alphaRef, []string{"u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}, nil)
 	b = cl.Edit(alphaRef, func(b *model.Binding) { b.Annotations[plan.ApproveAnnotation] = key })
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
-	refs, _ = s.work.take()
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
+	refs, _ = work(s).take()
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil {
 		t.Fatal(rep.Err)
 	}
@@ -214,8 +248,7 @@ func TestRepairAppliesTheGuardAndApprovals(t *testing.T) {
 	// The key recorded in the store: the next poll finds it and queues the
 	// repair, which applies the removals and consumes the approval.
 	s.guard.store.(*memStore).snap.Approvals = map[string]string{key: "ok"}
-	s.guard.pollApprovals(context.Background())
-	refs, _ = s.work.take()
+	refs, _ = s.Approvals(context.Background())
 	if len(refs) != 1 {
 		t.Fatalf("approval did not queue a repair")
 	}
@@ -245,7 +278,7 @@ func TestRepairSkipsGoneNamespacesAndFailedGroups(t *testing.T) {
 	dir.Failing["runai-alpha-executors"] = true
 	s.Cycle(context.Background(), CycleOptions{})
 	cl.Remove(alphaRef)
-	s.BindingChanged(alphaRef, nil, "")
+	queueBinding(s, alphaRef, nil, "")
 	if p := pending(s); len(p) != 0 {
 		t.Errorf("binding of a failed group queued: %v", p)
 	}
@@ -282,9 +315,9 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 		{"static project namespace created", nil, ns("runai-gamma", nil), true},
 	}
 	for _, tc := range tests {
-		s.work.take()
-		s.NamespaceChanged(tc.old, tc.cur)
-		if _, cycle := s.work.take(); cycle != tc.want {
+		work(s).take()
+		queueNamespace(s, tc.old, tc.cur)
+		if _, cycle := work(s).take(); cycle != tc.want {
 			t.Errorf("%s: cycle=%v, want %v", tc.name, cycle, tc.want)
 		}
 	}
@@ -292,12 +325,12 @@ func TestNamespaceChangedQueuesACycle(t *testing.T) {
 	// once; a later change to it does.
 	s.provisioning.provisioned["runai-omega"] = "omega"
 	omega := ns("runai-omega", map[string]string{"runai/queue": "omega"})
-	s.NamespaceChanged(nil, omega)
-	if _, cycle := s.work.take(); cycle {
+	queueNamespace(s, nil, omega)
+	if _, cycle := work(s).take(); cycle {
 		t.Error("our own namespace creation queued a cycle")
 	}
-	s.NamespaceChanged(omega, nil)
-	if _, cycle := s.work.take(); !cycle {
+	queueNamespace(s, omega, nil)
+	if _, cycle := work(s).take(); !cycle {
 		t.Error("a provisioned namespace deleted afterwards must queue a cycle")
 	}
 }
@@ -445,12 +478,12 @@ func TestLoopRunsACycleWhenProjectsChange(t *testing.T) {
 
 func TestDeletionFoundByRelistIsNotTakenForOurWrite(t *testing.T) {
 	s, _, cl, _ := syncedFixture(t)
-	s.work.take()
+	work(s).take()
 	// The informer saw our write, then missed the deletion while its watch
 	// was down; the re-list reports it with our write's version.
 	own, _ := cl.Get(context.Background(), model.ViewerRef())
 	cl.Remove(model.ViewerRef())
-	s.BindingChanged(model.ViewerRef(), nil, own.ResourceVersion)
+	queueBinding(s, model.ViewerRef(), nil, own.ResourceVersion)
 	if p := pending(s); len(p) != 1 {
 		t.Fatalf("deletion ignored: pending = %v", p)
 	}

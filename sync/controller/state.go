@@ -201,32 +201,38 @@ func (g *guardState) noteHeld(plans []plan.BindingPlan, all bool) {
 	}
 }
 
-// pollApprovals reads the store when something is held and queues what an
-// approval recorded since releases: a repair of that binding, or a full
-// cycle for a group pin. Nothing held, no request.
-func (g *guardState) pollApprovals(ctx context.Context) {
+// Approvals reads the guard's store when something is held (before each
+// poll) and returns what an approval recorded since releases: bindings to
+// repair, and whether a full cycle is wanted (for a group pin). Nothing
+// held, no request.
+func (s *Pipeline) Approvals(ctx context.Context) (repair []model.Ref, cycle bool) {
+	return s.guard.pollApprovals(ctx)
+}
+
+func (g *guardState) pollApprovals(ctx context.Context) (repair []model.Ref, cycle bool) {
 	if len(g.held) == 0 && len(g.heldPins) == 0 {
-		return
+		return nil, false
 	}
 	snap, err := g.store.Load(ctx)
 	if err != nil {
 		g.s.log.Warn("could not read the guard's store for approvals; the next poll tries again", zap.Error(err))
-		return
+		return nil, false
 	}
 	for key := range snap.Approvals {
 		if ref, ok := g.held[key]; ok {
 			g.s.log.Info("approval recorded; repair queued to apply it", zap.String("binding", ref.String()), zap.String("approvalKey", key))
-			g.s.work.add(ref)
+			repair = append(repair, ref)
 			delete(g.held, key)
 		}
 	}
 	for group, key := range g.heldPins {
 		if _, ok := snap.Approvals[key]; ok {
 			g.s.log.Info("group pin approval recorded; full cycle queued", zap.String("group", group), zap.String("approvalKey", key))
-			g.s.work.requestCycle()
+			cycle = true
 			delete(g.heldPins, group)
 		}
 	}
+	return repair, cycle
 }
 
 // ageApprovals notes when each approval in the store was first seen and

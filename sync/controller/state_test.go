@@ -176,10 +176,10 @@ func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 	if key == "" || slices.Contains(cl.Users(alphaRef), "carl") {
 		t.Fatalf("carl's addition not held: %v", cl.Users(alphaRef))
 	}
-	// Approved in the store: the next poll queues the repair that adds him.
+	// Approved in the store: the loop's next poll asks for approvals
+	// first, which gives the repair that adds him.
 	store.snap.Approvals = map[string]string{key: "ok"}
-	s.Poll(context.Background(), CycleOptions{})
-	refs, _ := s.work.take()
+	refs, _ := s.Approvals(context.Background())
 	if rep := s.Repair(context.Background(), refs, CycleOptions{}); rep.Err != nil || !slices.Contains(cl.Users(alphaRef), "carl") {
 		t.Fatalf("approved repair: %v, alpha = %v", rep.Err, cl.Users(alphaRef))
 	}
@@ -189,7 +189,7 @@ func TestDriftSeesTheStoreAsTheLastRepairLeftIt(t *testing.T) {
 		b.Record, b.Managed = "", nil
 		delete(b.Annotations, model.ManagedAnnotation)
 	})
-	s.BindingChanged(alphaRef, b, b.ResourceVersion)
+	queueBinding(s, alphaRef, b, b.ResourceVersion)
 	if p := pending(s); !reflect.DeepEqual(p, []model.Ref{alphaRef}) {
 		t.Fatalf("pending = %v, want alpha: carl was granted and approved", p)
 	}

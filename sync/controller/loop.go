@@ -291,7 +291,7 @@ func (r *Loop) handle(t *term, evs []any) {
 func (r *Loop) repairs() bool { return r.RepairInterval > 0 && !r.Options.DryRun }
 
 func (r *Loop) polls(t *term) bool {
-	return r.PollInterval > 0 && t.s.polls.on() && !r.Options.DryRun
+	return r.PollInterval > 0 && t.s.PollsOn() && !r.Options.DryRun
 }
 
 // want queues a full cycle, due now; a queued one keeps its trigger.
@@ -494,7 +494,7 @@ func (r *Loop) directoryFailed(t *term, err error, now time.Time) {
 // tried once, with a full cycle.
 func (r *Loop) checkPassword(t *term, now time.Time) {
 	t.credNextCheck = now.Add(r.CredentialCheck)
-	fp, err := t.s.dir.PasswordFingerprint()
+	fp, err := t.s.PasswordFingerprint()
 	if err != nil {
 		r.Log.Warn("cannot read the bind password file; checking again", zap.Error(err))
 		return

@@ -121,6 +121,14 @@ func unreachable(err error) bool {
 // shared is closed (the next term dials afresh).
 func (s *Pipeline) Close() { s.dir.Close() }
 
+// PasswordFingerprint identifies the directory's bind password file's
+// content: the loop tries a new one once.
+func (s *Pipeline) PasswordFingerprint() (string, error) { return s.dir.PasswordFingerprint() }
+
+// PollsOn reports whether polls can run (a change source is set and the
+// directory keeps change markers).
+func (s *Pipeline) PollsOn() bool { return s.polls.on() }
+
 // New returns a Pipeline. metrics may be nil.
 func New(cfg *config.Config, dir Directory, cluster Cluster, log *zap.Logger, metrics *metrics.Metrics) *Pipeline {
 	s := &Pipeline{cfg: cfg, dir: dir, cluster: cluster, log: log, obs: metricsObserver{m: metrics}, logs: logObserver{log: log},

@@ -225,7 +225,7 @@ func (p *pass) plan(ctx context.Context) error {
 			return nil
 		}
 	}
-	current, plans, errs := s.planEach(ctx, p.desired, p.popts)
+	current, plans, errs := planEach(ctx, s.cluster, s.obs, p.desired, p.popts)
 	if current == nil {
 		return errors.Join(errs...)
 	}
@@ -237,8 +237,8 @@ func (p *pass) plan(ctx context.Context) error {
 // daemon) and plans it, skipping executor bindings whose namespace is gone
 // or terminating (that change queues a full cycle). A nil map means
 // nothing could be planned.
-func (s *Pipeline) planEach(ctx context.Context, desired []plan.Desired, popts plan.PlanOptions) (map[model.Ref]*model.Binding, []plan.BindingPlan, []error) {
-	live, err := liveNamespaces(ctx, s.cluster, s.obs)
+func planEach(ctx context.Context, cluster Cluster, obs metricsObserver, desired []plan.Desired, popts plan.PlanOptions) (map[model.Ref]*model.Binding, []plan.BindingPlan, []error) {
+	live, err := liveNamespaces(ctx, cluster, obs)
 	if err != nil {
 		return nil, nil, []error{err}
 	}
@@ -249,9 +249,9 @@ func (s *Pipeline) planEach(ctx context.Context, desired []plan.Desired, popts p
 		if d.Ref.Name == model.ExecutorBinding && !live[d.Ref.Namespace] {
 			continue
 		}
-		shards, err := getShards(ctx, s.cluster, d.Ref, current)
+		shards, err := getShards(ctx, cluster, d.Ref, current)
 		if err != nil {
-			s.obs.kubeError("get")
+			obs.kubeError("get")
 			errs = append(errs, err)
 			continue
 		}

@@ -6,6 +6,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,36 +115,28 @@ func (e *env) kubectl(stdin string, args ...string) string {
 
 // monitoringCRDs stand in for the Prometheus Operator's CRDs (no operator
 // here), so that the whole of deploy/ applies as it would in a cluster.
-const monitoringCRDs = `apiVersion: apiextensions.k8s.io/v1
+var monitoringCRDs = monitoringCRD("servicemonitors", "servicemonitor", "ServiceMonitor") + "---\n" +
+	monitoringCRD("prometheusrules", "prometheusrule", "PrometheusRule")
+
+// monitoringCRD is a schemaless CustomResourceDefinition of
+// monitoring.coreos.com.
+func monitoringCRD(plural, singular, kind string) string {
+	return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: servicemonitors.monitoring.coreos.com
+  name: %[1]s.monitoring.coreos.com
 spec:
   group: monitoring.coreos.com
   scope: Namespaced
-  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList}
+  names: {plural: %[1]s, singular: %[2]s, kind: %[3]s, listKind: %[3]sList}
   versions:
   - name: v1
     served: true
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: prometheusrules.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {plural: prometheusrules, singular: prometheusrule, kind: PrometheusRule, listKind: PrometheusRuleList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`
+`, plural, singular, kind)
+}
 
 // installDeploy applies deploy/ (with components) as docs/install.md says.
 func (e *env) installDeploy(components ...string) {

@@ -645,6 +645,20 @@ func startCluster(ctx context.Context, etcd *harness.Etcd, dir string, projects 
 // window) would hold for approval, so no cycle would measure the writes.
 const guardOff = "guard:\n  maxAddCount: 0\n"
 
+// benchRest is every bench configuration after its ldap section: the guard
+// off, the bench's group names and label, and the client rate.
+func benchRest(qps float64, burst int) string {
+	return guardOff + fmt.Sprintf(`groups:
+  executors: ["p-{project}-executors"]
+  viewers: ["p-{project}-viewers"]
+projects:
+  namespaceLabel: runai/queue
+kubernetes:
+  qps: %v
+  burst: %d
+`, qps, burst)
+}
+
 // writeOpenLDAPConfig writes to path a cycle's configuration against the
 // bench's slapd at client rate qps/burst (the reader's password beside it).
 func writeOpenLDAPConfig(path string, slapd *harness.Slapd, qps float64, burst int) error {
@@ -662,15 +676,7 @@ func writeOpenLDAPConfig(path string, slapd *harness.Slapd, qps float64, burst i
   userIDAttribute: uid
   pageSize: 1000
   timeout: 5m
-`+guardOff+`groups:
-  executors: ["p-{project}-executors"]
-  viewers: ["p-{project}-viewers"]
-projects:
-  namespaceLabel: runai/queue
-kubernetes:
-  qps: %v
-  burst: %d
-`, slapd.URL, slapd.ReaderDN, pw, suffix, qps, burst)
+`, slapd.URL, slapd.ReaderDN, pw, suffix) + benchRest(qps, burst)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
@@ -1053,15 +1059,7 @@ func benchAD(ctx context.Context, self string, etcd *harness.Etcd, dir string, u
   pageSize: 1000
   timeout: 5m
   memberResolution: expand
-`+guardOff+`groups:
-  executors: ["p-{project}-executors"]
-  viewers: ["p-{project}-viewers"]
-projects:
-  namespaceLabel: runai/queue
-kubernetes:
-  qps: %v
-  burst: %d
-`, samba.LDAPSURL, samba.CAFile, pw, ou, qps, burst)
+`, samba.LDAPSURL, samba.CAFile, pw, ou) + benchRest(qps, burst)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", err
 	}

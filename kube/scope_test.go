@@ -56,16 +56,7 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
-	ca := NewCache(c, "runai", Handlers{})
-	if err := ca.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-	defer scancel()
-	if err := ca.WaitForSync(sctx); err != nil {
-		t.Fatal(err)
-	}
+	ca := startScopedCache(ctx, t, cs)
 
 	// What the informers hold. (The fake ignores field selectors: the
 	// executor informer sees every RoleBinding, and keeps none it does not
@@ -216,16 +207,7 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	team := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}
 	cs := fake.NewClientset(team, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: model.ExecutorBinding, Namespace: "team", ResourceVersion: "5"},
 		RoleRef: ExpectedRoleRef(model.ExecutorBinding), Subjects: []rbacv1.Subject{UserSubject("alice")}})
-	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
-	ca := NewCache(c, "runai", Handlers{})
-	if err := ca.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-	defer scancel()
-	if err := ca.WaitForSync(sctx); err != nil {
-		t.Fatal(err)
-	}
+	ca := startScopedCache(ctx, t, cs)
 	ref := model.ExecutorRef("team")
 	label := func(labels map[string]string) {
 		t.Helper()
@@ -312,4 +294,21 @@ func TestCacheReadsAPromotedBindingOnce(t *testing.T) {
 	waitFor(t, "the promoted binding is forgotten", func() bool {
 		return ca.promoted.len() == 0
 	})
+}
+
+// startScopedCache starts a Cache of the project scope on cs and waits
+// until its informers have synced.
+func startScopedCache(ctx context.Context, t *testing.T, cs *fake.Clientset) *Cache {
+	t.Helper()
+	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
+	ca := NewCache(c, "runai", Handlers{})
+	if err := ca.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := ca.WaitForSync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }

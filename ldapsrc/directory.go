@@ -675,7 +675,7 @@ func (r *resolver) resolveRFC2307(ctx context.Context, names []string) error {
 				uids = append(uids, r.direct[n]...)
 			}
 		}
-		err = r.inBatches(uniqueSorted(uids), func(batch []string) error {
+		err = r.inBatches(model.SortedUnique(uids), func(batch []string) error {
 			return r.readUsersInto(ctx, orFilter(r.src.cfg.UserIDAttribute, batch), users)
 		})
 	} else {

@@ -82,7 +82,7 @@ func (s *Source) FindPeople(ctx context.Context, names []string) ([]Person, erro
 	if s.cfg.UserFilter != "" {
 		filter = "(&" + s.cfg.UserFilter + filter + ")"
 	}
-	base := (&dirReader{src: s}).userBase()
+	base := s.cfg.UserBase()
 	s.Stats.Searches.Add(1)
 	res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 10, 0, false,
 		filter, append(attrs, "objectClass"), nil))

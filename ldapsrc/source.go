@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -114,7 +113,7 @@ func (s *Source) resolveWith(ctx context.Context, names []string, targeted bool)
 	defer done()
 	r := newResolver(s, conn)
 	r.targeted = targeted
-	res, err := r.resolve(ctx, uniqueSorted(names))
+	res, err := r.resolve(ctx, model.SortedUnique(names))
 	if err != nil || conn.IsClosing() {
 		s.dropSession(conn)
 	}
@@ -206,17 +205,4 @@ func NormalizeID(raw, idCase, prefix string) (string, error) {
 		return "", fmt.Errorf("user ID of %d bytes is longer than %d", len(id), MaxUserIDLength)
 	}
 	return id, nil
-}
-
-func uniqueSorted(in []string) []string {
-	seen := make(map[string]struct{}, len(in))
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		if _, ok := seen[s]; !ok {
-			seen[s] = struct{}{}
-			out = append(out, s)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

@@ -2,10 +2,10 @@ package template
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
 
 // Differs reports whether live lacks something desired holds, and the
@@ -20,7 +20,7 @@ func Differs(desired, live *unstructured.Unstructured) (bool, string) {
 	if live == nil {
 		return true, "missing"
 	}
-	for _, k := range sortedKeys(desired.Object) {
+	for _, k := range model.SortedKeys(desired.Object) {
 		switch k {
 		case "apiVersion", "kind", "status":
 			continue
@@ -56,7 +56,7 @@ func subset(want, live any, path string) (string, bool) {
 		if !ok {
 			return path, false
 		}
-		for _, k := range sortedKeys(w) {
+		for _, k := range model.SortedKeys(w) {
 			if p, ok := subset(w[k], l[k], path+"."+k); !ok {
 				return p, false
 			}
@@ -114,5 +114,3 @@ func number(v any) (float64, bool) {
 	}
 	return 0, false
 }
-
-func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }

@@ -598,7 +598,7 @@ func (p *Projects) validateStatic(add func(field, format string, args ...any)) {
 			add(field+".namespace", "%q is not a valid namespace name", sp.Namespace)
 		}
 		if sp.Namespace == "" && ValidProjectName(sp.Name) && !validDNSLabel(DefaultNamespace(sp.Name)) && p.CreateNamespaces {
-			add(field+".namespace", "the default namespace runai-%s is longer than 63 characters; set a namespace", sp.Name)
+			add(field+".namespace", "the default namespace %s is longer than 63 characters; set a namespace", DefaultNamespace(sp.Name))
 		}
 	}
 }

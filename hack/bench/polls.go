@@ -317,7 +317,11 @@ func startCPUProfile(path string) func() {
 		return func() {}
 	}
 	f, err := os.Create(path)
-	if err != nil || pprof.StartCPUProfile(f) != nil {
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
 		return func() {}
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }

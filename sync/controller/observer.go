@@ -56,7 +56,7 @@ func (o metricsObserver) cycleDone(rep *Report) {
 	}
 	m.ResetBindings() // every per-binding series is set again below
 	for _, p := range rep.Plans {
-		o.planDone(p, rep)
+		o.setBinding(p, rep)
 	}
 }
 
@@ -67,11 +67,19 @@ func (o metricsObserver) planDone(p plan.BindingPlan, rep *Report) {
 	if m == nil {
 		return
 	}
-	lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
 	labels := map[string]string{"kind": p.Ref.Kind, "namespace": p.Ref.Namespace, "name": p.Ref.Name}
 	m.HeldRemovals.DeletePartialMatch(labels)
 	m.HeldAdditions.DeletePartialMatch(labels)
 	m.BindingErrors.DeletePartialMatch(labels)
+	o.setBinding(p, rep)
+}
+
+// setBinding sets one binding's series from its plan. A full cycle calls
+// it after ResetBindings: the partial-match deletes of planDone, each a
+// scan of every series, would find nothing there.
+func (o metricsObserver) setBinding(p plan.BindingPlan, rep *Report) {
+	m := o.m
+	lv := []string{p.Ref.Kind, p.Ref.Namespace, p.Ref.Name}
 	if p.Err != nil {
 		reason := "lookup_or_roleref"
 		if errors.Is(p.Err, plan.ErrRecordUnreadable) {

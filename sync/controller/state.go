@@ -190,9 +190,12 @@ func (g *guardState) noteHeld(plans []plan.BindingPlan, all bool) {
 		g.held = map[string]model.Ref{}
 	}
 	for _, p := range plans {
-		for k, ref := range g.held {
-			if ref == p.Ref {
-				delete(g.held, k)
+		if !all {
+			// What this binding held before, its plan now replaces.
+			for k, ref := range g.held {
+				if ref == p.Ref {
+					delete(g.held, k)
+				}
 			}
 		}
 		if p.ApprovalKey != "" {

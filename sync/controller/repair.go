@@ -24,11 +24,6 @@ func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) (r
 		return model.Ref{}, false
 	}
 	d, managed := s.desired[logical]
-	opts := s.planOpts
-	opts.Now = time.Now()
-	// The store as last read or written, by whichever path (cycle, poll,
-	// repair) touched it last.
-	opts.State = s.guard.snap
 	if !managed {
 		return model.Ref{}, false
 	}
@@ -56,6 +51,11 @@ func (s *Pipeline) BindingChanged(ref model.Ref, b *model.Binding, rv string) (r
 	if cur == nil {
 		cur = &model.Binding{Ref: ref}
 	}
+	opts := s.planOpts
+	opts.Now = time.Now()
+	// The store as last read or written, by whichever path (cycle, poll,
+	// repair) touched it last.
+	opts.State = s.guard.snap
 	p := plan.PlanOne(d, []*model.Binding{cur}, opts)
 	if !p.HasChanges() {
 		return model.Ref{}, false
@@ -112,13 +112,7 @@ func (s *Pipeline) NamespaceChanged(old, cur *model.Namespace) bool {
 	if !active {
 		return false
 	}
-	name := ""
-	if cur != nil {
-		name = cur.Name
-	} else if old != nil {
-		name = old.Name
-	}
-	s.log.Info("project namespaces changed; full cycle queued", zap.String("namespace", name))
+	s.log.Info("project namespaces changed; full cycle queued", zap.String("namespace", evNamespace{old: old, cur: cur}.name()))
 	return true
 }
 

@@ -378,11 +378,11 @@ func (p *pass) report(ctx context.Context, err error) *Report {
 		rep.read = readState{groups: p.res.Groups, current: p.current}
 	}
 	rep.outcomes = p.applied.outcomes
+	if p.applied.writeErrors != nil {
+		rep.WriteErrors = p.applied.writeErrors
+	}
 	for _, o := range p.applied.outcomes {
-		switch {
-		case o.err != nil:
-			rep.WriteErrors[o.p.Ref] = o.err
-		case o.tried:
+		if o.tried && o.err == nil {
 			rep.Applied++
 			if o.firstCreate {
 				rep.Created++

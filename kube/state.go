@@ -60,6 +60,19 @@ func (s *StateStore) Load(ctx context.Context) (*model.StateSnapshot, error) {
 	return &model.StateSnapshot{State: st, Approvals: approvals(cm), Exists: true}, nil
 }
 
+// Approvals reads only the store's approvals (its annotations): a poll
+// asks for them while something is held, and need not decode the state.
+func (s *StateStore) Approvals(ctx context.Context) (map[string]string, error) {
+	cm, err := s.cs.CoreV1().ConfigMaps(s.ns).Get(ctx, model.StateConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the approvals (%s): %w", s.what(), err)
+	}
+	return approvals(cm), nil
+}
+
 func approvals(cm *corev1.ConfigMap) map[string]string {
 	out := map[string]string{}
 	for k, v := range cm.Annotations {

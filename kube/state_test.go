@@ -51,11 +51,18 @@ func TestStateStoreLoadSave(t *testing.T) {
 	if _, err := s.Load(ctx); err == nil || !strings.Contains(err.Error(), "nothing is written") {
 		t.Errorf("corrupt store: %v", err)
 	}
+	// The approvals are read from the annotations alone.
+	if got, err := s.Approvals(ctx); err != nil || len(got) != 1 || got["sha256:bbbb"] != "two" {
+		t.Errorf("approvals: %v, %v", got, err)
+	}
 	cs.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("connection refused")
 	})
 	if snap, err := s.Load(ctx); err == nil || snap != nil {
 		t.Errorf("unreadable store read as %+v", snap)
+	}
+	if got, err := s.Approvals(ctx); err == nil || got != nil {
+		t.Errorf("unreadable store's approvals read as %v", got)
 	}
 }
 

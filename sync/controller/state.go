@@ -22,6 +22,9 @@ import (
 // known members across restarts and leadership terms (kube.StateStore).
 type StateStore interface {
 	Load(ctx context.Context) (*model.StateSnapshot, error)
+	// Approvals reads only the approvals, without decoding the state: the
+	// loop asks for them before every poll while something is held.
+	Approvals(ctx context.Context) (map[string]string, error)
 	Save(ctx context.Context, st *model.State, consumed []string) ([]string, error)
 }
 
@@ -58,6 +61,14 @@ func (m *memStore) Load(context.Context) (*model.StateSnapshot, error) {
 		c.Approvals = map[string]string{}
 	}
 	return &c, nil
+}
+
+func (m *memStore) Approvals(ctx context.Context) (map[string]string, error) {
+	snap, err := m.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snap.Approvals, nil
 }
 
 func (m *memStore) Save(_ context.Context, st *model.State, consumed []string) ([]string, error) {
@@ -216,12 +227,12 @@ func (g *guardState) pollApprovals(ctx context.Context) (repair []model.Ref, cyc
 	if len(g.held) == 0 && len(g.heldPins) == 0 {
 		return nil, false
 	}
-	snap, err := g.store.Load(ctx)
+	approvals, err := g.store.Approvals(ctx)
 	if err != nil {
 		g.s.log.Warn("could not read the guard's store for approvals; the next poll tries again", zap.Error(err))
 		return nil, false
 	}
-	for key := range snap.Approvals {
+	for key := range approvals {
 		if ref, ok := g.held[key]; ok {
 			g.s.log.Info("approval recorded; repair queued to apply it", zap.String("binding", ref.String()), zap.String("approvalKey", key))
 			repair = append(repair, ref)
@@ -229,7 +240,7 @@ func (g *guardState) pollApprovals(ctx context.Context) (repair []model.Ref, cyc
 		}
 	}
 	for group, key := range g.heldPins {
-		if _, ok := snap.Approvals[key]; ok {
+		if _, ok := approvals[key]; ok {
 			g.s.log.Info("group pin approval recorded; full cycle queued", zap.String("group", group), zap.String("approvalKey", key))
 			cycle = true
 			delete(g.heldPins, group)

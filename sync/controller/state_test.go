@@ -21,6 +21,10 @@ func (f *failingStore) Load(context.Context) (*model.StateSnapshot, error) {
 	return nil, errors.New("connection refused")
 }
 
+func (f *failingStore) Approvals(context.Context) (map[string]string, error) {
+	return nil, errors.New("connection refused")
+}
+
 // A store that cannot be read stops the cycle before any write: an empty
 // window, no approvals and no last known members are never assumed.
 func TestUnreadableStoreWritesNothing(t *testing.T) {
@@ -204,6 +208,11 @@ type loadCountingStore struct {
 func (l *loadCountingStore) Load(ctx context.Context) (*model.StateSnapshot, error) {
 	l.loads++
 	return l.memStore.Load(ctx)
+}
+
+func (l *loadCountingStore) Approvals(ctx context.Context) (map[string]string, error) {
+	l.loads++
+	return l.memStore.Approvals(ctx)
 }
 
 // Polls read the store for approvals only while something is held: a group

@@ -233,10 +233,10 @@ func (r *Loop) term(ctx context.Context) {
 		r.wakes.Add(1)
 		r.handle(t, r.inbox.take())
 		now := r.Clock()
-		if r.step(ctx, t, now) {
+		did, wake := r.step(ctx, t, now)
+		if did {
 			continue
 		}
-		_, wake := decide(r.schedule(t), now) // when something may become due
 		timer.Reset(max(wake.Sub(now), time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -302,13 +302,15 @@ func (t *term) want(trigger string) {
 	t.cycleAt = time.Time{}
 }
 
-// step does the first thing due, if any, and reports whether it did. What
-// is due is decide's answer; step only carries it out.
-func (r *Loop) step(ctx context.Context, t *term, now time.Time) bool {
+// step does the first thing due, if any, and reports whether it did, and
+// otherwise when something may become due. What is due is decide's answer;
+// step only carries it out.
+func (r *Loop) step(ctx context.Context, t *term, now time.Time) (bool, time.Time) {
 	if !t.work.pending() {
 		t.workSince = time.Time{}
 	}
-	switch act, _ := decide(r.schedule(t), now); act {
+	act, wake := decide(r.schedule(t), now)
+	switch act {
 	case actCheckPassword:
 		r.checkPassword(t, now)
 	case actQueueCycle:
@@ -334,9 +336,9 @@ func (r *Loop) step(ctx context.Context, t *term, now time.Time) bool {
 	case actPoll:
 		r.runPoll(ctx, t, now)
 	default:
-		return false
+		return false, wake
 	}
-	return true
+	return true, wake
 }
 
 // schedule is the part of the loop state the scheduling decision reads.

@@ -66,6 +66,16 @@ type pass struct {
 	applied  applied
 	// done: nothing in scope, nothing to do.
 	done bool
+	// bindings is a cycle's read of the current bindings, made beside the
+	// directory read (see readBindings); stopBindings ends it unused.
+	bindings     chan bindingsRead
+	stopBindings context.CancelFunc
+}
+
+// bindingsRead is what Cluster.Bindings returned.
+type bindingsRead struct {
+	current map[model.Ref]*model.Binding
+	err     error
 }
 
 // run is the pipeline: read → pin → (provision) → desired and plan →
@@ -73,7 +83,9 @@ type pass struct {
 // and the observers (metrics, Events, logs) see it.
 func (s *Pipeline) run(ctx context.Context, sc scope, opts CycleOptions) *Report {
 	p := &pass{s: s, sc: sc, opts: opts, popts: planOptions(s.cfg, opts), started: time.Now()}
-	rep := p.report(ctx, p.steps(ctx))
+	err := p.steps(ctx)
+	p.endBindings()
+	rep := p.report(ctx, err)
 	s.observe(rep, sc, opts)
 	return rep
 }
@@ -137,6 +149,7 @@ func (p *pass) readAll(ctx context.Context) error {
 		s.obs.kubeError("list")
 		return fmt.Errorf("find projects: %w", err)
 	}
+	p.readBindings(ctx)
 	// A full cycle starts a new directory connection: it picks up a
 	// rotated password or CA, and returns to the first server of
 	// ldap.urls after a failover. Its discovery, mark and read, and the
@@ -172,6 +185,35 @@ func (p *pass) readAll(ctx context.Context) error {
 	return nil
 }
 
+// readBindings starts a cycle's read of the current bindings beside its
+// directory read: from the API server (once, diff) that is a hundred pages
+// at 5,000 projects, about a second that no longer follows the directory's
+// answer (docs/performance.md). Reading them seconds before the plan is as
+// safe as reading them just before: every write carries the resourceVersion
+// it planned against, and a conflict re-reads and re-applies. Provisioning
+// never creates a managed binding, so nothing it makes is missed.
+func (p *pass) readBindings(ctx context.Context) {
+	ctx, p.stopBindings = context.WithCancel(ctx)
+	p.bindings = make(chan bindingsRead, 1)
+	go func(out chan<- bindingsRead) {
+		current, err := p.s.cluster.Bindings(ctx, p.s.cfg.Kubernetes.RunaiNamespace)
+		out <- bindingsRead{current, err}
+	}(p.bindings)
+}
+
+// endBindings stops a bindings read the pass did not use (the directory
+// failed, or nothing was planned) and waits for it: nothing of a pass
+// outlives it.
+func (p *pass) endBindings() {
+	if p.stopBindings == nil {
+		return
+	}
+	p.stopBindings()
+	if p.bindings != nil {
+		<-p.bindings
+	}
+}
+
 // pin loads the guard's state into the plan's options and, after a
 // directory read, checks the groups read against their identity pins.
 // Without the state nothing is planned.
@@ -204,11 +246,13 @@ func (p *pass) plan(ctx context.Context) error {
 	s := p.s
 	switch p.sc.trigger {
 	case TriggerCycle:
-		current, err := s.cluster.Bindings(ctx, s.cfg.Kubernetes.RunaiNamespace)
-		if err != nil {
+		read := <-p.bindings
+		p.bindings = nil
+		if read.err != nil {
 			s.obs.kubeError("list")
-			return fmt.Errorf("read current bindings: %w", err)
+			return fmt.Errorf("read current bindings: %w", read.err)
 		}
+		current := read.current
 		p.current = current
 		p.desired = plan.DesiredState(p.projects(), s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, p.res.Groups, s.members.Known())
 		p.plans = plan.Plan(p.desired, current, p.popts)

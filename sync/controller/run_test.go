@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/runai-ldap-sync/runai-ldap-sync/ldapsrc"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/controller/controllertest"
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 )
@@ -46,5 +49,75 @@ func TestScopeDecidesWhatIsReadAndPlanned(t *testing.T) {
 	rep = s.Repair(ctx, []model.Ref{model.ViewerRef()}, CycleOptions{})
 	if rep.Err != nil || len(dir.Asked) != 2 || !reflect.DeepEqual(planned(rep), []string{model.ViewerRef().String()}) {
 		t.Fatalf("repair: err %v, read %v, planned %v; want no group and the viewer binding", rep.Err, dir.Asked[2:], planned(rep))
+	}
+}
+
+// overlapDir's Resolve answers only once the cluster's Bindings has begun:
+// a cycle that read the bindings after the directory would never finish.
+type overlapDir struct {
+	*controllertest.Dir
+	listing <-chan struct{}
+}
+
+func (d overlapDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error) {
+	select {
+	case <-d.listing:
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("the bindings were not being read during the directory read")
+	}
+	return d.Dir.Resolve(ctx, names)
+}
+
+// overlapCluster signals when Bindings begins and, with hold, blocks it
+// until its context ends, recording that it ended.
+type overlapCluster struct {
+	*controllertest.Cluster
+	listing chan struct{}
+	hold    bool
+	ended   chan error
+}
+
+func (c overlapCluster) Bindings(ctx context.Context, ns string) (map[model.Ref]*model.Binding, error) {
+	close(c.listing)
+	if c.hold {
+		<-ctx.Done()
+		c.ended <- ctx.Err()
+		return nil, ctx.Err()
+	}
+	return c.Cluster.Bindings(ctx, ns)
+}
+
+// A cycle reads the current bindings beside the directory, not after it
+// (once and diff list them from the API server: a second at 5,000
+// projects), and plans and writes the same as before.
+func TestCycleReadsBindingsBesideTheDirectory(t *testing.T) {
+	dir, cl := newFixture()
+	listing := make(chan struct{})
+	s := New(testConfig(), overlapDir{dir, listing}, overlapCluster{Cluster: cl, listing: listing}, zap.NewNop(), nil)
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Err != nil || len(rep.Plans) != 4 || len(cl.Writes) == 0 {
+		t.Fatalf("cycle: err %v, %d plans, writes %v; want every binding planned and written", rep.Err, len(rep.Plans), cl.Writes)
+	}
+}
+
+// When the directory cannot be read, the bindings read is stopped and has
+// ended before the cycle returns: nothing of a cycle outlives it.
+func TestFailedDirectoryStopsTheBindingsRead(t *testing.T) {
+	dir, cl := newFixture()
+	dir.ConnErr = errors.New("connection refused")
+	listing := make(chan struct{})
+	ended := make(chan error, 1)
+	s := New(testConfig(), overlapDir{dir, listing}, overlapCluster{Cluster: cl, listing: listing, hold: true, ended: ended}, zap.NewNop(), nil)
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Err == nil || len(cl.Writes) != 0 {
+		t.Fatalf("cycle: err %v, writes %v; want the directory's error and no write", rep.Err, cl.Writes)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the bindings read ended with %v, want its context cancelled", err)
+		}
+	default:
+		t.Fatal("the bindings read was still running when the cycle returned")
 	}
 }

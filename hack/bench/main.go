@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"syscall"
@@ -60,6 +61,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		os.Exit(floorMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "floor-kube" {
+		os.Exit(kubeFloorMain(os.Args[2:]))
 	}
 	if err := benchMain(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench failed: %v\n", err)
@@ -224,6 +228,9 @@ func benchMain() error {
 	insiderMembers := flag.Int("insider-members", 50000, "members of each of those groups (and users in that directory)")
 	insiderBig := flag.Int("insider-big", 300, "label-matching 1 MiB bindings of the insider case (issue 24); negative skips it")
 	openLDAP := flag.Bool("openldap", true, "run the OpenLDAP case; false runs only the Active Directory case and prints it without writing -out")
+	abBin := flag.String("ab", "", "compare: after the scenarios, run steady-state cycles alternately with this bench and with `BIN` "+
+		"(another build of hack/bench, e.g. from an earlier commit) against the same servers, -ab-runs each, print both and stop (no report written)")
+	abRuns := flag.Int("ab-runs", 5, "steady-state cycles of each build in an -ab comparison")
 	flag.StringVar(&daemonMemLimit, "daemon-gomemlimit", "deploy", "GOMEMLIMIT of the daemon (polls) child: \"deploy\" reads deploy/deployment.yaml's, \"\" leaves it unset")
 	flag.Parse()
 	if daemonMemLimit == "deploy" {
@@ -336,6 +343,21 @@ func benchMain() error {
 	if err != nil {
 		return err
 	}
+	if *abBin != "" {
+		return compareBuilds(ctx, self, *abBin, *abRuns, cfgPath, kubeconfig, floor)
+	}
+	// The floor's other half, as issue 26 defines it: the raw namespace
+	// and binding LISTs, read now that the bindings exist (steady state).
+	kf, err := runKubeFloor(ctx, self, kubeconfig, *qps, *burst)
+	if err != nil {
+		return err
+	}
+	ldapFloor, ldapFloorCPU := floor, floorCPU
+	floor += time.Duration(kf.Seconds * float64(time.Second))
+	floorCPU += kf.CPUSeconds
+	kubeFloor = kf
+	fmt.Printf("  floor, Kubernetes half (raw LISTs): %.2fs (CPU %.2fs), %d objects in %d requests; floor %s in all\n", kf.Seconds, kf.CPUSeconds, kf.Objects, kf.Requests, floor.Round(time.Millisecond))
+	ldapFloorOnly, ldapFloorOnlyCPU = ldapFloor, ldapFloorCPU
 	// The one-change scenario removed userDNs[1] from groupDNs[1]: the
 	// polls put it back.
 	polls, err := runPollsChild(ctx, self, cfgPath, kubeconfig, slapd.AdminDN, slapd.AdminPassword, groupDNs[1], userDNs[1], daemonMemLimit)
@@ -411,8 +433,17 @@ func benchMain() error {
 // profileDir is -profile-dir.
 var profileDir string
 
-// floorCPU is the CPU time of the floor's best read, in seconds.
+// floorCPU is the CPU time of the floor's best read, in seconds: the
+// directory's, then with the Kubernetes half added.
 var floorCPU float64
+
+// ldapFloorOnly is the directory half of the floor (the floor as measured
+// before issue 26 defined it), and kubeFloor its Kubernetes half.
+var (
+	ldapFloorOnly    time.Duration
+	ldapFloorOnlyCPU float64
+	kubeFloor        kubeFloorStats
+)
 
 // daemonMemLimit is -daemon-gomemlimit, resolved.
 var daemonMemLimit string
@@ -511,12 +542,17 @@ func verdict(sc scale, rows []row, floor time.Duration, polls pollStats) string 
 	}
 	cpu := ""
 	if floorCPU > 0 {
-		cpu = fmt.Sprintf(" CPU time against the floor's read (%.2f s): steady state %.2f×, daemon's full cycle %.2f×.",
+		cpu = fmt.Sprintf(" CPU time against the floor's (%.2f s): steady state %.2f×, daemon's full cycle %.2f×.",
 			floorCPU, steady.stats.CPUSeconds/floorCPU, polls.CycleCPUSeconds/floorCPU)
 	}
+	ldapOnly := ""
+	if ldapFloorOnly > 0 {
+		ldapOnly = fmt.Sprintf(" Against the directory read alone (%.2f s, the floor of earlier runs): steady state %.2f×, daemon's full cycle %.2f×.",
+			ldapFloorOnly.Seconds(), steady.stats.Seconds/ldapFloorOnly.Seconds(), polls.CycleSeconds/ldapFloorOnly.Seconds())
+	}
 	return fmt.Sprintf("**Verdict%s:** steady state (`once`) %.2f× the floor (target ≤ 1.3×: %s, %d writes), "+
-		"daemon's full cycle from its informer cache %.2f× (target ≤ 1.3×: %s), daemon peak RSS with polls %.0f MiB at GOMEMLIMIT %s (target < 256 MiB: %s).%s",
-		scale, ratio, ok(ratio <= 1.3 && steady.writes() == 0), steady.writes(), daemon, ok(daemon <= 1.3), rss, orUnset(polls.GoMemLimit), rssVerdict, cpu)
+		"daemon's full cycle from its informer cache %.2f× (target ≤ 1.3×: %s), daemon peak RSS with polls %.0f MiB at GOMEMLIMIT %s (target < 256 MiB: %s).%s%s",
+		scale, ratio, ok(ratio <= 1.3 && steady.writes() == 0), steady.writes(), daemon, ok(daemon <= 1.3), rss, orUnset(polls.GoMemLimit), rssVerdict, cpu, ldapOnly)
 }
 
 // scenarios runs first, steady-state, one-change and diff cycles.
@@ -871,7 +907,10 @@ func renderReport(sc scale, rows []row, floor time.Duration, floorEntries int, g
 		"kube-apiserver v1.37.2 + etcd built from source. Client rate limit: QPS %v, burst %d. "+
 		"The guard's addition limit is off (`guard.maxAddCount: 0`): whole groups fill the bindings, which the shipped limit would hold for approval.\n\n",
 		sc.users, sc.projects, sc.groupSize, sc.nestedShare*100, sc.bigGroup, sc.projects, load.Round(time.Millisecond), gen.Round(time.Millisecond), qps, burst)
-	fmt.Fprintf(&b, "Floor: a plain paged go-ldap read of the same group and user entries (%d entries): **%.2f s** (CPU time of that read %.2f s).\n\n", floorEntries, floor.Seconds(), floorCPU)
+	fmt.Fprintf(&b, "Floor, as issue 26 defines it: a plain paged go-ldap read of the same group and user entries (%d entries) and the raw namespace and binding LISTs "+
+		"(one plain LIST each of the namespaces, every RoleBinding and every ClusterRoleBinding: %d objects), each the best of three in a fresh process: "+
+		"**%.2f s** (%.2f s + %.2f s; CPU time %.2f s + %.2f s).\n\n",
+		floorEntries, kubeFloor.Objects, floor.Seconds(), ldapFloorOnly.Seconds(), kubeFloor.Seconds, ldapFloorOnlyCPU, kubeFloor.CPUSeconds)
 	writeTable(&b, rows, floor)
 	b.WriteString("\nWall time is the cycle alone (inside the measured process); peak RSS is that process's maximum resident set. " +
 		"Kubernetes reads are LIST/GET requests: the namespaces (listed twice, 500 a page), the executor bindings (listed twice, once as metadata, 50 a page), " +
@@ -1125,4 +1164,107 @@ func benchAD(ctx context.Context, self string, etcd *harness.Etcd, dir string, u
 	b.WriteString("\n" + inChainNote + "\n")
 	writePollTable(&b, polls)
 	return b.String(), nil
+}
+
+// kubeFloorStats is the Kubernetes half of the floor.
+type kubeFloorStats struct {
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpuSeconds"`
+	Requests   int     `json:"requests"`
+	Objects    int     `json:"objects"`
+}
+
+func runKubeFloor(ctx context.Context, self, kubeconfig string, qps float64, burst int) (kubeFloorStats, error) {
+	cmd := exec.CommandContext(ctx, self, "floor-kube", kubeconfig, fmt.Sprint(qps), fmt.Sprint(burst))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return kubeFloorStats{}, fmt.Errorf("Kubernetes floor: %w", err)
+	}
+	var st kubeFloorStats
+	if err := json.Unmarshal(out, &st); err != nil {
+		return kubeFloorStats{}, fmt.Errorf("Kubernetes floor: %w", err)
+	}
+	return st, nil
+}
+
+// kubeFloorMain times the least any client must read of the cluster, in a
+// fresh process: one plain LIST each of the namespaces, every RoleBinding
+// and every ClusterRoleBinding (no paging, no field selector, no decoding
+// beyond client-go's), with the cycle's client rate (best of three).
+func kubeFloorMain(args []string) int {
+	qps, _ := strconv.ParseFloat(args[1], 32)
+	burst, _ := strconv.Atoi(args[2])
+	cc, err := kube.RestConfig(args[0], "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfg := *cc.Config
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	cs, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx := context.Background()
+	var best kubeFloorStats
+	for i := 0; i < 3; i++ {
+		start, cpu0 := time.Now(), cpuTime()
+		st := kubeFloorStats{Requests: 3}
+		nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		rbs, err := cs.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		crbs, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		st.Objects = len(nss.Items) + len(rbs.Items) + len(crbs.Items)
+		st.Seconds, st.CPUSeconds = time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds()
+		if best.Seconds == 0 || st.Seconds < best.Seconds {
+			best = st
+		}
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(best)
+	return 0
+}
+
+// compareBuilds runs steady-state cycles alternately with this build and
+// with other (another build of hack/bench) against the same servers, and
+// prints each build's median wall and CPU time: changes measured side by
+// side on the same directory and cluster, in the same minutes.
+func compareBuilds(ctx context.Context, self, other string, runs int, cfgPath, kubeconfig string, floor time.Duration) error {
+	builds := []struct{ name, bin string }{{"this build", self}, {other, other}}
+	wall, cpu := make([][]float64, 2), make([][]float64, 2)
+	fmt.Printf("A/B: %d steady-state cycles each, alternating\n", runs)
+	for i := 0; i < runs; i++ {
+		for b, build := range builds {
+			r, err := runCycle(ctx, build.bin, build.name, cfgPath, kubeconfig, false, floor)
+			if err != nil {
+				return err
+			}
+			wall[b], cpu[b] = append(wall[b], r.stats.Seconds), append(cpu[b], r.stats.CPUSeconds)
+		}
+	}
+	for b, build := range builds {
+		fmt.Printf("  %s: median wall %.2f s, median CPU %.2f s\n", build.name, median(wall[b]), median(cpu[b]))
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Ownership records. ManagedAnnotation lists the user subjects this tool
@@ -135,46 +136,110 @@ func splitCommas(v string) ([]string, error) {
 	return out, nil
 }
 
-// decodeList reads one JSON list of strings from r, name by name, and
-// stops at MaxRecordUsers; leading space is allowed, anything after the
-// list is not. Empty names are dropped.
+// decodeList reads one JSON list of strings from r, and stops at
+// MaxRecordUsers; leading and trailing space is allowed, anything after
+// the list is not. Empty names (and nulls) are dropped. r is bounded by
+// its caller (MaxRecordEncoded, or capReader's MaxRecordBytes), so it is
+// read whole: one string whose pieces are the names, instead of a
+// json.Decoder call and an allocation per name (a 60,000-user union's
+// record took 0.15 s a cycle that way).
 func decodeList(r io.Reader) ([]string, error) {
-	dec := json.NewDecoder(r)
-	bad := func(err error) error {
-		if errors.Is(err, ErrRecordTooLarge) {
-			return fmt.Errorf("more than %d bytes once decompressed: %w", MaxRecordBytes, err)
-		}
-		return fmt.Errorf("not a JSON list of user names: %w", err)
+	data, err := io.ReadAll(r)
+	if errors.Is(err, ErrRecordTooLarge) {
+		return nil, fmt.Errorf("more than %d bytes once decompressed: %w", MaxRecordBytes, err)
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		if err == nil {
-			err = fmt.Errorf("starts with %v", tok)
-		}
-		return nil, bad(err)
+	if err != nil {
+		return nil, fmt.Errorf("not a JSON list of user names: %w", err)
 	}
+	out, err := parseList(string(data))
+	if err != nil && !errors.Is(err, ErrRecordTooLarge) {
+		return nil, fmt.Errorf("not a JSON list of user names: %w", err)
+	}
+	return out, err
+}
+
+// parseList parses s as encoding/json would a []string, with decodeList's
+// rules. A name without escapes and in valid UTF-8 is a piece of s; any
+// other is decoded by encoding/json itself, so both read the same names.
+func parseList(s string) ([]string, error) {
+	i := skipJSONSpace(s, 0)
+	if i == len(s) || s[i] != '[' {
+		return nil, errors.New("does not start with [")
+	}
+	i = skipJSONSpace(s, i+1)
 	var out []string
-	for dec.More() {
+	for first := true; ; first = false {
+		if i < len(s) && s[i] == ']' && first {
+			i++
+			break
+		}
 		if len(out) == MaxRecordUsers {
 			return nil, fmt.Errorf("more than %d names: %w", MaxRecordUsers, ErrRecordTooLarge)
 		}
-		var s string
-		if err := dec.Decode(&s); err != nil {
-			return nil, bad(err)
+		name, next, err := parseListString(s, i)
+		if err != nil {
+			return nil, err
 		}
-		if s != "" {
-			out = append(out, s)
+		if name != "" {
+			out = append(out, name)
 		}
+		i = skipJSONSpace(s, next)
+		if i < len(s) && s[i] == ',' {
+			i = skipJSONSpace(s, i+1)
+			continue
+		}
+		if i < len(s) && s[i] == ']' {
+			i++
+			break
+		}
+		return nil, fmt.Errorf("expected , or ] at byte %d", i)
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, bad(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err == nil {
-			err = errors.New("data after the list")
-		}
-		return nil, bad(err)
+	if skipJSONSpace(s, i) != len(s) {
+		return nil, errors.New("data after the list")
 	}
 	return out, nil
+}
+
+// parseListString reads the list element at s[i:]: a JSON string, or null
+// (an empty name). It returns the name and the index after the element.
+func parseListString(s string, i int) (string, int, error) {
+	if strings.HasPrefix(s[i:], "null") {
+		return "", i + len("null"), nil
+	}
+	if i == len(s) || s[i] != '"' {
+		return "", 0, fmt.Errorf("expected a string at byte %d", i)
+	}
+	plain := true
+	j := i + 1
+	for ; j < len(s) && s[j] != '"'; j++ {
+		switch {
+		case s[j] == '\\':
+			plain = false
+			j++ // the escaped byte is never the closing quote
+		case s[j] < 0x20 || s[j] >= utf8.RuneSelf:
+			plain = false
+		}
+	}
+	if j >= len(s) {
+		return "", 0, fmt.Errorf("unterminated string at byte %d", i)
+	}
+	if plain {
+		return s[i+1 : j], j + 1, nil
+	}
+	var name string
+	if err := json.Unmarshal([]byte(s[i:j+1]), &name); err != nil {
+		return "", 0, err
+	}
+	return name, j + 1, nil
+}
+
+// skipJSONSpace returns the index of the first byte at or after i that is
+// not JSON white space.
+func skipJSONSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // capReader reads at most left bytes, then fails with ErrRecordTooLarge.

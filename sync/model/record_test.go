@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -123,5 +124,81 @@ func TestOverBoundRecordIsTheBindingsError(t *testing.T) {
 	b = &Binding{Managed: []string{"a"}}
 	if got, err := b.Owned(); err != nil || len(got) != 1 {
 		t.Errorf("a Binding built in code: %v, %v", got, err)
+	}
+}
+
+// byJSON is what encoding/json makes of a record: the reference the fast
+// parser must agree with (names in order, empty ones dropped; an error
+// where encoding/json has one).
+func byJSON(s string) ([]string, bool) {
+	var raw []*string
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, false
+	}
+	var out []string
+	for _, p := range raw {
+		if p != nil && *p != "" {
+			out = append(out, *p)
+		}
+	}
+	return out, true
+}
+
+var listSeeds = []string{
+	`[]`, ` [ ] `, `["alice","bob"]`, "[\n \"alice\" ,\t\"bob\"\r\n]\n", `["", "alice", null]`,
+	`["al\"ice"]`, `["a\\b"]`, `["\u00e9mile"]`, `["émile"]`, "[\"a\xffb\"]", `["\ud800"]`,
+	`["a` + "\x01" + `"]`, `["a\`, `["a"`, `[`, `]`, `["a",]`, `[,"a"]`, `["a" "b"]`, `["a"]x`,
+	`["a"] ["b"]`, `[1]`, `[true]`, `[["a"]]`, `[{"a":1}]`, `[nul]`, `[nullx]`, `["a"/]`, `"a"`, ``,
+	`["a\/b"]`, `["\t"]`, `["a\u0000b"]`,
+}
+
+// The record parser reads every list as encoding/json does: the same
+// names, and an error exactly where encoding/json has one.
+func TestParseListAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range listSeeds {
+		checkParseList(t, s)
+	}
+}
+
+func FuzzParseList(f *testing.F) {
+	for _, s := range listSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > MaxRecordBytes {
+			return
+		}
+		checkParseList(t, s)
+	})
+}
+
+func checkParseList(t *testing.T, s string) {
+	t.Helper()
+	want, ok := byJSON(s)
+	got, err := parseList(s)
+	switch {
+	case ok && err != nil:
+		t.Errorf("%q: encoding/json reads %q, parseList fails: %v", s, want, err)
+	case !ok && err == nil:
+		t.Errorf("%q: encoding/json fails, parseList reads %q", s, got)
+	case ok && fmt.Sprint(got) != fmt.Sprint(want):
+		t.Errorf("%q: parseList reads %q, encoding/json %q", s, got, want)
+	}
+}
+
+// A full shard's record (about 21,000 users fill one at the default size),
+// as a cycle decodes one for each shard of the viewer and index-map unions.
+func BenchmarkDecodeManaged20000(b *testing.B) {
+	users := make([]string, 20000)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%06d", i)
+	}
+	rec := EncodeManaged(users)
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := DecodeManaged(rec)
+		if err != nil || len(got) != len(users) {
+			b.Fatalf("decoded %d users, err %v", len(got), err)
+		}
 	}
 }

@@ -46,7 +46,9 @@ func modelSubjects(in []rbacv1.Subject) []model.Subject {
 	}
 	out := make([]model.Subject, len(in))
 	for i, s := range in {
-		out[i] = model.Subject{Kind: s.Kind, APIGroup: s.APIGroup, Name: s.Name, Namespace: s.Namespace}
+		// The constants, not the decoder's copies: a LIST's subjects are
+		// kept as the model's through the directory read (see constKind).
+		out[i] = model.Subject{Kind: constKind(s.Kind), APIGroup: constGroup(s.APIGroup), Name: s.Name, Namespace: s.Namespace}
 	}
 	return out
 }

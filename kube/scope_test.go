@@ -2,10 +2,12 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/runai-ldap-sync/runai-ldap-sync/sync/model"
 	corev1 "k8s.io/api/core/v1"
@@ -311,4 +313,44 @@ func startScopedCache(ctx context.Context, t *testing.T, cs *fake.Clientset) *Ca
 		t.Fatal(err)
 	}
 	return ca
+}
+
+// A kept binding's subjects point their kind and API group at the
+// constants (what the decoder allocated per subject is dropped); what they
+// say is unchanged, and other kinds are left as they are.
+func TestKeptSubjectsShareTheConstants(t *testing.T) {
+	dup := func(s string) string { return strings.Clone(s) }
+	subjects := []rbacv1.Subject{
+		{APIGroup: dup(rbacv1.GroupName), Kind: dup(rbacv1.UserKind), Name: "alice"},
+		{APIGroup: dup(rbacv1.GroupName), Kind: dup(rbacv1.GroupKind), Name: "oidc:admins"},
+		{Kind: dup(rbacv1.ServiceAccountKind), Name: "ci", Namespace: "ml"},
+		{APIGroup: "example.com", Kind: "Robot", Name: "r2"},
+	}
+	want := append([]rbacv1.Subject(nil), subjects...)
+	for _, keep := range []any{
+		&rbacv1.RoleBinding{Subjects: append([]rbacv1.Subject(nil), subjects...)},
+		&rbacv1.ClusterRoleBinding{Subjects: append([]rbacv1.Subject(nil), subjects...)},
+	} {
+		var got []rbacv1.Subject
+		switch o := reduceBinding(keep, true).(type) {
+		case *rbacv1.RoleBinding:
+			got = o.Subjects
+		case *rbacv1.ClusterRoleBinding:
+			got = o.Subjects
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%T: subjects %v, want %v", keep, got, want)
+		}
+		shared := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+		if !shared(got[0].Kind, rbacv1.UserKind) || !shared(got[1].Kind, rbacv1.GroupKind) || !shared(got[2].Kind, rbacv1.ServiceAccountKind) ||
+			!shared(got[0].APIGroup, rbacv1.GroupName) || !shared(got[1].APIGroup, rbacv1.GroupName) {
+			t.Errorf("%T: a kept subject's kind or API group is still its own copy", keep)
+		}
+	}
+	// The model's copy of a listed binding (once, diff) shares them too.
+	m := modelSubjects(subjects)
+	if m[0].Kind != rbacv1.UserKind || m[0].Name != "alice" || m[3].Kind != "Robot" || m[3].APIGroup != "example.com" ||
+		unsafe.StringData(m[0].Kind) != unsafe.StringData(rbacv1.UserKind) || unsafe.StringData(m[1].APIGroup) != unsafe.StringData(rbacv1.GroupName) {
+		t.Errorf("model subjects %+v: want the same subjects, kinds and API groups the constants", m)
+	}
 }

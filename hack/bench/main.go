@@ -1237,10 +1237,11 @@ func kubeFloorMain(args []string) int {
 	return 0
 }
 
-// compareBuilds runs steady-state cycles alternately with this build and
-// with other (another build of hack/bench) against the same servers, and
-// prints each build's median wall and CPU time: changes measured side by
-// side on the same directory and cluster, in the same minutes.
+// compareBuilds runs steady-state `once` cycles, then daemon full cycles,
+// alternately with this build and with other (another build of
+// hack/bench) against the same servers, and prints each build's medians:
+// changes measured side by side on the same directory and cluster, in the
+// same minutes.
 func compareBuilds(ctx context.Context, self, other string, runs int, cfgPath, kubeconfig string, floor time.Duration) error {
 	builds := []struct{ name, bin string }{{"this build", self}, {other, other}}
 	wall, cpu := make([][]float64, 2), make([][]float64, 2)
@@ -1256,6 +1257,33 @@ func compareBuilds(ctx context.Context, self, other string, runs int, cfgPath, k
 	}
 	for b, build := range builds {
 		fmt.Printf("  %s: median wall %.2f s, median CPU %.2f s\n", build.name, median(wall[b]), median(cpu[b]))
+	}
+	// The daemon's full cycle (informer cache, the Deployment's GOMEMLIMIT).
+	fmt.Printf("A/B: %d daemon full cycles each (GOMEMLIMIT %s), alternating\n", runs, orUnset(daemonMemLimit))
+	wall, cpu = make([][]float64, 2), make([][]float64, 2)
+	live := make([][]float64, 2)
+	for i := 0; i < runs; i++ {
+		for b, build := range builds {
+			cmd := exec.CommandContext(ctx, build.bin, "polls", "--config", cfgPath, "--kubeconfig", kubeconfig)
+			cmd.Stderr = os.Stderr
+			cmd.Env = os.Environ()
+			if daemonMemLimit != "" {
+				cmd.Env = append(cmd.Env, "GOMEMLIMIT="+daemonMemLimit)
+			}
+			out, err := cmd.Output()
+			if err != nil {
+				return fmt.Errorf("%s: daemon cycle: %w", build.name, err)
+			}
+			var st pollStats
+			if err := json.Unmarshal(out, &st); err != nil {
+				return fmt.Errorf("%s: daemon cycle: %w: %s", build.name, err, out)
+			}
+			fmt.Printf("  %-22s full cycle %.2fs (CPU %.2fs), live heap %d MiB at most, peak RSS %d MiB\n", build.name, st.CycleSeconds, st.CycleCPUSeconds, st.PeakLiveHeapKiB/1024, st.MaxRSSKiB/1024)
+			wall[b], cpu[b], live[b] = append(wall[b], st.CycleSeconds), append(cpu[b], st.CycleCPUSeconds), append(live[b], float64(st.PeakLiveHeapKiB)/1024)
+		}
+	}
+	for b, build := range builds {
+		fmt.Printf("  %s: median wall %.2f s, median CPU %.2f s, median peak live heap %.0f MiB\n", build.name, median(wall[b]), median(cpu[b]), median(live[b]))
 	}
 	return nil
 }

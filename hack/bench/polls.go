@@ -70,7 +70,7 @@ func pollsMain(args []string) int {
 	kubeconfig := fs.String("kubeconfig", "", "")
 	adminDN := fs.String("admin-dn", "", "")
 	adminPW := fs.String("admin-password", "", "")
-	groupDN := fs.String("group", "", "group to add the member to")
+	groupDN := fs.String("group", "", "group to add the member to (none: stop after the full cycle)")
 	memberDN := fs.String("member", "", "member DN to add")
 	idle := fs.Int("idle", 50, "idle polls to time")
 	_ = fs.Parse(args)
@@ -142,6 +142,11 @@ func runPolls(cfgPath, kubeconfig, adminDN, adminPW, groupDN, memberDN string, i
 			_ = pprof.Lookup("heap").WriteTo(f, 0)
 			f.Close()
 		}
+	}
+	if groupDN == "" {
+		// Only the full cycle (an -ab comparison of daemon cycles).
+		st.MaxRSSKiB = vmHWM()
+		return json.NewEncoder(os.Stdout).Encode(st)
 	}
 	// The first polls may see the seeding again (an entryCSN cursor starts a
 	// few minutes back when the server keeps no contextCSN).

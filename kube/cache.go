@@ -62,6 +62,9 @@ type Cache struct {
 	exec, indexMap, viewer, ns cache.SharedIndexInformer
 	// rbShards and crbShards watch the shards (label ShardOfLabel).
 	rbShards, crbShards cache.SharedIndexInformer
+	// bindingInfs are the informers of managed bindings: exec, indexMap,
+	// viewer and the shards'.
+	bindingInfs []cache.SharedIndexInformer
 	// tmpl watches the template's RoleBindings; nil without a template.
 	tmpl cache.SharedIndexInformer
 
@@ -94,6 +97,7 @@ func NewCache(c *Client, runaiNS string, h Handlers) *Cache {
 	shards := func(o *metav1.ListOptions) { o.LabelSelector = model.ShardOfLabel }
 	ca.rbShards = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, shards)
 	ca.crbShards = rbacv1informers.NewFilteredClusterRoleBindingInformer(c.cs, 0, noIndex, shards)
+	ca.bindingInfs = []cache.SharedIndexInformer{ca.exec, ca.indexMap, ca.viewer, ca.rbShards, ca.crbShards}
 	if h.TemplateSelector != "" {
 		ca.tmpl = rbacv1informers.NewFilteredRoleBindingInformer(c.cs, metav1.NamespaceAll, 0, noIndex, func(o *metav1.ListOptions) {
 			o.LabelSelector = h.TemplateSelector
@@ -178,7 +182,7 @@ func (c *Cache) Start(ctx context.Context) error {
 			}
 		}
 	}
-	for _, inf := range c.bindingInformers() {
+	for _, inf := range c.bindingInfs {
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: func(obj any, initial bool) {
 				if !initial {
@@ -381,6 +385,10 @@ func (c *Cache) holdsExecutor(ns string) bool {
 	return c.writes.exists(ref)
 }
 
+// BindingsInMemory reports whether Bindings answers from the informers
+// (once synced), without an API request.
+func (c *Cache) BindingsInMemory() bool { return c.Synced() }
+
 // Bindings returns every managed binding, from the informers once synced
 // (no API request), else from the API.
 func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*model.Binding, error) {
@@ -388,7 +396,7 @@ func (c *Cache) Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*mo
 		return c.client.Bindings(ctx, runaiNS)
 	}
 	out := map[model.Ref]*model.Binding{}
-	for _, inf := range c.bindingInformers() {
+	for _, inf := range c.bindingInfs {
 		for _, o := range inf.GetStore().List() {
 			b := toBinding(o)
 			if b == nil || c.informerFor(b.Ref) != inf {
@@ -471,10 +479,6 @@ func resourceVersion(o any) string {
 		return m.GetResourceVersion()
 	}
 	return ""
-}
-
-func (c *Cache) bindingInformers() []cache.SharedIndexInformer {
-	return []cache.SharedIndexInformer{c.exec, c.indexMap, c.viewer, c.rbShards, c.crbShards}
 }
 
 func (c *Cache) informerFor(ref model.Ref) cache.SharedIndexInformer {

@@ -72,8 +72,8 @@ func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 			s.ns = append(s.ns, cur.Name)
 		}
 	}})
-	if ca.Synced() {
-		t.Fatal("synced before start")
+	if ca.Synced() || ca.BindingsInMemory() || c.BindingsInMemory() {
+		t.Fatal("synced (or bindings in memory) before start, or the Client's in memory")
 	}
 	if err := ca.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -84,6 +84,9 @@ func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if !ca.BindingsInMemory() {
+		t.Error("synced, but the bindings are not read from memory")
+	}
 	before := len(cs.Actions())
 	all, err := ca.Bindings(ctx, "runai")
 	if err != nil {

@@ -182,6 +182,9 @@ func (c *Client) namespaces(ctx context.Context) ([]model.Namespace, error) {
 	return out, nil
 }
 
+// BindingsInMemory is false: Bindings lists them from the API server.
+func (c *Client) BindingsInMemory() bool { return false }
+
 // Bindings reads the current state of every managed binding in the scope:
 // one paged LIST for all executor RoleBindings (however many projects
 // there are), one GET each for the viewer and index-map bindings. A

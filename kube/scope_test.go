@@ -63,7 +63,7 @@ func TestCacheKeepsOnlyTheScopeWhole(t *testing.T) {
 	// What the informers hold. (The fake ignores field selectors: the
 	// executor informer sees every RoleBinding, and keeps none it does not
 	// manage.)
-	for _, inf := range ca.bindingInformers() {
+	for _, inf := range ca.bindingInfs {
 		for _, o := range inf.GetStore().List() {
 			rb, ok := o.(*rbacv1.RoleBinding)
 			if !ok {

@@ -36,6 +36,10 @@ type Directory interface {
 type Cluster interface {
 	Namespaces(ctx context.Context) ([]model.Namespace, error)
 	Bindings(ctx context.Context, runaiNS string) (map[model.Ref]*model.Binding, error)
+	// BindingsInMemory reports whether Bindings answers from memory (a
+	// synced informer cache): a cycle then reads them when it plans; else
+	// beside the directory read, which hides the LIST's round trips.
+	BindingsInMemory() bool
 	Get(ctx context.Context, ref model.Ref) (*model.Binding, error)
 	Apply(ctx context.Context, ch model.Change, current *model.Binding) (*model.Binding, error)
 	// Wrote reports whether rv is the state of our own last write of ref,

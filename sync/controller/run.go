@@ -149,7 +149,9 @@ func (p *pass) readAll(ctx context.Context) error {
 		s.obs.kubeError("list")
 		return fmt.Errorf("find projects: %w", err)
 	}
-	p.readBindings(ctx)
+	if !s.cluster.BindingsInMemory() {
+		p.readBindings(ctx)
+	}
 	// A full cycle starts a new directory connection: it picks up a
 	// rotated password or CA, and returns to the first server of
 	// ldap.urls after a failover. Its discovery, mark and read, and the
@@ -186,12 +188,15 @@ func (p *pass) readAll(ctx context.Context) error {
 }
 
 // readBindings starts a cycle's read of the current bindings beside its
-// directory read: from the API server (once, diff) that is a hundred pages
-// at 5,000 projects, about a second that no longer follows the directory's
-// answer (docs/performance.md). Reading them seconds before the plan is as
-// safe as reading them just before: every write carries the resourceVersion
-// it planned against, and a conflict re-reads and re-applies. Provisioning
-// never creates a managed binding, so nothing it makes is missed.
+// directory read, when they come from the API server (once, diff): a
+// hundred pages at 5,000 projects, about half a second that no longer
+// follows the directory's answer (docs/performance.md). From the daemon's
+// informers they are read when planned: there the read is a copy in
+// memory, which would only add to the live heap during the directory read.
+// Reading them seconds before the plan is as safe as reading them just
+// before: every write carries the resourceVersion it planned against, and
+// a conflict re-reads and re-applies. Provisioning never creates a managed
+// binding, so nothing it makes is missed.
 func (p *pass) readBindings(ctx context.Context) {
 	ctx, p.stopBindings = context.WithCancel(ctx)
 	p.bindings = make(chan bindingsRead, 1)
@@ -199,6 +204,17 @@ func (p *pass) readBindings(ctx context.Context) {
 		current, err := p.s.cluster.Bindings(ctx, p.s.cfg.Kubernetes.RunaiNamespace)
 		out <- bindingsRead{current, err}
 	}(p.bindings)
+}
+
+// currentBindings returns what readBindings read, or reads them now.
+func (p *pass) currentBindings(ctx context.Context) bindingsRead {
+	if p.bindings == nil {
+		current, err := p.s.cluster.Bindings(ctx, p.s.cfg.Kubernetes.RunaiNamespace)
+		return bindingsRead{current, err}
+	}
+	read := <-p.bindings
+	p.bindings = nil
+	return read
 }
 
 // endBindings stops a bindings read the pass did not use (the directory
@@ -246,8 +262,7 @@ func (p *pass) plan(ctx context.Context) error {
 	s := p.s
 	switch p.sc.trigger {
 	case TriggerCycle:
-		read := <-p.bindings
-		p.bindings = nil
+		read := p.currentBindings(ctx)
 		if read.err != nil {
 			s.obs.kubeError("list")
 			return fmt.Errorf("read current bindings: %w", read.err)

@@ -121,3 +121,44 @@ func TestFailedDirectoryStopsTheBindingsRead(t *testing.T) {
 		t.Fatal("the bindings read was still running when the cycle returned")
 	}
 }
+
+// probeDir records whether the cluster's Bindings begins while the
+// directory is read.
+type probeDir struct {
+	*controllertest.Dir
+	listing <-chan struct{}
+	began   *bool
+}
+
+func (d probeDir) Resolve(ctx context.Context, names []string) (*ldapsrc.Result, error) {
+	// A read beside this one would begin within the wait.
+	select {
+	case <-d.listing:
+		*d.began = true
+	case <-time.After(300 * time.Millisecond):
+	}
+	return d.Dir.Resolve(ctx, names)
+}
+
+// From memory (the daemon's synced informers) the bindings are read when
+// the cycle plans, not beside the directory read, where their copies would
+// only add to the live heap.
+func TestInMemoryBindingsAreReadWhenPlanned(t *testing.T) {
+	dir, cl := newFixture()
+	cl.InMemory = true
+	listing := make(chan struct{})
+	began := false
+	s := New(testConfig(), probeDir{dir, listing, &began}, overlapCluster{Cluster: cl, listing: listing}, zap.NewNop(), nil)
+	rep := s.Cycle(context.Background(), CycleOptions{})
+	if rep.Err != nil || len(rep.Plans) != 4 {
+		t.Fatalf("cycle: err %v, %d plans; want every binding planned", rep.Err, len(rep.Plans))
+	}
+	if began {
+		t.Error("the bindings were read during the directory read, from memory")
+	}
+	select {
+	case <-listing:
+	default:
+		t.Error("the bindings were never read")
+	}
+}

@@ -89,6 +89,10 @@ type Cluster struct {
 	FailOn  map[model.Ref]bool
 	RV      int
 	Reads   int
+	// InMemory is what BindingsInMemory answers: true as the daemon's
+	// synced informer cache, false (a cycle reads the bindings beside the
+	// directory) as the API server.
+	InMemory bool
 	// last is the resourceVersion of each binding's last write (Wrote).
 	last map[model.Ref]int
 }
@@ -121,6 +125,9 @@ func (f *Cluster) Bindings(context.Context, string) (map[model.Ref]*model.Bindin
 	}
 	return out, nil
 }
+
+// BindingsInMemory answers InMemory.
+func (f *Cluster) BindingsInMemory() bool { return f.InMemory }
 
 // Get returns a copy of one binding; a missing one does not exist.
 func (f *Cluster) Get(_ context.Context, ref model.Ref) (*model.Binding, error) {

@@ -75,14 +75,7 @@ func TestCacheReadsFromInformersAndReportsChanges(t *testing.T) {
 	if ca.Synced() || ca.BindingsInMemory() || c.BindingsInMemory() {
 		t.Fatal("synced (or bindings in memory) before start, or the Client's in memory")
 	}
-	if err := ca.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-	defer scancel()
-	if err := ca.WaitForSync(sctx); err != nil {
-		t.Fatal(err)
-	}
+	startAndSync(ctx, t, ca)
 
 	if !ca.BindingsInMemory() {
 		t.Error("synced, but the bindings are not read from memory")

@@ -304,6 +304,13 @@ func startScopedCache(ctx context.Context, t *testing.T, cs *fake.Clientset) *Ca
 	t.Helper()
 	c := &Client{cs: cs, Stats: &RequestStats{byVerb: map[string]*atomic.Int64{}}, scope: projectScope}
 	ca := NewCache(c, "runai", Handlers{})
+	startAndSync(ctx, t, ca)
+	return ca
+}
+
+// startAndSync starts ca and waits until its informers have synced.
+func startAndSync(ctx context.Context, t *testing.T, ca *Cache) {
+	t.Helper()
 	if err := ca.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +319,6 @@ func startScopedCache(ctx context.Context, t *testing.T, cs *fake.Clientset) *Ca
 	if err := ca.WaitForSync(sctx); err != nil {
 		t.Fatal(err)
 	}
-	return ca
 }
 
 // A kept binding's subjects point their kind and API group at the

@@ -267,10 +267,9 @@ func (p *pass) plan(ctx context.Context) error {
 			s.obs.kubeError("list")
 			return fmt.Errorf("read current bindings: %w", read.err)
 		}
-		current := read.current
-		p.current = current
+		p.current = read.current
 		p.desired = plan.DesiredState(p.projects(), s.cfg.Groups, s.cfg.Kubernetes.RunaiNamespace, p.res.Groups, s.members.Known())
-		p.plans = plan.Plan(p.desired, current, p.popts)
+		p.plans = plan.Plan(p.desired, p.current, p.popts)
 		return nil
 	case TriggerChange:
 		known := s.members.Known()

@@ -161,3 +161,11 @@ func (q *workQueue) take() (refs []model.Ref, cycle bool) {
 	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
 	return refs, cycle
 }
+
+// takeAll empties the whole queue (what a cycle or a repair covers) and
+// returns the bindings and whether a template check was asked for.
+func (q *workQueue) takeAll() (refs []model.Ref, template bool) {
+	refs, _ = q.take()
+	template, q.template = q.template, false
+	return refs, template
+}

@@ -357,8 +357,7 @@ func (r *Loop) runCycle(ctx context.Context, t *term, trigger string) {
 	rep := t.s.Cycle(ctx, r.Options)
 	t.lastCycleEnd = r.Clock()
 	// A full cycle covers whatever repairs and template checks were queued.
-	t.work.take()
-	t.work.template = false
+	t.work.takeAll()
 	t.workSince = time.Time{}
 	t.nextPoll = t.lastCycleEnd.Add(r.PollInterval)
 	logObserver{log: r.Log}.cycleDone(rep, trigger)
@@ -389,9 +388,7 @@ func (r *Loop) runCycle(ctx context.Context, t *term, trigger string) {
 }
 
 func (r *Loop) runRepair(ctx context.Context, t *term, now time.Time) {
-	refs, _ := t.work.take()
-	template := t.work.template
-	t.work.template = false
+	refs, template := t.work.takeAll()
 	t.workSince = time.Time{}
 	t.lastRepair = now
 	if template {
